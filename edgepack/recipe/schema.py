@@ -1,0 +1,267 @@
+"""The recipe schema: strict pydantic models (unknown keys refused, values range-checked).
+
+Tagged sections (`dataset`, `model`, each `[[optimize]]` entry) are discriminated unions on
+`kind`, so an error names the branch that was meant. Cross-field rules live in model
+validators whose messages name every field involved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}
+
+
+class Strict(BaseModel):
+    """Base of every recipe section: frozen, and unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class Normalization(Strict):
+    """Input normalization `x' = (x - mean) / std`, declared once, carried to the manifest."""
+
+    mean: float | list[float] = 0.0
+    std: float | list[float] = 1.0
+
+    @field_validator("std")
+    @classmethod
+    def _std_positive(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(v <= 0 for v in values):
+            raise ValueError("every std must be > 0")
+        return value
+
+
+class _DatasetBase(Strict):
+    test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    normalization: Normalization = Normalization()
+    labels: list[str] | None = None
+
+
+class DigitsDataset(_DatasetBase):
+    """The built-in 8x8 handwritten digits (1,797 images, pixel values 0..16)."""
+
+    kind: Literal["digits"]
+    normalization: Normalization = Normalization(mean=0.0, std=16.0)
+
+
+class NpzDataset(_DatasetBase):
+    """Arrays in a `.npz`: images (N, H, W[, C]) and integer labels (N,)."""
+
+    kind: Literal["npz"]
+    path: str = Field(min_length=1)
+    x_key: str = "x"
+    y_key: str = "y"
+
+
+class FolderDataset(_DatasetBase):
+    """A folder of images with one sub-folder per class (the sub-folder name is the label)."""
+
+    kind: Literal["folder"]
+    path: str = Field(min_length=1)
+    image_size: tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
+    color_mode: Literal["grayscale", "rgb"] = "rgb"
+
+
+DatasetSpec = Annotated[
+    Union[DigitsDataset, NpzDataset, FolderDataset], Field(discriminator="kind")
+]
+
+
+class BuilderModel(Strict):
+    """A model built by a Python function `module:function(input_shape, num_classes, **args)`."""
+
+    kind: Literal["builder"]
+    builder: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    args: dict[str, int | float | str | bool | list[int] | list[float]] = {}
+
+
+class SavedModel(Strict):
+    """A saved Keras 2 model: `.keras`, `.h5` or a SavedModel directory."""
+
+    kind: Literal["saved"]
+    path: str = Field(min_length=1)
+
+
+ModelSpec = Annotated[Union[BuilderModel, SavedModel], Field(discriminator="kind")]
+
+Optimizer = Literal["adam", "sgd", "rmsprop"]
+
+
+class TrainSettings(Strict):
+    """How a built model is trained from scratch."""
+
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(32, ge=1, le=65_536)
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
+    optimizer: Optimizer = "adam"
+
+
+class _FineTune(Strict):
+    epochs: int = Field(2, ge=1, le=10_000)
+    batch_size: int = Field(32, ge=1, le=65_536)
+    learning_rate: float = Field(1e-4, gt=0.0, le=10.0)
+    optimizer: Optimizer = "adam"
+
+
+class PruneStage(_FineTune):
+    """Magnitude pruning; the schedule is expressed as a fraction of the stage, never in steps."""
+
+    kind: Literal["prune"]
+    final_sparsity: float = Field(0.5, gt=0.0, lt=1.0)
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    end_fraction: float = Field(0.7, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _initial_below_final(self) -> PruneStage:
+        if self.initial_sparsity >= self.final_sparsity:
+            raise ValueError(
+                f"initial_sparsity ({self.initial_sparsity}) must be below "
+                f"final_sparsity ({self.final_sparsity})"
+            )
+        return self
+
+
+class QatStage(_FineTune):
+    """Quantization-aware training of the whole model (pruning-preserving after a prune stage)."""
+
+    kind: Literal["qat"]
+
+
+OptimizeStage = Annotated[Union[PruneStage, QatStage], Field(discriminator="kind")]
+
+
+class ConvertSettings(Strict):
+    """TFLite conversion mode and calibration."""
+
+    mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
+    io: Literal["int8", "float32"] = "int8"
+    calibration_samples: int = Field(256, ge=1, le=100_000)
+    calibration_seed: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _io_needs_int8(self) -> ConvertSettings:
+        if self.io == "int8" and self.mode != "int8" and "io" in self.model_fields_set:
+            raise ValueError(
+                f"io = 'int8' needs mode = 'int8' (mode is '{self.mode}'); "
+                "use io = 'float32' or mode = 'int8'"
+            )
+        return self
+
+    @property
+    def integer_io(self) -> bool:
+        """True when the model's inputs and outputs are int8 tensors."""
+        return self.mode == "int8" and self.io == "int8"
+
+
+class ValidateSettings(Strict):
+    """Where and how the converted model is measured."""
+
+    devices: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]] = Field(
+        default_factory=lambda: ["host"], min_length=1
+    )
+    warmup: int = Field(20, ge=0, le=100_000)
+    runs: int = Field(200, ge=1, le=1_000_000)
+    threads: int = Field(1, ge=1, le=256)
+
+
+class Budgets(Strict):
+    """Limits that fail the gate (exit 3) when exceeded. Accuracies are fractions in [0, 1]."""
+
+    max_size: int | str | None = None
+    latency_p90_ms: float | dict[str, float] | None = None
+    max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+
+    @field_validator("max_size")
+    @classmethod
+    def _size_parses(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @field_validator("latency_p90_ms")
+    @classmethod
+    def _latency_positive(cls, value: float | dict[str, float] | None) -> object:
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(v is not None and v <= 0 for v in values):
+            raise ValueError("latency budgets must be > 0 ms")
+        return value
+
+    @property
+    def max_size_bytes(self) -> int | None:
+        """The size budget in bytes."""
+        return None if self.max_size is None else parse_size(self.max_size)
+
+
+def parse_size(value: int | str) -> int:
+    """Parse `12345`, `"80 KB"` (1000 B) or `"64 KiB"` (1024 B) into bytes."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("a size must be > 0 bytes")
+        return value
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise ValueError(f"'{value}' is not a size; use bytes (an integer) or e.g. '80 KB', '64 KiB', '2 MB'")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError("a size must be > 0 bytes")
+    return size
+
+
+class BundleSettings(Strict):
+    """Where the bundle goes and in which forms."""
+
+    out: str | None = None
+    zip: bool = False
+
+
+class Recipe(Strict):
+    """One model's whole path: data, model, training, optimization, conversion, checks."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)
+    description: str = ""
+    version: str = Field("0.1.0", pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    dataset: DatasetSpec
+    model: ModelSpec
+    train: TrainSettings = TrainSettings()
+    optimize: list[OptimizeStage] = []
+    convert: ConvertSettings = ConvertSettings()
+    validation: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    budgets: Budgets = Budgets()
+    bundle: BundleSettings = BundleSettings()
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, protected_namespaces=(), populate_by_name=True
+    )
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Recipe:
+        if isinstance(self.model, SavedModel) and "train" in self.model_fields_set:
+            raise ValueError(
+                "[train] is set but model.kind = 'saved': a saved model is not trained from "
+                "scratch; remove [train] or fine-tune it in an [[optimize]] stage"
+            )
+        kinds = [stage.kind for stage in self.optimize]
+        if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
+            raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")
+        budget = self.budgets.latency_p90_ms
+        if isinstance(budget, dict):
+            unknown = sorted(set(budget) - set(self.validation.devices))
+            if unknown:
+                raise ValueError(
+                    f"budgets.latency_p90_ms names device(s) {unknown} that are not in "
+                    f"validate.devices {self.validation.devices}"
+                )
+        return self
+
+    def resolved(self) -> dict[str, object]:
+        """The recipe with every default filled in, as TOML/JSON-ready data."""
+        return self.model_dump(mode="json", by_alias=True)
