@@ -1,0 +1,5 @@
+"""Dataset sources, seeded splits and calibration sampling (numpy only, no TensorFlow)."""
+
+from edgepack.datasets.core import Dataset, calibration_sample, fingerprint, load_dataset
+
+__all__ = ["Dataset", "calibration_sample", "fingerprint", "load_dataset"]

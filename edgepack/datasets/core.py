@@ -1,0 +1,115 @@
+"""The Dataset record, loading by recipe spec, seeded splits, normalization, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgepack.errors import DatasetError
+from edgepack.recipe.schema import DigitsDataset, FolderDataset, Normalization, NpzDataset
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Normalized float32 NHWC images and integer labels, split into train and test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    labels: list[str]
+    normalization: Normalization
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one image (H, W, C)."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels name."""
+        return len(self.labels)
+
+
+def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, base_dir: Path) -> Dataset:
+    """Load the raw data a spec names, normalize it and split it with `seed`."""
+    if isinstance(spec, DigitsDataset):
+        from edgepack.datasets.sources import load_digits as loader
+    elif isinstance(spec, NpzDataset):
+        from edgepack.datasets.sources import load_npz as loader
+    else:
+        from edgepack.datasets.sources import load_folder as loader
+    x, y, labels = loader(spec, base_dir)
+    labels = _labels(spec.labels or labels, y, spec)
+    x = normalize(_nhwc(x), spec.normalization)
+    train, test = split_indices(len(x), spec.test_fraction, seed)
+    return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization)
+
+
+def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
+    """Apply `(x - mean) / std` (per channel when lists are given) and return float32."""
+    mean = np.asarray(norm.mean, dtype=np.float32)
+    std = np.asarray(norm.std, dtype=np.float32)
+    channels = x.shape[-1]
+    for name, arr in (("mean", mean), ("std", std)):
+        if arr.ndim and arr.shape[0] not in (1, channels):
+            raise DatasetError(
+                f"dataset.normalization.{name} has {arr.shape[0]} values but the images have "
+                f"{channels} channel(s)",
+                hint="give one value, or one per channel",
+            )
+    return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded permutation cut into train and test indices (test = ceil(n * fraction))."""
+    n_test = math.ceil(n * test_fraction)
+    if n_test >= n or n_test < 1:
+        raise DatasetError(
+            f"dataset has {n} samples: too few for test_fraction = {test_fraction}",
+            hint="add samples or change dataset.test_fraction",
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def calibration_sample(x: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` samples drawn without replacement from `x` with `seed` (all of x if fewer)."""
+    count = min(count, len(x))
+    idx = np.random.default_rng(seed).choice(len(x), size=count, replace=False)
+    return x[np.sort(idx)]
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the shapes, dtypes and bytes of arrays."""
+    digest = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(arr)
+        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim == 4:
+        return x
+    raise DatasetError(
+        f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}",
+        hint="reshape the image array",
+    )
+
+
+def _labels(labels: list[str], y: np.ndarray, spec: object) -> list[str]:
+    if y.size and (y.min() < 0 or y.max() >= len(labels)):
+        raise DatasetError(
+            f"labels run from {int(y.min())} to {int(y.max())} but {len(labels)} label name(s) are given",
+            context=f"dataset.kind = {getattr(spec, 'kind', '?')}",
+            hint="set dataset.labels to one name per class, in class-index order",
+        )
+    return list(labels)

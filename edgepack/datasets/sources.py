@@ -1,0 +1,100 @@
+"""Raw data sources: the shipped digits, a `.npz` of arrays, a folder of class sub-folders."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from edgepack.errors import DatasetError
+from edgepack.recipe.schema import DigitsDataset, FolderDataset, NpzDataset
+from edgepack.resources import shipped_dir
+
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+Raw = tuple[np.ndarray, np.ndarray, list[str]]
+
+
+def digits_path() -> Path:
+    """The shipped `datasets/digits/digits.csv.gz`."""
+    return shipped_dir("datasets") / "digits" / "digits.csv.gz"
+
+
+def load_digits(spec: DigitsDataset, base_dir: Path) -> Raw:
+    """The 1,797 8x8 digits as uint8 images (values 0..16) and labels 0..9."""
+    path = digits_path()
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"the shipped digits file is missing: {exc}", context=str(path),
+                           hint="reinstall edgepack") from exc
+    if hashlib.sha256(blob).hexdigest() != DIGITS_SHA256:
+        raise DatasetError("the shipped digits file is corrupt (sha256 mismatch)", context=str(path),
+                           hint="restore datasets/digits/digits.csv.gz from the repository")
+    table = np.loadtxt(gzip.decompress(blob).decode().splitlines(), delimiter=",", dtype=np.uint8)
+    x = table[:, :64].reshape(-1, 8, 8)
+    y = table[:, 64].astype(np.int64)
+    return x, y, [str(i) for i in range(10)]
+
+
+def load_npz(spec: NpzDataset, base_dir: Path) -> Raw:
+    """Images and integer labels from a `.npz` (keys `x_key`, `y_key`)."""
+    path = _resolve(spec.path, base_dir)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in (spec.x_key, spec.y_key) if k not in data.files]
+            if missing:
+                raise DatasetError(
+                    f"{path}: no array named {missing}", context="dataset.x_key / dataset.y_key",
+                    hint=f"the file holds: {', '.join(data.files) or '(nothing)'}",
+                )
+            x, y = data[spec.x_key], data[spec.y_key]
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read as .npz: {exc}", context="dataset.path") from exc
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise DatasetError(
+            f"{path}: labels must be integers of shape ({len(x)},), got {y.dtype} {y.shape}",
+            context=f"dataset.y_key = '{spec.y_key}'",
+            hint="store class indices 0..K-1, one per image",
+        )
+    labels = [str(i) for i in range(int(y.max()) + 1)] if y.size else []
+    return x, y.astype(np.int64), labels
+
+
+def load_folder(spec: FolderDataset, base_dir: Path) -> Raw:
+    """Images from `path/<class>/*.png|jpg|...`, resized to `image_size`; classes sorted by name."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = _resolve(spec.path, base_dir)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetError(f"{root}: no class sub-folders", context="dataset.path",
+                           hint="put the images of each class in a sub-folder named after it")
+    mode = "L" if spec.color_mode == "grayscale" else "RGB"
+    height, width = spec.image_size
+    images, labels = [], []
+    for index, name in enumerate(classes):
+        for file in sorted((root / name).iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(file) as img:
+                    images.append(np.asarray(img.convert(mode).resize((width, height))))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DatasetError(f"{file}: not a readable image: {exc}", context="dataset.path") from exc
+            labels.append(index)
+    if not images:
+        raise DatasetError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders",
+                           context="dataset.path")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def _resolve(path: str, base_dir: Path) -> Path:
+    resolved = Path(path) if Path(path).is_absolute() else base_dir / path
+    if not resolved.exists():
+        raise DatasetError(f"dataset path '{path}' does not exist", context=f"resolved to {resolved}",
+                           hint="paths in a recipe are relative to the recipe file")
+    return resolved
