@@ -1,0 +1,25 @@
+"""Built-in model builders, referenced from recipes as `edgepack.models.zoo:NAME`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def digits_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -> Any:
+    """A small CNN for 8x8 digits: three 3x3 convolutions, one pooling, two dense layers.
+
+    Every layer is supported by TFMOT's QAT and by full-integer TFLite conversion.
+    """
+    from edgepack.models.tf import load
+
+    keras = load().keras
+    inputs = keras.Input(shape=input_shape, name="image")
+    h = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = keras.layers.Conv2D(2 * width, 3, padding="same", activation="relu", name="conv2")(h)
+    h = keras.layers.MaxPooling2D(name="pool")(h)
+    h = keras.layers.Conv2D(2 * width, 3, padding="same", activation="relu", name="conv3")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Dense(4 * width, activation="relu", name="fc")(h)
+    logits = keras.layers.Dense(num_classes, name="logits")(h)
+    probs = keras.layers.Softmax(name="probs")(logits)
+    return keras.Model(inputs, probs, name="digits_cnn")
