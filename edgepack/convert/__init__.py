@@ -1,0 +1,1 @@
+"""TFLite conversion: the modes and their calibration."""

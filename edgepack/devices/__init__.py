@@ -1,0 +1,1 @@
+"""Device profiles and drivers, and the standalone on-device runner."""

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""edgepack's on-device runner: one standalone file, needing Python 3, numpy and a LiteRT runtime.
+
+It is copied to the device as is, so it imports nothing from edgepack and never TensorFlow.
+It loads a `.tflite` model, feeds the inputs it is given (an `.npz`, one array per input, in
+input order) or seeded random inputs in each input's range, warms up, times N invokes and prints
+one JSON object on stdout. With `--progress`, it writes `progress DONE TOTAL` lines on stderr.
+"""
+
+import argparse
+import hashlib
+import json
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def import_runtime():
+    """The LiteRT interpreter class, its runtime name and version (ai_edge_litert, else tflite_runtime)."""
+    try:
+        from ai_edge_litert import interpreter as module
+
+        return module.Interpreter, "ai-edge-litert", _version("ai-edge-litert", module)
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter as module
+
+        return module.Interpreter, "tflite-runtime", _version("tflite-runtime", module)
+    except ImportError:
+        sys.stderr.write("error: no LiteRT runtime: pip install ai-edge-litert\n")
+        sys.exit(3)
+
+
+def _version(dist, module):
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # metadata may be absent on a device image
+        return getattr(module, "__version__", "unknown")
+
+
+def cpu_description():
+    """A one-line CPU description from /proc/cpuinfo, falling back to the platform module."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make_inputs(details, seed, given):
+    """The arrays to feed: the given ones (checked), or seeded random values within each dtype's range."""
+    if given is not None:
+        arrays = [given[key] for key in sorted(given.files, key=_key_order)]
+        if len(arrays) != len(details):
+            raise SystemExit(f"error: {len(arrays)} input array(s) given, the model has {len(details)}")
+        return [np.asarray(a, dtype=d["dtype"]).reshape(d["shape"]) for a, d in zip(arrays, details)]
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for d in details:
+        if np.issubdtype(d["dtype"], np.integer):
+            info = np.iinfo(d["dtype"])
+            arrays.append(rng.integers(info.min, info.max, size=d["shape"], endpoint=True).astype(d["dtype"]))
+        else:
+            arrays.append(rng.random(size=d["shape"]).astype(d["dtype"]))
+    return arrays
+
+
+def _key_order(name):
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 0, name)
+
+
+def peak_rss_kb():
+    """Peak resident memory of this process in KiB (VmHWM: ru_maxrss keeps the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def percentile_summary(times_ms):
+    """p50/p90/p99, mean, std, min and max of a list of latencies (ms)."""
+    arr = np.asarray(times_ms, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
+        "p99": float(np.percentile(arr, 99)), "mean": float(arr.mean()), "std": float(arr.std()),
+        "min": float(arr.min()), "max": float(arr.max()), "runs": int(arr.size),
+    }
+
+
+def run(args):
+    """Load, feed, warm up, time; return the result record."""
+    interpreter_class, runtime, version = import_runtime()
+    start = time.perf_counter()
+    interpreter = interpreter_class(model_path=args.model, num_threads=args.threads)
+    interpreter.allocate_tensors()
+    init_ms = (time.perf_counter() - start) * 1000.0
+    inputs = interpreter.get_input_details()
+    given = np.load(args.inputs, allow_pickle=False) if args.inputs else None
+    arrays = make_inputs(inputs, args.seed, given)
+    for detail, array in zip(inputs, arrays):
+        interpreter.set_tensor(detail["index"], array)
+    total = args.warmup + args.runs
+    times = []
+    for i in range(total):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        if i >= args.warmup:
+            times.append(elapsed)
+        if args.progress and (i + 1) % max(1, total // 50) == 0 or args.progress and i + 1 == total:
+            sys.stderr.write(f"progress {i + 1} {total}\n")
+            sys.stderr.flush()
+    outputs = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+    return {
+        "latency_ms": percentile_summary(times),
+        "init_ms": init_ms,
+        "warmup": args.warmup,
+        "threads": args.threads,
+        "peak_rss_kb": peak_rss_kb(),
+        "runtime": {"name": runtime, "version": version},
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpu": cpu_description(),
+        "machine": platform.machine(),
+        "outputs": [{"shape": list(o.shape), "dtype": str(o.dtype), "values": o.ravel().tolist(),
+                     "sha256": hashlib.sha256(o.tobytes()).hexdigest()} for o in outputs],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inputs", default=None, help=".npz with one array per model input")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        parser.error("--runs and --threads must be >= 1, --warmup >= 0")
+    json.dump(run(args), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
