@@ -1,0 +1,1 @@
+"""Bundles: the model, its labels and a manifest that apps and CI read."""

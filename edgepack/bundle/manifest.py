@@ -1,0 +1,88 @@
+"""The manifest: what the bundle holds, how it was made, and what was measured."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgepack.errors import BundleError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.tflite"
+LABELS_FILE = "labels.txt"
+TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
+
+
+def toolchain_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the artifacts (read without importing them)."""
+    versions = {}
+    for dist in TOOLCHAIN:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 and size in bytes of a file."""
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    """The manifest of a bundle directory; a clear error when it is missing or not JSON."""
+    path = bundle / MANIFEST if bundle.is_dir() else bundle
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"no manifest at {path}", hint="give a bundle directory written by `edgepack run`") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not a readable manifest: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise BundleError(f"{path}: unsupported manifest (schema_version {data.get('schema_version')!r})"
+                          if isinstance(data, dict) else f"{path}: the manifest is not a JSON object",
+                          hint=f"this edgepack reads schema_version {SCHEMA_VERSION}")
+    return data
+
+
+def build_manifest(pipeline: Any, gate: list[Any]) -> dict[str, Any]:
+    """The manifest of a finished pipeline (a `edgepack.pipeline.Pipeline`)."""
+    from edgepack.litert import model_tensors
+
+    recipe, loaded, data = pipeline.recipe, pipeline.loaded, pipeline.data
+    trained, optimized, converted = pipeline.train(), pipeline.optimize(), pipeline.convert()
+    evaluated = pipeline.evaluate()
+    digest, size = file_digest(pipeline.tflite_path)
+    norm = data.normalization
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": recipe.name,
+        "version": recipe.version,
+        "description": recipe.description,
+        "model": {"file": MODEL_FILE, "sha256": digest, "size_bytes": size,
+                  "mode": converted.record["mode"], "io": converted.record["io"]},
+        **model_tensors(pipeline.tflite_path),
+        "labels": list(data.labels),
+        "labels_file": LABELS_FILE,
+        "normalization": {"mean": norm.mean, "std": norm.std, "formula": "(x - mean) / std",
+                          "input_layout": "NHWC", "input_shape": list(data.input_shape)},
+        "recipe": {"sha256": loaded.sha256, "source": str(loaded.path) if loaded.path else None,
+                   "resolved": recipe.resolved()},
+        "toolchain": toolchain_versions(),
+        "data": {
+            "train": {"fingerprint": pipeline.fingerprints["train"], "samples": int(len(data.y_train))},
+            "calibration": converted.record["calibration"],
+            "test": {"fingerprint": pipeline.fingerprints["test"], "samples": int(len(data.y_test))},
+        },
+        "stages": {name: out.id for name, out in pipeline.result.stages.items()},
+        "optimization": {"params_float": trained.record["params"], "stages": optimized.record["stages"]},
+        "metrics": {"accuracy": {k: evaluated.record[k] for k in ("float", "optimized", "tflite", "drop")},
+                    "test_samples": evaluated.record["test_samples"], "size_bytes": size},
+        "validation": pipeline.result.validation,
+        "gate": {"passed": all(r.passed for r in gate), "results": [r.to_dict() for r in gate]},
+    }

@@ -1,0 +1,51 @@
+"""Write a bundle directory (and optionally a zip) atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MODEL_FILE
+from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
+
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, Any], make_zip: bool) -> list[Path]:
+    """Write `out/` with the model, labels and manifest; with `make_zip`, also `out.zip`.
+
+    Everything is written into a temporary directory beside `out` and renamed into place, so
+    an interrupted run leaves the previous bundle (or none), never a partial one.
+    """
+    tmp = temp_dir_beside(out)
+    try:
+        shutil.copyfile(model, tmp / MODEL_FILE)
+        (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        archive = zip_bytes(tmp) if make_zip else None
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    written = [out]
+    if archive is not None:
+        zip_path = out.with_name(out.name + ".zip")
+        atomic_write_bytes(zip_path, archive)
+        written.append(zip_path)
+    return written
+
+
+def zip_bytes(folder: Path) -> bytes:
+    """A deterministic zip of `folder`: sorted entries, fixed timestamps and permissions."""
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()

@@ -1,0 +1,61 @@
+"""Atomic file and directory writes: write beside the target, then rename into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+TMP_MARK = ".tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}{TMP_MARK}", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of `atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def temp_dir_beside(target: Path) -> Path:
+    """A fresh empty directory next to `target`, to fill and then `replace_dir` into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{target.name}{TMP_MARK}", dir=target.parent))
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move the finished directory `tmp` to `target`, replacing what was there.
+
+    The old directory is renamed aside first and removed only after the new one is in place,
+    so an interruption leaves either the old complete directory or the new complete one.
+    """
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f"{target.name}{TMP_MARK}old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_stale_temps(folder: Path) -> None:
+    """Remove temporary entries an interrupted run left in `folder`."""
+    if folder.is_dir():
+        for entry in folder.glob(f"*{TMP_MARK}*"):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)

@@ -1,0 +1,84 @@
+"""Check the recipe's `[budgets]` against measured size, latency and accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from edgepack.recipe.schema import Budgets
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """One budget: its limit, the measured value, the margin left (negative when exceeded)."""
+
+    name: str
+    limit: float
+    measured: float | None
+    unit: str
+    passed: bool
+    margin: float | None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the manifest and `--json`."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the budgets are checked against."""
+
+    size_bytes: int
+    accuracy_float: float | None
+    accuracy_tflite: float | None
+    latency_p90_ms: dict[str, float]
+
+
+def measurements_from_manifest(manifest: dict[str, Any]) -> Measurements:
+    """The figures a bundle's manifest records."""
+    accuracy = manifest.get("metrics", {}).get("accuracy", {})
+    latency = {device: rec["latency_ms"]["p90"] for device, rec in manifest.get("validation", {}).items()}
+    return Measurements(size_bytes=int(manifest["model"]["size_bytes"]), accuracy_float=accuracy.get("float"),
+                        accuracy_tflite=accuracy.get("tflite"), latency_p90_ms=latency)
+
+
+def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
+    """One result per budget set in the recipe, in a stable order."""
+    results = []
+    if budgets.max_size_bytes is not None:
+        results.append(_at_most("max_size", budgets.max_size_bytes, measured.size_bytes, "bytes"))
+    results.extend(_latency(budgets, measured))
+    if budgets.max_accuracy_drop is not None:
+        drop = None
+        if measured.accuracy_float is not None and measured.accuracy_tflite is not None:
+            drop = round(measured.accuracy_float - measured.accuracy_tflite, 6)
+        results.append(_at_most("max_accuracy_drop", budgets.max_accuracy_drop, drop, "fraction",
+                                "float accuracy minus .tflite accuracy on the test split"))
+    if budgets.min_accuracy is not None:
+        results.append(_at_least("min_accuracy", budgets.min_accuracy, measured.accuracy_tflite, "fraction",
+                                 ".tflite accuracy on the test split"))
+    return results
+
+
+def _latency(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
+    limit = budgets.latency_p90_ms
+    if limit is None:
+        return []
+    per_device = limit if isinstance(limit, dict) else {d: limit for d in sorted(measured.latency_p90_ms)}
+    if not per_device:
+        return [_at_most("latency_p90_ms", float(limit), None, "ms", "no device was measured")]  # type: ignore[arg-type]
+    return [_at_most(f"latency_p90_ms.{device}", value, measured.latency_p90_ms.get(device), "ms",
+                     f"p90 latency on '{device}'") for device, value in sorted(per_device.items())]
+
+
+def _at_most(name: str, limit: float, value: float | None, unit: str, detail: str = "") -> BudgetResult:
+    if value is None:
+        return BudgetResult(name, limit, None, unit, False, None, detail or "not measured")
+    return BudgetResult(name, limit, value, unit, value <= limit, limit - value, detail)
+
+
+def _at_least(name: str, limit: float, value: float | None, unit: str, detail: str = "") -> BudgetResult:
+    if value is None:
+        return BudgetResult(name, limit, None, unit, False, None, detail or "not measured")
+    return BudgetResult(name, limit, value, unit, value >= limit, value - limit, detail)

@@ -1,0 +1,43 @@
+"""JUnit XML with one test case per budget, for CI systems that show test reports."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from edgepack.fsutil import atomic_write_bytes
+from edgepack.gate.budgets import BudgetResult
+
+
+def junit_xml(results: list[BudgetResult], suite: str) -> bytes:
+    """The XML document: a `testsuite` named `suite`, a failing `testcase` per exceeded budget."""
+    failures = sum(not r.passed for r in results)
+    root = ET.Element("testsuites", tests=str(len(results)), failures=str(failures))
+    node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)),
+                         failures=str(failures), errors="0", skipped="0")
+    for result in results:
+        case = ET.SubElement(node, "testcase", classname=f"edgepack.budgets.{suite}", name=result.name)
+        if not result.passed:
+            failure = ET.SubElement(case, "failure", type="budget-exceeded", message=describe(result))
+            failure.text = describe(result)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_junit(results: list[BudgetResult], suite: str, path: Path) -> None:
+    """Write the JUnit file atomically."""
+    atomic_write_bytes(path, junit_xml(results, suite))
+
+
+def describe(result: BudgetResult) -> str:
+    """`max_size: measured 81234 bytes, limit 80000 bytes, over by 1234 bytes`."""
+    if result.measured is None:
+        return f"{result.name}: not measured ({result.detail}), limit {_fmt(result.limit)} {result.unit}"
+    margin = result.margin or 0.0
+    word = "left" if result.passed else ("over by" if result.name.startswith(("max", "latency")) else "short by")
+    return (f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
+            f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
