@@ -1,0 +1,296 @@
+"""Run the stages in order, each cached by the hash of its inputs.
+
+recipe -> data -> train -> optimize -> convert -> evaluate -> validate -> gate -> bundle
+
+A stage's id is the sha256 of its name, its resolved settings, the ids of the stages it reads and
+the toolchain versions. Its outputs live in `WORKDIR/RECIPE/STAGE/` with a `stage.json`; when that
+file holds the same id, the stage is a cache hit. Each stage directory is written to a temporary
+directory and renamed into place, so an interrupted run never leaves a half-written stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from edgepack.bundle.manifest import MODEL_FILE, file_digest, toolchain_versions
+from edgepack.datasets import Dataset, calibration_sample, fingerprint, load_dataset
+from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
+from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets
+from edgepack.native import captured_native_logs
+from edgepack.recipe import LoadedRecipe
+from edgepack.recipe.load import canonical_json
+from edgepack.reporting import NullReporter, Reporter
+
+STAGES = ("train", "optimize", "convert", "evaluate", "validate", "gate", "bundle")
+STAGE_FILE = "stage.json"
+KERAS_FILE = "model.h5"
+
+
+@dataclass
+class StageOutput:
+    """What a stage produced: its id, its directory, its record, and whether it came from the cache."""
+
+    name: str
+    id: str
+    dir: Path
+    record: dict[str, Any]
+    cached: bool = False
+
+
+@dataclass
+class RunResult:
+    """Everything `edgepack run` reports."""
+
+    stages: dict[str, StageOutput] = field(default_factory=dict)
+    validation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gate: list[BudgetResult] = field(default_factory=list)
+    bundle: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every budget holds."""
+        return all(result.passed for result in self.gate)
+
+
+class Pipeline:
+    """The stages of one recipe, sharing data and in-memory models, cached in `workdir`."""
+
+    def __init__(self, loaded: LoadedRecipe, workdir: Path, reporter: Reporter | None = None,
+                 use_cache: bool = True, quiet_native: bool = True) -> None:
+        self.loaded = loaded
+        self.recipe = loaded.recipe
+        self.root = workdir / self.recipe.name
+        self.reporter = reporter or NullReporter()
+        self.use_cache = use_cache
+        self.quiet_native = quiet_native
+        self.result = RunResult()
+        self._models: dict[str, Any] = {}
+        self.root.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(self.root)
+
+    # -- data ---------------------------------------------------------------------------------
+    @cached_property
+    def data(self) -> Dataset:
+        """The recipe's dataset, normalized and split with the recipe's seed."""
+        return load_dataset(self.recipe.dataset, self.recipe.seed, self.loaded.base_dir)
+
+    @cached_property
+    def calibration(self) -> Any:
+        """The representative sample for calibration, drawn from the train split."""
+        seed = self.recipe.convert.calibration_seed
+        seed = self.recipe.seed if seed is None else seed
+        return calibration_sample(self.data.x_train, self.recipe.convert.calibration_samples, seed)
+
+    @cached_property
+    def fingerprints(self) -> dict[str, str]:
+        """sha256 fingerprints of the train, calibration and test data."""
+        d = self.data
+        return {"train": fingerprint(d.x_train, d.y_train), "calibration": fingerprint(self.calibration),
+                "test": fingerprint(d.x_test, d.y_test)}
+
+    # -- caching ------------------------------------------------------------------------------
+    def _stage_id(self, name: str, config: Any, inputs: dict[str, str]) -> str:
+        payload = {"stage": name, "config": config, "inputs": inputs, "toolchain": toolchain_versions()}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+    def _run_stage(self, name: str, stage_id: str, body: Callable[[Path], dict[str, Any]]) -> StageOutput:
+        if name in self.result.stages:
+            return self.result.stages[name]
+        target = self.root / name
+        cached = self._load_cached(target, stage_id)
+        if cached is not None:
+            self.reporter.stage(name, "cached")
+            out = StageOutput(name, stage_id, target, cached, cached=True)
+        else:
+            self.reporter.stage(name, "running")
+            tmp = temp_dir_beside(target)
+            try:
+                with captured_native_logs(self.quiet_native):
+                    record = body(tmp)
+                (tmp / STAGE_FILE).write_text(json.dumps({"id": stage_id, "record": record}, indent=2))
+                replace_dir(tmp, target)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            out = StageOutput(name, stage_id, target, record)
+        self.result.stages[name] = out
+        return out
+
+    def _load_cached(self, target: Path, stage_id: str) -> dict[str, Any] | None:
+        if not self.use_cache:
+            return None
+        try:
+            saved = json.loads((target / STAGE_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return saved["record"] if saved.get("id") == stage_id else None
+
+    def _model(self, stage: StageOutput) -> Any:
+        if stage.name not in self._models:
+            from edgepack.models.source import load_model
+
+            self._models[stage.name] = load_model(stage.dir / stage.record["model_file"])
+        return self._models[stage.name]
+
+    # -- stages -------------------------------------------------------------------------------
+    def train(self) -> StageOutput:
+        """Build and train (or load) the float reference model; measure its test accuracy."""
+        r = self.recipe
+        config = {"model": r.model.model_dump(mode="json"), "seed": r.seed,
+                  "train": r.train.model_dump(mode="json") if r.model.kind == "builder" else None,
+                  "saved": _path_digest(self.loaded.base_dir / r.model.path) if r.model.kind == "saved" else None}
+        stage_id = self._stage_id("train", config, {"data": self.fingerprints["train"]})
+
+        def body(out: Path) -> dict[str, Any]:
+            from edgepack.models.source import count_params, save_model
+            from edgepack.models.tf import seed_everything
+            from edgepack.optimize.loop import accuracy
+            from edgepack.optimize.train import train
+
+            seed_everything(r.seed)
+            model, metrics = train(self.loaded, self.data, self.reporter)
+            test_accuracy = accuracy(model, self.data.x_test, self.data.y_test, self.reporter, "train: evaluate")
+            save_model(model, out / KERAS_FILE)
+            self._models["train"] = model
+            return {"model_file": KERAS_FILE, "params": count_params(model), "test_accuracy": test_accuracy,
+                    **metrics}
+
+        return self._run_stage("train", stage_id, body)
+
+    def optimize(self) -> StageOutput:
+        """Run the `[[optimize]]` stages in order on the trained model."""
+        trained = self.train()
+        stages = [s.model_dump(mode="json") for s in self.recipe.optimize]
+        stage_id = self._stage_id("optimize", {"stages": stages, "seed": self.recipe.seed}, {"train": trained.id})
+
+        def body(out: Path) -> dict[str, Any]:
+            if not self.recipe.optimize:
+                self._models["optimize"] = self._model(trained)
+                return {"model_file": str(Path("..") / "train" / KERAS_FILE), "stages": []}
+            from edgepack.models.source import save_model
+            from edgepack.models.tf import seed_everything
+            from edgepack.optimize.stages import optimize
+
+            seed_everything(self.recipe.seed + 1)
+            model, records = optimize(self._model(trained), list(self.recipe.optimize), self.data, self.reporter)
+            save_model(model, out / KERAS_FILE)
+            self._models["optimize"] = model
+            return {"model_file": KERAS_FILE, "stages": records}
+
+        return self._run_stage("optimize", stage_id, body)
+
+    def convert(self) -> StageOutput:
+        """Convert the optimized model to `.tflite` in the recipe's mode, calibrated."""
+        optimized = self.optimize()
+        settings = self.recipe.convert
+        calibration_seed = self.recipe.seed if settings.calibration_seed is None else settings.calibration_seed
+        stage_id = self._stage_id("convert", settings.model_dump(mode="json"),
+                                  {"optimize": optimized.id, "calibration": self.fingerprints["calibration"]})
+
+        def body(out: Path) -> dict[str, Any]:
+            from edgepack.convert.tflite import convert
+
+            flatbuffer = convert(self._model(optimized), settings, self.calibration, self.reporter)
+            (out / MODEL_FILE).write_bytes(flatbuffer)
+            digest, size = file_digest(out / MODEL_FILE)
+            return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io, "sha256": digest,
+                    "size_bytes": size, "calibration": {"samples": int(len(self.calibration)),
+                                                        "seed": calibration_seed,
+                                                        "fingerprint": self.fingerprints["calibration"]}}
+
+        return self._run_stage("convert", stage_id, body)
+
+    @property
+    def tflite_path(self) -> Path:
+        """The converted model file."""
+        converted = self.convert()
+        return converted.dir / converted.record["model_file"]
+
+    def evaluate(self) -> StageOutput:
+        """Accuracy of the float, optimized and `.tflite` models on the test split."""
+        trained, optimized, converted = self.train(), self.optimize(), self.convert()
+        stage_id = self._stage_id("evaluate", {}, {"convert": converted.id, "test": self.fingerprints["test"]})
+
+        def body(out: Path) -> dict[str, Any]:
+            from edgepack.litert import tflite_accuracy
+
+            tflite = tflite_accuracy(self.tflite_path, self.data.x_test, self.data.y_test, self.reporter,
+                                     f"evaluate {converted.record['mode']} .tflite")
+            float_acc = trained.record["test_accuracy"]
+            opt = optimized.record["stages"]
+            return {"float": float_acc, "optimized": opt[-1]["test_accuracy"] if opt else float_acc,
+                    "tflite": tflite, "drop": round(float_acc - tflite, 6),
+                    "test_samples": int(len(self.data.y_test))}
+
+        return self._run_stage("evaluate", stage_id, body)
+
+    def validate(self) -> dict[str, dict[str, Any]]:
+        """Latency and memory of the `.tflite` on each device of the recipe (never cached)."""
+        from edgepack.devices.local import run_local
+        from edgepack.devices.profiles import load_device
+
+        settings = self.recipe.validation
+        model = self.tflite_path
+        for name in settings.devices:
+            device = load_device(name)
+            self.reporter.stage("validate", f"on {name}")
+            record = run_local(model, runs=settings.runs, warmup=settings.warmup,
+                               threads=device.threads or settings.threads, reporter=self.reporter,
+                               label=f"validate {name}")
+            record.pop("outputs", None)
+            self.result.validation[name] = {"device": name, "kind": device.kind, **record}
+        return self.result.validation
+
+    def gate(self) -> list[BudgetResult]:
+        """Check the recipe's budgets against the measured figures."""
+        evaluated = self.evaluate()
+        validation = self.result.validation or self.validate()
+        measured = Measurements(
+            size_bytes=self.convert().record["size_bytes"], accuracy_float=evaluated.record["float"],
+            accuracy_tflite=evaluated.record["tflite"],
+            latency_p90_ms={name: rec["latency_ms"]["p90"] for name, rec in validation.items()},
+        )
+        self.result.gate = check_budgets(self.recipe.budgets, measured)
+        return self.result.gate
+
+    def bundle(self, out: Path | None = None, make_zip: bool | None = None) -> list[Path]:
+        """Write the bundle: model, labels, manifest (with measurements and gate results)."""
+        from edgepack.bundle.manifest import build_manifest
+        from edgepack.bundle.writer import write_bundle
+
+        gate = self.result.gate if self.result.gate or "gate" in self.result.stages else self.gate()
+        self.reporter.stage("bundle", "writing")
+        with captured_native_logs(self.quiet_native):
+            manifest = build_manifest(self, gate)
+        target = out or self.default_bundle_dir()
+        do_zip = self.recipe.bundle.zip if make_zip is None else make_zip
+        self.result.bundle = write_bundle(target, self.tflite_path, self.data.labels, manifest, do_zip)
+        return self.result.bundle
+
+    def default_bundle_dir(self) -> Path:
+        """`bundle.out` from the recipe (relative to the working directory), else WORKDIR/RECIPE/bundle."""
+        return Path(self.recipe.bundle.out) if self.recipe.bundle.out else self.root / "bundle"
+
+    def run(self, out: Path | None = None, make_zip: bool | None = None) -> RunResult:
+        """Every stage, in order, ending with the bundle."""
+        self.gate()
+        self.bundle(out, make_zip)
+        return self.result
+
+
+def _path_digest(path: Path) -> str:
+    """sha256 over a file, or over every file of a directory (names and bytes)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if file.exists():
+            digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
