@@ -1,0 +1,1 @@
+"""The command-line interface: Typer commands, the output sink and the one error boundary."""

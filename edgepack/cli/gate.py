@@ -1,0 +1,40 @@
+"""`edgepack gate BUNDLE`: check budgets against a bundle's recorded measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgepack.cli import output
+from edgepack.cli.boundary import boundary
+from edgepack.cli.stages import JUNIT, _finish_gate
+from edgepack.cli.summary import budget_table
+
+
+def register(app: typer.Typer) -> None:
+    """Add the gate command to the top-level app."""
+
+    @app.command()
+    @boundary
+    def gate(bundle: Path = typer.Argument(..., help="A bundle directory (or its manifest.json)."),
+             recipe: str = typer.Option(None, "--recipe", "-r",
+                                        help="Take the budgets from this recipe instead of the bundle's own."),
+             junit: Path = JUNIT) -> None:
+        """Check budgets; exit 0 when all hold, 3 when any is exceeded."""
+        from edgepack.bundle.manifest import read_manifest
+        from edgepack.gate import check_budgets, measurements_from_manifest
+        from edgepack.recipe import Recipe, load_recipe
+
+        manifest = read_manifest(bundle)
+        if recipe is not None:
+            budgets = load_recipe(recipe).recipe.budgets
+        else:
+            budgets = Recipe.model_validate(manifest["recipe"]["resolved"]).budgets
+        results = check_budgets(budgets, measurements_from_manifest(manifest))
+        if output.state.json:
+            output.emit_json({"bundle": str(bundle), "passed": all(r.passed for r in results),
+                              "results": [r.to_dict() for r in results]})
+        else:
+            output.print_table(budget_table(results))
+        _finish_gate(results, junit, manifest.get("name", "bundle"))

@@ -1,0 +1,109 @@
+"""The output sink: the only module that prints. Rich for people, JSON with `--json`.
+
+Tables and results go to stdout; progress bars and errors to stderr, so that stdout can be
+piped. With `--json`, stdout carries exactly one JSON document and there are no progress bars.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgepack.errors import EdgepackError
+from edgepack.reporting import NullReporter, Reporter
+
+
+@dataclass
+class State:
+    """Global options, set by the top-level callback."""
+
+    json: bool = False
+    debug: bool = False
+
+
+state = State()
+
+
+def stdout() -> Console:
+    """The console for results."""
+    return Console(soft_wrap=False)
+
+
+def stderr() -> Console:
+    """The console for progress, notes and errors (the real stderr, even while fd 2 is captured)."""
+    from edgepack.native import terminal_stderr
+
+    return Console(file=terminal_stderr())
+
+
+def emit_json(data: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_table(table: Table) -> None:
+    """Show a rich table on stdout."""
+    stdout().print(table)
+
+
+def message(text: str) -> None:
+    """A line for people (suppressed with --json)."""
+    if not state.json:
+        stdout().print(text)
+
+
+def render_error(error: EdgepackError) -> None:
+    """Show an edgepack error: JSON on stdout with --json, else a short report on stderr."""
+    if state.json:
+        emit_json(error.to_dict())
+        return
+    console = stderr()
+    console.print(f"[bold red]error[/] [dim]({error.code})[/]: {error.message}", highlight=False)
+    if error.context:
+        for line in error.context.splitlines():
+            console.print(f"  {line}", highlight=False, markup=False)
+    if error.hint:
+        console.print(f"[bold]hint[/]: {error.hint}", highlight=False)
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task_id: Any) -> None:
+        self.progress, self.task_id = progress, task_id
+
+    def advance(self, steps: int = 1, description: str | None = None) -> None:
+        if description is not None:
+            self.progress.update(self.task_id, description=description)
+        if steps:
+            self.progress.advance(self.task_id, steps)
+
+
+class RichReporter:
+    """Progress bars and stage lines on stderr."""
+
+    def __init__(self) -> None:
+        self.console = stderr()
+
+    def stage(self, name: str, detail: str) -> None:
+        self.console.print(f"[bold cyan]{name}[/] [dim]{detail}[/]", highlight=False)
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[_RichTask]:
+        columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            yield _RichTask(progress, progress.add_task(description, total=total))
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]note[/]: {message}", highlight=False)
+
+
+def reporter() -> Reporter:
+    """The reporter for the current mode: none with --json."""
+    return NullReporter() if state.json else RichReporter()

@@ -1,0 +1,73 @@
+"""`edgepack recipes list|show|check`: the shipped recipes and recipe validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edgepack.cli import output
+from edgepack.cli.boundary import boundary
+from edgepack.errors import EXIT_BAD_INPUT, RecipeError
+from edgepack.recipe.load import list_recipes, load_recipe, resolve_recipe_path
+
+app = typer.Typer(help="List, show and check recipes.", no_args_is_help=True)
+
+
+@app.command("list")
+@boundary
+def list_cmd() -> None:
+    """List the shipped recipes."""
+    rows = []
+    for path in list_recipes():
+        loaded = load_recipe(str(path))
+        rows.append({"name": path.stem, "path": str(path), "description": loaded.recipe.description})
+    if output.state.json:
+        output.emit_json(rows)
+        return
+    table = Table(title="recipes", title_justify="left")
+    table.add_column("name")
+    table.add_column("description")
+    for row in rows:
+        table.add_row(row["name"], row["description"])
+    output.print_table(table)
+
+
+@app.command("show")
+@boundary
+def show(name: str = typer.Argument(..., help="A recipe name in recipes/ or a path.")) -> None:
+    """Print a recipe's file, or with --json its resolved form (every default filled in)."""
+    path = resolve_recipe_path(name)
+    loaded = load_recipe(str(path))
+    if output.state.json:
+        output.emit_json({"path": str(path), "sha256": loaded.sha256, "recipe": loaded.recipe.resolved()})
+        return
+    output.stdout().print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+
+
+@app.command("check")
+@boundary
+def check(files: list[Path] = typer.Argument(..., help="Recipe files (or shipped names) to validate.")) -> None:
+    """Validate recipes; exit 2 naming the file, field and value of every problem."""
+    problems: list[RecipeError] = []
+    checked = []
+    for file in files:
+        try:
+            loaded = load_recipe(str(file))
+            checked.append({"recipe": str(file), "ok": True, "sha256": loaded.sha256})
+        except RecipeError as exc:
+            problems.append(exc)
+            checked.append({"recipe": str(file), "ok": False, "error": exc.to_dict()})
+    if output.state.json:
+        output.emit_json(checked)
+        if problems:
+            raise typer.Exit(EXIT_BAD_INPUT)
+        return
+    for row in checked:
+        if row["ok"]:
+            output.message(f"[green]ok[/] {row['recipe']}")
+    for exc in problems[:-1]:
+        output.render_error(exc)
+    if problems:
+        raise problems[-1]

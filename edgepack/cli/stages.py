@@ -1,0 +1,144 @@
+"""`edgepack run` and the single-stage commands (train, optimize, convert, evaluate, validate, bundle).
+
+Each stage command runs the stages before it through the cache, so it can be run alone: an
+unchanged earlier stage is a cache hit, not a re-run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from edgepack.cli import output
+from edgepack.cli.boundary import boundary
+from edgepack.cli.summary import budget_table, failures, results_table
+from edgepack.errors import BudgetExceeded
+
+RECIPE = typer.Argument(None, help="Recipe name in recipes/ or a path to a .toml (default: digits).",
+                        show_default=False)
+WORKDIR = typer.Option(Path("build"), "--workdir", "-w", help="Where stage outputs are cached.")
+NO_CACHE = typer.Option(False, "--no-cache", help="Re-run every stage even when its inputs are unchanged.")
+OUT = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundle.out, else WORKDIR/RECIPE/bundle).")
+ZIP = typer.Option(None, "--zip/--no-zip", help="Also write BUNDLE.zip (default: bundle.zip in the recipe).")
+JUNIT = typer.Option(None, "--junit", help="Write the budget results as JUnit XML to this file.")
+
+
+def _pipeline(recipe: str | None, workdir: Path, no_cache: bool) -> Any:
+    from edgepack.pipeline import Pipeline
+    from edgepack.recipe import load_recipe
+
+    return Pipeline(load_recipe(recipe), workdir, output.reporter(), use_cache=not no_cache,
+                    quiet_native=not output.state.debug)
+
+
+def _stage_json(stage: Any) -> dict[str, Any]:
+    return {"id": stage.id, "cached": stage.cached, "dir": str(stage.dir), **stage.record}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pipeline commands to the top-level app."""
+
+    @app.command()
+    @boundary
+    def run(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
+            zip: bool = ZIP, junit: Path = JUNIT) -> None:
+        """Run the whole recipe: train, optimize, convert, evaluate, validate, gate, bundle.
+
+        Exit 0 when every budget holds, 3 when one is exceeded (the bundle is still written).
+        """
+        pipeline = _pipeline(recipe, workdir, no_cache)
+        result = pipeline.run(out, zip)
+        _report_run(pipeline, result)
+        _finish_gate(result.gate, junit, pipeline.recipe.name)
+
+    @app.command()
+    @boundary
+    def train(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE) -> None:
+        """Build and train the recipe's model (the float reference)."""
+        _show_stage(_pipeline(recipe, workdir, no_cache).train())
+
+    @app.command()
+    @boundary
+    def optimize(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE) -> None:
+        """Apply the recipe's optimize stages (pruning, QAT) to the trained model."""
+        _show_stage(_pipeline(recipe, workdir, no_cache).optimize())
+
+    @app.command()
+    @boundary
+    def convert(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE) -> None:
+        """Convert the optimized model to .tflite in the recipe's mode."""
+        _show_stage(_pipeline(recipe, workdir, no_cache).convert())
+
+    @app.command()
+    @boundary
+    def evaluate(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE) -> None:
+        """Accuracy of the float, optimized and .tflite models on the test split."""
+        _show_stage(_pipeline(recipe, workdir, no_cache).evaluate())
+
+    @app.command()
+    @boundary
+    def validate(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE) -> None:
+        """Measure latency and memory of the .tflite on the recipe's devices."""
+        validation = _pipeline(recipe, workdir, no_cache).validate()
+        if output.state.json:
+            output.emit_json(validation)
+            return
+        for name, rec in validation.items():
+            lat = rec["latency_ms"]
+            output.message(f"{name}: p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms "
+                           f"({lat['runs']} runs, {rec['threads']} thread(s), {rec['runtime']['name']} "
+                           f"{rec['runtime']['version']}), peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB")
+
+    @app.command()
+    @boundary
+    def bundle(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
+               zip: bool = ZIP) -> None:
+        """Write the bundle (model, labels, manifest with measurements and budget results)."""
+        written = _pipeline(recipe, workdir, no_cache).bundle(out, zip)
+        if output.state.json:
+            output.emit_json({"bundle": [str(p) for p in written]})
+            return
+        for path in written:
+            output.message(f"wrote {path}")
+
+
+def _show_stage(stage: Any) -> None:
+    if output.state.json:
+        output.emit_json({stage.name: _stage_json(stage)})
+        return
+    import json
+
+    state = "cached" if stage.cached else "done"
+    output.message(f"[bold]{stage.name}[/] {state} (id {stage.id}) in {stage.dir}")
+    output.stdout().print_json(json.dumps(stage.record))
+
+
+def _report_run(pipeline: Any, result: Any) -> None:
+    stages = result.stages
+    if output.state.json:
+        output.emit_json({
+            "recipe": pipeline.recipe.name, "recipe_sha256": pipeline.loaded.sha256,
+            "stages": {name: _stage_json(s) for name, s in stages.items()},
+            "validation": result.validation,
+            "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
+            "bundle": [str(p) for p in result.bundle],
+        })
+        return
+    output.print_table(results_table(stages["evaluate"].record, stages["convert"].record,
+                                     stages["optimize"].record, result.validation))
+    output.print_table(budget_table(result.gate))
+    for path in result.bundle:
+        output.message(f"bundle: {path}")
+
+
+def _finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:
+    if junit is not None:
+        from edgepack.gate.junit import write_junit
+
+        write_junit(results, suite, junit)
+    failed = failures(results)
+    if failed:
+        raise BudgetExceeded(f"{len(failed)} budget(s) exceeded", context="\n".join(failed),
+                             hint="shrink the model, relax the budget, or look at the failing stage's figures")
