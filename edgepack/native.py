@@ -13,19 +13,26 @@ import sys
 import tempfile
 import warnings
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import IO, Iterator
 
 from edgepack.errors import EdgepackError
 
 
-@lru_cache(maxsize=1)
+_terminal: dict[int, IO[str]] = {}
+
+
 def terminal_stderr() -> IO[str]:
-    """A file on the original stderr that stays there while fd 2 is redirected."""
+    """A file on the original stderr that stays there while fd 2 is redirected.
+
+    Without a real descriptor (a test runner's captured stream), that stream itself.
+    """
     try:
-        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
-    except (OSError, ValueError, AttributeError):  # no real fd (e.g. under a test runner)
+        fd = sys.stderr.fileno()
+    except (OSError, ValueError, AttributeError):
         return sys.stderr
+    if fd not in _terminal:
+        _terminal[fd] = os.fdopen(os.dup(fd), "w", buffering=1)
+    return _terminal[fd]
 
 
 @contextmanager

@@ -66,6 +66,7 @@ def render_error(error: EdgepackError) -> None:
         emit_json(error.to_dict())
         return
     console = stderr()
+    console.soft_wrap = True  # never break a path or a field name across lines
     console.print(f"[bold red]error[/] [dim]({error.code})[/]: {error.message}", highlight=False)
     if error.context:
         for line in error.context.splitlines():

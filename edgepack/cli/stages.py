@@ -14,7 +14,7 @@ import typer
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.cli.summary import budget_table, failures, results_table
-from edgepack.errors import BudgetExceeded
+from edgepack.errors import EXIT_BUDGET, BudgetExceeded
 
 RECIPE = typer.Argument(None, help="Recipe name in recipes/ or a path to a .toml (default: digits).",
                         show_default=False)
@@ -139,6 +139,8 @@ def _finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:
 
         write_junit(results, suite, junit)
     failed = failures(results)
+    if failed and output.state.json:
+        raise typer.Exit(EXIT_BUDGET)  # the JSON report already says which budgets failed
     if failed:
         raise BudgetExceeded(f"{len(failed)} budget(s) exceeded", context="\n".join(failed),
                              hint="shrink the model, relax the budget, or look at the failing stage's figures")

@@ -23,6 +23,37 @@ def allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
+def walk(loc: tuple[Any, ...], data: Any) -> tuple[str, Any, bool]:
+    """Follow a pydantic error location through the raw data, as a path people read.
+
+    Returns the dotted path (`optimize[1].final_sparsity`), the value found there and whether
+    it was found. The union tags pydantic inserts (`optimize.1.prune.final_sparsity`) are
+    recognised from the schema, not guessed from the data, and dropped.
+    """
+    parts: list[str] = []
+    node, schema, found = data, Recipe, True
+    for elem in loc:
+        if isinstance(elem, str) and schema is not None and _is_union(schema) and _as_model(schema, elem):
+            schema = _as_model(schema, elem)
+            continue
+        if isinstance(node, list) and isinstance(elem, int) and elem < len(node) and parts:
+            parts[-1] += f"[{elem}]"
+            node = node[elem]
+        elif isinstance(node, dict) and elem in node:
+            parts.append(str(elem))
+            node = node[elem]
+        else:
+            parts.append(str(elem))
+            found = False
+        schema = _step(schema, elem) if schema is not None else None
+    return (".".join(parts) or "(top level)"), node, found
+
+
+def _is_union(tp: Any) -> bool:
+    tp = _unwrap(tp)
+    return typing.get_origin(tp) in (Union, typing.Union) or type(tp).__name__ == "UnionType"
+
+
 def _step(node: Any, elem: Any) -> Any:
     node = _unwrap(node)
     if isinstance(elem, int):

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgepack.errors import RecipeError
+from edgepack.recipe.fields import walk
 from edgepack.recipe.schema import Recipe
 from edgepack.resources import shipped_dir
 
@@ -106,34 +107,11 @@ def format_error(err: dict[str, Any], data: Any, where: str) -> str:
     loc = tuple(err["loc"])
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc += ("kind",)
-    path, value, found = _walk(loc, data)
+    path, value, found = walk(loc, data)
     message = _message(err, path, value)
     if err["type"] == "missing" or not found:
         return f"{where}: {path}: {message}"
     return f"{where}: {path} = {_show(value)}: {message}"
-
-
-def _walk(loc: tuple[Any, ...], data: Any) -> tuple[str, Any, bool]:
-    """Follow a pydantic location through the raw data, dropping union tags."""
-    parts: list[str] = []
-    node, found, tag_allowed = data, True, True
-    for elem in loc:
-        if isinstance(node, dict) and elem == node.get("kind") and tag_allowed and elem not in node:
-            tag_allowed = False  # the discriminated-union branch pydantic adds to the location
-            continue
-        tag_allowed = True
-        if isinstance(node, list) and isinstance(elem, int) and elem < len(node):
-            parts[-1] += f"[{elem}]"
-            node = node[elem]
-        elif isinstance(node, dict) and elem in node:
-            parts.append(str(elem))
-            node = node[elem]
-        elif isinstance(elem, str) and elem.startswith("function-"):
-            continue
-        else:
-            parts.append(str(elem))
-            found = False
-    return (".".join(parts) or "(top level)"), node, found
 
 
 def _message(err: dict[str, Any], path: str, value: Any) -> str:

@@ -1,0 +1,78 @@
+"""CLI behaviour that needs no training: start-up, help, errors at the boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import invoke, run_cli, tiny_recipe
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    modules = _modules_after(
+        "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', '--help']\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+    assert "typer" in modules
+    assert not {"tensorflow", "tf_keras", "tensorflow_model_optimization"} & modules
+
+
+def test_recipes_commands_do_not_import_tensorflow() -> None:
+    modules = _modules_after(
+        "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', 'recipes', 'check', 'digits']\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+    assert "tensorflow" not in modules
+
+
+def test_console_script_help_and_version() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "run" in proc.stdout and "gate" in proc.stdout
+    assert run_cli("--version").stdout.strip() == "edgepack 0.1.0"
+
+
+def test_missing_dataset_file_is_exit_2_with_field_and_no_traceback(tmp_path: Path) -> None:
+    recipe = tmp_path / "npz.toml"
+    recipe.write_text('[dataset]\nkind = "npz"\npath = "nowhere.npz"\n'
+                      '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n')
+    result = invoke("train", str(recipe), "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 2
+    assert "dataset path 'nowhere.npz' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_npz_missing_key_names_the_keys_present(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", images=np.zeros((4, 8, 8)), y=np.zeros(4, dtype=np.int64))
+    recipe = tmp_path / "npz.toml"
+    recipe.write_text('[dataset]\nkind = "npz"\npath = "d.npz"\n'
+                      '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n')
+    result = invoke("--json", "train", str(recipe), "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 2
+    assert "no array named ['x']" in result.stdout and "images" in result.stdout
+
+
+def test_unknown_builder_module_is_exit_2(tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path).read_text().replace("edgepack.models.zoo:digits_cnn", "no_such_mod:build")
+    path = tmp_path / "bad.toml"
+    path.write_text(recipe)
+    proc = run_cli("train", str(path), "--workdir", str(tmp_path / "w"))
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot import builder module 'no_such_mod'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_device_lists_the_known_ones() -> None:
+    from edgepack.devices.profiles import load_device
+    from edgepack.errors import BadInputError
+
+    with pytest.raises(BadInputError) as info:
+        load_device("pi-zero")
+    assert "unknown device 'pi-zero'" in info.value.message and "host" in (info.value.hint or "")

@@ -1,0 +1,137 @@
+"""The default recipe end to end through the installed `edgepack` script, and what it writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from conftest import invoke, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_int8_within_one_point_of_float_in_summary_and_manifest(default_run: dict[str, Any]) -> None:
+    evaluated = default_run["report"]["stages"]["evaluate"]
+    accuracy = default_run["manifest"]["metrics"]["accuracy"]
+    assert evaluated["float"] == accuracy["float"] and evaluated["tflite"] == accuracy["tflite"]
+    assert accuracy["float"] > 0.95
+    assert accuracy["float"] - accuracy["tflite"] <= 0.01
+
+
+def test_manifest_size_and_hash_match_the_model_file(default_run: dict[str, Any]) -> None:
+    data = (default_run["bundle"] / "model.tflite").read_bytes()
+    model = default_run["manifest"]["model"]
+    assert model["size_bytes"] == len(data)
+    assert model["sha256"] == hashlib.sha256(data).hexdigest()
+    assert model["mode"] == "int8"
+
+
+def test_manifest_tensors_match_what_litert_reports(default_run: dict[str, Any]) -> None:
+    interp = Interpreter(model_path=str(default_run["bundle"] / "model.tflite"))
+    manifest = default_run["manifest"]
+    for declared, actual in ((manifest["inputs"], interp.get_input_details()),
+                             (manifest["outputs"], interp.get_output_details())):
+        assert len(declared) == len(actual)
+        for tensor, detail in zip(declared, actual):
+            assert tensor["name"] == detail["name"]
+            assert tensor["shape"] == detail["shape"].tolist()
+            assert tensor["dtype"] == np.dtype(detail["dtype"]).name == "int8"
+            assert tensor["scale"] == pytest.approx(detail["quantization"][0], rel=0, abs=0)
+            assert tensor["zero_point"] == detail["quantization"][1]
+
+
+def test_manifest_records_provenance_and_measurements(default_run: dict[str, Any]) -> None:
+    manifest = default_run["manifest"]
+    assert manifest["schema_version"] == 1
+    assert manifest["labels"] == [str(i) for i in range(10)]
+    assert (default_run["bundle"] / "labels.txt").read_text().split() == manifest["labels"]
+    assert manifest["normalization"]["mean"] == 0.0 and manifest["normalization"]["std"] == 16.0
+    assert manifest["recipe"]["resolved"]["name"] == "digits"
+    assert len(manifest["recipe"]["sha256"]) == 64
+    assert set(manifest["toolchain"]) >= {"edgepack", "tensorflow", "tensorflow-model-optimization", "ai-edge-litert"}
+    assert manifest["data"]["calibration"]["samples"] == 256
+    assert len(manifest["data"]["calibration"]["fingerprint"]) == 64
+    assert manifest["data"]["test"]["samples"] == 450
+    host = manifest["validation"]["host"]
+    assert host["latency_ms"]["runs"] == 200
+    assert 0 < host["latency_ms"]["p50"] <= host["latency_ms"]["p90"] <= host["latency_ms"]["p99"]
+    assert host["runtime"]["name"] == "ai-edge-litert"
+    assert manifest["gate"]["passed"] is True
+    assert [r["name"] for r in manifest["gate"]["results"]] == [
+        "max_size", "latency_p90_ms.host", "max_accuracy_drop", "min_accuracy"]
+    prune = manifest["optimization"]["stages"][0]
+    assert prune["kind"] == "prune" and min(prune["sparsity"].values()) >= 0.49
+
+
+def test_junit_of_a_passing_run_has_one_passing_case_per_budget(default_run: dict[str, Any]) -> None:
+    suite = ET.parse(default_run["junit"]).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == 4
+
+
+def _budget_recipe(folder: Path, name: str, budgets: str) -> Path:
+    """The default recipe with only its [budgets] replaced (so every stage is a cache hit)."""
+    text = (Path(__file__).parents[1] / "recipes" / "digits.toml").read_text()
+    path = folder / f"{name}.toml"
+    path.write_text('name = "digits"\n' + text.split("[budgets]")[0] + "[budgets]\n" + budgets)
+    return path
+
+
+def test_size_budget_just_below_fails_with_exit_3_and_one_junit_failure(default_run: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    size = default_run["manifest"]["model"]["size_bytes"]
+    junit = tmp_path / "gate.xml"
+    below = _budget_recipe(tmp_path, "below", f"max_size = {size - 1}\nmin_accuracy = 0.5\n")
+    result = invoke("gate", str(default_run["bundle"]), "--recipe", str(below), "--junit", str(junit))
+    assert result.exit_code == 3, result.output
+    assert "max_size: measured" in result.stderr and "over by 1 bytes" in result.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failed = [c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert failed == ["max_size"]
+    assert len(suite.findall("testcase")) == 2
+
+
+def test_size_budget_just_above_passes_with_exit_0(default_run: dict[str, Any], tmp_path: Path) -> None:
+    size = default_run["manifest"]["model"]["size_bytes"]
+    above = _budget_recipe(tmp_path, "above", f"max_size = {size}\n")
+    result = invoke("gate", str(default_run["bundle"]), "--recipe", str(above))
+    assert result.exit_code == 0, result.output
+
+
+def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
+        default_run: dict[str, Any], tmp_path: Path) -> None:
+    tflite = default_run["manifest"]["metrics"]["accuracy"]["tflite"]
+    recipe = _budget_recipe(tmp_path, "strict", f"min_accuracy = {min(1.0, tflite + 0.001)}\n")
+    out = tmp_path / "bundle"
+    junit = tmp_path / "run.xml"
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), "--out", str(out),
+                   "--junit", str(junit))
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)  # exactly one JSON document, even on failure
+    assert report["gate"]["passed"] is False
+    assert all(stage["cached"] for name, stage in report["stages"].items() if name != "validate")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["gate"]["passed"] is False
+    assert ET.parse(junit).getroot().get("failures") == "1"
+
+
+def test_gate_on_the_bundle_uses_its_own_budgets(default_run: dict[str, Any]) -> None:
+    result = invoke("--json", "gate", str(default_run["bundle"]))
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["passed"] is True
+
+
+def test_stage_commands_run_alone_from_the_cache(default_run: dict[str, Any]) -> None:
+    result = invoke("--json", "evaluate", "--workdir", str(default_run["work"]))
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)["evaluate"]
+    assert evaluated["cached"] is True
+    assert evaluated["tflite"] == default_run["manifest"]["metrics"]["accuracy"]["tflite"]

@@ -1,0 +1,104 @@
+"""Bad recipes are refused with the file, the field path and what is allowed; exit 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import invoke
+from edgepack.errors import RecipeError
+from edgepack.recipe.load import list_recipes, load_recipe, parse_recipe
+
+BASE = """
+[dataset]
+kind = "digits"
+[model]
+kind = "builder"
+builder = "edgepack.models.zoo:digits_cnn"
+"""
+
+# (name, recipe text appended to / replacing BASE, expected fragments of the error)
+BAD = [
+    ("misspelled-train-key", BASE + "[train]\nepochz = 3\n",
+     ["train.epochz = 3", "unknown key", "did you mean 'epochs'"]),
+    ("misspelled-top-key", BASE + "sed = 3\n", ["sed = 3", "unknown key", "allowed keys here"]),
+    ("unknown-section", BASE + "[bundel]\nzip = true\n", ["bundel", "unknown key", "'bundle'"]),
+    ("wrong-type-epochs", BASE + "[train]\nepochs = \"ten\"\n", ["train.epochs = 'ten'", "valid integer"]),
+    ("wrong-type-zip", BASE + "[bundle]\nzip = \"yes please\"\n", ["bundle.zip", "valid boolean"]),
+    ("sparsity-out-of-range", BASE + "[[optimize]]\nkind = \"prune\"\nfinal_sparsity = 1.5\n",
+     ["optimize[0].final_sparsity = 1.5", "less than 1"]),
+    ("unknown-optimize-key", BASE + "[[optimize]]\nkind = \"qat\"\n[[optimize]]\nkind = \"prune\"\nfrequncy = 3\n",
+     ["optimize[1].frequncy = 3", "unknown key", "final_sparsity"]),
+    ("unknown-dataset-kind", BASE.replace('"digits"', '"digitz"'),
+     ["dataset.kind = 'digitz'", "'digits', 'npz', 'folder'"]),
+    ("unknown-convert-mode", BASE + "[convert]\nmode = \"int4\"\n",
+     ["convert.mode = 'int4'", "'int8', 'float16', 'dynamic', 'int16x8' or 'float32'"]),
+    ("negative-lr", BASE + "[train]\nlearning_rate = -0.1\n", ["train.learning_rate = -0.1", "greater than 0"]),
+    ("runs-zero", BASE + "[validate]\nruns = 0\n", ["validate.runs = 0", "greater than or equal to 1"]),
+    ("bad-size", BASE + "[budgets]\nmax_size = \"12 parsecs\"\n", ["budgets.max_size = '12 parsecs'", "80 KB"]),
+    ("accuracy-as-percent", BASE + "[budgets]\nmin_accuracy = 95\n",
+     ["budgets.min_accuracy = 95", "less than or equal to 1"]),
+    ("missing-builder", BASE.replace('builder = "edgepack.models.zoo:digits_cnn"\n', ""),
+     ["model.builder", "required field is missing"]),
+    ("bad-builder-format", BASE.replace("zoo:digits_cnn", "zoo.digits_cnn"), ["model.builder", "pattern"]),
+    ("latency-unknown-device", BASE + "[budgets]\nlatency_p90_ms = { rpi4 = 12.0 }\n",
+     ["rpi4", "validate.devices", "budgets.latency_p90_ms"]),
+    ("sparsity-order", BASE + "[[optimize]]\nkind = \"prune\"\ninitial_sparsity = 0.6\nfinal_sparsity = 0.5\n",
+     ["initial_sparsity (0.6)", "final_sparsity (0.5)"]),
+    ("int8-io-needs-int8", BASE + "[convert]\nmode = \"float16\"\nio = \"int8\"\n", ["io = 'int8' needs mode = 'int8'"]),
+    ("qat-not-last", BASE + "[[optimize]]\nkind = \"qat\"\n[[optimize]]\nkind = \"prune\"\n", ["'qat' must be the last"]),
+    ("not-toml", "[dataset\nkind = 1", ["not valid TOML"]),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_bad_recipe_is_refused_with_field_path(tmp_path: Path, name: str, text: str, expected: list[str]) -> None:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    result = invoke("recipes", "check", str(path))
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_bad_recipe_errors_are_json_with_json_flag(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE + "[train]\nepochs = 0\n")
+    result = invoke("--json", "recipes", "check", str(path))
+    assert result.exit_code == 2
+    assert '"recipe-invalid"' in result.stdout and "train.epochs = 0" in result.stdout
+
+
+@pytest.mark.parametrize("path", list_recipes(), ids=lambda p: p.stem)
+def test_shipped_recipes_validate(path: Path) -> None:
+    result = invoke("recipes", "check", str(path))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_recipe_named_by_name_or_path_is_the_same() -> None:
+    by_name = load_recipe("digits")
+    by_path = load_recipe(str(list_recipes()[0].parent / "digits.toml"))
+    assert by_name.sha256 == by_path.sha256
+    assert by_name.recipe.name == "digits"
+
+
+def test_unknown_recipe_lists_the_shipped_ones() -> None:
+    result = invoke("recipes", "show", "digitz")
+    assert result.exit_code == 2
+    assert "recipe 'digitz' not found" in result.stderr and "digits" in result.stderr
+
+
+def test_recipe_hash_ignores_formatting_but_not_values() -> None:
+    a = parse_recipe('name = "a"\n' + BASE)
+    b = parse_recipe('name = "a"\n\n# comment\n' + BASE.replace(" = ", "="))
+    c = parse_recipe('name = "a"\nseed = 1\n' + BASE)
+    assert a.sha256 == b.sha256 != c.sha256
+
+
+def test_several_problems_are_all_reported() -> None:
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(BASE + "[train]\nepochs = 0\nbatch_size = -1\n", Path("r.toml"))
+    assert "train.epochs = 0" in info.value.context and "train.batch_size = -1" in info.value.context

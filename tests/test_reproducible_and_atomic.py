@@ -1,0 +1,68 @@
+"""Same seed, same figures; a run killed during conversion leaves no partial bundle or stage."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import EDGEPACK, run_cli, tiny_recipe
+from edgepack.fsutil import TMP_MARK
+
+pytestmark = pytest.mark.slow
+
+
+def _run_json(recipe: Path, work: Path) -> dict:
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work), "--no-cache")
+    assert proc.returncode in (0, 3), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_two_runs_with_the_same_seed_give_the_same_accuracy(tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, seed=7)
+    first = _run_json(recipe, tmp_path / "a")
+    second = _run_json(recipe, tmp_path / "b")
+    for stage in ("train", "evaluate"):
+        keys = ("test_accuracy",) if stage == "train" else ("float", "optimized", "tflite")
+        assert [first["stages"][stage][k] for k in keys] == [second["stages"][stage][k] for k in keys]
+    qat_a, qat_b = first["stages"]["optimize"]["stages"][-1], second["stages"]["optimize"]["stages"][-1]
+    assert qat_a["test_accuracy"] == qat_b["test_accuracy"]
+    assert first["stages"]["train"]["id"] == second["stages"]["train"]["id"]
+
+
+def test_killing_run_during_conversion_leaves_no_partial_bundle(tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, name="killme", calibration=1347)
+    work = tmp_path / "w"
+    root = work / "killme"
+    good = root / "bundle"
+    good.mkdir(parents=True)
+    (good / "manifest.json").write_text('{"previous": "good bundle"}')
+    proc = subprocess.Popen([str(EDGEPACK), "run", str(recipe), "--workdir", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(root.glob(f"convert{TMP_MARK}*")):
+            assert proc.poll() is None, "edgepack ended before conversion started"
+            assert time.monotonic() < deadline, "conversion never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, "conversion finished before the kill"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (good / "manifest.json").read_text() == '{"previous": "good bundle"}'
+    assert sorted(p.name for p in good.iterdir()) == ["manifest.json"]
+    assert not (root / "convert").exists(), "a half-done conversion must not look like a finished stage"
+    assert (root / "optimize" / "stage.json").is_file()
+    # The next run clears what the killed one left behind.
+    from edgepack.pipeline import Pipeline
+    from edgepack.recipe import load_recipe
+
+    Pipeline(load_recipe(str(recipe)), work)
+    assert not list(root.glob(f"*{TMP_MARK}*"))
