@@ -135,3 +135,21 @@ def test_stage_commands_run_alone_from_the_cache(default_run: dict[str, Any]) ->
     evaluated = json.loads(result.stdout)["evaluate"]
     assert evaluated["cached"] is True
     assert evaluated["tflite"] == default_run["manifest"]["metrics"]["accuracy"]["tflite"]
+
+
+def test_runner_benchmarks_the_bundle_model_without_tensorflow(default_run: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    runner = Path(__file__).parents[1] / "edgepack" / "devices" / "runner.py"
+    model = default_run["bundle"] / "model.tflite"
+    code = (f"import runpy, sys\nsys.argv = ['runner', {str(model)!r}, '--runs', '5', '--warmup', '1']\n"
+            f"runpy.run_path({str(runner)!r}, run_name='__main__')\n"
+            "sys.stderr.write('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.endswith("NO-TF")
+    record = json.loads(proc.stdout)
+    assert record["latency_ms"]["runs"] == 5 and record["runtime"]["name"] == "ai-edge-litert"
+    assert record["outputs"][0]["shape"] == [1, 10] and record["outputs"][0]["dtype"] == "int8"
+    assert record["peak_rss_kb"] > 0
