@@ -70,6 +70,7 @@ class Pipeline:
         self.quiet_native = quiet_native
         self.result = RunResult()
         self._models: dict[str, Any] = {}
+        self._gated = False
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -258,6 +259,7 @@ class Pipeline:
             latency_p90_ms={name: rec["latency_ms"]["p90"] for name, rec in validation.items()},
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
+        self._gated = True
         return self.result.gate
 
     def bundle(self, out: Path | None = None, make_zip: bool | None = None) -> list[Path]:
@@ -265,7 +267,7 @@ class Pipeline:
         from edgepack.bundle.manifest import build_manifest
         from edgepack.bundle.writer import write_bundle
 
-        gate = self.result.gate if self.result.gate or "gate" in self.result.stages else self.gate()
+        gate = self.result.gate if self._gated else self.gate()
         self.reporter.stage("bundle", "writing")
         with captured_native_logs(self.quiet_native):
             manifest = build_manifest(self, gate)

@@ -153,3 +153,20 @@ def test_runner_benchmarks_the_bundle_model_without_tensorflow(default_run: dict
     assert record["latency_ms"]["runs"] == 5 and record["runtime"]["name"] == "ai-edge-litert"
     assert record["outputs"][0]["shape"] == [1, 10] and record["outputs"][0]["dtype"] == "int8"
     assert record["peak_rss_kb"] > 0
+
+
+def test_saved_model_recipe_converts_to_float32_without_retraining(default_run: dict[str, Any],
+                                                                   tmp_path: Path) -> None:
+    saved = default_run["work"] / "digits" / "train" / "model.h5"
+    recipe = tmp_path / "saved.toml"
+    recipe.write_text(f'[dataset]\nkind = "digits"\nnormalization = {{ mean = 0.0, std = 16.0 }}\n'
+                      f'[model]\nkind = "saved"\npath = "{saved}"\n'
+                      '[convert]\nmode = "float32"\nio = "float32"\n[validate]\nruns = 5\nwarmup = 1\n')
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    float_accuracy = default_run["manifest"]["metrics"]["accuracy"]["float"]
+    assert report["stages"]["train"]["test_accuracy"] == pytest.approx(float_accuracy)
+    assert report["stages"]["evaluate"]["tflite"] == pytest.approx(float_accuracy, abs=0.003)
+    manifest = json.loads((Path(report["bundle"][0]) / "manifest.json").read_text())
+    assert manifest["inputs"][0]["dtype"] == "float32" and manifest["inputs"][0]["scale"] is None
