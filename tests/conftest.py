@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,8 +84,3 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle = Path(report["bundle"][0])
     return {"work": work, "report": report, "bundle": bundle, "junit": junit,
             "manifest": json.loads((bundle / "manifest.json").read_text())}
-
-
-@pytest.fixture(autouse=True)
-def _no_user_tf_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))

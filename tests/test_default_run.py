@@ -113,7 +113,7 @@ def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
     out = tmp_path / "bundle"
     junit = tmp_path / "run.xml"
     proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), "--out", str(out),
-                   "--junit", str(junit))
+                   "--junit", str(junit), "--zip")
     assert proc.returncode == 3, proc.stderr
     report = json.loads(proc.stdout)  # exactly one JSON document, even on failure
     assert report["gate"]["passed"] is False
@@ -121,6 +121,11 @@ def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["gate"]["passed"] is False
     assert ET.parse(junit).getroot().get("failures") == "1"
+    import zipfile
+
+    with zipfile.ZipFile(out.with_name("bundle.zip")) as archive:
+        assert archive.namelist() == ["labels.txt", "manifest.json", "model.tflite"]
+        assert archive.read("model.tflite") == (out / "model.tflite").read_bytes()
 
 
 def test_gate_on_the_bundle_uses_its_own_budgets(default_run: dict[str, Any]) -> None:
