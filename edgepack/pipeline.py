@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -116,8 +117,6 @@ class Pipeline:
                 (tmp / STAGE_FILE).write_text(json.dumps({"id": stage_id, "record": record}, indent=2))
                 replace_dir(tmp, target)
             except BaseException:
-                import shutil
-
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             out = StageOutput(name, stage_id, target, record)
@@ -290,9 +289,9 @@ class Pipeline:
 def _path_digest(path: Path) -> str:
     """sha256 over a file, or over every file of a directory (names and bytes)."""
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if file.exists():
-            digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-            digest.update(file.read_bytes())
+    if path.is_file():
+        digest.update(path.read_bytes())
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []:
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()

@@ -76,3 +76,10 @@ def test_unknown_device_lists_the_known_ones() -> None:
     with pytest.raises(BadInputError) as info:
         load_device("pi-zero")
     assert "unknown device 'pi-zero'" in info.value.message and "host" in (info.value.hint or "")
+
+
+def test_gate_on_a_garbled_manifest_is_exit_2_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"schema_version": 1, "model": {}}')
+    result = invoke("gate", str(tmp_path))
+    assert result.exit_code == 2
+    assert "bundle-invalid" in result.stderr and "'size_bytes'" in result.stderr

@@ -8,7 +8,7 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.cli.stages import JUNIT, _finish_gate
+from edgepack.cli.stages import JUNIT, finish_gate
 from edgepack.cli.summary import budget_table
 
 
@@ -23,18 +23,24 @@ def register(app: typer.Typer) -> None:
              junit: Path = JUNIT) -> None:
         """Check budgets; exit 0 when all hold, 3 when any is exceeded."""
         from edgepack.bundle.manifest import read_manifest
+        from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest
         from edgepack.recipe import Recipe, load_recipe
 
         manifest = read_manifest(bundle)
+        try:
+            measured = measurements_from_manifest(manifest)
+            if recipe is None:
+                budgets = Recipe.model_validate(manifest["recipe"]["resolved"]).budgets
+        except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
+            raise BundleError(f"{bundle}: the manifest lacks or garbles a field the gate needs: {exc}",
+                              hint="re-create the bundle with `edgepack bundle`") from exc
         if recipe is not None:
             budgets = load_recipe(recipe).recipe.budgets
-        else:
-            budgets = Recipe.model_validate(manifest["recipe"]["resolved"]).budgets
-        results = check_budgets(budgets, measurements_from_manifest(manifest))
+        results = check_budgets(budgets, measured)
         if output.state.json:
             output.emit_json({"bundle": str(bundle), "passed": all(r.passed for r in results),
                               "results": [r.to_dict() for r in results]})
         else:
             output.print_table(budget_table(results))
-        _finish_gate(results, junit, manifest.get("name", "bundle"))
+        finish_gate(results, junit, manifest.get("name", "bundle"))

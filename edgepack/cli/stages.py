@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         pipeline = _pipeline(recipe, workdir, no_cache)
         result = pipeline.run(out, zip)
         _report_run(pipeline, result)
-        _finish_gate(result.gate, junit, pipeline.recipe.name)
+        finish_gate(result.gate, junit, pipeline.recipe.name)
 
     @app.command()
     @boundary
@@ -133,7 +133,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.message(f"bundle: {path}")
 
 
-def _finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:
+def finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:
     if junit is not None:
         from edgepack.gate.junit import write_junit
 

@@ -36,8 +36,7 @@ def run_local(model: Path, *, runs: int, warmup: int, threads: int, reporter: Re
 
 def _follow_progress(proc: subprocess.Popen[str], task: Any) -> list[str]:
     done, other = 0, []
-    assert proc.stderr is not None
-    for line in proc.stderr:
+    for line in proc.stderr or ():
         parts = line.split()
         if len(parts) == 3 and parts[0] == "progress":
             task.advance(int(parts[1]) - done)

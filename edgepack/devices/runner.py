@@ -121,7 +121,7 @@ def run(args):
         elapsed = (time.perf_counter() - t0) * 1000.0
         if i >= args.warmup:
             times.append(elapsed)
-        if args.progress and (i + 1) % max(1, total // 50) == 0 or args.progress and i + 1 == total:
+        if args.progress and ((i + 1) % max(1, total // 50) == 0 or i + 1 == total):
             sys.stderr.write(f"progress {i + 1} {total}\n")
             sys.stderr.flush()
     outputs = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]

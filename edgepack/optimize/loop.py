@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from edgepack.models.tf import load
 from edgepack.reporting import Reporter, Task
 
 
-class Settings:
+class Settings(Protocol):
     """The fields the loop needs: epochs, batch_size, learning_rate, optimizer."""
 
     epochs: int

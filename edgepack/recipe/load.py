@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import tomllib
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgepack.errors import RecipeError
-from edgepack.recipe.fields import walk
+from edgepack.recipe.fields import allowed_keys, walk
 from edgepack.recipe.schema import Recipe
 from edgepack.resources import shipped_dir
 
@@ -108,16 +109,16 @@ def format_error(err: dict[str, Any], data: Any, where: str) -> str:
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc += ("kind",)
     path, value, found = walk(loc, data)
-    message = _message(err, path, value)
+    message = _message(err)
     if err["type"] == "missing" or not found:
         return f"{where}: {path}: {message}"
     return f"{where}: {path} = {_show(value)}: {message}"
 
 
-def _message(err: dict[str, Any], path: str, value: Any) -> str:
+def _message(err: dict[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown key" + _suggest(err["loc"], path)
+        return "unknown key" + _suggest(err["loc"])
     if kind == "missing":
         return "required field is missing"
     text = err["msg"]
@@ -126,14 +127,10 @@ def _message(err: dict[str, Any], path: str, value: Any) -> str:
     return text[0].lower() + text[1:] if text else text
 
 
-def _suggest(loc: tuple[Any, ...], path: str) -> str:
-    from edgepack.recipe.fields import allowed_keys
-
+def _suggest(loc: tuple[Any, ...]) -> str:
     allowed = allowed_keys(loc[:-1])
     if not allowed:
         return ""
-    import difflib
-
     close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"{hint}; allowed keys here: {', '.join(sorted(allowed))}"
