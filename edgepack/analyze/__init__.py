@@ -1,0 +1,1 @@
+"""Reading .tflite flatbuffers without TensorFlow: structure and weight statistics."""
