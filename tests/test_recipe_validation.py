@@ -18,6 +18,10 @@ kind = "builder"
 builder = "edgepack.models.zoo:digits_cnn"
 """
 
+PRUNE = "[[optimize]]\nkind = \"prune\"\n"
+DISTILL = ('[[optimize]]\nkind = "distill"\n'
+           'student = { kind = "builder", builder = "edgepack.models.zoo:digits_cnn", args = { width = 4 } }\n')
+
 # (name, recipe text appended to / replacing BASE, expected fragments of the error)
 BAD = [
     ("misspelled-train-key", BASE + "[train]\nepochz = 3\n",
@@ -49,6 +53,20 @@ BAD = [
     ("int8-io-needs-int8", BASE + "[convert]\nmode = \"float16\"\nio = \"int8\"\n", ["io = 'int8' needs mode = 'int8'"]),
     ("qat-not-last", BASE + "[[optimize]]\nkind = \"qat\"\n[[optimize]]\nkind = \"prune\"\n", ["'qat' must be the last"]),
     ("not-toml", "[dataset\nkind = 1", ["not valid TOML"]),
+    ("distill-not-first", BASE + PRUNE + DISTILL, ["'distill' must be the first stage", "['prune', 'distill']"]),
+    ("prune-after-cluster", BASE + "[[optimize]]\nkind = \"cluster\"\n" + PRUNE,
+     ["'prune' after 'cluster' undoes the clusters", "prune first"]),
+    ("two-four-with-sparsity", BASE + PRUNE + "structure = \"2:4\"\nfinal_sparsity = 0.8\n",
+     ["structure = '2:4' fixes the sparsity at 50 %"]),
+    ("block-size-unstructured", BASE + PRUNE + "block_size = [2, 2]\n", ["block_size is set", "structure = 'block'"]),
+    ("begin-twice", BASE + PRUNE + "begin_epoch = 1\nbegin_fraction = 0.1\n", ["begin_epoch or begin_fraction"]),
+    ("end-after-stage", BASE + PRUNE + "epochs = 2\nend_epoch = 3\n", ["end_epoch (3.0)", "epochs = 2"]),
+    ("unknown-structure", BASE + PRUNE + "structure = \"3:4\"\n", ["structure = '3:4'", "'2:4'"]),
+    ("clusters-one", BASE + "[[optimize]]\nkind = \"cluster\"\nclusters = 1\n",
+     ["optimize[0].clusters = 1", "greater than or equal to 2"]),
+    ("distill-no-student", BASE + "[[optimize]]\nkind = \"distill\"\n", ["optimize[0].student", "missing"]),
+    ("unknown-strategy", BASE.replace("[dataset]", "strategy = \"tpu\"\n[dataset]"),
+     ["strategy = 'tpu'", "'default' or 'mirrored'"]),
 ]
 
 
@@ -102,3 +120,20 @@ def test_several_problems_are_all_reported() -> None:
     with pytest.raises(RecipeError) as info:
         parse_recipe(BASE + "[train]\nepochs = 0\nbatch_size = -1\n", Path("r.toml"))
     assert "train.epochs = 0" in info.value.context and "train.batch_size = -1" in info.value.context
+
+
+@pytest.mark.parametrize("path", list_recipes(), ids=lambda p: p.stem)
+def test_resolved_recipes_validate_again(path: Path) -> None:
+    # The manifest carries the resolved recipe (every default filled in); `gate` re-reads it.
+    from edgepack.recipe.schema import Recipe
+
+    recipe = load_recipe(str(path)).recipe
+    assert Recipe.model_validate(recipe.resolved()) == recipe
+
+
+def test_a_resolved_float16_recipe_validates_again() -> None:
+    from edgepack.recipe.schema import Recipe
+
+    recipe = parse_recipe("name = \"f16\"\n" + BASE + "[convert]\nmode = \"float16\"\n").recipe
+    assert recipe.convert.io == "float32"
+    assert Recipe.model_validate(recipe.resolved()) == recipe

@@ -45,7 +45,15 @@ def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, ba
         from edgepack.datasets.sources import load_folder as loader
     x, y, labels = loader(spec, base_dir)
     labels = _labels(spec.labels or labels, y, spec)
-    x = normalize(_nhwc(x), spec.normalization)
+    if spec.limit is not None and spec.limit < len(x):
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), size=spec.limit, replace=False))
+        x, y = x[keep], y[keep]
+    x = _nhwc(x)
+    if spec.resize is not None:
+        x = resize(x, spec.resize)
+    if spec.channels is not None:
+        x = to_channels(x, spec.channels)
+    x = normalize(x, spec.normalization)
     train, test = split_indices(len(x), spec.test_fraction, seed)
     return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization)
 
@@ -63,6 +71,34 @@ def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
                 hint="give one value, or one per channel",
             )
     return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+def resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize NHWC images to `size` (height, width) with bilinear interpolation, per channel."""
+    from PIL import Image
+
+    height, width = size
+    if x.shape[1:3] == (height, width):
+        return x
+    out = np.empty((len(x), height, width, x.shape[-1]), dtype=np.float32)
+    for i, image in enumerate(x.astype(np.float32)):
+        for c in range(x.shape[-1]):
+            plane = Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
+            out[i, ..., c] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
+    return out
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """Grey to RGB (the grey plane repeated) or RGB to grey (ITU-R 601 luma)."""
+    have = x.shape[-1]
+    if have == channels:
+        return x
+    if have == 1 and channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    if have == 3 and channels == 1:
+        return (x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    raise DatasetError(f"cannot turn images with {have} channels into {channels}",
+                       context="dataset.channels", hint="give images with 1 or 3 channels")
 
 
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -37,10 +37,16 @@ class Normalization(Strict):
         return value
 
 
+Size2D = tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
+
+
 class _DatasetBase(Strict):
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     normalization: Normalization = Normalization()
     labels: list[str] | None = None
+    resize: Size2D | None = None
+    channels: Literal[1, 3] | None = None
+    limit: int | None = Field(None, ge=2)
 
 
 class DigitsDataset(_DatasetBase):
@@ -64,7 +70,7 @@ class FolderDataset(_DatasetBase):
 
     kind: Literal["folder"]
     path: str = Field(min_length=1)
-    image_size: tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]]
+    image_size: Size2D
     color_mode: Literal["grayscale", "rgb"] = "rgb"
 
 
@@ -109,32 +115,103 @@ class _FineTune(Strict):
     optimizer: Optimizer = "adam"
 
 
-class PruneStage(_FineTune):
-    """Magnitude pruning; the schedule is expressed as a fraction of the stage, never in steps."""
+LayerPattern = Annotated[str, Field(min_length=1)]
+
+
+class _Selection(Strict):
+    """Which layers a stage touches: name or class patterns (`conv*`, `Dense`), minus `skip`."""
+
+    layers: list[LayerPattern] | None = None
+    skip: list[LayerPattern] = []
+
+
+class PruneStage(_FineTune, _Selection):
+    """Magnitude pruning; the schedule is expressed in epochs or fractions of the stage, never in steps."""
 
     kind: Literal["prune"]
     final_sparsity: float = Field(0.5, gt=0.0, lt=1.0)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     schedule: Literal["polynomial", "constant"] = "polynomial"
+    structure: Literal["unstructured", "2:4", "block"] = "unstructured"
+    block_size: tuple[Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=1, le=64)]] = (1, 4)
+    begin_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     end_fraction: float = Field(0.7, gt=0.0, le=1.0)
+    begin_epoch: float | None = Field(None, ge=0.0)
+    end_epoch: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
-    def _initial_below_final(self) -> PruneStage:
+    def _consistent(self) -> PruneStage:
+        # Conflicts are judged against the defaults, not on which keys were written, so that a
+        # resolved recipe (every default filled in, as in the manifest) validates again.
+        defaults = {name: field.default for name, field in type(self).model_fields.items()}
         if self.initial_sparsity >= self.final_sparsity:
             raise ValueError(
                 f"initial_sparsity ({self.initial_sparsity}) must be below "
                 f"final_sparsity ({self.final_sparsity})"
             )
+        for edge in ("begin", "end"):
+            fraction = f"{edge}_fraction"
+            if getattr(self, f"{edge}_epoch") is not None and getattr(self, fraction) != defaults[fraction]:
+                raise ValueError(f"give {edge}_epoch or {edge}_fraction, not both")
+        if self.end_epoch is not None and self.end_epoch > self.epochs:
+            raise ValueError(f"end_epoch ({self.end_epoch}) is after the stage's last epoch (epochs = {self.epochs})")
+        if self.begin >= self.end:
+            raise ValueError(f"pruning must begin before it ends (begin at {self.begin:.2f}, end at "
+                             f"{self.end:.2f} of the stage; see begin_*/end_* and epochs)")
+        if self.structure == "2:4" and (self.final_sparsity, self.initial_sparsity) != (0.5, 0.0):
+            raise ValueError("structure = '2:4' fixes the sparsity at 50 % in every block of 4; "
+                             "remove final_sparsity / initial_sparsity")
+        if self.structure == "2:4" and self.begin > 0:
+            raise ValueError("structure = '2:4' sets its mask once, at the first step; remove begin_epoch / begin_fraction")
+        if self.block_size != defaults["block_size"] and self.structure != "block":
+            raise ValueError(f"block_size is set but structure = '{self.structure}'; set structure = 'block'")
         return self
 
+    @property
+    def begin(self) -> float:
+        """Where pruning starts, as a fraction of the stage."""
+        return self.begin_fraction if self.begin_epoch is None else self.begin_epoch / self.epochs
 
-class QatStage(_FineTune):
-    """Quantization-aware training of the whole model (pruning-preserving after a prune stage)."""
+    @property
+    def end(self) -> float:
+        """Where the target sparsity is reached, as a fraction of the stage."""
+        return self.end_fraction if self.end_epoch is None else self.end_epoch / self.epochs
+
+
+class QatStage(_FineTune, _Selection):
+    """Quantization-aware training of the whole model or of the selected layers.
+
+    It preserves what earlier stages made: sparsity after `prune`, clusters after `cluster`.
+    """
 
     kind: Literal["qat"]
 
 
-OptimizeStage = Annotated[Union[PruneStage, QatStage], Field(discriminator="kind")]
+class ClusterStage(_FineTune, _Selection):
+    """Weight clustering: each selected kernel keeps at most `clusters` distinct values."""
+
+    kind: Literal["cluster"]
+    clusters: int = Field(16, ge=2, le=65_536)
+    init: Literal["kmeans++", "linear", "density", "random"] = "kmeans++"
+
+
+class DistillStage(_FineTune):
+    """Knowledge distillation: the trained model (or `teacher_path`) teaches a smaller `student`.
+
+    loss = alpha * hard-label loss + (1 - alpha) * T^2 * KL(teacher_T || student_T).
+    """
+
+    kind: Literal["distill"]
+    student: ModelSpec
+    teacher_path: str | None = Field(None, min_length=1)
+    temperature: float = Field(4.0, gt=0.0, le=100.0)
+    alpha: float = Field(0.1, ge=0.0, le=1.0)
+    compare_scratch: bool = False
+    epochs: int = Field(10, ge=1, le=10_000)
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
+
+
+OptimizeStage = Annotated[Union[PruneStage, QatStage, ClusterStage, DistillStage], Field(discriminator="kind")]
 
 
 class ConvertSettings(Strict):
@@ -145,14 +222,17 @@ class ConvertSettings(Strict):
     calibration_samples: int = Field(256, ge=1, le=100_000)
     calibration_seed: int | None = Field(None, ge=0)
 
-    @model_validator(mode="after")
-    def _io_needs_int8(self) -> ConvertSettings:
-        if self.io == "int8" and self.mode != "int8" and "io" in self.model_fields_set:
+    @model_validator(mode="before")
+    @classmethod
+    def _io_needs_int8(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("mode", "int8") == "int8":
+            return data
+        if data.get("io") == "int8":
             raise ValueError(
-                f"io = 'int8' needs mode = 'int8' (mode is '{self.mode}'); "
+                f"io = 'int8' needs mode = 'int8' (mode is '{data.get('mode')}'); "
                 "use io = 'float32' or mode = 'int8'"
             )
-        return self
+        return {**data, "io": "float32"}  # only int8 models have integer I/O
 
     @property
     def integer_io(self) -> bool:
@@ -200,6 +280,18 @@ class Budgets(Strict):
         return None if self.max_size is None else parse_size(self.max_size)
 
 
+def _check_stage_order(kinds: list[str]) -> None:
+    """Stages stack in one order: distill first, then prune, then cluster, QAT last."""
+    if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
+        raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")
+    if kinds.count("distill") > 1 or ("distill" in kinds and kinds[0] != "distill"):
+        raise ValueError(f"optimize: 'distill' must be the first stage and appear once (got {kinds}); "
+                         "it replaces the model, so stages before it would be lost")
+    if "cluster" in kinds and "prune" in kinds[kinds.index("cluster"):]:
+        raise ValueError(f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
+                         "prune first: clustering after pruning keeps the zeros")
+
+
 def parse_size(value: int | str) -> int:
     """Parse `12345`, `"80 KB"` (1000 B) or `"64 KiB"` (1024 B) into bytes."""
     if isinstance(value, int):
@@ -229,6 +321,7 @@ class Recipe(Strict):
     description: str = ""
     version: str = Field("0.1.0", pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    strategy: Literal["default", "mirrored"] = "default"
     dataset: DatasetSpec
     model: ModelSpec
     train: TrainSettings = TrainSettings()
@@ -249,9 +342,7 @@ class Recipe(Strict):
                 "[train] is set but model.kind = 'saved': a saved model is not trained from "
                 "scratch; remove [train] or fine-tune it in an [[optimize]] stage"
             )
-        kinds = [stage.kind for stage in self.optimize]
-        if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
-            raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")
+        _check_stage_order([stage.kind for stage in self.optimize])
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
             unknown = sorted(set(budget) - set(self.validation.devices))
