@@ -102,6 +102,19 @@ def save_model(model: Any, path: Path) -> None:
         model.save(path, include_optimizer=False, save_format="h5")
 
 
+def export_saved_model(model: Any, path: Path) -> None:
+    """Export the model's inference graph as a SavedModel, the converter's input.
+
+    Unlike `.h5`, this never needs the Keras objects again: cluster-preserving QAT models, whose
+    quantizers create weights lazily, cannot be reloaded from `.h5` but export fine.
+    """
+    import io
+    from contextlib import redirect_stdout
+
+    with redirect_stdout(io.StringIO()):  # `export` prints its endpoints
+        model.export(str(path))
+
+
 def count_params(model: Any) -> int:
     """The model's parameter count (trainable and not)."""
     return int(model.count_params())

@@ -1,0 +1,86 @@
+"""Run a conversion in a worker process, so that a converter crash becomes a clear error.
+
+TensorFlow's converter can die natively (full-int8 conversion of a GRU graph segfaults it). In a
+child process that ends as a signal, reported with the tail of the converter's log, and
+edgepack (and its temporary files) survive.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepack.convert.tflite import CALIBRATED_MODES
+from edgepack.errors import StageError
+from edgepack.recipe.schema import ConvertSettings
+from edgepack.reporting import Reporter
+TIMEOUT_S = 3600.0
+
+
+def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray, out: Path,
+                     reporter: Reporter, timeout_s: float = TIMEOUT_S) -> None:
+    """Convert the SavedModel in a worker process and write the `.tflite` to `out`."""
+    calibrated = settings.mode in CALIBRATED_MODES
+    with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as tmp:
+        request: dict[str, Any] = {"saved_model": str(saved_model), "out": str(out),
+                                   "settings": settings.model_dump(mode="json"), "calibration": None}
+        if calibrated:
+            request["calibration"] = str(Path(tmp) / "calibration.npy")
+            np.save(request["calibration"], calibration)
+        (Path(tmp) / "request.json").write_text(json.dumps(request))
+        label = f"convert {settings.mode}" + (": calibrate" if calibrated else "")
+        with reporter.task(label, len(calibration) if calibrated else None) as task:
+            code, report, log = _run_worker(Path(tmp) / "request.json", task, timeout_s)
+    _check(code, report, log, settings.mode)
+
+
+def _run_worker(request: Path, task: Any, timeout_s: float) -> tuple[int, dict[str, Any], str]:
+    cmd = [sys.executable, "-m", "edgepack.convert.worker", str(request)]
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+        report: dict[str, Any] = {}
+        done = 0
+        try:
+            for line in proc.stdout or ():
+                if line.startswith("progress "):
+                    task.advance(int(line.split()[1]) - done)
+                    done = int(line.split()[1])
+                elif line.startswith("{"):
+                    report = json.loads(line)
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            raise StageError(f"the TFLite converter did not finish in {timeout_s:.0f} s", code="convert-timeout") from exc
+        except BaseException:
+            proc.kill()
+            raise
+        log.seek(0)
+        return code, report, log.read()
+
+
+def _check(code: int, report: dict[str, Any], log: str, mode: str) -> None:
+    tail = "\n".join(log.strip().splitlines()[-12:]) or "(no output)"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        raise StageError(
+            f"the TFLite converter crashed ({name}) converting to {mode}",
+            context=tail,
+            hint="some layers (GRU, LSTM in full int8) crash the converter: try convert.mode = 'dynamic' "
+                 "or 'float16', or replace the layer",
+            code="converter-crashed",
+        )
+    if code != 0 or "ok" not in report:
+        first = report.get("error") or f"the conversion worker exited with status {code}"
+        raise StageError(
+            f"TFLite conversion to {mode} failed: {first}",
+            context=f"convert.mode = '{mode}'" if report.get("error") else tail,
+            hint="an op without an integer kernel needs convert.mode = 'dynamic' or 'float16'",
+            code="convert-failed",
+        )

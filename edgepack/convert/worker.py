@@ -1,0 +1,42 @@
+"""The conversion worker: `python -m edgepack.convert.worker REQUEST.json`.
+
+The request names the SavedModel, the convert settings, the calibration `.npy` and the output
+path. Progress goes to stdout as `progress N` lines; the last stdout line is a JSON report,
+`{"ok": true}` or `{"error": "..."}`. A native crash shows as the process dying by a signal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(request_path: str) -> int:
+    """Run one conversion; exit 0 when the model was written, 1 when the converter refused."""
+    request = json.loads(Path(request_path).read_text())
+    from edgepack.convert.tflite import convert
+    from edgepack.fsutil import atomic_write_bytes
+    from edgepack.recipe.schema import ConvertSettings
+
+    settings = ConvertSettings.model_validate(request["settings"])
+    calibration = np.load(request["calibration"]) if request.get("calibration") else np.zeros((0,))
+
+    def progress(done: int) -> None:
+        print(f"progress {done}", flush=True)
+
+    try:
+        flatbuffer = convert(Path(request["saved_model"]), settings, calibration, progress)
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        text = str(exc).strip()
+        print(json.dumps({"error": text.splitlines()[0] if text else type(exc).__name__, "detail": text[-4000:]}))
+        return 1
+    atomic_write_bytes(Path(request["out"]), flatbuffer)
+    print(json.dumps({"ok": True}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
