@@ -70,14 +70,6 @@ def test_npz_and_folder_sources(tmp_path: Path) -> None:
     assert sorted(np.concatenate([folder.y_train, folder.y_test]).tolist()) == [0, 0, 0, 1, 1, 1]
 
 
-@pytest.mark.parametrize(("epochs", "batch", "n"), [(1, 32, 100), (2, 32, 1347), (4, 8, 1347), (1, 512, 64)])
-def test_prune_plan_reaches_its_target_within_the_stage(epochs: int, batch: int, n: int) -> None:
-    plan = plan_steps(PruneStage(kind="prune", epochs=epochs, batch_size=batch), n)
-    assert 1 <= plan.end <= plan.total
-    assert plan.end % plan.frequency == 0  # the last sparsity update lands on end_step
-    assert plan.frequency < 100 or plan.total >= 1000  # not TFMOT's default of 100 on short runs
-
-
 def test_budgets_margins_and_pass_fail() -> None:
     budgets = Budgets(max_size="10 KB", latency_p90_ms={"host": 1.0}, max_accuracy_drop=0.01, min_accuracy=0.9)
     measured = Measurements(size_bytes=10_001, accuracy_float=0.99, accuracy_tflite=0.985,

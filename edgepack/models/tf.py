@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
+from typing import ContextManager
 
 from edgepack.errors import StageError
 
@@ -54,3 +55,18 @@ def seed_everything(seed: int) -> None:
     mods = load()
     mods.keras.utils.set_random_seed(seed)
     mods.tf.config.experimental.enable_op_determinism()
+
+
+@lru_cache(maxsize=None)
+def _strategy(name: str) -> object:
+    tf = load().tf
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
+
+
+def strategy_scope(name: str) -> ContextManager[object]:
+    """The scope of the recipe's `tf.distribute` strategy: `default` (one device) or `mirrored`.
+
+    `mirrored` replicates training over every visible GPU (or the CPU when there is none); models
+    built, wrapped and compiled inside the scope train under it.
+    """
+    return _strategy(name).scope()  # type: ignore[attr-defined]

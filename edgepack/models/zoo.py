@@ -23,3 +23,21 @@ def digits_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) 
     logits = keras.layers.Dense(num_classes, name="logits")(h)
     probs = keras.layers.Softmax(name="probs")(logits)
     return keras.Model(inputs, probs, name="digits_cnn")
+
+
+def mobilenetv2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 0.35,
+                dropout: float = 0.0) -> Any:
+    """MobileNetV2 (`alpha` width) from scratch (`weights=None`: nothing is downloaded).
+
+    Needs RGB inputs of at least 32x32; 96x96 or more is the usual edge size.
+    """
+    from edgepack.models.tf import load
+
+    keras = load().keras
+    base = keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False,
+                                          weights=None)
+    h = keras.layers.GlobalAveragePooling2D(name="pool")(base.output)
+    if dropout:
+        h = keras.layers.Dropout(dropout, name="dropout")(h)
+    probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(h)
+    return keras.Model(base.input, probs, name=f"mobilenetv2_{alpha}")

@@ -21,23 +21,32 @@ class Settings(Protocol):
     optimizer: str
 
 
-def compile_model(model: Any, settings: Settings) -> None:
-    """Compile with the recipe's optimizer and learning rate, for integer class labels."""
+def make_optimizer(settings: Settings) -> Any:
+    """The recipe's optimizer at its learning rate."""
     keras = load().keras
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
                   "rmsprop": keras.optimizers.RMSprop}
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model))
-    model.compile(optimizer=optimizers[settings.optimizer](learning_rate=settings.learning_rate),
-                  loss=loss, metrics=["accuracy"])
+    return optimizers[settings.optimizer](learning_rate=settings.learning_rate)
+
+
+def compile_model(model: Any, settings: Settings) -> None:
+    """Compile with the recipe's optimizer and learning rate, for integer class labels."""
+    loss = load().keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model))
+    model.compile(optimizer=make_optimizer(settings), loss=loss, metrics=["accuracy"])
 
 
 def outputs_probabilities(model: Any) -> bool:
-    """True when the model ends in a softmax (layer or activation), so it outputs probabilities."""
+    """True when the model ends in a softmax (layer or activation), so it outputs probabilities.
+
+    Looks through TFMOT's wrappers: QAT wraps the layer and its activation, pruning the layer.
+    """
     last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    inner = getattr(last, "layer", None)  # QAT / pruning wrappers
-    names = {type(last).__name__, type(inner).__name__, getattr(activation, "__name__", "")}
-    return bool(names & {"Softmax", "softmax"}) or "softmax" in last.name
+    inner = getattr(last, "layer", last)
+    names = {type(last).__name__, type(inner).__name__, last.name, inner.name}
+    for activation in (getattr(last, "activation", None), getattr(inner, "activation", None)):
+        wrapped = getattr(activation, "activation", activation)
+        names.add(getattr(wrapped, "__name__", ""))
+    return any("softmax" in name.lower() for name in names)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -46,9 +55,10 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def fit(model: Any, data: Dataset, settings: Settings, reporter: Reporter, label: str,
-        callbacks: Sequence[Any] = ()) -> dict[str, float]:
-    """Compile and train on the train split; returns the last epoch's loss and accuracy."""
-    compile_model(model, settings)
+        callbacks: Sequence[Any] = (), compiled: bool = False) -> dict[str, float]:
+    """Compile (unless `compiled`) and train on the train split; returns the last epoch's loss and accuracy."""
+    if not compiled:
+        compile_model(model, settings)
     steps = steps_per_epoch(len(data.x_train), settings.batch_size)
     with reporter.task(f"{label}: epoch 1/{settings.epochs}", settings.epochs * steps) as task:
         history = model.fit(

@@ -1,30 +1,128 @@
-"""The optimize stage: run the recipe's `[[optimize]]` list in order on the trained model."""
+"""The optimize stage: run the recipe's `[[optimize]]` list in order on the trained model.
+
+Each stage starts from a fresh copy of the previous stage's model (so the trained model is never
+changed in place), runs under the recipe's `tf.distribute` strategy, and is measured the same
+way: test accuracy, parameter count, kernel sparsity and the gzip size of the float32 weights.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import gzip
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
 
 from edgepack.datasets import Dataset
-from edgepack.models.source import count_params
+from edgepack.models.tf import load, strategy_scope
 from edgepack.optimize.loop import accuracy
-from edgepack.optimize.prune import prune
-from edgepack.optimize.qat import qat
-from edgepack.recipe.schema import PruneStage, QatStage
+from edgepack.recipe.schema import ClusterStage, DistillStage, OptimizeStage, PruneStage, QatStage
 from edgepack.reporting import Reporter
 
 
-def optimize(model: Any, stages: list[PruneStage | QatStage], data: Dataset,
-             reporter: Reporter) -> tuple[Any, list[dict[str, Any]]]:
+def optimize(model: Any, stages: Sequence[OptimizeStage], data: Dataset, reporter: Reporter,
+             base_dir: Path, seed: int, strategy: str = "default") -> tuple[Any, list[dict[str, Any]]]:
     """Apply each stage; returns the final model and one metrics record per stage."""
-    records = []
-    pruned = False
+    records: list[dict[str, Any]] = []
+    done: set[str] = set()
     for index, stage in enumerate(stages):
         label = f"optimize[{index}] {stage.kind}"
-        if isinstance(stage, PruneStage):
-            model, metrics = prune(model, stage, data, reporter, label)
-            pruned = True
-        else:
-            model, metrics = qat(model, stage, data, reporter, label, preserve_sparsity=pruned)
+        params_before = param_count(model)
+        with strategy_scope(strategy):
+            model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed)
+        done.add(stage.kind)
         metrics["test_accuracy"] = accuracy(model, data.x_test, data.y_test, reporter, f"{label}: evaluate")
-        records.append({"stage": index, "kind": stage.kind, "params": count_params(model), **metrics})
+        record = {"stage": index, "kind": stage.kind, **metrics, **measure(model, stage.kind, params_before)}
+        record["warnings"] = lost_sparsity(records[-1]["sparsity"] if records else {}, record["sparsity"], stage.kind)
+        for warning in record["warnings"]:
+            reporter.note(f"{label}: {warning}")
+        records.append(record)
     return model, records
+
+
+def measure(model: Any, kind: str, params_before: int) -> dict[str, Any]:
+    """Parameters, per-kernel sparsity, overall kernel zeros and weights size after a stage.
+
+    A QAT model's wrappers hold quantizer state (and, cluster-preserving, the kernel itself), so
+    its parameters are those of the model it wraps and its size is measured in the .tflite.
+    """
+    kernels = layer_kernels(model)
+    qat = kind == "qat"
+    return {"params": params_before if qat else param_count(model),
+            "weights_gzip_bytes": None if qat else weights_gzip_size(model),
+            "sparsity": {name: round(float(np.mean(k == 0)), 4) for name, k in kernels.items()},
+            "kernel_zeros": zero_fraction(kernels.values())}
+
+
+def lost_sparsity(before: dict[str, float], after: dict[str, float], kind: str) -> list[str]:
+    """Layers whose zeros a stage other than prune did not keep (a warning each, with the figures)."""
+    if kind == "prune":
+        return []
+    return [f"sparsity of '{name}' fell from {before[name]:.2f} to {value:.2f}"
+            for name, value in after.items() if name in before and before[name] - value > 0.02]
+
+
+def _run(model: Any, stage: OptimizeStage, data: Dataset, reporter: Reporter, label: str,
+         done: set[str], base_dir: Path, seed: int) -> tuple[Any, dict[str, Any]]:
+    if isinstance(stage, PruneStage):
+        from edgepack.optimize.prune import prune
+
+        return prune(model, stage, data, reporter, label)
+    if isinstance(stage, ClusterStage):
+        from edgepack.optimize.cluster import cluster
+
+        return cluster(model, stage, data, reporter, label, pruned="prune" in done)
+    if isinstance(stage, DistillStage):
+        from edgepack.optimize.distill import distill
+
+        return distill(model, stage, data, reporter, label, base_dir, seed)
+    assert isinstance(stage, QatStage)
+    from edgepack.optimize.qat import qat
+
+    return qat(model, stage, data, reporter, label, pruned="prune" in done, clustered="cluster" in done)
+
+
+def fresh_copy(model: Any) -> Any:
+    """A copy of `model` with its own variables (created in the current strategy scope)."""
+    copy = load().keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def weights_gzip_size(model: Any) -> int:
+    """gzip -9 size of the model's float32 weights: what pruning and clustering save."""
+    blob = b"".join(np.asarray(w, dtype=np.float32).tobytes() for w in _weights(model))
+    return len(gzip.compress(blob, compresslevel=9, mtime=0))
+
+
+def param_count(model: Any) -> int:
+    """Parameters of the model's own layers; the quantizer state QAT wrappers add is left out."""
+    return int(sum(np.size(w) for w in _weights(model)))
+
+
+def zero_fraction(kernels: Any) -> float:
+    """Zeros over all elements of the given kernels."""
+    kernels = list(kernels)
+    total = sum(np.size(k) for k in kernels)
+    return round(sum(int(np.count_nonzero(k == 0)) for k in kernels) / total, 4) if total else 0.0
+
+
+def layer_kernels(model: Any) -> dict[str, np.ndarray]:
+    """Each layer's kernel (through TFMOT wrappers), by layer name."""
+    kernels = {}
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        kernel = getattr(inner, "kernel", None)
+        kernel = getattr(inner, "depthwise_kernel", None) if kernel is None else kernel
+        if kernel is not None:
+            kernels[inner.name] = kernel.numpy()
+    return kernels
+
+
+def _weights(model: Any) -> list[Any]:
+    """The weights people ship: the layers' own variables, not a QAT wrapper's quantizer state."""
+    weights = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        weights.extend(v.numpy() for v in inner.weights)
+    return weights
