@@ -30,6 +30,7 @@ from edgepack.reporting import NullReporter, Reporter
 STAGES = ("train", "optimize", "convert", "evaluate", "validate", "gate", "bundle")
 STAGE_FILE = "stage.json"
 KERAS_FILE = "model.h5"
+SAVED_MODEL_DIR = "saved_model"
 
 
 @dataclass
@@ -145,17 +146,19 @@ class Pipeline:
         r = self.recipe
         config = {"model": r.model.model_dump(mode="json"), "seed": r.seed,
                   "train": r.train.model_dump(mode="json") if r.model.kind == "builder" else None,
-                  "saved": _path_digest(self.loaded.base_dir / r.model.path) if r.model.kind == "saved" else None}
+                  "saved": _path_digest(self.loaded.base_dir / r.model.path) if r.model.kind == "saved" else None,
+                  "strategy": r.strategy}
         stage_id = self._stage_id("train", config, {"data": self.fingerprints["train"]})
 
         def body(out: Path) -> dict[str, Any]:
             from edgepack.models.source import count_params, save_model
-            from edgepack.models.tf import seed_everything
+            from edgepack.models.tf import seed_everything, strategy_scope
             from edgepack.optimize.loop import accuracy
             from edgepack.optimize.train import train
 
             seed_everything(r.seed)
-            model, metrics = train(self.loaded, self.data, self.reporter)
+            with strategy_scope(r.strategy):
+                model, metrics = train(self.loaded, self.data, self.reporter)
             test_accuracy = accuracy(model, self.data.x_test, self.data.y_test, self.reporter, "train: evaluate")
             save_model(model, out / KERAS_FILE)
             self._models["train"] = model
@@ -168,23 +171,37 @@ class Pipeline:
         """Run the `[[optimize]]` stages in order on the trained model."""
         trained = self.train()
         stages = [s.model_dump(mode="json") for s in self.recipe.optimize]
-        stage_id = self._stage_id("optimize", {"stages": stages, "seed": self.recipe.seed}, {"train": trained.id})
+        config = {"stages": stages, "seed": self.recipe.seed, "strategy": self.recipe.strategy,
+                  "files": self._optimize_files()}
+        stage_id = self._stage_id("optimize", config, {"train": trained.id})
 
         def body(out: Path) -> dict[str, Any]:
-            if not self.recipe.optimize:
-                self._models["optimize"] = self._model(trained)
-                return {"model_file": str(Path("..") / "train" / KERAS_FILE), "stages": []}
-            from edgepack.models.source import save_model
+            from edgepack.models.source import export_saved_model
             from edgepack.models.tf import seed_everything
             from edgepack.optimize.stages import optimize
 
-            seed_everything(self.recipe.seed + 1)
-            model, records = optimize(self._model(trained), list(self.recipe.optimize), self.data, self.reporter)
-            save_model(model, out / KERAS_FILE)
-            self._models["optimize"] = model
-            return {"model_file": KERAS_FILE, "stages": records}
+            model, records = self._model(trained), []
+            if self.recipe.optimize:
+                seed_everything(self.recipe.seed + 1)
+                model, records = optimize(model, self.recipe.optimize, self.data, self.reporter,
+                                          self.loaded.base_dir, self.recipe.seed + 1, self.recipe.strategy)
+            export_saved_model(model, out / SAVED_MODEL_DIR)
+            layers = [getattr(layer, "layer", layer).name for layer in model.layers]
+            return {"saved_model": SAVED_MODEL_DIR, "layers": layers, "stages": records}
 
         return self._run_stage("optimize", stage_id, body)
+
+    def _optimize_files(self) -> dict[str, str]:
+        """Digests of the files the optimize stages read (a distillation teacher, a saved student)."""
+        files = {}
+        for index, stage in enumerate(self.recipe.optimize):
+            if stage.kind != "distill":
+                continue
+            if stage.teacher_path:
+                files[f"{index}.teacher"] = _path_digest(self.loaded.base_dir / stage.teacher_path)
+            if stage.student.kind == "saved":
+                files[f"{index}.student"] = _path_digest(self.loaded.base_dir / stage.student.path)
+        return files
 
     def convert(self) -> StageOutput:
         """Convert the optimized model to `.tflite` in the recipe's mode, calibrated."""
@@ -195,13 +212,17 @@ class Pipeline:
                                   {"optimize": optimized.id, "calibration": self.fingerprints["calibration"]})
 
         def body(out: Path) -> dict[str, Any]:
-            from edgepack.convert.tflite import convert
+            from edgepack.convert.isolated import convert_isolated
 
-            flatbuffer = convert(self._model(optimized), settings, self.calibration, self.reporter)
-            (out / MODEL_FILE).write_bytes(flatbuffer)
+            from edgepack.analyze.weights import gzip_size
+
+            convert_isolated(optimized.dir / optimized.record["saved_model"], settings, self.calibration,
+                             out / MODEL_FILE, self.reporter)
             digest, size = file_digest(out / MODEL_FILE)
+            flatbuffer = (out / MODEL_FILE).read_bytes()
             return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io, "sha256": digest,
-                    "size_bytes": size, "calibration": {"samples": int(len(self.calibration)),
+                    "size_bytes": size, "gzip_bytes": gzip_size(flatbuffer),
+                    "weights": tflite_weights(flatbuffer, optimized.record["layers"]), "calibration": {"samples": int(len(self.calibration)),
                                                         "seed": calibration_seed,
                                                         "fingerprint": self.fingerprints["calibration"]}}
 
@@ -284,6 +305,21 @@ class Pipeline:
         self.gate()
         self.bundle(out, make_zip)
         return self.result
+
+
+def tflite_weights(flatbuffer: bytes, layers: list[str]) -> dict[str, dict[str, Any]]:
+    """Per kernel of the `.tflite`, keyed by its Keras layer: sparsity, distinct values, 2:4 check."""
+    from edgepack.analyze.weights import weight_stats
+
+    result: dict[str, dict[str, Any]] = {}
+    for stat in weight_stats(flatbuffer, layers):
+        key = stat.layer or stat.tensor
+        if key not in result:
+            result[key] = {"op": stat.op, "shape": list(stat.shape), "dtype": stat.dtype,
+                           "sparsity": round(stat.sparsity, 4), "unique_values": stat.unique_values,
+                           "unique_per_channel_max": stat.unique_per_channel_max,
+                           "max_nonzeros_per_4": stat.max_nonzeros_per_4}
+    return result
 
 
 def _path_digest(path: Path) -> str:

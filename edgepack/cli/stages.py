@@ -13,7 +13,7 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.cli.summary import budget_table, failures, results_table
+from edgepack.cli.summary import budget_table, failures, results_table, stages_table, weights_table
 from edgepack.errors import EXIT_BUDGET, BudgetExceeded
 
 RECIPE = typer.Argument(None, help="Recipe name in recipes/ or a path to a .toml (default: digits).",
@@ -126,8 +126,12 @@ def _report_run(pipeline: Any, result: Any) -> None:
             "bundle": [str(p) for p in result.bundle],
         })
         return
-    output.print_table(results_table(stages["evaluate"].record, stages["convert"].record,
-                                     stages["optimize"].record, result.validation))
+    optimized = stages["optimize"].record
+    output.print_table(stages_table(stages["train"].record, optimized, stages["convert"].record,
+                                    stages["evaluate"].record))
+    if any(s["kind"] in ("prune", "cluster") for s in optimized["stages"]):
+        output.print_table(weights_table(stages["convert"].record))
+    output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:
         output.message(f"bundle: {path}")

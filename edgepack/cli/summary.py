@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 
 from edgepack.gate.budgets import BudgetResult
@@ -20,29 +21,65 @@ def size(value: int) -> str:
     return f"{value:,} B ({value / 1000:.1f} KB)"
 
 
-def results_table(evaluate: dict[str, Any], convert: dict[str, Any], optimize: dict[str, Any],
+def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
                   validation: dict[str, dict[str, Any]]) -> Table:
-    """Accuracy float vs optimized vs .tflite, size, latency per device."""
+    """Accuracy float vs .tflite, size, latency per device."""
     table = Table(title="edgepack results", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
     mode = convert["mode"]
     table.add_row("accuracy, float (Keras)", pct(evaluate["float"]))
-    for stage in optimize.get("stages", []):
-        table.add_row(f"accuracy after {stage['kind']} (Keras)", pct(stage["test_accuracy"]))
     table.add_row(f"accuracy, {mode} .tflite (LiteRT)", pct(evaluate["tflite"]))
     table.add_row(f"accuracy drop, float -> {mode}", f"{100 * evaluate['drop']:+.2f} points")
-    for stage in optimize.get("stages", []):
-        if "sparsity" in stage:
-            values = stage["sparsity"].values()
-            table.add_row("kernel sparsity after prune", f"{min(values):.2f} - {max(values):.2f}")
     table.add_row(f"model size ({mode}, {convert['io']} I/O)", size(convert["size_bytes"]))
+    table.add_row("model size, gzip -9", size(convert["gzip_bytes"]))
     for name, rec in validation.items():
         lat = rec["latency_ms"]
         table.add_row(f"latency on {name} p50 / p90 / p99",
                       f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f} ms")
         table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
     return table
+
+
+def stages_table(train: dict[str, Any], optimize: dict[str, Any], convert: dict[str, Any],
+                 evaluate: dict[str, Any]) -> Table:
+    """One row per step from the float model to the .tflite: accuracy, parameters, sparsity, size."""
+    table = Table(title="after each stage", title_justify="left")
+    for column in ("stage", "accuracy", "params", "kernel zeros", "size"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    table.add_row("train (float)", pct(train["test_accuracy"]), f"{train['params']:,}", "-", "-")
+    for rec in optimize.get("stages", []):
+        table.add_row(f"{rec['stage']}: {_stage_name(rec)}", pct(rec["test_accuracy"]), f"{rec['params']:,}",
+                      f"{rec['kernel_zeros']:.2f}", _weights_size(rec["weights_gzip_bytes"]))
+    weights = convert.get("weights", {})
+    sizes = {k: float(np.prod(v["shape"])) for k, v in weights.items()}
+    zeros = sum(v["sparsity"] * sizes[k] for k, v in weights.items()) / max(1.0, sum(sizes.values()))
+    table.add_row(f"{convert['mode']} .tflite", pct(evaluate["tflite"]), "-", f"{zeros:.2f}",
+                  f"{convert['size_bytes']:,} B ({convert['gzip_bytes']:,} B gz)")
+    return table
+
+
+def weights_table(convert: dict[str, Any]) -> Table:
+    """What pruning and clustering left in each kernel of the .tflite."""
+    table = Table(title=f"kernels in the {convert['mode']} .tflite", title_justify="left")
+    for column in ("layer", "op", "shape", "sparsity", "distinct values", "max non-zeros / 4"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for layer, w in convert.get("weights", {}).items():
+        per4 = "-" if w["max_nonzeros_per_4"] is None else str(w["max_nonzeros_per_4"])
+        table.add_row(layer, w["op"], "x".join(map(str, w["shape"])), f"{w['sparsity']:.2f}",
+                      f"{w['unique_values']:,} ({w['unique_per_channel_max']:,}/channel)", per4)
+    return table
+
+
+def _weights_size(value: int | None) -> str:
+    return "-" if value is None else f"{value:,} B weights gz"
+
+
+def _stage_name(rec: dict[str, Any]) -> str:
+    extra = {"prune": rec.get("structure"), "qat": rec.get("scheme"),
+             "cluster": f"{rec.get('clusters')} clusters", "distill": f"student {rec.get('param_ratio', 0):.1%} of teacher"}
+    detail = extra.get(rec["kind"])
+    return f"{rec['kind']} ({detail})" if detail else rec["kind"]
 
 
 def budget_table(results: list[BudgetResult]) -> Table:
