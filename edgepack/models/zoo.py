@@ -26,10 +26,12 @@ def digits_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) 
 
 
 def mobilenetv2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 0.35,
-                dropout: float = 0.0) -> Any:
+                dropout: float = 0.0, bn_momentum: float = 0.9) -> Any:
     """MobileNetV2 (`alpha` width) from scratch (`weights=None`: nothing is downloaded).
 
-    Needs RGB inputs of at least 32x32; 96x96 or more is the usual edge size.
+    Needs RGB inputs of at least 32x32; 96x96 or more is the usual edge size. Keras builds its
+    BatchNormalization layers with momentum 0.999, made for ImageNet-length training: on a small
+    dataset the moving statistics never catch up and inference sits at chance, hence 0.9.
     """
     from edgepack.models.tf import load
 
@@ -40,4 +42,7 @@ def mobilenetv2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 0
     if dropout:
         h = keras.layers.Dropout(dropout, name="dropout")(h)
     probs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(h)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
     return keras.Model(base.input, probs, name=f"mobilenetv2_{alpha}")
