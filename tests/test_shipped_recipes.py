@@ -30,7 +30,8 @@ def tiny_copy(name: str, folder: Path, limit: int | None = None) -> Path:
 
 
 def run_recipe(path: Path, work: Path) -> dict[str, Any]:
-    result = invoke("--json", "run", str(path), "--workdir", str(work), "--out", str(work / "bundle"))
+    """`edgepack --json run` of a recipe; the bundle goes to WORK/bundle-NAME."""
+    result = invoke("--json", "run", str(path), "--workdir", str(work), "--out", str(work / f"bundle-{path.stem}"))
     assert result.exit_code == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -43,14 +44,80 @@ SHIPPED = ["ptq-int8", "qat-int8", "prune-qat-int8", "prune24-qat-int8", "cluste
            "distill-prune-qat-int8"]
 
 
+@pytest.fixture(scope="module")
+def tiny_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """One tiny run of each shipped digits recipe, shared by the checks below."""
+    folder = tmp_path_factory.mktemp("shipped")
+    reports = {name: run_recipe(tiny_copy(name, folder), folder / "work") for name in SHIPPED}
+    for name, report in reports.items():
+        report["manifest"] = json.loads((folder / "work" / f"bundle-{name}" / "manifest.json").read_text())
+    return reports
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_recipe_runs_end_to_end(name: str, tmp_path: Path) -> None:
-    report = run_recipe(tiny_copy(name, tmp_path), tmp_path / "work")
+def test_shipped_recipe_runs_end_to_end(name: str, tiny_reports: dict[str, Any]) -> None:
+    report = tiny_reports[name]
     kinds = [s["kind"] for s in stage_records(report)]
     assert kinds == re.findall(r'(?m)^kind = "(prune|qat|cluster|distill)"', (RECIPES / f"{name}.toml").read_text())
     evaluate = report["stages"]["evaluate"]
     assert evaluate["tflite"] > 0.5, evaluate  # one epoch each, yet far above chance (0.1)
-    manifest = json.loads((tmp_path / "work" / "bundle" / "manifest.json").read_text())
-    assert [s["kind"] for s in manifest["optimization"]["stages"]] == kinds
+    optimization = report["manifest"]["optimization"]
+    assert [s["kind"] for s in optimization["stages"]] == kinds
+    assert optimization["tflite_weights"] == report["stages"]["convert"]["weights"]
+    assert report["manifest"]["model"]["gzip_bytes"] == report["stages"]["convert"]["gzip_bytes"]
     for record in stage_records(report):
-        assert {"test_accuracy", "params", "weights_gzip_bytes"} <= set(record)
+        assert {"test_accuracy", "params", "weights_gzip_bytes", "sparsity", "kernel_zeros"} <= set(record)
+
+
+def pruned_weights(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    prune = next(s for s in stage_records(report) if s["kind"] == "prune")
+    weights = report["stages"]["convert"]["weights"]
+    return {name: weights[name] for name in prune["pruned_layers"]}
+
+
+def test_pruning_reaches_its_target_in_the_tflite_after_qat(tiny_reports: dict[str, Any]) -> None:
+    report = tiny_reports["prune-qat-int8"]
+    weights = pruned_weights(report)
+    assert "conv1" not in weights  # skip = ["conv1"]
+    assert all(w["sparsity"] >= 0.79 for w in weights.values()), weights
+    assert report["stages"]["optimize"]["stages"][1]["scheme"] == "pruning-preserving"
+    assert report["stages"]["convert"]["gzip_bytes"] < 0.6 * report["stages"]["convert"]["size_bytes"]
+
+
+def test_two_four_survives_into_the_tflite(tiny_reports: dict[str, Any]) -> None:
+    weights = pruned_weights(tiny_reports["prune24-qat-int8"])
+    assert set(weights) == {"conv2", "conv3", "fc", "logits"}
+    assert all(w["max_nonzeros_per_4"] == 2 for w in weights.values()), weights
+
+
+def test_clustering_leaves_at_most_n_values_per_kernel(tiny_reports: dict[str, Any]) -> None:
+    cluster, qat = stage_records(tiny_reports["cluster-qat-int8"])
+    assert cluster["unique_values"] and max(cluster["unique_values"].values()) <= 16
+    assert qat["scheme"] == "cluster-preserving"
+    weights = tiny_reports["cluster-qat-int8"]["stages"]["convert"]["weights"]
+    assert all(weights[name]["unique_per_channel_max"] <= 16 for name in cluster["unique_values"])
+
+
+def test_distillation_reports_teacher_student_and_scratch(tiny_reports: dict[str, Any]) -> None:
+    distill, prune, qat = stage_records(tiny_reports["distill-prune-qat-int8"])
+    assert distill["param_ratio"] == round(distill["student_params"] / distill["teacher_params"], 4) < 0.1
+    assert 0.0 <= distill["scratch_accuracy"] <= 1.0 and 0.0 <= distill["teacher_accuracy"] <= 1.0
+    assert prune["params"] == qat["params"] == distill["student_params"]  # later stages work on the student
+
+
+def test_mirrored_strategy_runs_the_same_stages(tmp_path: Path) -> None:
+    path = tiny_copy("prune-qat-int8", tmp_path, limit=300)
+    path.write_text(path.read_text().replace("seed = 0", 'seed = 0\nstrategy = "mirrored"', 1))
+    report = run_recipe(path, tmp_path / "work")
+    assert [s["kind"] for s in stage_records(report)] == ["prune", "qat"]
+    assert all(w["sparsity"] >= 0.79 for w in pruned_weights(report).values())
+
+
+def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> None:
+    report = run_recipe(tiny_copy("mobilenetv2-qat-int8", tmp_path, limit=120), tmp_path / "work")
+    manifest = json.loads((tmp_path / "work" / "bundle-mobilenetv2-qat-int8" / "manifest.json").read_text())
+    assert manifest["normalization"]["input_shape"] == [96, 96, 3]
+    assert manifest["inputs"][0]["dtype"] == "int8" and manifest["inputs"][0]["shape"][1:] == [96, 96, 3]
+    assert report["stages"]["evaluate"]["test_samples"] == 30
+    assert 0.0 <= report["stages"]["evaluate"]["tflite"] <= 1.0
+    assert report["validation"]["host"]["latency_ms"]["p50"] > 0
