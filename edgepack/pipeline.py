@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from edgepack.bundle.manifest import MODEL_FILE, file_digest, toolchain_versions
+from edgepack.bundle.manifest import MODEL_FILE, toolchain_versions
 from edgepack.datasets import Dataset, calibration_sample, fingerprint, load_dataset
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets
@@ -212,19 +212,18 @@ class Pipeline:
                                   {"optimize": optimized.id, "calibration": self.fingerprints["calibration"]})
 
         def body(out: Path) -> dict[str, Any]:
-            from edgepack.convert.isolated import convert_isolated
-
             from edgepack.analyze.weights import gzip_size
+            from edgepack.convert.isolated import convert_isolated
 
             convert_isolated(optimized.dir / optimized.record["saved_model"], settings, self.calibration,
                              out / MODEL_FILE, self.reporter)
-            digest, size = file_digest(out / MODEL_FILE)
             flatbuffer = (out / MODEL_FILE).read_bytes()
-            return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io, "sha256": digest,
-                    "size_bytes": size, "gzip_bytes": gzip_size(flatbuffer),
-                    "weights": tflite_weights(flatbuffer, optimized.record["layers"]), "calibration": {"samples": int(len(self.calibration)),
-                                                        "seed": calibration_seed,
-                                                        "fingerprint": self.fingerprints["calibration"]}}
+            return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io,
+                    "sha256": hashlib.sha256(flatbuffer).hexdigest(), "size_bytes": len(flatbuffer),
+                    "gzip_bytes": gzip_size(flatbuffer),
+                    "weights": tflite_weights(flatbuffer, optimized.record["layers"]),
+                    "calibration": {"samples": int(len(self.calibration)), "seed": calibration_seed,
+                                    "fingerprint": self.fingerprints["calibration"]}}
 
         return self._run_stage("convert", stage_id, body)
 

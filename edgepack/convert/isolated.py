@@ -68,7 +68,10 @@ def _run_worker(request: Path, task: Any, timeout_s: float) -> tuple[int, dict[s
 def _check(code: int, report: dict[str, Any], log: str, mode: str) -> None:
     tail = "\n".join(log.strip().splitlines()[-12:]) or "(no output)"
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         raise StageError(
             f"the TFLite converter crashed ({name}) converting to {mode}",
             context=tail,
