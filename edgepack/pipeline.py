@@ -173,6 +173,8 @@ class Pipeline:
         stages = [s.model_dump(mode="json") for s in self.recipe.optimize]
         config = {"stages": stages, "seed": self.recipe.seed, "strategy": self.recipe.strategy,
                   "files": self._optimize_files()}
+        if not self.recipe.convert.per_channel:  # QAT trains for the converter's weight granularity
+            config["per_channel"] = False
         stage_id = self._stage_id("optimize", config, {"train": trained.id})
 
         def body(out: Path) -> dict[str, Any]:
@@ -184,7 +186,8 @@ class Pipeline:
             if self.recipe.optimize:
                 seed_everything(self.recipe.seed + 1)
                 model, records = optimize(model, self.recipe.optimize, self.data, self.reporter,
-                                          self.loaded.base_dir, self.recipe.seed + 1, self.recipe.strategy)
+                                          self.loaded.base_dir, self.recipe.seed + 1, self.recipe.strategy,
+                                          self.recipe.convert.per_channel)
             export_saved_model(model, out / SAVED_MODEL_DIR)
             layers = [getattr(layer, "layer", layer).name for layer in model.layers]
             return {"saved_model": SAVED_MODEL_DIR, "layers": layers, "stages": records}

@@ -40,6 +40,9 @@ def convert(saved_model: Path, settings: ConvertSettings, calibration: np.ndarra
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
+    if not settings.per_channel:
+        # The converter's only switch for per-tensor weights (experimental, no public equivalent).
+        converter._experimental_disable_per_channel = True
     if mode in CALIBRATED_MODES:
         converter.representative_dataset = _representative(calibration, progress)
     return bytes(converter.convert())

@@ -21,15 +21,20 @@ from edgepack.reporting import Reporter
 
 
 def optimize(model: Any, stages: Sequence[OptimizeStage], data: Dataset, reporter: Reporter,
-             base_dir: Path, seed: int, strategy: str = "default") -> tuple[Any, list[dict[str, Any]]]:
-    """Apply each stage; returns the final model and one metrics record per stage."""
+             base_dir: Path, seed: int, strategy: str = "default",
+             per_channel: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+    """Apply each stage; returns the final model and one metrics record per stage.
+
+    `per_channel` is the converter's weight granularity, which QAT trains for.
+    """
     records: list[dict[str, Any]] = []
     done: set[str] = set()
     for index, stage in enumerate(stages):
         label = f"optimize[{index}] {stage.kind}"
         params_before = param_count(model)
         with strategy_scope(strategy):
-            model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed)
+            model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed,
+                                  per_channel)
         done.add(stage.kind)
         metrics["test_accuracy"] = accuracy(model, data.x_test, data.y_test, reporter, f"{label}: evaluate")
         record = {"stage": index, "kind": stage.kind, **metrics, **measure(model, stage.kind, params_before)}
@@ -63,7 +68,7 @@ def lost_sparsity(before: dict[str, float], after: dict[str, float], kind: str) 
 
 
 def _run(model: Any, stage: OptimizeStage, data: Dataset, reporter: Reporter, label: str,
-         done: set[str], base_dir: Path, seed: int) -> tuple[Any, dict[str, Any]]:
+         done: set[str], base_dir: Path, seed: int, per_channel: bool) -> tuple[Any, dict[str, Any]]:
     if isinstance(stage, PruneStage):
         from edgepack.optimize.prune import prune
 
@@ -79,7 +84,8 @@ def _run(model: Any, stage: OptimizeStage, data: Dataset, reporter: Reporter, la
     assert isinstance(stage, QatStage)
     from edgepack.optimize.qat import qat
 
-    return qat(model, stage, data, reporter, label, pruned="prune" in done, clustered="cluster" in done)
+    return qat(model, stage, data, reporter, label, pruned="prune" in done, clustered="cluster" in done,
+               per_channel=per_channel)
 
 
 def fresh_copy(model: Any) -> Any:

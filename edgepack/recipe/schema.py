@@ -215,12 +215,30 @@ OptimizeStage = Annotated[Union[PruneStage, QatStage, ClusterStage, DistillStage
 
 
 class ConvertSettings(Strict):
-    """TFLite conversion mode and calibration."""
+    """TFLite conversion mode and calibration.
+
+    `per_channel = false` gives each convolution kernel one scale instead of one per output
+    channel (a QAT stage then trains that way too): a smaller file for small models, where the
+    per-channel scales and zero points (12 B a channel, for the kernel and again for its bias)
+    are a large share of it, usually at some accuracy cost.
+    """
 
     mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
     io: Literal["int8", "float32"] = "int8"
     calibration_samples: int = Field(256, ge=1, le=100_000)
     calibration_seed: int | None = Field(None, ge=0)
+    per_channel: bool = True
+
+    @model_validator(mode="after")
+    def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
+        if not self.per_channel and self.mode in ("float16", "float32"):
+            raise ValueError(f"per_channel = false applies to integer weights; mode '{self.mode}' keeps "
+                             "them in float: remove per_channel or choose mode 'int8' or 'dynamic'")
+        if not self.per_channel and self.mode == "int16x8":
+            # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
+            raise ValueError("per_channel = false is not supported by the converter's int16x8 mode: "
+                             "remove per_channel or choose mode 'int8' or 'dynamic'")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -342,7 +360,15 @@ class Recipe(Strict):
                 "[train] is set but model.kind = 'saved': a saved model is not trained from "
                 "scratch; remove [train] or fine-tune it in an [[optimize]] stage"
             )
-        _check_stage_order([stage.kind for stage in self.optimize])
+        kinds = [stage.kind for stage in self.optimize]
+        _check_stage_order(kinds)
+        kept = sorted({kind for kind in kinds if kind in ("prune", "cluster")})
+        if not self.convert.per_channel and "qat" in kinds and kept:
+            raise ValueError(
+                f"convert.per_channel = false with QAT after {' and '.join(kept)}: TFMOT's "
+                "sparsity- and cluster-preserving QAT schemes quantize per channel only; remove "
+                "per_channel or the earlier stage"
+            )
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
             unknown = sorted(set(budget) - set(self.validation.devices))
