@@ -67,6 +67,12 @@ BAD = [
     ("distill-no-student", BASE + "[[optimize]]\nkind = \"distill\"\n", ["optimize[0].student", "missing"]),
     ("unknown-strategy", BASE.replace("[dataset]", "strategy = \"tpu\"\n[dataset]"),
      ["strategy = 'tpu'", "'default' or 'mirrored'"]),
+    ("per-tensor-float16", BASE + "[convert]\nmode = \"float16\"\nper_channel = false\n",
+     ["convert", "per_channel = false applies to integer weights", "'int8' or 'dynamic'"]),
+    ("per-tensor-int16x8", BASE + "[convert]\nmode = \"int16x8\"\nper_channel = false\n",
+     ["not supported by the converter's int16x8 mode"]),
+    ("per-tensor-after-prune", BASE + PRUNE + "[[optimize]]\nkind = \"qat\"\n[convert]\nper_channel = false\n",
+     ["convert.per_channel = false with QAT after prune", "per channel only"]),
 ]
 
 

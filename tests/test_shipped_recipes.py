@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, invoke
+from edgepack.analyze.flatbuffer import read_model
 
 RECIPES = REPO / "recipes"
 
@@ -121,3 +122,9 @@ def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> Non
     assert report["stages"]["evaluate"]["test_samples"] == 30
     assert 0.0 <= report["stages"]["evaluate"]["tflite"] <= 1.0
     assert report["validation"]["host"]["latency_ms"]["p50"] > 0
+    # per_channel = false: BN folded before QAT (52 conv/BN pairs), one scale per int8 kernel
+    assert len(stage_records(report)[0]["folded_batchnorm"]) == 52
+    info = read_model((tmp_path / "work" / "bundle-mobilenetv2-qat-int8" / "model.tflite").read_bytes())
+    kernels = [t for t in info.tensors if t.data is not None and t.dtype == "int8"]
+    assert len(kernels) == 53 and all(len(t.scales) == 1 for t in kernels)
+    assert manifest["model"]["size_bytes"] < 500_000
