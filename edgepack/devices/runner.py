@@ -10,6 +10,7 @@ one JSON object on stdout. With `--progress`, it writes `progress DONE TOTAL` li
 import argparse
 import hashlib
 import json
+import os
 import platform
 import resource
 import sys
@@ -17,22 +18,46 @@ import time
 
 import numpy as np
 
+RUNTIMES = {"ai-edge-litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}
+EXIT_NO_RUNTIME = 3
+EXIT_MEMORY = 5
+EXIT_BAD_MODEL = 6
 
-def import_runtime():
-    """The LiteRT interpreter class, its runtime name and version (ai_edge_litert, else tflite_runtime)."""
-    try:
-        from ai_edge_litert import interpreter as module
 
-        return module.Interpreter, "ai-edge-litert", _version("ai-edge-litert", module)
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime import interpreter as module
+def import_runtime(preference="auto"):
+    """The LiteRT interpreter class, runtime name and version: ai_edge_litert, else tflite_runtime."""
+    names = list(RUNTIMES) if preference == "auto" else [preference]
+    for name in names:
+        try:
+            module = __import__(RUNTIMES[name] + ".interpreter", fromlist=["Interpreter"])
+        except ImportError:
+            continue
+        return module.Interpreter, name, _version(name, module)
+    sys.stderr.write("error: no LiteRT runtime (%s) on this device: pip install %s\n"
+                     % (" or ".join(names), "tflite-runtime" if preference == "tflite-runtime" else "ai-edge-litert"))
+    sys.exit(EXIT_NO_RUNTIME)
 
-        return module.Interpreter, "tflite-runtime", _version("tflite-runtime", module)
-    except ImportError:
-        sys.stderr.write("error: no LiteRT runtime: pip install ai-edge-litert\n")
-        sys.exit(3)
+
+def probe():
+    """What `edgepack devices check` reports: Python, numpy, the runtime found (or null), CPU."""
+    found = None
+    for name, module_name in RUNTIMES.items():
+        try:
+            module = __import__(module_name + ".interpreter", fromlist=["Interpreter"])
+        except ImportError:
+            continue
+        found = {"name": name, "version": _version(name, module)}
+        break
+    return {"python": platform.python_version(), "numpy": np.__version__, "runtime": found,
+            "cpu": cpu_description(), "machine": platform.machine(), "cpus": len(os.sched_getaffinity(0))}
+
+
+def limit_process(cpus, memory_limit):
+    """Pin this process to `cpus` and cap its address space (after the imports: numpy needs room)."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    if memory_limit:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
 
 def _version(dist, module):
@@ -103,10 +128,19 @@ def percentile_summary(times_ms):
 
 def run(args):
     """Load, feed, warm up, time; return the result record."""
-    interpreter_class, runtime, version = import_runtime()
+    interpreter_class, runtime, version = import_runtime(args.runtime)
+    limit_process(args.cpus, args.memory_limit)
     start = time.perf_counter()
-    interpreter = interpreter_class(model_path=args.model, num_threads=args.threads)
-    interpreter.allocate_tensors()
+    try:
+        interpreter = interpreter_class(model_path=args.model, num_threads=args.threads)
+        interpreter.allocate_tensors()
+    except (MemoryError, ValueError, RuntimeError) as exc:
+        if args.memory_limit:  # LiteRT reports ENOMEM as "... failed with error '12'"
+            sys.stderr.write("error: the model does not load under the memory cap of %d MiB: %s\n"
+                             % (args.memory_limit // 2**20, str(exc).strip() or type(exc).__name__))
+            sys.exit(EXIT_MEMORY)
+        sys.stderr.write("error: LiteRT cannot load the model: %s\n" % str(exc).strip())
+        sys.exit(EXIT_BAD_MODEL)
     init_ms = (time.perf_counter() - start) * 1000.0
     inputs = interpreter.get_input_details()
     given = np.load(args.inputs, allow_pickle=False) if args.inputs else None
@@ -130,6 +164,8 @@ def run(args):
         "init_ms": init_ms,
         "warmup": args.warmup,
         "threads": args.threads,
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "memory_limit": args.memory_limit,
         "peak_rss_kb": peak_rss_kb(),
         "runtime": {"name": runtime, "version": version},
         "python": platform.python_version(),
@@ -143,17 +179,26 @@ def run(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--probe", action="store_true", help="report the runtime and platform, run nothing")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inputs", default=None, help=".npz with one array per model input")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--runtime", choices=["auto", *RUNTIMES], default="auto")
+    parser.add_argument("--cpus", type=lambda text: [int(c) for c in text.split(",")], default=None,
+                        help="pin to these CPUs, e.g. 0 or 0,1")
+    parser.add_argument("--memory-limit", type=int, default=None, help="address-space cap in bytes")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--runs and --threads must be >= 1, --warmup >= 0")
-    json.dump(run(args), sys.stdout)
+    if not args.probe and not args.model:
+        parser.error("give a model, or --probe")
+    if args.probe:
+        limit_process(args.cpus, None)
+    json.dump(probe() if args.probe else run(args), sys.stdout)
     sys.stdout.write("\n")
 
 
