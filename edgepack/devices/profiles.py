@@ -1,25 +1,106 @@
-"""Device profiles: `devices/NAME.toml`, validated strictly like recipes."""
+"""Device profiles: `devices/NAME.toml`, validated strictly like recipes.
+
+One schema per `kind` (a discriminated union): `local` runs the runner on this machine (optionally
+pinned to CPUs, under a memory cap), `ssh` on a board reached with the system `ssh` client,
+`adb` on an Android device, `qemu-arm64` under user-mode Arm64 emulation. Profiles are looked up
+in the working directory's `devices/` first (a project's own boards), then in the shipped ones.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import Field, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from edgepack.errors import BadInputError
-from edgepack.recipe.schema import Strict
+from edgepack.recipe.schema import Strict, parse_size
 from edgepack.resources import shipped_dir
 
+Runtime = Literal["auto", "ai-edge-litert", "tflite-runtime"]
+_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 
-class LocalDevice(Strict):
-    """This machine, running the runner in a subprocess."""
 
-    name: str
-    kind: Literal["local"]
+class _Device(Strict):
+    name: str = Field(pattern=_NAME)
     description: str = ""
     threads: int | None = Field(None, ge=1, le=256)
+    runtime: Runtime = "auto"
+
+    @property
+    def emulated(self) -> bool:
+        """True when latency measured here is not a real device's latency."""
+        return False
+
+
+class LocalDevice(_Device):
+    """This machine, running the runner in a subprocess; optionally pinned and memory-capped."""
+
+    kind: Literal["local"]
+    cpus: list[Annotated[int, Field(ge=0, le=4095)]] | None = Field(None, min_length=1)
+    memory_limit: int | str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size_parses(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        """The address-space cap applied after the runner's imports, in bytes."""
+        return None if self.memory_limit is None else parse_size(self.memory_limit)
+
+
+class SshDevice(_Device):
+    """A board reached with the system `ssh` client; host keys checked against `known_hosts`."""
+
+    kind: Literal["ssh"]
+    host: str = Field(min_length=1)
+    user: str | None = Field(None, min_length=1)
+    port: int = Field(22, ge=1, le=65_535)
+    identity_file: str | None = Field(None, min_length=1)
+    known_hosts: str = Field("~/.ssh/known_hosts", min_length=1)
+    python: str = Field("python3", min_length=1)
+    remote_dir: str = Field("/tmp/edgepack", min_length=1)
+    connect_timeout_s: float = Field(10.0, gt=0, le=600)
+    run_timeout_s: float = Field(600.0, gt=0, le=86_400)
+
+
+class AdbDevice(_Device):
+    """An Android device over `adb`: the runner (with Python on the device) or a benchmark binary."""
+
+    kind: Literal["adb"]
+    serial: str | None = Field(None, min_length=1)
+    remote_dir: str = Field("/data/local/tmp/edgepack", min_length=1)
+    python: str = Field("python3", min_length=1)
+    run_timeout_s: float = Field(600.0, gt=0, le=86_400)
+
+
+class QemuDevice(_Device):
+    """An Arm64 board emulated with `qemu-aarch64-static` on a cached Debian root filesystem."""
+
+    kind: Literal["qemu-arm64"]
+    cpu: str = Field("cortex-a72", min_length=1)
+    run_timeout_s: float = Field(900.0, gt=0, le=86_400)
+
+    @field_validator("cpu")
+    @classmethod
+    def _named_cpu(cls, value: str) -> str:
+        if value == "max":
+            raise ValueError("cpu = 'max' gives wrong int8 results under QEMU (its SME feature); "
+                             "name a real core: cortex-a53, cortex-a72, cortex-a76")
+        return value
+
+    @property
+    def emulated(self) -> bool:
+        return True
+
+
+Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[Device] = TypeAdapter(Device)
 
 
 def devices_dir() -> Path:
@@ -27,22 +108,44 @@ def devices_dir() -> Path:
     return shipped_dir("devices")
 
 
+def search_dirs() -> list[Path]:
+    """Where profiles are looked up, first match wins: ./devices, then the shipped ones."""
+    local = Path.cwd() / "devices"
+    shipped = devices_dir()
+    return [local, shipped] if local.is_dir() and local.resolve() != shipped.resolve() else [shipped]
+
+
 def known_devices() -> list[str]:
-    """Names of the shipped device profiles."""
-    return sorted(p.stem for p in devices_dir().glob("*.toml"))
+    """Names of every device profile edgepack can find."""
+    return sorted({p.stem for folder in search_dirs() for p in folder.glob("*.toml")})
 
 
-def load_device(name: str) -> LocalDevice:
-    """The profile `name` from `devices/`; an unknown name lists the known ones."""
-    path = devices_dir() / f"{name}.toml"
-    if not path.is_file():
-        raise BadInputError(
-            f"unknown device '{name}'", context="validate.devices",
-            hint=f"known devices: {', '.join(known_devices()) or '(none)'} (profiles in {devices_dir()})",
-            code="device-unknown",
-        )
+def profile_path(name: str) -> Path:
+    """The file that defines device `name`; an unknown name lists the known ones."""
+    for folder in search_dirs():
+        path = folder / f"{name}.toml"
+        if path.is_file():
+            return path
+    raise BadInputError(
+        f"unknown device '{name}'", context="validate.devices",
+        hint=f"known devices: {', '.join(known_devices()) or '(none)'}; add devices/{name}.toml "
+             f"(examples in {devices_dir()})",
+        code="device-unknown",
+    )
+
+
+def load_device(name: str) -> Device:
+    """The validated profile of device `name`."""
+    path = profile_path(name)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return LocalDevice.model_validate({"name": name, **data})
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise BadInputError(f"{path}: invalid device profile: {exc}", code="device-invalid") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInputError(f"{path}: not a readable TOML device profile: {exc}", code="device-invalid") from exc
+    try:
+        return _ADAPTER.validate_python({"name": name, **data})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}"
+                             for err in exc.errors())
+        raise BadInputError(f"{path}: invalid device profile: {problems}", context=f"device '{name}'",
+                            hint="kinds: local, ssh, adb, qemu-arm64; see the shipped profiles for the keys",
+                            code="device-invalid") from exc
