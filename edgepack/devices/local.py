@@ -1,46 +1,51 @@
-"""The local driver: run the standalone runner in a subprocess of this machine."""
+"""The local driver: run the standalone runner in a subprocess of this machine.
+
+A crash inside the native runtime kills the child, not edgepack: it becomes a clear error with
+the runner's stderr tail. Pinning (`cpus`) and the memory cap (`memory_limit`) are applied by the
+runner itself, after its imports.
+"""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
+from edgepack.devices.base import (
+    RUNNER,
+    RunRequest,
+    collect,
+    parse_result,
+    runner_args,
+    runner_failure,
+)
+from edgepack.devices.profiles import LocalDevice
 from edgepack.errors import StageError
 from edgepack.reporting import Reporter
 
-RUNNER = Path(__file__).with_name("runner.py")
 
-
-def run_local(model: Path, *, runs: int, warmup: int, threads: int, reporter: Reporter,
-              label: str, timeout_s: float = 600.0) -> dict[str, Any]:
-    """Benchmark `model` with the runner in a child process; return its JSON record."""
-    cmd = [sys.executable, str(RUNNER), str(model), "--runs", str(runs), "--warmup", str(warmup),
-           "--threads", str(threads), "--progress"]
-    with reporter.task(f"{label}: {runs} runs", warmup + runs) as task:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stderr_lines = _follow_progress(proc, task)
+def run_local(device: LocalDevice, req: RunRequest, reporter: Reporter, label: str,
+              timeout_s: float = 600.0) -> dict[str, Any]:
+    """Benchmark `req.model` with the runner in a child process; return its JSON record."""
+    args = runner_args(req, str(req.model), str(req.inputs) if req.inputs else None, device.runtime,
+                       device.cpus, device.memory_limit_bytes)
+    cmd = [sys.executable, str(RUNNER), *args, "--progress"]
+    with reporter.task(f"{label}: {req.runs} runs", req.warmup + req.runs) as task:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            stdout, _ = proc.communicate(timeout=timeout_s)
+            stdout, stderr = collect(proc, None, timeout_s, task)
         except subprocess.TimeoutExpired as exc:
-            proc.kill()
             raise StageError(f"{label}: the runner did not finish in {timeout_s:.0f} s", code="device-timeout") from exc
     if proc.returncode != 0:
-        tail = "\n".join(stderr_lines[-12:]) or "(no output)"
-        raise StageError(f"{label}: the runner failed (exit {proc.returncode})", context=tail,
-                         hint="run `edgepack validate --debug` to see the whole log", code="runner-failed")
-    return json.loads(stdout)
+        raise runner_failure(label, proc.returncode, stderr, python=sys.executable)
+    return parse_result(stdout, label)
 
 
-def _follow_progress(proc: subprocess.Popen[str], task: Any) -> list[str]:
-    done, other = 0, []
-    for line in proc.stderr or ():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "progress":
-            task.advance(int(parts[1]) - done)
-            done = int(parts[1])
-        else:
-            other.append(line.rstrip())
-    return other
+def check_local(device: LocalDevice) -> dict[str, Any]:
+    """The runner's probe on this machine."""
+    pinning = ["--cpus", ",".join(str(c) for c in device.cpus)] if device.cpus else []
+    proc = subprocess.run([sys.executable, str(RUNNER), "--probe", *pinning], capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0:
+        raise runner_failure(f"device '{device.name}'", proc.returncode, proc.stderr)
+    return parse_result(proc.stdout, f"device '{device.name}'")

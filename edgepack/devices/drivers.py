@@ -1,0 +1,86 @@
+"""One entry point per action over every device kind: run the runner, probe the device, compare outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgepack.devices.base import RunRequest
+from edgepack.devices.profiles import (
+    AdbDevice,
+    Device,
+    LocalDevice,
+    QemuDevice,
+    SshDevice,
+)
+from edgepack.errors import BadInputError
+from edgepack.reporting import Reporter
+
+FLOAT_RTOL = 1e-5
+FLOAT_ATOL = 1e-6
+
+
+def run_device(device: Device, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+    """The runner's record from `device` (latency, memory, runtime, CPU, outputs)."""
+    if isinstance(device, LocalDevice):
+        from edgepack.devices.local import run_local
+
+        return run_local(device, req, reporter, label)
+    if isinstance(device, SshDevice):
+        from edgepack.devices.ssh import run_ssh
+
+        return run_ssh(device, req, reporter, label)
+    if isinstance(device, AdbDevice):
+        from edgepack.devices.adb import run_adb
+
+        return run_adb(device, req, reporter, label)
+    return _unsupported(device)
+
+
+def check_device(device: Device) -> dict[str, Any]:
+    """The runner's probe on `device`: Python, numpy, the runtime and its version, CPU."""
+    if isinstance(device, LocalDevice):
+        from edgepack.devices.local import check_local
+
+        return check_local(device)
+    if isinstance(device, SshDevice):
+        from edgepack.devices.ssh import check_ssh
+
+        return check_ssh(device)
+    if isinstance(device, AdbDevice):
+        from edgepack.devices.adb import check_adb
+
+        return check_adb(device)
+    return _unsupported(device)
+
+
+def _unsupported(device: Device) -> Any:
+    assert isinstance(device, QemuDevice)
+    raise BadInputError(f"device '{device.name}': kind '{device.kind}' is not supported by this version yet",
+                        hint="use a local, ssh or adb device", code="device-kind-unsupported")
+
+
+def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compare a device's outputs with the reference run's: integer outputs must be identical,
+    float ones equal within rtol 1e-5 / atol 1e-6."""
+    if len(reference) != len(outputs):
+        return {"ok": False, "why": f"{len(outputs)} output(s), the reference has {len(reference)}"}
+    worst = 0.0
+    identical = True
+    for ref, out in zip(reference, outputs):
+        if ref["shape"] != out["shape"] or ref["dtype"] != out["dtype"]:
+            return {"ok": False, "why": f"output {out['shape']} {out['dtype']} vs reference {ref['shape']} {ref['dtype']}"}
+        a = np.asarray(ref["values"], dtype=np.float64)
+        b = np.asarray(out["values"], dtype=np.float64)
+        diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+        worst = max(worst, diff)
+        identical = identical and ref["sha256"] == out["sha256"]
+        if np.issubdtype(np.dtype(ref["dtype"]), np.integer):
+            if not identical:
+                return {"ok": False, "identical": False, "max_abs_diff": worst,
+                        "why": "integer outputs differ from the reference"}
+        elif not np.allclose(b, a, rtol=FLOAT_RTOL, atol=FLOAT_ATOL):
+            return {"ok": False, "identical": False, "max_abs_diff": worst,
+                    "why": f"float outputs differ beyond rtol {FLOAT_RTOL:g} / atol {FLOAT_ATOL:g}"}
+    return {"ok": True, "identical": identical, "max_abs_diff": worst}
