@@ -255,21 +255,65 @@ class Pipeline:
         return self._run_stage("evaluate", stage_id, body)
 
     def validate(self) -> dict[str, dict[str, Any]]:
-        """Latency and memory of the `.tflite` on each device of the recipe (never cached)."""
-        from edgepack.devices.local import run_local
-        from edgepack.devices.profiles import load_device
+        """Latency, memory and output parity of the `.tflite` on each device of the recipe (never cached).
+
+        Every device gets the same inputs (a test sample, in the model's input type); outputs are
+        compared with the host's: integer outputs must be identical, float ones equal within a
+        tolerance. The first plain local device is the reference; without one, a one-invoke run on
+        this machine is.
+        """
+        from edgepack.devices.base import RunRequest
+        from edgepack.devices.drivers import parity, run_device
+        from edgepack.devices.profiles import LocalDevice, load_device
 
         settings = self.recipe.validation
-        model = self.tflite_path
-        for name in settings.devices:
-            device = load_device(name)
-            self.reporter.stage("validate", f"on {name}")
-            record = run_local(model, runs=settings.runs, warmup=settings.warmup,
-                               threads=device.threads or settings.threads, reporter=self.reporter,
-                               label=f"validate {name}")
-            record.pop("outputs", None)
-            self.result.validation[name] = {"device": name, "kind": device.kind, **record}
+        devices = [load_device(name) for name in settings.devices]  # an unknown name fails before any run
+        inputs = self._validation_inputs()
+        reference: list[dict[str, Any]] | None = None
+        for device in devices:
+            self.reporter.stage("validate", f"on {device.name}")
+            req = RunRequest(self.tflite_path, inputs, settings.runs, settings.warmup,
+                             device.threads or settings.threads, self.recipe.seed)
+            record = run_device(device, req, self.reporter, f"validate {device.name}")
+            outputs = record.pop("outputs")
+            if reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
+                reference = outputs
+                record["parity"] = {"ok": True, "identical": True, "max_abs_diff": 0.0, "reference": True}
+            else:
+                reference = reference or self._reference_outputs(inputs)
+                record["parity"] = parity(reference, outputs)
+                if not record["parity"]["ok"]:
+                    self.reporter.note(f"validate {device.name}: outputs differ from the host's: "
+                                       f"{record['parity']['why']}")
+            record["outputs_sha256"] = [o["sha256"] for o in outputs]
+            self.result.validation[device.name] = {"device": device.name, "kind": device.kind,
+                                                   "emulated": device.emulated, **record}
         return self.result.validation
+
+    def _validation_inputs(self) -> Path | None:
+        """An .npz holding the first test sample in the model's input type; None for multi-input models."""
+        import numpy as np
+
+        from edgepack.litert import interpreter, to_input
+
+        details = interpreter(self.tflite_path).get_input_details()
+        if len(details) != 1 or tuple(details[0]["shape"][1:]) != tuple(self.data.x_test.shape[1:]):
+            return None
+        path = self.root / "validate" / "inputs.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sample = self.data.x_test[: max(1, int(details[0]["shape"][0]))]
+        with open(path, "wb") as handle:
+            np.savez(handle, input_0=to_input(sample, details[0]))
+        return path
+
+    def _reference_outputs(self, inputs: Path | None) -> list[dict[str, Any]]:
+        from edgepack.devices.base import RunRequest
+        from edgepack.devices.local import run_local
+        from edgepack.devices.profiles import LocalDevice
+
+        host = LocalDevice(name="host", kind="local")
+        req = RunRequest(self.tflite_path, inputs, 1, 0, 1, self.recipe.seed)
+        return list(run_local(host, req, NullReporter(), "validate: host reference")["outputs"])
 
     def gate(self) -> list[BudgetResult]:
         """Check the recipe's budgets against the measured figures."""
@@ -278,7 +322,8 @@ class Pipeline:
         measured = Measurements(
             size_bytes=self.convert().record["size_bytes"], accuracy_float=evaluated.record["float"],
             accuracy_tflite=evaluated.record["tflite"],
-            latency_p90_ms={name: rec["latency_ms"]["p90"] for name, rec in validation.items()},
+            latency_p90_ms={name: rec["latency_ms"]["p90"] for name, rec in validation.items()
+                            if not rec.get("emulated")},
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
         self._gated = True

@@ -35,9 +35,15 @@ def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
     table.add_row("model size, gzip -9", size(convert["gzip_bytes"]))
     for name, rec in validation.items():
         lat = rec["latency_ms"]
-        table.add_row(f"latency on {name} p50 / p90 / p99",
+        where = f"{name} (emulated)" if rec.get("emulated") else name
+        table.add_row(f"latency on {where} p50 / p90 / p99",
                       f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f} ms")
         table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
+        check = rec.get("parity", {})
+        if check and not check.get("reference"):
+            table.add_row(f"outputs on {name} vs host",
+                          ("identical" if check.get("identical") else f"max diff {check['max_abs_diff']:.3g}")
+                          if check["ok"] else f"[red]DIFFER[/red]: {check['why']}")
     return table
 
 
