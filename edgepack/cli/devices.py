@@ -1,0 +1,77 @@
+"""`edgepack devices list|check`: the device profiles, and whether a device is ready to validate on."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from edgepack.cli import output
+from edgepack.cli.boundary import boundary
+from edgepack.devices.profiles import known_devices, load_device, profile_path
+
+app = typer.Typer(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
+
+
+def _where(device: object) -> str:
+    host = getattr(device, "host", None)
+    if host:
+        user = getattr(device, "user", None)
+        return f"{user + '@' if user else ''}{host}:{device.port}"
+    serial = getattr(device, "serial", None)
+    if getattr(device, "kind", "") == "adb":
+        return serial or "(the one attached)"
+    if getattr(device, "kind", "") == "qemu-arm64":
+        return f"qemu-aarch64 -cpu {device.cpu}"
+    cpus = getattr(device, "cpus", None)
+    return "this machine" + (f", CPUs {cpus}" if cpus else "")
+
+
+@app.command("list")
+@boundary
+def list_cmd() -> None:
+    """List the device profiles (./devices first, then the shipped ones)."""
+    rows = []
+    for name in known_devices():
+        device = load_device(name)
+        rows.append({"name": name, "kind": device.kind, "where": _where(device), "description": device.description,
+                     "path": str(profile_path(name))})
+    if output.state.json:
+        output.emit_json(rows)
+        return
+    table = Table(title="devices", title_justify="left")
+    for column in ("name", "kind", "where", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["kind"], row["where"], row["description"])
+    output.print_table(table)
+
+
+@app.command("check")
+@boundary
+def check(name: str = typer.Argument(..., help="A device profile name (see `edgepack devices list`).")) -> None:
+    """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready."""
+    from edgepack.devices.drivers import check_device
+    from edgepack.errors import DeviceUnreachable
+
+    device = load_device(name)
+    start = time.perf_counter()
+    probe = check_device(device)
+    probe = {"device": name, "kind": device.kind, "emulated": device.emulated,
+             "seconds": round(time.perf_counter() - start, 3), **probe}
+    if output.state.json:
+        output.emit_json(probe)
+    else:
+        table = Table(title=f"device {name} ({device.kind}, {_where(device)})", title_justify="left")
+        table.add_column("check")
+        table.add_column("found")
+        runtime = probe["runtime"]
+        table.add_row("reachable", f"yes ({probe['seconds']:.2f} s)")
+        table.add_row("LiteRT runtime", f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
+        table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
+        table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}, {probe['cpus']} usable)")
+        output.print_table(table)
+    if probe["runtime"] is None:
+        raise DeviceUnreachable(f"device '{name}': no LiteRT runtime", code="device-no-runtime",
+                                hint="install one there: pip install ai-edge-litert (or tflite-runtime on older boards)")
