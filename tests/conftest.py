@@ -84,3 +84,15 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle = Path(report["bundle"][0])
     return {"work": work, "report": report, "bundle": bundle, "junit": junit,
             "manifest": json.loads((bundle / "manifest.json").read_text())}
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real OpenSSH server on 127.0.0.1 with its own keys, for the ssh device tests."""
+    from sshd import sshd_binary, start_sshd
+
+    if sshd_binary() is None:
+        pytest.skip("sshd is not installed (Debian: apt install openssh-server); .ci/run installs it")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

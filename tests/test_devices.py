@@ -1,0 +1,248 @@
+"""Devices: the runner on the host, a pinned 1-core profile, a real sshd on 127.0.0.1 and a fake adb.
+
+The ssh tests talk to a real OpenSSH server the suite starts (the `sshd` fixture). No phone can be
+attached here: the adb tests use tests/fakes/adb, which replays recorded adb output and runs
+`adb shell` commands on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import REPO, invoke, run_cli
+
+from edgepack.devices.base import RunRequest
+from edgepack.errors import DeviceUnreachable, StageError
+from edgepack.reporting import NullReporter
+
+FAKES = Path(__file__).with_name("fakes")
+RESULT_KEYS = {"latency_ms", "init_ms", "warmup", "threads", "cpus", "memory_limit", "peak_rss_kb", "runtime",
+               "python", "numpy", "cpu", "machine", "outputs"}
+
+
+@pytest.fixture()
+def model(default_run: dict[str, Any]) -> Path:
+    return default_run["bundle"] / "model.tflite"
+
+
+@pytest.fixture()
+def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any) -> Path:
+    """./devices with the test sshd, a fake phone, and broken variants; fake adb first on PATH."""
+    folder = tmp_path / "devices"
+    folder.mkdir()
+    python = sys.executable
+    (folder / "ssh-test.toml").write_text(sshd.profile("ssh-test", python))
+    (folder / "phone.toml").write_text(f'kind = "adb"\npython = "{python}"\nthreads = 1\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_ADB_ROOT", str(tmp_path / "phone"))
+    return folder
+
+
+def load(name: str) -> Any:
+    from edgepack.devices.profiles import load_device
+
+    return load_device(name)
+
+
+def run(name: str, model: Path, inputs: Path | None = None, runs: int = 20, **changes: Any) -> dict[str, Any]:
+    from edgepack.devices.drivers import run_device
+
+    device = load(name).model_copy(update=changes)
+    return run_device(device, RunRequest(model, inputs, runs, 2, 1), NullReporter(), f"validate {name}")
+
+
+def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(model: Path, profiles: Path,
+                                                                           tmp_path: Path) -> None:
+    from edgepack.devices.drivers import parity
+
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, input_0=np.random.default_rng(3).integers(-128, 128, (1, 8, 8, 1), dtype=np.int8))
+    records = {name: run(name, model, inputs) for name in ("host", "host-1core", "ssh-test", "phone")}
+    for name, rec in records.items():
+        assert RESULT_KEYS <= set(rec), name
+        lat = rec["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] and lat["runs"] == 20
+        assert rec["runtime"]["name"] == "ai-edge-litert" and rec["runtime"]["version"]
+        assert rec["peak_rss_kb"] > 0 and rec["init_ms"] > 0
+        assert rec["outputs"][0]["shape"] == [1, 10] and rec["outputs"][0]["dtype"] == "int8"
+        assert parity(records["host"]["outputs"], rec["outputs"]) == {"ok": True, "identical": True,
+                                                                      "max_abs_diff": 0.0}, name
+    assert records["host-1core"]["cpus"] == [0] and records["host-1core"]["memory_limit"] == 512 * 2**20
+    assert records["host"]["memory_limit"] is None
+    # The inputs were really fed: seeded random ones give other outputs.
+    assert run("host", model)["outputs"][0]["sha256"] != records["host"]["outputs"][0]["sha256"]
+    # Nothing is left on the board after an ssh run.
+    assert not list(Path(load("ssh-test").remote_dir).glob("run.*"))
+
+
+def test_parity_flags_a_different_int8_output() -> None:
+    from edgepack.devices.drivers import parity
+
+    out = {"shape": [1, 2], "dtype": "int8", "values": [1, 2], "sha256": "a"}
+    assert parity([out], [{**out, "values": [1, 3], "sha256": "b"}])["ok"] is False
+    float_out = {"shape": [2], "dtype": "float32", "values": [1.0, 2.0], "sha256": "a"}
+    near = parity([float_out], [{**float_out, "values": [1.0, 2.0 + 1e-7], "sha256": "b"}])
+    assert near["ok"] and not near["identical"]
+    assert parity([float_out], [{**float_out, "values": [1.0, 2.1], "sha256": "c"}])["ok"] is False
+
+
+def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(default_run: dict[str, Any],
+                                                                          profiles: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "digits.toml"  # same name and stages as the default run: its stages are cached
+    text = (REPO / "recipes" / "digits.toml").read_text()
+    text = text.replace('devices = ["host"]', 'devices = ["host", "host-1core", "ssh-test", "phone"]')
+    text = text.replace("latency_p90_ms = 5.0", 'latency_p90_ms = { ssh-test = 1000.0, phone = 0.000001 }')
+    assert "ssh-test = 1000.0" in text and '"phone"]' in text
+    recipe.write_text(text)
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # the phone's tiny budget fails, the board's holds
+    report = json.loads(proc.stdout)
+    validation = report["validation"]
+    assert list(validation) == ["host", "host-1core", "ssh-test", "phone"]
+    assert validation["host"]["parity"]["reference"] is True
+    for name in ("host-1core", "ssh-test", "phone"):
+        assert validation[name]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}, name
+        assert validation[name]["kind"] in ("local", "ssh", "adb") and validation[name]["emulated"] is False
+    manifest = json.loads((Path(report["bundle"][0]) / "manifest.json").read_text())
+    assert set(manifest["validation"]) == set(validation)
+    gate = {g["name"]: g["passed"] for g in report["gate"]["results"] if g["name"].startswith("latency")}
+    assert gate == {"latency_p90_ms.phone": False, "latency_p90_ms.ssh-test": True}
+
+
+def test_unreachable_board_is_exit_4_within_the_connect_timeout(profiles: Path, sshd: Any) -> None:
+    from sshd import free_port
+
+    (profiles / "closed.toml").write_text(sshd.profile("closed", sys.executable, port=free_port()))
+    (profiles / "blackhole.toml").write_text(sshd.profile("blackhole", sys.executable, host="10.255.255.1",
+                                                          connect_timeout_s=2))
+    for name, limit in (("closed", 1.0), ("blackhole", 2.0)):
+        start = time.monotonic()
+        result = invoke("devices", "check", name)
+        elapsed = time.monotonic() - start
+        assert result.exit_code == 4, result.output
+        assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+        assert elapsed <= limit + 1.0, f"{name}: {elapsed:.1f} s"
+
+
+def test_a_changed_or_unknown_host_key_is_refused_naming_known_hosts(profiles: Path, sshd: Any,
+                                                                     tmp_path: Path) -> None:
+    from sshd import keygen
+
+    other = keygen(tmp_path / "other_host_key").with_suffix(".pub").read_text().split(" edgepack")[0]
+    changed = tmp_path / "known_hosts_changed"
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {other}\n")
+    empty = tmp_path / "known_hosts_empty"
+    empty.write_text("")
+    for name, known, words in (("changed", changed, "does not match the one recorded in"),
+                               ("unknown", empty, "is not in")):
+        (profiles / f"{name}.toml").write_text(sshd.profile(name, sys.executable, known_hosts=str(known)))
+        with pytest.raises(DeviceUnreachable) as info:
+            run(name, Path(os.devnull))
+        assert words in info.value.message and str(known) in info.value.message
+        assert info.value.code == f"ssh-host-key-{name}"
+    assert "127.0.0.1" not in empty.read_text()  # never accepted silently
+
+
+def test_a_refused_key_and_a_missing_runtime_are_clear(profiles: Path, sshd: Any, model: Path,
+                                                       tmp_path: Path) -> None:
+    from sshd import keygen
+
+    stranger = keygen(tmp_path / "stranger")
+    (profiles / "stranger.toml").write_text(sshd.profile("stranger", sys.executable, identity_file=str(stranger)))
+    with pytest.raises(DeviceUnreachable) as info:
+        run("stranger", model)
+    assert info.value.code == "ssh-auth-refused" and "refused the key" in info.value.message
+    with pytest.raises(DeviceUnreachable) as info:
+        run("ssh-test", model, runtime="tflite-runtime")  # not installed on this "board"
+    assert info.value.code == "device-no-runtime" and "pip install" in (info.value.hint or "")
+    assert "tflite-runtime" in (info.value.context or "")
+
+
+def test_a_runner_killed_mid_run_is_a_clear_error(profiles: Path, model: Path) -> None:
+    remote = load("ssh-test").remote_dir
+
+    def kill_soon() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if subprocess.run(["pkill", "-KILL", "-f", f"{sys.executable} runner.py model.tflite"]).returncode == 0:
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    with pytest.raises(StageError) as info:
+        run("ssh-test", model, runs=10_000_000)
+    killer.join()
+    assert info.value.code == "runner-crashed" and "SIGKILL" in info.value.message
+    assert not list(Path(remote).glob("run.*"))
+
+
+def test_the_device_timeout_stops_the_runner_on_the_board(profiles: Path, model: Path) -> None:
+    with pytest.raises(StageError) as info:
+        run("ssh-test", model, runs=10_000_000, run_timeout_s=1.0)
+    assert info.value.code == "device-timeout" and "stopped on the device" in info.value.message
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", f"{sys.executable} runner.py model.tflite"], capture_output=True, text=True)
+    assert left.stdout == "", "the runner kept running on the board"
+
+
+@pytest.mark.parametrize(("state", "code"), [("none", "adb-no-device"), ("unauthorized", "adb-unauthorized")])
+def test_adb_without_a_usable_phone_is_exit_4(profiles: Path, monkeypatch: pytest.MonkeyPatch, state: str,
+                                              code: str) -> None:
+    monkeypatch.setenv("FAKE_ADB_STATE", state)
+    result = invoke("devices", "check", "phone")
+    assert result.exit_code == 4, result.output
+    assert f"error ({code})" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_adb_not_installed_says_so(profiles: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    result = invoke("devices", "check", "phone")
+    assert result.exit_code == 4 and "`adb` is not installed" in result.stderr and "apt install adb" in result.stderr
+
+
+def test_devices_check_reports_runtime_python_and_cpu(profiles: Path) -> None:
+    for name in ("host-1core", "ssh-test", "phone"):
+        result = invoke("--json", "devices", "check", name)
+        assert result.exit_code == 0, result.output
+        probe = json.loads(result.stdout)
+        assert probe["runtime"]["name"] == "ai-edge-litert" and probe["python"].startswith("3.")
+        assert probe["numpy"] == np.__version__ and probe["machine"]
+    assert json.loads(invoke("--json", "devices", "check", "host-1core").stdout)["cpus"] == 1  # pinned
+
+
+def test_devices_list_shows_shipped_and_project_profiles(profiles: Path) -> None:
+    result = invoke("--json", "devices", "list")
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"host", "host-1core", "rpi4", "android", "ssh-test", "phone"} <= set(rows)
+    assert rows["ssh-test"]["kind"] == "ssh" and rows["ssh-test"]["path"] == str(profiles / "ssh-test.toml")
+
+
+def test_a_memory_cap_below_the_models_needs_is_a_clear_error(profiles: Path, model: Path) -> None:
+    with pytest.raises(StageError) as info:
+        run("host-1core", model, memory_limit="20 MiB")
+    assert info.value.code == "runner-memory" and "memory limit" in info.value.message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('kind = "ssh"\n', "host"),
+    ('kind = "local"\ncpus = []\n', "cpus"),
+    ('kind = "qemu-arm64"\ncpu = "max"\n', "wrong int8 results"),
+    ('kind = "local"\nthreadz = 2\n', "threadz"),
+    ('kind = "serial"\n', "kind"),
+])
+def test_a_bad_profile_names_the_file_and_field(profiles: Path, text: str, expected: str) -> None:
+    (profiles / "bad.toml").write_text(text)
+    result = invoke("devices", "check", "bad")
+    assert result.exit_code == 2, result.output
+    assert str(profiles / "bad.toml") in result.stderr and expected in result.stderr
