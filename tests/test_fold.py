@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from edgepack.datasets import load_dataset
 from edgepack.recipe.schema import DigitsDataset
 
@@ -108,11 +108,11 @@ def test_a_conv_before_a_relu_layer_keeps_its_weight_quantizer(per_channel: bool
 def test_per_tensor_qat_ships_one_scale_per_kernel_and_matches_keras(tmp_path: Path) -> None:
     from edgepack.analyze.flatbuffer import read_model
     from edgepack.convert.tflite import convert
+    from edgepack.litert import interpreter
     from edgepack.models.source import export_saved_model
     from edgepack.models.tf import load, seed_everything
     from edgepack.optimize.qat import qat
     from edgepack.recipe.schema import ConvertSettings, QatStage
-    from edgepack.litert import interpreter
     from edgepack.reporting import NullReporter
 
     data = load_dataset(DigitsDataset(kind="digits", normalization={"mean": 8.0, "std": 8.0}, limit=600), 0, REPO)
