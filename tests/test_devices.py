@@ -162,6 +162,9 @@ def test_a_refused_key_and_a_missing_runtime_are_clear(profiles: Path, sshd: Any
     with pytest.raises(DeviceUnreachable) as info:
         run("stranger", model)
     assert info.value.code == "ssh-auth-refused" and "refused the key" in info.value.message
+    home = run("ssh-test", model, remote_dir="~/.cache/edgepack-test")  # ~ is the board's home
+    assert home["outputs"] and (Path.home() / ".cache" / "edgepack-test").is_dir()
+    (Path.home() / ".cache" / "edgepack-test").rmdir()  # empty: the run's directory was removed
     with pytest.raises(DeviceUnreachable) as info:
         run("ssh-test", model, runtime="tflite-runtime")  # not installed on this "board"
     assert info.value.code == "device-no-runtime" and "pip install" in (info.value.hint or "")

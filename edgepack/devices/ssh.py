@@ -99,6 +99,8 @@ def _call(device: SshDevice, files: dict[str, Path], args: list[str], run_timeou
 def _remote_script(device: SshDevice, args: list[str], run_timeout_s: float) -> str:
     """A POSIX sh script: unpack stdin into a fresh dir, run the runner under `timeout`, clean up."""
     base = shell_join([device.remote_dir])
+    if device.remote_dir.startswith("~/"):  # quoted, ~ would not expand
+        base = '"$HOME"/' + shell_join([device.remote_dir[2:]])
     runner = shell_join([device.python, "runner.py", *args])
     return (f"set -e; mkdir -p {base}; d=$(mktemp -d {base}/run.XXXXXX); trap 'rm -rf \"$d\"' EXIT; "
             f"cd \"$d\"; tar -x; set +e; timeout -k {KILL_GRACE_S} {run_timeout_s:g} {runner}; rc=$?; exit $rc")
