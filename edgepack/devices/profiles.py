@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from edgepack.errors import BadInputError
-from edgepack.recipe.schema import Strict, parse_size
+from edgepack.recipe.schema import Size, Strict, parse_size
 from edgepack.resources import shipped_dir
 
 Runtime = Literal["auto", "ai-edge-litert", "tflite-runtime"]
@@ -39,14 +39,7 @@ class LocalDevice(_Device):
 
     kind: Literal["local"]
     cpus: list[Annotated[int, Field(ge=0, le=4095)]] | None = Field(None, min_length=1)
-    memory_limit: int | str | None = None
-
-    @field_validator("memory_limit")
-    @classmethod
-    def _size_parses(cls, value: int | str | None) -> int | str | None:
-        if value is not None:
-            parse_size(value)
-        return value
+    memory_limit: Size | None = None
 
     @property
     def memory_limit_bytes(self) -> int | None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)?\s*$")
 _SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}
@@ -269,20 +276,22 @@ class ValidateSettings(Strict):
     threads: int = Field(1, ge=1, le=256)
 
 
+def _checked_size(value: int | str) -> int | str:
+    parse_size(value)
+    return value
+
+
+Size = Annotated[Union[int, str], AfterValidator(_checked_size)]
+"""A size as written in a file: bytes, or "80 KB" / "64 KiB"; read it with `parse_size`."""
+
+
 class Budgets(Strict):
     """Limits that fail the gate (exit 3) when exceeded. Accuracies are fractions in [0, 1]."""
 
-    max_size: int | str | None = None
+    max_size: Size | None = None
     latency_p90_ms: float | dict[str, float] | None = None
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
-
-    @field_validator("max_size")
-    @classmethod
-    def _size_parses(cls, value: int | str | None) -> int | str | None:
-        if value is not None:
-            parse_size(value)
-        return value
 
     @field_validator("latency_p90_ms")
     @classmethod
