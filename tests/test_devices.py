@@ -249,3 +249,19 @@ def test_a_bad_profile_names_the_file_and_field(profiles: Path, text: str, expec
     result = invoke("devices", "check", "bad")
     assert result.exit_code == 2, result.output
     assert str(profiles / "bad.toml") in result.stderr and expected in result.stderr
+
+
+def test_the_runner_names_arm_cores_from_cpuinfo(tmp_path: Path) -> None:
+    """Arm kernels write no "model name": the core comes from "CPU part", the board from "Model"."""
+    sys.path.insert(0, str(REPO / "edgepack" / "devices"))
+    try:
+        import runner
+    finally:
+        sys.path.pop(0)
+    # laid out as a Raspberry Pi 4's /proc/cpuinfo under a 64-bit kernel
+    assert runner.cpu_description(str(FAKES / "rpi4_cpuinfo.txt")) == "Raspberry Pi 4 Model B Rev 1.4, Cortex-A72"
+    bare = tmp_path / "cpuinfo"
+    bare.write_text("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n")
+    assert runner.cpu_description(str(bare)) == "Cortex-A76"
+    bare.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n")
+    assert runner.cpu_description(str(bare)) == "Intel(R) Xeon(R) CPU @ 2.20GHz"

@@ -69,16 +69,44 @@ def _version(dist, module):
         return getattr(module, "__version__", "unknown")
 
 
-def cpu_description():
-    """A one-line CPU description from /proc/cpuinfo, falling back to the platform module."""
+ARM_PARTS = {  # "CPU part" of Arm Ltd. cores (implementer 0x41) in /proc/cpuinfo
+    0xD03: "Cortex-A53", 0xD04: "Cortex-A35", 0xD05: "Cortex-A55", 0xD07: "Cortex-A57", 0xD08: "Cortex-A72",
+    0xD09: "Cortex-A73", 0xD0A: "Cortex-A75", 0xD0B: "Cortex-A76", 0xD0C: "Neoverse-N1", 0xD0D: "Cortex-A77",
+    0xD40: "Neoverse-V1", 0xD41: "Cortex-A78", 0xD44: "Cortex-X1", 0xD46: "Cortex-A510", 0xD47: "Cortex-A710",
+    0xD48: "Cortex-X2", 0xD49: "Neoverse-N2", 0xD4D: "Cortex-A715", 0xD4E: "Cortex-X3",
+}
+
+
+def cpu_description(path="/proc/cpuinfo"):
+    """A one-line CPU description from /proc/cpuinfo, falling back to the platform module.
+
+    x86 kernels write "model name"; Arm kernels write "CPU implementer" / "CPU part" (and a
+    Raspberry Pi's "Model" line), from which the core's name is looked up.
+    """
+    fields = {}
     try:
-        with open("/proc/cpuinfo") as handle:
+        with open(path) as handle:
             for line in handle:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                key = key.strip().lower()
+                if sep and key not in fields:
+                    fields[key] = value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    for key in ("model name", "cpu model"):
+        if fields.get(key):
+            return fields[key]
+    core = None
+    try:
+        if int(fields.get("cpu implementer", ""), 16) == 0x41:
+            part = int(fields.get("cpu part", ""), 16)
+            core = ARM_PARTS.get(part, "Arm part 0x%x" % part)
+    except ValueError:
+        pass
+    board = fields.get("model") or fields.get("hardware")
+    if board and core:
+        return "%s, %s" % (board, core)
+    return board or core or platform.processor() or platform.machine()
 
 
 def make_inputs(details, seed, given):
