@@ -241,6 +241,8 @@ def test_a_memory_cap_below_the_models_needs_is_a_clear_error(profiles: Path, mo
     ('kind = "ssh"\n', "host"),
     ('kind = "local"\ncpus = []\n', "cpus"),
     ('kind = "qemu-arm64"\ncpu = "max"\n', "wrong int8 results"),
+    ('kind = "qemu-arm64"\ncpu = "cortex-a99"\n', "unknown core 'cortex-a99'; one of: cortex-a35"),
+    ('kind = "qemu-arm64"\nwheel = "no/such.whl"\n', "cannot read the wheel"),
     ('kind = "local"\nthreadz = 2\n', "threadz"),
     ('kind = "serial"\n', "kind"),
 ])
@@ -265,3 +267,61 @@ def test_the_runner_names_arm_cores_from_cpuinfo(tmp_path: Path) -> None:
     assert runner.cpu_description(str(bare)) == "Cortex-A76"
     bare.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n")
     assert runner.cpu_description(str(bare)) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
+
+
+def _qemu_missing() -> list[str]:
+    from edgepack.devices.qemu import missing_tools
+
+    return missing_tools()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_qemu_missing()), reason="qemu-user-static / mmdebstrap are not installed here "
+                                                   "(.ci/run installs them)")
+def test_rpi4_emulated_gives_the_hosts_int8_outputs_and_is_never_gated(default_run: dict[str, Any],
+                                                                       profiles: Path, tmp_path: Path) -> None:
+    """The int8 digits model on an emulated Cortex-A72 (built once into the user's cache)."""
+    recipe = tmp_path / "digits.toml"  # same name and stages as the default run: its stages are cached
+    text = (REPO / "recipes" / "digits.toml").read_text()
+    text = text.replace('devices = ["host"]', 'devices = ["host", "rpi4-emulated"]')
+    text = text.replace("latency_p90_ms = 5.0", "latency_p90_ms = 1000.0")
+    assert '"rpi4-emulated"]' in text and "latency_p90_ms = 1000.0" in text
+    recipe.write_text(text)
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    emulated = report["validation"]["rpi4-emulated"]
+    assert emulated["kind"] == "qemu-arm64" and emulated["emulated"] is True
+    assert emulated["machine"] == "aarch64" and emulated["cpu"] == "Cortex-A72"
+    assert emulated["runtime"]["name"] == "ai-edge-litert"
+    assert emulated["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}
+    assert emulated["outputs_sha256"] == report["validation"]["host"]["outputs_sha256"]
+    latency = [g["name"] for g in report["gate"]["results"] if g["name"].startswith("latency")]
+    assert latency == ["latency_p90_ms.host"]  # the emulator's latency is not a board's
+
+
+def test_a_missing_emulator_names_the_debian_packages(profiles: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setenv("EDGEPACK_CACHE", str(tmp_path / "cache"))
+    result = invoke("devices", "check", "rpi4-emulated")
+    assert result.exit_code == 4, result.output
+    assert "qemu-aarch64-static and mmdebstrap are not installed" in result.stderr
+    assert "apt install qemu-user-static mmdebstrap" in result.stderr
+    assert not (tmp_path / "cache").exists()  # nothing half-built
+
+
+def test_a_wheel_with_entries_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    from edgepack.devices.qemu import _unpack
+    from edgepack.errors import BadInputError
+
+    for name, entry in (("evil.whl", "../../etc/evil"), ("other.whl", "numpy/__init__.py")):
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            archive.writestr(entry, "x")
+        with pytest.raises(BadInputError, match="outside its folder|not an ai-edge-litert wheel"):
+            _unpack(tmp_path / name, tmp_path / "site", "device 'x'")
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "site").exists()

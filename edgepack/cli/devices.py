@@ -57,7 +57,7 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
 
     device = load_device(name)
     start = time.perf_counter()
-    probe = check_device(device)
+    probe = check_device(device, output.reporter())
     probe = {"device": name, "kind": device.kind, "emulated": device.emulated,
              "seconds": round(time.perf_counter() - start, 3), **probe}
     if output.state.json:
@@ -67,7 +67,12 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
         table.add_column("check")
         table.add_column("found")
         runtime = probe["runtime"]
-        table.add_row("reachable", f"yes ({probe['seconds']:.2f} s)")
+        image = probe.get("image")
+        if image:
+            table.add_row("root filesystem", f"{image['path']} (" + ("cached" if image["cached"] else
+                          f"built now in {image['seconds']:.0f} s") + f"; Debian {image['suite']}, "
+                          f"ai-edge-litert {image['litert_version']})")
+        table.add_row("emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
         table.add_row("LiteRT runtime", f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
         table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
         table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}, {probe['cpus']} usable)")

@@ -11,11 +11,9 @@ from edgepack.devices.profiles import (
     AdbDevice,
     Device,
     LocalDevice,
-    QemuDevice,
     SshDevice,
 )
-from edgepack.errors import BadInputError
-from edgepack.reporting import Reporter
+from edgepack.reporting import NullReporter, Reporter
 
 FLOAT_RTOL = 1e-5
 FLOAT_ATOL = 1e-6
@@ -35,11 +33,16 @@ def run_device(device: Device, req: RunRequest, reporter: Reporter, label: str) 
         from edgepack.devices.adb import run_adb
 
         return run_adb(device, req, reporter, label)
-    return _unsupported(device)
+    from edgepack.devices.qemu import run_qemu
+
+    return run_qemu(device, req, reporter, label)
 
 
-def check_device(device: Device) -> dict[str, Any]:
-    """The runner's probe on `device`: Python, numpy, the runtime and its version, CPU."""
+def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, Any]:
+    """The runner's probe on `device`: Python, numpy, the runtime and its version, CPU.
+
+    An emulated board's root filesystem is built first when it is not cached yet.
+    """
     if isinstance(device, LocalDevice):
         from edgepack.devices.local import check_local
 
@@ -52,13 +55,9 @@ def check_device(device: Device) -> dict[str, Any]:
         from edgepack.devices.adb import check_adb
 
         return check_adb(device)
-    return _unsupported(device)
+    from edgepack.devices.qemu import check_qemu
 
-
-def _unsupported(device: Device) -> Any:
-    assert isinstance(device, QemuDevice)
-    raise BadInputError(f"device '{device.name}': kind '{device.kind}' is not supported by this version yet",
-                        hint="use a local, ssh or adb device", code="device-kind-unsupported")
+    return check_qemu(device, reporter or NullReporter())
 
 
 def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -72,11 +72,27 @@ class AdbDevice(_Device):
     run_timeout_s: float = Field(600.0, gt=0, le=86_400)
 
 
+ARM_CORES = {  # QEMU's name -> (the core's "CPU part", the Features line an arm64 kernel writes for it)
+    "cortex-a35": (0xD04, "fp asimd evtstrm crc32 cpuid"),
+    "cortex-a53": (0xD03, "fp asimd evtstrm crc32 cpuid"),
+    "cortex-a55": (0xD05, "fp asimd evtstrm crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"),
+    "cortex-a57": (0xD07, "fp asimd evtstrm crc32 cpuid"),
+    "cortex-a72": (0xD08, "fp asimd evtstrm crc32 cpuid"),
+    "cortex-a76": (0xD0B, "fp asimd evtstrm crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"),
+    "neoverse-n1": (0xD0C, "fp asimd evtstrm crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"),
+}
+DEBIAN_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}  # the python3 of each Debian suite
+
+
 class QemuDevice(_Device):
     """An Arm64 board emulated with `qemu-aarch64-static` on a cached Debian root filesystem."""
 
     kind: Literal["qemu-arm64"]
     cpu: str = Field("cortex-a72", min_length=1)
+    suite: Literal["bookworm", "trixie"] = "bookworm"
+    mirror: str | None = Field(None, min_length=1)
+    litert_version: str | None = Field(None, pattern=r"^[0-9][0-9A-Za-z.+-]*$")
+    wheel: str | None = Field(None, min_length=1)
     run_timeout_s: float = Field(900.0, gt=0, le=86_400)
 
     @field_validator("cpu")
@@ -85,6 +101,8 @@ class QemuDevice(_Device):
         if value == "max":
             raise ValueError("cpu = 'max' gives wrong int8 results under QEMU (its SME feature); "
                              "name a real core: cortex-a53, cortex-a72, cortex-a76")
+        if value not in ARM_CORES:
+            raise ValueError(f"unknown core '{value}'; one of: {', '.join(ARM_CORES)}")
         return value
 
     @property

@@ -1,0 +1,324 @@
+"""The qemu-arm64 driver: an emulated Arm64 board on this machine, no root and no binfmt needed.
+
+The board is a Debian arm64 root filesystem (`mmdebstrap --variant=extract`: Python 3 and numpy
+from Debian) with the aarch64 `ai-edge-litert` wheel unpacked into it, built once and cached
+under `~/.cache/edgepack/qemu-arm64/`. The runner runs under `qemu-aarch64-static -cpu CORE -L
+ROOTFS`, with CORE a real Arm core: `-cpu max` gives wrong int8 results. What the emulation needs:
+the guest's BLAS dirs on LD_LIBRARY_PATH (the extract variant runs no maintainer scripts, so the
+alternatives symlinks are missing) and an Arm `/proc/cpuinfo` stand-in inside the root filesystem
+(XNNPACK's CPU detection crashes on the host's x86 one). One hard-linked view of the root
+filesystem per core keeps each core's stand-in apart.
+
+Latency measured here is the emulator's, not a board's: the records say `emulated`, and budgets
+never check it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from edgepack.devices.base import (
+    RUNNER,
+    RunRequest,
+    collect,
+    parse_result,
+    runner_args,
+    runner_failure,
+    tail,
+)
+from edgepack.devices.profiles import ARM_CORES, DEBIAN_PYTHON, QemuDevice, profile_path
+from edgepack.errors import BadInputError, DeviceUnreachable, StageError
+from edgepack.reporting import Reporter
+
+PACKAGES = ("python3", "python3-numpy", "libstdc++6")
+SITE = "/opt/edgepack/site"  # where the wheel is unpacked, inside the root filesystem
+WHEEL_PLATFORM = "manylinux_2_27_aarch64"
+TOOLS = {"qemu-aarch64-static": "qemu-user-static", "mmdebstrap": "mmdebstrap"}
+BUILD_TIMEOUT_S = 900.0
+
+
+def cache_dir() -> Path:
+    """Where built root filesystems live: $EDGEPACK_CACHE, else $XDG_CACHE_HOME/edgepack, else ~/.cache/edgepack."""
+    base = os.environ.get("EDGEPACK_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgepack")
+    return Path(base).expanduser() / "qemu-arm64"
+
+
+def qemu_binary() -> str | None:
+    """The user-mode Arm64 emulator on PATH (Debian's qemu-user-static, or a static qemu-aarch64)."""
+    return shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+
+
+def missing_tools() -> list[str]:
+    """The Debian packages to install for this driver, empty when everything is there."""
+    missing = [] if qemu_binary() else [TOOLS["qemu-aarch64-static"]]
+    return missing + ([] if shutil.which("mmdebstrap") else [TOOLS["mmdebstrap"]])
+
+
+def litert_version(device: QemuDevice) -> str:
+    """The ai-edge-litert version to put on the board: the profile's, else the one edgepack runs here."""
+    if device.litert_version:
+        return device.litert_version
+    try:
+        return version("ai-edge-litert")
+    except PackageNotFoundError as exc:
+        raise BadInputError(f"device '{device.name}': ai-edge-litert is not installed here, so its version "
+                            "is unknown", hint="set litert_version = \"2.3.0\" in the profile",
+                            code="device-invalid") from exc
+
+
+def image_key(device: QemuDevice) -> str:
+    """The cache entry's name: what the root filesystem is built from (suite, packages, wheel, mirror)."""
+    wheel = _wheel_digest(device) if device.wheel else litert_version(device)
+    recipe = json.dumps([device.suite, PACKAGES, wheel, device.mirror or ""], sort_keys=True)
+    return f"{device.suite}-litert-{litert_version(device)}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
+
+
+def _wheel_digest(device: QemuDevice) -> str:
+    """sha256 of the profile's local wheel file (a new file, a new image)."""
+    assert device.wheel is not None
+    path = Path(device.wheel).expanduser()
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise BadInputError(f"device '{device.name}': cannot read the wheel {path}: {exc.strerror}",
+                            context=f"{profile_path(device.name)}: wheel", hint="give the path of an aarch64 ai-edge-litert wheel, or remove `wheel` "
+                            "to download it", code="device-invalid") from exc
+
+
+def ensure_image(device: QemuDevice, reporter: Reporter) -> tuple[Path, dict[str, Any]]:
+    """The built root filesystem for `device` (building it once, under a lock) and its build record."""
+    key = image_key(device)  # a profile mistake (an unreadable wheel) before a missing tool
+    _require_tools(device)
+    root = cache_dir() / key
+    record_path = root / "build.json"
+    if not record_path.is_file():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(root.parent / f".{key}.lock"):
+            if not record_path.is_file():
+                _build(device, root, reporter)
+    return root / "rootfs", json.loads(record_path.read_text())
+
+
+def view(rootfs: Path, cpu: str) -> Path:
+    """A hard-linked copy of `rootfs` whose /proc/cpuinfo describes `cpu` (made once per core)."""
+    target = rootfs.parent / "views" / cpu
+    if (target / "proc" / "cpuinfo").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(rootfs.parent / f".view-{cpu}.lock"):
+        if (target / "proc" / "cpuinfo").is_file():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{cpu}-", dir=target.parent))
+        try:
+            _hardlink_tree(rootfs, tmp / "rootfs")
+            (tmp / "rootfs" / "proc").mkdir(exist_ok=True)
+            (tmp / "rootfs" / "proc" / "cpuinfo").write_text(cpuinfo(cpu, os.cpu_count() or 1))
+            if target.exists():
+                shutil.rmtree(target)
+            os.rename(tmp / "rootfs", target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def cpuinfo(cpu: str, count: int) -> str:
+    """/proc/cpuinfo as an arm64 Linux kernel writes it for `count` cores of type `cpu`."""
+    part, features = ARM_CORES[cpu]
+    block = ("processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+             "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0x{part:03x}\nCPU revision\t: 0\n\n")
+    return "".join(block.format(n=n, features=features, part=part) for n in range(count))
+
+
+def command(device: QemuDevice, board: Path, args: list[str], script: Path | None = RUNNER,
+            ) -> tuple[list[str], dict[str, str]]:
+    """The emulator running the board's Python on `script` (the runner) with `args`, and its environment."""
+    qemu = qemu_binary()
+    assert qemu is not None
+    python = DEBIAN_PYTHON[device.suite]
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root", "PYTHONPATH": SITE,
+           "PYTHONDONTWRITEBYTECODE": "1",  # the image is shared, and compiled at build time
+           "LD_LIBRARY_PATH": "/usr/lib/aarch64-linux-gnu/blas:/usr/lib/aarch64-linux-gnu/lapack"}
+    interpreter = board / "usr" / "bin" / f"python{python}"
+    return [qemu, "-cpu", device.cpu, "-L", str(board), str(interpreter), *([str(script)] if script else []),
+            *args], env
+
+
+def run_qemu(device: QemuDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+    """Run the runner under emulation on the cached root filesystem; return its JSON record."""
+    rootfs, _ = ensure_image(device, reporter)
+    board = view(rootfs, device.cpu)
+    args = runner_args(req, str(req.model.resolve()), str(req.inputs.resolve()) if req.inputs else None,
+                       device.runtime)
+    cmd, env = command(device, board, [*args, "--progress"])
+    with reporter.task(f"{label}: {req.runs} runs (emulated {device.cpu})", req.warmup + req.runs) as task:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            stdout, stderr = collect(proc, None, device.run_timeout_s, task)
+        except subprocess.TimeoutExpired as exc:
+            raise StageError(f"{label}: the emulated run did not finish in {device.run_timeout_s:g} s and was "
+                             "stopped", hint="raise run_timeout_s in the device profile, or lower validate.runs",
+                             code="device-timeout") from exc
+    if proc.returncode != 0:
+        raise runner_failure(label, proc.returncode, stderr, python=f"python{DEBIAN_PYTHON[device.suite]} (emulated)")
+    return parse_result(stdout, label)
+
+
+def check_qemu(device: QemuDevice, reporter: Reporter) -> dict[str, Any]:
+    """Build the root filesystem if needed, then the runner's probe under emulation."""
+    start = time.perf_counter()
+    cached = (cache_dir() / image_key(device) / "build.json").is_file()
+    rootfs, record = ensure_image(device, reporter)
+    built_s = time.perf_counter() - start
+    cmd, env = command(device, view(rootfs, device.cpu), ["--probe"])
+    label = f"device '{device.name}'"
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    if proc.returncode != 0:
+        raise runner_failure(label, proc.returncode, proc.stderr, python=f"python{DEBIAN_PYTHON[device.suite]} (emulated)")
+    probe = parse_result(proc.stdout, label)
+    probe["image"] = {"path": str(rootfs.parent), "cached": cached, "seconds": None if cached else round(built_s, 1),
+                      **{k: record[k] for k in ("suite", "litert_version", "wheel") if k in record}}
+    return probe
+
+
+def _require_tools(device: QemuDevice) -> None:
+    missing = missing_tools()
+    if missing:
+        tools = [tool for tool, package in TOOLS.items() if package in missing]
+        raise DeviceUnreachable(
+            f"device '{device.name}': {' and '.join(tools)} {'is' if len(tools) == 1 else 'are'} not installed",
+            hint=f"install the Debian/Ubuntu package{'s' if len(missing) > 1 else ''}: sudo apt install "
+                 f"{' '.join(missing)}", code="qemu-missing")
+
+
+def _build(device: QemuDevice, root: Path, reporter: Reporter) -> None:
+    """mmdebstrap the arm64 root filesystem, unpack the wheel into it, precompile; then publish `root`."""
+    label = f"device '{device.name}'"
+    reporter.note(f"{label}: building the Arm64 root filesystem once (Debian {device.suite} + ai-edge-litert "
+                  f"{litert_version(device)}; downloads from the Debian mirror{'' if device.wheel else ' and PyPI'}); "
+                  f"cached in {root}")
+    start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        rootfs = tmp / "rootfs"
+        cmd = ["mmdebstrap", "--variant=extract", "--architectures=arm64", f"--include={','.join(PACKAGES)}",
+               device.suite, str(rootfs), *([device.mirror] if device.mirror else [])]
+        with reporter.task(f"{label}: mmdebstrap {device.suite} arm64", None):
+            _step(cmd, label, "mmdebstrap could not build the root filesystem",
+                  "check the network to the Debian mirror (or set `mirror` in the profile); without root, "
+                  "mmdebstrap needs unprivileged user namespaces")
+        wheel = Path(device.wheel).expanduser() if device.wheel else _download_wheel(device, tmp / "wheels", label,
+                                                                                     reporter)
+        _unpack(wheel, rootfs / SITE.lstrip("/"), label)
+        python = DEBIAN_PYTHON[device.suite]
+        with reporter.task(f"{label}: precompiling Python", None):
+            _precompile(rootfs, python, [f"/usr/lib/python{python}", "/usr/lib/python3", SITE])
+        record = {"suite": device.suite, "packages": list(PACKAGES), "python": python,
+                  "litert_version": litert_version(device), "wheel": wheel.name,
+                  "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(), "mirror": device.mirror,
+                  "seconds": round(time.perf_counter() - start, 1)}
+        (tmp / "build.json").write_text(json.dumps(record, indent=2) + "\n")
+        shutil.rmtree(tmp / "wheels", ignore_errors=True)
+        if root.exists():  # a half-built entry from an interrupted build
+            shutil.rmtree(root)
+        os.rename(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _precompile(rootfs: Path, python: str, folders: list[str]) -> None:
+    """Bytecode for the board's Python, written by this one when it is the same version (bytecode does
+    not depend on the CPU). Under emulation, the board's Python cannot create files: qemu maps only
+    existing paths into the root filesystem. Without it, each run compiles in memory (slower start)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != python:
+        return
+    import compileall
+
+    for folder in folders:
+        local = rootfs / folder.lstrip("/")
+        if local.is_dir():
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                compileall.compile_dir(str(local), ddir=folder, quiet=2, workers=0)
+
+
+def _download_wheel(device: QemuDevice, folder: Path, label: str, reporter: Reporter) -> Path:
+    requirement = f"ai-edge-litert=={litert_version(device)}"
+    cmd = [sys.executable, "-m", "pip", "download", requirement, "--platform", WHEEL_PLATFORM,
+           "--python-version", DEBIAN_PYTHON[device.suite], "--implementation", "cp", "--only-binary=:all:",
+           "--no-deps", "--disable-pip-version-check", "-q", "-d", str(folder)]
+    with reporter.task(f"{label}: pip download {requirement} ({WHEEL_PLATFORM})", None):
+        _step(cmd, label, f"pip could not download the aarch64 wheel of {requirement}",
+              "check the network to PyPI, or download the wheel elsewhere and set `wheel = \"PATH\"` in the profile")
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        raise DeviceUnreachable(f"{label}: pip downloaded no wheel for {requirement}", code="qemu-build-failed")
+    return wheels[0]
+
+
+def _unpack(wheel: Path, site: Path, label: str) -> None:
+    """Unpack the wheel's files under `site`, refusing entries that would land outside it."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+            bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+            if bad:
+                raise BadInputError(f"{label}: {wheel} has entries outside its folder: {bad[:3]}; refused",
+                                    context="wheel", code="device-invalid")
+            if not any(n.startswith("ai_edge_litert/") for n in names):
+                raise BadInputError(f"{label}: {wheel} is not an ai-edge-litert wheel", context="wheel",
+                                    code="device-invalid")
+            site.mkdir(parents=True, exist_ok=True)
+            archive.extractall(site)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BadInputError(f"{label}: cannot read the wheel {wheel}: {exc}", context="wheel",
+                            hint="give the path of an aarch64 ai-edge-litert wheel for the board's Python",
+                            code="device-invalid") from exc
+
+
+def _step(cmd: list[str], label: str, what: str, hint: str) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise DeviceUnreachable(f"{label}: {what} in {BUILD_TIMEOUT_S:g} s", hint=hint,
+                                code="qemu-build-failed") from exc
+    if proc.returncode != 0:
+        raise DeviceUnreachable(f"{label}: {what}", context=tail(proc.stderr or proc.stdout) or "(no output)",
+                                hint=hint, code="qemu-build-failed")
+
+
+def _hardlink_tree(source: Path, target: Path) -> None:
+    """Copy `source` to `target` with hard links for files (a copy where links are not possible)."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` across processes (two validates building the same image)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
