@@ -268,6 +268,15 @@ class Pipeline:
 
         settings = self.recipe.validation
         devices = [load_device(name) for name in settings.devices]  # an unknown name fails before any run
+        budget = self.recipe.budgets.latency_p90_ms
+        emulated = sorted(d.name for d in devices if d.emulated and isinstance(budget, dict) and d.name in budget)
+        if emulated:
+            from edgepack.errors import BadInputError
+
+            raise BadInputError(
+                f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
+                "emulator's, not a board's, and is never checked", context=f"recipe '{self.recipe.name}'",
+                hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
         inputs = self._validation_inputs()
         reference: list[dict[str, Any]] | None = None
         for device in devices:

@@ -313,6 +313,18 @@ def test_a_missing_emulator_names_the_debian_packages(profiles: Path, monkeypatc
     assert not (tmp_path / "cache").exists()  # nothing half-built
 
 
+def test_a_latency_budget_on_an_emulated_device_is_a_recipe_error(default_run: dict[str, Any], profiles: Path,
+                                                                  tmp_path: Path) -> None:
+    recipe = tmp_path / "digits.toml"
+    text = (REPO / "recipes" / "digits.toml").read_text()
+    text = text.replace('devices = ["host"]', 'devices = ["host", "rpi4-emulated"]')
+    recipe.write_text(text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { rpi4-emulated = 10.0 }"))
+    proc = run_cli("validate", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "budgets.latency_p90_ms names rpi4-emulated" in proc.stderr and "Traceback" not in proc.stderr
+    assert "budget a real device" in proc.stderr
+
+
 def test_a_wheel_with_entries_outside_its_folder_is_refused(tmp_path: Path) -> None:
     import zipfile
 
