@@ -260,11 +260,12 @@ class Pipeline:
         Every device gets the same inputs (a test sample, in the model's input type); outputs are
         compared with the host's: integer outputs must be identical, float ones equal within a
         tolerance. The first plain local device is the reference; without one, a one-invoke run on
-        this machine is.
+        this machine is. Devices on different machines run at the same time (`devices.schedule`).
         """
         from edgepack.devices.base import RunRequest
         from edgepack.devices.drivers import parity, run_device
-        from edgepack.devices.profiles import LocalDevice, load_device
+        from edgepack.devices.profiles import Device, LocalDevice, load_device
+        from edgepack.devices.schedule import run_all
 
         settings = self.recipe.validation
         devices = [load_device(name) for name in settings.devices]  # an unknown name fails before any run
@@ -278,12 +279,17 @@ class Pipeline:
                 "emulator's, not a board's, and is never checked", context=f"recipe '{self.recipe.name}'",
                 hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
         inputs = self._validation_inputs()
-        reference: list[dict[str, Any]] | None = None
-        for device in devices:
+
+        def measure(device: Device) -> dict[str, Any]:
             self.reporter.stage("validate", f"on {device.name}")
             req = RunRequest(self.tflite_path, inputs, settings.runs, settings.warmup,
                              device.threads or settings.threads, self.recipe.seed)
-            record = run_device(device, req, self.reporter, f"validate {device.name}")
+            return run_device(device, req, self.reporter, f"validate {device.name}")
+
+        records = run_all(devices, measure)  # different machines at once, one machine's devices in turn
+        reference: list[dict[str, Any]] | None = None
+        for device in devices:
+            record = records[device.name]
             outputs = record.pop("outputs")
             if reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
                 reference = outputs

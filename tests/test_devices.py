@@ -337,3 +337,43 @@ def test_a_wheel_with_entries_outside_its_folder_is_refused(tmp_path: Path) -> N
         with pytest.raises(BadInputError, match="outside its folder|not an ai-edge-litert wheel"):
             _unpack(tmp_path / name, tmp_path / "site", "device 'x'")
     assert not (tmp_path / "etc").exists() and not (tmp_path / "site").exists()
+
+
+def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> None:
+    from edgepack.devices.profiles import AdbDevice, LocalDevice, SshDevice
+    from edgepack.devices.schedule import THIS_MACHINE, machine, run_all
+
+    devices = [LocalDevice(name="host", kind="local"), SshDevice(name="loop", kind="ssh", host="127.0.0.1"),
+               SshDevice(name="pi-a", kind="ssh", host="pi-a.local"), AdbDevice(name="phone", kind="adb"),
+               LocalDevice(name="host-1core", kind="local", cpus=[0])]
+    assert [machine(d) for d in devices] == [THIS_MACHINE, THIS_MACHINE, "ssh pi-a.local", "adb (the one attached)",
+                                             THIS_MACHINE]
+    first_of_each = threading.Barrier(3, timeout=20)  # breaks unless the 3 machines run at the same time
+    lock, busy, overlaps = threading.Lock(), set(), []
+
+    def work(device: Any) -> str:
+        key = machine(device)
+        with lock:
+            if key in busy:
+                overlaps.append(device.name)
+            busy.add(key)
+        if device.name in ("host", "pi-a", "phone"):
+            first_of_each.wait()
+        time.sleep(0.05)
+        with lock:
+            busy.discard(key)
+        return f"{device.name} done"
+
+    results = run_all(devices, work)
+    assert list(results) == [d.name for d in devices] and results["phone"] == "phone done"
+    assert overlaps == []  # this machine's three devices never overlapped
+
+    def fail_on(name: str) -> Any:
+        def work(device: Any) -> str:
+            if device.name == name:
+                raise DeviceUnreachable(f"{name} is off")
+            return device.name
+        return work
+
+    with pytest.raises(DeviceUnreachable, match="pi-a is off"):
+        run_all(devices, fail_on("pi-a"))

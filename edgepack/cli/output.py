@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -87,19 +88,35 @@ class _RichTask:
 
 
 class RichReporter:
-    """Progress bars and stage lines on stderr."""
+    """Progress bars and stage lines on stderr; bars of runs on several devices at once share one display."""
 
     def __init__(self) -> None:
         self.console = stderr()
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._open = 0
 
     def stage(self, name: str, detail: str) -> None:
         self.console.print(f"[bold cyan]{name}[/] [dim]{detail}[/]", highlight=False)
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[_RichTask]:
-        columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=self.console, transient=False) as progress:
-            yield _RichTask(progress, progress.add_task(description, total=total))
+        with self._lock:  # rich allows one live display at a time: open it for the first bar only
+            if self._progress is None:
+                columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+                self._progress = Progress(*columns, console=self.console, transient=False)
+                self._progress.start()
+            progress = self._progress
+            self._open += 1
+            task_id = progress.add_task(description, total=total)
+        try:
+            yield _RichTask(progress, task_id)
+        finally:
+            with self._lock:
+                self._open -= 1
+                if self._open == 0:
+                    progress.stop()
+                    self._progress = None
 
     def note(self, message: str) -> None:
         self.console.print(f"[yellow]note[/]: {message}", highlight=False)

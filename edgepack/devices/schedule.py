@@ -1,0 +1,60 @@
+"""Which devices may run at the same time: different machines yes, the same machine never.
+
+Two runs on one machine would time each other: every device whose runner uses this machine's
+CPUs (local, qemu-arm64, an ssh board at localhost) is one machine; each other ssh host and each
+adb serial is its own. Machines run concurrently, the devices of one machine one after another,
+in the recipe's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from edgepack.devices.profiles import AdbDevice, Device, SshDevice
+
+T = TypeVar("T")
+THIS_MACHINE = "this machine"
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+
+def machine(device: Device) -> str:
+    """The machine `device` runs on, as a key: runs on the same key never overlap."""
+    if isinstance(device, SshDevice):
+        host = device.host.lower()
+        return THIS_MACHINE if host in _LOOPBACK or host.startswith("127.") else f"ssh {host}"
+    if isinstance(device, AdbDevice):
+        return f"adb {device.serial or '(the one attached)'}"
+    return THIS_MACHINE
+
+
+def run_all(devices: list[Device], work: Callable[[Device], T]) -> dict[str, T]:
+    """`work(device)` for every device, machines concurrently; results by device name, in order.
+
+    Every started run is waited for; then the first failure in the recipe's order is raised.
+    """
+    groups: dict[str, list[Device]] = {}
+    for device in devices:
+        groups.setdefault(machine(device), []).append(device)
+    results: dict[str, T] = {}
+    errors: dict[str, BaseException] = {}
+
+    def run_group(members: list[Device]) -> None:
+        for device in members:
+            try:
+                results[device.name] = work(device)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, in the recipe's order
+                errors[device.name] = exc
+                return  # the rest of this machine's devices would not tell more
+
+    if len(groups) == 1:
+        run_group(devices)
+    else:
+        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="device") as pool:
+            for future in [pool.submit(run_group, members) for members in groups.values()]:
+                future.result()
+    for device in devices:
+        if device.name in errors:
+            raise errors[device.name]
+    return {device.name: results[device.name] for device in devices}
