@@ -21,7 +21,7 @@ from typing import Any, Callable
 from edgepack.bundle.manifest import MODEL_FILE, toolchain_versions
 from edgepack.datasets import Dataset, calibration_sample, fingerprint, load_dataset
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
-from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets
+from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, gated_latency
 from edgepack.native import captured_native_logs
 from edgepack.recipe import LoadedRecipe
 from edgepack.recipe.load import canonical_json
@@ -291,7 +291,10 @@ class Pipeline:
         for device in devices:
             record = records[device.name]
             outputs = record.pop("outputs")
-            if reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
+            if outputs is None:  # a benchmark binary: timings only
+                record["parity"] = {"ok": None, "why": "not checked: the benchmark binary reports no outputs"}
+                record["outputs_sha256"] = None
+            elif reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
                 reference = outputs
                 record["parity"] = {"ok": True, "identical": True, "max_abs_diff": 0.0, "reference": True}
             else:
@@ -300,7 +303,8 @@ class Pipeline:
                 if not record["parity"]["ok"]:
                     self.reporter.note(f"validate {device.name}: outputs differ from the host's: "
                                        f"{record['parity']['why']}")
-            record["outputs_sha256"] = [o["sha256"] for o in outputs]
+            if outputs is not None:
+                record["outputs_sha256"] = [o["sha256"] for o in outputs]
             self.result.validation[device.name] = {"device": device.name, "kind": device.kind,
                                                    "emulated": device.emulated, **record}
         return self.result.validation
@@ -334,11 +338,10 @@ class Pipeline:
         """Check the recipe's budgets against the measured figures."""
         evaluated = self.evaluate()
         validation = self.result.validation or self.validate()
+        latency, basis = gated_latency(validation)
         measured = Measurements(
             size_bytes=self.convert().record["size_bytes"], accuracy_float=evaluated.record["float"],
-            accuracy_tflite=evaluated.record["tflite"],
-            latency_p90_ms={name: rec["latency_ms"]["p90"] for name, rec in validation.items()
-                            if not rec.get("emulated")},
+            accuracy_tflite=evaluated.record["tflite"], latency_p90_ms=latency, latency_basis=basis,
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
         self._gated = True

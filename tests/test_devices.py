@@ -377,3 +377,53 @@ def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> No
 
     with pytest.raises(DeviceUnreachable, match="pi-a is off"):
         run_all(devices, fail_on("pi-a"))
+
+
+TRANSCRIPTS = FAKES / "benchmark_model_transcripts"
+
+
+def test_benchmark_model_logs_are_read_in_both_layouts() -> None:
+    from edgepack.devices.benchmark_model import parse
+
+    new = parse((TRANSCRIPTS / "with-percentiles.txt").read_text(), 50, "phone")
+    assert new["latency_ms"] == pytest.approx({
+        "p50": 1239.807, "p90": None, "p95": 1247.415, "p99": None, "p5": 1238.753, "mean": 1240.27,
+        "std": 2.565, "min": 1238.588, "max": 1252.566, "runs": 50, "source": "benchmark_model"})
+    assert new["init_ms"] == pytest.approx(5.579) and new["memory_delta_kb"] == round(109.832 * 1024)
+    assert new["peak_rss_kb"] is None and new["outputs"] is None
+    old = parse((TRANSCRIPTS / "without-percentiles.txt").read_text(), 50, "phone")
+    assert old["latency_ms"]["p50"] is None and old["latency_ms"]["mean"] == pytest.approx(249.684)
+    assert old["latency_ms"]["min"] == pytest.approx(247.067) and old["latency_ms"]["runs"] == 50
+    assert old["peak_rss_kb"] == round(138.809 * 1024) and old["init_ms"] == pytest.approx(16.242)
+    with pytest.raises(StageError, match="printed no timings"):
+        parse("ERROR: Could not open 'model.tflite'.\n", 50, "phone")
+
+
+def test_a_phone_without_python_is_measured_with_a_benchmark_binary(default_run: dict[str, Any], profiles: Path,
+                                                                    tmp_path: Path, model: Path) -> None:
+    binary = tmp_path / "benchmark_model"
+    binary.write_text(f"#!{sys.executable}\n" + (FAKES / "benchmark_model.py").read_text())
+    (profiles / "phone-bench.toml").write_text(f'kind = "adb"\nbenchmark = "{binary}"\nthreads = 1\n'
+                                               'python = "/no/python/here"\n')
+    record = run("phone-bench", model, runs=30)
+    lat = record["latency_ms"]
+    assert lat["runs"] == 30 and lat["p90"] is None and 0 < lat["min"] <= lat["p50"] <= lat["p95"] <= lat["max"]
+    assert record["runtime"]["name"] == "benchmark_model" and record["outputs"] is None
+    assert record["machine"] and record["cpu"] and record["init_ms"] > 0
+    assert (tmp_path / "phone" / "data/local/tmp/edgepack/benchmark_model").stat().st_mode & 0o111
+    # Through validate: no parity (no outputs), and the p95 stands in for a p90 budget.
+    recipe = tmp_path / "digits.toml"
+    text = (REPO / "recipes" / "digits.toml").read_text().replace('devices = ["host"]',
+                                                                  'devices = ["host", "phone-bench"]')
+    recipe.write_text(text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { phone-bench = 1000.0 }"))
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["validation"]["phone-bench"]["parity"]["ok"] is None
+    gate = next(g for g in report["gate"]["results"] if g["name"] == "latency_p90_ms.phone-bench")
+    assert gate["passed"] and "p95, an upper bound of the p90" in gate["detail"]
+    assert gate["measured"] == report["validation"]["phone-bench"]["latency_ms"]["p95"]
+    # A binary that is not there is a profile mistake.
+    (profiles / "phone-bench.toml").write_text('kind = "adb"\nbenchmark = "no/such/benchmark_model"\n')
+    result = invoke("devices", "check", "phone-bench")
+    assert result.exit_code == 2 and "phone-bench.toml: benchmark" in result.stderr, result.output

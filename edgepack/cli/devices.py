@@ -74,8 +74,12 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
                           f"ai-edge-litert {image['litert_version']})")
         table.add_row("emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
         table.add_row("LiteRT runtime", f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
-        table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
-        table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}, {probe['cpus']} usable)")
+        if probe.get("python"):
+            table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
+        else:
+            table.add_row("Python / numpy", "not needed (benchmark binary)")
+        usable = f", {probe['cpus']} usable" if probe.get("cpus") else ""
+        table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}{usable})")
         output.print_table(table)
     if probe["runtime"] is None:
         raise DeviceUnreachable(f"device '{name}': no LiteRT runtime", code="device-no-runtime",

@@ -13,7 +13,14 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.cli.summary import budget_table, failures, results_table, stages_table, weights_table
+from edgepack.cli.summary import (
+    budget_table,
+    failures,
+    latency_figures,
+    results_table,
+    stages_table,
+    weights_table,
+)
 from edgepack.errors import EXIT_BUDGET, BudgetExceeded
 
 RECIPE = typer.Argument(None, help="Recipe name in recipes/ or a path to a .toml (default: digits).",
@@ -87,9 +94,10 @@ def register(app: typer.Typer) -> None:
             return
         for name, rec in validation.items():
             lat = rec["latency_ms"]
-            output.message(f"{name}: p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms "
-                           f"({lat['runs']} runs, {rec['threads']} thread(s), {rec['runtime']['name']} "
-                           f"{rec['runtime']['version']}), peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB")
+            figures = ", ".join(f"{key} {value:.3f} ms" for key, value in latency_figures(lat).items())
+            memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
+            output.message(f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), "
+                           f"{rec['runtime']['name']} {rec['runtime']['version']}){memory}")
 
     @app.command()
     @boundary

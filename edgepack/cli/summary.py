@@ -36,15 +36,28 @@ def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
     for name, rec in validation.items():
         lat = rec["latency_ms"]
         where = f"{name} (emulated)" if rec.get("emulated") else name
-        table.add_row(f"latency on {where} p50 / p90 / p99",
-                      f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f} ms")
-        table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
+        shown = latency_figures(lat)
+        table.add_row(f"latency on {where} {' / '.join(shown)}", " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
+        if rec.get("peak_rss_kb") is not None:
+            table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
         check = rec.get("parity", {})
         if check and not check.get("reference"):
-            table.add_row(f"outputs on {name} vs host",
-                          ("identical" if check.get("identical") else f"max diff {check['max_abs_diff']:.3g}")
-                          if check["ok"] else f"[red]DIFFER[/red]: {check['why']}")
+            table.add_row(f"outputs on {name} vs host", _parity_text(check))
     return table
+
+
+def latency_figures(latency: dict[str, Any]) -> dict[str, float]:
+    """Three percentiles of a device's latency (p50/p90/p99, or what a benchmark binary gives)."""
+    keys = [key for key in ("p50", "p90", "p95", "p99") if latency.get(key) is not None][:3] or ["mean"]
+    return {key: float(latency[key]) for key in keys}
+
+
+def _parity_text(check: dict[str, Any]) -> str:
+    if check["ok"] is None:
+        return check["why"]
+    if not check["ok"]:
+        return f"[red]DIFFER[/red]: {check['why']}"
+    return "identical" if check.get("identical") else f"max diff {check['max_abs_diff']:.3g}"
 
 
 def stages_table(train: dict[str, Any], optimize: dict[str, Any], convert: dict[str, Any],

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.devices.base import (
+    EXIT_TIMEOUT,
     RUNNER,
     RunRequest,
     parse_result,
@@ -26,7 +27,7 @@ from edgepack.devices.base import (
     tail,
 )
 from edgepack.devices.profiles import AdbDevice
-from edgepack.errors import DeviceUnreachable, StageError
+from edgepack.errors import BadInputError, DeviceUnreachable, StageError
 from edgepack.reporting import Reporter
 
 ADB_TIMEOUT_S = 30.0
@@ -36,8 +37,11 @@ _MARKER_RE = re.compile(rf"^{_MARKER}(\d+)\s*$", re.MULTILINE)
 
 
 def run_adb(device: AdbDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
-    """Push runner + model (+ inputs), run the runner with `adb shell`, parse its JSON."""
+    """Push runner + model (+ inputs), run the runner with `adb shell`, parse its JSON (or the
+    profile's benchmark binary's log)."""
     serial = _serial(device, label)
+    if device.benchmark:
+        return _run_benchmark(device, serial, req, reporter, label)
     files = {"runner.py": RUNNER, "model.tflite": req.model}
     if req.inputs:
         files["inputs.npz"] = req.inputs
@@ -49,30 +53,90 @@ def run_adb(device: AdbDevice, req: RunRequest, reporter: Reporter, label: str) 
 
 
 def check_adb(device: AdbDevice) -> dict[str, Any]:
-    """The runner's probe on the device."""
+    """The runner's probe on the device (with a benchmark binary: the device's ABI and CPU)."""
     label = f"device '{device.name}'"
     serial = _serial(device, label)
+    if device.benchmark:
+        binary = _benchmark_binary(device, label)
+        info = _device_info(device, serial, label)
+        return {"python": None, "numpy": None, "cpus": None, **info,
+                "runtime": {"name": "benchmark_model", "version": f"{binary.name}, {binary.stat().st_size:,} B"}}
     return parse_result(_run_runner(device, serial, {"runner.py": RUNNER}, ["--probe"], 60.0, label), label)
 
 
 def _run_runner(device: AdbDevice, serial: str, files: dict[str, Path], args: list[str], timeout_s: float,
                 label: str) -> str:
+    code, stdout, stderr = _run_on_device(device, serial, files, [device.python, "runner.py", *args], timeout_s,
+                                          label)
+    if code != 0:
+        raise runner_failure(label, code, stderr + stdout, timeout_s=timeout_s, python=device.python)
+    return stdout
+
+
+def _run_benchmark(device: AdbDevice, serial: str, req: RunRequest, reporter: Reporter,
+                   label: str) -> dict[str, Any]:
+    """benchmark_model on the device: latency statistics and memory, no outputs (no parity)."""
+    from edgepack.devices.benchmark_model import benchmark_args, parse
+
+    files = {"benchmark_model": _benchmark_binary(device, label), "model.tflite": req.model}
+    argv = ["./benchmark_model", *benchmark_args(req.runs, req.warmup, req.threads, device.benchmark_args)]
+    with reporter.task(f"{label}: {req.runs} runs (benchmark_model)", req.warmup + req.runs) as task:
+        code, stdout, stderr = _run_on_device(device, serial, files, argv, device.run_timeout_s, label,
+                                              executable="benchmark_model")
+        task.advance(req.warmup + req.runs)
+    if code == EXIT_TIMEOUT or code > 128:
+        raise runner_failure(label, code, stderr + stdout, timeout_s=device.run_timeout_s)
+    if code != 0:
+        raise StageError(f"{label}: benchmark_model failed (exit {code})", context=tail(stderr + stdout) or "(no output)",
+                         hint="is it built for this device's ABI (adb shell getprop ro.product.cpu.abi)? Does it "
+                              "support the model's ops? Run it by hand with `adb shell` to see",
+                         code="runner-failed")
+    record = parse(stderr + "\n" + stdout, req.runs, label)
+    info = _device_info(device, serial, label)
+    return {**record, "warmup": req.warmup, "threads": req.threads, "cpus": None, "memory_limit": None,
+            "python": None, "numpy": None, **info}
+
+
+def _benchmark_binary(device: AdbDevice, label: str) -> Path:
+    assert device.benchmark is not None
+    path = Path(device.benchmark).expanduser()
+    if not path.is_file():
+        from edgepack.devices.profiles import profile_path
+
+        raise BadInputError(f"{label}: the benchmark binary {path} does not exist",
+                            context=f"{profile_path(device.name)}: benchmark",
+                            hint="download TFLite's prebuilt android_aarch64_benchmark_model (or build "
+                                 "//tensorflow/lite/tools/benchmark:benchmark_model for Android) and give its path",
+                            code="device-invalid")
+    return path
+
+
+def _device_info(device: AdbDevice, serial: str, label: str) -> dict[str, str]:
+    """The device's machine (uname -m) and CPU (from its /proc/cpuinfo, with the phone's model name)."""
+    from edgepack.devices.runner import describe_cpu
+
+    script = "uname -m; echo ---; getprop ro.product.model 2>/dev/null; echo ---; cat /proc/cpuinfo"
+    parts = (_adb(serial, ["shell", script], label).stdout.split("---\n") + ["", "", ""])[:3]
+    machine, model, cpuinfo = (part.strip() for part in parts)
+    cpu = describe_cpu(cpuinfo) or machine
+    return {"machine": machine or "unknown", "cpu": f"{model}, {cpu}" if model and model not in cpu else cpu}
+
+
+def _run_on_device(device: AdbDevice, serial: str, files: dict[str, Path], argv: list[str], timeout_s: float,
+                   label: str, executable: str | None = None) -> tuple[int, str, str]:
+    """Push `files` to remote_dir, run `argv` there under the device's `timeout`: (exit, stdout, stderr)."""
     remote = device.remote_dir.rstrip("/")
     _adb(serial, ["shell", f"mkdir -p {shell_join([remote])}"], label)
     for name, path in files.items():
         _adb(serial, ["push", str(path), f"{remote}/{name}"], label)
-    runner = shell_join([device.python, "runner.py", *args])
-    script = (f"cd {shell_join([remote])} && timeout -k {KILL_GRACE_S} {timeout_s:g} {runner}; "
+    chmod = f"chmod 755 {shell_join([executable])} && " if executable else ""
+    script = (f"cd {shell_join([remote])} && {chmod}timeout -k {KILL_GRACE_S} {timeout_s:g} {shell_join(argv)}; "
               f"echo {_MARKER}$?")
     proc = _adb(serial, ["shell", script], label, timeout_s + ADB_TIMEOUT_S, check=False)
     match = _MARKER_RE.search(proc.stdout)
     if not match:
         raise _adb_error(proc.stderr or proc.stdout, label, serial)
-    code = int(match.group(1))
-    stdout = proc.stdout[:match.start()]
-    if code != 0:
-        raise runner_failure(label, code, proc.stderr + stdout, timeout_s=timeout_s, python=device.python)
-    return stdout
+    return int(match.group(1)), proc.stdout[:match.start()], proc.stderr
 
 
 def _serial(device: AdbDevice, label: str) -> str:

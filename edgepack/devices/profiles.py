@@ -69,6 +69,8 @@ class AdbDevice(_Device):
     serial: str | None = Field(None, min_length=1)
     remote_dir: str = Field("/data/local/tmp/edgepack", min_length=1)
     python: str = Field("python3", min_length=1)
+    benchmark: str | None = Field(None, min_length=1)  # a local benchmark_model binary for the device
+    benchmark_args: list[str] = Field(default_factory=list)
     run_timeout_s: float = Field(600.0, gt=0, le=86_400)
 
 

@@ -83,16 +83,22 @@ def cpu_description(path="/proc/cpuinfo"):
     x86 kernels write "model name"; Arm kernels write "CPU implementer" / "CPU part" (and a
     Raspberry Pi's "Model" line), from which the core's name is looked up.
     """
-    fields = {}
     try:
         with open(path) as handle:
-            for line in handle:
-                key, sep, value = line.partition(":")
-                key = key.strip().lower()
-                if sep and key not in fields:
-                    fields[key] = value.strip()
+            text = handle.read()
     except OSError:
-        pass
+        text = ""
+    return describe_cpu(text) or platform.processor() or platform.machine()
+
+
+def describe_cpu(cpuinfo_text):
+    """The CPU named by the text of a /proc/cpuinfo, or "" when it names none."""
+    fields = {}
+    for line in cpuinfo_text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key not in fields:
+            fields[key] = value.strip()
     for key in ("model name", "cpu model"):
         if fields.get(key):
             return fields[key]
@@ -106,7 +112,7 @@ def cpu_description(path="/proc/cpuinfo"):
     board = fields.get("model") or fields.get("hardware")
     if board and core:
         return "%s, %s" % (board, core)
-    return board or core or platform.processor() or platform.machine()
+    return board or core or ""
 
 
 def make_inputs(details, seed, given):
