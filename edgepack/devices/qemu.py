@@ -15,14 +15,15 @@ never check it.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -50,6 +51,7 @@ SITE = "/opt/edgepack/site"  # where the wheel is unpacked, inside the root file
 WHEEL_PLATFORM = "manylinux_2_27_aarch64"
 TOOLS = {"qemu-aarch64-static": "qemu-user-static", "mmdebstrap": "mmdebstrap"}
 BUILD_TIMEOUT_S = 900.0
+PROBE_TIMEOUT_S = 300.0
 
 
 def cache_dir() -> Path:
@@ -71,9 +73,13 @@ def missing_tools() -> list[str]:
 
 
 def litert_version(device: QemuDevice) -> str:
-    """The ai-edge-litert version to put on the board: the profile's, else the one edgepack runs here."""
+    """The ai-edge-litert version on the board: the profile's, the wheel's, else the one edgepack runs here."""
     if device.litert_version:
         return device.litert_version
+    if device.wheel:
+        parts = Path(device.wheel).name.split("-")
+        if len(parts) >= 3 and parts[0] == "ai_edge_litert":
+            return parts[1]
     try:
         return version("ai-edge-litert")
     except PackageNotFoundError as exc:
@@ -94,11 +100,22 @@ def _wheel_digest(device: QemuDevice) -> str:
     assert device.wheel is not None
     path = Path(device.wheel).expanduser()
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        stat = path.stat()
+        return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError as exc:
         raise BadInputError(f"device '{device.name}': cannot read the wheel {path}: {exc.strerror}",
                             context=f"{profile_path(device.name)}: wheel", hint="give the path of an aarch64 ai-edge-litert wheel, or remove `wheel` "
                             "to download it", code="device-invalid") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, computed once per (path, size, mtime)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def ensure_image(device: QemuDevice, reporter: Reporter) -> tuple[Path, dict[str, Any]]:
@@ -132,6 +149,10 @@ def view(rootfs: Path, cpu: str) -> Path:
             if target.exists():
                 shutil.rmtree(target)
             os.rename(tmp / "rootfs", target)
+        except (OSError, shutil.Error) as exc:
+            raise DeviceUnreachable(f"cannot prepare the {cpu} view of the root filesystem in {target.parent}: {exc}",
+                                    hint="check the free space and permissions of the cache folder",
+                                    code="qemu-build-failed") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -187,7 +208,12 @@ def check_qemu(device: QemuDevice, reporter: Reporter) -> dict[str, Any]:
     built_s = time.perf_counter() - start
     cmd, env = command(device, view(rootfs, device.cpu), ["--probe"])
     label = f"device '{device.name}'"
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise StageError(f"{label}: the emulated probe did not finish in {PROBE_TIMEOUT_S:g} s", code="device-timeout",
+                         hint="is the machine very busy? Try again, or rebuild the cache (delete "
+                              f"{rootfs.parent})") from exc
     if proc.returncode != 0:
         raise runner_failure(label, proc.returncode, proc.stderr, python=f"python{DEBIAN_PYTHON[device.suite]} (emulated)")
     probe = parse_result(proc.stdout, label)
@@ -216,12 +242,15 @@ def _build(device: QemuDevice, root: Path, reporter: Reporter) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
         rootfs = tmp / "rootfs"
-        cmd = ["mmdebstrap", "--variant=extract", "--architectures=arm64", f"--include={','.join(PACKAGES)}",
-               device.suite, str(rootfs), *([device.mirror] if device.mirror else [])]
+        tarball = tmp / "rootfs.tar"  # unpacked here: the files are the user's (in unshare mode, a
+        cmd = ["mmdebstrap", "--variant=extract", "--architectures=arm64",  # directory would be subuids')
+               f"--include={','.join(PACKAGES)}", device.suite, str(tarball), *([device.mirror] if device.mirror else [])]
         with reporter.task(f"{label}: mmdebstrap {device.suite} arm64", None):
             _step(cmd, label, "mmdebstrap could not build the root filesystem",
                   "check the network to the Debian mirror (or set `mirror` in the profile); without root, "
-                  "mmdebstrap needs unprivileged user namespaces")
+                  "mmdebstrap needs unprivileged user namespaces (/etc/subuid)")
+            _untar(tarball, rootfs, label)
+            tarball.unlink()
         wheel = Path(device.wheel).expanduser() if device.wheel else _download_wheel(device, tmp / "wheels", label,
                                                                                      reporter)
         _unpack(wheel, rootfs / SITE.lstrip("/"), label)
@@ -236,6 +265,7 @@ def _build(device: QemuDevice, root: Path, reporter: Reporter) -> None:
         shutil.rmtree(tmp / "wheels", ignore_errors=True)
         if root.exists():  # a half-built entry from an interrupted build
             shutil.rmtree(root)
+        tmp.chmod(0o755)  # mkdtemp made it private; a shared cache is readable by all
         os.rename(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -252,9 +282,31 @@ def _precompile(rootfs: Path, python: str, folders: list[str]) -> None:
 
     for folder in folders:
         local = rootfs / folder.lstrip("/")
-        if local.is_dir():
-            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-                compileall.compile_dir(str(local), ddir=folder, quiet=2, workers=0)
+        if local.is_dir():  # one worker: no process pool forked from a process with threads
+            compileall.compile_dir(str(local), ddir=folder, quiet=2, workers=1)
+
+
+def _untar(tarball: Path, target: Path, label: str) -> None:
+    """Unpack mmdebstrap's tarball as this user: no device nodes, nothing outside `target`."""
+    try:
+        with tarfile.open(tarball) as archive:
+            members = []
+            for member in archive:
+                if member.isdev() or member.isfifo():
+                    continue  # /dev nodes: only root may make them, and the emulator uses the host's
+                parts = Path(member.name.lstrip("/")).parts
+                if ".." in parts:
+                    raise DeviceUnreachable(f"{label}: mmdebstrap's tarball has an entry outside the root "
+                                            f"filesystem: {member.name}", code="qemu-build-failed")
+                member.mode &= 0o755  # no setuid bits, nothing writable by others
+                members.append(member)
+            target.mkdir(parents=True)
+            checks = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}  # Python >= 3.11.4: no
+            archive.extractall(target, members=members, numeric_owner=True, **checks)  # writes through links
+    except (OSError, tarfile.TarError) as exc:
+        raise DeviceUnreachable(f"{label}: cannot unpack the root filesystem into {target}: {exc}",
+                                hint="check the free space and permissions of the cache folder "
+                                     "($EDGEPACK_CACHE, else ~/.cache/edgepack)", code="qemu-build-failed") from exc
 
 
 def _download_wheel(device: QemuDevice, folder: Path, label: str, reporter: Reporter) -> Path:
@@ -274,21 +326,27 @@ def _download_wheel(device: QemuDevice, folder: Path, label: str, reporter: Repo
 def _unpack(wheel: Path, site: Path, label: str) -> None:
     """Unpack the wheel's files under `site`, refusing entries that would land outside it."""
     try:
-        with zipfile.ZipFile(wheel) as archive:
-            names = archive.namelist()
-            bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
-            if bad:
-                raise BadInputError(f"{label}: {wheel} has entries outside its folder: {bad[:3]}; refused",
-                                    context="wheel", code="device-invalid")
-            if not any(n.startswith("ai_edge_litert/") for n in names):
-                raise BadInputError(f"{label}: {wheel} is not an ai-edge-litert wheel", context="wheel",
-                                    code="device-invalid")
-            site.mkdir(parents=True, exist_ok=True)
-            archive.extractall(site)
+        archive = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
         raise BadInputError(f"{label}: cannot read the wheel {wheel}: {exc}", context="wheel",
                             hint="give the path of an aarch64 ai-edge-litert wheel for the board's Python",
                             code="device-invalid") from exc
+    with archive:
+        names = archive.namelist()
+        bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+        if bad:
+            raise BadInputError(f"{label}: {wheel} has entries outside its folder: {bad[:3]}; refused",
+                                context="wheel", code="device-invalid")
+        if not any(n.startswith("ai_edge_litert/") for n in names):
+            raise BadInputError(f"{label}: {wheel} is not an ai-edge-litert wheel", context="wheel",
+                                code="device-invalid")
+        try:
+            site.mkdir(parents=True, exist_ok=True)
+            archive.extractall(site)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DeviceUnreachable(f"{label}: cannot unpack {wheel.name} into the root filesystem: {exc}",
+                                    hint="check the free space and permissions of the cache folder",
+                                    code="qemu-build-failed") from exc
 
 
 def _step(cmd: list[str], label: str, what: str, hint: str) -> None:
