@@ -87,6 +87,22 @@ def test_latency_budget_on_an_unmeasured_device_fails() -> None:
     assert [(r.name, r.passed, r.measured) for r in results] == [("latency_p90_ms.rpi4", False, None)]
 
 
+def test_the_gated_latency_is_the_p90_or_an_upper_bound_of_it_and_never_emulated() -> None:
+    from edgepack.gate.budgets import gated_latency
+
+    def rec(emulated: bool = False, **figures: float | None) -> dict:
+        return {"emulated": emulated, "latency_ms": {"p90": None, **figures}}
+
+    latency, basis = gated_latency({"host": rec(p90=1.0, p95=2.0), "phone": rec(p50=1.0, p95=3.0, max=4.0),
+                                    "old-phone": rec(mean=1.0, max=5.0), "qemu": rec(True, p90=9.0)})
+    assert latency == {"host": 1.0, "phone": 3.0, "old-phone": 5.0}
+    assert set(basis) == {"phone", "old-phone"} and basis["old-phone"].startswith("max, an upper bound")
+    results = check_budgets(Budgets(latency_p90_ms=4.0), Measurements(1, 1.0, 1.0, latency, basis))
+    assert [(r.name, r.passed) for r in results] == [("latency_p90_ms.host", True), ("latency_p90_ms.old-phone", False),
+                                                     ("latency_p90_ms.phone", True)]
+    assert "p95, an upper bound" in results[2].detail
+
+
 def test_junit_has_one_case_per_budget_and_failures_only_where_exceeded() -> None:
     results = check_budgets(Budgets(max_size=100, min_accuracy=0.5), Measurements(101, 0.9, 0.8, {}))
     root = ET.fromstring(junit_xml(results, "suite"))

@@ -40,6 +40,8 @@ def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
         table.add_row(f"latency on {where} {' / '.join(shown)}", " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
         if rec.get("peak_rss_kb") is not None:
             table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
+        elif rec.get("memory_delta_kb") is not None:
+            table.add_row(f"memory growth on {name} (benchmark_model)", f"{rec['memory_delta_kb'] / 1024:.1f} MiB")
         check = rec.get("parity", {})
         if check and not check.get("reference"):
             table.add_row(f"outputs on {name} vs host", _parity_text(check))

@@ -39,6 +39,8 @@ _MARKER_RE = re.compile(rf"^{_MARKER}(\d+)\s*$", re.MULTILINE)
 def run_adb(device: AdbDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
     """Push runner + model (+ inputs), run the runner with `adb shell`, parse its JSON (or the
     profile's benchmark binary's log)."""
+    if device.benchmark:
+        _benchmark_binary(device, label)  # a profile mistake before a missing phone
     serial = _serial(device, label)
     if device.benchmark:
         return _run_benchmark(device, serial, req, reporter, label)
@@ -55,9 +57,9 @@ def run_adb(device: AdbDevice, req: RunRequest, reporter: Reporter, label: str) 
 def check_adb(device: AdbDevice) -> dict[str, Any]:
     """The runner's probe on the device (with a benchmark binary: the device's ABI and CPU)."""
     label = f"device '{device.name}'"
+    binary = _benchmark_binary(device, label) if device.benchmark else None
     serial = _serial(device, label)
-    if device.benchmark:
-        binary = _benchmark_binary(device, label)
+    if binary is not None:
         info = _device_info(device, serial, label)
         return {"python": None, "numpy": None, "cpus": None, **info,
                 "runtime": {"name": "benchmark_model", "version": f"{binary.name}, {binary.stat().st_size:,} B"}}
@@ -79,7 +81,8 @@ def _run_benchmark(device: AdbDevice, serial: str, req: RunRequest, reporter: Re
     from edgepack.devices.benchmark_model import benchmark_args, parse
 
     files = {"benchmark_model": _benchmark_binary(device, label), "model.tflite": req.model}
-    argv = ["./benchmark_model", *benchmark_args(req.runs, req.warmup, req.threads, device.benchmark_args)]
+    argv = ["./benchmark_model", *benchmark_args(req.runs, req.warmup, req.threads, device.run_timeout_s,
+                                                 device.benchmark_args)]
     with reporter.task(f"{label}: {req.runs} runs (benchmark_model)", req.warmup + req.runs) as task:
         code, stdout, stderr = _run_on_device(device, serial, files, argv, device.run_timeout_s, label,
                                               executable="benchmark_model")
@@ -116,7 +119,7 @@ def _device_info(device: AdbDevice, serial: str, label: str) -> dict[str, str]:
     from edgepack.devices.runner import describe_cpu
 
     script = "uname -m; echo ---; getprop ro.product.model 2>/dev/null; echo ---; cat /proc/cpuinfo"
-    parts = (_adb(serial, ["shell", script], label).stdout.split("---\n") + ["", "", ""])[:3]
+    parts = (_adb(serial, ["shell", script], label).stdout.replace("\r\n", "\n").split("---\n") + ["", ""])[:3]
     machine, model, cpuinfo = (part.strip() for part in parts)
     cpu = describe_cpu(cpuinfo) or machine
     return {"machine": machine or "unknown", "cpu": f"{model}, {cpu}" if model and model not in cpu else cpu}

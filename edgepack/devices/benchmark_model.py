@@ -20,26 +20,36 @@ from edgepack.devices.base import tail
 from edgepack.errors import StageError
 
 _PAIR = re.compile(r"\b([a-z0-9]+)=([-+0-9.eE]+)")
+_HEADER = re.compile(r"Running benchmark for at least (\d+) iterations")
 _TIMINGS = re.compile(r"Inference timings in us: Init: ([-+0-9.eE]+), First inference: ([-+0-9.eE]+)")
 _PEAK = re.compile(r"(?:Overall peak memory footprint \(MB\) via periodic monitoring: ([0-9.eE+]+))|"
-                   r"(?:Peak memory footprint \(MB\): init=[0-9.eE+]+ overall=([0-9.eE+]+))")
-_DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\): init=[0-9.eE+]+ overall=([0-9.eE+]+)")
+                   r"(?:Peak memory footprint \(MB\): init=[-0-9.eE+]+ overall=([0-9.eE+]+))")
+_DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\): init=[-0-9.eE+]+ "
+                    r"overall=([-0-9.eE+]+)")
 
 
-def benchmark_args(runs: int, warmup: int, threads: int, extra: list[str]) -> list[str]:
-    """Flags that make benchmark_model run exactly `warmup` + `runs` invokes (no time-based minimum)."""
+def benchmark_args(runs: int, warmup: int, threads: int, max_secs: float, extra: list[str]) -> list[str]:
+    """Flags that make benchmark_model run `warmup` + `runs` invokes: no time-based minimum, and a
+    time limit (its default is 150 s) no shorter than the device's own."""
     return ["--graph=model.tflite", f"--num_threads={threads}", f"--num_runs={runs}", f"--warmup_runs={warmup}",
-            "--min_secs=0", "--warmup_min_secs=0", *extra]
+            "--min_secs=0", "--warmup_min_secs=0", f"--max_secs={max(1, round(max_secs))}", *extra]
 
 
 def parse(text: str, runs: int, label: str) -> dict[str, Any]:
-    """A runner-like record (latency in ms, init, memory) from benchmark_model's log."""
-    stats = [dict(_PAIR.findall(line)) for line in text.splitlines() if "count=" in line]
-    stats = [s for s in stats if "count" in s]
-    if not stats:
+    """A runner-like record (latency in ms, init, memory) from benchmark_model's log.
+
+    The measured statistics are the `count=` line after the last "Running benchmark for at least
+    N iterations" line (the one before it is the warm-up); op-profiling summaries printed later
+    ("Timings (microseconds): count=...") are not latencies.
+    """
+    lines = text.replace("\r\n", "\n").splitlines()
+    headers = [i for i, line in enumerate(lines) if _HEADER.search(line)]
+    start = headers[-1] + 1 if headers else 0
+    measured = next((dict(_PAIR.findall(line)) for line in lines[start:] if "count=" in line
+                     and "Timings" not in line and "Memory" not in line), None)
+    if not measured or "count" not in measured:
         raise StageError(f"{label}: benchmark_model printed no timings", context=tail(text) or "(no output)",
                          hint="run it by hand with the same flags (`adb shell`) to see why", code="runner-output")
-    measured = next((s for s in reversed(stats) if int(float(s["count"])) == runs), stats[-1])
 
     def ms(key: str) -> float | None:
         return float(measured[key]) / 1000.0 if key in measured else None
@@ -48,6 +58,8 @@ def parse(text: str, runs: int, label: str) -> dict[str, Any]:
     latency = {"p50": ms("median"), "p90": None, "p95": ms("p95"), "p99": None, "p5": ms("p5"),
                "mean": ms("avg") or single, "std": ms("std") or 0.0, "min": ms("min") or single,
                "max": ms("max") or single, "runs": int(float(measured["count"])), "source": "benchmark_model"}
+    if latency["runs"] != runs:
+        latency["note"] = f"benchmark_model ran {latency['runs']} of the {runs} runs asked for"
     timings = _TIMINGS.search(text)
     peak = _PEAK.search(text)
     delta = _DELTA.search(text)

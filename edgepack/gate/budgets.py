@@ -40,7 +40,7 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
     """Per real device, the latency a p90 budget is checked against, and what it is when not the p90.
 
     Emulated devices are left out (the emulator's latency is not a board's). A benchmark binary
-    reports p95 but no p90: its p95 stands in, an upper bound (p90 <= p95), so a pass is a pass.
+    reports no p90: its p95 (older ones: its max) stands in, an upper bound, so a pass is a pass.
     """
     latency, basis = {}, {}
     for device, rec in validation.items():
@@ -49,9 +49,11 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
             continue
         if figures.get("p90") is not None:
             latency[device] = figures["p90"]
-        elif figures.get("p95") is not None:
-            latency[device] = figures["p95"]
-            basis[device] = "p95, an upper bound of the p90 (the benchmark binary reports no p90)"
+            continue
+        bound = next((key for key in ("p95", "max") if figures.get(key) is not None), None)
+        if bound is not None:
+            latency[device] = figures[bound]
+            basis[device] = f"{bound}, an upper bound of the p90 (the benchmark binary reports no p90)"
     return latency, basis
 
 
