@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from edgepack.bundle.manifest import MODEL_FILE, toolchain_versions
 from edgepack.datasets import Dataset, calibration_sample, fingerprint, load_dataset
+from edgepack.errors import BadInputError
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, gated_latency
 from edgepack.native import captured_native_logs
@@ -73,6 +74,7 @@ class Pipeline:
         self.result = RunResult()
         self._models: dict[str, Any] = {}
         self._gated = False
+        self._devices: list[Any] | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -264,20 +266,11 @@ class Pipeline:
         """
         from edgepack.devices.base import RunRequest
         from edgepack.devices.drivers import parity, run_device
-        from edgepack.devices.profiles import Device, LocalDevice, load_device
+        from edgepack.devices.profiles import Device, LocalDevice
         from edgepack.devices.schedule import run_all
 
         settings = self.recipe.validation
-        devices = [load_device(name) for name in settings.devices]  # an unknown name fails before any run
-        budget = self.recipe.budgets.latency_p90_ms
-        emulated = sorted(d.name for d in devices if d.emulated and isinstance(budget, dict) and d.name in budget)
-        if emulated:
-            from edgepack.errors import BadInputError
-
-            raise BadInputError(
-                f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
-                "emulator's, not a board's, and is never checked", context=f"recipe '{self.recipe.name}'",
-                hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
+        devices = self.devices()
         inputs = self._validation_inputs()
 
         def measure(device: Device) -> dict[str, Any]:
@@ -308,6 +301,23 @@ class Pipeline:
             self.result.validation[device.name] = {"device": device.name, "kind": device.kind,
                                                    "emulated": device.emulated, **record}
         return self.result.validation
+
+    def devices(self) -> list[Any]:
+        """The recipe's device profiles, loaded and checked against its budgets (before any stage runs:
+        an unknown device or a budget on an emulated one is a recipe mistake)."""
+        from edgepack.devices.profiles import load_device
+
+        if self._devices is None:
+            devices = [load_device(name) for name in self.recipe.validation.devices]
+            budget = self.recipe.budgets.latency_p90_ms
+            emulated = sorted(d.name for d in devices if d.emulated and isinstance(budget, dict) and d.name in budget)
+            if emulated:
+                raise BadInputError(
+                    f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
+                    "emulator's, not a board's, and is never checked", context=f"recipe '{self.recipe.name}'",
+                    hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
+            self._devices = devices
+        return self._devices
 
     def _validation_inputs(self) -> Path | None:
         """An .npz holding the first test sample in the model's input type; None for multi-input models."""
@@ -367,6 +377,7 @@ class Pipeline:
 
     def run(self, out: Path | None = None, make_zip: bool | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
+        self.devices()  # a device mistake is said before the training
         self.gate()
         self.bundle(out, make_zip)
         return self.result

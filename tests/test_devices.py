@@ -265,6 +265,10 @@ def test_the_runner_names_arm_cores_from_cpuinfo(tmp_path: Path) -> None:
     bare = tmp_path / "cpuinfo"
     bare.write_text("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n")
     assert runner.cpu_description(str(bare)) == "Cortex-A76"
+    bare.write_text("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 1\n"
+                    "CPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 7\nCPU implementer\t: 0x41\n"
+                    "CPU part\t: 0xd44\n")
+    assert runner.cpu_description(str(bare)) == "Cortex-A55 + Cortex-X1"  # a big.LITTLE phone
     bare.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n")
     assert runner.cpu_description(str(bare)) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
 
@@ -319,10 +323,12 @@ def test_a_latency_budget_on_an_emulated_device_is_a_recipe_error(default_run: d
     text = (REPO / "recipes" / "digits.toml").read_text()
     text = text.replace('devices = ["host"]', 'devices = ["host", "rpi4-emulated"]')
     recipe.write_text(text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { rpi4-emulated = 10.0 }"))
-    proc = run_cli("validate", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "budgets.latency_p90_ms names rpi4-emulated" in proc.stderr and "Traceback" not in proc.stderr
-    assert "budget a real device" in proc.stderr
+    for command, work in (("validate", default_run["work"]), ("run", tmp_path / "fresh")):
+        proc = run_cli(command, str(recipe), "--workdir", str(work), cwd=tmp_path)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "budgets.latency_p90_ms names rpi4-emulated" in proc.stderr and "Traceback" not in proc.stderr
+        assert "budget a real device" in proc.stderr
+    assert not (tmp_path / "fresh" / "digits" / "train").exists()  # said before any training
 
 
 def test_a_wheel_with_entries_outside_its_folder_is_refused(tmp_path: Path) -> None:
@@ -377,6 +383,14 @@ def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> No
 
     with pytest.raises(DeviceUnreachable, match="pi-a is off"):
         run_all(devices, fail_on("pi-a"))
+    # Phones: an emulator is this machine; a profile without a serial may be any phone named elsewhere.
+    assert machine(AdbDevice(name="emu", kind="adb", serial="emulator-5554")) == THIS_MACHINE
+    assert machine(AdbDevice(name="tcp", kind="adb", serial="127.0.0.1:5555")) == THIS_MACHINE
+    phones = [AdbDevice(name="any", kind="adb"), AdbDevice(name="pixel", kind="adb", serial="R58M41XYZAB")]
+    order: list[str] = []
+    run_all(phones, lambda d: order.append(f"start {d.name}") or time.sleep(0.05) or order.append(f"end {d.name}"))
+    assert order in (["start any", "end any", "start pixel", "end pixel"],
+                     ["start pixel", "end pixel", "start any", "end any"])
 
 
 TRANSCRIPTS = FAKES / "benchmark_model_transcripts"
@@ -397,6 +411,17 @@ def test_benchmark_model_logs_are_read_in_both_layouts() -> None:
     assert old["peak_rss_kb"] == round(138.809 * 1024) and old["init_ms"] == pytest.approx(16.242)
     with pytest.raises(StageError, match="printed no timings"):
         parse("ERROR: Could not open 'model.tflite'.\n", 50, "phone")
+    # An op-profiling summary printed after the timings is not the invoke latency.
+    profiled = (TRANSCRIPTS / "with-percentiles.txt").read_text() + (
+        "INFO: Profiling Info for Benchmark Initialization:\n"
+        "INFO: Timings (microseconds): count=50 first=600000 curr=600000 min=600000 max=600000 avg=600000 std=0\n")
+    assert parse(profiled, 50, "phone")["latency_ms"]["mean"] == pytest.approx(1240.27)
+    # The warm-up line is never taken for the measured one, even with as many warm-up runs.
+    same = (TRANSCRIPTS / "with-percentiles.txt").read_text().replace("at least 1 iterations", "at least 50 iterations")
+    same = same.replace("count=1 curr=1357602", "count=50 first=9 curr=9 min=9 max=9 avg=9 std=0")
+    assert parse(same, 50, "phone")["latency_ms"]["min"] == pytest.approx(1238.588)
+    cut = parse((TRANSCRIPTS / "with-percentiles.txt").read_text(), 80, "phone")["latency_ms"]
+    assert cut["runs"] == 50 and "ran 50 of the 80 runs" in cut["note"]
 
 
 def test_a_phone_without_python_is_measured_with_a_benchmark_binary(default_run: dict[str, Any], profiles: Path,

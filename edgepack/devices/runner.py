@@ -93,20 +93,21 @@ def cpu_description(path="/proc/cpuinfo"):
 
 def describe_cpu(cpuinfo_text):
     """The CPU named by the text of a /proc/cpuinfo, or "" when it names none."""
-    fields = {}
+    fields, parts = {}, []
     for line in cpuinfo_text.splitlines():
         key, sep, value = line.partition(":")
         key = key.strip().lower()
         if sep and key not in fields:
             fields[key] = value.strip()
+        if sep and key == "cpu part" and value.strip() not in parts:
+            parts.append(value.strip())  # big.LITTLE: one per kind of core
     for key in ("model name", "cpu model"):
         if fields.get(key):
             return fields[key]
     core = None
     try:
         if int(fields.get("cpu implementer", ""), 16) == 0x41:
-            part = int(fields.get("cpu part", ""), 16)
-            core = ARM_PARTS.get(part, "Arm part 0x%x" % part)
+            core = " + ".join(ARM_PARTS.get(int(part, 16), "Arm part %s" % part) for part in parts)
     except ValueError:
         pass
     board = fields.get("model") or fields.get("hardware")

@@ -1,8 +1,9 @@
 """Which devices may run at the same time: different machines yes, the same machine never.
 
 Two runs on one machine would time each other: every device whose runner uses this machine's
-CPUs (local, qemu-arm64, an ssh board at localhost) is one machine; each other ssh host and each
-adb serial is its own. Machines run concurrently, the devices of one machine one after another,
+CPUs (local, qemu-arm64, an ssh board at localhost, an Android emulator) is one machine; each
+other ssh host and each adb serial is its own, and a profile without a serial (the one phone
+attached) may be any of them. Machines run concurrently, the devices of one machine one after another,
 in the recipe's order.
 """
 
@@ -16,6 +17,7 @@ from edgepack.devices.profiles import AdbDevice, Device, SshDevice
 
 T = TypeVar("T")
 THIS_MACHINE = "this machine"
+ADB_ANY = "adb (the one attached)"
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
 
@@ -25,7 +27,11 @@ def machine(device: Device) -> str:
         host = device.host.lower()
         return THIS_MACHINE if host in _LOOPBACK or host.startswith("127.") else f"ssh {host}"
     if isinstance(device, AdbDevice):
-        return f"adb {device.serial or '(the one attached)'}"
+        serial = (device.serial or "").lower()
+        host = serial.rsplit(":", 1)[0] if ":" in serial else ""
+        if serial.startswith("emulator-") or host in _LOOPBACK or host.startswith("127."):
+            return THIS_MACHINE  # an Android emulator runs on this machine's CPUs
+        return f"adb {serial}" if serial else ADB_ANY
     return THIS_MACHINE
 
 
@@ -34,9 +40,12 @@ def run_all(devices: list[Device], work: Callable[[Device], T]) -> dict[str, T]:
 
     Every started run is waited for; then the first failure in the recipe's order is raised.
     """
+    keys = {device.name: machine(device) for device in devices}
+    if ADB_ANY in keys.values():  # "the one attached" may be any phone another profile names
+        keys = {name: ADB_ANY if key.startswith("adb ") else key for name, key in keys.items()}
     groups: dict[str, list[Device]] = {}
     for device in devices:
-        groups.setdefault(machine(device), []).append(device)
+        groups.setdefault(keys[device.name], []).append(device)
     results: dict[str, T] = {}
     errors: dict[str, BaseException] = {}
 
