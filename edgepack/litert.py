@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,35 @@ def tflite_accuracy(model: Path, x: np.ndarray, y: np.ndarray, reporter: Reporte
             correct += int(np.argmax(from_output(interp.get_tensor(out["index"]), out)) == label_id)
             task.advance(1)
     return correct / len(x)
+
+
+_PARTITIONS = """
+import json, sys
+from ai_edge_litert.interpreter import Interpreter
+interp = Interpreter(model_path=sys.argv[1], num_threads=1)
+interp.allocate_tensors()
+ops = interp._get_ops_details()
+print(json.dumps({"partitions": sum(1 for op in ops if op["op_name"] == "DELEGATE")}))
+"""
+
+
+def xnnpack_partitions(model: Path, timeout_s: float = 120.0) -> dict[str, Any]:
+    """How many XNNPACK partitions LiteRT forms for `model` on this machine (its default delegate).
+
+    Each partition is one delegate node in the execution plan; ops between partitions run on the
+    reference kernels. Measured in a child process: a model that crashes the native runtime must
+    not take edgepack down. {"partitions": N} or {"partitions": None, "error": why}.
+    """
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PARTITIONS, str(model)], capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return {"partitions": None, "error": f"LiteRT did not load it in {timeout_s:g} s"}
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("INFO:")]
+        why = lines[-1] if lines else f"exit {proc.returncode}"
+        return {"partitions": None, "error": f"LiteRT cannot load it here: {why}"}
+    return {"partitions": int(json.loads(proc.stdout.strip().splitlines()[-1])["partitions"])}

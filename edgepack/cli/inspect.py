@@ -1,0 +1,156 @@
+"""`edgepack inspect MODEL.tflite`: what any `.tflite` holds and computes, without TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from edgepack.cli import output
+from edgepack.cli.boundary import boundary
+
+
+def register(app: typer.Typer) -> None:
+    """Add the inspect command to the top-level app."""
+
+    @app.command()
+    @boundary
+    def inspect(
+        model: Path = typer.Argument(..., help="A .tflite file (edgepack's or anyone's)."),
+        ops: bool = typer.Option(True, "--ops/--no-ops", help="List every operator (default) or only the totals."),
+        runtime: bool = typer.Option(True, "--runtime/--no-runtime",
+                                     help="Load it in LiteRT to count XNNPACK partitions (a child process)."),
+    ) -> None:
+        """Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops."""
+        report = inspect_model(model, runtime)
+        if output.state.json:
+            output.emit_json(report)
+            return
+        _print(report, ops)
+
+
+def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
+    """The inspection report of the `.tflite` at `path` as plain data; a bad file is a `ModelError`."""
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import analyze, tensor_bytes
+    from edgepack.errors import ModelError
+
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError as exc:
+        raise ModelError(f"{path} is a directory, not a .tflite file", code="model-invalid") from exc
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read it: {exc.strerror}", hint="check the path",
+                         code="model-invalid") from exc
+    try:
+        model = read_model(data)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc.message}", context=exc.context, hint=exc.hint, code="model-invalid") from exc
+    graph = analyze(model)
+
+    def tensor(index: int) -> dict[str, Any]:
+        t = model.tensors[index]
+        quant = None
+        if t.quantized:
+            quant = ({"scale": t.scales[0], "zero_point": t.zero_points[0] if t.zero_points else 0}
+                     if len(t.scales) == 1 else {"scales": len(t.scales), "axis": t.quantized_dimension})
+        return {"index": index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype, "quantization": quant,
+                "bytes": tensor_bytes(t)}
+
+    peak_op = graph.activation_peak_op
+    report: dict[str, Any] = {
+        "model": str(path), "size_bytes": len(data),
+        "inputs": [tensor(i) for i in model.inputs], "outputs": [tensor(i) for i in model.outputs],
+        "ops": len(graph.ops), "histogram": graph.histogram,
+        "macs": graph.total_macs, "params": graph.total_params, "weight_bytes": graph.weight_bytes,
+        "activation_memory": {"peak_bytes": graph.activation_peak_bytes, "at_op": peak_op,
+                              "at": graph.ops[peak_op].op if peak_op is not None else None},
+        "compute": graph.compute,
+        "float_ops": [{"index": i, "op": graph.ops[i].op} for i in graph.float_ops],
+        "operators": [op.to_dict(model.tensors) for op in graph.ops],
+    }
+    if runtime:
+        from edgepack.litert import xnnpack_partitions
+
+        report["xnnpack"] = xnnpack_partitions(path)
+    return report
+
+
+def _print(report: dict[str, Any], ops: bool) -> None:
+    from edgepack.cli.summary import size
+
+    summary = Table(title=f"{report['model']}", title_justify="left", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row("file size", size(report["size_bytes"]))
+    summary.add_row("operators", f"{report['ops']:,}")
+    summary.add_row("MACs", _count(report["macs"]))
+    summary.add_row("parameters", f"{report['params']:,} ({size(report['weight_bytes'])} of constants)")
+    peak = report["activation_memory"]
+    where = f" (at op {peak['at_op']}, {peak['at']})" if peak["at_op"] is not None else ""
+    summary.add_row("peak activation memory", f"{size(peak['peak_bytes'])}{where}")
+    summary.add_row("compute", report["compute"])
+    if report["compute"] == "integer":
+        floats = report["float_ops"]
+        summary.add_row("float ops in the integer model",
+                        ", ".join(f"{f['index']} {f['op']}" for f in floats[:8]) + (" ..." if len(floats) > 8 else "")
+                        if floats else "none")
+    if "xnnpack" in report:
+        xnn = report["xnnpack"]
+        summary.add_row("XNNPACK partitions (this machine)",
+                        str(xnn["partitions"]) if xnn["partitions"] is not None else f"[yellow]{xnn['error']}[/]")
+    output.print_table(summary)
+
+    io = Table(title="inputs and outputs", title_justify="left")
+    for column in ("", "name", "shape", "dtype", "quantization"):
+        io.add_column(column)
+    for kind in ("inputs", "outputs"):
+        for t in report[kind]:
+            io.add_row(kind[:-1], t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"], _quant(t))
+    output.print_table(io)
+
+    histogram = Table(title="op histogram", title_justify="left")
+    for column in ("op", "count", "MACs", "share of MACs"):
+        histogram.add_column(column, justify="left" if column == "op" else "right")
+    per_op: dict[str, int] = {}
+    for op in report["operators"]:
+        per_op[op["op"]] = per_op.get(op["op"], 0) + op["macs"]
+    for name, count in report["histogram"].items():
+        share = per_op[name] / report["macs"] if report["macs"] else 0.0
+        histogram.add_row(name, str(count), _count(per_op[name]), f"{100 * share:.1f} %")
+    output.print_table(histogram)
+
+    if ops:
+        table = Table(title="operators", title_justify="left")
+        for column in ("#", "op", "inputs", "outputs", "params", "MACs", "options"):
+            table.add_column(column, justify="right" if column in ("#", "params", "MACs") else "left")
+        for op in report["operators"]:
+            table.add_row(str(op["index"]), op["op"] + (" [yellow](float)[/]" if op["float"] and
+                                                       report["compute"] == "integer" else ""),
+                          _tensors([t for t in op["inputs"] if not t["constant"]]), _tensors(op["outputs"]),
+                          f"{op['params']:,}" if op["params"] else "", _count(op["macs"]) if op["macs"] else "",
+                          ", ".join(f"{k} {v}" for k, v in op["options"].items()))
+        output.print_table(table)
+
+
+def _tensors(tensors: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{'x'.join(map(str, t['shape'])) or 'scalar'} {t['dtype']}" for t in tensors)
+
+
+def _quant(t: dict[str, Any]) -> str:
+    q = t["quantization"]
+    if q is None:
+        return "-"
+    if "scale" in q:
+        return f"scale {q['scale']:.6g}, zero point {q['zero_point']}"
+    return f"{q['scales']} scales along axis {q['axis']}"
+
+
+def _count(n: int) -> str:
+    """1234567 -> '1.23 M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
