@@ -75,6 +75,7 @@ class Pipeline:
         self._models: dict[str, Any] = {}
         self._gated = False
         self._devices: list[Any] | None = None
+        self._external_model: Path | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -234,7 +235,9 @@ class Pipeline:
 
     @property
     def tflite_path(self) -> Path:
-        """The converted model file."""
+        """The converted model file (or the one given to `validate(model=...)`)."""
+        if self._external_model is not None:
+            return self._external_model
         converted = self.convert()
         return converted.dir / converted.record["model_file"]
 
@@ -256,8 +259,11 @@ class Pipeline:
 
         return self._run_stage("evaluate", stage_id, body)
 
-    def validate(self) -> dict[str, dict[str, Any]]:
+    def validate(self, model: Path | None = None, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Latency, memory and output parity of the `.tflite` on each device of the recipe (never cached).
+
+        `model` validates that `.tflite` instead of the recipe's (nothing is trained or converted; a
+        file that is not a TFLite model is a `ModelError`); `devices` replaces the recipe's list.
 
         Every device gets the same inputs (a test sample, in the model's input type); outputs are
         compared with the host's: integer outputs must be identical, float ones equal within a
@@ -270,7 +276,12 @@ class Pipeline:
         from edgepack.devices.schedule import run_all
 
         settings = self.recipe.validation
-        devices = self.devices()
+        if model is not None:
+            from edgepack.analyze.flatbuffer import read_model_file
+
+            read_model_file(model)  # not a TFLite model: exit 2 before anything runs
+            self._external_model = model
+        chosen = self.devices(devices)
         inputs = self._validation_inputs()
 
         def measure(device: Device) -> dict[str, Any]:
@@ -279,9 +290,9 @@ class Pipeline:
                              device.threads or settings.threads, self.recipe.seed)
             return run_device(device, req, self.reporter, f"validate {device.name}")
 
-        records = run_all(devices, measure)  # different machines at once, one machine's devices in turn
+        records = run_all(chosen, measure)  # different machines at once, one machine's devices in turn
         reference: list[dict[str, Any]] | None = None
-        for device in devices:
+        for device in chosen:
             record = records[device.name]
             outputs = record.pop("outputs")
             if outputs is None:  # a benchmark binary: timings only
@@ -302,11 +313,13 @@ class Pipeline:
                                                    "emulated": device.emulated, **record}
         return self.result.validation
 
-    def devices(self) -> list[Any]:
-        """The recipe's device profiles, loaded and checked against its budgets (before any stage runs:
-        an unknown device or a budget on an emulated one is a recipe mistake)."""
+    def devices(self, names: list[str] | None = None) -> list[Any]:
+        """The recipe's device profiles (or those `names`), loaded and checked against its budgets
+        (before any stage runs: an unknown device or a budget on an emulated one is a recipe mistake)."""
         from edgepack.devices.profiles import load_device
 
+        if names is not None:
+            return [load_device(name) for name in names]
         if self._devices is None:
             devices = [load_device(name) for name in self.recipe.validation.devices]
             budget = self.recipe.budgets.latency_p90_ms

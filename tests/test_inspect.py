@@ -141,6 +141,27 @@ def test_files_that_are_not_models_are_refused_cleanly(default_run: dict[str, An
     for missing in (tmp_path / "nowhere.tflite", tmp_path):
         result = invoke("inspect", str(missing))
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    # `validate --model` refuses them the same way, before anything is trained.
+    work = tmp_path / "work"
+    for name in files:
+        path = tmp_path / f"{name}.tflite"
+        result = invoke("validate", "--model", str(path), "--workdir", str(work))
+        assert result.exit_code == 2, (name, result.output)
+        assert "not a valid TFLite model" in result.stderr and "Traceback" not in result.output, name
+    assert not (work / "digits" / "train").exists()
+
+
+@pytest.mark.slow
+def test_validate_takes_any_tflite_and_devices_from_the_command_line(built: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    result = invoke("--json", "validate", "--model", str(built["residual"]), "--device", "host",
+                    "--device", "host-1core", "--workdir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert list(records) == ["host", "host-1core"]
+    assert records["host-1core"]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}
+    assert records["host"]["latency_ms"]["runs"] > 0
+    assert not (tmp_path / "digits" / "train").exists()  # nothing trained or converted
 
 
 def test_inspect_never_imports_tensorflow(default_run: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -118,6 +119,22 @@ def read_model(data: bytes) -> ModelInfo:
         raise
     except Exception as exc:  # the flatbuffer reader fails with struct.error, IndexError, TypeError...
         raise _invalid(f"it is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+
+
+def read_model_file(path: Path) -> tuple[bytes, ModelInfo]:
+    """The bytes and main subgraph of the `.tflite` file at `path`; a `ModelError` naming the file
+    when it cannot be read or is not a TFLite model."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError as exc:
+        raise ModelError(f"{path} is a directory, not a .tflite file", code="model-invalid") from exc
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read it: {exc.strerror or exc}", hint="check the path",
+                         code="model-invalid") from exc
+    try:
+        return data, read_model(data)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc.message}", context=exc.context, hint=exc.hint, code="model-invalid") from exc
 
 
 def _invalid(why: str) -> ModelError:

@@ -33,21 +33,10 @@ def register(app: typer.Typer) -> None:
 
 def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
     """The inspection report of the `.tflite` at `path` as plain data; a bad file is a `ModelError`."""
-    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.flatbuffer import read_model_file
     from edgepack.analyze.graph import analyze, tensor_bytes
-    from edgepack.errors import ModelError
 
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError as exc:
-        raise ModelError(f"{path} is a directory, not a .tflite file", code="model-invalid") from exc
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read it: {exc.strerror}", hint="check the path",
-                         code="model-invalid") from exc
-    try:
-        model = read_model(data)
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc.message}", context=exc.context, hint=exc.hint, code="model-invalid") from exc
+    data, model = read_model_file(path)
     graph = analyze(model)
 
     def tensor(index: int) -> dict[str, Any]:

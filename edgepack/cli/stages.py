@@ -86,9 +86,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def validate(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE) -> None:
-        """Measure latency and memory of the .tflite on the recipe's devices."""
-        validation = _pipeline(recipe, workdir, no_cache).validate()
+    def validate(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE,
+                 model: Path = typer.Option(None, "--model", "-m",
+                                            help="Validate this .tflite (any, not converted by edgepack) instead "
+                                                 "of the recipe's; nothing is trained or converted."),
+                 device: list[str] = typer.Option(None, "--device", "-d",
+                                                  help="Run on this device instead of the recipe's (repeatable).")
+                 ) -> None:
+        """Measure latency, memory and output parity of the .tflite on the recipe's devices."""
+        pipeline = _pipeline(recipe, workdir, no_cache)
+        validation = pipeline.validate(model=model, devices=device or None)
         if output.state.json:
             output.emit_json(validation)
             return
