@@ -28,6 +28,7 @@ from edgepack.recipe import LoadedRecipe
 from edgepack.recipe.load import canonical_json
 from edgepack.reporting import NullReporter, Reporter
 
+QUANT_ERROR_FILE = "quant_error.json"
 STAGES = ("train", "optimize", "convert", "evaluate", "validate", "gate", "bundle")
 STAGE_FILE = "stage.json"
 KERAS_FILE = "model.h5"
@@ -221,17 +222,32 @@ class Pipeline:
             from edgepack.analyze.weights import gzip_size
             from edgepack.convert.isolated import convert_isolated
 
-            convert_isolated(optimized.dir / optimized.record["saved_model"], settings, self.calibration,
-                             out / MODEL_FILE, self.reporter)
+            why_not = self._error_report_skipped()
+            error_file = out / QUANT_ERROR_FILE
+            failed = convert_isolated(optimized.dir / optimized.record["saved_model"], settings, self.calibration,
+                                      out / MODEL_FILE, self.reporter, error_out=None if why_not else error_file)
             flatbuffer = (out / MODEL_FILE).read_bytes()
             return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io,
                     "sha256": hashlib.sha256(flatbuffer).hexdigest(), "size_bytes": len(flatbuffer),
                     "gzip_bytes": gzip_size(flatbuffer),
                     "weights": tflite_weights(flatbuffer, optimized.record["layers"]),
                     "calibration": {"samples": int(len(self.calibration)), "seed": calibration_seed,
-                                    "fingerprint": self.fingerprints["calibration"]}}
+                                    "fingerprint": self.fingerprints["calibration"]},
+                    "quant_error": quantization_error_record(error_file, optimized.record["layers"],
+                                                             why_not or failed)}
 
         return self._run_stage("convert", stage_id, body)
+
+    def _error_report_skipped(self) -> str | None:
+        """Why the per-layer quantization error is not measured for this recipe, or None."""
+        settings = self.recipe.convert
+        if not settings.error_report:
+            return "convert.error_report = false"
+        if settings.mode != "int8":
+            return f"mode {settings.mode}: the report compares int8 with float"
+        if any(stage.kind == "qat" for stage in self.recipe.optimize):
+            return "a QAT model's quantization is learned; TFLite's debugger measures post-training quantization"
+        return None
 
     @property
     def tflite_path(self) -> Path:
@@ -394,6 +410,19 @@ class Pipeline:
         self.gate()
         self.bundle(out, make_zip)
         return self.result
+
+
+def quantization_error_record(path: Path, layers: list[str], why_not: str | None) -> dict[str, Any]:
+    """The worker's per-op error rows with their Keras layer, worst first (by RMSE over the step)."""
+    from edgepack.analyze.weights import match_layer
+
+    if why_not or not path.is_file():
+        return {"measured": False, "why": why_not or "the debugger wrote no report"}
+    rows = json.loads(path.read_text())
+    for row in rows:
+        row["layer"] = match_layer(row["tensor"], layers)
+    rows.sort(key=lambda r: -(r["rmse_over_scale"] or 0.0))
+    return {"measured": True, "metric": "rmse_over_scale", "file": QUANT_ERROR_FILE, "layers": rows}
 
 
 def tflite_weights(flatbuffer: bytes, layers: list[str]) -> dict[str, dict[str, Any]]:

@@ -85,6 +85,7 @@ def build_manifest(pipeline: Any, gate: list[Any]) -> dict[str, Any]:
         "stages": {name: out.id for name, out in pipeline.result.stages.items()},
         "optimization": {"params_float": trained.record["params"], "stages": optimized.record["stages"],
                          "tflite_weights": converted.record["weights"]},
+        "quantization_error": converted.record.get("quant_error"),
         "metrics": {"accuracy": {k: evaluated.record[k] for k in ("float", "optimized", "tflite", "drop")},
                     "test_samples": evaluated.record["test_samples"], "size_bytes": size},
         "validation": pipeline.result.validation,

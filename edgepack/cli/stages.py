@@ -17,6 +17,7 @@ from edgepack.cli.summary import (
     budget_table,
     failures,
     latency_figures,
+    quant_error_table,
     results_table,
     stages_table,
     weights_table,
@@ -146,6 +147,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
                                     stages["evaluate"].record))
     if any(s["kind"] in ("prune", "cluster") for s in optimized["stages"]):
         output.print_table(weights_table(stages["convert"].record))
+    if stages["convert"].record.get("quant_error", {}).get("measured"):
+        output.print_table(quant_error_table(stages["convert"].record))
     output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:

@@ -92,6 +92,21 @@ def weights_table(convert: dict[str, Any]) -> Table:
     return table
 
 
+def quant_error_table(convert: dict[str, Any], top: int = 5) -> Table:
+    """The layers int8 hurts most: error of each op's output against float, in quantization steps."""
+    report = convert["quant_error"]
+    rows = report["layers"]
+    table = Table(title=f"quantization error, worst {min(top, len(rows))} of {len(rows)} ops "
+                        f"(full list: {report['file']} in the convert stage and the manifest)", title_justify="left")
+    for column in ("layer", "op", "RMSE / step", "mean abs error", "max abs error"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for row in rows[:top]:
+        ratio = row["rmse_over_scale"]
+        table.add_row(row["layer"] or row["tensor"][:40], row["op"], "-" if ratio is None else f"{ratio:.2f}",
+                      f"{row['mean_abs_error']:.4g}", f"{row['max_abs_error']:.4g}")
+    return table
+
+
 def _weights_size(value: int | None) -> str:
     return "-" if value is None else f"{value:,} B weights gz"
 

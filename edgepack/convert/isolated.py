@@ -25,12 +25,18 @@ TIMEOUT_S = 3600.0
 
 
 def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray, out: Path,
-                     reporter: Reporter, timeout_s: float = TIMEOUT_S) -> None:
-    """Convert the SavedModel in a worker process and write the `.tflite` to `out`."""
+                     reporter: Reporter, timeout_s: float = TIMEOUT_S, error_out: Path | None = None) -> str | None:
+    """Convert the SavedModel in a worker process and write the `.tflite` to `out`.
+
+    With `error_out`, the worker also writes the per-layer quantization error there (a JSON list);
+    returns why it could not, or None.
+    """
     calibrated = settings.mode in CALIBRATED_MODES
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as tmp:
         request: dict[str, Any] = {"saved_model": str(saved_model), "out": str(out),
-                                   "settings": settings.model_dump(mode="json"), "calibration": None}
+                                   "settings": settings.model_dump(mode="json"), "calibration": None,
+                                   "error_out": str(error_out) if error_out else None,
+                                   "error_samples": settings.error_samples}
         if calibrated:
             request["calibration"] = str(Path(tmp) / "calibration.npy")
             np.save(request["calibration"], calibration)
@@ -39,6 +45,7 @@ def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: 
         with reporter.task(label, len(calibration) if calibrated else None) as task:
             code, report, log = _run_worker(Path(tmp) / "request.json", task, timeout_s)
     _check(code, report, log, settings.mode)
+    return report.get("error_report")
 
 
 def _run_worker(request: Path, task: Any, timeout_s: float) -> tuple[int, dict[str, Any], str]:

@@ -48,6 +48,46 @@ def convert(saved_model: Path, settings: ConvertSettings, calibration: np.ndarra
     return bytes(converter.convert())
 
 
+def quantization_error(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray,
+                       samples: np.ndarray) -> list[dict[str, Any]]:
+    """Per quantized op of the int8 model: float-vs-int8 error of its output on `samples`.
+
+    TFLite's quantization debugger converts the model again with a NumericVerify op after each
+    quantized op, which compares the int8 output (dequantized) with the float one. Each row: the
+    op, its output tensor's name, the error statistics the debugger gives (mean and max absolute
+    error, mean squared error, stddev) and `rmse_over_scale`, the RMSE in units of the output's
+    quantization step (about 0.29 for rounding noise alone; larger means the layer loses more).
+    Only for post-training quantization: a QAT model's quantization is learned, and the debugger
+    finds nothing to verify in it.
+    """
+    import csv
+    import io
+
+    tf = load().tf
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not settings.per_channel:
+        converter._experimental_disable_per_channel = True
+    converter.representative_dataset = _representative(calibration, lambda n: None)
+    debug = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_representative(samples, lambda n: None),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            layer_debug_metrics={"mean_abs_error": lambda diff: float(np.mean(np.abs(diff)))}))
+    debug.run()
+    dump = io.StringIO()
+    debug.layer_statistics_dump(dump)
+    rows = []
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        scale, mse = float(row["scale"]), float(row["mean_squared_error"])
+        rows.append({"op": row["op_name"], "tensor": row["tensor_name"], "tensor_index": int(row["tensor_idx"]),
+                     "rmse_over_scale": float(np.sqrt(mse) / scale) if scale > 0 else None,
+                     "mean_abs_error": float(row["mean_abs_error"]), "max_abs_error": float(row["max_abs_error"]),
+                     "mean_squared_error": mse, "stddev": float(row["stddev"]), "scale": scale,
+                     "elements": int(float(row["num_elements"]))})
+    return rows
+
+
 def _representative(calibration: np.ndarray, progress: Callable[[int], None]) -> Any:
     def generate() -> Any:
         for index, sample in enumerate(calibration):

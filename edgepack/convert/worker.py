@@ -34,7 +34,17 @@ def main(request_path: str) -> int:
         print(json.dumps({"error": text.splitlines()[0] if text else type(exc).__name__, "detail": text[-4000:]}))
         return 1
     atomic_write_bytes(Path(request["out"]), flatbuffer)
-    print(json.dumps({"ok": True}))
+    report: dict[str, object] = {"ok": True}
+    if request.get("error_out"):
+        from edgepack.convert.tflite import quantization_error
+
+        samples = calibration[: int(request.get("error_samples", 32))]
+        try:
+            rows = quantization_error(Path(request["saved_model"]), settings, calibration, samples)
+            atomic_write_bytes(Path(request["error_out"]), json.dumps(rows).encode())
+        except Exception as exc:  # the report is extra: the model is written; say why it is missing
+            report["error_report"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    print(json.dumps(report))
     return 0
 
 

@@ -235,6 +235,8 @@ class ConvertSettings(Strict):
     calibration_samples: int = Field(256, ge=1, le=100_000)
     calibration_seed: int | None = Field(None, ge=0)
     per_channel: bool = True
+    error_report: bool = True  # int8 after training: per-layer float-vs-int8 error (TFLite's debugger)
+    error_samples: int = Field(32, ge=1, le=10_000)  # calibration samples the error is measured on
 
     @model_validator(mode="after")
     def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
