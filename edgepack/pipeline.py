@@ -29,6 +29,7 @@ from edgepack.recipe.load import canonical_json
 from edgepack.reporting import NullReporter, Reporter
 
 QUANT_ERROR_FILE = "quant_error.json"
+FALLBACK_FILE = "fallback.json"
 STAGES = ("train", "optimize", "convert", "evaluate", "validate", "gate", "bundle")
 STAGE_FILE = "stage.json"
 KERAS_FILE = "model.h5"
@@ -215,8 +216,10 @@ class Pipeline:
         optimized = self.optimize()
         settings = self.recipe.convert
         calibration_seed = self.recipe.seed if settings.calibration_seed is None else settings.calibration_seed
-        stage_id = self._stage_id("convert", settings.model_dump(mode="json"),
-                                  {"optimize": optimized.id, "calibration": self.fingerprints["calibration"]})
+        inputs = {"optimize": optimized.id, "calibration": self.fingerprints["calibration"]}
+        if settings.fallback:  # the search measures accuracy on the test split
+            inputs["test"] = self.fingerprints["test"]
+        stage_id = self._stage_id("convert", settings.model_dump(mode="json"), inputs)
 
         def body(out: Path) -> dict[str, Any]:
             from edgepack.analyze.weights import gzip_size
@@ -224,9 +227,18 @@ class Pipeline:
 
             why_not = self._error_report_skipped()
             error_file = out / QUANT_ERROR_FILE
+            selective = None
+            if settings.keep_float or settings.fallback:
+                float_accuracy = (optimized.record["stages"][-1]["test_accuracy"] if optimized.record["stages"]
+                                  else self.train().record["test_accuracy"])
+                selective = {"x_test": self.data.x_test, "y_test": self.data.y_test,
+                             "layers": optimized.record["layers"], "float_accuracy": float_accuracy,
+                             "report_out": out / FALLBACK_FILE}
             failed = convert_isolated(optimized.dir / optimized.record["saved_model"], settings, self.calibration,
-                                      out / MODEL_FILE, self.reporter, error_out=None if why_not else error_file)
+                                      out / MODEL_FILE, self.reporter, error_out=None if why_not else error_file,
+                                      selective=selective)
             flatbuffer = (out / MODEL_FILE).read_bytes()
+            fallback = json.loads((out / FALLBACK_FILE).read_text()) if selective else None
             return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io,
                     "sha256": hashlib.sha256(flatbuffer).hexdigest(), "size_bytes": len(flatbuffer),
                     "gzip_bytes": gzip_size(flatbuffer),
@@ -234,7 +246,8 @@ class Pipeline:
                     "calibration": {"samples": int(len(self.calibration)), "seed": calibration_seed,
                                     "fingerprint": self.fingerprints["calibration"]},
                     "quant_error": quantization_error_record(error_file, optimized.record["layers"],
-                                                             why_not or failed)}
+                                                             why_not or failed),
+                    "fallback": fallback}
 
         return self._run_stage("convert", stage_id, body)
 
@@ -383,6 +396,14 @@ class Pipeline:
             accuracy_tflite=evaluated.record["tflite"], latency_p90_ms=latency, latency_basis=basis,
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
+        fallback = self.recipe.convert.fallback
+        if fallback is not None:  # the accuracy criterion the fallback searched for is a budget too
+            drop = evaluated.record["drop"]
+            allowed = fallback.allowed_drop(evaluated.record["float"])
+            kept = (self.convert().record.get("fallback") or {}).get("kept_float", [])
+            self.result.gate.append(BudgetResult(
+                "convert.fallback", allowed, drop, "fraction", drop <= allowed + 1e-9, allowed - drop,
+                f"float minus .tflite accuracy with {len(kept)} op(s) kept in float"))
         self._gated = True
         return self.result.gate
 

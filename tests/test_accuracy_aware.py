@@ -54,3 +54,106 @@ def test_post_training_int8_reports_each_layers_error_worst_first(tmp_path: Path
     manifest = json.loads((default_run["bundle"] / "manifest.json").read_text())
     assert manifest["quantization_error"]["measured"] is False
     assert "QAT" in manifest["quantization_error"]["why"]
+
+
+OUTLIER = """
+name = "outlier"
+seed = 0
+
+[dataset]
+kind = "digits"
+normalization = { mean = 0.0, std = 16.0 }
+
+[model]
+kind = "saved"
+path = "outlier.h5"
+
+[convert]
+mode = "int8"
+calibration_samples = 64
+error_samples = 16
+"""
+
+
+@pytest.fixture(scope="module")
+def outlier_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained digits CNN that int8 wrecks while its float outputs are untouched.
+
+    conv1's channel 0 and conv3's channel 0 are made dead (zero kernel, negative bias: ReLU gives 0),
+    and the weights that read those dead inputs in conv2 and fc are set to 40 (the others are below
+    0.5). Float results do not change, but per-channel int8 gives each of those output channels a
+    scale of 40/127, which rounds the real weights to 0 or +-1 step: two ops lose the model.
+    """
+    from edgepack.datasets import load_dataset
+    from edgepack.models.tf import load
+    from edgepack.models.zoo import digits_cnn
+    from edgepack.recipe.schema import DigitsDataset
+
+    keras = load().keras
+    keras.utils.set_random_seed(0)
+    data = load_dataset(DigitsDataset(kind="digits", normalization={"mean": 0.0, "std": 16.0}), 0, Path("."))
+    model = digits_cnn((8, 8, 1), 10, width=8)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=15, verbose=0)
+    for dead, reader, flat in (("conv1", "conv2", False), ("conv3", "fc", True)):
+        kernel, bias = model.get_layer(dead).get_weights()
+        kernel[..., 0], bias[0] = 0.0, -1.0
+        model.get_layer(dead).set_weights([kernel, bias])
+        weights, reader_bias = model.get_layer(reader).get_weights()
+        if flat:  # fc reads the flattened conv3 output: channel 0 is every C-th row
+            weights[0::kernel.shape[-1], :] = 40.0
+        else:
+            weights[:, :, 0, :] = 40.0
+        model.get_layer(reader).set_weights([weights, reader_bias])
+    path = tmp_path_factory.mktemp("outlier") / "outlier.h5"
+    model.save(path)
+    return path
+
+
+def _recipe(folder: Path, model: Path, extra: str) -> Path:
+    (folder / "outlier.h5").write_bytes(model.read_bytes())
+    recipe = folder / "outlier.toml"
+    recipe.write_text(OUTLIER + extra)
+    return recipe
+
+
+@pytest.mark.slow
+def test_fallback_keeps_the_ops_int8_wrecks_in_float_until_the_criterion_holds(outlier_model: Path,
+                                                                               tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path, outlier_model, "\n[convert.fallback]\nmax_drop = 0.01\n")
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    fallback = report["stages"]["convert"]["fallback"]
+    evaluate = report["stages"]["evaluate"]
+    assert fallback["plain_int8_accuracy"] < fallback["float_accuracy"] - 0.01  # plain int8 misses 1 point
+    assert fallback["met"] is True
+    assert sorted(k["layer"] for k in fallback["kept_float"]) == ["conv2", "fc"]
+    assert sorted(k["op"] for k in fallback["kept_float"]) == ["CONV_2D", "FULLY_CONNECTED"]
+    assert [a["extra_float_ops"] for a in fallback["attempts"]] == [0, 1, 2]  # groups of 1, then 2: both needed
+    assert evaluate["drop"] <= 0.01 and evaluate["tflite"] == pytest.approx(fallback["accuracy"])
+    assert fallback["size_bytes"] > fallback["plain_int8_size_bytes"]  # float weights cost bytes
+    gate = {g["name"]: g for g in report["gate"]["results"]}
+    assert gate["convert.fallback"]["passed"] is True
+    # The model holds those two ops in float, the rest in int8.
+    model = Path(report["stages"]["convert"]["dir"]) / "model.tflite"
+    inspected = invoke("--json", "inspect", str(model), "--no-runtime")
+    floats = json.loads(inspected.stdout)["float_ops"]
+    assert sorted(f["op"] for f in floats) == ["CONV_2D", "FULLY_CONNECTED"]
+
+
+@pytest.mark.slow
+def test_when_no_fallback_meets_the_criterion_the_best_attempt_is_kept_and_exit_3(outlier_model: Path,
+                                                                                 tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path, outlier_model,
+                     '\nkeep_float = ["SOFTMAX"]\n\n[convert.fallback]\nmax_drop = 0.01\nmax_ops = 1\n')
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)
+    fallback = report["stages"]["convert"]["fallback"]
+    assert fallback["met"] is False and len(fallback["attempts"]) == 2
+    kept = {k["op"]: k["forced"] for k in fallback["kept_float"]}
+    assert kept["SOFTMAX"] is True and len(kept) == 2  # the deny-list, and the one op max_ops allows
+    gate = {g["name"]: g for g in report["gate"]["results"]}
+    assert gate["convert.fallback"]["passed"] is False
+    assert Path(report["bundle"][0], "model.tflite").is_file()  # the best attempt is still written

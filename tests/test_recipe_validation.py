@@ -73,6 +73,13 @@ BAD = [
      ["not supported by the converter's int16x8 mode"]),
     ("per-tensor-after-prune", BASE + PRUNE + "[[optimize]]\nkind = \"qat\"\n[convert]\nper_channel = false\n",
      ["convert.per_channel = false with QAT after prune", "per channel only"]),
+    ("fallback-two-criteria", BASE + "[convert.fallback]\nmax_drop = 0.01\nmax_relative_drop = 0.02\n",
+     ["convert.fallback", "exactly one criterion"]),
+    ("fallback-no-criterion", BASE + "[convert.fallback]\nmax_ops = 3\n", ["exactly one criterion"]),
+    ("fallback-float16", BASE + "[convert]\nmode = \"float16\"\nkeep_float = [\"SOFTMAX\"]\n",
+     ["keep_float and fallback", "choose mode 'int8'"]),
+    ("fallback-after-qat", BASE + "[[optimize]]\nkind = \"qat\"\n[convert.fallback]\nmax_drop = 0.01\n",
+     ["with a QAT stage", "post-training quantization"]),
 ]
 
 

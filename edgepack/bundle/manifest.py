@@ -86,6 +86,7 @@ def build_manifest(pipeline: Any, gate: list[Any]) -> dict[str, Any]:
         "optimization": {"params_float": trained.record["params"], "stages": optimized.record["stages"],
                          "tflite_weights": converted.record["weights"]},
         "quantization_error": converted.record.get("quant_error"),
+        "fallback": converted.record.get("fallback"),
         "metrics": {"accuracy": {k: evaluated.record[k] for k in ("float", "optimized", "tflite", "drop")},
                     "test_samples": evaluated.record["test_samples"], "size_bytes": size},
         "validation": pipeline.result.validation,

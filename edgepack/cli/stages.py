@@ -16,6 +16,7 @@ from edgepack.cli.boundary import boundary
 from edgepack.cli.summary import (
     budget_table,
     failures,
+    fallback_table,
     latency_figures,
     quant_error_table,
     results_table,
@@ -149,6 +150,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(weights_table(stages["convert"].record))
     if stages["convert"].record.get("quant_error", {}).get("measured"):
         output.print_table(quant_error_table(stages["convert"].record))
+    if stages["convert"].record.get("fallback"):
+        output.print_table(fallback_table(stages["convert"].record))
     output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:

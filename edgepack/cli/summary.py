@@ -107,6 +107,31 @@ def quant_error_table(convert: dict[str, Any], top: int = 5) -> Table:
     return table
 
 
+def fallback_table(convert: dict[str, Any]) -> Table:
+    """The ops kept in float, and what it bought (accuracy) and cost (size, host latency)."""
+    report = convert["fallback"]
+    criterion = report["criterion"]
+    title = "ops kept in float"
+    if criterion:
+        title += (f" (criterion: drop <= {100 * criterion['allowed_drop']:.2f} points: "
+                  + ("[green]met[/]" if report["met"] else "[red]not met, the best attempt is kept[/]") + ")")
+    table = Table(title=title, title_justify="left")
+    table.add_column("measure")
+    table.add_column("plain int8", justify="right")
+    table.add_column("with ops in float", justify="right")
+    kept = ", ".join(f"{k['layer'] or k['tensor'][:30]} ({k['op']}{', keep_float' if k['forced'] else ''})"
+                     for k in report["kept_float"]) or "none"
+    table.add_row("ops in float", "none", kept)
+    plain = report["plain_int8_accuracy"]
+    table.add_row("accuracy (float model: " + pct(report["float_accuracy"]) + ")", pct(plain), pct(report["accuracy"]))
+    table.add_row("size", f"{report['plain_int8_size_bytes']:,} B", f"{report['size_bytes']:,} B")
+    latency = report["host_latency_ms"]
+    table.add_row("latency on this machine, median", f"{latency['plain_int8']:.3f} ms", f"{latency['result']:.3f} ms")
+    table.add_row("attempts", "", ", ".join(f"{a['extra_float_ops']} op(s): {pct(a['accuracy'])}"
+                                               for a in report["attempts"]))
+    return table
+
+
 def _weights_size(value: int | None) -> str:
     return "-" if value is None else f"{value:,} B weights gz"
 

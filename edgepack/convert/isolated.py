@@ -25,18 +25,28 @@ TIMEOUT_S = 3600.0
 
 
 def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray, out: Path,
-                     reporter: Reporter, timeout_s: float = TIMEOUT_S, error_out: Path | None = None) -> str | None:
+                     reporter: Reporter, timeout_s: float = TIMEOUT_S, error_out: Path | None = None,
+                     selective: dict[str, Any] | None = None) -> str | None:
     """Convert the SavedModel in a worker process and write the `.tflite` to `out`.
 
     With `error_out`, the worker also writes the per-layer quantization error there (a JSON list);
-    returns why it could not, or None.
+    returns why it could not, or None. With `selective` (the test split, the float accuracy, the
+    Keras layer names and `report_out`), it keeps ops in float per `keep_float` / `fallback` and
+    writes its report to `report_out`.
     """
     calibrated = settings.mode in CALIBRATED_MODES
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as tmp:
         request: dict[str, Any] = {"saved_model": str(saved_model), "out": str(out),
                                    "settings": settings.model_dump(mode="json"), "calibration": None,
                                    "error_out": str(error_out) if error_out else None,
-                                   "error_samples": settings.error_samples}
+                                   "error_samples": settings.error_samples, "selective": None}
+        if selective is not None:
+            x_path, y_path = Path(tmp) / "x_test.npy", Path(tmp) / "y_test.npy"
+            np.save(x_path, selective["x_test"])
+            np.save(y_path, selective["y_test"])
+            request["selective"] = {"x_test": str(x_path), "y_test": str(y_path), "layers": selective["layers"],
+                                    "float_accuracy": selective["float_accuracy"],
+                                    "report_out": str(selective["report_out"])}
         if calibrated:
             request["calibration"] = str(Path(tmp) / "calibration.npy")
             np.save(request["calibration"], calibration)
@@ -59,6 +69,8 @@ def _run_worker(request: Path, task: Any, timeout_s: float) -> tuple[int, dict[s
                 if line.startswith("progress "):
                     task.advance(int(line.split()[1]) - done)
                     done = int(line.split()[1])
+                elif line.startswith("log "):  # the fallback search says where it is
+                    task.advance(0, description=line[4:].strip())
                 elif line.startswith("{"):
                     report = json.loads(line)
             code = proc.wait(timeout=timeout_s)

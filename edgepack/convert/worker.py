@@ -27,15 +27,29 @@ def main(request_path: str) -> int:
     def progress(done: int) -> None:
         print(f"progress {done}", flush=True)
 
+    selective = request.get("selective")
     try:
-        flatbuffer = convert(Path(request["saved_model"]), settings, calibration, progress)
+        if selective:  # keep_float / fallback: int8 with some ops in float
+            from edgepack.convert.tflite import selective as convert_selective
+
+            progress(len(calibration))
+            samples = calibration[: int(request.get("error_samples", 32))]
+            test = (np.load(selective["x_test"]), np.load(selective["y_test"]))
+            flatbuffer, rows, fallback = convert_selective(
+                Path(request["saved_model"]), settings, calibration, samples, test, float(selective["float_accuracy"]),
+                list(selective["layers"]), log=lambda line: print(f"log {line}", flush=True))
+            atomic_write_bytes(Path(selective["report_out"]), json.dumps(fallback).encode())
+            if request.get("error_out"):
+                atomic_write_bytes(Path(request["error_out"]), json.dumps(rows).encode())
+        else:
+            flatbuffer = convert(Path(request["saved_model"]), settings, calibration, progress)
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         text = str(exc).strip()
         print(json.dumps({"error": text.splitlines()[0] if text else type(exc).__name__, "detail": text[-4000:]}))
         return 1
     atomic_write_bytes(Path(request["out"]), flatbuffer)
     report: dict[str, object] = {"ok": True}
-    if request.get("error_out"):
+    if request.get("error_out") and not selective:
         from edgepack.convert.tflite import quantization_error
 
         samples = calibration[: int(request.get("error_samples", 32))]

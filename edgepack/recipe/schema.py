@@ -221,6 +221,31 @@ class DistillStage(_FineTune):
 OptimizeStage = Annotated[Union[PruneStage, QatStage, ClusterStage, DistillStage], Field(discriminator="kind")]
 
 
+class FallbackSettings(Strict):
+    """Keep the ops int8 hurts most in float until the accuracy criterion holds (post-training int8).
+
+    The criterion compares the `.tflite` accuracy with the float model's on the test split: an
+    absolute drop (`max_drop = 0.01` is one point) or a relative one (`max_relative_drop = 0.02`,
+    2 % of the float accuracy). Ops are tried worst first (by the quantization error report), in
+    growing groups (1, 2, 4... up to `max_ops`), then the smallest group that holds is searched.
+    """
+
+    max_drop: float | None = Field(None, ge=0, le=1)
+    max_relative_drop: float | None = Field(None, ge=0, le=1)
+    max_ops: int = Field(8, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> FallbackSettings:
+        if (self.max_drop is None) == (self.max_relative_drop is None):
+            raise ValueError("give exactly one criterion: max_drop (absolute, 0.01 = 1 point) or "
+                             "max_relative_drop (0.02 = 2 % of the float accuracy)")
+        return self
+
+    def allowed_drop(self, float_accuracy: float) -> float:
+        """The largest accuracy drop the criterion allows, as a fraction."""
+        return self.max_drop if self.max_drop is not None else float_accuracy * float(self.max_relative_drop or 0)
+
+
 class ConvertSettings(Strict):
     """TFLite conversion mode and calibration.
 
@@ -237,12 +262,17 @@ class ConvertSettings(Strict):
     per_channel: bool = True
     error_report: bool = True  # int8 after training: per-layer float-vs-int8 error (TFLite's debugger)
     error_samples: int = Field(32, ge=1, le=10_000)  # calibration samples the error is measured on
+    keep_float: list[str] = Field(default_factory=list)  # op types (SOFTMAX) or Keras layer patterns (fc, block_1*)
+    fallback: FallbackSettings | None = None
 
     @model_validator(mode="after")
     def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
         if not self.per_channel and self.mode in ("float16", "float32"):
             raise ValueError(f"per_channel = false applies to integer weights; mode '{self.mode}' keeps "
                              "them in float: remove per_channel or choose mode 'int8' or 'dynamic'")
+        if (self.keep_float or self.fallback) and self.mode != "int8":
+            raise ValueError(f"keep_float and fallback keep some ops in float inside an int8 model; mode is "
+                             f"'{self.mode}': choose mode 'int8' or remove them")
         if not self.per_channel and self.mode == "int16x8":
             # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
             raise ValueError("per_channel = false is not supported by the converter's int16x8 mode: "
@@ -379,6 +409,11 @@ class Recipe(Strict):
                 f"convert.per_channel = false with QAT after {' and '.join(kept)}: TFMOT's "
                 "sparsity- and cluster-preserving QAT schemes quantize per channel only; remove "
                 "per_channel or the earlier stage"
+            )
+        if (self.convert.fallback or self.convert.keep_float) and "qat" in kinds:
+            raise ValueError(
+                "convert.fallback / keep_float with a QAT stage: a QAT model's quantization is learned, "
+                "and keeping ops in float works on post-training quantization; remove the QAT stage or them"
             )
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
