@@ -18,8 +18,7 @@ from edgepack.datasets.core import split_indices
 from edgepack.fsutil import replace_dir, temp_dir_beside
 from edgepack.gate.budgets import Measurements, check_budgets
 from edgepack.gate.junit import junit_xml
-from edgepack.optimize.prune import plan_steps
-from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDataset, PruneStage, parse_size
+from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDataset, parse_size
 
 RUNNER = Path(__file__).parents[1] / "edgepack" / "devices" / "runner.py"
 
