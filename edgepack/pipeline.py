@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgepack.bundle.manifest import MODEL_FILE, toolchain_versions
-from edgepack.datasets import Dataset, calibration_sample, fingerprint, load_dataset
+from edgepack.datasets import Dataset, calibration_indices, calibration_quality, fingerprint, load_dataset
 from edgepack.errors import BadInputError
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, gated_latency
@@ -88,11 +88,16 @@ class Pipeline:
         return load_dataset(self.recipe.dataset, self.recipe.seed, self.loaded.base_dir)
 
     @cached_property
-    def calibration(self) -> Any:
-        """The representative sample for calibration, drawn from the train split."""
+    def calibration_indices(self) -> Any:
+        """Which train samples are the representative sample (drawn with calibration_seed, else seed)."""
         seed = self.recipe.convert.calibration_seed
         seed = self.recipe.seed if seed is None else seed
-        return calibration_sample(self.data.x_train, self.recipe.convert.calibration_samples, seed)
+        return calibration_indices(len(self.data.x_train), self.recipe.convert.calibration_samples, seed)
+
+    @cached_property
+    def calibration(self) -> Any:
+        """The representative sample for calibration, drawn from the train split."""
+        return self.data.x_train[self.calibration_indices]
 
     @cached_property
     def fingerprints(self) -> dict[str, str]:
@@ -239,12 +244,18 @@ class Pipeline:
                                       selective=selective)
             flatbuffer = (out / MODEL_FILE).read_bytes()
             fallback = json.loads((out / FALLBACK_FILE).read_text()) if selective else None
+            quality = calibration_quality(self.calibration, self.data.y_train[self.calibration_indices],
+                                          self.data.x_test, self.data.y_test, list(self.data.labels))
+            if quality["missing_classes"] and settings.mode in ("int8", "int16x8"):
+                self.reporter.note(f"convert: the {len(self.calibration)} calibration samples miss "
+                                   f"{len(quality['missing_classes'])} class(es) of the test split "
+                                   f"({', '.join(quality['missing_classes'][:5])}); raise convert.calibration_samples")
             return {"model_file": MODEL_FILE, "mode": settings.mode, "io": settings.io,
                     "sha256": hashlib.sha256(flatbuffer).hexdigest(), "size_bytes": len(flatbuffer),
                     "gzip_bytes": gzip_size(flatbuffer),
                     "weights": tflite_weights(flatbuffer, optimized.record["layers"]),
                     "calibration": {"samples": int(len(self.calibration)), "seed": calibration_seed,
-                                    "fingerprint": self.fingerprints["calibration"]},
+                                    "fingerprint": self.fingerprints["calibration"], **quality},
                     "quant_error": quantization_error_record(error_file, optimized.record["layers"],
                                                              why_not or failed),
                     "fallback": fallback}

@@ -157,3 +157,31 @@ def test_when_no_fallback_meets_the_criterion_the_best_attempt_is_kept_and_exit_
     gate = {g["name"]: g for g in report["gate"]["results"]}
     assert gate["convert.fallback"]["passed"] is False
     assert Path(report["bundle"][0], "model.tflite").is_file()  # the best attempt is still written
+
+
+@pytest.mark.slow
+def test_a_calibration_sample_that_misses_classes_is_flagged(tmp_path: Path) -> None:
+    recipe = tmp_path / "ptq.toml"
+    recipe.write_text(PTQ.replace("calibration_samples = 64", "calibration_samples = 4\nerror_report = false"))
+    result = invoke("convert", str(recipe), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 0, result.output
+    assert "calibration samples miss" in result.stderr and "raise convert.calibration_samples" in result.stderr
+    record = json.loads(invoke("--json", "convert", str(recipe), "--workdir", str(tmp_path / "work")).stdout)
+    calibration = record["convert"]["calibration"]
+    assert calibration["samples"] == 4 and calibration["classes"] <= 4 and calibration["test_classes"] == 10
+    assert len(calibration["missing_classes"]) == 10 - calibration["classes"]
+    low, high = calibration["input_range"]["calibration"]
+    assert 0.0 <= low <= high <= 1.0 and 0.0 <= calibration["input_range"]["test_outside_fraction"] < 1.0
+    assert record["convert"]["quant_error"] == {"measured": False, "why": "convert.error_report = false"}
+
+
+def test_calibration_quality_counts_classes_and_clipped_inputs() -> None:
+    import numpy as np
+
+    from edgepack.datasets import calibration_quality
+
+    x_cal, y_cal = np.array([0.0, 0.5]), np.array([0, 1])
+    x_test, y_test = np.array([-1.0, 0.2, 0.4, 2.0]), np.array([0, 1, 2, 2])
+    quality = calibration_quality(x_cal, y_cal, x_test, y_test, ["zero", "one", "two"])
+    assert quality["classes"] == 2 and quality["test_classes"] == 3 and quality["missing_classes"] == ["two"]
+    assert quality["input_range"] == {"calibration": [0.0, 0.5], "test": [-1.0, 2.0], "test_outside_fraction": 0.5}

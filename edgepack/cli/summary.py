@@ -32,6 +32,13 @@ def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
     table.add_row(f"accuracy, {mode} .tflite (LiteRT)", pct(evaluate["tflite"]))
     table.add_row(f"accuracy drop, float -> {mode}", f"{100 * evaluate['drop']:+.2f} points")
     table.add_row(f"model size ({mode}, {convert['io']} I/O)", size(convert["size_bytes"]))
+    cal = convert.get("calibration", {})
+    if mode in ("int8", "int16x8") and "classes" in cal:
+        missing = cal["missing_classes"]
+        table.add_row("calibration sample",
+                      f"{cal['samples']} (seed {cal['seed']}), {cal['classes']}/{cal['test_classes']} classes"
+                      + (f" [yellow](misses {', '.join(missing[:3])})[/]" if missing else "")
+                      + f", {100 * cal['input_range']['test_outside_fraction']:.2f} % of test inputs outside its range")
     table.add_row("model size, gzip -9", size(convert["gzip_bytes"]))
     for name, rec in validation.items():
         lat = rec["latency_ms"]

@@ -113,11 +113,28 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
+def calibration_indices(total: int, count: int, seed: int) -> np.ndarray:
+    """Sorted indices of `count` samples drawn without replacement from `total` with `seed` (all if fewer)."""
+    count = min(count, total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+
+
 def calibration_sample(x: np.ndarray, count: int, seed: int) -> np.ndarray:
     """`count` samples drawn without replacement from `x` with `seed` (all of x if fewer)."""
-    count = min(count, len(x))
-    idx = np.random.default_rng(seed).choice(len(x), size=count, replace=False)
-    return x[np.sort(idx)]
+    return x[calibration_indices(len(x), count, seed)]
+
+
+def calibration_quality(x_cal: np.ndarray, y_cal: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                        labels: list[str]) -> dict[str, object]:
+    """How well the calibration sample covers the test split: classes, and the input value range
+    (test values outside the calibrated range are clipped by an int8 input)."""
+    missing = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_cal).tolist()))
+    low, high = float(x_cal.min()), float(x_cal.max())
+    outside = float(np.mean((x_test < low) | (x_test > high))) if x_test.size else 0.0
+    return {"classes": int(len(np.unique(y_cal))), "test_classes": int(len(np.unique(y_test))),
+            "missing_classes": [labels[i] if i < len(labels) else str(i) for i in missing],
+            "input_range": {"calibration": [low, high], "test": [float(x_test.min()), float(x_test.max())],
+                            "test_outside_fraction": round(outside, 6)}}
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
