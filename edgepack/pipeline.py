@@ -78,6 +78,7 @@ class Pipeline:
         self._gated = False
         self._devices: list[Any] | None = None
         self._external_model: Path | None = None
+        self._search: dict[str, Any] | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -217,9 +218,14 @@ class Pipeline:
         return files
 
     def convert(self) -> StageOutput:
-        """Convert the optimized model to `.tflite` in the recipe's mode, calibrated."""
+        """Convert the optimized model to `.tflite` in the recipe's mode, calibrated (with
+        `[convert.search]`: the candidate the search picks)."""
+        if self.recipe.convert.search is not None:
+            return self.search()["stage"]
+        return self._convert(self.recipe.convert)
+
+    def _convert(self, settings: Any, name: str = "convert") -> StageOutput:
         optimized = self.optimize()
-        settings = self.recipe.convert
         calibration_seed = self.recipe.seed if settings.calibration_seed is None else settings.calibration_seed
         inputs = {"optimize": optimized.id, "calibration": self.fingerprints["calibration"]}
         if settings.fallback:  # the search measures accuracy on the test split
@@ -230,7 +236,7 @@ class Pipeline:
             from edgepack.analyze.weights import gzip_size
             from edgepack.convert.isolated import convert_isolated
 
-            why_not = self._error_report_skipped()
+            why_not = self._error_report_skipped(settings)
             error_file = out / QUANT_ERROR_FILE
             selective = None
             if settings.keep_float or settings.fallback:
@@ -260,11 +266,78 @@ class Pipeline:
                                                              why_not or failed),
                     "fallback": fallback}
 
-        return self._run_stage("convert", stage_id, body)
+        return self._run_stage(name, stage_id, body)
 
-    def _error_report_skipped(self) -> str | None:
-        """Why the per-layer quantization error is not measured for this recipe, or None."""
-        settings = self.recipe.convert
+    def search_report(self) -> dict[str, Any] | None:
+        """The search's figures as plain data (None without `[convert.search]`)."""
+        if self.recipe.convert.search is None:
+            return None
+        return {k: v for k, v in self.search().items() if k != "stage"}
+
+    def search(self) -> dict[str, Any]:
+        """Every candidate mode of `[convert.search]`: size, accuracy, latency on the search device;
+        the pick (per the objective, among those meeting the criterion; else the most accurate,
+        marked as failing) and the Pareto front. Measured once per run (latency is never cached)."""
+        if self._search is not None:
+            return self._search
+        from edgepack.devices.base import RunRequest
+        from edgepack.devices.drivers import run_device
+        from edgepack.litert import tflite_accuracy
+        from edgepack.recipe.schema import ConvertSettings
+
+        search = self.recipe.convert.search
+        assert search is not None
+        device = self.devices([search.device or self.recipe.validation.devices[0]])[0]
+        if device.emulated:
+            raise BadInputError(f"convert.search measures latency on '{device.name}', an emulated device",
+                                context=f"recipe '{self.recipe.name}'", code="search-emulated",
+                                hint="set convert.search.device to a real device (local, ssh or adb)")
+        trained, optimized = self.train(), self.optimize()
+        float_accuracy = optimized.record["stages"][-1]["test_accuracy"] if optimized.record["stages"] else \
+            trained.record["test_accuracy"]
+        allowed = search.allowed_drop(float_accuracy)
+        base = self.recipe.convert.model_dump(mode="json", exclude={"search"})
+        validate = self.recipe.validation
+        candidates = []
+        for mode in search.modes:
+            fields = {**base, "mode": mode.removesuffix("-fallback"), "fallback": None}
+            if fields["mode"] != "int8":
+                fields.update(io="float32", keep_float=[])
+            if fields["mode"] in ("float16", "float32", "int16x8"):
+                fields["per_channel"] = True
+            if mode == "int8-fallback":
+                fields["fallback"] = {"max_drop": search.max_drop, "max_relative_drop": search.max_relative_drop,
+                                      "max_ops": search.max_ops}
+            stage = self._convert(ConvertSettings.model_validate(fields), f"convert-{mode}")
+            path = stage.dir / stage.record["model_file"]
+            accuracy = tflite_accuracy(path, self.data.x_test, self.data.y_test, self.reporter, f"search {mode}")
+            record = run_device(device, RunRequest(path, None, validate.runs, validate.warmup,
+                                                   device.threads or validate.threads, self.recipe.seed),
+                                self.reporter, f"search {mode} on {device.name}")
+            drop = round(float_accuracy - accuracy, 6)
+            candidates.append({"mode": mode, "size_bytes": stage.record["size_bytes"], "accuracy": accuracy,
+                               "drop": drop, "latency_p50_ms": record["latency_ms"]["p50"],
+                               "meets": drop <= allowed + 1e-9, "stage": stage.name, "_stage": stage})
+        key = "size_bytes" if search.objective == "smallest" else "latency_p50_ms"
+        meeting = [c for c in candidates if c["meets"]]
+        chosen = min(meeting, key=lambda c: (c[key], -c["accuracy"])) if meeting else \
+            max(candidates, key=lambda c: c["accuracy"])
+        for c in candidates:  # on the front when no other candidate is as good on all three and better on one
+            c["pareto"] = not any(_dominates(o, c) for o in candidates if o is not c)
+            c["chosen"] = c is chosen
+        self.result.stages["convert"] = chosen["_stage"]
+        self._search = {"stage": chosen["_stage"], "objective": search.objective, "device": device.name,
+                        "float_accuracy": float_accuracy, "allowed_drop": allowed, "met": chosen["meets"],
+                        "chosen": chosen["mode"],
+                        "candidates": [{k: v for k, v in c.items() if k != "_stage"} for c in candidates]}
+        if not chosen["meets"]:
+            self.reporter.note(f"search: no mode meets the criterion (drop <= {100 * allowed:.2f} points); keeping "
+                               f"the most accurate, {chosen['mode']} (drop {100 * chosen['drop']:.2f} points)")
+        return self._search
+
+    def _error_report_skipped(self, settings: Any = None) -> str | None:
+        """Why the per-layer quantization error is not measured for this conversion, or None."""
+        settings = settings or self.recipe.convert
         if not settings.error_report:
             return "convert.error_report = false"
         if settings.mode != "int8":
@@ -407,6 +480,14 @@ class Pipeline:
             accuracy_tflite=evaluated.record["tflite"], latency_p90_ms=latency, latency_basis=basis,
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
+        if self.recipe.convert.search is not None:
+            found = self.search()
+            chosen = next(c for c in found["candidates"] if c["chosen"])
+            self.result.gate.append(BudgetResult(
+                "convert.search", found["allowed_drop"], chosen["drop"], "fraction", found["met"],
+                found["allowed_drop"] - chosen["drop"],
+                f"{chosen['mode']}, the {found['objective']} of the modes that meet the criterion" if found["met"]
+                else f"no mode meets it; {chosen['mode']} is the most accurate"))
         fallback = self.recipe.convert.fallback
         if fallback is not None:  # the accuracy criterion the fallback searched for is a budget too
             drop = evaluated.record["drop"]
@@ -442,6 +523,13 @@ class Pipeline:
         self.gate()
         self.bundle(out, make_zip)
         return self.result
+
+
+def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """`a` is at least as small, fast and accurate as `b`, and better in one."""
+    pairs = ((a["size_bytes"], b["size_bytes"]), (a["latency_p50_ms"], b["latency_p50_ms"]),
+             (-a["accuracy"], -b["accuracy"]))
+    return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
 
 
 def quantization_error_record(path: Path, layers: list[str], why_not: str | None) -> dict[str, Any]:

@@ -185,3 +185,67 @@ def test_calibration_quality_counts_classes_and_clipped_inputs() -> None:
     quality = calibration_quality(x_cal, y_cal, x_test, y_test, ["zero", "one", "two"])
     assert quality["classes"] == 2 and quality["test_classes"] == 3 and quality["missing_classes"] == ["two"]
     assert quality["input_range"] == {"calibration": [0.0, 0.5], "test": [-1.0, 2.0], "test_outside_fraction": 0.5}
+
+
+SEARCH = """
+[convert.search]
+modes = ["float32", "float16", "dynamic", "int8"]
+objective = "{objective}"
+max_drop = 0.02
+"""
+
+
+def _check_pick(search: dict[str, Any]) -> dict[str, Any]:
+    """The pick is what the measured figures say it should be; the Pareto flags match the figures."""
+    candidates = search["candidates"]
+    key = "size_bytes" if search["objective"] == "smallest" else "latency_p50_ms"
+    meeting = [c for c in candidates if c["drop"] <= search["allowed_drop"] + 1e-9]
+    expected = min(meeting, key=lambda c: (c[key], -c["accuracy"])) if meeting else max(
+        candidates, key=lambda c: c["accuracy"])
+    assert search["chosen"] == expected["mode"] and [c["mode"] for c in candidates if c["chosen"]] == [expected["mode"]]
+    for c in candidates:
+        beaten = any(o["size_bytes"] <= c["size_bytes"] and o["latency_p50_ms"] <= c["latency_p50_ms"]
+                     and o["accuracy"] >= c["accuracy"] and (o["size_bytes"], o["latency_p50_ms"], o["accuracy"])
+                     != (c["size_bytes"], c["latency_p50_ms"], c["accuracy"]) for o in candidates if o is not c)
+        assert c["pareto"] is (not beaten), c["mode"]
+    return expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["smallest", "fastest"])
+def test_mode_search_picks_what_the_measured_figures_say(tmp_path: Path, objective: str) -> None:
+    recipe = tmp_path / "ptq.toml"
+    recipe.write_text(PTQ.replace("error_samples = 16", "error_report = false") + SEARCH.format(objective=objective)
+                      + "\n[validate]\nwarmup = 5\nruns = 50\n")
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    search = report["search"]
+    assert [c["mode"] for c in search["candidates"]] == ["float32", "float16", "dynamic", "int8"]
+    assert search["met"] is True and search["device"] == "host"
+    chosen = _check_pick(search)
+    sizes = {c["mode"]: c["size_bytes"] for c in search["candidates"]}
+    assert sizes["float32"] > sizes["float16"] > sizes["int8"]
+    assert report["stages"]["convert"]["mode"] == chosen["mode"]  # the pick is what is evaluated and bundled
+    manifest = json.loads((Path(report["bundle"][0]) / "manifest.json").read_text())
+    assert manifest["search"]["chosen"] == chosen["mode"] and manifest["model"]["mode"] == chosen["mode"]
+    assert {g["name"]: g["passed"] for g in report["gate"]["results"]}["convert.search"] is True
+
+
+@pytest.mark.slow
+def test_mode_search_with_fallback_and_when_nothing_meets(outlier_model: Path, tmp_path: Path) -> None:
+    modes = '\n[convert.search]\nmodes = [{modes}]\nmax_drop = 0.01\n'
+    recipe = _recipe(tmp_path, outlier_model, modes.format(modes='"int8", "dynamic", "int8-fallback"'))
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 0, result.output
+    search = json.loads(result.stdout)["search"]
+    meets = {c["mode"]: c["meets"] for c in search["candidates"]}
+    assert meets == {"int8": False, "dynamic": False, "int8-fallback": True}
+    assert _check_pick(search)["mode"] == "int8-fallback"
+    recipe.write_text(recipe.read_text().replace('"int8", "dynamic", "int8-fallback"', '"int8", "dynamic"'))
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 3, result.output  # nothing meets: the most accurate is still bundled
+    report = json.loads(result.stdout)
+    assert report["search"]["met"] is False and _check_pick(report["search"])
+    assert Path(report["bundle"][0], "model.tflite").is_file()
+    assert {g["name"]: g["passed"] for g in report["gate"]["results"]}["convert.search"] is False

@@ -78,6 +78,10 @@ BAD = [
     ("fallback-no-criterion", BASE + "[convert.fallback]\nmax_ops = 3\n", ["exactly one criterion"]),
     ("fallback-float16", BASE + "[convert]\nmode = \"float16\"\nkeep_float = [\"SOFTMAX\"]\n",
      ["keep_float and fallback", "choose mode 'int8'"]),
+    ("search-one-mode", BASE + "[convert.search]\nmodes = [\"int8\"]\nmax_drop = 0.01\n",
+     ["convert.search.modes", "at least 2"]),
+    ("search-unknown-device", BASE + "[convert.search]\nmodes = [\"int8\", \"float16\"]\nmax_drop = 0.01\n"
+     "device = \"rpi9\"\n", ["convert.search.device 'rpi9' is not in validate.devices"]),
     ("fallback-after-qat", BASE + "[[optimize]]\nkind = \"qat\"\n[convert.fallback]\nmax_drop = 0.01\n",
      ["with a QAT stage", "post-training quantization"]),
 ]

@@ -87,6 +87,7 @@ def build_manifest(pipeline: Any, gate: list[Any]) -> dict[str, Any]:
                          "tflite_weights": converted.record["weights"]},
         "quantization_error": converted.record.get("quant_error"),
         "fallback": converted.record.get("fallback"),
+        "search": pipeline.search_report(),
         "metrics": {"accuracy": {k: evaluated.record[k] for k in ("float", "optimized", "tflite", "drop")},
                     "test_samples": evaluated.record["test_samples"], "size_bytes": size},
         "validation": pipeline.result.validation,

@@ -20,6 +20,7 @@ from edgepack.cli.summary import (
     latency_figures,
     quant_error_table,
     results_table,
+    search_table,
     stages_table,
     weights_table,
 )
@@ -139,6 +140,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
             "recipe": pipeline.recipe.name, "recipe_sha256": pipeline.loaded.sha256,
             "stages": {name: _stage_json(s) for name, s in stages.items()},
             "validation": result.validation,
+            "search": pipeline.search_report(),
             "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
             "bundle": [str(p) for p in result.bundle],
         })
@@ -152,6 +154,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(quant_error_table(stages["convert"].record))
     if stages["convert"].record.get("fallback"):
         output.print_table(fallback_table(stages["convert"].record))
+    if pipeline.search_report():
+        output.print_table(search_table(pipeline.search_report()))
     output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:

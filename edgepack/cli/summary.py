@@ -139,6 +139,20 @@ def fallback_table(convert: dict[str, Any]) -> Table:
     return table
 
 
+def search_table(search: dict[str, Any]) -> Table:
+    """Every candidate mode: size, latency, accuracy; which meet the criterion, the Pareto front, the pick."""
+    verdict = "[green]met[/]" if search["met"] else "[red]no mode meets it: the most accurate is kept[/]"
+    table = Table(title=f"mode search: the {search['objective']} with a drop <= {100 * search['allowed_drop']:.2f} "
+                        f"points ({verdict}); latency on {search['device']}", title_justify="left")
+    for column in ("mode", "size", f"p50 on {search['device']}", "accuracy", "drop", "meets", "Pareto", "pick"):
+        table.add_column(column, justify="left" if column in ("mode", "meets", "Pareto", "pick") else "right")
+    for c in search["candidates"]:
+        table.add_row(c["mode"], f"{c['size_bytes']:,} B", f"{c['latency_p50_ms']:.3f} ms", pct(c["accuracy"]),
+                      f"{100 * c['drop']:+.2f} pts", "yes" if c["meets"] else "[red]no[/]",
+                      "yes" if c["pareto"] else "", "[bold]<-[/]" if c["chosen"] else "")
+    return table
+
+
 def _weights_size(value: int | None) -> str:
     return "-" if value is None else f"{value:,} B weights gz"
 

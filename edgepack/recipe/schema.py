@@ -246,6 +246,38 @@ class FallbackSettings(Strict):
         return self.max_drop if self.max_drop is not None else float_accuracy * float(self.max_relative_drop or 0)
 
 
+SearchMode = Literal["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback"]
+
+
+class SearchSettings(Strict):
+    """Convert to several modes, measure each, keep the one the objective prefers among those that
+    meet the accuracy criterion (float minus .tflite accuracy on the test split).
+
+    `int8-fallback` is int8 with the fallback search under the same criterion. Latency is the
+    runner's p50 on `device` (default: the first of validate.devices), which must be a real one.
+    """
+
+    modes: list[SearchMode] = Field(min_length=2)
+    objective: Literal["smallest", "fastest"] = "smallest"
+    max_drop: float | None = Field(None, ge=0, le=1)
+    max_relative_drop: float | None = Field(None, ge=0, le=1)
+    max_ops: int = Field(8, ge=1, le=1000)  # for int8-fallback
+    device: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchSettings:
+        if (self.max_drop is None) == (self.max_relative_drop is None):
+            raise ValueError("give exactly one criterion: max_drop (absolute, 0.01 = 1 point) or "
+                             "max_relative_drop (0.02 = 2 % of the float accuracy)")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes {self.modes} name a mode twice")
+        return self
+
+    def allowed_drop(self, float_accuracy: float) -> float:
+        """The largest accuracy drop the criterion allows, as a fraction."""
+        return self.max_drop if self.max_drop is not None else float_accuracy * float(self.max_relative_drop or 0)
+
+
 class ConvertSettings(Strict):
     """TFLite conversion mode and calibration.
 
@@ -264,6 +296,7 @@ class ConvertSettings(Strict):
     error_samples: int = Field(32, ge=1, le=10_000)  # calibration samples the error is measured on
     keep_float: list[str] = Field(default_factory=list)  # op types (SOFTMAX) or Keras layer patterns (fc, block_1*)
     fallback: FallbackSettings | None = None
+    search: SearchSettings | None = None
 
     @model_validator(mode="after")
     def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
@@ -410,6 +443,13 @@ class Recipe(Strict):
                 "sparsity- and cluster-preserving QAT schemes quantize per channel only; remove "
                 "per_channel or the earlier stage"
             )
+        if self.convert.search and "qat" in kinds:
+            raise ValueError("convert.search with a QAT stage: the search compares post-training modes of one "
+                             "float model; remove the QAT stage or the search")
+        search_device = self.convert.search.device if self.convert.search else None
+        if search_device and search_device not in self.validation.devices:
+            raise ValueError(f"convert.search.device '{search_device}' is not in validate.devices "
+                             f"{self.validation.devices}")
         if (self.convert.fallback or self.convert.keep_float) and "qat" in kinds:
             raise ValueError(
                 "convert.fallback / keep_float with a QAT stage: a QAT model's quantization is learned, "
