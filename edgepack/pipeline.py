@@ -219,7 +219,9 @@ class Pipeline:
 
     def convert(self) -> StageOutput:
         """Convert the optimized model to `.tflite` in the recipe's mode, calibrated (with
-        `[convert.search]`: the candidate the search picks)."""
+        `[convert.search]`: the candidate the search picks; after `use_model`: that model)."""
+        if self._external_model is not None:
+            return self.result.stages["convert"]
         if self.recipe.convert.search is not None:
             return self.search()["stage"]
         return self._convert(self.recipe.convert)
@@ -270,7 +272,7 @@ class Pipeline:
 
     def search_report(self) -> dict[str, Any] | None:
         """The search's figures as plain data (None without `[convert.search]`)."""
-        if self.recipe.convert.search is None:
+        if self.recipe.convert.search is None or self._external_model is not None:
             return None
         return {k: v for k, v in self.search().items() if k != "stage"}
 
@@ -317,7 +319,8 @@ class Pipeline:
             drop = round(float_accuracy - accuracy, 6)
             candidates.append({"mode": mode, "size_bytes": stage.record["size_bytes"], "accuracy": accuracy,
                                "drop": drop, "latency_p50_ms": record["latency_ms"]["p50"],
-                               "meets": drop <= allowed + 1e-9, "stage": stage.name, "_stage": stage})
+                               "meets": drop <= allowed + 1e-9, "stage": stage.name, "_stage": stage,
+                               "float_ops": len((stage.record.get("fallback") or {}).get("kept_float", []))})
         key = "size_bytes" if search.objective == "smallest" else "latency_p50_ms"
         meeting = [c for c in candidates if c["meets"]]
         chosen = min(meeting, key=lambda c: (c[key], -c["accuracy"])) if meeting else \
@@ -348,11 +351,32 @@ class Pipeline:
 
     @property
     def tflite_path(self) -> Path:
-        """The converted model file (or the one given to `validate(model=...)`)."""
+        """The converted model file (or the one given to `use_model`)."""
         if self._external_model is not None:
             return self._external_model
         converted = self.convert()
         return converted.dir / converted.record["model_file"]
+
+    def use_model(self, path: Path) -> None:
+        """Take the `.tflite` at `path` as the convert stage's output: nothing is converted, and the
+        later stages (evaluate, validate, bundle) work on it. A file that is not a TFLite model is a
+        `ModelError` (exit 2) here, before anything runs."""
+        from edgepack.analyze.flatbuffer import read_model_file
+        from edgepack.analyze.graph import analyze
+        from edgepack.analyze.weights import gzip_size
+
+        data, model = read_model_file(path)
+        compute = analyze(model).compute
+        inputs = [model.tensors[i].dtype for i in model.inputs]
+        mode = {"integer": "int8", "dynamic range": "dynamic", "float16 weights": "float16"}.get(compute, "float32")
+        record = {"model_file": path.name, "given": str(path.resolve()), "mode": mode,
+                  "io": "int8" if inputs and all(d == "int8" for d in inputs) else "float32",
+                  "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data), "gzip_bytes": gzip_size(data),
+                  "weights": tflite_weights(data, []), "calibration": None,
+                  "quant_error": {"measured": False, "why": "a model given with --model (not converted here)"},
+                  "fallback": None}
+        self._external_model = path
+        self.result.stages["convert"] = StageOutput("convert", record["sha256"][:16], path.parent, record)
 
     def evaluate(self) -> StageOutput:
         """Accuracy of the float, optimized and `.tflite` models on the test split."""
@@ -390,10 +414,7 @@ class Pipeline:
 
         settings = self.recipe.validation
         if model is not None:
-            from edgepack.analyze.flatbuffer import read_model_file
-
-            read_model_file(model)  # not a TFLite model: exit 2 before anything runs
-            self._external_model = model
+            self.use_model(model)
         chosen = self.devices(devices)
         inputs = self._validation_inputs()
 

@@ -141,14 +141,29 @@ def test_files_that_are_not_models_are_refused_cleanly(default_run: dict[str, An
     for missing in (tmp_path / "nowhere.tflite", tmp_path):
         result = invoke("inspect", str(missing))
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    # `validate --model` refuses them the same way, before anything is trained.
+    # `validate --model` and `bundle --model` refuse them the same way, before anything is trained.
     work = tmp_path / "work"
-    for name in files:
-        path = tmp_path / f"{name}.tflite"
-        result = invoke("validate", "--model", str(path), "--workdir", str(work))
-        assert result.exit_code == 2, (name, result.output)
-        assert "not a valid TFLite model" in result.stderr and "Traceback" not in result.output, name
-    assert not (work / "digits" / "train").exists()
+    for command in ("validate", "bundle"):
+        for name in files:
+            path = tmp_path / f"{name}.tflite"
+            result = invoke(command, "--model", str(path), "--workdir", str(work))
+            assert result.exit_code == 2, (command, name, result.output)
+            assert "not a valid TFLite model" in result.stderr and "Traceback" not in result.output, (command, name)
+    assert not (work / "digits" / "train").exists() and not (work / "digits" / "bundle").exists()
+
+
+def test_bundle_takes_a_model_converted_elsewhere(default_run: dict[str, Any], tmp_path: Path) -> None:
+    given = tmp_path / "elsewhere.tflite"
+    given.write_bytes((default_run["bundle"] / "model.tflite").read_bytes())
+    out = tmp_path / "bundle"
+    result = invoke("--json", "bundle", "--model", str(given), "--workdir", str(default_run["work"]),
+                    "--out", str(out))
+    assert result.exit_code in (0, 3), result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (out / "model.tflite").read_bytes() == given.read_bytes()
+    assert manifest["model"]["mode"] == "int8" and manifest["model"]["io"] == "int8"
+    assert manifest["quantization_error"]["why"].startswith("a model given with --model")
+    assert manifest["metrics"]["accuracy"]["tflite"] > 0.5 and manifest["validation"]["host"]["parity"]["ok"]
 
 
 @pytest.mark.slow

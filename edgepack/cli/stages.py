@@ -112,9 +112,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @boundary
     def bundle(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
-               zip: bool = ZIP) -> None:
+               zip: bool = ZIP,
+               model: Path = typer.Option(None, "--model", "-m",
+                                          help="Bundle this .tflite (converted elsewhere) instead of converting; "
+                                               "it is evaluated and validated with the recipe's data and devices.")
+               ) -> None:
         """Write the bundle (model, labels, manifest with measurements and budget results)."""
-        written = _pipeline(recipe, workdir, no_cache).bundle(out, zip)
+        pipeline = _pipeline(recipe, workdir, no_cache)
+        if model is not None:
+            pipeline.use_model(model)
+        written = pipeline.bundle(out, zip)
         if output.state.json:
             output.emit_json({"bundle": [str(p) for p in written]})
             return

@@ -32,7 +32,7 @@ def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
     table.add_row(f"accuracy, {mode} .tflite (LiteRT)", pct(evaluate["tflite"]))
     table.add_row(f"accuracy drop, float -> {mode}", f"{100 * evaluate['drop']:+.2f} points")
     table.add_row(f"model size ({mode}, {convert['io']} I/O)", size(convert["size_bytes"]))
-    cal = convert.get("calibration", {})
+    cal = convert.get("calibration") or {}
     if mode in ("int8", "int16x8") and "classes" in cal:
         missing = cal["missing_classes"]
         table.add_row("calibration sample",
