@@ -74,9 +74,9 @@ def report(search: dict[str, Any], seconds: float) -> str:
                   f"(edgepack picked `{search['chosen']}` for `{search['objective']}`.)", ""]
     fallback = next((c for c in candidates if c["mode"] == "int8-fallback"), None)
     if fallback:
-        lines.append(f"int8-fallback kept {fallback['float_ops']} op(s) in float. With none, it is int8 made by the "
+        lines.extend([f"int8-fallback kept {fallback['float_ops']} op(s) in float. With none, it is int8 made by the "
                      "quantization debugger's path (the calibrated model quantized by mlir_quantize) rather than "
-                     "the converter's, hence the small differences from the int8 row.", "")
+                     "the converter's, hence the small differences from the int8 row.", ""])
     dynamic = next((c for c in candidates if c["mode"] == "dynamic"), None)
     if dynamic:
         slower = dynamic["latency_p50_ms"] > f32["latency_p50_ms"]
