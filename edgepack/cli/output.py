@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -68,12 +69,12 @@ def render_error(error: EdgepackError) -> None:
         return
     console = stderr()
     console.soft_wrap = True  # never break a path or a field name across lines
-    console.print(f"[bold red]error[/] [dim]({error.code})[/]: {error.message}", highlight=False)
+    console.print(f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}", highlight=False)
     if error.context:
         for line in error.context.splitlines():
             console.print(f"  {line}", highlight=False, markup=False)
-    if error.hint:
-        console.print(f"[bold]hint[/]: {error.hint}", highlight=False)
+    if error.hint:  # messages quote recipe tables ("[train]"): not rich markup
+        console.print(f"[bold]hint[/]: {escape(error.hint)}", highlight=False)
 
 
 class _RichTask:
@@ -119,7 +120,7 @@ class RichReporter:
                     self._progress = None
 
     def note(self, message: str) -> None:
-        self.console.print(f"[yellow]note[/]: {message}", highlight=False)
+        self.console.print(f"[yellow]note[/]: {escape(message)}", highlight=False)
 
 
 def reporter() -> Reporter:
