@@ -25,19 +25,23 @@ def register(app: typer.Typer) -> None:
         from edgepack.bundle.manifest import read_manifest
         from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest
-        from edgepack.recipe import Recipe, load_recipe
+        from edgepack.gate.budgets import conversion_results
+        from edgepack.recipe import load_recipe
+        from edgepack.recipe.schema import Budgets
 
         manifest = read_manifest(bundle)
         try:
             measured = measurements_from_manifest(manifest)
             if recipe is None:
-                budgets = Recipe.model_validate(manifest["recipe"]["resolved"]).budgets
+                budgets = Budgets.model_validate(manifest["recipe"]["resolved"]["budgets"])
         except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
             raise BundleError(f"{bundle}: the manifest lacks or garbles a field the gate needs: {exc}",
                               hint="re-create the bundle with `edgepack bundle`") from exc
         if recipe is not None:
             budgets = load_recipe(recipe).recipe.budgets
         results = check_budgets(budgets, measured)
+        results += conversion_results(manifest.get("search"), manifest.get("fallback"),
+                                      manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
         if output.state.json:
             output.emit_json({"bundle": str(bundle), "passed": all(r.passed for r in results),
                               "results": [r.to_dict() for r in results]})

@@ -107,3 +107,25 @@ def _at_least(name: str, limit: float, value: float | None, unit: str, detail: s
     if value is None:
         return BudgetResult(name, limit, None, unit, False, None, detail or "not measured")
     return BudgetResult(name, limit, value, unit, value >= limit, value - limit, detail)
+
+
+def conversion_results(search: dict[str, Any] | None, fallback: dict[str, Any] | None,
+                       tflite_accuracy: float | None) -> list[BudgetResult]:
+    """The accuracy criteria of `[convert.search]` and `[convert.fallback]` as budget results, from
+    their records (in the convert stage, or a bundle's manifest). Both measure the drop from the
+    float model the conversion started from (after the optimize stages)."""
+    results = []
+    if search:
+        chosen = next(c for c in search["candidates"] if c["chosen"])
+        results.append(BudgetResult(
+            "convert.search", search["allowed_drop"], chosen["drop"], "fraction", bool(search["met"]),
+            search["allowed_drop"] - chosen["drop"],
+            f"{chosen['mode']}, the {search['objective']} of the modes that meet the criterion" if search["met"]
+            else f"no mode meets it; {chosen['mode']} is the most accurate"))
+    if fallback and fallback.get("criterion") and tflite_accuracy is not None:
+        allowed = fallback["criterion"]["allowed_drop"]
+        drop = round(fallback["float_accuracy"] - tflite_accuracy, 6)
+        results.append(BudgetResult(
+            "convert.fallback", allowed, drop, "fraction", drop <= allowed + 1e-9, allowed - drop,
+            f"float minus .tflite accuracy with {len(fallback['kept_float'])} op(s) kept in float"))
+    return results

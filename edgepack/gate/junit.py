@@ -34,7 +34,7 @@ def describe(result: BudgetResult) -> str:
     if result.measured is None:
         return f"{result.name}: not measured ({result.detail}), limit {_fmt(result.limit)} {result.unit}"
     margin = result.margin or 0.0
-    word = "left" if result.passed else ("over by" if result.name.startswith(("max", "latency")) else "short by")
+    word = "left" if result.passed else ("over by" if result.name.startswith(("max", "latency", "convert.")) else "short by")
     return (f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
             f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}")
 
