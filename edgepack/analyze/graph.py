@@ -25,6 +25,7 @@ from edgepack.analyze.flatbuffer import ModelInfo, OperatorInfo, TensorInfo
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 _QUANT_OPS = {"QUANTIZE", "DEQUANTIZE"}
+_MAC_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
 _INTEGER = {"int8", "uint8", "int16", "int4"}
 _FLOAT = {"float32", "float16", "float64"}
 
@@ -184,7 +185,7 @@ def _options(op: OperatorInfo) -> dict[str, Any]:
     if activation:
         shown["activation"] = activation
     for key in ("axis", "beta", "alpha", "keepDims", "adjX", "adjY", "alignCorners"):
-        if key in o and o[key] not in (None, False):
+        if key in o and o[key] is not None and o[key] is not False:
             shown[key] = o[key]
     return shown
 
@@ -192,7 +193,9 @@ def _options(op: OperatorInfo) -> dict[str, Any]:
 def _compute(model: ModelInfo, integer: bool) -> str:
     """What the arithmetic is: integer, float with int8 weights (dynamic range), float16 weights, float."""
     if integer:
-        return "integer"
+        moving = {t.dtype for op in model.operators if op.op_name in _MAC_OPS
+                  for t in (model.tensors[i] for i in op.inputs if i >= 0) if t.data is None}
+        return "integer (int16 activations)" if "int16" in moving else "integer"
     weights = {model.tensors[i].dtype for op in model.operators if op.op_name not in _QUANT_OPS
                for i in op.inputs if i >= 0 and model.tensors[i].data is not None and model.tensors[i].size > 1}
     if weights & {"int8", "int4"}:
@@ -203,9 +206,11 @@ def _compute(model: ModelInfo, integer: bool) -> str:
 
 
 def _is_integer_model(model: ModelInfo) -> bool:
-    """True when the compute is integer: some op other than (de)quantization runs on integer tensors."""
-    for op in model.operators:
-        if op.op_name in _QUANT_OPS:
+    """True when the compute is integer: the ops that multiply-accumulate (or, without any, the ops
+    other than (de)quantization and casts) run on integer activations."""
+    mac_ops = [op for op in model.operators if op.op_name in _MAC_OPS]
+    for op in mac_ops or model.operators:
+        if op.op_name in _QUANT_OPS or op.op_name == "CAST":
             continue
         moving = [model.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0 and model.tensors[i].data is None]
         if any(t.dtype in _INTEGER for t in moving):
