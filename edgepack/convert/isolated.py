@@ -54,6 +54,8 @@ def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: 
         label = f"convert {settings.mode}" + (": calibrate" if calibrated else "")
         with reporter.task(label, len(calibration) if calibrated else None) as task:
             code, report, log = _run_worker(Path(tmp) / "request.json", task, timeout_s)
+    if code != 0 and report.get("model_written") and out.is_file():  # the optional debugger died, natively
+        return f"the quantization debugger crashed (exit {code}); the model was written"
     _check(code, report, log, settings.mode)
     return report.get("error_report")
 
