@@ -22,7 +22,7 @@ from edgepack.bundle.manifest import MODEL_FILE, toolchain_versions
 from edgepack.datasets import Dataset, calibration_indices, calibration_quality, fingerprint, load_dataset
 from edgepack.errors import BadInputError
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
-from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, gated_latency
+from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, conversion_results, gated_latency
 from edgepack.native import captured_native_logs
 from edgepack.recipe import LoadedRecipe
 from edgepack.recipe.load import canonical_json
@@ -79,6 +79,7 @@ class Pipeline:
         self._devices: list[Any] | None = None
         self._external_model: Path | None = None
         self._search: dict[str, Any] | None = None
+        self._external_stage: StageOutput | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -220,8 +221,8 @@ class Pipeline:
     def convert(self) -> StageOutput:
         """Convert the optimized model to `.tflite` in the recipe's mode, calibrated (with
         `[convert.search]`: the candidate the search picks; after `use_model`: that model)."""
-        if self._external_model is not None:
-            return self.result.stages["convert"]
+        if self._external_stage is not None:
+            return self._external_stage
         if self.recipe.convert.search is not None:
             return self.search()["stage"]
         return self._convert(self.recipe.convert)
@@ -318,7 +319,7 @@ class Pipeline:
                                 self.reporter, f"search {mode} on {device.name}")
             drop = round(float_accuracy - accuracy, 6)
             candidates.append({"mode": mode, "size_bytes": stage.record["size_bytes"], "accuracy": accuracy,
-                               "drop": drop, "latency_p50_ms": record["latency_ms"]["p50"],
+                               "drop": drop, "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
                                "meets": drop <= allowed + 1e-9, "stage": stage.name, "_stage": stage,
                                "float_ops": len((stage.record.get("fallback") or {}).get("kept_float", []))})
         key = "size_bytes" if search.objective == "smallest" else "latency_p50_ms"
@@ -357,7 +358,7 @@ class Pipeline:
         converted = self.convert()
         return converted.dir / converted.record["model_file"]
 
-    def use_model(self, path: Path) -> None:
+    def use_model(self, path: Path, fit: bool = False) -> None:
         """Take the `.tflite` at `path` as the convert stage's output: nothing is converted, and the
         later stages (evaluate, validate, bundle) work on it. A file that is not a TFLite model is a
         `ModelError` (exit 2) here, before anything runs."""
@@ -366,9 +367,12 @@ class Pipeline:
         from edgepack.analyze.weights import gzip_size
 
         data, model = read_model_file(path)
+        if fit:
+            self._check_fits(path, model)
         compute = analyze(model).compute
         inputs = [model.tensors[i].dtype for i in model.inputs]
-        mode = {"integer": "int8", "dynamic range": "dynamic", "float16 weights": "float16"}.get(compute, "float32")
+        mode = {"integer": "int8", "integer (int16 activations)": "int16x8", "dynamic range": "dynamic",
+                "float16 weights": "float16"}.get(compute, "float32")
         record = {"model_file": path.name, "given": str(path.resolve()), "mode": mode,
                   "io": "int8" if inputs and all(d == "int8" for d in inputs) else "float32",
                   "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data), "gzip_bytes": gzip_size(data),
@@ -376,12 +380,33 @@ class Pipeline:
                   "quant_error": {"measured": False, "why": "a model given with --model (not converted here)"},
                   "fallback": None}
         self._external_model = path
-        self.result.stages["convert"] = StageOutput("convert", record["sha256"][:16], path.parent, record)
+        self._external_stage = StageOutput("convert", "given-" + record["sha256"][:16], path.parent, record)
+        self.result.stages["convert"] = self._external_stage
+
+    def _check_fits(self, path: Path, model: Any) -> None:
+        """A given model must take the recipe's samples and give one score per label (exit 2 if not)."""
+        from edgepack.errors import ModelError
+
+        shape = tuple(self.data.x_test.shape[1:])
+        inputs = [model.tensors[i].shape for i in model.inputs]
+        if len(inputs) != 1 or tuple(inputs[0][1:]) != shape:
+            raise ModelError(f"{path}: its input{'s are' if len(inputs) != 1 else ' is'} "
+                             f"{', '.join('x'.join(map(str, s)) for s in inputs)}; the recipe's samples are "
+                             f"{'x'.join(map(str, shape))}", context=f"recipe '{self.recipe.name}'",
+                             hint="give the model this recipe's data is shaped for (dataset.resize, channels)",
+                             code="model-mismatch")
+        outputs = [model.tensors[i].shape for i in model.outputs]
+        if len(outputs) != 1 or not outputs[0] or outputs[0][-1] != len(self.data.labels):
+            raise ModelError(f"{path}: its output{'s are' if len(outputs) != 1 else ' is'} "
+                             f"{', '.join('x'.join(map(str, s)) for s in outputs)}; the recipe has "
+                             f"{len(self.data.labels)} labels", context=f"recipe '{self.recipe.name}'",
+                             hint="give a classifier with one score per label", code="model-mismatch")
 
     def evaluate(self) -> StageOutput:
         """Accuracy of the float, optimized and `.tflite` models on the test split."""
         trained, optimized, converted = self.train(), self.optimize(), self.convert()
-        stage_id = self._stage_id("evaluate", {}, {"convert": converted.id, "test": self.fingerprints["test"]})
+        stage_id = self._stage_id("evaluate", {}, {"train": trained.id, "optimize": optimized.id,  # float figures
+                                                  "convert": converted.id, "test": self.fingerprints["test"]})
 
         def body(out: Path) -> dict[str, Any]:
             from edgepack.litert import tflite_accuracy
@@ -501,22 +526,8 @@ class Pipeline:
             accuracy_tflite=evaluated.record["tflite"], latency_p90_ms=latency, latency_basis=basis,
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
-        if self.recipe.convert.search is not None:
-            found = self.search()
-            chosen = next(c for c in found["candidates"] if c["chosen"])
-            self.result.gate.append(BudgetResult(
-                "convert.search", found["allowed_drop"], chosen["drop"], "fraction", found["met"],
-                found["allowed_drop"] - chosen["drop"],
-                f"{chosen['mode']}, the {found['objective']} of the modes that meet the criterion" if found["met"]
-                else f"no mode meets it; {chosen['mode']} is the most accurate"))
-        fallback = self.recipe.convert.fallback
-        if fallback is not None:  # the accuracy criterion the fallback searched for is a budget too
-            drop = evaluated.record["drop"]
-            allowed = fallback.allowed_drop(evaluated.record["float"])
-            kept = (self.convert().record.get("fallback") or {}).get("kept_float", [])
-            self.result.gate.append(BudgetResult(
-                "convert.fallback", allowed, drop, "fraction", drop <= allowed + 1e-9, allowed - drop,
-                f"float minus .tflite accuracy with {len(kept)} op(s) kept in float"))
+        self.result.gate += conversion_results(self.search_report(), self.convert().record.get("fallback"),
+                                               evaluated.record["tflite"])
         self._gated = True
         return self.result.gate
 
@@ -535,7 +546,10 @@ class Pipeline:
         return self.result.bundle
 
     def default_bundle_dir(self) -> Path:
-        """`bundle.out` from the recipe (relative to the working directory), else WORKDIR/RECIPE/bundle."""
+        """`bundle.out` from the recipe (relative to the working directory), else WORKDIR/RECIPE/bundle
+        (WORKDIR/RECIPE/bundle-NAME for a model given with --model: the recipe's own bundle stays)."""
+        if self._external_model is not None:
+            return self.root / f"bundle-{self._external_model.stem}"
         return Path(self.recipe.bundle.out) if self.recipe.bundle.out else self.root / "bundle"
 
     def run(self, out: Path | None = None, make_zip: bool | None = None) -> RunResult:
@@ -544,6 +558,11 @@ class Pipeline:
         self.gate()
         self.bundle(out, make_zip)
         return self.result
+
+
+def _p50_or_mean(latency: dict[str, Any]) -> float:
+    """The median latency; a benchmark binary without percentiles gives only the mean."""
+    return float(latency["p50"] if latency.get("p50") is not None else latency["mean"])
 
 
 def _dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -563,6 +582,7 @@ def quantization_error_record(path: Path, layers: list[str], why_not: str | None
     for row in rows:
         row["layer"] = match_layer(row["tensor"], layers)
     rows.sort(key=lambda r: -(r["rmse_over_scale"] or 0.0))
+    path.write_text(json.dumps(rows, indent=1))  # the file as the record: Keras layers, worst first
     return {"measured": True, "metric": "rmse_over_scale", "file": QUANT_ERROR_FILE, "layers": rows}
 
 

@@ -157,6 +157,9 @@ def test_when_no_fallback_meets_the_criterion_the_best_attempt_is_kept_and_exit_
     gate = {g["name"]: g for g in report["gate"]["results"]}
     assert gate["convert.fallback"]["passed"] is False
     assert Path(report["bundle"][0], "model.tflite").is_file()  # the best attempt is still written
+    regate = invoke("--json", "gate", report["bundle"][0])  # the bundle alone says the same
+    assert regate.exit_code == 3
+    assert {r["name"]: r["passed"] for r in json.loads(regate.stdout)["results"]}["convert.fallback"] is False
 
 
 @pytest.mark.slow

@@ -153,12 +153,16 @@ def test_files_that_are_not_models_are_refused_cleanly(default_run: dict[str, An
 
 
 def test_bundle_takes_a_model_converted_elsewhere(default_run: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(default_run["work"], work)  # the trained stages, without touching the shared run
     given = tmp_path / "elsewhere.tflite"
     given.write_bytes((default_run["bundle"] / "model.tflite").read_bytes())
-    out = tmp_path / "bundle"
-    result = invoke("--json", "bundle", "--model", str(given), "--workdir", str(default_run["work"]),
-                    "--out", str(out))
-    assert result.exit_code in (0, 3), result.output
+    result = invoke("--json", "bundle", "--model", str(given), "--workdir", str(work))
+    assert result.exit_code == 0, result.output
+    out = work / "digits" / "bundle-elsewhere"  # the recipe's own bundle is left alone
+    assert json.loads(result.stdout)["bundle"] == [str(out)]
     manifest = json.loads((out / "manifest.json").read_text())
     assert (out / "model.tflite").read_bytes() == given.read_bytes()
     assert manifest["model"]["mode"] == "int8" and manifest["model"]["io"] == "int8"
@@ -185,3 +189,10 @@ def test_inspect_never_imports_tensorflow(default_run: dict[str, Any]) -> None:
             "assert r.exit_code == 0, r.output; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bundle_refuses_a_model_that_does_not_fit_the_recipes_data(built: dict[str, Path], tmp_path: Path) -> None:
+    result = invoke("bundle", "--model", str(built["mobilenet"]), "--workdir", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "input is 1x224x224x3; the recipe's samples are 8x8x1" in result.stderr
+    assert not (tmp_path / "digits" / "train").exists()

@@ -82,6 +82,8 @@ BAD = [
      ["convert.search.modes", "at least 2"]),
     ("search-unknown-device", BASE + "[convert.search]\nmodes = [\"int8\", \"float16\"]\nmax_drop = 0.01\n"
      "device = \"rpi9\"\n", ["convert.search.device 'rpi9' is not in validate.devices"]),
+    ("search-and-fallback", BASE + "[convert.search]\nmodes = [\"int8\", \"float16\"]\nmax_drop = 0.01\n"
+     "[convert.fallback]\nmax_drop = 0.01\n", ["convert.search and convert.fallback together", "int8-fallback"]),
     ("fallback-after-qat", BASE + "[[optimize]]\nkind = \"qat\"\n[convert.fallback]\nmax_drop = 0.01\n",
      ["with a QAT stage", "post-training quantization"]),
 ]

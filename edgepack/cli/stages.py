@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         """Write the bundle (model, labels, manifest with measurements and budget results)."""
         pipeline = _pipeline(recipe, workdir, no_cache)
         if model is not None:
-            pipeline.use_model(model)
+            pipeline.use_model(model, fit=True)
         written = pipeline.bundle(out, zip)
         if output.state.json:
             output.emit_json({"bundle": [str(p) for p in written]})

@@ -443,6 +443,9 @@ class Recipe(Strict):
                 "sparsity- and cluster-preserving QAT schemes quantize per channel only; remove "
                 "per_channel or the earlier stage"
             )
+        if self.convert.search and self.convert.fallback:
+            raise ValueError("convert.search and convert.fallback together: the search has its own criterion and "
+                             "its 'int8-fallback' mode; put the criterion in convert.search and remove convert.fallback")
         if self.convert.search and "qat" in kinds:
             raise ValueError("convert.search with a QAT stage: the search compares post-training modes of one "
                              "float model; remove the QAT stage or the search")
