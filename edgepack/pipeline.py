@@ -538,11 +538,21 @@ class Pipeline:
 
         gate = self.result.gate if self._gated else self.gate()
         self.reporter.stage("bundle", "writing")
+        extra, formats = {}, {}
+        if "c-array" in self.recipe.bundle.formats:
+            from edgepack.bundle.c_array import c_sources
+
+            sources = c_sources(self.tflite_path.read_bytes())
+            extra = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
+            formats["c-array"] = {"files": sorted(extra), "arena_bytes": sources.arena_bytes,
+                                  "activation_peak_bytes": sources.activation_peak_bytes,
+                                  "resolver_ops": list(sources.resolver_calls), "custom_ops": list(sources.custom_ops)}
         with captured_native_logs(self.quiet_native):
             manifest = build_manifest(self, gate)
+        manifest["formats"] = formats
         target = out or self.default_bundle_dir()
         do_zip = self.recipe.bundle.zip if make_zip is None else make_zip
-        self.result.bundle = write_bundle(target, self.tflite_path, self.data.labels, manifest, do_zip)
+        self.result.bundle = write_bundle(target, self.tflite_path, self.data.labels, manifest, do_zip, extra)
         return self.result.bundle
 
     def default_bundle_dir(self) -> Path:

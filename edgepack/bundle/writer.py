@@ -15,8 +15,10 @@ from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, Any], make_zip: bool) -> list[Path]:
-    """Write `out/` with the model, labels and manifest; with `make_zip`, also `out.zip`.
+def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, Any], make_zip: bool,
+                 extra: dict[str, str] | None = None) -> list[Path]:
+    """Write `out/` with the model, labels, manifest and `extra` files (relative path -> text); with
+    `make_zip`, also `out.zip`.
 
     Everything is written into a temporary directory beside `out` and renamed into place, so
     an interrupted run leaves the previous bundle (or none), never a partial one.
@@ -25,6 +27,10 @@ def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, 
     try:
         shutil.copyfile(model, tmp / MODEL_FILE)
         (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+        for relative, text in (extra or {}).items():
+            target = tmp / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         archive = zip_bytes(tmp) if make_zip else None
         replace_dir(tmp, out)

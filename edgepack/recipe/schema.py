@@ -404,6 +404,7 @@ class BundleSettings(Strict):
 
     out: str | None = None
     zip: bool = False
+    formats: list[Literal["c-array"]] = Field(default_factory=list)  # c-array: c/model_data.{h,cc} for TFLM
 
 
 class Recipe(Strict):

@@ -1,0 +1,88 @@
+"""The c-array bundle format: model_data.h/.cc for TensorFlow Lite Micro, compiled with the system C++ compiler."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, run_cli
+
+from edgepack.analyze.flatbuffer import read_model
+from edgepack.analyze.graph import activation_peak
+from edgepack.bundle.c_array import ARENA_EXTRA, ARENA_MARGIN, c_sources, resolver_method
+
+CXX = shutil.which("g++") or shutil.which("c++")
+
+MAIN = r"""
+#include <cstdint>
+#include <cstdio>
+#include "model_data.h"
+
+struct Recorder {  // stands in for tflite::MicroMutableOpResolver: same method names
+%METHODS%
+};
+
+int main(int argc, char** argv) {
+  FILE* out = std::fopen(argv[1], "wb");
+  std::fwrite(g_model_data, 1, g_model_data_len, out);
+  std::fclose(out);
+  Recorder resolver;
+  model_data_register_ops(resolver);
+  std::printf("len %u aligned %d arena %d ops %d\n", g_model_data_len,
+              static_cast<int>(reinterpret_cast<std::uintptr_t>(g_model_data) % 16 == 0), kModelDataArenaSize,
+              kModelDataOpCount);
+  return 0;
+}
+"""
+
+
+def test_resolver_methods_follow_tflm_names() -> None:
+    assert [resolver_method(op) for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
+                                           "AVERAGE_POOL_2D", "RELU6", "RESIZE_NEAREST_NEIGHBOR", "BATCH_MATMUL")] == [
+        "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddMaxPool2D", "AddAveragePool2D", "AddRelu6",
+        "AddResizeNearestNeighbor", "AddBatchMatMul"]
+
+
+@pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) on this machine")
+def test_the_c_array_compiles_and_equals_the_model(default_run: dict[str, Any], tmp_path: Path) -> None:
+    model = (default_run["bundle"] / "model.tflite").read_bytes()
+    sources = c_sources(model)
+    (tmp_path / "model_data.h").write_text(sources.header)
+    (tmp_path / "model_data.cc").write_text(sources.source)
+    methods = "".join(f'  int {call}() {{ std::printf("{call}\\n"); return 0; }}\n' for call in sources.resolver_calls)
+    (tmp_path / "main.cc").write_text(MAIN.replace("%METHODS%", methods))
+    subprocess.run([CXX, "-std=c++17", "-Wall", "-Werror", "-o", str(tmp_path / "check"), str(tmp_path / "main.cc"),
+                    str(tmp_path / "model_data.cc")], check=True, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([str(tmp_path / "check"), str(tmp_path / "copy.tflite")], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert (tmp_path / "copy.tflite").read_bytes() == model  # byte for byte
+    lines = run.stdout.splitlines()
+    assert lines[:-1] == ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]
+    peak, _ = activation_peak(read_model(model))
+    arena = -(-(math.ceil(peak * (1 + ARENA_MARGIN)) + ARENA_EXTRA) // 16) * 16  # rounded up to 16
+    assert lines[-1] == f"len {len(model)} aligned 1 arena {arena} ops 5"
+    assert f"{peak} bytes of activations" in sources.header and sources.arena_bytes == arena > peak
+
+
+def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(default_run["work"], work)
+    recipe = tmp_path / "digits.toml"
+    text = (REPO / "recipes" / "digits.toml").read_text()
+    recipe.write_text(text + '\n[bundle]\nformats = ["c-array"]\n' if "[bundle]" not in text
+                      else text.replace("[bundle]", '[bundle]\nformats = ["c-array"]'))
+    proc = run_cli("--json", "bundle", str(recipe), "--workdir", str(work), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bundle = Path(json.loads(proc.stdout)["bundle"][0])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    formats = manifest["formats"]["c-array"]
+    assert formats["files"] == ["c/model_data.cc", "c/model_data.h"]
+    assert formats["resolver_ops"] == ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]
+    header = (bundle / "c" / "model_data.h").read_text()
+    assert f"kModelDataArenaSize = {formats['arena_bytes']};" in header
+    assert "0x54, 0x46, 0x4c, 0x33" in (bundle / "c" / "model_data.cc").read_text()  # "TFL3"
