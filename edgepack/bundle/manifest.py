@@ -37,12 +37,28 @@ def file_digest(path: Path) -> tuple[str, int]:
 def read_manifest(bundle: Path) -> dict[str, Any]:
     """The manifest of a bundle directory; a clear error when it is missing or not JSON."""
     path = bundle / MANIFEST if bundle.is_dir() else bundle
+    if bundle.suffix == ".zip" and bundle.is_file():
+        from edgepack.bundle.archive import read_archive
+
+        files = read_archive(bundle)
+        if MANIFEST not in files:
+            raise BundleError(f"{bundle}: the archive has no {MANIFEST}",
+                              hint="give the .zip `edgepack run --zip` wrote")
+        try:
+            data = json.loads(files[MANIFEST].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{bundle}: its {MANIFEST} is not readable JSON: {exc}") from exc
+        return _checked(data, bundle)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise BundleError(f"no manifest at {path}", hint="give a bundle directory written by `edgepack run`") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not a readable manifest: {exc}") from exc
+    return _checked(data, path)
+
+
+def _checked(data: Any, path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(f"{path}: unsupported manifest (schema_version {data.get('schema_version')!r})"
                           if isinstance(data, dict) else f"{path}: the manifest is not a JSON object",

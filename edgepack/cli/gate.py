@@ -17,11 +17,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def gate(bundle: Path = typer.Argument(..., help="A bundle directory (or its manifest.json)."),
+    def gate(bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json, or BUNDLE.zip."),
              recipe: str = typer.Option(None, "--recipe", "-r",
                                         help="Take the budgets from this recipe instead of the bundle's own."),
              junit: Path = JUNIT) -> None:
-        """Check budgets; exit 0 when all hold, 3 when any is exceeded."""
+        """Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded."""
         from edgepack.bundle.manifest import read_manifest
         from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest

@@ -1,0 +1,72 @@
+"""Bundle archives are read safely: absolute paths, `..` entries and links are refused."""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import invoke
+
+from edgepack.bundle.archive import read_archive
+from edgepack.bundle.writer import zip_bytes
+from edgepack.errors import BundleError
+
+
+def _zip(entries: list[tuple[str, bytes, int | None]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name)
+            if mode is not None:
+                info.external_attr = mode << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def test_gate_reads_the_zip_edgepack_wrote(default_run: dict[str, Any], tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(zip_bytes(default_run["bundle"]))
+    files = read_archive(archive)
+    assert {"model.tflite", "manifest.json", "labels.txt"} <= set(files)
+    assert files["model.tflite"] == (default_run["bundle"] / "model.tflite").read_bytes()
+    from_zip, from_dir = invoke("--json", "gate", str(archive)), invoke("--json", "gate", str(default_run["bundle"]))
+    assert from_zip.exit_code == from_dir.exit_code == 0 and from_zip.stdout.replace(str(archive), "X") == \
+        from_dir.stdout.replace(str(default_run["bundle"]), "X")
+
+
+@pytest.mark.parametrize(("entry", "mode", "why"), [
+    ("../evil.txt", None, "'..' component"),
+    ("bundle/../../evil.txt", None, "'..' component"),
+    ("/etc/evil.txt", None, "absolute path"),
+    ("C:\\evil.txt", None, "absolute path"),
+    ("link", stat.S_IFLNK | 0o777, "symbolic link"),
+])
+def test_an_archive_pointing_outside_the_bundle_is_refused(default_run: dict[str, Any], tmp_path: Path,
+                                                           entry: str, mode: int | None, why: str) -> None:
+    manifest = (default_run["bundle"] / "manifest.json").read_bytes()
+    archive = tmp_path / "bad.zip"
+    archive.write_bytes(_zip([("manifest.json", manifest, None), (entry, b"/etc/passwd", mode)]))
+    with pytest.raises(BundleError, match=why) as info:
+        read_archive(archive)
+    assert info.value.code == "bundle-unsafe"
+    result = invoke("gate", str(archive))
+    assert result.exit_code == 2 and "refused" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path.parent / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_a_broken_or_incomplete_archive_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(_zip([("labels.txt", b"0\n", None)]))
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(twice, "w") as archive, pytest.warns(UserWarning):
+        archive.writestr("manifest.json", b"{}")
+        archive.writestr("manifest.json", b"{}")
+    for path, text in ((broken, "not a readable zip"), (empty, "has no manifest.json"), (twice, "twice")):
+        result = invoke("gate", str(path))
+        assert result.exit_code == 2 and text in result.stderr, result.output
