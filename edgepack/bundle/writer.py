@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import zipfile
@@ -31,6 +32,7 @@ def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, 
             target = tmp / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
+        manifest = {**manifest, "artifacts": artifacts(tmp)}  # what was written, as written
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         archive = zip_bytes(tmp) if make_zip else None
         replace_dir(tmp, out)
@@ -43,6 +45,16 @@ def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, 
         atomic_write_bytes(zip_path, archive)
         written.append(zip_path)
     return written
+
+
+def artifacts(folder: Path) -> list[dict[str, Any]]:
+    """Every file of a bundle folder but the manifest: relative path, sha256, size; sorted by path."""
+    rows = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        data = path.read_bytes()
+        rows.append({"path": path.relative_to(folder).as_posix(), "sha256": hashlib.sha256(data).hexdigest(),
+                     "size_bytes": len(data)})
+    return rows
 
 
 def zip_bytes(folder: Path) -> bytes:

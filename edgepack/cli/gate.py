@@ -13,7 +13,7 @@ from edgepack.cli.summary import budget_table
 
 
 def register(app: typer.Typer) -> None:
-    """Add the gate command to the top-level app."""
+    """Add the gate and verify commands to the top-level app."""
 
     @app.command()
     @boundary
@@ -48,3 +48,28 @@ def register(app: typer.Typer) -> None:
         else:
             output.print_table(budget_table(results))
         finish_gate(results, junit, manifest.get("name", "bundle"))
+
+    @app.command()
+    @boundary
+    def verify(bundle: Path = typer.Argument(..., help="A bundle directory or BUNDLE.zip.")) -> None:
+        """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed."""
+        from rich.table import Table
+
+        from edgepack.bundle.verify import verify as verify_bundle
+        from edgepack.errors import BundleError
+
+        report = verify_bundle(bundle)
+        if output.state.json:
+            output.emit_json(report)
+        else:
+            table = Table(title=f"verify {bundle}", title_justify="left")
+            table.add_column("artifact")
+            table.add_column("status")
+            for row in report["artifacts"]:
+                table.add_row(row["path"], row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]")
+            output.print_table(table)
+        if not report["ok"]:
+            raise BundleError(f"{bundle} does not verify: " + "; ".join(report["problems"]), code="bundle-modified",
+                              hint="the bundle changed after edgepack wrote it: re-create it, or find who edited it")
+        if not output.state.json:
+            output.message(f"{bundle}: every artifact matches its manifest")

@@ -1,0 +1,68 @@
+"""`edgepack verify BUNDLE`: is this bundle the one edgepack wrote?
+
+Every artifact the manifest lists is hashed again (sha256 and size); files that are missing, changed
+or not listed are named. The model is read (without TensorFlow) and its input and output tensors
+compared with the ones the manifest declares, and the manifest's own model hash with the file.
+Works on a bundle directory or its `.zip` (read in memory, refusing unsafe entries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from edgepack.bundle.manifest import MANIFEST, MODEL_FILE, read_manifest
+from edgepack.errors import BundleError
+
+
+def bundle_files(bundle: Path) -> dict[str, bytes]:
+    """The bundle's files by relative POSIX path (a directory, or a .zip read safely)."""
+    if bundle.is_file() and bundle.suffix == ".zip":
+        from edgepack.bundle.archive import read_archive
+
+        return read_archive(bundle)
+    if not bundle.is_dir():
+        raise BundleError(f"{bundle}: no bundle here", hint="give a bundle directory or its .zip")
+    return {p.relative_to(bundle).as_posix(): p.read_bytes() for p in sorted(bundle.rglob("*")) if p.is_file()}
+
+
+def verify(bundle: Path) -> dict[str, Any]:
+    """A report: per artifact ok / changed / missing / unlisted, the tensor check, and `ok` overall."""
+    from edgepack.analyze.flatbuffer import read_model
+
+    manifest = read_manifest(bundle)
+    files = bundle_files(bundle)
+    listed = manifest.get("artifacts")
+    if not isinstance(listed, list):
+        raise BundleError(f"{bundle}: its manifest lists no artifacts (written by an older edgepack)",
+                          hint="re-create the bundle with `edgepack bundle`")
+    rows = []
+    for entry in listed:
+        data = files.get(entry["path"])
+        if data is None:
+            status = "missing"
+        elif hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["size_bytes"]:
+            status = "changed"
+        else:
+            status = "ok"
+        rows.append({"path": entry["path"], "status": status})
+    known = {entry["path"] for entry in listed} | {MANIFEST}
+    rows += [{"path": path, "status": "unlisted"} for path in sorted(files) if path not in known]
+    problems = [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
+    model = files.get(manifest.get("model", {}).get("file", MODEL_FILE))
+    if model is not None:
+        if manifest["model"].get("sha256") != hashlib.sha256(model).hexdigest():
+            problems.append(f"manifest model.sha256 does not match {MODEL_FILE}")
+        try:
+            info = read_model(model)
+        except Exception as exc:  # a changed model may not parse: that is the finding
+            problems.append(f"{MODEL_FILE}: not a valid TFLite model ({exc})")
+        else:
+            for kind, indices in (("inputs", info.inputs), ("outputs", info.outputs)):
+                actual = [{"shape": list(info.tensors[i].shape), "dtype": info.tensors[i].dtype} for i in indices]
+                declared = [{"shape": t.get("shape"), "dtype": t.get("dtype")} for t in manifest.get(kind, [])]
+                if actual != declared:
+                    problems.append(f"manifest {kind} {json.dumps(declared)} are not the model's {json.dumps(actual)}")
+    return {"bundle": str(bundle), "ok": not problems, "artifacts": rows, "problems": problems}

@@ -1,0 +1,64 @@
+"""`edgepack verify`: a bundle verifies as written; one changed byte or an edited field is named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import invoke
+
+from edgepack.bundle.writer import zip_bytes
+
+
+@pytest.fixture()
+def bundle(default_run: dict[str, Any], tmp_path: Path) -> Path:
+    copy = tmp_path / "bundle"
+    shutil.copytree(default_run["bundle"], copy)
+    return copy
+
+
+def test_a_bundle_as_written_verifies(bundle: Path, tmp_path: Path) -> None:
+    result = invoke("--json", "verify", str(bundle))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] and {r["path"] for r in report["artifacts"]} >= {"model.tflite", "labels.txt"}
+    assert all(r["status"] == "ok" for r in report["artifacts"])
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(zip_bytes(bundle))
+    assert invoke("verify", str(archive)).exit_code == 0
+
+
+def test_one_changed_byte_in_the_model_is_named(bundle: Path) -> None:
+    model = bundle / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    result = invoke("verify", str(bundle))
+    assert result.exit_code == 2 and "model.tflite: changed" in result.stderr, result.output
+    assert "Traceback" not in result.output
+
+
+def test_edited_missing_and_extra_files_are_named(bundle: Path) -> None:
+    (bundle / "labels.txt").write_text("cat\n")
+    (bundle / "notes.txt").write_text("added later\n")
+    result = invoke("--json", "verify", str(bundle))
+    assert result.exit_code == 2
+    report, _ = json.JSONDecoder().raw_decode(result.stdout)  # the report, then the error document
+    problems = report["problems"]
+    assert problems == ["labels.txt: changed", "notes.txt: unlisted"]
+    (bundle / "labels.txt").unlink()
+    assert "labels.txt: missing" in invoke("verify", str(bundle)).stderr
+
+
+def test_an_edited_manifest_field_is_named(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["inputs"][0]["shape"] = [1, 28, 28, 1]
+    manifest["model"]["sha256"] = "0" * 64
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("verify", str(bundle))
+    assert result.exit_code == 2
+    assert "manifest model.sha256 does not match model.tflite" in result.stderr
+    assert "manifest inputs" in result.stderr and "[1, 28, 28, 1]" in result.stderr
