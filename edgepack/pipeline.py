@@ -546,7 +546,11 @@ class Pipeline:
             extra = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
             formats["c-array"] = {"files": sorted(extra), "arena_bytes": sources.arena_bytes,
                                   "activation_peak_bytes": sources.activation_peak_bytes,
-                                  "resolver_ops": list(sources.resolver_calls), "custom_ops": list(sources.custom_ops)}
+                                  "resolver_ops": list(sources.resolver_calls),
+                                  "unsupported_ops": list(sources.unsupported_ops)}
+            if sources.unsupported_ops:
+                self.reporter.note(f"bundle c-array: TFLite Micro has no resolver method for "
+                                   f"{', '.join(sources.unsupported_ops)}; register them yourself (model_data.h says)")
         with captured_native_logs(self.quiet_native):
             manifest = build_manifest(self, gate)
         manifest["formats"] = formats

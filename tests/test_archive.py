@@ -70,3 +70,24 @@ def test_a_broken_or_incomplete_archive_is_a_clear_error(tmp_path: Path) -> None
     for path, text in ((broken, "not a readable zip"), (empty, "has no manifest.json"), (twice, "twice")):
         result = invoke("gate", str(path))
         assert result.exit_code == 2 and text in result.stderr, result.output
+
+
+def test_odd_archives_are_clear_errors_and_windows_names_are_read(default_run: dict[str, Any], tmp_path: Path) -> None:
+    manifest = (default_run["bundle"] / "manifest.json").read_bytes()
+    nameless = tmp_path / "nameless.zip"
+    nameless.write_bytes(_zip([("manifest.json", manifest, None), ("", b"x", None)]))
+    corrupt = tmp_path / "corrupt.zip"
+    with zipfile.ZipFile(corrupt, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", manifest)
+        archive.writestr("model.tflite", b"A" * 4096)
+    data = bytearray(corrupt.read_bytes())
+    start = data.index(b"model.tflite") + len("model.tflite")
+    data[start + 2:start + 12] = b"\xff" * 10  # damage the deflate stream of the second entry
+    corrupt.write_bytes(bytes(data))
+    for path in (nameless, corrupt):
+        result = invoke("verify", str(path))
+        assert result.exit_code == 2 and "Traceback" not in result.output and "internal error" not in result.stderr, \
+            result.output
+    windows = tmp_path / "windows.zip"
+    windows.write_bytes(_zip([("manifest.json", manifest, None), ("c\\model_data.h", b"//", None)]))
+    assert "c/model_data.h" in read_archive(windows)

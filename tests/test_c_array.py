@@ -14,7 +14,14 @@ from conftest import REPO, run_cli
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import activation_peak
-from edgepack.bundle.c_array import ARENA_EXTRA, ARENA_MARGIN, c_sources, resolver_method
+from edgepack.bundle.c_array import (
+    ARENA_EXTRA,
+    ARENA_MARGIN,
+    ARENA_PER_CHANNEL,
+    ARENA_PER_TENSOR,
+    c_sources,
+    resolver_method,
+)
 
 CXX = shutil.which("g++") or shutil.which("c++")
 
@@ -42,10 +49,12 @@ int main(int argc, char** argv) {
 
 
 def test_resolver_methods_follow_tflm_names() -> None:
-    assert [resolver_method(op) for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
-                                           "AVERAGE_POOL_2D", "RELU6", "RESIZE_NEAREST_NEIGHBOR", "BATCH_MATMUL")] == [
+    ops = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RELU6",
+           "RESIZE_NEAREST_NEIGHBOR", "BATCH_MATMUL", "PADV2", "CUMSUM", "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    assert [resolver_method(op) for op in ops] == [
         "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddMaxPool2D", "AddAveragePool2D", "AddRelu6",
-        "AddResizeNearestNeighbor", "AddBatchMatMul"]
+        "AddResizeNearestNeighbor", "AddBatchMatMul", "AddPadV2", "AddCumSum", "AddUnidirectionalSequenceLSTM"]
+    assert resolver_method("BUILTIN_999") is None  # no method: listed as unsupported, never a call that won't compile
 
 
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) on this machine")
@@ -63,10 +72,16 @@ def test_the_c_array_compiles_and_equals_the_model(default_run: dict[str, Any], 
     assert (tmp_path / "copy.tflite").read_bytes() == model  # byte for byte
     lines = run.stdout.splitlines()
     assert lines[:-1] == ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]
-    peak, _ = activation_peak(read_model(model))
-    arena = -(-(math.ceil(peak * (1 + ARENA_MARGIN)) + ARENA_EXTRA) // 16) * 16  # rounded up to 16
+    info = read_model(model)
+    peak, _ = activation_peak(info)
+    channels = sum(info.tensors[op.outputs[0]].shape[-1] for op in info.operators
+                   if op.op_name in ("CONV_2D", "FULLY_CONNECTED"))  # the digits model has no depthwise conv
+    estimate = (math.ceil(peak * (1 + ARENA_MARGIN)) + ARENA_EXTRA + ARENA_PER_TENSOR * len(info.tensors)
+                + ARENA_PER_CHANNEL * channels)
+    arena = -(-estimate // 16) * 16  # rounded up to 16
     assert lines[-1] == f"len {len(model)} aligned 1 arena {arena} ops 5"
     assert f"{peak} bytes of activations" in sources.header and sources.arena_bytes == arena > peak
+    assert sources.unsupported_ops == ()
 
 
 def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path: Path) -> None:

@@ -46,8 +46,7 @@ def test_edited_missing_and_extra_files_are_named(bundle: Path) -> None:
     (bundle / "notes.txt").write_text("added later\n")
     result = invoke("--json", "verify", str(bundle))
     assert result.exit_code == 2
-    report, _ = json.JSONDecoder().raw_decode(result.stdout)  # the report, then the error document
-    problems = report["problems"]
+    problems = json.loads(result.stdout)["problems"]  # one JSON document: the report
     assert problems == ["labels.txt: changed", "notes.txt: unlisted"]
     (bundle / "labels.txt").unlink()
     assert "labels.txt: missing" in invoke("verify", str(bundle)).stderr
@@ -62,3 +61,16 @@ def test_an_edited_manifest_field_is_named(bundle: Path) -> None:
     assert result.exit_code == 2
     assert "manifest model.sha256 does not match model.tflite" in result.stderr
     assert "manifest inputs" in result.stderr and "[1, 28, 28, 1]" in result.stderr
+
+
+def test_a_bundle_without_its_model_does_not_verify(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["path"] != "model.tflite"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    (bundle / "model.tflite").unlink()
+    result = invoke("verify", str(bundle))
+    assert result.exit_code == 2 and "model.tflite: the model is missing" in result.stderr
+    del manifest["model"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("verify", str(bundle))
+    assert result.exit_code == 2 and "names no model" in result.stderr and "Traceback" not in result.output

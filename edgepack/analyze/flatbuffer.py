@@ -121,6 +121,19 @@ def read_model(data: bytes) -> ModelInfo:
         raise _invalid(f"it is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
 
 
+def operator_codes(data: bytes) -> list[tuple[str, str | None]]:
+    """Every op the model declares (all subgraphs: WHILE/IF bodies included): (op name, custom code)."""
+    buf = bytes(data)
+    _check_header(buf)
+    try:
+        model = schema.Model.GetRootAs(buf, 0)
+        return [_opcode(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - as read_model: a corrupt table is a clear error
+        raise _invalid(f"its operator table is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+
+
 def read_model_file(path: Path) -> tuple[bytes, ModelInfo]:
     """The bytes and main subgraph of the `.tflite` file at `path`; a `ModelError` naming the file
     when it cannot be read or is not a TFLite model."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from edgepack.errors import BundleError
@@ -35,15 +36,15 @@ def read_archive(path: Path) -> dict[str, bytes]:
             raise BundleError(f"{path}: its entries hold {total:,} bytes uncompressed; refused "
                               f"(a bundle is at most {MAX_BYTES:,})", code="bundle-unsafe")
         for info in infos:
-            if info.is_dir():
-                continue
-            name = str(PurePosixPath(info.filename))
+            if info.filename.endswith(("/", "\\")):
+                continue  # a folder entry
+            name = str(PurePosixPath(info.filename.replace("\\", "/")))  # zips made on Windows use backslashes
             if name in files:
                 raise BundleError(f"{path}: the entry '{info.filename}' is in the archive twice; refused",
                                   code="bundle-unsafe")
             try:
                 files[name] = archive.read(info)
-            except (OSError, zipfile.BadZipFile, RuntimeError) as exc:  # CRC errors, encrypted entries
+            except (OSError, zipfile.BadZipFile, RuntimeError, zlib.error, EOFError) as exc:  # CRC, encrypted, cut
                 raise BundleError(f"{path}: cannot read the entry '{info.filename}': {exc}") from exc
     return files
 
@@ -51,7 +52,9 @@ def read_archive(path: Path) -> dict[str, bytes]:
 def _check_entry(path: Path, info: zipfile.ZipInfo) -> None:
     name = info.filename.replace("\\", "/")
     why = None
-    if name.startswith("/") or _DRIVE.match(name):
+    if not name.strip("/"):
+        why = "an entry without a name"
+    elif name.startswith("/") or _DRIVE.match(name):
         why = "an absolute path"
     elif ".." in PurePosixPath(name).parts:
         why = "a '..' component, pointing outside the bundle"

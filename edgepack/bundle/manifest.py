@@ -35,9 +35,9 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:
-    """The manifest of a bundle directory; a clear error when it is missing or not JSON."""
+    """The manifest of a bundle (its directory, manifest.json or .zip); a clear error when it is missing or not JSON."""
     path = bundle / MANIFEST if bundle.is_dir() else bundle
-    if bundle.suffix == ".zip" and bundle.is_file():
+    if bundle.suffix.lower() == ".zip" and bundle.is_file():
         from edgepack.bundle.archive import read_archive
 
         files = read_archive(bundle)

@@ -13,18 +13,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.bundle.manifest import MANIFEST, MODEL_FILE, read_manifest
+from edgepack.bundle.manifest import MANIFEST, read_manifest
 from edgepack.errors import BundleError
 
 
 def bundle_files(bundle: Path) -> dict[str, bytes]:
     """The bundle's files by relative POSIX path (a directory, or a .zip read safely)."""
-    if bundle.is_file() and bundle.suffix == ".zip":
+    if bundle.is_file() and bundle.suffix.lower() == ".zip":
         from edgepack.bundle.archive import read_archive
 
         return read_archive(bundle)
     if not bundle.is_dir():
         raise BundleError(f"{bundle}: no bundle here", hint="give a bundle directory or its .zip")
+    links = [p for p in bundle.rglob("*") if p.is_symlink()]
+    if links:
+        raise BundleError(f"{bundle}: {links[0].relative_to(bundle)} is a link; a bundle holds files only",
+                          code="bundle-unsafe")
     return {p.relative_to(bundle).as_posix(): p.read_bytes() for p in sorted(bundle.rglob("*")) if p.is_file()}
 
 
@@ -38,6 +42,14 @@ def verify(bundle: Path) -> dict[str, Any]:
     if not isinstance(listed, list):
         raise BundleError(f"{bundle}: its manifest lists no artifacts (written by an older edgepack)",
                           hint="re-create the bundle with `edgepack bundle`")
+    for index, entry in enumerate(listed):
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)
+                and isinstance(entry.get("size_bytes"), int)):
+            raise BundleError(f"{bundle}: manifest artifacts[{index}] is not a path, sha256 and size_bytes",
+                              context=json.dumps(entry)[:200], code="bundle-modified")
+    model_file = manifest.get("model", {}).get("file") if isinstance(manifest.get("model"), dict) else None
+    if not isinstance(model_file, str):
+        raise BundleError(f"{bundle}: the manifest names no model (model.file)", code="bundle-modified")
     rows = []
     for entry in listed:
         data = files.get(entry["path"])
@@ -51,14 +63,19 @@ def verify(bundle: Path) -> dict[str, Any]:
     known = {entry["path"] for entry in listed} | {MANIFEST}
     rows += [{"path": path, "status": "unlisted"} for path in sorted(files) if path not in known]
     problems = [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
-    model = files.get(manifest.get("model", {}).get("file", MODEL_FILE))
-    if model is not None:
+    for required in (model_file, manifest.get("labels_file")):
+        if isinstance(required, str) and required not in {entry["path"] for entry in listed}:
+            problems.append(f"{required}: not listed in the manifest's artifacts")
+    model = files.get(model_file)
+    if model is None:
+        problems.append(f"{model_file}: the model is missing")
+    else:
         if manifest["model"].get("sha256") != hashlib.sha256(model).hexdigest():
-            problems.append(f"manifest model.sha256 does not match {MODEL_FILE}")
+            problems.append(f"manifest model.sha256 does not match {model_file}")
         try:
             info = read_model(model)
         except Exception as exc:  # a changed model may not parse: that is the finding
-            problems.append(f"{MODEL_FILE}: not a valid TFLite model ({exc})")
+            problems.append(f"{model_file}: {exc}")
         else:
             for kind, indices in (("inputs", info.inputs), ("outputs", info.outputs)):
                 actual = [{"shape": list(info.tensors[i].shape), "dtype": info.tensors[i].dtype} for i in indices]

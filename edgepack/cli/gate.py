@@ -53,10 +53,11 @@ def register(app: typer.Typer) -> None:
     @boundary
     def verify(bundle: Path = typer.Argument(..., help="A bundle directory or BUNDLE.zip.")) -> None:
         """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed."""
+        from rich.markup import escape
         from rich.table import Table
 
         from edgepack.bundle.verify import verify as verify_bundle
-        from edgepack.errors import BundleError
+        from edgepack.errors import EXIT_BAD_INPUT, BundleError
 
         report = verify_bundle(bundle)
         if output.state.json:
@@ -66,8 +67,10 @@ def register(app: typer.Typer) -> None:
             table.add_column("artifact")
             table.add_column("status")
             for row in report["artifacts"]:
-                table.add_row(row["path"], row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]")
+                table.add_row(escape(row["path"]), row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]")
             output.print_table(table)
+        if not report["ok"] and output.state.json:
+            raise typer.Exit(EXIT_BAD_INPUT)  # the report says what changed: one JSON document
         if not report["ok"]:
             raise BundleError(f"{bundle} does not verify: " + "; ".join(report["problems"]), code="bundle-modified",
                               hint="the bundle changed after edgepack wrote it: re-create it, or find who edited it")
