@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, invoke, run_cli
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import activation_peak
@@ -95,6 +95,10 @@ def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path:
     assert proc.returncode == 0, proc.stderr
     bundle = Path(json.loads(proc.stdout)["bundle"][0])
     manifest = json.loads((bundle / "manifest.json").read_text())
+    from edgepack.bundle.schema import schema_problems
+
+    assert schema_problems(manifest) == []
+    assert invoke("verify", str(bundle)).exit_code == 0  # the C sources are listed artifacts too
     formats = manifest["formats"]["c-array"]
     assert formats["files"] == ["c/model_data.cc", "c/model_data.h"]
     assert formats["resolver_ops"] == ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]

@@ -74,3 +74,21 @@ def test_a_bundle_without_its_model_does_not_verify(bundle: Path) -> None:
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     result = invoke("verify", str(bundle))
     assert result.exit_code == 2 and "names no model" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_manifest_schema_is_published_and_bundles_conform(bundle: Path) -> None:
+    from edgepack.bundle.schema import schema_problems
+
+    result = invoke("manifest", "schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].endswith("2020-12/schema") and "artifacts" in schema["required"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert schema_problems(manifest) == []
+    manifest["model"]["size_bytes"] = "big"
+    del manifest["labels"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("verify", str(bundle))
+    assert result.exit_code == 2
+    assert "manifest at /model/size_bytes: 'big' is not of type 'integer'" in result.stderr
+    assert "'labels' is a required property" in result.stderr

@@ -36,8 +36,11 @@ def verify(bundle: Path) -> dict[str, Any]:
     """A report: per artifact ok / changed / missing / unlisted, the tensor check, and `ok` overall."""
     from edgepack.analyze.flatbuffer import read_model
 
+    from edgepack.bundle.schema import schema_problems
+
     manifest = read_manifest(bundle)
     files = bundle_files(bundle)
+    schema = schema_problems(manifest)
     listed = manifest.get("artifacts")
     if not isinstance(listed, list):
         raise BundleError(f"{bundle}: its manifest lists no artifacts (written by an older edgepack)",
@@ -62,7 +65,7 @@ def verify(bundle: Path) -> dict[str, Any]:
         rows.append({"path": entry["path"], "status": status})
     known = {entry["path"] for entry in listed} | {MANIFEST}
     rows += [{"path": path, "status": "unlisted"} for path in sorted(files) if path not in known]
-    problems = [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
+    problems = schema + [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
     for required in (model_file, manifest.get("labels_file")):
         if isinstance(required, str) and required not in {entry["path"] for entry in listed}:
             problems.append(f"{required}: not listed in the manifest's artifacts")

@@ -38,6 +38,7 @@ gate.register(app)
 inspect.register(app)
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(devices.app, name="devices")
+app.add_typer(gate.manifest_app, name="manifest")
 
 
 def main() -> None:

@@ -76,3 +76,17 @@ def register(app: typer.Typer) -> None:
                               hint="the bundle changed after edgepack wrote it: re-create it, or find who edited it")
         if not output.state.json:
             output.message(f"{bundle}: every artifact matches its manifest")
+
+
+manifest_app = typer.Typer(help="The bundle manifest's published JSON Schema.", no_args_is_help=True)
+
+
+@manifest_app.command("schema")
+@boundary
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) that every manifest.json edgepack writes conforms to."""
+    import json
+
+    from edgepack.bundle.schema import manifest_schema
+
+    typer.echo(json.dumps(manifest_schema(), indent=2))

@@ -1,0 +1,123 @@
+"""The published JSON Schema of `manifest.json` (`edgepack manifest schema`), and checking against it.
+
+The schema pins what apps and CI read: the model file and hash, the input and output tensors with
+their quantization, labels and normalization, the artifacts with their hashes, provenance (recipe
+hash, stage ids, data fingerprints, toolchain versions), per-device validation, gate results. The
+sections that describe optional features (search, fallback, quantization error, optimization)
+are objects or null; new optional keys may appear in later versions of the same schema_version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgepack.bundle.manifest import SCHEMA_VERSION
+
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_COUNT = {"type": "integer", "minimum": 0}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "dtype", "scale", "zero_point"],
+    "properties": {
+        "name": {"type": "string"}, "index": _COUNT,
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "dtype": {"type": "string"}, "scale": _NUMBER_OR_NULL, "zero_point": {"type": ["integer", "null"]},
+    },
+}
+_LATENCY = {
+    "type": "object", "required": ["mean", "min", "max", "runs"],
+    "properties": {key: _NUMBER_OR_NULL for key in ("p50", "p90", "p95", "p99", "mean", "std", "min", "max")}
+    | {"runs": _COUNT},
+}
+_DEVICE_RECORD = {
+    "type": "object",
+    "required": ["device", "kind", "emulated", "latency_ms", "runtime", "parity"],
+    "properties": {
+        "device": {"type": "string"}, "kind": {"enum": ["local", "ssh", "adb", "qemu-arm64"]},
+        "emulated": {"type": "boolean"}, "latency_ms": _LATENCY, "init_ms": _NUMBER_OR_NULL,
+        "peak_rss_kb": {"type": ["integer", "null"]},
+        "runtime": {"type": "object", "required": ["name", "version"]},
+        "parity": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": ["boolean", "null"]}}},
+        "outputs_sha256": {"type": ["array", "null"], "items": _SHA256},
+    },
+}
+_BUDGET = {
+    "type": "object", "required": ["name", "limit", "measured", "unit", "passed", "margin"],
+    "properties": {"name": {"type": "string"}, "limit": {"type": "number"}, "measured": _NUMBER_OR_NULL,
+                   "unit": {"type": "string"}, "passed": {"type": "boolean"}, "margin": _NUMBER_OR_NULL,
+                   "detail": {"type": "string"}},
+}
+_OPTIONAL_OBJECT = {"type": ["object", "null"]}
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) every manifest edgepack writes conforms to."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://edgepack.dev/schemas/manifest-v{SCHEMA_VERSION}.json",
+        "title": "edgepack bundle manifest",
+        "type": "object",
+        "required": ["schema_version", "name", "version", "model", "inputs", "outputs", "labels", "labels_file",
+                     "normalization", "recipe", "toolchain", "data", "stages", "metrics", "validation", "gate",
+                     "artifacts"],
+        "properties": {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+            "version": {"type": "string"},
+            "description": {"type": "string"},
+            "model": {
+                "type": "object", "required": ["file", "sha256", "size_bytes", "mode", "io"],
+                "properties": {"file": {"type": "string"}, "sha256": _SHA256, "size_bytes": _COUNT,
+                               "gzip_bytes": _COUNT,
+                               "mode": {"enum": ["int8", "int16x8", "dynamic", "float16", "float32"]},
+                               "io": {"enum": ["int8", "float32"]}},
+            },
+            "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+            "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "labels_file": {"type": "string"},
+            "normalization": {
+                "type": "object", "required": ["mean", "std", "formula"],
+                "properties": {"mean": {"type": ["number", "array"]}, "std": {"type": ["number", "array"]},
+                               "formula": {"type": "string"},
+                               "input_shape": {"type": "array", "items": {"type": "integer"}}},
+            },
+            "recipe": {"type": "object", "required": ["sha256", "resolved"],
+                       "properties": {"sha256": _SHA256, "source": {"type": ["string", "null"]},
+                                      "resolved": {"type": "object"}}},
+            "toolchain": {"type": "object", "additionalProperties": {"type": "string"}},
+            "data": {"type": "object", "required": ["train", "test"],
+                     "properties": {name: {"type": "object", "required": ["fingerprint"],
+                                           "properties": {"fingerprint": _SHA256}} for name in ("train", "test")}
+                     | {"calibration": _OPTIONAL_OBJECT}},
+            "stages": {"type": "object", "additionalProperties": {"type": "string"}},
+            "optimization": _OPTIONAL_OBJECT,
+            "quantization_error": _OPTIONAL_OBJECT,
+            "fallback": _OPTIONAL_OBJECT,
+            "search": _OPTIONAL_OBJECT,
+            "metrics": {"type": "object", "required": ["accuracy"],
+                        "properties": {"accuracy": {"type": "object", "required": ["tflite"],
+                                                    "properties": {k: _NUMBER_OR_NULL for k in
+                                                                   ("float", "optimized", "tflite", "drop")}}}},
+            "validation": {"type": "object", "additionalProperties": _DEVICE_RECORD},
+            "gate": {"type": "object", "required": ["passed", "results"],
+                     "properties": {"passed": {"type": "boolean"}, "results": {"type": "array", "items": _BUDGET}}},
+            "formats": {"type": "object"},
+            "artifacts": {"type": "array", "items": {
+                "type": "object", "required": ["path", "sha256", "size_bytes"],
+                "properties": {"path": {"type": "string", "minLength": 1}, "sha256": _SHA256, "size_bytes": _COUNT}}},
+        },
+    }
+
+
+def schema_problems(manifest: Any) -> list[str]:
+    """Where `manifest` breaks the schema, as 'at /json/path: what' lines (empty when it conforms)."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(manifest_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/" + "/".join(str(part) for part in error.absolute_path)
+        problems.append(f"manifest at {where}: {error.message}")
+    return problems
