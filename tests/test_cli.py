@@ -36,7 +36,13 @@ def test_recipes_commands_do_not_import_tensorflow() -> None:
 def test_console_script_help_and_version() -> None:
     proc = run_cli("--help")
     assert proc.returncode == 0 and "run" in proc.stdout and "gate" in proc.stdout
-    assert run_cli("--version").stdout.strip() == "edgepack 0.1.0"
+    import tomllib
+
+    from edgepack import __version__
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == declared  # one version, said twice: keep them equal
+    assert run_cli("--version").stdout.strip() == f"edgepack {declared}"
 
 
 def test_missing_dataset_file_is_exit_2_with_field_and_no_traceback(tmp_path: Path) -> None:
