@@ -29,6 +29,9 @@ WORK = BENCH / ".work-convert"
 MODES = ["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback"]
 
 sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from pipeline import write_report  # noqa: E402  (bench/pipeline.py)
 
 from edgepack.pipeline import Pipeline  # noqa: E402
 from edgepack.recipe import load_recipe  # noqa: E402
@@ -98,7 +101,7 @@ def main() -> int:
     assert search is not None
     text = report(search, time.perf_counter() - start)
     print(text)
-    RESULTS.write_text(text)
+    write_report(text, RESULTS)
     print(f"wrote {RESULTS}", file=sys.stderr)
     return 0
 

@@ -50,6 +50,7 @@ sys.path.insert(0, str(BENCH))
 from pipeline import machine, write_report  # noqa: E402  (bench/pipeline.py)
 
 from edgepack.devices.base import RunRequest  # noqa: E402
+from edgepack.fsutil import atomic_write_bytes  # noqa: E402
 from edgepack.devices.drivers import run_device  # noqa: E402
 from edgepack.devices.profiles import LocalDevice, SshDevice  # noqa: E402
 from edgepack.reporting import NullReporter  # noqa: E402
@@ -76,14 +77,8 @@ def build_models() -> dict[str, Path]:
             converter.representative_dataset = lambda: ([s[None]] for s in samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = converter.inference_output_type = tf.int8
-        write_bytes(converter.convert(), path)
+        atomic_write_bytes(path, converter.convert())
     return paths
-
-
-def write_bytes(data: bytes, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def runner_p50(model: Path, threads: int, device: Any = None) -> tuple[float, float]:

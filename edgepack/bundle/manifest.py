@@ -40,15 +40,7 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
     if bundle.suffix.lower() == ".zip" and bundle.is_file():
         from edgepack.bundle.archive import read_archive
 
-        files = read_archive(bundle)
-        if MANIFEST not in files:
-            raise BundleError(f"{bundle}: the archive has no {MANIFEST}",
-                              hint="give the .zip `edgepack run --zip` wrote")
-        try:
-            data = json.loads(files[MANIFEST].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{bundle}: its {MANIFEST} is not readable JSON: {exc}") from exc
-        return _checked(data, bundle)
+        return manifest_from(read_archive(bundle), bundle)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -56,6 +48,17 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not a readable manifest: {exc}") from exc
     return _checked(data, path)
+
+
+def manifest_from(files: dict[str, bytes], bundle: Path) -> dict[str, Any]:
+    """The manifest among a bundle archive's files (as `read_archive` returns them)."""
+    if MANIFEST not in files:
+        raise BundleError(f"{bundle}: the archive has no {MANIFEST}", hint="give the .zip `edgepack run --zip` wrote")
+    try:
+        data = json.loads(files[MANIFEST].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{bundle}: its {MANIFEST} is not readable JSON: {exc}") from exc
+    return _checked(data, bundle)
 
 
 def _checked(data: Any, path: Path) -> dict[str, Any]:

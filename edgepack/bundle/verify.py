@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.bundle.manifest import MANIFEST, read_manifest
+from edgepack.bundle.manifest import MANIFEST, manifest_from, read_manifest
 from edgepack.errors import BundleError
 
 
@@ -38,8 +38,8 @@ def verify(bundle: Path) -> dict[str, Any]:
 
     from edgepack.bundle.schema import schema_problems
 
-    manifest = read_manifest(bundle)
-    files = bundle_files(bundle)
+    files = bundle_files(bundle)  # a .zip is read once, the manifest taken from it
+    manifest = read_manifest(bundle) if bundle.is_dir() else manifest_from(files, bundle)
     schema = schema_problems(manifest)
     listed = manifest.get("artifacts")
     if not isinstance(listed, list):
