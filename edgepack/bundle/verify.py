@@ -3,7 +3,9 @@
 Every artifact the manifest lists is hashed again (sha256 and size); files that are missing, changed
 or not listed are named. The model is read (without TensorFlow) and its input and output tensors
 compared with the ones the manifest declares, and the manifest's own model hash with the file.
-Works on a bundle directory or its `.zip` (read in memory, refusing unsafe entries).
+Works on a bundle directory or its `.zip` (read in memory, refusing unsafe entries). With a public
+key, the Ed25519 signature `manifest.sig` is checked against the exact bytes of manifest.json, so an
+edited manifest field (and, through the hashes it lists, any changed file) fails the check.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.bundle.manifest import MANIFEST, manifest_from, read_manifest
+from edgepack.bundle.signing import SIGNATURE
 from edgepack.errors import BundleError
 
 
@@ -32,14 +35,17 @@ def bundle_files(bundle: Path) -> dict[str, bytes]:
     return {p.relative_to(bundle).as_posix(): p.read_bytes() for p in sorted(bundle.rglob("*")) if p.is_file()}
 
 
-def verify(bundle: Path) -> dict[str, Any]:
-    """A report: per artifact ok / changed / missing / unlisted, the tensor check, and `ok` overall."""
+def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
+    """A report: per artifact ok / changed / missing / unlisted, the tensor check, `ok` overall, and
+    `signature`: checked against `public_key` when one is given (its problems join `problems`),
+    else only whether the bundle carries one. An unusable key file is a `BundleError`."""
     from edgepack.analyze.flatbuffer import read_model
 
     from edgepack.bundle.schema import schema_problems
 
     files = bundle_files(bundle)  # a .zip is read once, the manifest taken from it
     manifest = read_manifest(bundle) if bundle.is_dir() else manifest_from(files, bundle)
+    signature, signed = signature_report(files, public_key)
     schema = schema_problems(manifest)
     listed = manifest.get("artifacts")
     if not isinstance(listed, list):
@@ -63,9 +69,9 @@ def verify(bundle: Path) -> dict[str, Any]:
         else:
             status = "ok"
         rows.append({"path": entry["path"], "status": status})
-    known = {entry["path"] for entry in listed} | {MANIFEST}
+    known = {entry["path"] for entry in listed} | {MANIFEST, SIGNATURE}
     rows += [{"path": path, "status": "unlisted"} for path in sorted(files) if path not in known]
-    problems = schema + [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
+    problems = signed + schema + [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
     for required in (model_file, manifest.get("labels_file")):
         if isinstance(required, str) and required not in {entry["path"] for entry in listed}:
             problems.append(f"{required}: not listed in the manifest's artifacts")
@@ -85,4 +91,16 @@ def verify(bundle: Path) -> dict[str, Any]:
                 declared = [{"shape": t.get("shape"), "dtype": t.get("dtype")} for t in manifest.get(kind, [])]
                 if actual != declared:
                     problems.append(f"manifest {kind} {json.dumps(declared)} are not the model's {json.dumps(actual)}")
-    return {"bundle": str(bundle), "ok": not problems, "artifacts": rows, "problems": problems}
+    return {"bundle": str(bundle), "ok": not problems, "artifacts": rows, "problems": problems,
+            "signature": signature}
+
+
+def signature_report(files: dict[str, bytes], public_key: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """The report's `signature` entry and the signature's problems (none when no key is given)."""
+    from edgepack.bundle.signing import check_signature, public_key_sha256
+
+    if public_key is None:
+        return {"present": SIGNATURE in files, "checked": False}, []
+    manifest = files.get(MANIFEST, b"")
+    problems = check_signature(manifest, files.get(SIGNATURE), public_key)
+    return {"checked": True, "ok": not problems, "key_sha256": public_key_sha256(public_key)}, problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgepack import __version__
-from edgepack.cli import devices, gate, inspect, output, recipes, stages
+from edgepack.cli import devices, gate, inspect, keys, output, recipes, stages
 
 app = typer.Typer(
     name="edgepack",
@@ -36,6 +36,7 @@ def main_options(
 stages.register(app)
 gate.register(app)
 inspect.register(app)
+keys.register(app)
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(devices.app, name="devices")
 app.add_typer(gate.manifest_app, name="manifest")

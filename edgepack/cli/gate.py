@@ -51,7 +51,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def verify(bundle: Path = typer.Argument(..., help="A bundle directory or BUNDLE.zip.")) -> None:
+    def verify(bundle: Path = typer.Argument(..., help="A bundle directory or BUNDLE.zip."),
+               key: Path = typer.Option(None, "--key", metavar="PUB",
+                                        help="Also check the bundle's Ed25519 signature (manifest.sig) with this "
+                                             "public key (KEY.pub from `edgepack keygen KEY`, or an ssh-ed25519 "
+                                             "line); an unsigned bundle, another key or an edited manifest fails.")
+               ) -> None:
         """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed."""
         from rich.markup import escape
         from rich.table import Table
@@ -59,7 +64,8 @@ def register(app: typer.Typer) -> None:
         from edgepack.bundle.verify import verify as verify_bundle
         from edgepack.errors import EXIT_BAD_INPUT, BundleError
 
-        report = verify_bundle(bundle)
+        report = verify_bundle(bundle, public_key=key)
+        signature = report["signature"]
         if output.state.json:
             output.emit_json(report)
         else:
@@ -68,14 +74,28 @@ def register(app: typer.Typer) -> None:
             table.add_column("status")
             for row in report["artifacts"]:
                 table.add_row(escape(row["path"]), row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]")
+            if signature["checked"]:
+                table.add_row("manifest.sig", "signed" if signature["ok"] else "[red]not verified[/]")
             output.print_table(table)
         if not report["ok"] and output.state.json:
             raise typer.Exit(EXIT_BAD_INPUT)  # the report says what changed: one JSON document
         if not report["ok"]:
             raise BundleError(f"{bundle} does not verify: " + "; ".join(report["problems"]), code="bundle-modified",
-                              hint="the bundle changed after edgepack wrote it: re-create it, or find who edited it")
-        if not output.state.json:
-            output.message(f"{bundle}: every artifact matches its manifest")
+                              hint=_verify_hint(signature))
+        if signature["checked"]:
+            output.message(f"{escape(str(bundle))}: signed by key {signature['key_sha256'][:16]}, "
+                           "and every artifact matches its manifest")
+        else:
+            note = "; it carries manifest.sig: check it with --key KEY.pub" if signature["present"] else ""
+            output.message(f"{escape(str(bundle))}: every artifact matches its manifest{note}")
+
+
+def _verify_hint(signature: dict[str, object]) -> str:
+    """What to do about a bundle that does not verify, the signature's case first."""
+    if signature.get("checked") and not signature.get("ok"):
+        return ("check --key is the signer's public key; sign an unsigned bundle with `edgepack run --sign KEY`; "
+                "a bundle edited after signing is not the one signed: re-create and re-sign it, or find who edited it")
+    return "the bundle changed after edgepack wrote it: re-create it, or find who edited it"
 
 
 manifest_app = typer.Typer(help="The bundle manifest's published JSON Schema.", no_args_is_help=True)
