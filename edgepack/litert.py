@@ -25,6 +25,18 @@ def interpreter(model: Path, threads: int = 1) -> Any:
     return interp
 
 
+def interpreter_from_bytes(model: bytes, threads: int = 1) -> Any:
+    """A LiteRT interpreter for a model held in memory, tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_content=model, num_threads=threads)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise BadInputError(f"LiteRT cannot load this model: {exc}", code="model-invalid") from exc
+    return interp
+
+
 def tensor_records(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Name, shape, dtype and per-tensor quantization (scale, zero point) of each tensor."""
     records = []

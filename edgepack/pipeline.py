@@ -21,7 +21,7 @@ from typing import Any, Callable
 from edgepack.bundle.manifest import MODEL_FILE, toolchain_versions
 from edgepack.datasets import Dataset, calibration_indices, calibration_quality, fingerprint, load_dataset
 from edgepack.errors import BadInputError
-from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
+from edgepack.fsutil import atomic_write_bytes, clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, conversion_results, gated_latency
 from edgepack.native import captured_native_logs
 from edgepack.recipe import LoadedRecipe
@@ -80,6 +80,7 @@ class Pipeline:
         self._external_model: Path | None = None
         self._search: dict[str, Any] | None = None
         self._external_stage: StageOutput | None = None
+        self._shipped: tuple[Path, Any] | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -358,6 +359,48 @@ class Pipeline:
         converted = self.convert()
         return converted.dir / converted.record["model_file"]
 
+    def shipped(self) -> Any:
+        """The model that ships (a `bundle.shipped.Shipped`): the converted model with its TFLite metadata
+        embedded, the declared normalization proven and the outputs checked unchanged; the converted
+        bytes as they are with `bundle.metadata = false` or a model that is not a one-input image model."""
+        from edgepack.bundle.manifest import LABELS_FILE
+        from edgepack.bundle.shipped import Shipped, describe, ship_model
+        from edgepack.litert import interpreter, tensor_records
+
+        source = self.tflite_path
+        if self._shipped is not None and self._shipped[0] == source:
+            return self._shipped[1]
+        converted = source.read_bytes()
+        interp = interpreter(source)
+        inputs, outputs = tensor_records(interp.get_input_details()), tensor_records(interp.get_output_details())
+        why = None
+        if not self.recipe.bundle.metadata:
+            why = "bundle.metadata = false"
+        elif len(inputs) != 1 or inputs[0]["shape"][1:] != list(self.data.x_test.shape[1:]) or not outputs:
+            why = "metadata is written for one-input image models shaped like the recipe's samples"
+        if why is not None:
+            shipped = Shipped(converted, {"embedded": False, "why": why})
+        else:
+            bundle = self.recipe.bundle
+            meta = describe(self.recipe.name, self.recipe.description, self.recipe.version, bundle, self.data,
+                            inputs, outputs, LABELS_FILE)
+            labels = "".join(f"{label}\n" for label in self.data.labels).encode("utf-8")
+            with captured_native_logs(self.quiet_native):
+                shipped = ship_model(converted, meta, {LABELS_FILE: labels}, self.data, self.recipe.dataset.resize)
+        self._shipped = (source, shipped)
+        return shipped
+
+    def shipped_path(self) -> Path:
+        """The shipped model as a file (what every device validates), beside the stages."""
+        shipped = self.shipped()
+        if not shipped.record["embedded"]:
+            return self.tflite_path
+        path = self.root / "ship" / MODEL_FILE
+        if not path.is_file() or path.read_bytes() != shipped.data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, shipped.data)
+        return path
+
     def use_model(self, path: Path, fit: bool = False) -> None:
         """Take the `.tflite` at `path` as the convert stage's output: nothing is converted, and the
         later stages (evaluate, validate, bundle) work on it. A file that is not a TFLite model is a
@@ -445,7 +488,7 @@ class Pipeline:
 
         def measure(device: Device) -> dict[str, Any]:
             self.reporter.stage("validate", f"on {device.name}")
-            req = RunRequest(self.tflite_path, inputs, settings.runs, settings.warmup,
+            req = RunRequest(self.shipped_path(), inputs, settings.runs, settings.warmup,
                              device.threads or settings.threads, self.recipe.seed)
             return run_device(device, req, self.reporter, f"validate {device.name}")
 
@@ -513,7 +556,7 @@ class Pipeline:
         from edgepack.devices.profiles import LocalDevice
 
         host = LocalDevice(name="host", kind="local")
-        req = RunRequest(self.tflite_path, inputs, 1, 0, 1, self.recipe.seed)
+        req = RunRequest(self.shipped_path(), inputs, 1, 0, 1, self.recipe.seed)
         return list(run_local(host, req, NullReporter(), "validate: host reference")["outputs"])
 
     def gate(self) -> list[BudgetResult]:
@@ -522,7 +565,7 @@ class Pipeline:
         validation = self.result.validation or self.validate()
         latency, basis = gated_latency(validation)
         measured = Measurements(
-            size_bytes=self.convert().record["size_bytes"], accuracy_float=evaluated.record["float"],
+            size_bytes=len(self.shipped().data), accuracy_float=evaluated.record["float"],
             accuracy_tflite=evaluated.record["tflite"], latency_p90_ms=latency, latency_basis=basis,
         )
         self.result.gate = check_budgets(self.recipe.budgets, measured)
@@ -531,20 +574,34 @@ class Pipeline:
         self._gated = True
         return self.result.gate
 
-    def bundle(self, out: Path | None = None, make_zip: bool | None = None) -> list[Path]:
-        """Write the bundle: model, labels, manifest (with measurements and gate results)."""
-        from edgepack.bundle.manifest import build_manifest
+    def bundle(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> list[Path]:
+        """Write the bundle: the shipped model, labels, formats, the manifest (build section, signed with
+        `sign_key`) and measurements.json (validation and gate results)."""
+        from edgepack.bundle.manifest import build_manifest, run_measurements
         from edgepack.bundle.writer import write_bundle
 
         gate = self.result.gate if self._gated else self.gate()
         self.reporter.stage("bundle", "writing")
-        extra, formats = {}, {}
-        if "c-array" in self.recipe.bundle.formats:
+        shipped = self.shipped()
+        settings = self.recipe.bundle
+        extra: dict[str, str | bytes] = {}
+        formats: dict[str, Any] = {}
+        if "android" in settings.formats:
+            from edgepack.bundle.android import android_files
+            from edgepack.litert import model_tensors
+
+            files = android_files(self.recipe.name, shipped, self.data.labels, model_tensors(self.tflite_path))
+            extra.update(files)
+            formats["android"] = {"files": sorted(files), "metadata": shipped.record["embedded"]}
+        if "c-array" in settings.formats:
             from edgepack.bundle.c_array import c_sources
 
-            sources = c_sources(self.tflite_path.read_bytes())
-            extra = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
-            formats["c-array"] = {"files": sorted(extra), "arena_bytes": sources.arena_bytes,
+            converted = self.tflite_path.read_bytes()  # TFLite Micro ignores metadata: the array is the plain model
+            sources = c_sources(converted)
+            files = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
+            extra.update(files)
+            formats["c-array"] = {"files": sorted(files), "model_sha256": hashlib.sha256(converted).hexdigest(),
+                                  "arena_bytes": sources.arena_bytes,
                                   "activation_peak_bytes": sources.activation_peak_bytes,
                                   "resolver_ops": list(sources.resolver_calls),
                                   "unsupported_ops": list(sources.unsupported_ops)}
@@ -552,11 +609,13 @@ class Pipeline:
                 self.reporter.note(f"bundle c-array: TFLite Micro has no resolver method for "
                                    f"{', '.join(sources.unsupported_ops)}; register them yourself (model_data.h says)")
         with captured_native_logs(self.quiet_native):
-            manifest = build_manifest(self, gate)
+            manifest = build_manifest(self, shipped)
         manifest["formats"] = formats
+        measurements = run_measurements(self, gate, shipped)
         target = out or self.default_bundle_dir()
-        do_zip = self.recipe.bundle.zip if make_zip is None else make_zip
-        self.result.bundle = write_bundle(target, self.tflite_path, self.data.labels, manifest, do_zip, extra)
+        do_zip = (settings.zip or "zip" in settings.formats) if make_zip is None else make_zip
+        self.result.bundle = write_bundle(target, shipped.data, self.data.labels, manifest, do_zip, extra,
+                                          measurements, sign_key)
         return self.result.bundle
 
     def default_bundle_dir(self) -> Path:
@@ -566,11 +625,15 @@ class Pipeline:
             return self.root / f"bundle-{self._external_model.stem}"
         return Path(self.recipe.bundle.out) if self.recipe.bundle.out else self.root / "bundle"
 
-    def run(self, out: Path | None = None, make_zip: bool | None = None) -> RunResult:
+    def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
+        if sign_key is not None:
+            from edgepack.bundle.signing import load_private_key
+
+            load_private_key(sign_key)  # a bad key is said before the training, too
         self.gate()
-        self.bundle(out, make_zip)
+        self.bundle(out, make_zip, sign_key)
         return self.result
 
 

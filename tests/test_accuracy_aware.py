@@ -231,10 +231,11 @@ def test_mode_search_picks_what_the_measured_figures_say(tmp_path: Path, objecti
     assert sizes["float32"] > sizes["float16"] > sizes["int8"]
     assert report["stages"]["convert"]["mode"] == chosen["mode"]  # the pick is what is evaluated and bundled
     manifest = json.loads((Path(report["bundle"][0]) / "manifest.json").read_text())
-    assert manifest["search"]["chosen"] == chosen["mode"] and manifest["model"]["mode"] == chosen["mode"]
-    from edgepack.bundle.schema import schema_problems
+    measured = json.loads((Path(report["bundle"][0]) / "measurements.json").read_text())
+    assert measured["search"]["chosen"] == chosen["mode"] and manifest["model"]["mode"] == chosen["mode"]
+    from edgepack.bundle.schema import measurements_schema, schema_problems
 
-    assert schema_problems(manifest) == []
+    assert schema_problems(manifest) == [] and schema_problems(measured, measurements_schema()) == []
     assert {g["name"]: g["passed"] for g in report["gate"]["results"]}["convert.search"] is True
 
 

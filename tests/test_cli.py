@@ -85,7 +85,7 @@ def test_unknown_device_lists_the_known_ones() -> None:
 
 
 def test_gate_on_a_garbled_manifest_is_exit_2_not_a_crash(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text('{"schema_version": 1, "model": {}}')
+    (tmp_path / "manifest.json").write_text('{"schema_version": 2, "model": {}}')
     result = invoke("gate", str(tmp_path))
     assert result.exit_code == 2
     assert "bundle-invalid" in result.stderr and "'size_bytes'" in result.stderr

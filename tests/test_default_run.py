@@ -49,7 +49,7 @@ def test_manifest_tensors_match_what_litert_reports(default_run: dict[str, Any])
 
 def test_manifest_records_provenance_and_measurements(default_run: dict[str, Any]) -> None:
     manifest = default_run["manifest"]
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     assert manifest["labels"] == [str(i) for i in range(10)]
     assert (default_run["bundle"] / "labels.txt").read_text().split() == manifest["labels"]
     assert manifest["normalization"]["mean"] == 0.0 and manifest["normalization"]["std"] == 16.0
@@ -59,13 +59,16 @@ def test_manifest_records_provenance_and_measurements(default_run: dict[str, Any
     assert manifest["data"]["calibration"]["samples"] == 256
     assert len(manifest["data"]["calibration"]["fingerprint"]) == 64
     assert manifest["data"]["test"]["samples"] == 450
-    host = manifest["validation"]["host"]
+    run = json.loads((default_run["bundle"] / "measurements.json").read_text())  # the run section
+    assert run["model_sha256"] == manifest["model"]["sha256"]  # the bytes that ship are the bytes measured
+    host = run["validation"]["host"]
     assert host["latency_ms"]["runs"] == 200
     assert 0 < host["latency_ms"]["p50"] <= host["latency_ms"]["p90"] <= host["latency_ms"]["p99"]
     assert host["runtime"]["name"] == "ai-edge-litert"
-    assert manifest["gate"]["passed"] is True
-    assert [r["name"] for r in manifest["gate"]["results"]] == [
+    assert run["gate"]["passed"] is True
+    assert [r["name"] for r in run["gate"]["results"]] == [
         "max_size", "latency_p90_ms.host", "max_accuracy_drop", "min_accuracy"]
+    assert not {"validation", "gate", "search"} & set(manifest)  # nothing run-specific in the build section
     prune = manifest["optimization"]["stages"][0]
     assert prune["kind"] == "prune" and min(prune["sparsity"].values()) >= 0.49
 
@@ -118,13 +121,12 @@ def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
     report = json.loads(proc.stdout)  # exactly one JSON document, even on failure
     assert report["gate"]["passed"] is False
     assert all(stage["cached"] for name, stage in report["stages"].items() if name != "validate")
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["gate"]["passed"] is False
+    assert json.loads((out / "measurements.json").read_text())["gate"]["passed"] is False
     assert ET.parse(junit).getroot().get("failures") == "1"
     import zipfile
 
     with zipfile.ZipFile(out.with_name("bundle.zip")) as archive:
-        assert archive.namelist() == ["labels.txt", "manifest.json", "model.tflite"]
+        assert archive.namelist() == ["labels.txt", "manifest.json", "model.tflite"]  # no measurements.json
         assert archive.read("model.tflite") == (out / "model.tflite").read_bytes()
 
 

@@ -113,8 +113,8 @@ def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(defau
     for name in ("host-1core", "ssh-test", "phone"):
         assert validation[name]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}, name
         assert validation[name]["kind"] in ("local", "ssh", "adb") and validation[name]["emulated"] is False
-    manifest = json.loads((Path(report["bundle"][0]) / "manifest.json").read_text())
-    assert set(manifest["validation"]) == set(validation)
+    measured = json.loads((Path(report["bundle"][0]) / "measurements.json").read_text())
+    assert set(measured["validation"]) == set(validation)
     gate = {g["name"]: g["passed"] for g in report["gate"]["results"] if g["name"].startswith("latency")}
     assert gate == {"latency_p90_ms.phone": False, "latency_p90_ms.ssh-test": True}
 

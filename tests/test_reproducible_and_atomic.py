@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,16 +24,41 @@ def _run_json(recipe: Path, work: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def test_two_runs_with_the_same_seed_give_the_same_accuracy(tmp_path: Path) -> None:
+def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section(tmp_path: Path) -> None:
     recipe = tiny_recipe(tmp_path, seed=7)
     first = _run_json(recipe, tmp_path / "a")
     second = _run_json(recipe, tmp_path / "b")
+    bundles = [Path(first["bundle"][0]), Path(second["bundle"][0])]
+    assert bundles[0] != bundles[1]
+    assert (bundles[0] / "model.tflite").read_bytes() == (bundles[1] / "model.tflite").read_bytes()
+    assert (bundles[0] / "manifest.json").read_bytes() == (bundles[1] / "manifest.json").read_bytes()
+    runs = [json.loads((b / "measurements.json").read_text()) for b in bundles]  # measured twice: its own file
+    assert runs[0]["model_sha256"] == runs[1]["model_sha256"]
+    assert runs[0]["validation"]["host"]["latency_ms"] != runs[1]["validation"]["host"]["latency_ms"]
     for stage in ("train", "evaluate"):
         keys = ("test_accuracy",) if stage == "train" else ("float", "optimized", "tflite")
         assert [first["stages"][stage][k] for k in keys] == [second["stages"][stage][k] for k in keys]
     qat_a, qat_b = first["stages"]["optimize"]["stages"][-1], second["stages"]["optimize"]["stages"][-1]
     assert qat_a["test_accuracy"] == qat_b["test_accuracy"]
     assert first["stages"]["train"]["id"] == second["stages"]["train"]["id"]
+
+
+def test_bundling_the_same_artifacts_twice_gives_the_same_zip(tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, name="twice", extra='\n[bundle]\nformats = ["android", "c-array", "zip"]\n')
+    zips = []
+    for out in ("one", "two"):
+        proc = run_cli("--json", "bundle", str(recipe), "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / out))
+        assert proc.returncode == 0, proc.stderr
+        zips.append((tmp_path / f"{out}.zip").read_bytes())
+        assert (tmp_path / out / "measurements.json").is_file()  # beside the bundle, not in the zip
+    assert zips[0] == zips[1]
+    with zipfile.ZipFile(io.BytesIO(zips[0])) as archive:
+        names = archive.namelist()
+        assert names == sorted(names) and "measurements.json" not in names
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    first = json.loads((tmp_path / "one" / "measurements.json").read_text())
+    second = json.loads((tmp_path / "two" / "measurements.json").read_text())
+    assert first["validation"]["host"]["latency_ms"] != second["validation"]["host"]["latency_ms"]
 
 
 def test_killing_run_during_conversion_leaves_no_partial_bundle(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import json
 import shutil
 import stat
@@ -72,16 +71,10 @@ def tiny_manifest(model: bytes) -> dict[str, Any]:
 
 
 def make_bundle(folder: Path, name: str = "bundle") -> Path:
-    """Write a bundle with the writer edgepack uses (its artifacts list included); no signature.
-
-    The writer takes the model's path, or its bytes where the bundle embeds metadata in the model.
-    """
+    """Write a bundle with the writer edgepack uses (its artifacts list included); no signature."""
     model = tiny_tflite()
-    source = folder / f"{name}-model.tflite"
-    source.write_bytes(model)
     out = folder / name
-    takes_bytes = inspect.signature(write_bundle).parameters["model"].annotation in (bytes, "bytes")
-    write_bundle(out, model if takes_bytes else source, ["a", "b", "c", "d"], tiny_manifest(model), make_zip=False)
+    write_bundle(out, model, ["a", "b", "c", "d"], tiny_manifest(model), make_zip=False)
     return out
 
 
@@ -267,3 +260,32 @@ def test_signing_imports_no_tensorflow() -> None:
              "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'cryptography')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == []  # cryptography too is imported on use only
+
+
+@pytest.mark.slow
+def test_run_and_bundle_sign_what_they_write(tmp_path: Path) -> None:
+    from conftest import tiny_recipe
+
+    private = tmp_path / "keys" / "release"
+    generate_keypair(private)
+    other = tmp_path / "keys" / "other"
+    generate_keypair(other)
+    recipe = tiny_recipe(tmp_path, name="signed", extra='\n[bundle]\nformats = ["zip"]\n')
+    bad = tmp_path / "not-a-key"
+    bad.write_text("hello")
+    refused = invoke("run", str(recipe), "--workdir", str(tmp_path / "w"), "--sign", str(bad))
+    assert refused.exit_code == 2 and "not-a-key" in refused.stderr  # said before any training
+    assert not (tmp_path / "w" / "signed" / "train").exists()
+    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "w"), "--sign", str(private))
+    assert result.exit_code in (0, 3), result.output
+    bundle = Path(json.loads(result.stdout)["bundle"][0])
+    assert (bundle / SIGNATURE).is_file()
+    for target in (bundle, bundle.with_name(bundle.name + ".zip")):
+        assert invoke("verify", str(target), "--key", str(private) + ".pub").exit_code == 0, target
+        wrong = invoke("verify", str(target), "--key", str(other) + ".pub")
+        assert wrong.exit_code == 2 and "signed with key" in wrong.stderr
+    again = invoke("--json", "bundle", str(recipe), "--workdir", str(tmp_path / "w"), "--sign", str(private),
+                   "--out", str(tmp_path / "again"))
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again" / SIGNATURE).read_bytes() == (bundle / SIGNATURE).read_bytes()
+    assert (tmp_path / "again.zip").read_bytes() == bundle.with_name(bundle.name + ".zip").read_bytes()

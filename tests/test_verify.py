@@ -92,3 +92,23 @@ def test_the_manifest_schema_is_published_and_bundles_conform(bundle: Path) -> N
     assert result.exit_code == 2
     assert "manifest at /model/size_bytes: 'big' is not of type 'integer'" in result.stderr
     assert "'labels' is a required property" in result.stderr
+
+
+def test_measurements_follow_their_schema_and_must_be_of_the_bundled_model(bundle: Path) -> None:
+    from edgepack.bundle.schema import measurements_schema, schema_problems
+
+    result = invoke("manifest", "schema", "--measurements")
+    assert result.exit_code == 0 and json.loads(result.stdout) == measurements_schema()
+    measured = json.loads((bundle / "measurements.json").read_text())
+    assert schema_problems(measured, measurements_schema(), "measurements.json") == []
+    measured["model_sha256"] = "0" * 64  # measurements of some other model, copied in
+    (bundle / "measurements.json").write_text(json.dumps(measured))
+    result = invoke("verify", str(bundle))
+    assert result.exit_code == 2 and "measurements.json: measured another model" in result.stderr
+
+
+def test_a_manifest_of_the_previous_schema_version_is_refused_with_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"schema_version": 1, "validation": {}, "model": {}}')
+    result = invoke("verify", str(tmp_path))
+    assert result.exit_code == 2 and "unsupported manifest (schema_version 1)" in result.stderr
+    assert "reads schema_version 2" in result.stderr

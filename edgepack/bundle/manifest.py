@@ -10,8 +10,9 @@ from typing import Any
 
 from edgepack.errors import BundleError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: validation, search and gate moved to measurements.json; model.metadata
 MANIFEST = "manifest.json"
+MEASUREMENTS = "measurements.json"
 MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
 TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
@@ -50,6 +51,37 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
     return _checked(data, path)
 
 
+def read_measurements(bundle: Path) -> dict[str, Any] | None:
+    """The bundle's measurements.json, or None when it has none. A bundle directory has it beside the
+    manifest; the .zip edgepack writes leaves it out (it changes every run), a .zip made otherwise may
+    hold it; a path to a .json file is read as it is."""
+    if bundle.is_file() and bundle.suffix.lower() == ".zip":
+        from edgepack.bundle.archive import read_archive
+
+        data = read_archive(bundle).get(MEASUREMENTS)
+        return None if data is None else _parsed(data, bundle / MEASUREMENTS)
+    if bundle.is_dir():
+        path = bundle / MEASUREMENTS
+    elif bundle.name == MANIFEST:
+        path = bundle.with_name(MEASUREMENTS)
+    else:
+        path = bundle
+    if not path.is_file():
+        return None
+    try:
+        return _parsed(path.read_bytes(), path)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read: {exc}") from exc
+
+
+def _parsed(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not readable JSON: {exc}", hint="re-create the bundle with `edgepack bundle`") from exc
+    return _checked(parsed, path)
+
+
 def manifest_from(files: dict[str, bytes], bundle: Path) -> dict[str, Any]:
     """The manifest among a bundle archive's files (as `read_archive` returns them)."""
     if MANIFEST not in files:
@@ -69,24 +101,31 @@ def _checked(data: Any, path: Path) -> dict[str, Any]:
     return data
 
 
-def build_manifest(pipeline: Any, gate: list[Any]) -> dict[str, Any]:
-    """The manifest of a finished pipeline (a `edgepack.pipeline.Pipeline`)."""
-    from edgepack.litert import model_tensors
+def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
+    """The build section of a finished pipeline's bundle (`manifest.json`): what the artifacts are and
+    how they were made. Nothing in it depends on when or where the run happened, so the same recipe,
+    data, seed and toolchain give the same bytes. Measurements live in `measurements.json`."""
+    from edgepack.litert import interpreter_from_bytes, tensor_records
 
     recipe, loaded, data = pipeline.recipe, pipeline.loaded, pipeline.data
     trained, optimized, converted = pipeline.train(), pipeline.optimize(), pipeline.convert()
     evaluated = pipeline.evaluate()
-    digest, size = file_digest(pipeline.tflite_path)
+    converted_digest, converted_size = file_digest(pipeline.tflite_path)
     norm = data.normalization
+    interp = interpreter_from_bytes(shipped.data)
     return {
         "schema_version": SCHEMA_VERSION,
         "name": recipe.name,
         "version": recipe.version,
         "description": recipe.description,
-        "model": {"file": MODEL_FILE, "sha256": digest, "size_bytes": size,
+        "model": {"file": MODEL_FILE, "sha256": hashlib.sha256(shipped.data).hexdigest(),
+                  "size_bytes": len(shipped.data),
+                  "converted_sha256": converted_digest, "converted_size_bytes": converted_size,
                   "gzip_bytes": converted.record["gzip_bytes"],
-                  "mode": converted.record["mode"], "io": converted.record["io"]},
-        **model_tensors(pipeline.tflite_path),
+                  "mode": converted.record["mode"], "io": converted.record["io"],
+                  "metadata": shipped.record},
+        "inputs": tensor_records(interp.get_input_details()),
+        "outputs": tensor_records(interp.get_output_details()),
         "labels": list(data.labels),
         "labels_file": LABELS_FILE,
         "normalization": {"mean": norm.mean, "std": norm.std, "formula": "(x - mean) / std",
@@ -106,9 +145,25 @@ def build_manifest(pipeline: Any, gate: list[Any]) -> dict[str, Any]:
                          "tflite_weights": converted.record["weights"]},
         "quantization_error": converted.record.get("quant_error"),
         "fallback": converted.record.get("fallback"),
-        "search": pipeline.search_report(),
         "metrics": {"accuracy": {k: evaluated.record[k] for k in ("float", "optimized", "tflite", "drop")},
-                    "test_samples": evaluated.record["test_samples"], "size_bytes": size},
+                    "test_samples": evaluated.record["test_samples"], "size_bytes": len(shipped.data)},
+    }
+
+
+def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, Any]:
+    """The run section (`measurements.json`): what this run measured, where and when. It changes from
+    run to run (latencies, the host, the time), so it is kept out of the manifest and the zip."""
+    import datetime
+    import platform
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model_sha256": hashlib.sha256(shipped.data).hexdigest(),
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"node": platform.node(), "system": platform.system(), "release": platform.release(),
+                 "machine": platform.machine(), "python": platform.python_version()},
+        "edgepack": toolchain_versions()["edgepack"],
         "validation": pipeline.result.validation,
+        "search": pipeline.search_report(),
         "gate": {"passed": all(r.passed for r in gate), "results": [r.to_dict() for r in gate]},
     }

@@ -1,10 +1,14 @@
-"""The published JSON Schema of `manifest.json` (`edgepack manifest schema`), and checking against it.
+"""The published JSON Schemas of a bundle's `manifest.json` and `measurements.json`
+(`edgepack manifest schema [--measurements]`), and checking against them.
 
-The schema pins what apps and CI read: the model file and hash, the input and output tensors with
-their quantization, labels and normalization, the artifacts with their hashes, provenance (recipe
-hash, stage ids, data fingerprints, toolchain versions), per-device validation, gate results. The
-sections that describe optional features (search, fallback, quantization error, optimization)
-are objects or null; new optional keys may appear in later versions of the same schema_version.
+The manifest (the build section) pins what apps and CI read: the model file and hash (and the
+converted model's, before the metadata), the embedded metadata's checks, the input and output
+tensors with their quantization, labels and normalization, the artifacts with their hashes,
+provenance (recipe hash, stage ids, data fingerprints, toolchain versions). The measurements (the
+run section) hold per-device validation, the mode search's figures and the gate results, with the
+time and host. Sections that describe optional features (fallback, quantization error,
+optimization, search) are objects or null; new optional keys may appear in later versions of the
+same schema_version.
 """
 
 from __future__ import annotations
@@ -51,17 +55,19 @@ _BUDGET = {
 _OPTIONAL_OBJECT = {"type": ["object", "null"]}
 
 
+def _document(kind: str, required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://edgepack.dev/schemas/{kind}-v{SCHEMA_VERSION}.json",
+            "title": f"edgepack bundle {kind}", "type": "object", "required": required, "properties": properties}
+
+
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) every manifest edgepack writes conforms to."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://edgepack.dev/schemas/manifest-v{SCHEMA_VERSION}.json",
-        "title": "edgepack bundle manifest",
-        "type": "object",
-        "required": ["schema_version", "name", "version", "model", "inputs", "outputs", "labels", "labels_file",
-                     "normalization", "recipe", "toolchain", "data", "stages", "metrics", "validation", "gate",
-                     "artifacts"],
-        "properties": {
+    return _document(
+        "manifest",
+        ["schema_version", "name", "version", "model", "inputs", "outputs", "labels", "labels_file",
+         "normalization", "recipe", "toolchain", "data", "stages", "metrics", "artifacts"],
+        {
             "schema_version": {"const": SCHEMA_VERSION},
             "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
             "version": {"type": "string"},
@@ -69,9 +75,14 @@ def manifest_schema() -> dict[str, Any]:
             "model": {
                 "type": "object", "required": ["file", "sha256", "size_bytes", "mode", "io"],
                 "properties": {"file": {"type": "string"}, "sha256": _SHA256, "size_bytes": _COUNT,
-                               "gzip_bytes": _COUNT,
+                               "gzip_bytes": _COUNT, "converted_sha256": _SHA256, "converted_size_bytes": _COUNT,
                                "mode": {"enum": ["int8", "int16x8", "dynamic", "float16", "float32"]},
-                               "io": {"enum": ["int8", "float32"]}},
+                               "io": {"enum": ["int8", "float32"]},
+                               "metadata": {"type": "object", "required": ["embedded"],
+                                            "properties": {"embedded": {"type": "boolean"},
+                                                           "min_parser_version": {"type": "string"},
+                                                           "normalization_proof": {"type": "object"},
+                                                           "same_outputs": {"type": "object"}}}},
             },
             "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
             "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
@@ -95,29 +106,42 @@ def manifest_schema() -> dict[str, Any]:
             "optimization": _OPTIONAL_OBJECT,
             "quantization_error": _OPTIONAL_OBJECT,
             "fallback": _OPTIONAL_OBJECT,
-            "search": _OPTIONAL_OBJECT,
             "metrics": {"type": "object", "required": ["accuracy"],
                         "properties": {"accuracy": {"type": "object", "required": ["tflite"],
                                                     "properties": {k: _NUMBER_OR_NULL for k in
                                                                    ("float", "optimized", "tflite", "drop")}}}},
-            "validation": {"type": "object", "additionalProperties": _DEVICE_RECORD},
-            "gate": {"type": "object", "required": ["passed", "results"],
-                     "properties": {"passed": {"type": "boolean"}, "results": {"type": "array", "items": _BUDGET}}},
             "formats": {"type": "object"},
             "artifacts": {"type": "array", "items": {
                 "type": "object", "required": ["path", "sha256", "size_bytes"],
                 "properties": {"path": {"type": "string", "minLength": 1}, "sha256": _SHA256, "size_bytes": _COUNT}}},
-        },
-    }
+        })
 
 
-def schema_problems(manifest: Any) -> list[str]:
-    """Where `manifest` breaks the schema, as 'at /json/path: what' lines (empty when it conforms)."""
+def measurements_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the measurements.json edgepack writes beside the manifest."""
+    return _document(
+        "measurements", ["schema_version", "model_sha256", "measured_at", "host", "validation", "gate"],
+        {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "model_sha256": _SHA256,
+            "measured_at": {"type": "string"},
+            "host": {"type": "object"},
+            "edgepack": {"type": "string"},
+            "validation": {"type": "object", "additionalProperties": _DEVICE_RECORD},
+            "search": _OPTIONAL_OBJECT,
+            "gate": {"type": "object", "required": ["passed", "results"],
+                     "properties": {"passed": {"type": "boolean"}, "results": {"type": "array", "items": _BUDGET}}},
+        })
+
+
+def schema_problems(document: Any, schema: dict[str, Any] | None = None, label: str = "manifest") -> list[str]:
+    """Where `document` breaks `schema` (the manifest's by default), as '<label> at /json/path: what'
+    lines (empty when it conforms)."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(manifest_schema())
+    validator = Draft202012Validator(schema or manifest_schema())
     problems = []
-    for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         where = "/" + "/".join(str(part) for part in error.absolute_path)
-        problems.append(f"manifest at {where}: {error.message}")
+        problems.append(f"{label} at {where}: {error.message}")
     return problems

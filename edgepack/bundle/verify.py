@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.bundle.manifest import MANIFEST, manifest_from, read_manifest
+from edgepack.bundle.manifest import MANIFEST, MEASUREMENTS, manifest_from, read_manifest
 from edgepack.bundle.signing import SIGNATURE
 from edgepack.errors import BundleError
 
@@ -69,9 +69,10 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
         else:
             status = "ok"
         rows.append({"path": entry["path"], "status": status})
-    known = {entry["path"] for entry in listed} | {MANIFEST, SIGNATURE}
+    known = {entry["path"] for entry in listed} | {MANIFEST, SIGNATURE, MEASUREMENTS}
     rows += [{"path": path, "status": "unlisted"} for path in sorted(files) if path not in known]
     problems = signed + schema + [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
+    problems += measurements_problems(files.get(MEASUREMENTS), files.get(model_file))
     for required in (model_file, manifest.get("labels_file")):
         if isinstance(required, str) and required not in {entry["path"] for entry in listed}:
             problems.append(f"{required}: not listed in the manifest's artifacts")
@@ -93,6 +94,22 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
                     problems.append(f"manifest {kind} {json.dumps(declared)} are not the model's {json.dumps(actual)}")
     return {"bundle": str(bundle), "ok": not problems, "artifacts": rows, "problems": problems,
             "signature": signature}
+
+
+def measurements_problems(data: bytes | None, model: bytes | None) -> list[str]:
+    """measurements.json (run-specific, unsigned, not in the zip) must follow its schema and be of this model."""
+    from edgepack.bundle.schema import measurements_schema, schema_problems
+
+    if data is None:
+        return []
+    try:
+        run = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [f"{MEASUREMENTS}: not readable JSON: {exc}"]
+    problems = schema_problems(run, measurements_schema(), MEASUREMENTS)
+    if model is not None and isinstance(run, dict) and run.get("model_sha256") != hashlib.sha256(model).hexdigest():
+        problems.append(f"{MEASUREMENTS}: measured another model (its model_sha256 is not this model's)")
+    return problems
 
 
 def signature_report(files: dict[str, bytes], public_key: Path | None) -> tuple[dict[str, Any], list[str]]:

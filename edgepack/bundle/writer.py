@@ -10,31 +10,46 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MODEL_FILE
+from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MEASUREMENTS, MODEL_FILE
 from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+NOT_ARTIFACTS = (MANIFEST, MEASUREMENTS, "manifest.sig")  # the manifest cannot list itself nor what follows it
 
 
-def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, Any], make_zip: bool,
-                 extra: dict[str, str] | None = None) -> list[Path]:
-    """Write `out/` with the model, labels, manifest and `extra` files (relative path -> text); with
-    `make_zip`, also `out.zip`.
+def write_bundle(out: Path, model: bytes, labels: list[str], manifest: dict[str, Any], make_zip: bool,
+                 extra: dict[str, str | bytes] | None = None, measurements: dict[str, Any] | None = None,
+                 sign_key: Path | None = None) -> list[Path]:
+    """Write `out/` with the model, labels, `extra` files (relative path -> text or bytes), the
+    manifest (the build section, listing every artifact's sha256 and size), its Ed25519 signature
+    with `sign_key`, and `measurements.json` (the run section); with `make_zip`, also `out.zip`.
 
-    Everything is written into a temporary directory beside `out` and renamed into place, so
-    an interrupted run leaves the previous bundle (or none), never a partial one.
+    The zip holds everything but measurements.json, with sorted entries and fixed timestamps, so
+    bundling the same artifacts twice gives the same bytes. Everything is written into a temporary
+    directory beside `out` and renamed into place, so an interrupted run leaves the previous bundle
+    (or none), never a partial one.
     """
     tmp = temp_dir_beside(out)
     try:
-        shutil.copyfile(model, tmp / MODEL_FILE)
+        (tmp / MODEL_FILE).write_bytes(model)
         (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
-        for relative, text in (extra or {}).items():
+        for relative, content in (extra or {}).items():
             target = tmp / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
         manifest = {**manifest, "artifacts": artifacts(tmp)}  # what was written, as written
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        archive = zip_bytes(tmp) if make_zip else None
+        manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode("utf-8")
+        (tmp / MANIFEST).write_bytes(manifest_bytes)
+        if sign_key is not None:
+            from edgepack.bundle.signing import SIGNATURE, sign_manifest
+
+            (tmp / SIGNATURE).write_bytes(sign_manifest(manifest_bytes, sign_key))
+        archive = zip_bytes(tmp, exclude=(MEASUREMENTS,)) if make_zip else None
+        if measurements is not None:
+            (tmp / MEASUREMENTS).write_text(json.dumps(measurements, indent=2) + "\n", encoding="utf-8")
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -48,21 +63,28 @@ def write_bundle(out: Path, model: Path, labels: list[str], manifest: dict[str, 
 
 
 def artifacts(folder: Path) -> list[dict[str, Any]]:
-    """Every file of a bundle folder but the manifest: relative path, sha256, size; sorted by path."""
+    """Every file of a bundle folder but the manifest, its signature and the measurements: relative
+    path, sha256, size; sorted by path."""
     rows = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative in NOT_ARTIFACTS:
+            continue
         data = path.read_bytes()
-        rows.append({"path": path.relative_to(folder).as_posix(), "sha256": hashlib.sha256(data).hexdigest(),
-                     "size_bytes": len(data)})
+        rows.append({"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)})
     return rows
 
 
-def zip_bytes(folder: Path) -> bytes:
-    """A deterministic zip of `folder`: sorted entries, fixed timestamps and permissions."""
+def zip_bytes(folder: Path, exclude: tuple[str, ...] = ()) -> bytes:
+    """A deterministic zip of `folder` (but the top-level files in `exclude`): sorted entries, fixed
+    timestamps and permissions."""
     buffer = BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_TIME)
+            name = path.relative_to(folder).as_posix()
+            if name in exclude:
+                continue
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())

@@ -20,9 +20,13 @@ def register(app: typer.Typer) -> None:
     def gate(bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json, or BUNDLE.zip."),
              recipe: str = typer.Option(None, "--recipe", "-r",
                                         help="Take the budgets from this recipe instead of the bundle's own."),
-             junit: Path = JUNIT) -> None:
+             junit: Path = JUNIT,
+             measurements: Path = typer.Option(None, "--measurements",
+                                               help="The measurements.json to check latency budgets against "
+                                                    "(default: the one in the bundle directory; a .zip has none).")
+             ) -> None:
         """Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded."""
-        from edgepack.bundle.manifest import read_manifest
+        from edgepack.bundle.manifest import read_manifest, read_measurements
         from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest
         from edgepack.gate.budgets import conversion_results
@@ -30,8 +34,15 @@ def register(app: typer.Typer) -> None:
         from edgepack.recipe.schema import Budgets
 
         manifest = read_manifest(bundle)
+        run = read_measurements(measurements or bundle)  # None for a .zip: latencies change every run
+        if measurements is not None and run is None:
+            raise BundleError(f"{measurements}: no measurements file here",
+                              hint="give the measurements.json of a bundle directory")
+        if run is None and (bundle.is_file() and bundle.suffix.lower() == ".zip"):
+            output.reporter().note(f"{bundle.name} holds no measurements.json (it changes every run, so it stays out of the "
+                        "deterministic zip): latency budgets count as not measured; gate the bundle directory or give --measurements")
         try:
-            measured = measurements_from_manifest(manifest)
+            measured = measurements_from_manifest(manifest, run)
             if recipe is None:
                 budgets = Budgets.model_validate(manifest["recipe"]["resolved"]["budgets"])
         except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
@@ -40,7 +51,7 @@ def register(app: typer.Typer) -> None:
         if recipe is not None:
             budgets = load_recipe(recipe).recipe.budgets
         results = check_budgets(budgets, measured)
-        results += conversion_results(manifest.get("search"), manifest.get("fallback"),
+        results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
                                       manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
         if output.state.json:
             output.emit_json({"bundle": str(bundle), "passed": all(r.passed for r in results),
@@ -103,10 +114,13 @@ manifest_app = typer.Typer(help="The bundle manifest's published JSON Schema.", 
 
 @manifest_app.command("schema")
 @boundary
-def schema() -> None:
-    """Print the JSON Schema (draft 2020-12) that every manifest.json edgepack writes conforms to."""
+def schema(measurements: bool = typer.Option(False, "--measurements",
+                                             help="The schema of measurements.json (the run section) instead.")
+           ) -> None:
+    """Print the JSON Schema (draft 2020-12) that every manifest.json (the build section) edgepack writes
+    conforms to; with --measurements, the one of measurements.json (validation, search, gate)."""
     import json
 
-    from edgepack.bundle.schema import manifest_schema
+    from edgepack.bundle.schema import manifest_schema, measurements_schema
 
-    typer.echo(json.dumps(manifest_schema(), indent=2))
+    typer.echo(json.dumps(measurements_schema() if measurements else manifest_schema(), indent=2))

@@ -33,6 +33,8 @@ NO_CACHE = typer.Option(False, "--no-cache", help="Re-run every stage even when 
 OUT = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundle.out, else WORKDIR/RECIPE/bundle).")
 ZIP = typer.Option(None, "--zip/--no-zip", help="Also write BUNDLE.zip (default: bundle.zip in the recipe).")
 JUNIT = typer.Option(None, "--junit", help="Write the budget results as JUnit XML to this file.")
+SIGN = typer.Option(None, "--sign", help="Sign manifest.json with this Ed25519 private key (`edgepack keygen`); "
+                                         "the manifest lists every artifact's sha256, so the signature covers them all.")
 
 
 def _pipeline(recipe: str | None, workdir: Path, no_cache: bool) -> Any:
@@ -53,13 +55,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @boundary
     def run(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
-            zip: bool = ZIP, junit: Path = JUNIT) -> None:
+            zip: bool = ZIP, junit: Path = JUNIT, sign: Path = SIGN) -> None:
         """Run the whole recipe: train, optimize, convert, evaluate, validate, gate, bundle.
 
         Exit 0 when every budget holds, 3 when one is exceeded (the bundle is still written).
         """
         pipeline = _pipeline(recipe, workdir, no_cache)
-        result = pipeline.run(out, zip)
+        result = pipeline.run(out, zip, sign)
         _report_run(pipeline, result)
         finish_gate(result.gate, junit, pipeline.recipe.name)
 
@@ -112,16 +114,21 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @boundary
     def bundle(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
-               zip: bool = ZIP,
+               zip: bool = ZIP, sign: Path = SIGN,
                model: Path = typer.Option(None, "--model", "-m",
                                           help="Bundle this .tflite (converted elsewhere) instead of converting; "
                                                "it is evaluated and validated with the recipe's data and devices.")
                ) -> None:
-        """Write the bundle (model, labels, manifest with measurements and budget results)."""
+        """Write the bundle: the model with its metadata, labels, formats, manifest.json (how it was made,
+        every artifact's sha256) and measurements.json (validation and budget results)."""
         pipeline = _pipeline(recipe, workdir, no_cache)
+        if sign is not None:
+            from edgepack.bundle.signing import load_private_key
+
+            load_private_key(sign)  # a bad key is said before any stage runs
         if model is not None:
             pipeline.use_model(model, fit=True)
-        written = pipeline.bundle(out, zip)
+        written = pipeline.bundle(out, zip, sign)
         if output.state.json:
             output.emit_json({"bundle": [str(p) for p in written]})
             return
@@ -163,7 +170,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(fallback_table(stages["convert"].record))
     if pipeline.search_report():
         output.print_table(search_table(pipeline.search_report()))
-    output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation))
+    output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation,
+                                     len(pipeline.shipped().data)))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:
         output.message(f"bundle: {path}")

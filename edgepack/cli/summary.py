@@ -22,8 +22,8 @@ def size(value: int) -> str:
 
 
 def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
-                  validation: dict[str, dict[str, Any]]) -> Table:
-    """Accuracy float vs .tflite, size, latency per device."""
+                  validation: dict[str, dict[str, Any]], shipped_bytes: int | None = None) -> Table:
+    """Accuracy float vs .tflite, size (and with its metadata: `shipped_bytes`), latency per device."""
     table = Table(title="edgepack results", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -32,6 +32,8 @@ def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
     table.add_row(f"accuracy, {mode} .tflite (LiteRT)", pct(evaluate["tflite"]))
     table.add_row(f"accuracy drop, float -> {mode}", f"{100 * evaluate['drop']:+.2f} points")
     table.add_row(f"model size ({mode}, {convert['io']} I/O)", size(convert["size_bytes"]))
+    if shipped_bytes is not None and shipped_bytes != convert["size_bytes"]:
+        table.add_row("model size with its TFLite metadata (shipped)", size(shipped_bytes))
     cal = convert.get("calibration") or {}
     if mode in ("int8", "int16x8") and "classes" in cal:
         missing = cal["missing_classes"]

@@ -23,6 +23,7 @@ class Dataset:
     y_test: np.ndarray
     labels: list[str]
     normalization: Normalization
+    raw_test: np.ndarray | None = None  # the test images as loaded, before resize, channels and normalization
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -48,14 +49,17 @@ def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, ba
     if spec.limit is not None and spec.limit < len(x):
         keep = np.sort(np.random.default_rng(seed).choice(len(x), size=spec.limit, replace=False))
         x, y = x[keep], y[keep]
-    x = _nhwc(x)
-    if spec.resize is not None:
-        x = resize(x, spec.resize)
-    if spec.channels is not None:
-        x = to_channels(x, spec.channels)
-    x = normalize(x, spec.normalization)
+    raw = _nhwc(x)
+    x = preprocess(raw, spec.resize, spec.channels, spec.normalization)
     train, test = split_indices(len(x), spec.test_fraction, seed)
-    return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization)
+    return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization, raw_test=raw[test])
+
+
+def preprocess(raw: np.ndarray, size: tuple[int, int] | None, channels: int | None, norm: Normalization) -> np.ndarray:
+    """Raw NHWC images to model inputs: resize (bilinear), channel conversion, then `(x - mean) / std`."""
+    x = resize(raw, size) if size is not None else raw
+    x = to_channels(x, channels) if channels is not None else x
+    return normalize(x, norm)
 
 
 def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:

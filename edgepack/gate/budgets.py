@@ -57,10 +57,11 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
     return latency, basis
 
 
-def measurements_from_manifest(manifest: dict[str, Any]) -> Measurements:
-    """The figures a bundle's manifest records."""
+def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | None = None) -> Measurements:
+    """The figures a bundle records: size and accuracy from its manifest, latencies from its
+    measurements.json (`run`; without it, no latency was measured)."""
     accuracy = manifest.get("metrics", {}).get("accuracy", {})
-    latency, basis = gated_latency(manifest.get("validation", {}))
+    latency, basis = gated_latency((run or {}).get("validation", {}))
     return Measurements(size_bytes=int(manifest["model"]["size_bytes"]), accuracy_float=accuracy.get("float"),
                         accuracy_tflite=accuracy.get("tflite"), latency_p90_ms=latency, latency_basis=basis)
 

@@ -403,8 +403,15 @@ class BundleSettings(Strict):
     """Where the bundle goes and in which forms."""
 
     out: str | None = None
-    zip: bool = False
-    formats: list[Literal["c-array"]] = Field(default_factory=list)  # c-array: c/model_data.{h,cc} for TFLM
+    zip: bool = False  # also write BUNDLE.zip (the same as listing "zip" in formats)
+    # android: android/assets/ (model with metadata, labels) and a usage note; c-array:
+    # c/model_data.{h,cc} for TFLite Micro; zip: BUNDLE.zip, deterministic
+    formats: list[Literal["android", "c-array", "zip"]] = Field(default_factory=list)
+    metadata: bool = True  # embed TFLite metadata (descriptions, normalization, labels) in model.tflite
+    author: str = Field("", max_length=200)  # written into the embedded metadata
+    license: str = Field("", max_length=200)
+    input_description: str | None = Field(None, max_length=1000)  # replaces the description edgepack writes
+    output_description: str | None = Field(None, max_length=1000)
 
 
 class Recipe(Strict):

@@ -1,0 +1,229 @@
+"""Embedded TFLite metadata (read back by the official tflite-support reader in its own virtualenv),
+the normalization proof, and the android bundle format."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import invoke, tiny_recipe
+
+from edgepack.bundle.metadata import (
+    METADATA_NAME,
+    AssociatedFile,
+    ModelMeta,
+    TensorMeta,
+    embed,
+    metadata_bytes,
+    model_flatbuffer,
+    packed_files,
+    read_metadata,
+)
+from edgepack.errors import BundleError
+
+pytestmark = pytest.mark.slow
+
+BUNDLE = """
+[bundle]
+formats = ["android"]
+author = "edgepack tests"
+license = "Apache-2.0"
+"""
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny digits run with the android format, its manifest and its converted model."""
+    folder = tmp_path_factory.mktemp("metadata")
+    recipe = tiny_recipe(folder, name="meta", extra=BUNDLE)
+    result = invoke("--json", "run", str(recipe), "--workdir", str(folder / "w"))
+    assert result.exit_code in (0, 3), result.output
+    bundle = Path(json.loads(result.stdout)["bundle"][0])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    converted = folder / "w" / "meta" / "convert" / "model.tflite"
+    return {"folder": folder, "recipe": recipe, "bundle": bundle, "manifest": manifest,
+            "converted": converted.read_bytes()}
+
+
+@pytest.fixture(scope="session")
+def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A separate virtualenv with the official tflite-support (it pins protobuf 3, which TF 2.21 cannot share)."""
+    venv = tmp_path_factory.mktemp("tflite-support-venv")
+    python = venv / "bin" / "python"
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a virtualenv for tflite-support: {made.stderr.strip()[-300:]}")
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "tflite-support"],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "PIP_NO_INPUT": "1"})
+    if pip.returncode != 0:
+        pytest.skip(f"tflite-support cannot be installed here (no wheel for this platform or no package index): "
+                    f"{pip.stderr.strip()[-300:]}")
+    return python
+
+
+READER = textwrap.dedent("""
+    import json, sys
+    from tflite_support import metadata
+    displayer = metadata.MetadataDisplayer.with_model_file(sys.argv[1])
+    files = displayer.get_packed_associated_file_list()
+    print(json.dumps({"metadata": json.loads(displayer.get_metadata_json()), "files": files,
+                      "labels": displayer.get_associated_file_buffer("labels.txt").decode()}))
+""")
+
+POPULATE = textwrap.dedent("""
+    import json, sys
+    from tflite_support import metadata
+    buffer = metadata.get_metadata_buffer(open(sys.argv[1], "rb").read())
+    populator = metadata.MetadataPopulator.with_model_file(sys.argv[2])
+    populator.load_metadata_buffer(buffer)
+    populator.load_associated_files([sys.argv[3]])
+    populator.populate()
+    shown = json.loads(metadata.MetadataDisplayer.with_model_file(sys.argv[2]).get_metadata_json())
+    print(shown["min_parser_version"])
+""")
+
+
+def test_the_official_reader_reports_what_edgepack_wrote(bundled: dict[str, Any], tflite_support: Path,
+                                                         tmp_path: Path) -> None:
+    model = bundled["bundle"] / "model.tflite"
+    proc = subprocess.run([str(tflite_support), "-c", READER, str(model)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    meta = shown["metadata"]
+    assert (meta["name"], meta["version"], meta["author"], meta["license"]) == (
+        "meta", "0.1.0", "edgepack tests", "Apache-2.0")
+    assert meta["description"] == "tiny test recipe" and meta["min_parser_version"] == "1.0.0"
+    image = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    assert image["content"]["content_properties_type"] == "ImageProperties"
+    assert image["content"]["content_properties"]["color_space"] == "GRAYSCALE"
+    unit = image["process_units"][0]
+    assert unit["options_type"] == "NormalizationOptions"
+    assert unit["options"] == {"mean": [0.0], "std": [16.0]}  # the recipe's dataset.normalization
+    assert image["stats"] == {"max": [1.0], "min": [0.0]}  # digits 0..16 after (x - 0) / 16
+    assert "8x8 grayscale image" in image["description"] and "quantize to int8" in image["description"]
+    scores = meta["subgraph_metadata"][0]["output_tensor_metadata"][0]
+    assert scores["description"].startswith("Scores for the 10 classes, in the order of labels.txt")
+    assert scores["associated_files"] == [{"name": "labels.txt", "type": "TENSOR_AXIS_LABELS",
+                                           "description": "Class names, one per line, in output order."}]
+    assert shown["files"] == ["labels.txt"]
+    assert shown["labels"] == (bundled["bundle"] / "labels.txt").read_text() == "".join(f"{d}\n" for d in range(10))
+    # the official writer, given edgepack's metadata, works out the same minimum parser version
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(bundled["converted"])
+    proc = subprocess.run([str(tflite_support), "-c", POPULATE, str(model), str(plain),
+                           str(bundled["bundle"] / "labels.txt")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == bundled["manifest"]["model"]["metadata"]["min_parser_version"]
+
+
+def test_the_model_with_metadata_runs_in_litert_as_before(bundled: dict[str, Any]) -> None:
+    from edgepack.datasets import load_dataset
+    from edgepack.litert import interpreter_from_bytes, to_input
+    from edgepack.recipe import load_recipe
+
+    shipped = (bundled["bundle"] / "model.tflite").read_bytes()
+    model = bundled["manifest"]["model"]
+    assert model["converted_sha256"] != model["sha256"] and model["size_bytes"] == len(shipped)
+    assert model["metadata"]["same_outputs"] == {"samples": 32, "identical": True}
+    loaded = load_recipe(str(bundled["recipe"]))
+    data = load_dataset(loaded.recipe.dataset, loaded.recipe.seed, loaded.base_dir)
+    outputs = []
+    for blob in (bundled["converted"], shipped):
+        interp = interpreter_from_bytes(blob)
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+        rows = []
+        for i in range(len(data.x_test)):  # every test sample, not only the 32 the bundle step checked
+            interp.set_tensor(inp["index"], to_input(data.x_test[i:i + 1], inp))
+            interp.invoke()
+            rows.append(interp.get_tensor(out["index"]).copy())
+        outputs.append(np.concatenate(rows))
+    assert outputs[0].tobytes() == outputs[1].tobytes()
+    assert model_flatbuffer(shipped) != shipped and packed_files(shipped) == {"labels.txt": b"".join(
+        f"{d}\n".encode() for d in range(10))}
+
+
+def test_the_android_format_is_an_assets_folder_and_a_usage_note(bundled: dict[str, Any]) -> None:
+    bundle, manifest = bundled["bundle"], bundled["manifest"]
+    assets = bundle / "android" / "assets"
+    assert sorted(p.name for p in assets.iterdir()) == ["labels.txt", "meta.tflite"]
+    assert (assets / "meta.tflite").read_bytes() == (bundle / "model.tflite").read_bytes()
+    assert (assets / "labels.txt").read_text() == (bundle / "labels.txt").read_text()
+    note = (bundle / "android" / "README.md").read_text()
+    inp = manifest["inputs"][0]
+    assert f"{inp['scale']:.9g}" in note and "1x8x8x1, int8" in note
+    assert "Task Library's image classifier takes uint8 or float32 inputs only" in note  # int8 I/O: said plainly
+    assert manifest["formats"]["android"] == {"files": ["android/README.md", "android/assets/labels.txt",
+                                                        "android/assets/meta.tflite"], "metadata": True}
+    listed = {a["path"] for a in manifest["artifacts"]}
+    assert {"android/README.md", "android/assets/meta.tflite"} <= listed
+    assert invoke("verify", str(bundle)).exit_code == 0
+
+
+def test_a_wrong_normalization_is_refused_and_nothing_is_written(bundled: dict[str, Any],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import edgepack.bundle.shipped as shipped
+
+    real = shipped.describe
+
+    def wrong_std(*args: Any, **kwargs: Any) -> ModelMeta:  # the classic bug: 0..255 declared, 0..16 trained
+        meta = real(*args, **kwargs)
+        image = dataclasses.replace(meta.inputs[0], std=[255.0])
+        return dataclasses.replace(meta, inputs=[image])
+
+    monkeypatch.setattr(shipped, "describe", wrong_std)
+    before = {p: p.read_bytes() for p in bundled["bundle"].rglob("*") if p.is_file()}
+    result = invoke("bundle", str(bundled["recipe"]), "--workdir", str(bundled["folder"] / "w"))
+    assert result.exit_code == 2, result.output
+    assert "normalization proof failed: test sample" in result.stderr
+    assert "metadata mean [0.0] std [255.0]" in result.stderr and "mean 0.0 std 16.0" in result.stderr
+    assert "Traceback" not in result.output
+    assert {p: p.read_bytes() for p in bundled["bundle"].rglob("*") if p.is_file()} == before  # untouched
+
+
+def test_bundle_metadata_false_ships_the_converted_bytes(bundled: dict[str, Any]) -> None:
+    recipe = bundled["recipe"].with_name("plain.toml")
+    recipe.write_text(bundled["recipe"].read_text().replace('formats = ["android"]', "metadata = false"))
+    result = invoke("--json", "bundle", str(recipe), "--workdir", str(bundled["folder"] / "w"),
+                    "--out", str(bundled["folder"] / "plain"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((bundled["folder"] / "plain" / "manifest.json").read_text())
+    assert (bundled["folder"] / "plain" / "model.tflite").read_bytes() == bundled["converted"]
+    assert manifest["model"]["metadata"] == {"embedded": False, "why": "bundle.metadata = false"}
+    assert manifest["model"]["sha256"] == manifest["model"]["converted_sha256"]
+
+
+def test_metadata_round_trips_and_replaces_rather_than_adds(bundled: dict[str, Any]) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    meta = ModelMeta("m", "d", "1.2.3", "a", "MIT",
+                     [TensorMeta("x", "rgb in", image=True, color_space="rgb", mean=[1.0, 2.0, 3.0],
+                                 std=[4.0, 5.0, 6.0], min=[-1.0, -1.0, -1.0], max=[1.0, 1.0, 1.0])],
+                     [TensorMeta("y", "out", files=[AssociatedFile("names.txt", "names")])])
+    assert read_metadata(bundled["converted"]) is None
+    once = embed(bundled["converted"], metadata_bytes(meta), {"names.txt": b"a\nb\n"})
+    twice = embed(once, metadata_bytes(meta), {"names.txt": b"a\nb\n"})
+    assert once == twice  # deterministic, and re-embedding replaces the buffer and the packed files
+    root = schema.Model.GetRootAs(model_flatbuffer(twice), 0)
+    names = [root.Metadata(i).Name().decode() for i in range(root.MetadataLength())]
+    assert names.count(METADATA_NAME) == 1
+    back = read_metadata(twice)
+    image = back["subgraphs"][0]["inputs"][0]
+    assert image["content"] == {"kind": "image", "color_space": "rgb"}
+    assert image["normalization"] == {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}
+    assert back["subgraphs"][0]["outputs"][0]["files"] == [
+        {"name": "names.txt", "description": "names", "type": "tensor_axis_labels"}]
+    assert (back["version"], back["license"]) == ("1.2.3", "MIT")
+    damaged = bytearray(twice)
+    where = bytes(damaged).index(b"M001")
+    damaged[where:where + 4] = b"XXXX"
+    with pytest.raises(BundleError, match="not TFLite metadata"):
+        read_metadata(bytes(damaged))
