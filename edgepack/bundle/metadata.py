@@ -9,7 +9,7 @@ and `tflite_support.metadata.MetadataDisplayer` read.
 Only schema 1.0.0 features are written (names, descriptions, image content with its colour
 space, NormalizationOptions, Stats, associated files without a version), so the minimum parser
 version is 1.0.0. `read_metadata` parses what `embed` wrote back into plain data, without
-TensorFlow; the bundle step uses it for the normalization proof and `inspect` to show it.
+TensorFlow; the bundle step proves the normalization on what it reads back.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def embed(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
     """
     from ai_edge_litert import schema_py_generated as schema
 
-    flat = model_flatbuffer(model)
+    flat = model  # a flatbuffer reader ignores what follows the model (a zip of packed files)
     try:
         tree = schema.ModelT.InitFromPackedBuf(flat, 0)
     except Exception as exc:  # the flatbuffer reader raises anything on a damaged model
@@ -191,10 +191,11 @@ def embed(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
         tree.metadata.append(entry)
     builder = flatbuffers.Builder(len(flat) + len(metadata) + 1024)
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-    out = io.BytesIO(bytes(builder.Output()))
+    out = io.BytesIO(bytes(builder.Output()))  # packing drops any zip that followed the old model
     out.seek(0, io.SEEK_END)
-    if files:
-        with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+    if files:  # "w" at the end of the flatbuffer: offsets count from the file's start, as "a" would give,
+        # without "a"'s search of the model's bytes for an end-of-archive record
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
             for name in sorted(files):
                 info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
                 info.external_attr = 0o644 << 16
@@ -213,14 +214,20 @@ def model_flatbuffer(model: bytes) -> bytes:
 
 
 def _zip_start(model: bytes) -> int | None:
-    """Where an appended zip archive begins, if there is one. Python's zipfile turns the archive's
-    offsets into offsets in the whole file, so the first local header is where the flatbuffer ends."""
+    """Where the zip of packed files appended to the model begins, if there is one: its end record
+    must close the file (no comment) and its first local header must follow the flatbuffer. A zip
+    held inside one of the model's buffers is not mistaken for it."""
+    if len(model) < 22 or model[-22:-18] != b"PK\x05\x06":
+        return None
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as archive:
             infos = archive.infolist()
-            return min(info.header_offset for info in infos) if infos else None
+            start = min(info.header_offset for info in infos) if infos else None
     except (zipfile.BadZipFile, OSError, ValueError):
         return None
+    if start is None or start < 8 or model[start:start + 4] != b"PK\x03\x04":
+        return None
+    return start
 
 
 def packed_files(model: bytes) -> dict[str, bytes]:
@@ -238,7 +245,7 @@ def read_metadata(model: bytes) -> dict[str, Any] | None:
     from edgepack.analyze.flatbuffer import IDENTIFIER
     from ai_edge_litert import schema_py_generated as schema
 
-    flat = model_flatbuffer(model)
+    flat = model  # the reader ignores a zip of packed files after the flatbuffer
     if flat[4:8] != IDENTIFIER:
         raise BundleError("not a TFLite model (no TFL3 identifier)")
     root = schema.Model.GetRootAs(flat, 0)
