@@ -3,6 +3,7 @@ the normalization proof, and the android bundle format."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -105,9 +106,11 @@ def test_the_official_reader_reports_what_edgepack_wrote(bundled: dict[str, Any]
     assert image["content"]["content_properties"]["color_space"] == "GRAYSCALE"
     unit = image["process_units"][0]
     assert unit["options_type"] == "NormalizationOptions"
-    assert unit["options"] == {"mean": [0.0], "std": [16.0]}  # the recipe's dataset.normalization
+    # dataset.normalization (mean 0, std 16 on digits' raw 0..16) for the 8-bit pixels an app holds
+    assert unit["options"] == {"mean": [0.0], "std": [255.0]}
     assert image["stats"] == {"max": [1.0], "min": [0.0]}  # digits 0..16 after (x - 0) / 16
-    assert "8x8 grayscale image" in image["description"] and "quantize to int8" in image["description"]
+    assert "8x8 grayscale image" in image["description"] and "8-bit pixel x (0..255)" in image["description"]
+    assert "quantize to int8" in image["description"]
     scores = meta["subgraph_metadata"][0]["output_tensor_metadata"][0]
     assert scores["description"].startswith("Scores for the 10 classes, in the order of labels.txt")
     assert scores["associated_files"] == [{"name": "labels.txt", "type": "TENSOR_AXIS_LABELS",
@@ -168,15 +171,13 @@ def test_the_android_format_is_an_assets_folder_and_a_usage_note(bundled: dict[s
 
 def test_a_wrong_normalization_is_refused_and_nothing_is_written(bundled: dict[str, Any],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import dataclasses
-
     import edgepack.bundle.shipped as shipped
 
     real = shipped.describe
 
-    def wrong_std(*args: Any, **kwargs: Any) -> ModelMeta:  # the classic bug: 0..255 declared, 0..16 trained
+    def wrong_std(*args: Any, **kwargs: Any) -> ModelMeta:  # the classic bug: the dataset's std for 8-bit pixels
         meta = real(*args, **kwargs)
-        image = dataclasses.replace(meta.inputs[0], std=[255.0])
+        image = dataclasses.replace(meta.inputs[0], std=[16.0])
         return dataclasses.replace(meta, inputs=[image])
 
     monkeypatch.setattr(shipped, "describe", wrong_std)
@@ -184,9 +185,39 @@ def test_a_wrong_normalization_is_refused_and_nothing_is_written(bundled: dict[s
     result = invoke("bundle", str(bundled["recipe"]), "--workdir", str(bundled["folder"] / "w"))
     assert result.exit_code == 2, result.output
     assert "normalization proof failed: test sample" in result.stderr
-    assert "metadata mean [0.0] std [255.0]" in result.stderr and "mean 0.0 std 16.0" in result.stderr
+    assert "metadata mean [0.0] std [16.0] (for 8-bit pixels 0..255)" in result.stderr
+    assert "mean 0.0 std 16.0 on raw pixels 0..16" in result.stderr
     assert "Traceback" not in result.output
     assert {p: p.read_bytes() for p in bundled["bundle"].rglob("*") if p.is_file()} == before  # untouched
+
+
+def test_the_proof_takes_8_bit_pixels_and_refuses_a_pixel_range_the_data_breaks(bundled: dict[str, Any]) -> None:
+    from edgepack.bundle.shipped import app_normalization, normalization_proof
+    from edgepack.datasets import load_dataset
+    from edgepack.recipe import load_recipe
+
+    loaded = load_recipe(str(bundled["recipe"]))
+    data = load_dataset(loaded.recipe.dataset, loaded.recipe.seed, loaded.base_dir)
+    assert app_normalization(data, 1) == ([0.0], [255.0])
+
+    def declared(mean: list[float], std: list[float]) -> dict[str, Any]:
+        tensor = {"content": {"kind": "image", "color_space": "grayscale"}, "normalization": {"mean": mean, "std": std}}
+        return {"subgraphs": [{"inputs": [tensor]}]}
+
+    proof = normalization_proof(declared([0.0], [255.0]), data, None)
+    assert proof["pixels"] == "8-bit" and 0 < proof["max_abs_diff"] <= proof["tolerance"] < 0.003  # 8-bit rounding
+    for mean, std in (([0.0], [16.0]), ([127.5], [127.5]), ([0.0], [254.0])):
+        with pytest.raises(BundleError, match="normalization proof failed: test sample"):
+            normalization_proof(declared(mean, std), data, None)
+    narrow = dataclasses.replace(data, pixel_range=(0.0, 1.0))  # digits hold 0..16
+    with pytest.raises(BundleError, match="dataset.pixel_range is 0..1 but the test images hold values from 0 to 16"):
+        normalization_proof(declared([0.0], [255.0]), narrow, None)
+    rgb = dataclasses.replace(data, x_test=np.repeat(data.x_test, 3, axis=-1))  # the declared colour space is applied
+    with pytest.raises(BundleError, match="gives inputs of shape"):
+        normalization_proof(declared([0.0], [255.0]), rgb, None)
+    tensor = declared([0.0] * 3, [255.0] * 3)
+    tensor["subgraphs"][0]["inputs"][0]["content"]["color_space"] = "rgb"
+    assert normalization_proof(tensor, rgb, None)["max_abs_diff"] == proof["max_abs_diff"]
 
 
 def test_bundle_metadata_false_ships_the_converted_bytes(bundled: dict[str, Any]) -> None:
@@ -227,3 +258,28 @@ def test_metadata_round_trips_and_replaces_rather_than_adds(bundled: dict[str, A
     damaged[where:where + 4] = b"XXXX"
     with pytest.raises(BundleError, match="not TFLite metadata"):
         read_metadata(bytes(damaged))
+
+
+def test_a_zip_inside_a_weights_buffer_is_not_taken_for_the_packed_files(bundled: dict[str, Any]) -> None:
+    import io
+    import zipfile
+
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    tree = schema.ModelT.InitFromPackedBuf(bundled["converted"], 0)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("inner.txt", b"not a packed file")
+    buffer = schema.BufferT()
+    buffer.data = bytearray(inner.getvalue())
+    tree.buffers.append(buffer)  # an unreferenced buffer whose bytes are a whole zip archive
+    builder = flatbuffers.Builder(0)
+    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+    model = bytes(builder.Output())
+    assert packed_files(model) == {} and model_flatbuffer(model) == model
+    meta = ModelMeta("m", "d", "1.0.0", "", "", [TensorMeta("x", "in", image=True, color_space="grayscale")],
+                     [TensorMeta("y", "out", files=[AssociatedFile("labels.txt", "names")])])
+    shipped = embed(model, metadata_bytes(meta), {"labels.txt": b"0\n"})
+    assert packed_files(shipped) == {"labels.txt": b"0\n"} and read_metadata(shipped)["name"] == "m"
+    assert shipped.startswith(model_flatbuffer(shipped)) and len(model_flatbuffer(shipped)) > len(model)

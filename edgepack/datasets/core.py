@@ -24,6 +24,7 @@ class Dataset:
     labels: list[str]
     normalization: Normalization
     raw_test: np.ndarray | None = None  # the test images as loaded, before resize, channels and normalization
+    pixel_range: tuple[float, float] | None = None  # raw values of 8-bit black and white, when known
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -52,7 +53,9 @@ def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, ba
     raw = _nhwc(x)
     x = preprocess(raw, spec.resize, spec.channels, spec.normalization)
     train, test = split_indices(len(x), spec.test_fraction, seed)
-    return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization, raw_test=raw[test])
+    pixel_range = spec.pixel_range or ((0.0, 255.0) if raw.dtype == np.uint8 else None)
+    return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization, raw_test=raw[test],
+                   pixel_range=pixel_range)
 
 
 def preprocess(raw: np.ndarray, size: tuple[int, int] | None, channels: int | None, norm: Normalization) -> np.ndarray:

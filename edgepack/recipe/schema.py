@@ -54,6 +54,16 @@ class _DatasetBase(Strict):
     resize: Size2D | None = None
     channels: Literal[1, 3] | None = None
     limit: int | None = Field(None, ge=2)
+    # the raw pixel values that stand for black and full white (an app's 8-bit 0 and 255): the
+    # embedded metadata's normalization is expressed for 8-bit pixels from it
+    pixel_range: tuple[float, float] | None = None
+
+    @field_validator("pixel_range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError("pixel_range is [black, white] with black < white")
+        return value
 
 
 class DigitsDataset(_DatasetBase):
@@ -61,6 +71,7 @@ class DigitsDataset(_DatasetBase):
 
     kind: Literal["digits"]
     normalization: Normalization = Normalization(mean=0.0, std=16.0)
+    pixel_range: tuple[float, float] | None = (0.0, 16.0)
 
 
 class NpzDataset(_DatasetBase):
@@ -79,6 +90,7 @@ class FolderDataset(_DatasetBase):
     path: str = Field(min_length=1)
     image_size: Size2D
     color_mode: Literal["grayscale", "rgb"] = "rgb"
+    pixel_range: tuple[float, float] | None = (0.0, 255.0)
 
 
 DatasetSpec = Annotated[
