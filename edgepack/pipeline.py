@@ -81,6 +81,7 @@ class Pipeline:
         self._search: dict[str, Any] | None = None
         self._external_stage: StageOutput | None = None
         self._shipped: tuple[Path, Any] | None = None
+        self._external_bundled = False
         self.root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(self.root)
 
@@ -376,14 +377,20 @@ class Pipeline:
         why = None
         if not self.recipe.bundle.metadata:
             why = "bundle.metadata = false"
-        elif len(inputs) != 1 or inputs[0]["shape"][1:] != list(self.data.x_test.shape[1:]) or not outputs:
-            why = "metadata is written for one-input image models shaped like the recipe's samples"
+        elif self._external_model is not None and not self._external_bundled:
+            why = "a model given to validate --model is measured as it is"
+        elif (len(inputs) != 1 or inputs[0]["shape"][1:] != list(self.data.x_test.shape[1:]) or not outputs
+              or outputs[0]["shape"][-1:] != [len(self.data.labels)]):
+            why = "metadata is written for one-input image classifiers shaped like the recipe's samples and labels"
         if why is not None:
             shipped = Shipped(converted, {"embedded": False, "why": why})
         else:
             bundle = self.recipe.bundle
             meta = describe(self.recipe.name, self.recipe.description, self.recipe.version, bundle, self.data,
                             inputs, outputs, LABELS_FILE)
+            if self.data.pixel_range is None:
+                self.reporter.note("bundle: dataset.pixel_range is not known for these images, so the metadata's "
+                                   "normalization is for the dataset's own values, not 8-bit pixels; set it")
             labels = "".join(f"{label}\n" for label in self.data.labels).encode("utf-8")
             with captured_native_logs(self.quiet_native):
                 shipped = ship_model(converted, meta, {LABELS_FILE: labels}, self.data, self.recipe.dataset.resize)
@@ -423,6 +430,7 @@ class Pipeline:
                   "quant_error": {"measured": False, "why": "a model given with --model (not converted here)"},
                   "fallback": None}
         self._external_model = path
+        self._external_bundled = fit  # bundle --model embeds metadata; validate --model measures the file as it is
         self._external_stage = StageOutput("convert", "given-" + record["sha256"][:16], path.parent, record)
         self.result.stages["convert"] = self._external_stage
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import stat
 import zipfile
 from pathlib import Path
@@ -91,3 +92,18 @@ def test_odd_archives_are_clear_errors_and_windows_names_are_read(default_run: d
     windows = tmp_path / "windows.zip"
     windows.write_bytes(_zip([("manifest.json", manifest, None), ("c\\model_data.h", b"//", None)]))
     assert "c/model_data.h" in read_archive(windows)
+
+
+def test_gate_on_edgepacks_zip_asks_for_the_measurements_and_checks_them(default_run: dict[str, Any],
+                                                                         tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(zip_bytes(default_run["bundle"], exclude=("measurements.json",)))  # as `run --zip` writes it
+    result = invoke("gate", str(archive))
+    assert result.exit_code == 2 and "no measurements.json to check latency_p90_ms against" in result.stderr
+    measured = default_run["bundle"] / "measurements.json"
+    assert invoke("gate", str(archive), "--measurements", str(measured)).exit_code == 0
+    stale = json.loads(measured.read_text())
+    stale["model_sha256"] = "f" * 64  # measurements of another model
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    result = invoke("gate", str(archive), "--measurements", str(tmp_path / "stale.json"))
+    assert result.exit_code == 2 and "measured another model" in result.stderr

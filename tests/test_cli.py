@@ -88,4 +88,4 @@ def test_gate_on_a_garbled_manifest_is_exit_2_not_a_crash(tmp_path: Path) -> Non
     (tmp_path / "manifest.json").write_text('{"schema_version": 2, "model": {}}')
     result = invoke("gate", str(tmp_path))
     assert result.exit_code == 2
-    assert "bundle-invalid" in result.stderr and "'size_bytes'" in result.stderr
+    assert "bundle-invalid" in result.stderr and "lacks or garbles the budgets: 'recipe'" in result.stderr

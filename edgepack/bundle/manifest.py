@@ -64,8 +64,10 @@ def read_measurements(bundle: Path) -> dict[str, Any] | None:
         path = bundle / MEASUREMENTS
     elif bundle.name == MANIFEST:
         path = bundle.with_name(MEASUREMENTS)
-    else:
+    elif bundle.name == MEASUREMENTS or bundle.suffix.lower() == ".json" and not bundle.name.endswith(MANIFEST):
         path = bundle
+    else:
+        return None
     if not path.is_file():
         return None
     try:
@@ -132,7 +134,7 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
                           "input_layout": "NHWC", "input_shape": list(data.input_shape),
                           "resize": list(recipe.dataset.resize) if recipe.dataset.resize else None,
                           "resize_method": "bilinear" if recipe.dataset.resize else None},
-        "recipe": {"sha256": loaded.sha256, "source": str(loaded.path) if loaded.path else None,
+        "recipe": {"sha256": loaded.sha256, "source": loaded.path.name if loaded.path else None,
                    "resolved": recipe.resolved()},
         "toolchain": toolchain_versions(),
         "data": {

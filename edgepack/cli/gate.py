@@ -26,7 +26,10 @@ def register(app: typer.Typer) -> None:
                                                     "(default: the one in the bundle directory; a .zip has none).")
              ) -> None:
         """Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded."""
+        import json
+
         from edgepack.bundle.manifest import read_manifest, read_measurements
+        from edgepack.bundle.verify import measurements_problems
         from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest
         from edgepack.gate.budgets import conversion_results
@@ -38,21 +41,33 @@ def register(app: typer.Typer) -> None:
         if measurements is not None and run is None:
             raise BundleError(f"{measurements}: no measurements file here",
                               hint="give the measurements.json of a bundle directory")
-        if run is None and (bundle.is_file() and bundle.suffix.lower() == ".zip"):
-            output.reporter().note(f"{bundle.name} holds no measurements.json (it changes every run, so it stays out of the "
-                        "deterministic zip): latency budgets count as not measured; gate the bundle directory or give --measurements")
-        try:
-            measured = measurements_from_manifest(manifest, run)
-            if recipe is None:
-                budgets = Budgets.model_validate(manifest["recipe"]["resolved"]["budgets"])
-        except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
-            raise BundleError(f"{bundle}: the manifest lacks or garbles a field the gate needs: {exc}",
-                              hint="re-create the bundle with `edgepack bundle`") from exc
         if recipe is not None:
             budgets = load_recipe(recipe).recipe.budgets
-        results = check_budgets(budgets, measured)
-        results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
-                                      manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
+        else:
+            try:
+                budgets = Budgets.model_validate(manifest["recipe"]["resolved"]["budgets"])
+            except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
+                raise BundleError(f"{bundle}: the manifest lacks or garbles the budgets: {exc}",
+                                  hint="re-create the bundle with `edgepack bundle`") from exc
+        if run is not None:
+            problems = measurements_problems(json.dumps(run).encode("utf-8"), None)
+            if run.get("model_sha256") != (manifest.get("model") or {}).get("sha256"):
+                problems.append("measurements.json: measured another model (its model_sha256 is not the manifest's)")
+            if problems:
+                raise BundleError("; ".join(problems), context=str(measurements or bundle), code="bundle-modified",
+                                  hint="gate the measurements.json written with this bundle")
+        elif budgets.latency_p90_ms is not None:
+            raise BundleError(f"{bundle}: no measurements.json to check latency_p90_ms against (the .zip edgepack "
+                              "writes leaves it out: it changes every run)",
+                              hint="gate the bundle directory, or give --measurements DIR/measurements.json")
+        try:
+            measured = measurements_from_manifest(manifest, run)
+            results = check_budgets(budgets, measured)
+            results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
+                                          manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
+        except (KeyError, TypeError, ValueError, StopIteration) as exc:
+            raise BundleError(f"{bundle}: the manifest or measurements.json lacks or garbles a field the gate "
+                              f"needs: {exc!r}", hint="re-create the bundle with `edgepack bundle`") from exc
         if output.state.json:
             output.emit_json({"bundle": str(bundle), "passed": all(r.passed for r in results),
                               "results": [r.to_dict() for r in results]})
