@@ -62,7 +62,7 @@ def test_npz_missing_key_names_the_keys_present(tmp_path: Path) -> None:
                       '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n')
     result = invoke("--json", "train", str(recipe), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2
-    assert "no array named ['x']" in result.stdout and "images" in result.stdout
+    assert "no array named 'x'" in result.stdout and "images" in result.stdout
 
 
 def test_unknown_builder_module_is_exit_2(tmp_path: Path) -> None:

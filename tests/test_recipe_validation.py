@@ -86,6 +86,25 @@ BAD = [
      "[convert.fallback]\nmax_drop = 0.01\n", ["convert.search and convert.fallback together", "int8-fallback"]),
     ("fallback-after-qat", BASE + "[[optimize]]\nkind = \"qat\"\n[convert.fallback]\nmax_drop = 0.01\n",
      ["with a QAT stage", "post-training quantization"]),
+    ("unknown-task", BASE + "[task]\nkind = \"segmentation\"\n",
+     ["task.kind = 'segmentation'", "'classification', 'regression', 'anomaly', 'fidelity'"]),
+    ("budget-of-another-task", BASE + "[task]\nkind = \"regression\"\n[budgets]\nmin_accuracy = 0.9\n",
+     ["budgets.min_accuracy does not apply to task.kind = 'regression'", "max_rmse, max_rmse_increase"]),
+    ("anomaly-without-labels", BASE + "[task]\nkind = \"anomaly\"\n",
+     ["dataset.anomaly_key", "task.normal_classes", "give exactly one"]),
+    ("anomaly-key-without-anomaly", BASE.replace('kind = "digits"', 'kind = "npz"\npath = "d.npz"\nanomaly_key = "flag"'),
+     ["dataset.anomaly_key is set but task.kind = 'classification'"]),
+    ("fidelity-builder", BASE + "[task]\nkind = \"fidelity\"\n", ["no targets to train a built model on"]),
+    ("distill-regression", BASE + "[task]\nkind = \"regression\"\n" + DISTILL,
+     ["'distill' teaches class scores", "task.kind = 'regression'"]),
+    ("fidelity-drop-criterion", BASE.replace('kind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"',
+                                             'kind = "saved"\npath = "m.h5"')
+     + "[task]\nkind = \"fidelity\"\n[convert.fallback]\nmax_drop = 0.01\n",
+     ["judged by SQNR alone", "min_sqnr_db"]),
+    ("criterion-three-ways", BASE + "[convert.fallback]\nmax_drop = 0.01\nmin_sqnr_db = 30\n",
+     ["exactly one criterion"]),
+    ("x-key-list-twice", BASE.replace('kind = "digits"', 'kind = "npz"\npath = "d.npz"\nx_key = ["a", "a"]'),
+     ["dataset.x_key", "each once"]),
 ]
 
 

@@ -1,61 +1,174 @@
-"""The Dataset record, loading by recipe spec, seeded splits, normalization, fingerprints."""
+"""The Dataset record, loading by recipe spec and task, seeded splits, normalization, fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgepack.errors import DatasetError
-from edgepack.recipe.schema import DigitsDataset, FolderDataset, Normalization, NpzDataset
+from edgepack.recipe.schema import ClassificationTask, DigitsDataset, FolderDataset, Normalization, NpzDataset
+from edgepack.tasks.base import Split, as_list, take
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Normalized float32 NHWC images and integer labels, split into train and test."""
+    """The recipe's samples for its task, split into train and test.
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    Inputs are normalized float32 arrays, one per model input (images NHWC, feature vectors, or
+    tensors as stored); `x_train` / `x_test` give the one array of a single-input model, else the
+    list. Targets are the task's (`tasks.Targets.y`): class indices, float targets, 0/1 anomaly
+    labels (train: normal samples only, no labels), or None."""
+
+    train_inputs: tuple[np.ndarray, ...]
+    y_train: Any
+    test_inputs: tuple[np.ndarray, ...]
+    y_test: Any
     labels: list[str]
     normalization: Normalization
-    raw_test: np.ndarray | None = None  # the test images as loaded, before resize, channels and normalization
+    raw_tests: tuple[np.ndarray, ...] = ()  # the test inputs as loaded (images NHWC), before resize and normalization
     pixel_range: tuple[float, float] | None = None  # raw values of 8-bit black and white, when known
+    task: str = "classification"
+    images: tuple[bool, ...] = (True,)  # per input: an NHWC image (else feature values or a tensor)
+    target_keys: list[str] = field(default_factory=list)
+    left_out: int = 0  # train-split samples the task does not train on (anomalous ones)
+    where: str = ""
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """The shape of one image (H, W, C)."""
-        return tuple(int(d) for d in self.x_train.shape[1:])
+    def raw_test(self) -> np.ndarray | None:
+        """The first input's raw test images (NHWC), when it is an image input."""
+        return self.raw_tests[0] if self.raw_tests and self.images[0] else None
+
+    @property
+    def image(self) -> bool:
+        """The first input is an NHWC image."""
+        return bool(self.images and self.images[0])
+
+    @property
+    def x_train(self) -> Any:
+        """The train inputs: one array, or a list of one per model input."""
+        return self.train_inputs[0] if len(self.train_inputs) == 1 else list(self.train_inputs)
+
+    @property
+    def x_test(self) -> Any:
+        """The test inputs: one array, or a list of one per model input."""
+        return self.test_inputs[0] if len(self.test_inputs) == 1 else list(self.test_inputs)
+
+    @property
+    def input_shape(self) -> Any:
+        """The shape of one sample (H, W, C for an image); a list of them for several inputs."""
+        shapes = [tuple(int(d) for d in x.shape[1:]) for x in self.train_inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def num_classes(self) -> int:
         """How many classes the labels name."""
         return len(self.labels)
 
+    @property
+    def train_samples(self) -> int:
+        """Samples in the train split."""
+        return int(len(self.train_inputs[0]))
 
-def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, base_dir: Path) -> Dataset:
-    """Load the raw data a spec names, normalize it and split it with `seed`."""
+    @property
+    def test_samples(self) -> int:
+        """Samples in the test split."""
+        return int(len(self.test_inputs[0]))
+
+    def test_split(self) -> Split:
+        """The test split as task metrics take it."""
+        return Split(list(self.test_inputs), self.y_test)
+
+
+def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, base_dir: Path,
+                 task: Any = None) -> Dataset:
+    """Load the raw data a spec names, take the task's targets, preprocess the inputs and split with `seed`.
+
+    `task` is the recipe's `[task]` (default: classification). An anomaly task trains on the train
+    split's normal samples only; its test split keeps both kinds."""
+    from edgepack import tasks
+
+    settings = task if task is not None else ClassificationTask(kind="classification")
+    impl = tasks.get(settings.kind)
     if isinstance(spec, DigitsDataset):
         from edgepack.datasets.sources import load_digits as loader
     elif isinstance(spec, NpzDataset):
         from edgepack.datasets.sources import load_npz as loader
     else:
         from edgepack.datasets.sources import load_folder as loader
-    x, y, labels = loader(spec, base_dir)
-    labels = _labels(spec.labels or labels, y, spec)
-    if spec.limit is not None and spec.limit < len(x):
-        keep = np.sort(np.random.default_rng(seed).choice(len(x), size=spec.limit, replace=False))
-        x, y = x[keep], y[keep]
-    raw = _nhwc(x)
-    x = preprocess(raw, spec.resize, spec.channels, spec.normalization)
-    train, test = split_indices(len(x), spec.test_fraction, seed)
-    pixel_range = spec.pixel_range or ((0.0, 255.0) if raw.dtype == np.uint8 else None)
-    return Dataset(x[train], y[train], x[test], y[test], labels, spec.normalization, raw_test=raw[test],
-                   pixel_range=pixel_range)
+    raw = loader(spec, base_dir)
+    keys = as_list(getattr(spec, "x_key", None)) or ["images"]
+    for key, x in zip(keys, raw.inputs):
+        check_finite(x, raw.where, key)
+    targets = impl.targets(raw, spec, settings)
+    for key, y in zip(targets.keys or ["targets"], as_list(targets.y)):
+        if np.issubdtype(np.asarray(y).dtype, np.floating):
+            check_finite(y, raw.where, key)
+    inputs, y, normal = list(raw.inputs), targets.y, targets.normal
+    if spec.limit is not None and spec.limit < len(inputs[0]):
+        keep = np.sort(np.random.default_rng(seed).choice(len(inputs[0]), size=spec.limit, replace=False))
+        inputs, y = [x[keep] for x in inputs], take(y, keep)
+        normal = None if normal is None else normal[keep]
+    images = [spec.layout == "auto" and x.ndim in (3, 4) for x in inputs]
+    if not images[0] and (spec.resize is not None or spec.channels is not None):
+        raise DatasetError(f"{raw.where}: dataset.resize / channels apply to images; the inputs are "
+                           f"{inputs[0].shape[1:]} per sample", context="dataset.resize / dataset.channels",
+                           hint="remove them, or give images (N, H, W[, C])")
+    raws = [_nhwc(x) if is_image else _features(x, raw.where, key) for key, x, is_image in zip(keys, inputs, images)]
+    prepared = [preprocess(r, spec.resize, spec.channels, spec.normalization) if is_image
+                else r.astype(np.int32) if np.issubdtype(r.dtype, np.integer)  # token ids, codes: as they are
+                else normalize(r, spec.normalization) for r, is_image in zip(raws, images)]
+    train, test = split_indices(len(prepared[0]), spec.test_fraction, seed)
+    left_out = 0
+    if normal is not None:
+        left_out = int(np.sum(~normal[train]))
+        train = train[normal[train]]
+        if len(train) < 2:
+            raise DatasetError(f"{raw.where}: the train split holds {len(train)} normal sample(s); an anomaly model "
+                               "trains and calibrates on normal samples only", context="dataset.test_fraction",
+                               hint="add normal samples or lower dataset.test_fraction")
+    if settings.kind == "anomaly":
+        check_both_kinds(take(y, test), raw.where)
+    image = images[0]
+    pixel_range = spec.pixel_range or ((0.0, 255.0) if raws[0].dtype == np.uint8 else None)
+    return Dataset(tuple(x[train] for x in prepared), None if settings.kind == "anomaly" else take(y, train),
+                   tuple(x[test] for x in prepared), take(y, test), targets.labels, spec.normalization,
+                   raw_tests=tuple(r[test] for r in raws), pixel_range=pixel_range if image else None,
+                   task=settings.kind, images=tuple(images), target_keys=list(targets.keys), left_out=left_out,
+                   where=raw.where)
+
+
+def check_finite(x: np.ndarray, where: str, key: str) -> None:
+    """Refuse NaN or infinite values (they train and convert to a wrong model without a word)."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        value = x[index]
+        raise DatasetError(f"{where}: array '{key}' holds {'NaN' if np.isnan(value) else value} at index "
+                           f"{list(index)} ({int(bad.sum())} non-finite value(s) in all)",
+                           context=f"sample {index[0]}", hint="remove or repair those samples")
+
+
+def check_both_kinds(y: np.ndarray, where: str) -> None:
+    """An anomaly test split needs normal and anomalous samples."""
+    kinds = set(np.unique(y).tolist())
+    if kinds != {0, 1}:
+        raise DatasetError(f"{where}: the test split holds only {'normal' if 0 in kinds else 'anomalous'} samples; "
+                           "ROC AUC needs both", context="dataset.test_fraction",
+                           hint="raise dataset.test_fraction or add samples of the missing kind")
+
+
+def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
+    if x.ndim < 2:
+        raise DatasetError(f"{where}: inputs '{key}' have shape {x.shape}: one value per sample",
+                           context="dataset.x_key", hint="store inputs as (samples, features...)")
+    return x
 
 
 def preprocess(raw: np.ndarray, size: tuple[int, int] | None, channels: int | None, norm: Normalization) -> np.ndarray:
@@ -131,17 +244,25 @@ def calibration_sample(x: np.ndarray, count: int, seed: int) -> np.ndarray:
     return x[calibration_indices(len(x), count, seed)]
 
 
-def calibration_quality(x_cal: np.ndarray, y_cal: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                        labels: list[str]) -> dict[str, object]:
-    """How well the calibration sample covers the test split: classes, and the input value range
-    (test values outside the calibrated range are clipped by an int8 input)."""
-    missing = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_cal).tolist()))
-    low, high = float(x_cal.min()), float(x_cal.max())
-    outside = float(np.mean((x_test < low) | (x_test > high))) if x_test.size else 0.0
-    return {"classes": int(len(np.unique(y_cal))), "test_classes": int(len(np.unique(y_test))),
-            "missing_classes": [labels[i] if i < len(labels) else str(i) for i in missing],
-            "input_range": {"calibration": [low, high], "test": [float(x_test.min()), float(x_test.max())],
-                            "test_outside_fraction": round(outside, 6)}}
+def calibration_quality(x_cal: Any, y_cal: Any, x_test: Any, y_test: Any, labels: list[str],
+                        classes: bool = True) -> dict[str, object]:
+    """How well the calibration sample covers the test split: its classes (a classifier's), and the
+    input value range (test values outside the calibrated range are clipped by an int8 input; with
+    several inputs, the input with the most values outside)."""
+    record: dict[str, object] = {}
+    if classes:
+        missing = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_cal).tolist()))
+        record.update({"classes": int(len(np.unique(y_cal))), "test_classes": int(len(np.unique(y_test))),
+                       "missing_classes": [labels[i] if i < len(labels) else str(i) for i in missing]})
+    ranges = []
+    for index, (cal, test) in enumerate(zip(as_list(x_cal), as_list(x_test))):
+        low, high = float(cal.min()), float(cal.max())
+        outside = float(np.mean((test < low) | (test > high))) if test.size else 0.0
+        ranges.append({"calibration": [low, high], "test": [float(test.min()), float(test.max())],
+                       "test_outside_fraction": round(outside, 6), "input": index})
+    worst = max(ranges, key=lambda r: r["test_outside_fraction"])
+    record["input_range"] = {k: v for k, v in worst.items() if k != "input" or len(ranges) > 1}
+    return record
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
@@ -163,13 +284,3 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
         f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}",
         hint="reshape the image array",
     )
-
-
-def _labels(labels: list[str], y: np.ndarray, spec: object) -> list[str]:
-    if y.size and (y.min() < 0 or y.max() >= len(labels)):
-        raise DatasetError(
-            f"labels run from {int(y.min())} to {int(y.max())} but {len(labels)} label name(s) are given",
-            context=f"dataset.kind = {getattr(spec, 'kind', '?')}",
-            hint="set dataset.labels to one name per class, in class-index order",
-        )
-    return list(labels)

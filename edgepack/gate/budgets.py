@@ -1,4 +1,4 @@
-"""Check the recipe's `[budgets]` against measured size, latency and accuracy."""
+"""Check the recipe's `[budgets]` against measured size, latency, the task's metrics and fidelity."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ class Measurements:
     accuracy_tflite: float | None
     latency_p90_ms: dict[str, float]
     latency_basis: dict[str, str] = field(default_factory=dict)  # device -> what stands in for its p90
+    metrics_float: dict[str, float] = field(default_factory=dict)  # the task's metrics of the float model
+    metrics_tflite: dict[str, float] = field(default_factory=dict)  # ... and of the .tflite
+    fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
 
 
 def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, float], dict[str, str]]:
@@ -58,12 +61,15 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
 
 
 def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | None = None) -> Measurements:
-    """The figures a bundle records: size and accuracy from its manifest, latencies from its
-    measurements.json (`run`; without it, no latency was measured)."""
-    accuracy = manifest.get("metrics", {}).get("accuracy", {})
+    """The figures a bundle records: size, the task's metrics and fidelity from its manifest (schema 2:
+    accuracy only), latencies from its measurements.json (`run`; without it, no latency was measured)."""
+    metrics = manifest.get("metrics", {})
+    accuracy = metrics.get("accuracy") or {}
     latency, basis = gated_latency((run or {}).get("validation", {}))
     return Measurements(size_bytes=int(manifest["model"]["size_bytes"]), accuracy_float=accuracy.get("float"),
-                        accuracy_tflite=accuracy.get("tflite"), latency_p90_ms=latency, latency_basis=basis)
+                        accuracy_tflite=accuracy.get("tflite"), latency_p90_ms=latency, latency_basis=basis,
+                        metrics_float=dict(metrics.get("float") or {}), metrics_tflite=dict(metrics.get("tflite") or {}),
+                        fidelity=metrics.get("fidelity"))
 
 
 def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
@@ -81,7 +87,45 @@ def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
     if budgets.min_accuracy is not None:
         results.append(_at_least("min_accuracy", budgets.min_accuracy, measured.accuracy_tflite, "fraction",
                                  ".tflite accuracy on the test split"))
+    results.extend(_task_budgets(budgets, measured))
+    if budgets.min_sqnr_db is not None:
+        results.append(_sqnr(budgets.min_sqnr_db, measured.fidelity))
     return results
+
+
+def _task_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
+    """The regression and anomaly budgets, from the task's metrics of the float model and the .tflite."""
+    results = []
+    rmse, rmse_float = measured.metrics_tflite.get("rmse"), measured.metrics_float.get("rmse")
+    if budgets.max_rmse is not None:
+        results.append(_at_most("max_rmse", budgets.max_rmse, rmse, "", ".tflite RMSE on the test split"))
+    if budgets.max_rmse_increase is not None:
+        increase = None
+        if rmse is not None and rmse_float:
+            increase = round(rmse / rmse_float - 1.0, 6)
+        results.append(_at_most("max_rmse_increase", budgets.max_rmse_increase, increase, "ratio",
+                                ".tflite RMSE over the float model's, less 1"))
+    auc, auc_float = measured.metrics_tflite.get("auc"), measured.metrics_float.get("auc")
+    if budgets.min_auc is not None:
+        results.append(_at_least("min_auc", budgets.min_auc, auc, "", ".tflite ROC AUC on the test split"))
+    if budgets.max_auc_drop is not None:
+        drop = None if auc is None or auc_float is None else round(auc_float - auc, 6)
+        results.append(_at_most("max_auc_drop", budgets.max_auc_drop, drop, "",
+                                "float ROC AUC minus .tflite ROC AUC on the test split"))
+    return results
+
+
+def _sqnr(limit: float, fidelity: dict[str, Any] | None) -> BudgetResult:
+    """The worst output's SQNR against the float model; every output identical passes (no noise at all)."""
+    if not fidelity or not fidelity.get("outputs"):
+        return BudgetResult("min_sqnr_db", limit, None, "dB", False, None, "the fidelity was not measured")
+    worst = fidelity.get("worst_sqnr_db")
+    if worst is None:
+        return BudgetResult("min_sqnr_db", limit, None, "dB", True, None, "every output identical to the float model's")
+    output = min((o for o in fidelity["outputs"] if o["sqnr_db"] is not None), key=lambda o: o["sqnr_db"])
+    return BudgetResult("min_sqnr_db", limit, worst, "dB", worst >= limit, round(worst - limit, 4),
+                        f"the worst output (output {output['output']}, {output['name']}) against the float model "
+                        "on the test split")
 
 
 def _latency(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
@@ -111,22 +155,37 @@ def _at_least(name: str, limit: float, value: float | None, unit: str, detail: s
 
 
 def conversion_results(search: dict[str, Any] | None, fallback: dict[str, Any] | None,
-                       tflite_accuracy: float | None) -> list[BudgetResult]:
-    """The accuracy criteria of `[convert.search]` and `[convert.fallback]` as budget results, from
-    their records (in the convert stage, or a bundle's manifest). Both measure the drop from the
-    float model the conversion started from (after the optimize stages)."""
+                       tflite_accuracy: float | None = None) -> list[BudgetResult]:
+    """The criteria of `[convert.search]` and `[convert.fallback]` as budget results, from their records
+    (in the convert stage, or a bundle's manifest and measurements). Both judge against the float
+    model the conversion started from (after the optimize stages). `tflite_accuracy` serves the
+    records of 0.2 bundles, which kept only accuracies."""
     results = []
     if search:
         chosen = next(c for c in search["candidates"] if c["chosen"])
-        results.append(BudgetResult(
-            "convert.search", search["allowed_drop"], chosen["drop"], "fraction", bool(search["met"]),
-            search["allowed_drop"] - chosen["drop"],
-            f"{chosen['mode']}, the {search['objective']} of the modes that meet the criterion" if search["met"]
-            else f"no mode meets it; {chosen['mode']} is the most accurate"))
-    if fallback and fallback.get("criterion") and tflite_accuracy is not None:
-        allowed = fallback["criterion"]["allowed_drop"]
-        drop = round(fallback["float_accuracy"] - tflite_accuracy, 6)
-        results.append(BudgetResult(
-            "convert.fallback", allowed, drop, "fraction", drop <= allowed + 1e-9, allowed - drop,
-            f"float minus .tflite accuracy with {len(fallback['kept_float'])} op(s) kept in float"))
+        verdict = (f"{chosen['mode']}, the {search['objective']} of the modes that meet the criterion" if search["met"]
+                   else f"no mode meets it; {chosen['mode']} is the best")
+        results.append(_criterion("convert.search", search.get("criterion"), search["allowed_drop"], chosen,
+                                  bool(search["met"]), verdict))
+    if fallback and fallback.get("criterion"):
+        if "drop" not in fallback:  # a 0.2 record: accuracies only
+            if tflite_accuracy is None:
+                return results
+            fallback = {**fallback, "drop": round(fallback["float_accuracy"] - tflite_accuracy, 6), "worst_sqnr_db": None,
+                        "met": round(fallback["float_accuracy"] - tflite_accuracy, 6)
+                        <= fallback["criterion"]["allowed_drop"] + 1e-9}
+        results.append(_criterion("convert.fallback", fallback["criterion"], fallback["criterion"]["allowed_drop"],
+                                  fallback, bool(fallback["met"]),
+                                  f"the .tflite with {len(fallback['kept_float'])} op(s) kept in float"))
     return results
+
+
+def _criterion(name: str, criterion: dict[str, Any] | None, allowed: float | None, figures: dict[str, Any],
+               met: bool, detail: str) -> BudgetResult:
+    if criterion and criterion.get("min_sqnr_db") is not None:
+        limit, worst = float(criterion["min_sqnr_db"]), figures.get("worst_sqnr_db")
+        return BudgetResult(name, limit, worst, "dB", met, None if worst is None else round(worst - limit, 4), detail)
+    drop = figures.get("drop")
+    unit = "fraction" if figures.get("metric", "accuracy") == "accuracy" else ""
+    margin = None if drop is None or allowed is None else allowed - drop
+    return BudgetResult(name, float(allowed if allowed is not None else 0.0), drop, unit, met, margin, detail)

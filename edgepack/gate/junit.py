@@ -34,7 +34,8 @@ def describe(result: BudgetResult) -> str:
     if result.measured is None:
         return f"{result.name}: not measured ({result.detail}), limit {_fmt(result.limit)} {result.unit}"
     margin = result.margin or 0.0
-    word = "left" if result.passed else ("over by" if result.name.startswith(("max", "latency", "convert.")) else "short by")
+    upper = result.name.startswith(("max", "latency")) or (result.name.startswith("convert.") and result.unit != "dB")
+    word = "left" if result.passed else ("over by" if upper else "short by")
     return (f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
             f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}")
 

@@ -57,6 +57,9 @@ class _DatasetBase(Strict):
     # the raw pixel values that stand for black and full white (an app's 8-bit 0 and 255): the
     # embedded metadata's normalization is expressed for 8-bit pixels from it
     pixel_range: tuple[float, float] | None = None
+    # how inputs are read: "auto" takes (N, F) arrays as feature vectors and (N, H, W[, C]) as images;
+    # "tensors" takes every array as stored (sequences, spectrograms: no channel axis added)
+    layout: Literal["auto", "tensors"] = "auto"
 
     @field_validator("pixel_range")
     @classmethod
@@ -74,13 +77,25 @@ class DigitsDataset(_DatasetBase):
     pixel_range: tuple[float, float] | None = (0.0, 16.0)
 
 
+Key = Annotated[str, Field(min_length=1)]
+
+
 class NpzDataset(_DatasetBase):
-    """Arrays in a `.npz`: images (N, H, W[, C]) and integer labels (N,)."""
+    """Arrays in a `.npz`: inputs (images (N, H, W[, C]), features (N, F), or any tensors) and the
+    task's targets: integer labels, float targets (one array per output), 0/1 anomaly labels."""
 
     kind: Literal["npz"]
     path: str = Field(min_length=1)
-    x_key: str = "x"
-    y_key: str = "y"
+    x_key: Key | list[Key] = "x"  # a list: one array per model input, in the model's input order
+    y_key: Key | list[Key] | None = "y"  # classification: labels; regression: targets (a list: one per output)
+    anomaly_key: Key | None = None  # anomaly: 0 normal / 1 anomalous per sample
+
+    @field_validator("x_key", "y_key")
+    @classmethod
+    def _keys_distinct(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError(f"{value}: give at least one key, each once")
+        return value
 
 
 class FolderDataset(_DatasetBase):
@@ -107,13 +122,50 @@ class BuilderModel(Strict):
 
 
 class SavedModel(Strict):
-    """A saved Keras 2 model: `.keras`, `.h5` or a SavedModel directory."""
+    """A saved model: Keras 3 or tf_keras (Keras 2) `.keras` / `.h5`, or a SavedModel directory.
+
+    A Keras 3 model is rebuilt in tf_keras (and the rebuild proven on the test inputs) so the
+    optimize stages can work on it; `imports` are modules to import first (they register a Keras 3
+    model's custom layers), found beside the recipe or installed.
+    """
 
     kind: Literal["saved"]
     path: str = Field(min_length=1)
+    imports: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*$")]] = []
 
 
 ModelSpec = Annotated[Union[BuilderModel, SavedModel], Field(discriminator="kind")]
+
+class ClassificationTask(Strict):
+    """Integer class labels; top-1 accuracy (the default task)."""
+
+    kind: Literal["classification"]
+
+
+class RegressionTask(Strict):
+    """Float targets shaped like the model's outputs; MAE and RMSE."""
+
+    kind: Literal["regression"]
+
+
+class AnomalyTask(Strict):
+    """Normal samples train; normal and anomalous ones test; ROC AUC of the anomaly score.
+
+    Labels come from the npz (`dataset.anomaly_key`: 0 normal, 1 anomalous) or, for a dataset with
+    classes, from `normal_classes` (those classes are normal, the others anomalous)."""
+
+    kind: Literal["anomaly"]
+    normal_classes: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1)
+
+
+class FidelityTask(Strict):
+    """No labels: the converted model is judged against the float model (SQNR per output)."""
+
+    kind: Literal["fidelity"]
+
+
+TaskSpec = Annotated[Union[ClassificationTask, RegressionTask, AnomalyTask, FidelityTask],
+                     Field(discriminator="kind")]
 
 Optimizer = Literal["adam", "sgd", "rmsprop"]
 
@@ -233,37 +285,55 @@ class DistillStage(_FineTune):
 OptimizeStage = Annotated[Union[PruneStage, QatStage, ClusterStage, DistillStage], Field(discriminator="kind")]
 
 
-class FallbackSettings(Strict):
-    """Keep the ops int8 hurts most in float until the accuracy criterion holds (post-training int8).
+class _Criterion(Strict):
+    """How much worse than the float model a converted one may be, in the task's headline metric
+    (accuracy, RMSE, AUC): `max_drop` absolute (accuracy 0.01 = 1 point; RMSE in the targets' units),
+    `max_relative_drop` as a fraction of the float figure (0.02 = 2 %); or `min_sqnr_db`, the worst
+    output's SQNR against the float model (the only criterion of a fidelity task)."""
 
-    The criterion compares the `.tflite` accuracy with the float model's on the test split: an
-    absolute drop (`max_drop = 0.01` is one point) or a relative one (`max_relative_drop = 0.02`,
-    2 % of the float accuracy). Ops are tried worst first (by the quantization error report), in
-    growing groups (1, 2, 4... up to `max_ops`), then the smallest group that holds is searched.
-    """
-
-    max_drop: float | None = Field(None, ge=0, le=1)
-    max_relative_drop: float | None = Field(None, ge=0, le=1)
-    max_ops: int = Field(8, ge=1, le=1000)
+    max_drop: float | None = Field(None, ge=0)
+    max_relative_drop: float | None = Field(None, ge=0, le=10)
+    min_sqnr_db: float | None = Field(None, ge=-100, le=300)
 
     @model_validator(mode="after")
-    def _one_criterion(self) -> FallbackSettings:
-        if (self.max_drop is None) == (self.max_relative_drop is None):
-            raise ValueError("give exactly one criterion: max_drop (absolute, 0.01 = 1 point) or "
-                             "max_relative_drop (0.02 = 2 % of the float accuracy)")
+    def _one_criterion(self) -> _Criterion:
+        given = [v for v in (self.max_drop, self.max_relative_drop, self.min_sqnr_db) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one criterion: max_drop (absolute, 0.01 = 1 point), max_relative_drop "
+                             "(0.02 = 2 % of the float figure) or min_sqnr_db (the worst output's SQNR)")
         return self
 
-    def allowed_drop(self, float_accuracy: float) -> float:
-        """The largest accuracy drop the criterion allows, as a fraction."""
-        return self.max_drop if self.max_drop is not None else float_accuracy * float(self.max_relative_drop or 0)
+    def allowed_drop(self, float_value: float) -> float:
+        """The largest worsening the criterion allows, in the metric's units (SQNR criteria: none)."""
+        if self.max_drop is not None:
+            return self.max_drop
+        if self.max_relative_drop is not None:
+            return abs(float_value) * float(self.max_relative_drop)
+        return float("inf")
+
+    def describe(self) -> dict[str, float | None]:
+        """The criterion as written."""
+        return {"max_drop": self.max_drop, "max_relative_drop": self.max_relative_drop,
+                "min_sqnr_db": self.min_sqnr_db}
+
+
+class FallbackSettings(_Criterion):
+    """Keep the ops int8 hurts most in float until the criterion holds (post-training int8).
+
+    The criterion compares the `.tflite` with the float model on the test split. Ops are tried
+    worst first (by the quantization error report), in growing groups (1, 2, 4... up to
+    `max_ops`), then the smallest group that holds is searched.
+    """
+
+    max_ops: int = Field(8, ge=1, le=1000)
 
 
 SearchMode = Literal["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback"]
 
 
-class SearchSettings(Strict):
+class SearchSettings(_Criterion):
     """Convert to several modes, measure each, keep the one the objective prefers among those that
-    meet the accuracy criterion (float minus .tflite accuracy on the test split).
+    meet the criterion (the task's metric of the .tflite against the float model's, on the test split).
 
     `int8-fallback` is int8 with the fallback search under the same criterion. Latency is the
     runner's p50 on `device` (default: the first of validate.devices), which must be a real one.
@@ -271,23 +341,14 @@ class SearchSettings(Strict):
 
     modes: list[SearchMode] = Field(min_length=2)
     objective: Literal["smallest", "fastest"] = "smallest"
-    max_drop: float | None = Field(None, ge=0, le=1)
-    max_relative_drop: float | None = Field(None, ge=0, le=1)
     max_ops: int = Field(8, ge=1, le=1000)  # for int8-fallback
     device: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> SearchSettings:
-        if (self.max_drop is None) == (self.max_relative_drop is None):
-            raise ValueError("give exactly one criterion: max_drop (absolute, 0.01 = 1 point) or "
-                             "max_relative_drop (0.02 = 2 % of the float accuracy)")
         if len(set(self.modes)) != len(self.modes):
             raise ValueError(f"modes {self.modes} name a mode twice")
         return self
-
-    def allowed_drop(self, float_accuracy: float) -> float:
-        """The largest accuracy drop the criterion allows, as a fraction."""
-        return self.max_drop if self.max_drop is not None else float_accuracy * float(self.max_relative_drop or 0)
 
 
 class ConvertSettings(Strict):
@@ -369,6 +430,11 @@ class Budgets(Strict):
     latency_p90_ms: float | dict[str, float] | None = None
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    max_rmse: float | None = Field(None, gt=0.0)  # regression: the .tflite's RMSE, in the targets' units
+    max_rmse_increase: float | None = Field(None, ge=0.0, le=10.0)  # its RMSE over the float's, less 1 (0.05 = 5 %)
+    min_auc: float | None = Field(None, ge=0.0, le=1.0)  # anomaly: the .tflite's ROC AUC
+    max_auc_drop: float | None = Field(None, ge=0.0, le=1.0)  # float AUC minus .tflite AUC
+    min_sqnr_db: float | None = Field(None, ge=-100.0, le=300.0)  # every task: the worst output's SQNR vs float
 
     @field_validator("latency_p90_ms")
     @classmethod
@@ -394,6 +460,46 @@ def _check_stage_order(kinds: list[str]) -> None:
     if "cluster" in kinds and "prune" in kinds[kinds.index("cluster"):]:
         raise ValueError(f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
                          "prune first: clustering after pruning keeps the zeros")
+
+
+def _check_task(recipe: Recipe) -> None:
+    """The task fits the data, the model, the budgets, the stages and the criteria."""
+    from edgepack import tasks  # numpy only; the task names its own budgets
+
+    kind = recipe.task.kind
+    allowed = tasks.get(kind).budgets
+    wrong = sorted(name for name in tasks.ALL_TASK_BUDGETS - allowed if getattr(recipe.budgets, name) is not None)
+    if wrong:
+        raise ValueError(f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
+                         f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms'])}")
+    if kind != "classification" and any(stage.kind == "distill" for stage in recipe.optimize):
+        raise ValueError(f"optimize: 'distill' teaches class scores; task.kind = '{kind}' has none: remove the stage")
+    if kind == "fidelity" and recipe.model.kind == "builder":
+        raise ValueError("task.kind = 'fidelity' has no targets to train a built model on: give a trained model "
+                         "(model.kind = 'saved') or another task")
+    if kind == "fidelity" and recipe.optimize:
+        raise ValueError("task.kind = 'fidelity' has no targets to fine-tune on: remove the [[optimize]] stages")
+    dataset = recipe.dataset
+    key = getattr(dataset, "anomaly_key", None)
+    if kind == "anomaly":
+        classes = recipe.task.normal_classes  # type: ignore[union-attr]
+        if (key is None) == (classes is None):
+            raise ValueError("task.kind = 'anomaly' takes its labels from dataset.anomaly_key (npz: 0 normal, "
+                             "1 anomalous) or task.normal_classes (classes that are normal): give exactly one")
+    elif key is not None:
+        raise ValueError(f"dataset.anomaly_key is set but task.kind = '{kind}': set [task] kind = 'anomaly' or remove it")
+    if kind not in ("classification", "regression") and isinstance(dataset.__dict__.get("y_key"), list):
+        raise ValueError(f"dataset.y_key is a list: several target arrays are for regression, not '{kind}'")
+    for name in ("fallback", "search"):
+        criterion = getattr(recipe.convert, name)
+        if criterion is None:
+            continue
+        if kind == "fidelity" and criterion.min_sqnr_db is None:
+            raise ValueError(f"convert.{name}: a fidelity task is judged by SQNR alone; give min_sqnr_db "
+                             "instead of max_drop / max_relative_drop")
+        if kind in ("classification", "anomaly") and (criterion.max_drop or 0) > 1:
+            raise ValueError(f"convert.{name}.max_drop = {criterion.max_drop}: an accuracy or AUC drop is a "
+                             "fraction (0.01 = 1 point)")
 
 
 def parse_size(value: int | str) -> int:
@@ -434,6 +540,7 @@ class Recipe(Strict):
     version: str = Field("0.1.0", pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     strategy: Literal["default", "mirrored"] = "default"
+    task: TaskSpec = ClassificationTask(kind="classification")
     dataset: DatasetSpec
     model: ModelSpec
     train: TrainSettings = TrainSettings()
@@ -456,6 +563,7 @@ class Recipe(Strict):
             )
         kinds = [stage.kind for stage in self.optimize]
         _check_stage_order(kinds)
+        _check_task(self)
         kept = sorted({kind for kind in kinds if kind in ("prune", "cluster")})
         if not self.convert.per_channel and "qat" in kinds and kept:
             raise ValueError(

@@ -1,0 +1,120 @@
+"""What a task is to the pipeline: its targets, its loss, its metrics, its criterion, its budgets.
+
+A task is one small object per kind (`classification`, `regression`, `anomaly`, `fidelity`)
+behind the `Task` protocol; nothing else in the pipeline branches on the kind. Metrics are
+computed from predictions (one array per model output, over the test split), so the same
+function judges a Keras model, a `.tflite` in this process and one in the conversion worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+Shape = tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class RawData:
+    """What a dataset source read, before the task picks its targets: the inputs as stored (one
+    array per model input), the class of each sample and the class names when the source has
+    classes (digits, folders, an npz `y_key` of integers), and the npz's named arrays."""
+
+    inputs: list[np.ndarray]
+    where: str  # the file (or "the shipped digits") for messages
+    classes: np.ndarray | None = None
+    class_names: list[str] | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # every array the file holds, for messages
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The task's view of the samples: what a model is trained and judged against.
+
+    `y` is per sample: class indices (classification), float targets (regression: one array per
+    output), 0/1 anomaly labels (anomaly), or None (fidelity). `normal` marks the samples training
+    and calibration may use (anomaly: the normal ones; else all)."""
+
+    y: Any
+    labels: list[str]
+    normal: np.ndarray | None = None
+    keys: list[str] = field(default_factory=list)  # the npz keys the targets came from, for messages
+
+
+@dataclass(frozen=True)
+class Split:
+    """The test split as metrics need it: one array per model input, and the targets."""
+
+    x: list[np.ndarray]
+    y: Any
+
+
+class Task(Protocol):
+    """One kind of task."""
+
+    kind: str
+    metric: str  # the headline metric: what search and fallback criteria compare
+    higher_is_better: bool
+    budgets: frozenset[str]  # the [budgets] keys that apply to this task
+    trainable: bool
+    class_scores: bool  # its output is one score per class: labels, class coverage, the label file
+
+    def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
+        """Pick and check the targets in `raw` (a `DatasetError` naming the file and key when they do not fit)."""
+
+    def output_problem(self, inputs: Sequence[Shape], outputs: Sequence[Shape], data: Any) -> str | None:
+        """Why a model with these input and output shapes cannot be judged on `data` (None: it can)."""
+
+    def builder_size(self, data: Any) -> int:
+        """The second argument a `module:function` builder gets (classes, target size, features)."""
+
+    def fit_targets(self, data: Any) -> Any:
+        """What `model.fit` is given as y on the train split."""
+
+    def loss(self, keras: Any, model: Any) -> Any:
+        """The training loss for `model`, built with `keras` (tf_keras or Keras 3)."""
+
+    def fit_metrics(self) -> list[str]:
+        """Keras metric names reported while training."""
+
+    def metrics(self, predictions: Sequence[np.ndarray], split: Split) -> dict[str, float]:
+        """The task's metrics of predictions (one array per output) on `split`."""
+
+
+def require_array(raw: RawData, key: str, context: str) -> np.ndarray:
+    """The array `key` of the source, or a `DatasetError` naming the file, the key and what it holds."""
+    from edgepack.errors import DatasetError
+
+    if key not in raw.arrays:
+        raise DatasetError(f"{raw.where}: no array named '{key}'", context=context,
+                           hint=f"the file holds: {', '.join(raw.names) or '(nothing)'}")
+    return raw.arrays[key]
+
+
+def shape_text(shape: Sequence[int | None]) -> str:
+    """A shape as people write it: 8x8x1, ?x10."""
+    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+def worsening(task: Task, reference: float, value: float) -> float:
+    """How much worse `value` is than `reference` in the task's headline metric (negative: better)."""
+    return round(reference - value if task.higher_is_better else value - reference, 6)
+
+
+def as_list(value: Any) -> list[Any]:
+    """One model input or output as a list of one; several as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def take(value: Any, index: np.ndarray) -> Any:
+    """The samples `index` of an array, of each array of a list, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [v[index] for v in value]
+    return value[index]

@@ -1,0 +1,41 @@
+"""Fidelity: data without labels; the converted model is judged against the float model alone."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgepack.tasks.base import RawData, Shape, Split, Targets
+
+
+class Fidelity:
+    """No targets: every output's SQNR (and cosine, max error) against the float model is the measure."""
+
+    kind = "fidelity"
+    metric = "sqnr_db"
+    higher_is_better = True
+    budgets: frozenset[str] = frozenset()
+    trainable = False
+    class_scores = False
+
+    def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
+        return Targets(None, [])
+
+    def output_problem(self, inputs: Sequence[Shape], outputs: Sequence[Shape], data: Any) -> str | None:
+        return None if outputs else "the model has no outputs"
+
+    def builder_size(self, data: Any) -> int:
+        return 0
+
+    def fit_targets(self, data: Any) -> Any:
+        return None
+
+    def loss(self, keras: Any, model: Any) -> Any:
+        raise NotImplementedError("a fidelity task has no targets to train on")
+
+    def fit_metrics(self) -> list[str]:
+        return []
+
+    def metrics(self, predictions: Sequence[np.ndarray], split: Split) -> dict[str, float]:
+        return {}
