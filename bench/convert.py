@@ -52,7 +52,7 @@ def search_pipeline(work: Path) -> Pipeline:
 
 def pick(candidates: list[dict[str, Any]], key: str) -> str:
     meeting = [c for c in candidates if c["meets"]]
-    return min(meeting, key=lambda c: (c[key], -c["accuracy"]))["mode"] if meeting else "none"
+    return min(meeting, key=lambda c: (c[key], -c["value"]))["mode"] if meeting else "none"
 
 
 def report(search: dict[str, Any], seconds: float) -> str:
@@ -63,7 +63,7 @@ def report(search: dict[str, Any], seconds: float) -> str:
         "# bench/convert.py: mode search on MobileNetV2 0.35/96 (digits, no QAT)", "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} logical CPUs; tensorflow {version('tensorflow')}, ai-edge-litert {version('ai-edge-litert')}. "
-        f"Float accuracy {100 * search['float_accuracy']:.2f} % on the digits test split (450 images); criterion: "
+        f"Float accuracy {100 * search['float_value']:.2f} % on the digits test split (450 images); criterion: "
         f"drop <= {100 * search['allowed_drop']:.2f} points. Latency: the runner's p50 on `{search['device']}`, "
         "200 runs after 20 warm-up, 1 thread.", "",
         "| mode | size | vs float32 | p50 (ms) | accuracy | drop (points) | meets | Pareto |",
@@ -71,7 +71,7 @@ def report(search: dict[str, Any], seconds: float) -> str:
     ]
     for c in candidates:
         lines.append(f"| {c['mode']} | {c['size_bytes']:,} B | {c['size_bytes'] / f32['size_bytes']:.3f}x | "
-                     f"{c['latency_p50_ms']:.3f} | {100 * c['accuracy']:.2f} % | {100 * c['drop']:+.2f} | "
+                     f"{c['latency_p50_ms']:.3f} | {100 * c['value']:.2f} % | {100 * c['drop']:+.2f} | "
                      f"{'yes' if c['meets'] else 'no'} | {'yes' if c['pareto'] else ''} |")
     lines += ["", f"**Pick, objective `smallest`: {smallest}.** **Pick, objective `fastest`: {fastest}.** "
                   f"(edgepack picked `{search['chosen']}` for `{search['objective']}`.)", ""]

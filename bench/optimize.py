@@ -57,7 +57,7 @@ def pipeline(name: str, **update: Any) -> Pipeline:
 
 
 def evaluated(p: Pipeline) -> dict[str, Any]:
-    return p.evaluate().record
+    return p.evaluate().record.to_dict()
 
 
 def pts(value: float) -> str:
@@ -73,10 +73,10 @@ def qat() -> list[Row]:
 
 def prune() -> list[Row]:
     p = pipeline("prune-qat-int8")
-    e, c = evaluated(p), p.convert().record
-    pruned = p.optimize().record["stages"][0]["pruned_layers"]
+    e, c = evaluated(p), p.convert().record.to_dict()
+    pruned = p.optimize().record.stages[0]["pruned_layers"]
     sparsity = {name: c["weights"][name]["sparsity"] for name in pruned}
-    dense = pipeline("qat-int8").convert().record
+    dense = pipeline("qat-int8").convert().record.to_dict()
     ratio = c["gzip_bytes"] / dense["gzip_bytes"]
     return [("prune-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
             ("prune-qat-int8", "int8 >= float - 1.5 pts", f"{100 * (e['tflite'] - e['float']):+.2f} pts",
@@ -90,8 +90,8 @@ def prune() -> list[Row]:
 
 def prune24() -> list[Row]:
     p = pipeline("prune24-qat-int8")
-    e, c = evaluated(p), p.convert().record
-    pruned = p.optimize().record["stages"][0]["pruned_layers"]
+    e, c = evaluated(p), p.convert().record.to_dict()
+    pruned = p.optimize().record.stages[0]["pruned_layers"]
     per4 = {name: c["weights"][name]["max_nonzeros_per_4"] for name in pruned}
     return [("prune24-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
             ("prune24-qat-int8", "max non-zeros per block of 4, every pruned kernel <= 2",
@@ -101,10 +101,10 @@ def prune24() -> list[Row]:
 def cluster() -> list[Row]:
     p = pipeline("cluster-qat-int8")
     e = evaluated(p)
-    clustered = list(p.optimize().record["stages"][0]["unique_values"])
+    clustered = list(p.optimize().record.stages[0]["unique_values"])
     stage = load_recipe("cluster-qat-int8").recipe.optimize[0]
     f32 = pipeline("cluster-qat-int8", optimize=[stage], convert=ConvertSettings(mode="float32"))
-    unique = {name: f32.convert().record["weights"][name]["unique_values"] for name in clustered}
+    unique = {name: f32.convert().record.to_dict()["weights"][name]["unique_values"] for name in clustered}
     return [("cluster-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
             ("cluster-qat-int8", "int8 >= float - 2 pts", f"{100 * (e['tflite'] - e['float']):+.2f} pts",
              e["tflite"] >= e["float"] - 0.02),
@@ -117,7 +117,7 @@ def distill() -> list[Row]:
     stage = recipe.optimize[0].model_copy(update={"compare_scratch": True})
     runs = []
     for seed in SEEDS:
-        record = pipeline("distill-prune-qat-int8", seed=seed, optimize=[stage]).optimize().record["stages"][0]
+        record = pipeline("distill-prune-qat-int8", seed=seed, optimize=[stage]).optimize().record.stages[0]
         runs.append(record)
     ratio = runs[0]["param_ratio"]
 
@@ -136,14 +136,14 @@ def distill() -> list[Row]:
 
 def mobilenet() -> list[Row]:
     p = pipeline("mobilenetv2-qat-int8")
-    e, c = evaluated(p), p.convert().record
+    e, c = evaluated(p), p.convert().record.to_dict()
     f32 = pipeline("mobilenetv2-qat-int8", optimize=[], convert=ConvertSettings(mode="float32"))
-    f32_size = f32.convert().record["size_bytes"]
+    f32_size = f32.convert().record.to_dict()["size_bytes"]
     ratio = c["size_bytes"] / f32_size
-    folded = len(p.optimize().record["stages"][0]["folded_batchnorm"])
+    folded = len(p.optimize().record.stages[0]["folded_batchnorm"])
     # The same recipe with TFLite's default per-channel weights, for comparison (figures only).
     per_channel = pipeline("mobilenetv2-qat-int8", convert=p.recipe.convert.model_copy(update={"per_channel": True}))
-    pe, pc = evaluated(per_channel), per_channel.convert().record
+    pe, pc = evaluated(per_channel), per_channel.convert().record.to_dict()
     name = "mobilenetv2-qat-int8"
     return [(name, "float / int8 accuracy (LiteRT), per-tensor weights", f"{pts(e['float'])} / {pts(e['tflite'])}",
              e["tflite"] > 0.5),

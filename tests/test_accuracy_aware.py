@@ -126,12 +126,13 @@ def test_fallback_keeps_the_ops_int8_wrecks_in_float_until_the_criterion_holds(o
     report = json.loads(result.stdout)
     fallback = report["stages"]["convert"]["fallback"]
     evaluate = report["stages"]["evaluate"]
-    assert fallback["plain_int8_accuracy"] < fallback["float_accuracy"] - 0.01  # plain int8 misses 1 point
+    assert fallback["metric"] == "accuracy"
+    assert fallback["plain_int8_value"] < fallback["float_value"] - 0.01  # plain int8 misses 1 point
     assert fallback["met"] is True
     assert sorted(k["layer"] for k in fallback["kept_float"]) == ["conv2", "fc"]
     assert sorted(k["op"] for k in fallback["kept_float"]) == ["CONV_2D", "FULLY_CONNECTED"]
     assert [a["extra_float_ops"] for a in fallback["attempts"]] == [0, 1, 2]  # groups of 1, then 2: both needed
-    assert evaluate["drop"] <= 0.01 and evaluate["tflite"] == pytest.approx(fallback["accuracy"])
+    assert evaluate["drop"] <= 0.01 and evaluate["tflite"] == pytest.approx(fallback["value"])
     assert fallback["size_bytes"] > fallback["plain_int8_size_bytes"]  # float weights cost bytes
     gate = {g["name"]: g for g in report["gate"]["results"]}
     assert gate["convert.fallback"]["passed"] is True
@@ -203,24 +204,30 @@ def _check_pick(search: dict[str, Any]) -> dict[str, Any]:
     candidates = search["candidates"]
     key = "size_bytes" if search["objective"] == "smallest" else "latency_p50_ms"
     meeting = [c for c in candidates if c["drop"] <= search["allowed_drop"] + 1e-9]
-    expected = min(meeting, key=lambda c: (c[key], -c["accuracy"])) if meeting else max(
-        candidates, key=lambda c: c["accuracy"])
+    expected = min(meeting, key=lambda c: (c[key], -c["value"])) if meeting else max(
+        candidates, key=lambda c: c["value"])
     assert search["chosen"] == expected["mode"] and [c["mode"] for c in candidates if c["chosen"]] == [expected["mode"]]
     for c in candidates:
         beaten = any(o["size_bytes"] <= c["size_bytes"] and o["latency_p50_ms"] <= c["latency_p50_ms"]
-                     and o["accuracy"] >= c["accuracy"] and (o["size_bytes"], o["latency_p50_ms"], o["accuracy"])
-                     != (c["size_bytes"], c["latency_p50_ms"], c["accuracy"]) for o in candidates if o is not c)
+                     and o["value"] >= c["value"] and (o["size_bytes"], o["latency_p50_ms"], o["value"])
+                     != (c["size_bytes"], c["latency_p50_ms"], c["value"]) for o in candidates if o is not c)
         assert c["pareto"] is (not beaten), c["mode"]
     return expected
 
 
+@pytest.fixture(scope="module")
+def search_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for both objectives: the second takes the candidates' conversions from the cache."""
+    return tmp_path_factory.mktemp("search")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["smallest", "fastest"])
-def test_mode_search_picks_what_the_measured_figures_say(tmp_path: Path, objective: str) -> None:
-    recipe = tmp_path / "ptq.toml"
+def test_mode_search_picks_what_the_measured_figures_say(search_work: Path, objective: str) -> None:
+    recipe = search_work / f"ptq-{objective}.toml"
     recipe.write_text(PTQ.replace("error_samples = 16", "error_report = false") + SEARCH.format(objective=objective)
                       + "\n[validate]\nwarmup = 5\nruns = 50\n")
-    result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
+    result = invoke("--json", "run", str(recipe), "--workdir", str(search_work / "work"))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     search = report["search"]

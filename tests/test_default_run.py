@@ -49,7 +49,11 @@ def test_manifest_tensors_match_what_litert_reports(default_run: dict[str, Any])
 
 def test_manifest_records_provenance_and_measurements(default_run: dict[str, Any]) -> None:
     manifest = default_run["manifest"]
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == 3
+    assert manifest["task"] == {"kind": "classification"} and manifest["metrics"]["task"] == "classification"
+    assert manifest["source"] == {"kind": "builder", "builder": "edgepack.models.zoo:digits_cnn", "saved_by": "tf_keras"}
+    assert manifest["metrics"]["tflite"]["accuracy"] == manifest["metrics"]["accuracy"]["tflite"]
+    assert manifest["metrics"]["fidelity"]["outputs"][0]["sqnr_db"] > 10  # int8 against the QAT model it came from
     assert manifest["labels"] == [str(i) for i in range(10)]
     assert (default_run["bundle"] / "labels.txt").read_text().split() == manifest["labels"]
     assert manifest["normalization"]["mean"] == 0.0 and manifest["normalization"]["std"] == 16.0

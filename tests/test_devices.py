@@ -75,8 +75,9 @@ def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(model
         assert rec["runtime"]["name"] == "ai-edge-litert" and rec["runtime"]["version"]
         assert rec["peak_rss_kb"] > 0 and rec["init_ms"] > 0
         assert rec["outputs"][0]["shape"] == [1, 10] and rec["outputs"][0]["dtype"] == "int8"
-        assert parity(records["host"]["outputs"], rec["outputs"]) == {"ok": True, "identical": True,
-                                                                      "max_abs_diff": 0.0}, name
+        assert parity(records["host"]["outputs"], rec["outputs"]) == {
+            "ok": True, "identical": True, "max_abs_diff": 0.0,
+            "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}]}, name
     assert records["host-1core"]["cpus"] == [0] and records["host-1core"]["memory_limit"] == 512 * 2**20
     assert records["host"]["memory_limit"] is None
     # The inputs were really fed: seeded random ones give other outputs.
@@ -94,6 +95,10 @@ def test_parity_flags_a_different_int8_output() -> None:
     near = parity([float_out], [{**float_out, "values": [1.0, 2.0 + 1e-7], "sha256": "b"}])
     assert near["ok"] and not near["identical"]
     assert parity([float_out], [{**float_out, "values": [1.0, 2.1], "sha256": "c"}])["ok"] is False
+    # Every output is checked: the second of two differs, and is named, though the first is identical.
+    both = parity([out, float_out], [out, {**float_out, "values": [1.0, 2.1], "sha256": "c"}])
+    assert both["ok"] is False and both["why"].startswith("output 1:")
+    assert [row["ok"] for row in both["outputs"]] == [True, False]
 
 
 def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(default_run: dict[str, Any],

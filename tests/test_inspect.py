@@ -179,7 +179,8 @@ def test_validate_takes_any_tflite_and_devices_from_the_command_line(built: dict
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert list(records) == ["host", "host-1core"]
-    assert records["host-1core"]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}
+    assert records["host-1core"]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0, "outputs": [
+        {"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}]}
     assert records["host"]["latency_ms"]["runs"] > 0
     assert not (tmp_path / "digits" / "train").exists()  # nothing trained or converted
 

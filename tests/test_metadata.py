@@ -212,7 +212,7 @@ def test_the_proof_takes_8_bit_pixels_and_refuses_a_pixel_range_the_data_breaks(
     narrow = dataclasses.replace(data, pixel_range=(0.0, 1.0))  # digits hold 0..16
     with pytest.raises(BundleError, match="dataset.pixel_range is 0..1 but the test images hold values from 0 to 16"):
         normalization_proof(declared([0.0], [255.0]), narrow, None)
-    rgb = dataclasses.replace(data, x_test=np.repeat(data.x_test, 3, axis=-1))  # the declared colour space is applied
+    rgb = dataclasses.replace(data, test_inputs=(np.repeat(data.x_test, 3, axis=-1),))  # the declared colour space is applied
     with pytest.raises(BundleError, match="gives inputs of shape"):
         normalization_proof(declared([0.0], [255.0]), rgb, None)
     tensor = declared([0.0] * 3, [255.0] * 3)

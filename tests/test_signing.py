@@ -51,12 +51,16 @@ def tiny_tflite() -> bytes:
     return bytes(builder.Output())
 
 
-def tiny_manifest(model: bytes) -> dict[str, Any]:
-    """A manifest that conforms to the published schema, for the tiny model."""
+def tiny_manifest(model: bytes, version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """A manifest that conforms to the published schema (of `version`: 2 is what edgepack 0.2 wrote)."""
     tensor = {"name": "in", "index": 0, "shape": [1, 4], "dtype": "float32", "scale": None, "zero_point": None}
     fingerprint = hashlib.sha256(b"data").hexdigest()
+    current = {"task": {"kind": "classification"}, "source": {"kind": "builder", "saved_by": "tf_keras"},
+               "metrics": {"task": "classification", "metric": "accuracy", "accuracy": {"tflite": 0.9375},
+                           "float": {"accuracy": 0.95}, "tflite": {"accuracy": 0.9375},
+                           "fidelity": {"outputs": [], "worst_sqnr_db": None}}} if version >= 3 else {}
     return {
-        "schema_version": SCHEMA_VERSION, "name": "tiny", "version": "1.0.0", "description": "signing test",
+        "schema_version": version, "name": "tiny", "version": "1.0.0", "description": "signing test",
         "model": {"file": "model.tflite", "sha256": hashlib.sha256(model).hexdigest(), "size_bytes": len(model),
                   "mode": "float32", "io": "float32"},
         "inputs": [tensor], "outputs": [{**tensor, "name": "out", "index": 1}],
@@ -66,16 +70,33 @@ def tiny_manifest(model: bytes) -> dict[str, Any]:
         "toolchain": {"edgepack": "test"},
         "data": {"train": {"fingerprint": fingerprint}, "test": {"fingerprint": fingerprint}},
         "stages": {}, "metrics": {"accuracy": {"tflite": 0.9375}}, "validation": {},
-        "gate": {"passed": True, "results": []},
+        "gate": {"passed": True, "results": []}, **current,
     }
 
 
-def make_bundle(folder: Path, name: str = "bundle") -> Path:
+def make_bundle(folder: Path, name: str = "bundle", version: int = SCHEMA_VERSION) -> Path:
     """Write a bundle with the writer edgepack uses (its artifacts list included); no signature."""
     model = tiny_tflite()
     out = folder / name
-    write_bundle(out, model, ["a", "b", "c", "d"], tiny_manifest(model), make_zip=False)
+    write_bundle(out, model, ["a", "b", "c", "d"], tiny_manifest(model, version), make_zip=False)
     return out
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_verify_and_gate_read_bundles_of_schema_2_and_3(tmp_path: Path, version: int) -> None:
+    bundle = make_bundle(tmp_path, version=version)
+    result = invoke("--json", "verify", str(bundle))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ok"] is True
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["recipe"]["resolved"] = {"budgets": {"min_accuracy": 0.95}}
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    gated = invoke("--json", "gate", str(bundle))  # 0.9375 < 0.95: read from either schema's fields
+    assert gated.exit_code == 3, gated.output
+    assert json.loads(gated.stdout)["results"][0]["measured"] == 0.9375
+    broken = {**manifest, "schema_version": 1}
+    (bundle / MANIFEST).write_text(json.dumps(broken))
+    assert invoke("verify", str(bundle)).exit_code == 2
 
 
 def sign(bundle: Path, key: Path) -> bytes:

@@ -143,5 +143,8 @@ def test_runner_percentiles_and_random_inputs_fit_the_tensor() -> None:
     summary = runner.percentile_summary([float(i) for i in range(1, 101)])
     assert summary["p50"] == pytest.approx(50.5) and summary["p90"] == pytest.approx(90.1)
     assert summary["min"] == 1.0 and summary["max"] == 100.0 and summary["runs"] == 100
-    arrays = runner.make_inputs([{"dtype": np.int8, "shape": np.array([1, 8, 8, 1])}], 0, None)
+    arrays = runner.make_inputs([{"dtype": np.int8, "shape": np.array([1, 8, 8, 1]), "quantization": (0.05, -3)},
+                                 {"dtype": np.int32, "shape": np.array([1, 12]), "quantization": (0.0, 0)}], 0, None)
     assert arrays[0].dtype == np.int8 and arrays[0].shape == (1, 8, 8, 1)
+    assert len(np.unique(arrays[0])) > 10  # a quantized input: random values over its range
+    assert arrays[1].dtype == np.int32 and not arrays[1].any()  # indices (token ids): zeros, always in range

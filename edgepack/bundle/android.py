@@ -13,18 +13,40 @@ from typing import Any
 from edgepack.bundle.shipped import dequantize_text, quantize_text
 
 
-def android_files(name: str, shipped: Any, labels: list[str], tensors: dict[str, list[dict[str, Any]]]) -> dict[str, str | bytes]:
-    """Relative path -> content of the android format's files."""
+def android_files(name: str, shipped: Any, labels: list[str], tensors: dict[str, list[dict[str, Any]]],
+                  task: str = "classification", image: bool = True) -> dict[str, str | bytes]:
+    """Relative path -> content of the android format's files (labels.txt for a classifier only)."""
     model = f"{name}.tflite"
-    return {f"android/assets/{model}": shipped.data,
-            "android/assets/labels.txt": "".join(f"{label}\n" for label in labels),
-            "android/README.md": usage_note(model, shipped, labels, tensors)}
+    files: dict[str, str | bytes] = {f"android/assets/{model}": shipped.data,
+                                     "android/README.md": usage_note(model, shipped, labels, tensors, task, image)}
+    if labels and task == "classification":
+        files["android/assets/labels.txt"] = "".join(f"{label}\n" for label in labels)
+    return files
 
 
-def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, list[dict[str, Any]]]) -> str:
+def _io_lines(labels: list[str], tensors: dict[str, list[dict[str, Any]]], task: str, image: bool) -> list[str]:
+    lines = []
+    for inp in tensors["inputs"]:
+        what = "each pixel" if image else "each value"
+        lines.append(f"- input `{inp['name']}`: {'x'.join(str(d) for d in inp['shape'])}, {inp['dtype']}; {what} "
+                     f"`x' = (x - mean) / std`" + (f", then `{quantize_text(inp)}`" if inp["scale"] is not None else ""))
+    for out in tensors["outputs"]:
+        shape = "x".join(str(d) for d in out["shape"])
+        if task == "classification":
+            meaning = f"one score per line of `labels.txt` ({len(labels)} classes)"
+        else:
+            meaning = {"regression": "the predicted targets", "anomaly": "the reconstruction or anomaly score "
+                       "(the metadata says which)"}.get(task, "the model's output")
+        what = "score" if task == "classification" else "value"
+        lines.append(f"- output `{out['name']}`: {shape}, {out['dtype']}: {meaning}"
+                     + (f"; `{dequantize_text(out, what)}`" if out["scale"] is not None else ""))
+    return lines
+
+
+def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, list[dict[str, Any]]],
+               task: str = "classification", image: bool = True) -> str:
     """The usage note, with the model's input shape, type, normalization and quantization filled in."""
-    inp, out = tensors["inputs"][0], tensors["outputs"][0]
-    shape = "x".join(str(d) for d in inp["shape"])
+    inp = tensors["inputs"][0]
     meta = shipped.record
     proof = meta.get("normalization_proof") if meta.get("embedded") else None
     lines = [
@@ -36,7 +58,8 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
         f"({meta.get('why')}), so the Task Library cannot read it; use the Interpreter.",
     ]
     if meta.get("embedded"):
-        lines[-1] += (" (input and output descriptions, the normalization, and `labels.txt` packed in), which the "
+        packed = ", and `labels.txt` packed in" if task == "classification" and labels else ""
+        lines[-1] += (f" (input and output descriptions, the normalization{packed}), which the "
                       "Task Library and Android Studio's ML Model Binding read.")
     lines += [
         "",
@@ -48,15 +71,13 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
         "",
         "## Input and output",
         "",
-        f"- input `{inp['name']}`: {shape}, {inp['dtype']}; each pixel `x' = (x - mean) / std`"
-        + (f", then `{quantize_text(inp)}`" if inp["scale"] is not None else ""),
-        f"- output `{out['name']}`: {'x'.join(str(d) for d in out['shape'])}, {out['dtype']}: one score per line of "
-        f"`labels.txt` ({len(labels)} classes)"
-        + (f"; `{dequantize_text(out)}`" if out["scale"] is not None else ""),
+        *_io_lines(labels, tensors, task, image),
     ]
     if proof:
+        first = proof[0] if isinstance(proof, list) else proof
         lines.append(f"- the normalization in the metadata was checked against the training pipeline on "
-                     f"{proof['samples']} test images (max difference {proof['max_abs_diff']:.3g})")
+                     f"{first['samples']} test {'images' if image else 'samples'} "
+                     f"(max difference {first['max_abs_diff']:.3g})")
     lines += [
         "",
         "## LiteRT Interpreter (any input type)",
@@ -72,7 +93,11 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
         "```",
         "",
     ]
-    if inp["dtype"] in ("uint8", "float32"):
+    if task != "classification" or not image:
+        lines += ["## Task Library", "",
+                  "The Task Library's ready-made tasks are for image and text classifiers and the like; "
+                  f"this {task} model takes the Interpreter above."]
+    elif inp["dtype"] in ("uint8", "float32"):
         lines += [
             "## Task Library",
             "",

@@ -10,12 +10,13 @@ from typing import Any
 
 from edgepack.errors import BundleError
 
-SCHEMA_VERSION = 2  # 2: validation, search and gate moved to measurements.json; model.metadata
+SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2: measurements.json split out
+READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read
 MANIFEST = "manifest.json"
 MEASUREMENTS = "measurements.json"
 MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
-TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
+TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
 
 
 def toolchain_versions() -> dict[str, str]:
@@ -96,10 +97,10 @@ def manifest_from(files: dict[str, bytes], bundle: Path) -> dict[str, Any]:
 
 
 def _checked(data: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(data, dict) or data.get("schema_version") not in READABLE_VERSIONS:
         raise BundleError(f"{path}: unsupported manifest (schema_version {data.get('schema_version')!r})"
                           if isinstance(data, dict) else f"{path}: the manifest is not a JSON object",
-                          hint=f"this edgepack reads schema_version {SCHEMA_VERSION}")
+                          hint=f"this edgepack reads schema_version {' and '.join(map(str, READABLE_VERSIONS))}")
     return data
 
 
@@ -107,48 +108,56 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
     """The build section of a finished pipeline's bundle (`manifest.json`): what the artifacts are and
     how they were made. Nothing in it depends on when or where the run happened, so the same recipe,
     data, seed and toolchain give the same bytes. Measurements live in `measurements.json`."""
-    from edgepack.litert import interpreter_from_bytes, tensor_records
-
     recipe, loaded, data = pipeline.recipe, pipeline.loaded, pipeline.data
     trained, optimized, converted = pipeline.train(), pipeline.optimize(), pipeline.convert()
-    evaluated = pipeline.evaluate()
+    evaluated = pipeline.evaluate().record
     converted_digest, converted_size = file_digest(pipeline.tflite_path)
     norm = data.normalization
-    interp = interpreter_from_bytes(shipped.data)
+    inputs, outputs = pipeline.tensor_records()
+    conversion = converted.record
+    classifier = evaluated.task == "classification"
     return {
         "schema_version": SCHEMA_VERSION,
         "name": recipe.name,
         "version": recipe.version,
         "description": recipe.description,
+        "task": recipe.task.model_dump(mode="json"),
         "model": {"file": MODEL_FILE, "sha256": hashlib.sha256(shipped.data).hexdigest(),
                   "size_bytes": len(shipped.data),
                   "converted_sha256": converted_digest, "converted_size_bytes": converted_size,
-                  "gzip_bytes": converted.record["gzip_bytes"],
-                  "mode": converted.record["mode"], "io": converted.record["io"],
+                  "gzip_bytes": conversion.gzip_bytes, "mode": conversion.mode, "io": conversion.io,
                   "metadata": shipped.record},
-        "inputs": tensor_records(interp.get_input_details()),
-        "outputs": tensor_records(interp.get_output_details()),
+        "source": trained.record.source,
+        "inputs": inputs,  # in the file's order; keras_index: the Keras model's input (output) it is
+        "outputs": outputs,
         "labels": list(data.labels),
-        "labels_file": LABELS_FILE,
+        "labels_file": LABELS_FILE if data.labels and classifier else None,
         "normalization": {"mean": norm.mean, "std": norm.std, "formula": "(x - mean) / std",
-                          "input_layout": "NHWC", "input_shape": list(data.input_shape),
+                          "input_layout": "NHWC" if data.image else "as stored",
+                          "input_shape": list(data.input_shape) if len(data.train_inputs) == 1
+                          else [list(s) for s in data.input_shape],
                           "resize": list(recipe.dataset.resize) if recipe.dataset.resize else None,
                           "resize_method": "bilinear" if recipe.dataset.resize else None},
         "recipe": {"sha256": loaded.sha256, "source": loaded.path.name if loaded.path else None,
                    "resolved": recipe.resolved()},
         "toolchain": toolchain_versions(),
         "data": {
-            "train": {"fingerprint": pipeline.fingerprints["train"], "samples": int(len(data.y_train))},
-            "calibration": converted.record["calibration"],
-            "test": {"fingerprint": pipeline.fingerprints["test"], "samples": int(len(data.y_test))},
+            "train": {"fingerprint": pipeline.fingerprints["train"], "samples": data.train_samples,
+                      "left_out": data.left_out},
+            "calibration": conversion.calibration,
+            "test": {"fingerprint": pipeline.fingerprints["test"], "samples": data.test_samples},
         },
         "stages": {name: out.id for name, out in pipeline.result.stages.items()},
-        "optimization": {"params_float": trained.record["params"], "stages": optimized.record["stages"],
-                         "tflite_weights": converted.record["weights"]},
-        "quantization_error": converted.record.get("quant_error"),
-        "fallback": converted.record.get("fallback"),
-        "metrics": {"accuracy": {k: evaluated.record[k] for k in ("float", "optimized", "tflite", "drop")},
-                    "test_samples": evaluated.record["test_samples"], "size_bytes": len(shipped.data)},
+        "optimization": {"params_float": trained.record.params, "stages": optimized.record.stages,
+                         "tflite_weights": conversion.weights},
+        "quantization_error": conversion.quant_error,
+        "fallback": conversion.fallback,
+        "metrics": {"task": evaluated.task, "metric": evaluated.metric,
+                    **({"accuracy": {"float": evaluated.float, "optimized": evaluated.optimized,
+                                     "tflite": evaluated.tflite, "drop": evaluated.drop}} if classifier else {}),
+                    "float": evaluated.metrics["float"], "optimized": evaluated.metrics["optimized"],
+                    "tflite": evaluated.metrics["tflite"], "drop": evaluated.drop, "fidelity": evaluated.fidelity,
+                    "test_samples": evaluated.test_samples, "size_bytes": len(shipped.data)},
     }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgepack.bundle.manifest import SCHEMA_VERSION
+from edgepack.bundle.manifest import READABLE_VERSIONS, SCHEMA_VERSION
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -55,20 +55,56 @@ _BUDGET = {
 _OPTIONAL_OBJECT = {"type": ["object", "null"]}
 
 
-def _document(kind: str, required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+_METRICS = {"type": "object", "additionalProperties": {"type": "number"}}
+_FIDELITY = {
+    "type": "object", "required": ["outputs", "worst_sqnr_db"],
+    "properties": {"worst_sqnr_db": _NUMBER_OR_NULL, "min_cosine": _NUMBER_OR_NULL,
+                   "outputs": {"type": "array", "items": {
+                       "type": "object", "required": ["output", "sqnr_db", "cosine", "max_abs_error"],
+                       "properties": {"output": _COUNT, "name": {"type": "string"}, "sqnr_db": _NUMBER_OR_NULL,
+                                      "identical": {"type": "boolean"}, "cosine": {"type": "number"},
+                                      "max_abs_error": {"type": "number"}}}}},
+}
+_ACCURACY = {"type": "object", "required": ["tflite"],
+             "properties": {k: _NUMBER_OR_NULL for k in ("float", "optimized", "tflite", "drop")}}
+
+
+def _document(kind: str, required: list[str], properties: dict[str, Any], version: int) -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"https://edgepack.dev/schemas/{kind}-v{SCHEMA_VERSION}.json",
+            "$id": f"https://edgepack.dev/schemas/{kind}-v{version}.json",
             "title": f"edgepack bundle {kind}", "type": "object", "required": required, "properties": properties}
 
 
-def manifest_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) every manifest edgepack writes conforms to."""
+def _version(version: int | None) -> int:
+    version = SCHEMA_VERSION if version is None else version
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"no schema for schema_version {version}; known: {READABLE_VERSIONS}")
+    return version
+
+
+def manifest_schema(version: int | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) every manifest edgepack writes conforms to (of `version`: the
+    current one by default; 2, what edgepack 0.2 wrote, is still read)."""
+    version = _version(version)
+    required = ["schema_version", "name", "version", "model", "inputs", "outputs", "labels", "labels_file",
+                "normalization", "recipe", "toolchain", "data", "stages", "metrics", "artifacts"]
+    if version >= 3:
+        required += ["task", "source"]
+    metrics = ({"type": "object", "required": ["accuracy"], "properties": {"accuracy": _ACCURACY}} if version == 2 else
+               {"type": "object", "required": ["task", "metric", "float", "tflite", "fidelity"],
+                "properties": {"task": {"enum": ["classification", "regression", "anomaly", "fidelity"]},
+                               "metric": {"type": "string"}, "accuracy": _ACCURACY, "float": _METRICS,
+                               "optimized": _METRICS, "tflite": _METRICS, "drop": _NUMBER_OR_NULL,
+                               "fidelity": _FIDELITY}})
     return _document(
-        "manifest",
-        ["schema_version", "name", "version", "model", "inputs", "outputs", "labels", "labels_file",
-         "normalization", "recipe", "toolchain", "data", "stages", "metrics", "artifacts"],
+        "manifest", required,
         {
-            "schema_version": {"const": SCHEMA_VERSION},
+            "schema_version": {"const": version},
+            "task": {"type": "object", "required": ["kind"]},
+            "source": {"type": "object", "required": ["kind"],
+                       "properties": {"kind": {"enum": ["builder", "saved"]}, "saved_by": {"type": "string"},
+                                      "keras_version": {"type": ["string", "null"]},
+                                      "bridge": {"type": "object", "required": ["bridged"]}}},
             "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
             "version": {"type": "string"},
             "description": {"type": "string"},
@@ -81,18 +117,18 @@ def manifest_schema() -> dict[str, Any]:
                                "metadata": {"type": "object", "required": ["embedded"],
                                             "properties": {"embedded": {"type": "boolean"},
                                                            "min_parser_version": {"type": "string"},
-                                                           "normalization_proof": {"type": "object"},
+                                                           "normalization_proof": {"type": ["object", "array"]},
                                                            "same_outputs": {"type": "object"}}}},
             },
             "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
             "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
             "labels": {"type": "array", "items": {"type": "string"}},
-            "labels_file": {"type": "string"},
+            "labels_file": {"type": "string"} if version == 2 else {"type": ["string", "null"]},
             "normalization": {
                 "type": "object", "required": ["mean", "std", "formula"],
                 "properties": {"mean": {"type": ["number", "array"]}, "std": {"type": ["number", "array"]},
                                "formula": {"type": "string"},
-                               "input_shape": {"type": "array", "items": {"type": "integer"}}},
+                               "input_shape": {"type": "array", "items": {"type": ["integer", "array"]}}},
             },
             "recipe": {"type": "object", "required": ["sha256", "resolved"],
                        "properties": {"sha256": _SHA256, "source": {"type": ["string", "null"]},
@@ -106,23 +142,21 @@ def manifest_schema() -> dict[str, Any]:
             "optimization": _OPTIONAL_OBJECT,
             "quantization_error": _OPTIONAL_OBJECT,
             "fallback": _OPTIONAL_OBJECT,
-            "metrics": {"type": "object", "required": ["accuracy"],
-                        "properties": {"accuracy": {"type": "object", "required": ["tflite"],
-                                                    "properties": {k: _NUMBER_OR_NULL for k in
-                                                                   ("float", "optimized", "tflite", "drop")}}}},
+            "metrics": metrics,
             "formats": {"type": "object"},
             "artifacts": {"type": "array", "items": {
                 "type": "object", "required": ["path", "sha256", "size_bytes"],
                 "properties": {"path": {"type": "string", "minLength": 1}, "sha256": _SHA256, "size_bytes": _COUNT}}},
-        })
+        }, version)
 
 
-def measurements_schema() -> dict[str, Any]:
+def measurements_schema(version: int | None = None) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the measurements.json edgepack writes beside the manifest."""
+    version = _version(version)
     return _document(
         "measurements", ["schema_version", "model_sha256", "measured_at", "host", "validation", "gate"],
         {
-            "schema_version": {"const": SCHEMA_VERSION},
+            "schema_version": {"const": version},
             "model_sha256": _SHA256,
             "measured_at": {"type": "string"},
             "host": {"type": "object"},
@@ -131,7 +165,7 @@ def measurements_schema() -> dict[str, Any]:
             "search": _OPTIONAL_OBJECT,
             "gate": {"type": "object", "required": ["passed", "results"],
                      "properties": {"passed": {"type": "boolean"}, "results": {"type": "array", "items": _BUDGET}}},
-        })
+        }, version)
 
 
 def schema_problems(document: Any, schema: dict[str, Any] | None = None, label: str = "manifest") -> list[str]:
@@ -139,7 +173,10 @@ def schema_problems(document: Any, schema: dict[str, Any] | None = None, label: 
     lines (empty when it conforms)."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(schema or manifest_schema())
+    if schema is None:  # the manifest's own schema_version picks the schema (2 or 3)
+        version = document.get("schema_version") if isinstance(document, dict) else None
+        schema = manifest_schema(version if version in READABLE_VERSIONS else None)
+    validator = Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         where = "/" + "/".join(str(part) for part in error.absolute_path)

@@ -98,6 +98,7 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
 
 def measurements_problems(data: bytes | None, model: bytes | None) -> list[str]:
     """measurements.json (run-specific, unsigned, not in the zip) must follow its schema and be of this model."""
+    from edgepack.bundle.manifest import READABLE_VERSIONS
     from edgepack.bundle.schema import measurements_schema, schema_problems
 
     if data is None:
@@ -106,7 +107,9 @@ def measurements_problems(data: bytes | None, model: bytes | None) -> list[str]:
         run = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [f"{MEASUREMENTS}: not readable JSON: {exc}"]
-    problems = schema_problems(run, measurements_schema(), MEASUREMENTS)
+    version = run.get("schema_version") if isinstance(run, dict) else None
+    schema = measurements_schema(version if version in READABLE_VERSIONS else None)
+    problems = schema_problems(run, schema, MEASUREMENTS)
     if model is not None and isinstance(run, dict) and run.get("model_sha256") != hashlib.sha256(model).hexdigest():
         problems.append(f"{MEASUREMENTS}: measured another model (its model_sha256 is not this model's)")
     return problems

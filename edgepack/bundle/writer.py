@@ -32,7 +32,8 @@ def write_bundle(out: Path, model: bytes, labels: list[str], manifest: dict[str,
     tmp = temp_dir_beside(out)
     try:
         (tmp / MODEL_FILE).write_bytes(model)
-        (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+        if labels:  # a classifier's class names; other tasks have none
+            (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
         for relative, content in (extra or {}).items():
             target = tmp / relative
             target.parent.mkdir(parents=True, exist_ok=True)

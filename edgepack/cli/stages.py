@@ -37,16 +37,22 @@ SIGN = typer.Option(None, "--sign", help="Sign manifest.json with this Ed25519 p
                                          "the manifest lists every artifact's sha256, so the signature covers them all.")
 
 
-def _pipeline(recipe: str | None, workdir: Path, no_cache: bool) -> Any:
+def _pipeline(recipe: str | None, workdir: Path, no_cache: bool, given: Path | None = None,
+              bundled: bool = False) -> Any:
+    """The recipe's pipeline; with `given`, a .tflite converted elsewhere is its model (bundled: with metadata)."""
+    from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
     from edgepack.recipe import load_recipe
 
-    return Pipeline(load_recipe(recipe), workdir, output.reporter(), use_cache=not no_cache,
-                    quiet_native=not output.state.debug)
-
-
-def _stage_json(stage: Any) -> dict[str, Any]:
-    return {"id": stage.id, "cached": stage.cached, "dir": str(stage.dir), **stage.record}
+    loaded = load_recipe(recipe)
+    source = None
+    if given is not None:
+        source = GivenTflite(given, recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled)
+    pipeline = Pipeline(loaded, workdir, output.reporter(), use_cache=not no_cache,
+                        quiet_native=not output.state.debug, source=source)
+    if given is not None:
+        pipeline.convert()  # a file that is not a model (or, to bundle, does not fit the recipe) is said now
+    return pipeline
 
 
 def register(app: typer.Typer) -> None:
@@ -99,8 +105,8 @@ def register(app: typer.Typer) -> None:
                                                   help="Run on this device instead of the recipe's (repeatable).")
                  ) -> None:
         """Measure latency, memory and output parity of the .tflite on the recipe's devices."""
-        pipeline = _pipeline(recipe, workdir, no_cache)
-        validation = pipeline.validate(model=model, devices=device or None)
+        pipeline = _pipeline(recipe, workdir, no_cache, given=model)
+        validation = pipeline.validate(devices=device or None)
         if output.state.json:
             output.emit_json(validation)
             return
@@ -121,13 +127,11 @@ def register(app: typer.Typer) -> None:
                ) -> None:
         """Write the bundle: the model with its metadata, labels, formats, manifest.json (how it was made,
         every artifact's sha256) and measurements.json (validation and budget results)."""
-        pipeline = _pipeline(recipe, workdir, no_cache)
         if sign is not None:
             from edgepack.bundle.signing import load_private_key
 
             load_private_key(sign)  # a bad key is said before any stage runs
-        if model is not None:
-            pipeline.use_model(model, fit=True)
+        pipeline = _pipeline(recipe, workdir, no_cache, given=model, bundled=True)
         written = pipeline.bundle(out, zip, sign)
         if output.state.json:
             output.emit_json({"bundle": [str(p) for p in written]})
@@ -138,13 +142,13 @@ def register(app: typer.Typer) -> None:
 
 def _show_stage(stage: Any) -> None:
     if output.state.json:
-        output.emit_json({stage.name: _stage_json(stage)})
+        output.emit_json({stage.name: stage.to_dict()})
         return
     import json
 
     state = "cached" if stage.cached else "done"
     output.message(f"[bold]{stage.name}[/] {state} (id {stage.id}) in {stage.dir}")
-    output.stdout().print_json(json.dumps(stage.record))
+    output.stdout().print_json(json.dumps(stage.record.to_dict()))
 
 
 def _report_run(pipeline: Any, result: Any) -> None:
@@ -152,25 +156,24 @@ def _report_run(pipeline: Any, result: Any) -> None:
     if output.state.json:
         output.emit_json({
             "recipe": pipeline.recipe.name, "recipe_sha256": pipeline.loaded.sha256,
-            "stages": {name: _stage_json(s) for name, s in stages.items()},
+            "stages": {name: s.to_dict() for name, s in stages.items()},
             "validation": result.validation,
             "search": pipeline.search_report(),
             "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
             "bundle": [str(p) for p in result.bundle],
         })
         return
-    optimized = stages["optimize"].record
-    output.print_table(stages_table(stages["train"].record, optimized, stages["convert"].record,
-                                    stages["evaluate"].record))
-    if any(s["kind"] in ("prune", "cluster") for s in optimized["stages"]):
-        output.print_table(weights_table(stages["convert"].record))
-    if stages["convert"].record.get("quant_error", {}).get("measured"):
-        output.print_table(quant_error_table(stages["convert"].record))
-    if stages["convert"].record.get("fallback"):
-        output.print_table(fallback_table(stages["convert"].record))
+    optimized, converted = stages["optimize"].record, stages["convert"].record
+    output.print_table(stages_table(stages["train"].record, optimized, converted, stages["evaluate"].record))
+    if any(s["kind"] in ("prune", "cluster") for s in optimized.stages):
+        output.print_table(weights_table(converted))
+    if converted.quant_error.get("measured"):
+        output.print_table(quant_error_table(converted))
+    if converted.fallback:
+        output.print_table(fallback_table(converted))
     if pipeline.search_report():
         output.print_table(search_table(pipeline.search_report()))
-    output.print_table(results_table(stages["evaluate"].record, stages["convert"].record, result.validation,
+    output.print_table(results_table(stages["evaluate"].record, converted, result.validation,
                                      len(pipeline.shipped().data)))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:

@@ -21,27 +21,69 @@ def size(value: int) -> str:
     return f"{value:,} B ({value / 1000:.1f} KB)"
 
 
-def results_table(evaluate: dict[str, Any], convert: dict[str, Any],
-                  validation: dict[str, dict[str, Any]], shipped_bytes: int | None = None) -> Table:
-    """Accuracy float vs .tflite, size (and with its metadata: `shipped_bytes`), latency per device."""
+METRIC_NAMES = {"accuracy": "accuracy", "rmse": "RMSE", "mae": "MAE", "auc": "ROC AUC", "sqnr_db": "SQNR"}
+
+
+def figure(metric: str, value: float | None) -> str:
+    """A metric's value as people read it: accuracy and AUC as a percentage, SQNR in dB, RMSE as a number."""
+    if value is None:
+        return "identical" if metric == "sqnr_db" else "-"
+    if metric == "accuracy":
+        return pct(value)
+    if metric == "auc":
+        return f"{value:.4f}"
+    if metric == "sqnr_db":
+        return f"{value:.2f} dB"
+    return f"{value:.6g}"
+
+
+def drop_text(metric: str, drop: float) -> str:
+    """How much worse the .tflite is: points of accuracy lost, AUC lost, RMSE gained."""
+    if metric == "accuracy":
+        return f"{100 * drop:+.2f} points"
+    if metric == "auc":
+        return f"{drop:+.4f}"
+    return f"{drop:+.6g}"
+
+
+def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, Any]],
+                  shipped_bytes: int | None = None) -> Table:
+    """The task's metric float vs .tflite, fidelity per output, size (and with its metadata:
+    `shipped_bytes`), latency per device."""
     table = Table(title="edgepack results", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    mode = convert["mode"]
-    table.add_row("accuracy, float (Keras)", pct(evaluate["float"]))
-    table.add_row(f"accuracy, {mode} .tflite (LiteRT)", pct(evaluate["tflite"]))
-    table.add_row(f"accuracy drop, float -> {mode}", f"{100 * evaluate['drop']:+.2f} points")
-    table.add_row(f"model size ({mode}, {convert['io']} I/O)", size(convert["size_bytes"]))
-    if shipped_bytes is not None and shipped_bytes != convert["size_bytes"]:
+    mode, metric = convert.mode, evaluate.metric
+    name = METRIC_NAMES.get(metric, metric)
+    if evaluate.float is not None:
+        table.add_row(f"{name}, float (Keras)", figure(metric, evaluate.float))
+    for extra, value in evaluate.metrics["tflite"].items():
+        if extra != metric and extra in METRIC_NAMES:
+            table.add_row(f"{METRIC_NAMES[extra]}, float / {mode} .tflite",
+                          f"{figure(extra, evaluate.metrics['float'].get(extra))} / {figure(extra, value)}")
+    if metric in evaluate.metrics["tflite"]:
+        table.add_row(f"{name}, {mode} .tflite (LiteRT)", figure(metric, evaluate.tflite))
+    if evaluate.drop is not None:
+        verb = "drop" if metric in ("accuracy", "auc") else "rise"
+        table.add_row(f"{name} {verb}, float -> {mode}", drop_text(metric, evaluate.drop))
+    for out in evaluate.fidelity.get("outputs", []):
+        which = out["name"] if len(evaluate.fidelity["outputs"]) > 1 else "output"
+        table.add_row(f"{which}: {mode} vs float, SQNR / cosine / max error",
+                      f"{figure('sqnr_db', out['sqnr_db'])} / {out['cosine']:.6f} / {out['max_abs_error']:.4g}")
+    table.add_row(f"model size ({mode}, {convert.io} I/O)", size(convert.size_bytes))
+    if shipped_bytes is not None and shipped_bytes != convert.size_bytes:
         table.add_row("model size with its TFLite metadata (shipped)", size(shipped_bytes))
-    cal = convert.get("calibration") or {}
-    if mode in ("int8", "int16x8") and "classes" in cal:
-        missing = cal["missing_classes"]
+    cal = convert.calibration or {}
+    if mode in ("int8", "int16x8") and "input_range" in cal:
+        coverage = ""
+        if "classes" in cal:
+            missing = cal["missing_classes"]
+            coverage = (f", {cal['classes']}/{cal['test_classes']} classes"
+                        + (f" [yellow](misses {', '.join(missing[:3])})[/]" if missing else ""))
         table.add_row("calibration sample",
-                      f"{cal['samples']} (seed {cal['seed']}), {cal['classes']}/{cal['test_classes']} classes"
-                      + (f" [yellow](misses {', '.join(missing[:3])})[/]" if missing else "")
-                      + f", {100 * cal['input_range']['test_outside_fraction']:.2f} % of test inputs outside its range")
-    table.add_row("model size, gzip -9", size(convert["gzip_bytes"]))
+                      f"{cal['samples']} (seed {cal['seed']}){coverage}, "
+                      f"{100 * cal['input_range']['test_outside_fraction']:.2f} % of test inputs outside its range")
+    table.add_row("model size, gzip -9", size(convert.gzip_bytes))
     for name, rec in validation.items():
         lat = rec["latency_ms"]
         where = f"{name} (emulated)" if rec.get("emulated") else name
@@ -71,39 +113,39 @@ def _parity_text(check: dict[str, Any]) -> str:
     return "identical" if check.get("identical") else f"max diff {check['max_abs_diff']:.3g}"
 
 
-def stages_table(train: dict[str, Any], optimize: dict[str, Any], convert: dict[str, Any],
-                 evaluate: dict[str, Any]) -> Table:
-    """One row per step from the float model to the .tflite: accuracy, parameters, sparsity, size."""
+def stages_table(train: Any, optimize: Any, convert: Any, evaluate: Any) -> Table:
+    """One row per step from the float model to the .tflite: the task's metric, parameters, sparsity, size."""
+    metric = evaluate.metric
     table = Table(title="after each stage", title_justify="left")
-    for column in ("stage", "accuracy", "params", "kernel zeros", "size"):
+    for column in ("stage", METRIC_NAMES.get(metric, metric), "params", "kernel zeros", "size"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    table.add_row("train (float)", pct(train["test_accuracy"]), f"{train['params']:,}", "-", "-")
-    for rec in optimize.get("stages", []):
-        table.add_row(f"{rec['stage']}: {_stage_name(rec)}", pct(rec["test_accuracy"]), f"{rec['params']:,}",
-                      f"{rec['kernel_zeros']:.2f}", _weights_size(rec["weights_gzip_bytes"]))
-    weights = convert.get("weights", {})
+    table.add_row("train (float)", figure(metric, train.test_metrics.get(metric)), f"{train.params:,}", "-", "-")
+    for rec in optimize.stages:
+        table.add_row(f"{rec['stage']}: {_stage_name(rec)}", figure(metric, rec["test_metrics"].get(metric)),
+                      f"{rec['params']:,}", f"{rec['kernel_zeros']:.2f}", _weights_size(rec["weights_gzip_bytes"]))
+    weights = convert.weights
     sizes = {k: float(np.prod(v["shape"])) for k, v in weights.items()}
     zeros = sum(v["sparsity"] * sizes[k] for k, v in weights.items()) / max(1.0, sum(sizes.values()))
-    table.add_row(f"{convert['mode']} .tflite", pct(evaluate["tflite"]), "-", f"{zeros:.2f}",
-                  f"{convert['size_bytes']:,} B ({convert['gzip_bytes']:,} B gz)")
+    table.add_row(f"{convert.mode} .tflite", figure(metric, evaluate.tflite), "-", f"{zeros:.2f}",
+                  f"{convert.size_bytes:,} B ({convert.gzip_bytes:,} B gz)")
     return table
 
 
-def weights_table(convert: dict[str, Any]) -> Table:
+def weights_table(convert: Any) -> Table:
     """What pruning and clustering left in each kernel of the .tflite."""
-    table = Table(title=f"kernels in the {convert['mode']} .tflite", title_justify="left")
+    table = Table(title=f"kernels in the {convert.mode} .tflite", title_justify="left")
     for column in ("layer", "op", "shape", "sparsity", "distinct values", "max non-zeros / 4"):
         table.add_column(column, justify="left" if column in ("layer", "op") else "right")
-    for layer, w in convert.get("weights", {}).items():
+    for layer, w in convert.weights.items():
         per4 = "-" if w["max_nonzeros_per_4"] is None else str(w["max_nonzeros_per_4"])
         table.add_row(layer, w["op"], "x".join(map(str, w["shape"])), f"{w['sparsity']:.2f}",
                       f"{w['unique_values']:,} ({w['unique_per_channel_max']:,}/channel)", per4)
     return table
 
 
-def quant_error_table(convert: dict[str, Any], top: int = 5) -> Table:
+def quant_error_table(convert: Any, top: int = 5) -> Table:
     """The layers int8 hurts most: error of each op's output against float, in quantization steps."""
-    report = convert["quant_error"]
+    report = convert.quant_error
     rows = report["layers"]
     table = Table(title=f"quantization error, worst {min(top, len(rows))} of {len(rows)} ops "
                         f"(full list: {report['file']} in the convert stage and the manifest)", title_justify="left")
@@ -116,13 +158,15 @@ def quant_error_table(convert: dict[str, Any], top: int = 5) -> Table:
     return table
 
 
-def fallback_table(convert: dict[str, Any]) -> Table:
-    """The ops kept in float, and what it bought (accuracy) and cost (size, host latency)."""
-    report = convert["fallback"]
-    criterion = report["criterion"]
+def fallback_table(convert: Any) -> Table:
+    """The ops kept in float, and what it bought (the task's metric) and cost (size, host latency)."""
+    from edgepack.tasks.judge import criterion_text
+
+    report = convert.fallback
+    criterion, metric = report["criterion"], report["metric"]
     title = "ops kept in float"
     if criterion:
-        title += (f" (criterion: drop <= {100 * criterion['allowed_drop']:.2f} points: "
+        title += (f" (criterion: {criterion_text(criterion, metric)}: "
                   + ("[green]met[/]" if report["met"] else "[red]not met, the best attempt is kept[/]") + ")")
     table = Table(title=title, title_justify="left")
     table.add_column("measure")
@@ -131,26 +175,33 @@ def fallback_table(convert: dict[str, Any]) -> Table:
     kept = ", ".join(f"{k['layer'] or k['tensor'][:30]} ({k['op']}{', keep_float' if k['forced'] else ''})"
                      for k in report["kept_float"]) or "none"
     table.add_row("ops in float", "none", kept)
-    plain = report["plain_int8_accuracy"]
-    table.add_row("accuracy (float model: " + pct(report["float_accuracy"]) + ")", pct(plain), pct(report["accuracy"]))
+    name = METRIC_NAMES.get(metric, metric)
+    float_value = "" if report["float_value"] is None else f" (float model: {figure(metric, report['float_value'])})"
+    table.add_row(f"{name}{float_value}", figure(metric, report["plain_int8_value"]), figure(metric, report["value"]))
     table.add_row("size", f"{report['plain_int8_size_bytes']:,} B", f"{report['size_bytes']:,} B")
     latency = report["host_latency_ms"]
     table.add_row("latency on this machine, median", f"{latency['plain_int8']:.3f} ms", f"{latency['result']:.3f} ms")
-    table.add_row("attempts", "", ", ".join(f"{a['extra_float_ops']} op(s): {pct(a['accuracy'])}"
+    table.add_row("attempts", "", ", ".join(f"{a['extra_float_ops']} op(s): {figure(metric, a['value'])}"
                                                for a in report["attempts"]))
     return table
 
 
 def search_table(search: dict[str, Any]) -> Table:
-    """Every candidate mode: size, latency, accuracy; which meet the criterion, the Pareto front, the pick."""
-    verdict = "[green]met[/]" if search["met"] else "[red]no mode meets it: the most accurate is kept[/]"
-    table = Table(title=f"mode search: the {search['objective']} with a drop <= {100 * search['allowed_drop']:.2f} "
-                        f"points ({verdict}); latency on {search['device']}", title_justify="left")
-    for column in ("mode", "size", f"p50 on {search['device']}", "accuracy", "drop", "meets", "Pareto", "pick"):
+    """Every candidate mode: size, latency, the task's metric; which meet the criterion, the Pareto front, the pick."""
+    from edgepack.tasks.judge import criterion_text
+
+    metric = search.get("metric", "accuracy")
+    verdict = "[green]met[/]" if search["met"] else "[red]no mode meets it: the best is kept[/]"
+    criterion = {**(search.get("criterion") or {}), "allowed_drop": search["allowed_drop"]}
+    table = Table(title=f"mode search: the {search['objective']} with {criterion_text(criterion, metric)} "
+                        f"({verdict}); latency on {search['device']}", title_justify="left")
+    name = METRIC_NAMES.get(metric, metric)
+    for column in ("mode", "size", f"p50 on {search['device']}", name, "worse by", "SQNR", "meets", "Pareto", "pick"):
         table.add_column(column, justify="left" if column in ("mode", "meets", "Pareto", "pick") else "right")
     for c in search["candidates"]:
-        table.add_row(c["mode"], f"{c['size_bytes']:,} B", f"{c['latency_p50_ms']:.3f} ms", pct(c["accuracy"]),
-                      f"{100 * c['drop']:+.2f} pts", "yes" if c["meets"] else "[red]no[/]",
+        worse = "-" if c["drop"] is None else drop_text(metric, c["drop"])
+        table.add_row(c["mode"], f"{c['size_bytes']:,} B", f"{c['latency_p50_ms']:.3f} ms", figure(metric, c["value"]),
+                      worse, figure("sqnr_db", c["worst_sqnr_db"]), "yes" if c["meets"] else "[red]no[/]",
                       "yes" if c["pareto"] else "", "[bold]<-[/]" if c["chosen"] else "")
     return table
 
@@ -193,4 +244,8 @@ def _value(value: float | None, unit: str, signed: bool = False) -> str:
         return f"{100 * value:+.2f} pts" if signed else f"{100 * value:.2f} %"
     if unit == "bytes":
         return f"{value:+,.0f} B" if signed else f"{value:,.0f} B"
+    if unit == "ratio":
+        return f"{100 * value:+.2f} %" if signed else f"{100 * value:.2f} %"
+    if not unit:
+        return f"{value:+.6g}" if signed else f"{value:.6g}"
     return f"{value:+.3f} {unit}" if signed else f"{value:.3f} {unit}"

@@ -14,12 +14,16 @@ import numpy as np
 
 from edgepack.models.tf import load
 from edgepack.recipe.schema import ConvertSettings
+from edgepack.tasks.judge import Judge
 
 CALIBRATED_MODES = {"int8", "int16x8"}
 
 
-def convert(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray,
-            progress: Callable[[int], None] = lambda n: None) -> bytes:
+Calibration = np.ndarray | list[np.ndarray]  # one array, or one per model input (then keyed by `input_names`)
+
+
+def convert(saved_model: Path, settings: ConvertSettings, calibration: Calibration,
+            progress: Callable[[int], None] = lambda n: None, input_names: list[str] | None = None) -> bytes:
     """The `.tflite` flatbuffer of the SavedModel in the recipe's mode, calibrated on `calibration`.
 
     Raises whatever the converter raises; the worker turns it into a report.
@@ -44,32 +48,38 @@ def convert(saved_model: Path, settings: ConvertSettings, calibration: np.ndarra
         # The converter's only switch for per-tensor weights (experimental, no public equivalent).
         converter._experimental_disable_per_channel = True
     if mode in CALIBRATED_MODES:
-        converter.representative_dataset = _representative(calibration, progress)
+        converter.representative_dataset = _representative(calibration, progress, input_names)
     return bytes(converter.convert())
 
 
-def _int8_converter(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray) -> Any:
+def _int8_converter(saved_model: Path, settings: ConvertSettings, calibration: Calibration,
+                    input_names: list[str] | None = None) -> Any:
     tf = load().tf
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if not settings.per_channel:
         converter._experimental_disable_per_channel = True
-    converter.representative_dataset = _representative(calibration, lambda n: None)
+    converter.representative_dataset = _representative(calibration, lambda n: None, input_names)
     return converter
 
 
-def _debugger(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray, samples: np.ndarray) -> Any:
+def _debugger(saved_model: Path, settings: ConvertSettings, calibration: Calibration, samples: Calibration,
+              input_names: list[str] | None = None) -> Any:
     tf = load().tf
-    return tf.lite.experimental.QuantizationDebugger(
-        converter=_int8_converter(saved_model, settings, calibration),
-        debug_dataset=_representative(samples, lambda n: None),
+    holder: dict[str, Any] = {}
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=_int8_converter(saved_model, settings, calibration, input_names),
+        debug_dataset=_representative(samples, lambda n: None, input_names, _debugger_order(holder, input_names)),
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
             layer_debug_metrics={"mean_abs_error": lambda diff: float(np.mean(np.abs(diff)))}))
+    holder["debugger"] = debugger
+    return debugger
 
 
-def quantization_error(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray,
-                       samples: np.ndarray, debugger: Any = None) -> list[dict[str, Any]]:
+def quantization_error(saved_model: Path, settings: ConvertSettings, calibration: Calibration,
+                       samples: Calibration, debugger: Any = None,
+                       input_names: list[str] | None = None) -> list[dict[str, Any]]:
     """Per quantized op of the int8 model: float-vs-int8 error of its output on `samples`.
 
     TFLite's quantization debugger converts the model again with a NumericVerify op after each
@@ -83,7 +93,7 @@ def quantization_error(saved_model: Path, settings: ConvertSettings, calibration
     import csv
     import io
 
-    debug = debugger or _debugger(saved_model, settings, calibration, samples)
+    debug = debugger or _debugger(saved_model, settings, calibration, samples, input_names)
     debug.run()
     dump = io.StringIO()
     debug.layer_statistics_dump(dump)
@@ -98,24 +108,26 @@ def quantization_error(saved_model: Path, settings: ConvertSettings, calibration
     return rows
 
 
-def selective(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray, samples: np.ndarray,
-              test: tuple[np.ndarray, np.ndarray], float_accuracy: float, layers: list[str],
-              log: Callable[[str], None] = lambda line: None) -> tuple[bytes, list[dict[str, Any]], dict[str, Any]]:
+def selective(saved_model: Path, settings: ConvertSettings, calibration: Calibration, samples: Calibration,
+              judge: Judge, layers: list[str], log: Callable[[str], None] = lambda line: None,
+              input_names: list[str] | None = None) -> tuple[bytes, list[dict[str, Any]], dict[str, Any]]:
     """int8 with some ops kept in float: the recipe's `keep_float` ones, then, with `fallback`, the
-    ones int8 hurts most until the accuracy criterion holds on the test split.
+    ones int8 hurts most until the criterion holds on the test split (the task's metric against the
+    float model's, or the worst output's SQNR).
 
-    Returns the model (the smallest fallback that meets the criterion, else the most accurate
-    attempt), the error rows, and the report: criterion, accuracy of each attempt, the ops kept in
-    float, sizes and latencies of plain int8 and the result.
+    Returns the model (the smallest fallback that meets the criterion, else the best attempt), the
+    error rows, and the report: criterion, the figures of each attempt, the ops kept in float,
+    sizes and latencies of plain int8 and the result.
     """
     import fnmatch
 
     from tensorflow.lite.python import convert as lite_convert
 
     from edgepack.analyze.weights import match_layer
+    from edgepack.tasks.judge import allowed_drop, meets
 
     tf = load().tf
-    debug = _debugger(saved_model, settings, calibration, samples)
+    debug = _debugger(saved_model, settings, calibration, samples, input_names)
     rows = quantization_error(saved_model, settings, calibration, samples, debug)
     for row in rows:
         row["layer"] = match_layer(row["tensor"], layers)
@@ -131,7 +143,8 @@ def selective(saved_model: Path, settings: ConvertSettings, calibration: np.ndar
                    for pattern in settings.keep_float)
 
     kept = [row["tensor"] for row in rows if forced(row)]
-    allowed = settings.fallback.allowed_drop(float_accuracy) if settings.fallback else None
+    criterion = settings.fallback
+    allowed = allowed_drop(criterion, judge.reference_value) if criterion else None
     attempts: dict[int, dict[str, Any]] = {}
     ranked = sorted((r for r in rows if r["tensor"] not in kept and r["op"] not in ("QUANTIZE", "DEQUANTIZE")),
                     key=lambda r: -(r["rmse_over_scale"] or 0.0))
@@ -140,18 +153,19 @@ def selective(saved_model: Path, settings: ConvertSettings, calibration: np.ndar
         if count not in attempts:
             chosen = kept + [r["tensor"] for r in ranked[:count]]
             model = build(chosen)
-            accuracy = _accuracy(model, *test)
-            attempts[count] = {"extra_float_ops": count, "float_tensors": chosen, "accuracy": accuracy,
-                               "drop": round(float_accuracy - accuracy, 6), "size_bytes": len(model), "model": model,
-                               "met": allowed is None or float_accuracy - accuracy <= allowed + 1e-9}
-            log(f"fallback: {len(chosen)} op(s) in float -> accuracy {accuracy:.4f}")
+            verdict = judge.judge(model)
+            attempts[count] = {"extra_float_ops": count, "float_tensors": chosen, "value": verdict.value,
+                               "drop": verdict.drop, "worst_sqnr_db": verdict.worst_sqnr_db,
+                               "size_bytes": len(model), "model": model,
+                               "met": criterion is None or meets(criterion, allowed, verdict)}
+            log(f"fallback: {len(chosen)} op(s) in float -> {judge_metric(judge)} {verdict.value}")
         return attempts[count]
 
     best = attempt(0)
-    plain_model = best["model"] if not kept else build([])  # built, and measured, once
-    plain = best["accuracy"] if not kept else _accuracy(plain_model, *test)
-    if allowed is not None and not best["met"]:
-        limit = min(settings.fallback.max_ops if settings.fallback else 0, len(ranked))
+    plain_model = best["model"] if not kept else build([])  # built, and judged, once
+    plain = best if not kept else {"value": judge.judge(plain_model).value}
+    if criterion is not None and not best["met"]:
+        limit = min(criterion.max_ops, len(ranked))
         low, high, count = 0, None, 1  # low: a size known to miss; high: the smallest known to hold
         while count < limit:  # groups of 1, 2, 4... ops
             if attempt(count)["met"]:
@@ -168,15 +182,15 @@ def selective(saved_model: Path, settings: ConvertSettings, calibration: np.ndar
                 low = middle
         met = [a for a in attempts.values() if a["met"]]
         best = (min(met, key=lambda a: a["extra_float_ops"]) if met
-                else max(attempts.values(), key=lambda a: a["accuracy"]))  # the best attempt, marked as failing
+                else max(attempts.values(), key=lambda a: _goodness(a, criterion)))  # the best attempt, failing
     by_tensor = {r["tensor"]: r for r in rows}
     report = {
-        "criterion": None if settings.fallback is None else {
-            "max_drop": settings.fallback.max_drop, "max_relative_drop": settings.fallback.max_relative_drop,
-            "allowed_drop": allowed, "max_ops": settings.fallback.max_ops},
-        "float_accuracy": float_accuracy, "plain_int8_accuracy": plain,
+        "criterion": None if criterion is None else {**criterion.describe(), "allowed_drop": allowed,
+                                                     "max_ops": criterion.max_ops},
+        "metric": judge_metric(judge), "float_value": judge.reference_value, "plain_int8_value": plain["value"],
         "plain_int8_size_bytes": len(plain_model),
-        "accuracy": best["accuracy"], "met": best["met"], "size_bytes": best["size_bytes"],
+        "value": best["value"], "drop": best["drop"], "worst_sqnr_db": best["worst_sqnr_db"], "met": best["met"],
+        "size_bytes": best["size_bytes"],
         "kept_float": [{"tensor": t, "op": by_tensor[t]["op"], "layer": by_tensor[t]["layer"],
                         "forced": t in kept} for t in best["float_tensors"]],
         "attempts": [{k: v for k, v in a.items() if k not in ("model", "float_tensors")}
@@ -184,6 +198,20 @@ def selective(saved_model: Path, settings: ConvertSettings, calibration: np.ndar
         "host_latency_ms": {"plain_int8": _median_latency_ms(plain_model), "result": _median_latency_ms(best["model"])},
     }
     return best["model"], rows, report
+
+
+def judge_metric(judge: Judge) -> str:
+    """The name of the figure a judge's verdicts hold in `value`."""
+    from edgepack import tasks
+
+    return tasks.get(judge.task).metric
+
+
+def _goodness(attempt: dict[str, Any], criterion: Any) -> float:
+    """Higher is better: less worse than float, or (SQNR criteria) a higher worst SQNR."""
+    if criterion.min_sqnr_db is not None:
+        return float("inf") if attempt["worst_sqnr_db"] is None else float(attempt["worst_sqnr_db"])
+    return -float(attempt["drop"]) if attempt["drop"] is not None else float("-inf")
 
 
 def _median_latency_ms(model: bytes, runs: int = 50, warmup: int = 5) -> float:
@@ -194,6 +222,8 @@ def _median_latency_ms(model: bytes, runs: int = 50, warmup: int = 5) -> float:
 
     interp = Interpreter(model_content=model, num_threads=1)
     interp.allocate_tensors()
+    for detail in interp.get_input_details():  # zeros, not whatever memory holds (token ids index tables)
+        interp.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
     times = []
     for index in range(warmup + runs):
         start = time.perf_counter()
@@ -203,23 +233,41 @@ def _median_latency_ms(model: bytes, runs: int = 50, warmup: int = 5) -> float:
     return float(np.median(times))
 
 
-def _accuracy(model: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of a single-input classifier flatbuffer with LiteRT (as the evaluate stage measures)."""
-    import tempfile
+def _representative(calibration: Calibration, progress: Callable[[int], None],
+                    input_names: list[str] | None = None, order: Callable[[], list[int]] | None = None) -> Any:
+    """The converter's representative dataset: one sample per step, as a list (one input) or keyed by
+    the signature's input names (several: the converter's own input order is not the Keras one).
+    Float samples are float32, integer ones (token ids) int32. With `order` (the debugger, which
+    feeds a list in its model's input order), a list in that order of the Keras inputs."""
+    arrays = calibration if isinstance(calibration, list) else [calibration]
 
-    from edgepack.litert import tflite_accuracy
-    from edgepack.reporting import NullReporter
-
-    with tempfile.TemporaryDirectory(prefix="edgepack-fallback-") as tmp:
-        path = Path(tmp) / "candidate.tflite"
-        path.write_bytes(model)
-        return tflite_accuracy(path, x, y, NullReporter(), "fallback")
-
-
-def _representative(calibration: np.ndarray, progress: Callable[[int], None]) -> Any:
     def generate() -> Any:
-        for index, sample in enumerate(calibration):
+        for index in range(len(arrays[0])):
             progress(index + 1)
-            yield [sample[None, ...].astype(np.float32)]
+            samples = [a[index][None, ...].astype(np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
+                       for a in arrays]
+            if order is not None:
+                yield [samples[i] for i in order()]
+            elif len(samples) > 1 and input_names:
+                yield dict(zip(input_names, samples))
+            else:
+                yield samples
 
     return generate
+
+
+def _debugger_order(debugger: dict[str, Any], input_names: list[str] | None) -> Callable[[], list[int]] | None:
+    """For several inputs: which Keras input each of the debugger's model inputs is, read from its
+    calibrated model's signature once it exists (the debugger feeds its dataset's list in that order)."""
+    if not input_names or len(input_names) < 2:
+        return None
+
+    def order() -> list[int]:
+        if "order" not in debugger:
+            interp = debugger["debugger"]._quant_interpreter
+            signature = next(iter(interp._get_full_signature_list().values()))["inputs"]
+            by_tensor = {index: name for name, index in signature.items()}
+            debugger["order"] = [input_names.index(by_tensor[d["index"]]) for d in interp.get_input_details()]
+        return debugger["order"]
+
+    return order

@@ -61,25 +61,31 @@ def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, 
 
 
 def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Compare a device's outputs with the reference run's: integer outputs must be identical,
-    float ones equal within rtol 1e-5 / atol 1e-6."""
+    """Compare a device's outputs with the reference run's, every output: integer outputs must be
+    identical, float ones equal within rtol 1e-5 / atol 1e-6. `outputs` has one entry per output
+    (its index, identical, max_abs_diff, ok); `why` names the first that differs."""
     if len(reference) != len(outputs):
         return {"ok": False, "why": f"{len(outputs)} output(s), the reference has {len(reference)}"}
-    worst = 0.0
-    identical = True
-    for ref, out in zip(reference, outputs):
+    rows, why = [], None
+    for index, (ref, out) in enumerate(zip(reference, outputs)):
         if ref["shape"] != out["shape"] or ref["dtype"] != out["dtype"]:
-            return {"ok": False, "why": f"output {out['shape']} {out['dtype']} vs reference {ref['shape']} {ref['dtype']}"}
+            return {"ok": False, "why": f"output {index}: {out['shape']} {out['dtype']} vs reference "
+                                        f"{ref['shape']} {ref['dtype']}"}
         a = np.asarray(ref["values"], dtype=np.float64)
         b = np.asarray(out["values"], dtype=np.float64)
         diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-        worst = max(worst, diff)
-        identical = identical and ref["sha256"] == out["sha256"]
+        same = ref["sha256"] == out["sha256"]
         if np.issubdtype(np.dtype(ref["dtype"]), np.integer):
-            if not identical:
-                return {"ok": False, "identical": False, "max_abs_diff": worst,
-                        "why": "integer outputs differ from the reference"}
-        elif not np.allclose(b, a, rtol=FLOAT_RTOL, atol=FLOAT_ATOL):
-            return {"ok": False, "identical": False, "max_abs_diff": worst,
-                    "why": f"float outputs differ beyond rtol {FLOAT_RTOL:g} / atol {FLOAT_ATOL:g}"}
-    return {"ok": True, "identical": identical, "max_abs_diff": worst}
+            ok = same
+            problem = f"output {index}: integer outputs differ from the reference (by up to {diff:g})"
+        else:
+            ok = bool(np.allclose(b, a, rtol=FLOAT_RTOL, atol=FLOAT_ATOL))
+            problem = f"output {index}: float outputs differ beyond rtol {FLOAT_RTOL:g} / atol {FLOAT_ATOL:g}"
+        rows.append({"output": index, "ok": ok, "identical": same, "max_abs_diff": diff})
+        if not ok and why is None:
+            why = problem
+    result: dict[str, Any] = {"ok": why is None, "identical": all(r["identical"] for r in rows),
+                              "max_abs_diff": max(r["max_abs_diff"] for r in rows) if rows else 0.0, "outputs": rows}
+    if why is not None:
+        result["why"] = why
+    return result

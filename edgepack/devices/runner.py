@@ -117,7 +117,8 @@ def describe_cpu(cpuinfo_text):
 
 
 def make_inputs(details, seed, given):
-    """The arrays to feed: the given ones (checked), or seeded random values within each dtype's range."""
+    """The arrays to feed: the given ones (checked), or seeded random values within each dtype's range
+    (zeros for an integer input that is not quantized: indices such as token ids)."""
     if given is not None:
         arrays = [given[key] for key in sorted(given.files, key=_key_order)]
         if len(arrays) != len(details):
@@ -126,7 +127,9 @@ def make_inputs(details, seed, given):
     rng = np.random.default_rng(seed)
     arrays = []
     for d in details:
-        if np.issubdtype(d["dtype"], np.integer):
+        if np.issubdtype(d["dtype"], np.integer) and not d["quantization"][0]:
+            arrays.append(np.zeros(d["shape"], dtype=d["dtype"]))  # indices (token ids): 0 is always valid
+        elif np.issubdtype(d["dtype"], np.integer):
             info = np.iinfo(d["dtype"])
             arrays.append(rng.integers(info.min, info.max, size=d["shape"], endpoint=True).astype(d["dtype"]))
         else:

@@ -1,76 +1,14 @@
-"""Getting a Keras 2 model: from a saved file or a `module:function` builder; saving stage models."""
+"""Loading and saving stage models (tf_keras `.h5`, a kept Keras 3 model's `.keras`), the converter's
+SavedModel export, parameter counts. Where a recipe's model comes from is `models.origins`."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from edgepack.errors import ModelError
 from edgepack.models.tf import load
-from edgepack.recipe.schema import BuilderModel, SavedModel
-
-
-def get_model(spec: BuilderModel | SavedModel, input_shape: tuple[int, ...], num_classes: int,
-              base_dir: Path) -> Any:
-    """Build or load the recipe's model and check that it fits the data."""
-    if isinstance(spec, BuilderModel):
-        model = _build(spec, input_shape, num_classes, base_dir)
-        where = f"model.builder = '{spec.builder}'"
-    else:
-        path = Path(spec.path) if Path(spec.path).is_absolute() else base_dir / spec.path
-        model = load_model(path, where="model.path")
-        where = f"model.path = '{spec.path}'"
-    check_fits(model, input_shape, num_classes, where)
-    return model
-
-
-def _build(spec: BuilderModel, input_shape: tuple[int, ...], num_classes: int, base_dir: Path) -> Any:
-    module_name, func_name = spec.builder.split(":")
-    with _on_path(base_dir):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ModelError(f"cannot import builder module '{module_name}': {exc}",
-                             context=f"model.builder = '{spec.builder}'",
-                             hint=f"put {module_name}.py beside the recipe or install its package") from exc
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise ModelError(f"'{module_name}' has no function '{func_name}'",
-                         context=f"model.builder = '{spec.builder}'")
-    try:
-        model = func(input_shape, num_classes, **spec.args)
-    except TypeError as exc:
-        raise ModelError(f"builder '{spec.builder}' rejected its arguments: {exc}",
-                         context=f"model.args = {spec.args}",
-                         hint="a builder is called as f(input_shape, num_classes, **model.args)") from exc
-    if not isinstance(model, load().keras.Model):
-        raise ModelError(f"builder '{spec.builder}' returned {type(model).__name__}, not a tf_keras Model",
-                         hint="build the model with `tf_keras` (Keras 2), not Keras 3")
-    return model
-
-
-@contextmanager
-def _on_path(folder: Path) -> Iterator[None]:
-    entry = str(folder.resolve())
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        sys.path.remove(entry)
-
-
-def check_fits(model: Any, input_shape: tuple[int, ...], num_classes: int, where: str) -> None:
-    """Refuse a model whose input or output shape does not match the data."""
-    got_in = tuple(model.input_shape[1:])
-    if any(m is not None and m != d for m, d in zip(got_in, input_shape)) or len(got_in) != len(input_shape):
-        raise ModelError(f"the model takes inputs of shape {got_in}, the data has {input_shape}",
-                         context=where, hint="match the model's Input shape to the dataset")
-    if model.output_shape[-1] != num_classes:
-        raise ModelError(f"the model has {model.output_shape[-1]} outputs, the data has {num_classes} classes",
-                         context=where, hint="make the last layer output one value per class")
 
 
 @contextmanager
@@ -93,9 +31,31 @@ def load_model(path: Path, where: str = "model") -> Any:
                          hint="save it with tf_keras (Keras 2) as .keras, .h5 or a SavedModel directory") from exc
 
 
+def stage_model_file(keras: int) -> str:
+    """The file a stage saves its model in: HDF5 for tf_keras (it round-trips QAT models), `.keras` for Keras 3."""
+    return "model.keras" if keras == 3 else "model.h5"
+
+
+def load_stage_model(path: Path, keras: int, imports: Sequence[str] = (), base_dir: Path | None = None) -> Any:
+    """A model a stage saved (`keras` 3: a Keras 3 model kept as it is, its custom layers' modules imported)."""
+    if keras != 3:
+        return load_model(path)
+    from edgepack.models.keras3 import load_keras3
+    from edgepack.models.origins import on_path
+
+    with on_path(base_dir or Path.cwd()):  # the file is edgepack's own: safe mode has checked it already
+        return load_keras3(path, "the train stage's model", imports, safe_mode=False)
+
+
 def save_model(model: Any, path: Path) -> None:
-    """Save a stage's model as HDF5 (the format that round-trips QAT models in tf_keras)."""
+    """Save a stage's model: HDF5 for tf_keras (the format that round-trips QAT models), `.keras` for Keras 3."""
     import warnings
+
+    from edgepack.models.keras3 import is_keras3_model
+
+    if is_keras3_model(model):
+        model.save(path)
+        return
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -111,8 +71,23 @@ def export_saved_model(model: Any, path: Path) -> None:
     import io
     from contextlib import redirect_stdout
 
+    from edgepack.models.keras3 import is_keras3_model
+
     with redirect_stdout(io.StringIO()):  # `export` prints its endpoints
-        model.export(str(path))
+        if is_keras3_model(model):  # a Keras 3 model kept as it is: its own TF SavedModel export
+            model.export(str(path), format="tf_saved_model", verbose=False)
+        else:
+            model.export(str(path))
+
+
+def input_names(model: Any) -> list[str]:
+    """The model's input names, in its input order (the converter's signature names them so)."""
+    return [getattr(t, "name", f"input_{i}").split(":")[0] for i, t in enumerate(model.inputs)]
+
+
+def input_dtypes(model: Any) -> list[str]:
+    """The model's input dtypes, in its input order (int32 token ids stay integers through conversion)."""
+    return [str(getattr(getattr(t, "dtype", None), "name", None) or getattr(t, "dtype", "float32")) for t in model.inputs]
 
 
 def count_params(model: Any) -> int:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.datasets import Dataset
-from edgepack.models.source import count_params, get_model, load_model
+from edgepack.models.origins import recipe_source
+from edgepack.models.source import count_params
 from edgepack.models.tf import load, seed_everything
 from edgepack.optimize.loop import accuracy, fit, make_optimizer, outputs_probabilities
 from edgepack.recipe.schema import DistillStage
@@ -24,9 +25,11 @@ from edgepack.reporting import Reporter
 def distill(trained: Any, stage: DistillStage, data: Dataset, reporter: Reporter, label: str,
             base_dir: Path, seed: int) -> tuple[Any, dict[str, Any]]:
     """Train the stage's student against the teacher; returns the student and the comparison."""
-    teacher = trained if stage.teacher_path is None else _load_teacher(stage.teacher_path, base_dir)
+    teacher = trained if stage.teacher_path is None else _load_teacher(stage.teacher_path, base_dir, data)
     seed_everything(seed)
-    student = get_model(stage.student, data.input_shape, data.num_classes, base_dir)
+    from edgepack import tasks
+
+    student = recipe_source(stage.student, base_dir).load(data, tasks.get(data.task), optimizable=True).model
     initial = student.get_weights()
     distiller = _distiller(teacher, student, stage)
     distiller.compile(optimizer=make_optimizer(stage))
@@ -43,9 +46,14 @@ def distill(trained: Any, stage: DistillStage, data: Dataset, reporter: Reporter
     return student, record
 
 
-def _load_teacher(path: str, base_dir: Path) -> Any:
-    resolved = Path(path) if Path(path).is_absolute() else base_dir / path
-    return load_model(resolved, where="optimize distill.teacher_path")
+def _load_teacher(path: str, base_dir: Path, data: Dataset) -> Any:
+    """The teacher file, tf_keras or Keras 3 (bridged: it runs inside the tf_keras distiller)."""
+    from edgepack import tasks
+    from edgepack.models.origins import SavedSource
+    from edgepack.recipe.schema import SavedModel
+
+    source = SavedSource(SavedModel(kind="saved", path=path), base_dir, field="optimize distill.teacher_path")
+    return source.load(data, tasks.get(data.task), optimizable=True).model
 
 
 def _scratch_accuracy(student: Any, initial: list[Any], stage: DistillStage, data: Dataset,

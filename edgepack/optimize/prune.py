@@ -58,6 +58,8 @@ def prunable(stage: PruneStage) -> Any:
             return "no weights"
         if not (registry.supports(layer) or hasattr(layer, "get_prunable_weights")):
             return "TFMOT cannot prune this layer type"
+        if registry.supports(layer) and not registry._weight_names(layer):  # DepthwiseConv2D: wrapped, never masked
+            return f"TFMOT prunes no weights of {type(layer).__name__}"
         kernel = getattr(layer, "kernel", None)
         if stage.structure == "block" and (kernel is None or len(kernel.shape) != 2):
             return "block sparsity applies to 2-D (Dense) kernels only"

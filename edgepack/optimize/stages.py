@@ -2,7 +2,7 @@
 
 Each stage starts from a fresh copy of the previous stage's model (so the trained model is never
 changed in place), runs under the recipe's `tf.distribute` strategy, and is measured the same
-way: test accuracy, parameter count, kernel sparsity and the gzip size of the float32 weights.
+way: the task's test metrics, parameter count, kernel sparsity and the gzip size of the float32 weights.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from edgepack.datasets import Dataset
 from edgepack.models.tf import load, strategy_scope
-from edgepack.optimize.loop import accuracy
+from edgepack.optimize.loop import evaluate
 from edgepack.recipe.schema import ClusterStage, DistillStage, OptimizeStage, PruneStage, QatStage
 from edgepack.reporting import Reporter
 
@@ -36,7 +36,9 @@ def optimize(model: Any, stages: Sequence[OptimizeStage], data: Dataset, reporte
             model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed,
                                   per_channel)
         done.add(stage.kind)
-        metrics["test_accuracy"] = accuracy(model, data.x_test, data.y_test, reporter, f"{label}: evaluate")
+        metrics["test_metrics"] = evaluate(model, data, reporter, f"{label}: evaluate")
+        if "accuracy" in metrics["test_metrics"]:
+            metrics["test_accuracy"] = metrics["test_metrics"]["accuracy"]
         record = {"stage": index, "kind": stage.kind, **metrics, **measure(model, stage.kind, params_before)}
         record["warnings"] = lost_sparsity(records[-1]["sparsity"] if records else {}, record["sparsity"], stage.kind)
         for warning in record["warnings"]:

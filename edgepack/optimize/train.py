@@ -1,20 +1,26 @@
-"""The train stage: build (or load) the recipe's model and train it from scratch."""
+"""The train stage: get the recipe's model from its source and train it from scratch (built models)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from edgepack.datasets import Dataset
-from edgepack.models.source import get_model
+from edgepack.errors import ModelError
+from edgepack.models.origins import LoadedModel, ModelSource
 from edgepack.optimize.loop import fit
-from edgepack.recipe import LoadedRecipe
 from edgepack.reporting import Reporter
 
 
-def train(loaded: LoadedRecipe, data: Dataset, reporter: Reporter) -> tuple[Any, dict[str, float]]:
+def train(source: ModelSource, data: Dataset, settings: Any, task: Any, optimizable: bool,
+          reporter: Reporter) -> tuple[LoadedModel, dict[str, float]]:
     """The float reference model: built and trained, or loaded as saved (not retrained)."""
-    recipe = loaded.recipe
-    model = get_model(recipe.model, data.input_shape, data.num_classes, loaded.base_dir)
-    if recipe.model.kind == "saved":
-        return model, {}
-    return model, fit(model, data, recipe.train, reporter, "train")
+    loaded = source.load(data, task, optimizable)
+    if not source.trains:
+        return loaded, {}
+    if not task.trainable:
+        raise ModelError(f"a {task.kind} task has no targets to train a built model on",
+                         context=f"[task] kind = \"{task.kind}\"", hint="give a trained model (model.kind = \"saved\")")
+    check = getattr(task, "check_trainable", None)
+    if check is not None:
+        check([tuple(t.shape) for t in loaded.model.inputs], [tuple(t.shape) for t in loaded.model.outputs])
+    return loaded, fit(loaded.model, data, settings, reporter, "train")

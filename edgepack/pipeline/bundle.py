@@ -1,0 +1,62 @@
+"""The bundle: the shipped model, labels, the formats (android, c-array, zip), manifest.json (the build
+section, signed with a key) and measurements.json (the run section), written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgepack.native import captured_native_logs
+
+if TYPE_CHECKING:
+    from edgepack.pipeline.run import Pipeline
+
+
+def bundle(p: Pipeline, out: Path | None = None, make_zip: bool | None = None,
+           sign_key: Path | None = None) -> list[Path]:
+    """Gate (unless done), then write the bundle; returns the paths written."""
+    from edgepack.bundle.manifest import build_manifest, run_measurements
+    from edgepack.bundle.writer import write_bundle
+
+    gate = p.result.gate if p.gated else p.gate()
+    p.reporter.stage("bundle", "writing")
+    shipped = p.shipped()
+    settings = p.recipe.bundle
+    extra: dict[str, str | bytes] = {}
+    formats: dict[str, Any] = {}
+    if "android" in settings.formats:
+        from edgepack.bundle.android import android_files
+        from edgepack.litert import model_tensors
+
+        files = android_files(p.recipe.name, shipped, p.data.labels, model_tensors(p.tflite_path), p.task.kind,
+                              p.data.image)
+        extra.update(files)
+        formats["android"] = {"files": sorted(files), "metadata": shipped.record["embedded"]}
+    if "c-array" in settings.formats:
+        files, formats["c-array"] = c_array(p)
+        extra.update(files)
+    with captured_native_logs(p.quiet_native):
+        manifest = build_manifest(p, shipped)
+    manifest["formats"] = formats
+    measurements = run_measurements(p, gate, shipped)
+    target = out or p.default_bundle_dir()
+    do_zip = (settings.zip or "zip" in settings.formats) if make_zip is None else make_zip
+    labels = p.data.labels if p.task.class_scores else []  # labels.txt names a classifier's scores
+    p.result.bundle = write_bundle(target, shipped.data, labels, manifest, do_zip, extra, measurements, sign_key)
+    return p.result.bundle
+
+
+def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
+    """The c-array format's files and its manifest entry (the converted model: TFLM ignores metadata)."""
+    from edgepack.bundle.c_array import c_sources
+
+    converted = p.tflite_path.read_bytes()
+    sources = c_sources(converted)
+    files: dict[str, str | bytes] = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
+    if sources.unsupported_ops:
+        p.reporter.note(f"bundle c-array: TFLite Micro has no resolver method for "
+                        f"{', '.join(sources.unsupported_ops)}; register them yourself (model_data.h says)")
+    return files, {"files": sorted(files), "model_sha256": hashlib.sha256(converted).hexdigest(),
+                   "arena_bytes": sources.arena_bytes, "activation_peak_bytes": sources.activation_peak_bytes,
+                   "resolver_ops": list(sources.resolver_calls), "unsupported_ops": list(sources.unsupported_ops)}

@@ -1,0 +1,104 @@
+"""The stage cache: content-addressed stage ids, and stage directories written atomically.
+
+A stage's id is the sha256 of its name, its resolved settings, the ids of the stages it reads and
+the toolchain versions. Its outputs live in `WORKDIR/RECIPE/STAGE/` with a `stage.json`; when that
+file holds the same id (and a record that reads back), the stage is a cache hit. Each stage
+directory is written to a temporary directory and renamed into place, so an interrupted run never
+leaves a half-written stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Generic, TypeVar
+
+from edgepack.bundle.manifest import toolchain_versions
+from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
+from edgepack.native import captured_native_logs
+from edgepack.pipeline.records import Record
+from edgepack.recipe.load import canonical_json
+from edgepack.reporting import Reporter
+
+STAGE_FILE = "stage.json"
+R = TypeVar("R", bound=Record)
+
+
+@dataclass
+class StageOutput(Generic[R]):
+    """What a stage produced: its id, its directory, its record, and whether it came from the cache."""
+
+    name: str
+    id: str
+    dir: Path
+    record: R
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stage as `--json` shows it: id, cache state, directory and the record's fields."""
+        return {"id": self.id, "cached": self.cached, "dir": str(self.dir), **self.record.to_dict()}
+
+
+class StageCache:
+    """The stages of one recipe's run under `root`, each run at most once per process."""
+
+    def __init__(self, root: Path, reporter: Reporter, use_cache: bool = True, quiet_native: bool = True) -> None:
+        self.root = root
+        self.reporter = reporter
+        self.use_cache = use_cache
+        self.quiet_native = quiet_native
+        self.done: dict[str, StageOutput[Any]] = {}
+        root.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(root)
+
+    def stage_id(self, name: str, config: Any, inputs: dict[str, str]) -> str:
+        """The content hash of a stage: its settings, its inputs' ids and the toolchain."""
+        payload = {"stage": name, "config": config, "inputs": inputs, "toolchain": toolchain_versions()}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+    def run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
+        """The stage from the cache when its id matches, else `body(tmp_dir)` written atomically."""
+        if name in self.done:
+            return self.done[name]
+        target = self.root / name
+        cached = self._load(target, stage_id, kind)
+        if cached is not None:
+            self.reporter.stage(name, "cached")
+            out = StageOutput(name, stage_id, target, cached, cached=True)
+        else:
+            self.reporter.stage(name, "running")
+            tmp = temp_dir_beside(target)
+            try:
+                with captured_native_logs(self.quiet_native):
+                    record = body(tmp)
+                (tmp / STAGE_FILE).write_text(json.dumps({"id": stage_id, "record": record.to_dict()}, indent=2))
+                replace_dir(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            out = StageOutput(name, stage_id, target, record)
+        self.done[name] = out
+        return out
+
+    def _load(self, target: Path, stage_id: str, kind: type[R]) -> R | None:
+        if not self.use_cache:
+            return None
+        try:
+            saved = json.loads((target / STAGE_FILE).read_text())
+            return kind.from_dict(saved["record"]) if saved.get("id") == stage_id else None
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            return None
+
+
+def path_digest(path: Path) -> str:
+    """sha256 over a file, or over every file of a directory (names and bytes)."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        digest.update(path.read_bytes())
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []:
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,64 @@
+"""The evaluate stage: the task's metrics of the float, optimized and `.tflite` models on the test
+split, and the `.tflite`'s fidelity to the Keras model it was converted from (SQNR, cosine, max
+error per output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgepack.pipeline.cache import StageOutput
+from edgepack.pipeline.records import EvaluateRecord
+
+if TYPE_CHECKING:
+    from edgepack.tasks.judge import Judge
+
+    from edgepack.pipeline.run import Pipeline
+
+
+def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
+    """Judge the `.tflite` on the test split against the float model."""
+    trained, optimized, converted = p.train(), p.optimize(), p.convert()
+    stage_id = p.cache.stage_id("evaluate", {"task": p.task.kind},
+                                {"train": trained.id, "optimize": optimized.id, "convert": converted.id,
+                                 "test": p.fingerprints["test"]})
+
+    def body(out: Path) -> EvaluateRecord:
+        import dataclasses
+
+        from edgepack.litert import interpreter, output_order
+
+        names = [d["name"] for d in output_order(interpreter(p.tflite_path))]  # fidelity names each output's tensor
+        referee = dataclasses.replace(judge(p), output_names=names)
+        verdict = referee.judge(p.tflite_path, p.reporter, f"evaluate {converted.record.mode} .tflite")
+        float_metrics, opt_metrics = trained.record.test_metrics, optimized_metrics(p)
+        metric = p.task.metric
+        float_value = float_metrics.get(metric)
+        drop = None
+        if float_value is not None and verdict.value is not None and metric in verdict.metrics:
+            from edgepack.tasks import worsening
+
+            drop = worsening(p.task, float_value, verdict.value)
+        return EvaluateRecord(task=p.task.kind, metric=metric, float=float_value, optimized=opt_metrics.get(metric),
+                              tflite=verdict.value, drop=drop,
+                              metrics={"float": float_metrics, "optimized": opt_metrics, "tflite": verdict.metrics},
+                              fidelity=verdict.fidelity, test_samples=p.data.test_samples)
+
+    return p.cache.run("evaluate", stage_id, EvaluateRecord, body)
+
+
+def optimized_metrics(p: Pipeline) -> dict[str, float]:
+    """The test metrics of the model the conversion starts from: after the last optimize stage, else the trained one."""
+    stages = p.optimize().record.stages
+    return dict(stages[-1]["test_metrics"]) if stages else dict(p.train().record.test_metrics)
+
+
+def judge(p: Pipeline) -> Judge:
+    """The judge of this recipe's `.tflite` models: its test split, and the optimized Keras model's outputs
+    on it (the fidelity reference) and headline figure (what criteria compare with)."""
+    from edgepack.pipeline.optimize import test_outputs
+    from edgepack.tasks.judge import Judge
+
+    optimized = p.optimize()
+    return Judge(p.task.kind, p.data.test_split(), test_outputs(optimized), p.float_figure(),
+                 list(optimized.record.inputs), None)

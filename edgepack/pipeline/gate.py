@@ -1,0 +1,27 @@
+"""The gate: the recipe's budgets against the run's figures (size shipped, latency per device, the task's
+metrics, fidelity), and the conversion criteria (search, fallback) as budget results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, conversion_results, gated_latency
+
+if TYPE_CHECKING:
+    from edgepack.pipeline.run import Pipeline
+
+
+def gate(p: Pipeline) -> list[BudgetResult]:
+    """Check every budget; the result is kept in the run's result (and measurements.json)."""
+    evaluated = p.evaluate().record
+    validation = p.result.validation or p.validate()
+    latency, basis = gated_latency(validation)
+    accuracy = evaluated.metrics
+    measured = Measurements(
+        size_bytes=len(p.shipped().data), accuracy_float=accuracy["float"].get("accuracy"),
+        accuracy_tflite=accuracy["tflite"].get("accuracy"), latency_p90_ms=latency, latency_basis=basis,
+        metrics_float=accuracy["float"], metrics_tflite=accuracy["tflite"], fidelity=evaluated.fidelity)
+    p.result.gate = check_budgets(p.recipe.budgets, measured)
+    p.result.gate += conversion_results(p.search_report(), p.convert().record.fallback)
+    p.gated = True
+    return p.result.gate

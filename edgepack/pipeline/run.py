@@ -1,0 +1,232 @@
+"""The pipeline of one recipe: its data, its model source, its task, and the stages in order.
+
+recipe -> data -> train -> optimize -> convert -> evaluate -> validate -> gate -> bundle
+
+`Pipeline` holds what the stages share (the data, the stage cache, models in memory, the search and
+the shipped model once made) and runs each stage through its own function in this package; a
+stage asks for the stages before it, which come from the cache when their inputs are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from edgepack import tasks
+from edgepack.datasets import Dataset, calibration_indices, fingerprint, load_dataset
+from edgepack.gate.budgets import BudgetResult
+from edgepack.models.origins import ModelSource, recipe_source
+from edgepack.pipeline.cache import StageCache, StageOutput
+from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
+from edgepack.recipe import LoadedRecipe
+from edgepack.reporting import NullReporter, Reporter
+
+
+@dataclass
+class RunResult:
+    """Everything `edgepack run` reports."""
+
+    stages: dict[str, StageOutput[Any]] = field(default_factory=dict)
+    validation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gate: list[BudgetResult] = field(default_factory=list)
+    bundle: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every budget holds."""
+        return all(result.passed for result in self.gate)
+
+
+class Pipeline:
+    """The stages of one recipe, sharing data and in-memory models, cached in `workdir`.
+
+    `source` is where the model comes from (default: the recipe's `[model]`); a `GivenTflite`
+    source makes a `.tflite` converted elsewhere the convert stage's output."""
+
+    def __init__(self, loaded: LoadedRecipe, workdir: Path, reporter: Reporter | None = None,
+                 use_cache: bool = True, quiet_native: bool = True, source: ModelSource | None = None) -> None:
+        self.loaded = loaded
+        self.recipe = loaded.recipe
+        self.root = workdir / self.recipe.name
+        self.reporter = reporter or NullReporter()
+        self.cache = StageCache(self.root, self.reporter, use_cache, quiet_native)
+        self.source = source or recipe_source(self.recipe.model, loaded.base_dir)
+        self.task = tasks.get(self.recipe.task.kind)
+        self.result = RunResult(stages=self.cache.done)
+        self.models: dict[str, Any] = {}  # stage name -> its Keras model, once in memory
+        self.search_result: dict[str, Any] | None = None
+        self.shipped_model: tuple[Path, Any] | None = None
+        self.gated = False
+        self._devices: list[Any] | None = None
+
+    @property
+    def quiet_native(self) -> bool:
+        """Keep TensorFlow's and LiteRT's native log lines off the terminal (not with --debug)."""
+        return self.cache.quiet_native
+
+    # -- data -----------------------------------------------------------------------------------
+    @cached_property
+    def data(self) -> Dataset:
+        """The recipe's dataset for its task, normalized and split with the recipe's seed."""
+        return load_dataset(self.recipe.dataset, self.recipe.seed, self.loaded.base_dir, self.recipe.task)
+
+    @cached_property
+    def calibration_indices(self) -> Any:
+        """Which train samples are the representative sample (drawn with calibration_seed, else seed)."""
+        seed = self.recipe.convert.calibration_seed
+        seed = self.recipe.seed if seed is None else seed
+        return calibration_indices(self.data.train_samples, self.recipe.convert.calibration_samples, seed)
+
+    @cached_property
+    def calibration(self) -> Any:
+        """The representative sample for calibration, drawn from the train split (one array per input)."""
+        return tasks.take(self.data.x_train, self.calibration_indices)
+
+    @cached_property
+    def fingerprints(self) -> dict[str, str]:
+        """sha256 fingerprints of the train, calibration and test data."""
+        d = self.data
+        return {"train": fingerprint(*d.train_inputs, *tasks.as_list(d.y_train)),
+                "calibration": fingerprint(*tasks.as_list(self.calibration)),
+                "test": fingerprint(*d.test_inputs, *tasks.as_list(d.y_test))}
+
+    # -- stages ---------------------------------------------------------------------------------
+    def train(self) -> StageOutput[TrainRecord]:
+        """Get (and, for a built model, train) the float reference model; its test metrics."""
+        from edgepack.pipeline.train import train_stage
+
+        return train_stage(self)
+
+    def optimize(self) -> StageOutput[OptimizeRecord]:
+        """Run the `[[optimize]]` stages in order on the trained model; export the result."""
+        from edgepack.pipeline.optimize import optimize_stage
+
+        return optimize_stage(self)
+
+    def convert(self) -> StageOutput[ConvertRecord]:
+        """The `.tflite`: converted in the recipe's mode (with `[convert.search]`: the search's pick),
+        or the model the source gives."""
+        from edgepack.pipeline.convert import convert_stage, given_stage
+        from edgepack.pipeline.search import mode_search
+
+        if self.source.converted is not None:
+            return given_stage(self)
+        if self.recipe.convert.search is not None:
+            return mode_search(self)["stage"]
+        return convert_stage(self, self.recipe.convert)
+
+    def evaluate(self) -> StageOutput[EvaluateRecord]:
+        """The task's metrics of the float, optimized and `.tflite` models, and the `.tflite`'s fidelity."""
+        from edgepack.pipeline.evaluate import evaluate_stage
+
+        return evaluate_stage(self)
+
+    def validate(self, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Latency, memory and output parity of the shipped model on each device (never cached)."""
+        from edgepack.pipeline.validate import validate
+
+        return validate(self, devices)
+
+    def gate(self) -> list[BudgetResult]:
+        """Check the recipe's budgets against the measured figures."""
+        from edgepack.pipeline.gate import gate
+
+        return gate(self)
+
+    def bundle(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> list[Path]:
+        """Write the bundle: the shipped model, labels, formats, manifest and measurements.json."""
+        from edgepack.pipeline.bundle import bundle
+
+        return bundle(self, out, make_zip, sign_key)
+
+    def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
+        """Every stage, in order, ending with the bundle."""
+        self.devices()  # a device mistake is said before the training
+        if self.source.converted is None and not (self.cache.use_cache and (self.root / "convert").is_dir()):
+            from edgepack.convert.pool import prewarm
+
+            prewarm()  # the conversion worker imports TensorFlow while the model trains
+        if sign_key is not None:
+            from edgepack.bundle.signing import load_private_key
+
+            load_private_key(sign_key)  # a bad key is said before the training, too
+        self.gate()
+        self.bundle(out, make_zip, sign_key)
+        return self.result
+
+    # -- what the stages share ------------------------------------------------------------------
+    def model(self, stage: StageOutput[TrainRecord]) -> Any:
+        """The train stage's Keras model (in memory, else loaded from its file)."""
+        if stage.name not in self.models:
+            from edgepack.models.source import load_stage_model
+
+            self.models[stage.name] = load_stage_model(stage.dir / stage.record.model_file, stage.record.keras,
+                                                       self.source.imports, self.loaded.base_dir)
+        return self.models[stage.name]
+
+    def input_names(self) -> list[str] | None:
+        """The Keras model's input names, which map a `.tflite`'s inputs through its signature; None for
+        a model given to `validate --model` (nothing is trained: inputs are told apart by shape)."""
+        if self.source.converted is not None and not getattr(self.source, "bundled", False):
+            return None
+        return list(self.optimize().record.inputs)
+
+    @property
+    def tflite_path(self) -> Path:
+        """The converted model file (or the one the source gives)."""
+        converted = self.convert()
+        return converted.dir / converted.record.model_file
+
+    def float_figure(self) -> float | None:
+        """The headline figure of the model the conversion starts from (after the optimize stages):
+        what the search and fallback criteria compare with."""
+        from edgepack.pipeline.evaluate import optimized_metrics
+
+        return optimized_metrics(self).get(self.task.metric)
+
+    def search_report(self) -> dict[str, Any] | None:
+        """The search's figures as plain data (None without `[convert.search]`)."""
+        from edgepack.pipeline.search import mode_search
+
+        if self.recipe.convert.search is None or self.source.converted is not None:
+            return None
+        return {k: v for k, v in mode_search(self).items() if k != "stage"}
+
+    def shipped(self) -> Any:
+        """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven."""
+        from edgepack.pipeline.ship import shipped
+
+        return shipped(self)
+
+    def tensor_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The shipped model's input and output tensors in the file's order, each with the Keras input or
+        output it is (`keras_index`), as the manifest lists them."""
+        from edgepack.pipeline.ship import tensor_layout
+
+        _, inputs, outputs = tensor_layout(self, self.shipped_path())
+        return inputs, outputs
+
+    def shipped_path(self) -> Path:
+        """The shipped model as a file (what every device validates), beside the stages."""
+        from edgepack.pipeline.ship import shipped_path
+
+        return shipped_path(self)
+
+    def devices(self, names: list[str] | None = None) -> list[Any]:
+        """The recipe's device profiles (or those `names`), loaded and checked against its budgets."""
+        from edgepack.pipeline.validate import load_devices
+
+        if names is not None:
+            return load_devices(self, names)
+        if self._devices is None:
+            self._devices = load_devices(self, None)
+        return self._devices
+
+    def default_bundle_dir(self) -> Path:
+        """`bundle.out` from the recipe (relative to the working directory), else WORKDIR/RECIPE/bundle
+        (WORKDIR/RECIPE/bundle-NAME for a model given with --model: the recipe's own bundle stays)."""
+        if self.source.converted is not None:
+            return self.root / f"bundle-{self.source.converted.stem}"
+        return Path(self.recipe.bundle.out) if self.recipe.bundle.out else self.root / "bundle"

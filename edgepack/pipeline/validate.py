@@ -1,0 +1,117 @@
+"""Validation on devices: latency, memory and output parity of the shipped model (never cached).
+
+Every device gets the same inputs (the first test sample, each input in its tensor's type, in the
+model's tensor order); every output is compared with the host's: integer outputs must be identical,
+float ones equal within a tolerance. The first plain local device is the reference; without one, a
+one-invoke run on this machine is. Devices on different machines run at the same time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgepack.errors import BadInputError
+from edgepack.reporting import NullReporter
+
+if TYPE_CHECKING:
+    from edgepack.pipeline.run import Pipeline
+
+
+def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the shipped model on each device of the recipe (or `devices`); one record per device."""
+    from edgepack.devices.base import RunRequest
+    from edgepack.devices.drivers import parity, run_device
+    from edgepack.devices.profiles import Device, LocalDevice
+    from edgepack.devices.schedule import run_all
+
+    settings = p.recipe.validation
+    chosen = p.devices(devices)
+    inputs = validation_inputs(p)
+
+    def measure(device: Device) -> dict[str, Any]:
+        p.reporter.stage("validate", f"on {device.name}")
+        req = RunRequest(p.shipped_path(), inputs, settings.runs, settings.warmup,
+                         device.threads or settings.threads, p.recipe.seed)
+        return run_device(device, req, p.reporter, f"validate {device.name}")
+
+    records = run_all(chosen, measure)  # different machines at once, one machine's devices in turn
+    reference: list[dict[str, Any]] | None = None
+    for device in chosen:
+        record = records[device.name]
+        outputs = record.pop("outputs")
+        if outputs is None:  # a benchmark binary: timings only
+            record["parity"] = {"ok": None, "why": "not checked: the benchmark binary reports no outputs"}
+            record["outputs_sha256"] = None
+        elif reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
+            reference = outputs
+            record["parity"] = {"ok": True, "identical": True, "max_abs_diff": 0.0, "reference": True,
+                                "outputs": len(outputs)}
+        else:
+            reference = reference or reference_outputs(p, inputs)
+            record["parity"] = parity(reference, outputs)
+            if not record["parity"]["ok"]:
+                p.reporter.note(f"validate {device.name}: outputs differ from the host's: {record['parity']['why']}")
+        if outputs is not None:
+            record["outputs_sha256"] = [o["sha256"] for o in outputs]
+        p.result.validation[device.name] = {"device": device.name, "kind": device.kind,
+                                            "emulated": device.emulated, **record}
+    return p.result.validation
+
+
+def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
+    """The device profiles `names` (default: the recipe's), checked against its budgets (before any stage
+    runs: an unknown device or a budget on an emulated one is a recipe mistake)."""
+    from edgepack.devices.profiles import load_device
+
+    if names is not None:
+        return [load_device(name) for name in names]
+    devices = [load_device(name) for name in p.recipe.validation.devices]
+    budget = p.recipe.budgets.latency_p90_ms
+    emulated = sorted(d.name for d in devices if d.emulated and isinstance(budget, dict) and d.name in budget)
+    if emulated:
+        raise BadInputError(
+            f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
+            "emulator's, not a board's, and is never checked", context=f"recipe '{p.recipe.name}'",
+            hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
+    return devices
+
+
+def validation_inputs(p: Pipeline) -> Path | None:
+    """An .npz holding the first test sample of each input in its tensor's type and in the model's tensor
+    order (`input_0`, `input_1`...); None when the model's inputs do not take the recipe's samples (the
+    runner then feeds seeded random inputs)."""
+    import numpy as np
+
+    from edgepack.errors import BadInputError
+    from edgepack.litert import input_order, interpreter, to_input
+
+    interp = interpreter(p.tflite_path)
+    arrays = p.data.test_inputs
+    details = interp.get_input_details()
+    try:
+        ordered = input_order(interp, p.input_names() if len(details) > 1 else None, [x.shape[1:] for x in arrays])
+    except BadInputError as exc:
+        p.reporter.note(f"validate: random inputs: {exc.message}")
+        return None
+    if len(ordered) != len(arrays) or any(tuple(d["shape"][1:]) != tuple(x.shape[1:]) for d, x in zip(ordered, arrays)):
+        return None
+    path = p.root / "validate" / "inputs.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    by_index = {d["index"]: x for d, x in zip(ordered, arrays)}
+    samples = {f"input_{i}": to_input(by_index[d["index"]][: max(1, int(d["shape"][0]))], d)
+               for i, d in enumerate(details)}
+    with open(path, "wb") as handle:
+        np.savez(handle, **samples)
+    return path
+
+
+def reference_outputs(p: Pipeline, inputs: Path | None) -> list[dict[str, Any]]:
+    """The shipped model's outputs on this machine, one invoke: the parity reference."""
+    from edgepack.devices.base import RunRequest
+    from edgepack.devices.local import run_local
+    from edgepack.devices.profiles import LocalDevice
+
+    host = LocalDevice(name="host", kind="local")
+    req = RunRequest(p.shipped_path(), inputs, 1, 0, 1, p.recipe.seed)
+    return list(run_local(host, req, NullReporter(), "validate: host reference")["outputs"])
