@@ -2,15 +2,14 @@
 
 TensorFlow's converter can die natively (full-int8 conversion of a GRU graph segfaults it). In a
 child process that ends as a signal, reported with the tail of the converter's log, and
-edgepack (and its temporary files) survive.
+edgepack (and its temporary files) survive. The worker is kept warm between conversions
+(`convert.pool`).
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,35 +23,37 @@ from edgepack.reporting import Reporter
 TIMEOUT_S = 3600.0
 
 
-def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: np.ndarray, out: Path,
+def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: Any, out: Path,
                      reporter: Reporter, timeout_s: float = TIMEOUT_S, error_out: Path | None = None,
-                     selective: dict[str, Any] | None = None) -> str | None:
+                     selective: dict[str, Any] | None = None, input_names: list[str] | None = None) -> str | None:
     """Convert the SavedModel in a worker process and write the `.tflite` to `out`.
 
+    `calibration` is one array, or a list of one per model input (`input_names` in the Keras order).
     With `error_out`, the worker also writes the per-layer quantization error there (a JSON list);
-    returns why it could not, or None. With `selective` (the test split, the float accuracy, the
-    Keras layer names and `report_out`), it keeps ops in float per `keep_float` / `fallback` and
-    writes its report to `report_out`.
+    returns why it could not, or None. With `selective` (a `tasks.judge.Judge`, the Keras layer names
+    and `report_out`), it keeps ops in float per `keep_float` / `fallback` and writes its report to
+    `report_out`.
     """
     calibrated = settings.mode in CALIBRATED_MODES
+    arrays = calibration if isinstance(calibration, list) else [calibration]
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as tmp:
         request: dict[str, Any] = {"saved_model": str(saved_model), "out": str(out),
                                    "settings": settings.model_dump(mode="json"), "calibration": None,
                                    "error_out": str(error_out) if error_out else None,
-                                   "error_samples": settings.error_samples, "selective": None}
+                                   "error_samples": settings.error_samples, "selective": None,
+                                   "input_names": input_names}
         if selective is not None:
-            x_path, y_path = Path(tmp) / "x_test.npy", Path(tmp) / "y_test.npy"
-            np.save(x_path, selective["x_test"])
-            np.save(y_path, selective["y_test"])
-            request["selective"] = {"x_test": str(x_path), "y_test": str(y_path), "layers": selective["layers"],
-                                    "float_accuracy": selective["float_accuracy"],
+            judge_path = Path(tmp) / "judge.npz"
+            selective["judge"].save(judge_path)
+            request["selective"] = {"judge": str(judge_path), "layers": selective["layers"],
                                     "report_out": str(selective["report_out"])}
         if calibrated:
-            request["calibration"] = str(Path(tmp) / "calibration.npy")
-            np.save(request["calibration"], calibration)
+            request["calibration"] = str(Path(tmp) / "calibration.npz")
+            with open(request["calibration"], "wb") as handle:
+                np.savez(handle, **{f"input_{i}": a for i, a in enumerate(arrays)})
         (Path(tmp) / "request.json").write_text(json.dumps(request))
         label = f"convert {settings.mode}" + (": calibrate" if calibrated else "")
-        with reporter.task(label, len(calibration) if calibrated else None) as task:
+        with reporter.task(label, len(arrays[0]) if calibrated else None) as task:
             code, report, log = _run_worker(Path(tmp) / "request.json", task, timeout_s)
     if code != 0 and report.get("model_written") and out.is_file():  # the optional debugger died, natively
         return f"the quantization debugger crashed (exit {code}); the model was written"
@@ -61,29 +62,27 @@ def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: 
 
 
 def _run_worker(request: Path, task: Any, timeout_s: float) -> tuple[int, dict[str, Any], str]:
-    cmd = [sys.executable, "-m", "edgepack.convert.worker", str(request)]
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-        report: dict[str, Any] = {}
-        done = 0
-        try:
-            for line in proc.stdout or ():
-                if line.startswith("progress "):
-                    task.advance(int(line.split()[1]) - done)
-                    done = int(line.split()[1])
-                elif line.startswith("log "):  # the fallback search says where it is
-                    task.advance(0, description=line[4:].strip())
-                elif line.startswith("{"):
-                    report = json.loads(line)
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            proc.kill()
-            raise StageError(f"the TFLite converter did not finish in {timeout_s:.0f} s", code="convert-timeout") from exc
-        except BaseException:
-            proc.kill()
-            raise
-        log.seek(0)
-        return code, report, log.read()
+    """One request to the warm worker (`convert.pool`): its status, report and log lines."""
+    from edgepack.convert.pool import WORKER
+
+    done = 0
+
+    def on_line(line: str) -> None:
+        nonlocal done
+        if line.startswith("progress "):
+            task.advance(int(line.split()[1]) - done)
+            done = int(line.split()[1])
+        elif line.startswith("log "):  # the fallback search says where it is
+            task.advance(0, description=line[4:].strip())
+
+    try:
+        return WORKER.convert(str(request), on_line, timeout_s)
+    except StageError as exc:
+        raise StageError(f"the TFLite converter did not finish in {timeout_s:.0f} s", code=exc.code,
+                         hint=exc.hint) from exc
+    except BaseException:
+        WORKER.stop()  # an interrupt mid-conversion: the next conversion starts clean
+        raise
 
 
 def _check(code: int, report: dict[str, Any], log: str, mode: str) -> None:

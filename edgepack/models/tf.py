@@ -18,11 +18,18 @@ from edgepack.errors import StageError
 
 @dataclass(frozen=True)
 class TF:
-    """The toolchain modules: `tf`, `keras` (tf_keras) and `tfmot`."""
+    """The toolchain modules: `tf`, `keras` (tf_keras) and `tfmot`, imported when first asked for
+    (about 1 s: a post-training recipe never needs it)."""
 
     tf: ModuleType
     keras: ModuleType
-    tfmot: ModuleType
+
+    @property
+    def tfmot(self) -> ModuleType:
+        """tensorflow-model-optimization."""
+        import tensorflow_model_optimization as tfmot
+
+        return tfmot
 
 
 @lru_cache(maxsize=1)
@@ -40,10 +47,9 @@ def load() -> TF:
         )
     import tensorflow as tf
     import tf_keras as keras
-    import tensorflow_model_optimization as tfmot
 
     tf.get_logger().setLevel("ERROR")
-    return TF(tf=tf, keras=keras, tfmot=tfmot)
+    return TF(tf=tf, keras=keras)
 
 
 def _legacy_keras_active(tf: ModuleType) -> bool:

@@ -1,0 +1,122 @@
+"""The warm conversion worker: reused between conversions, restarted after it dies, killed at a
+timeout, and gone when its parent is."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgepack.errors import StageError
+from edgepack.recipe.schema import ConvertSettings
+from edgepack.reporting import NullReporter
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny tf_keras model's SavedModel export: what the worker converts."""
+    from edgepack.models.tf import load
+
+    keras = load().keras
+    inputs = keras.Input((6,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="y")(keras.layers.Dense(8, activation="relu")(inputs)))
+    path = tmp_path_factory.mktemp("pool") / "saved_model"
+    with redirect_stdout(io.StringIO()):
+        model.export(str(path))
+    return path
+
+
+def _convert(saved_model: Path, out: Path, mode: str = "float32", samples: int = 16) -> None:
+    from edgepack.convert.isolated import convert_isolated
+
+    settings = ConvertSettings(mode=mode, io="float32" if mode != "int8" else "int8", error_report=False)
+    calibration = np.random.default_rng(0).normal(size=(samples, 6)).astype(np.float32)
+    convert_isolated(saved_model, settings, calibration, out, NullReporter())
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for a reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(saved_model: Path, tmp_path: Path) -> None:
+    from edgepack.convert.pool import WORKER
+
+    _convert(saved_model, tmp_path / "a.tflite")
+    assert WORKER.proc is not None
+    first = WORKER.proc.pid
+    _convert(saved_model, tmp_path / "b.tflite", "int8")
+    assert WORKER.proc.pid == first  # warm: no new TensorFlow import
+    assert (tmp_path / "a.tflite").read_bytes()[4:8] == b"TFL3" and (tmp_path / "b.tflite").stat().st_size > 0
+    os.kill(first, signal.SIGKILL)  # dies between conversions
+    WORKER.proc.wait()
+    _convert(saved_model, tmp_path / "c.tflite")
+    assert WORKER.proc.pid != first and (tmp_path / "c.tflite").is_file()
+
+
+def test_a_worker_killed_mid_conversion_is_a_crash_and_the_next_conversion_works(saved_model: Path,
+                                                                                  tmp_path: Path) -> None:
+    from edgepack.convert.pool import WORKER
+
+    WORKER.start()
+    victim = WORKER.proc.pid
+    timer = threading.Timer(0.5, lambda: os.kill(victim, signal.SIGKILL))  # as a converter segfault ends it
+    timer.start()
+    try:
+        with pytest.raises(StageError, match=r"crashed \(SIGKILL\)") as error:
+            _convert(saved_model, tmp_path / "dead.tflite", "int8", samples=20_000)  # calibration takes seconds
+    finally:
+        timer.cancel()
+    assert error.value.code == "converter-crashed"
+    assert not (tmp_path / "dead.tflite").exists()
+    _convert(saved_model, tmp_path / "alive.tflite")
+    assert WORKER.proc.pid != victim and (tmp_path / "alive.tflite").is_file()
+
+
+def test_a_conversion_past_its_timeout_kills_the_worker(saved_model: Path, tmp_path: Path) -> None:
+    from edgepack.convert.isolated import convert_isolated
+    from edgepack.convert.pool import WORKER
+
+    WORKER.start()
+    pid = WORKER.proc.pid
+    settings = ConvertSettings(mode="int8", error_report=False)
+    with pytest.raises(StageError, match="did not finish in 0 s") as error:
+        convert_isolated(saved_model, settings, np.zeros((16, 6), np.float32), tmp_path / "slow.tflite",
+                         NullReporter(), timeout_s=0.01)
+    assert error.value.code == "convert-timeout" and WORKER.proc is None
+    assert _gone(pid)
+
+
+def test_the_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from edgepack.convert.pool import WORKER; WORKER.start(); print(WORKER.proc.pid, "
+                               "flush=True); import time; time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)  # no atexit, no end of stdin handling: the kernel tells the worker
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if _gone(worker):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the worker outlived its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
