@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from edgepack import __version__
-from edgepack.cli import devices, gate, inspect, keys, output, recipes, stages
+from edgepack.cli import devices, gate, init, inspect, keys, output, recipes, stages
 
 app = typer.Typer(
     name="edgepack",
@@ -35,6 +38,7 @@ def main_options(
 
 stages.register(app)
 gate.register(app)
+init.register(app)
 inspect.register(app)
 keys.register(app)
 app.add_typer(recipes.app, name="recipes")
@@ -43,5 +47,29 @@ app.add_typer(gate.manifest_app, name="manifest")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    A command that loaded TensorFlow ends with `os._exit` once its output is flushed and its
+    conversion worker stopped: the interpreter's own teardown of TensorFlow (its atexit hooks, the
+    freeing of its modules) takes 1-2 s and does nothing edgepack needs (files are written and
+    renamed before a command returns)."""
+    try:
+        app()
+    except SystemExit as exc:
+        if "tensorflow" in sys.modules:
+            _exit_now(exc.code)
+        raise
+
+
+def _exit_now(code: object) -> None:
+    pool = sys.modules.get("edgepack.convert.pool")
+    if pool is not None:
+        pool.WORKER.stop()  # type: ignore[attr-defined]
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))

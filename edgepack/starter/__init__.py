@@ -1,0 +1,33 @@
+"""Starter recipes: what `edgepack init` writes for a user's own saved model and data.
+
+`write_starter` reads the model (Keras 3 or tf_keras `.keras` / `.h5`, or a SavedModel directory)
+for its input and output shapes, and the data (an `.npz` of arrays or a folder of class
+sub-folders) for the arrays that feed it and the task they can serve; it guesses the
+normalization (and says it is a guess), sets a post-training int8 conversion and the host as the
+device, then measures the draft through the real pipeline and sets the budgets from that first
+measurement, with room the user can take back. The recipe is written once: an existing file is
+never overwritten, not even by a race.
+
+One concern a module: `model` (the saved model), `data` (the arrays or image folder that feed it),
+`task` (the task they serve), `normalization` (the guess), `measure` (the first measurement and its
+budgets), `render` (the commented TOML text, with `tomlvalue`), `write` (never over a file) and
+`command` (all of it, in order). Importing this package imports numpy, never TensorFlow: the model
+is loaded, and the pipeline run, inside the functions that need them.
+"""
+
+from edgepack.starter.command import NAME_RE, StarterResult, recipe_name, write_starter
+from edgepack.starter.data import SEED, TEST_FRACTION, Array, DataPlan, describe_array, plan_data, read_npz
+from edgepack.starter.measure import LATENCY_FLOOR_MS, Budget, Measured, budgets_from, ceil_sig, ceil_to, measure
+from edgepack.starter.model import Shape, Tensor, ModelInfo, first_normalizer, inspect_model
+from edgepack.starter.normalization import NormGuess, guess_normalization
+from edgepack.starter.render import Starter, render
+from edgepack.starter.task import TASK_KINDS, Fit, check_task, model_problem
+from edgepack.starter.write import exists_error, write_new
+
+__all__ = [
+    "LATENCY_FLOOR_MS", "NAME_RE", "SEED", "TASK_KINDS", "TEST_FRACTION", "Array", "Budget", "DataPlan", "Fit",
+    "Measured", "ModelInfo", "NormGuess", "Shape", "Starter", "StarterResult", "Tensor", "budgets_from",
+    "ceil_sig", "ceil_to", "check_task", "describe_array", "exists_error", "first_normalizer",
+    "guess_normalization", "inspect_model", "measure", "model_problem", "plan_data", "read_npz", "recipe_name",
+    "render", "write_new", "write_starter",
+]

@@ -1,0 +1,79 @@
+"""The `[dataset] normalization` of a starter recipe: a guess from the data's values, said to be one,
+unless the model's first layer normalizes the raw input itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgepack.starter.data import DataPlan
+from edgepack.starter.model import ModelInfo
+
+
+@dataclass(frozen=True)
+class NormGuess:
+    """The `[dataset] normalization` written, its pixel range (images), and why."""
+
+    mean: float | list[float]
+    std: float | list[float]
+    pixel_range: tuple[float, float] | None
+    why: str
+    guess: bool = True
+
+
+def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
+    """mean/std from the data's values, unless the model's first layer normalizes itself."""
+    if model.normalizer is not None:
+        pixel = (0.0, 255.0) if plan.kind == "folder" else _pixels_as_stored(plan)
+        return NormGuess(0.0, 1.0, pixel, f"its first layer, {model.normalizer}, normalizes, so the data is fed "
+                                          "raw (mean 0, std 1)", guess=False)
+    if plan.kind == "folder":
+        return NormGuess(0.0, 255.0, (0.0, 255.0), "8-bit images 0..255 -> 0..1: mean 0, std 255")
+    if plan.kind == "none":
+        return NormGuess(0.0, 1.0, None, "no data to look at, so mean 0, std 1 (the values as stored)")
+    arrays = [plan.inputs[k] for k in plan.x_keys]
+    low = min(float(a.min()) for a in arrays)
+    high = max(float(a.max()) for a in arrays)
+    # as the dataset reads them: with layout "auto", (N, H, W[, C]) arrays are images, and (N, H, W) ones get a
+    # channel axis; with "tensors" every array is read as stored (a sequence is no image)
+    images = plan.layout == "auto"
+    # 8-bit pixels: uint8, or images / integers within 0..255 (float feature vectors there get their own stats)
+    pixel_like = all((images and a.ndim in (3, 4)) or np.issubdtype(a.dtype, np.integer) for a in arrays)
+    if all(a.dtype == np.uint8 for a in arrays) or (pixel_like and low >= 0 and 1 < high <= 255):
+        return NormGuess(0.0, 255.0, (0.0, 255.0) if plan.images else None,
+                         f"values {low:g}..{high:g} look like 8-bit pixels (0..255 -> 0..1): mean 0, std 255")
+    if low >= -1 and high <= 1:
+        span = (0.0, 1.0) if low >= 0 else (-1.0, 1.0)
+        return NormGuess(0.0, 1.0, span if plan.images else None,
+                         f"values {low:g}..{high:g} are already within [{span[0]:g}, {span[1]:g}]: mean 0, std 1")
+    # one value per channel of an image (one, for (N, H, W)), per feature of a vector or sequence
+    mean, std = _feature_stats([a[..., None] if images and a.ndim == 3 else a for a in arrays])
+    per = "per feature (the last axis)" if isinstance(mean, list) else "over all values"
+    return NormGuess(mean, std, None, f"values {low:g}..{high:g}: the data's own mean and std {per}")
+
+
+def _pixels_as_stored(plan: DataPlan) -> tuple[float, float] | None:
+    if plan.kind != "npz" or not plan.images:
+        return None
+    first = plan.inputs[plan.x_keys[0]]
+    return (0.0, 255.0) if first.dtype == np.uint8 or (first.min() >= 0 and 1 < first.max() <= 255) else None
+
+
+def _feature_stats(arrays: list[np.ndarray]) -> tuple[float | list[float], float | list[float]]:
+    """Per-feature mean and std over the last axis (one value when the inputs differ in it, or it is 1)."""
+    lasts = {a.shape[-1] for a in arrays}
+    if len(lasts) == 1 and next(iter(lasts)) > 1:
+        flat = np.concatenate([a.reshape(-1, a.shape[-1]).astype(np.float64) for a in arrays])
+        mean, std = flat.mean(axis=0), flat.std(axis=0)
+        return [_sig(v) for v in mean], [_sig(v) if v > 0 else 1.0 for v in std]
+    values = np.concatenate([a.reshape(-1).astype(np.float64) for a in arrays])
+    std = float(values.std())
+    return _sig(float(values.mean())), _sig(std) if std > 0 else 1.0
+
+
+def _sig(value: float, digits: int = 6) -> float:
+    """`value` rounded to `digits` significant digits."""
+    return float(f"{value:.{digits}g}")
+
