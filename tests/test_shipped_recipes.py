@@ -128,3 +128,16 @@ def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> Non
     kernels = [t for t in info.tensors if t.data is not None and t.dtype == "int8"]
     assert len(kernels) == 53 and all(len(t.scales) == 1 for t in kernels)
     assert manifest["model"]["size_bytes"] < 500_000
+
+
+def test_the_keras3_recipe_bridges_its_builders_model(tmp_path: Path) -> None:
+    """The builder returns a Keras 3 model; the train stage bridges it and proves the rebuild (the
+    bridged model's pruning and QAT are tests/test_keras3_pipeline.py's)."""
+    path = tiny_copy("keras3-prune-qat-int8", tmp_path, limit=400)
+    result = invoke("--json", "train", str(path), "--workdir", str(tmp_path / "work"))
+    assert result.exit_code == 0, result.output
+    train = json.loads(result.stdout)["train"]
+    source = train["source"]
+    assert train["keras"] == 2 and source["kind"] == "builder" and source["saved_by"] == "keras3"
+    assert source["keras_version"].startswith("3.") and source["bridge"]["bridged"] is True
+    assert source["bridge"]["max_abs_diff"] <= 1e-5 and source["bridge"]["samples"] == 100

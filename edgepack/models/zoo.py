@@ -1,4 +1,8 @@
-"""Built-in model builders, referenced from recipes as `edgepack.models.zoo:NAME`."""
+"""Built-in model builders, referenced from recipes as `edgepack.models.zoo:NAME`.
+
+A builder is called as `f(input_shape, size, **args)`: `size` is the class count (classification),
+the target size (regression) or the input size (an anomaly autoencoder).
+"""
 
 from __future__ import annotations
 
@@ -46,3 +50,69 @@ def mobilenetv2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 0
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = bn_momentum
     return keras.Model(base.input, probs, name=f"mobilenetv2_{alpha}")
+
+
+def mlp(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None, activation: str = "relu") -> Any:
+    """A multilayer perceptron for feature vectors: Dense layers of `hidden` units, then `size` linear
+    outputs (a regression's targets, or a classifier's logits)."""
+    from edgepack.models.tf import load
+
+    keras = load().keras
+    inputs = keras.Input(shape=input_shape, name="features")
+    h = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    for index, units in enumerate(hidden or [32, 16]):
+        h = keras.layers.Dense(units, activation=activation, name=f"dense{index + 1}")(h)
+    outputs = keras.layers.Dense(size, name="prediction")(h)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def dense_autoencoder(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None,
+                      bottleneck: int = 8) -> Any:
+    """A dense autoencoder (the shape of the MLPerf Tiny anomaly-detection model, smaller): the flattened
+    input through `hidden` units down to `bottleneck` and back, reshaped like the input. Its anomaly
+    score is the reconstruction error."""
+    from edgepack.models.tf import load
+
+    keras = load().keras
+    layers = keras.layers
+    inputs = keras.Input(shape=input_shape, name="input")
+    h = layers.Flatten(name="flatten")(inputs)
+    widths = hidden or [64, 32]
+    for index, units in enumerate(widths):
+        h = layers.Dense(units, activation="relu", name=f"encode{index + 1}")(h)
+    h = layers.Dense(bottleneck, activation="relu", name="bottleneck")(h)
+    for index, units in enumerate(reversed(widths)):
+        h = layers.Dense(units, activation="relu", name=f"decode{index + 1}")(h)
+    h = layers.Dense(size, name="reconstruct")(h)
+    outputs = layers.Reshape(input_shape, name="reconstruction")(h)
+    return keras.Model(inputs, outputs, name="dense_autoencoder")
+
+
+def keras3_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16, dropout: float = 0.1,
+               bn_momentum: float = 0.9) -> Any:
+    """A small residual CNN built with Keras 3 (`import keras`), as users hold models today:
+    convolution, BatchNormalization, ReLU, a depthwise block with a residual Add, global pooling,
+    Dropout, Dense. edgepack bridges it to tf_keras for pruning and QAT. BatchNormalization's
+    momentum is 0.9, not Keras' 0.99: on a small dataset its moving statistics must catch up."""
+    from edgepack.models.tf import load
+
+    load()  # TensorFlow first, with tf_keras selected for tf.keras; `keras` stays Keras 3
+    import keras
+
+    layers = keras.layers
+    inputs = keras.Input(shape=input_shape, name="image")
+    h = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem")(inputs)
+    h = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(h)
+    h = layers.ReLU(name="stem_relu")(h)
+    d = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(h)
+    d = layers.BatchNormalization(momentum=bn_momentum, name="dw_bn")(d)
+    d = layers.ReLU(name="dw_relu")(d)
+    d = layers.Conv2D(width, 1, use_bias=False, name="pw")(d)
+    d = layers.BatchNormalization(momentum=bn_momentum, name="pw_bn")(d)
+    h = layers.Add(name="residual")([h, d])
+    h = layers.ReLU(name="block_relu")(h)
+    h = layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu", name="conv2")(h)
+    h = layers.GlobalAveragePooling2D(name="pool")(h)
+    h = layers.Dropout(dropout, name="dropout")(h)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(h)
+    return keras.Model(inputs, outputs, name="keras3_cnn")
