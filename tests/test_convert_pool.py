@@ -52,7 +52,8 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(saved_model: Path, tmp_path: Path) -> None:
+def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(saved_model: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from edgepack.convert.pool import WORKER
 
     _convert(saved_model, tmp_path / "a.tflite")
@@ -60,6 +61,9 @@ def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(saved_
     first = WORKER.proc.pid
     _convert(saved_model, tmp_path / "b.tflite", "int8")
     assert WORKER.proc.pid == first  # warm: no new TensorFlow import
+    monkeypatch.chdir(tmp_path)  # the worker keeps its own working directory: paths go to it absolute
+    _convert(saved_model, Path("relative.tflite"))
+    assert WORKER.proc.pid == first and (tmp_path / "relative.tflite").is_file()
     assert (tmp_path / "a.tflite").read_bytes()[4:8] == b"TFL3" and (tmp_path / "b.tflite").stat().st_size > 0
     os.kill(first, signal.SIGKILL)  # dies between conversions
     WORKER.proc.wait()

@@ -37,16 +37,17 @@ def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: 
     calibrated = settings.mode in CALIBRATED_MODES
     arrays = calibration if isinstance(calibration, list) else [calibration]
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as tmp:
-        request: dict[str, Any] = {"saved_model": str(saved_model), "out": str(out),
+        # absolute paths: the warm worker keeps the working directory it was started in
+        request: dict[str, Any] = {"saved_model": str(saved_model.resolve()), "out": str(out.resolve()),
                                    "settings": settings.model_dump(mode="json"), "calibration": None,
-                                   "error_out": str(error_out) if error_out else None,
+                                   "error_out": str(error_out.resolve()) if error_out else None,
                                    "error_samples": settings.error_samples, "selective": None,
                                    "input_names": input_names}
         if selective is not None:
             judge_path = Path(tmp) / "judge.npz"
             selective["judge"].save(judge_path)
             request["selective"] = {"judge": str(judge_path), "layers": selective["layers"],
-                                    "report_out": str(selective["report_out"])}
+                                    "report_out": str(Path(selective["report_out"]).resolve())}
         if calibrated:
             request["calibration"] = str(Path(tmp) / "calibration.npz")
             with open(request["calibration"], "wb") as handle:
