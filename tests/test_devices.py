@@ -25,6 +25,9 @@ from edgepack.errors import DeviceUnreachable, StageError
 from edgepack.reporting import NullReporter
 
 FAKES = Path(__file__).with_name("fakes")
+# A one-output model whose int8 outputs match the host's exactly, overall and per output.
+IDENTICAL = {"ok": True, "identical": True, "max_abs_diff": 0.0,
+             "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}]}
 RESULT_KEYS = {"latency_ms", "init_ms", "warmup", "threads", "cpus", "memory_limit", "peak_rss_kb", "runtime",
                "python", "numpy", "cpu", "machine", "outputs"}
 
@@ -116,7 +119,7 @@ def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(defau
     assert list(validation) == ["host", "host-1core", "ssh-test", "phone"]
     assert validation["host"]["parity"]["reference"] is True
     for name in ("host-1core", "ssh-test", "phone"):
-        assert validation[name]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}, name
+        assert validation[name]["parity"] == IDENTICAL, name
         assert validation[name]["kind"] in ("local", "ssh", "adb") and validation[name]["emulated"] is False
     measured = json.loads((Path(report["bundle"][0]) / "measurements.json").read_text())
     assert set(measured["validation"]) == set(validation)
@@ -303,7 +306,7 @@ def test_rpi4_emulated_gives_the_hosts_int8_outputs_and_is_never_gated(default_r
     assert emulated["kind"] == "qemu-arm64" and emulated["emulated"] is True
     assert emulated["machine"] == "aarch64" and emulated["cpu"] == "Cortex-A72"
     assert emulated["runtime"]["name"] == "ai-edge-litert"
-    assert emulated["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0}
+    assert emulated["parity"] == IDENTICAL
     assert emulated["outputs_sha256"] == report["validation"]["host"]["outputs_sha256"]
     latency = [g["name"] for g in report["gate"]["results"] if g["name"].startswith("latency")]
     assert latency == ["latency_p90_ms.host"]  # the emulator's latency is not a board's
