@@ -148,3 +148,41 @@ def test_runner_percentiles_and_random_inputs_fit_the_tensor() -> None:
     assert arrays[0].dtype == np.int8 and arrays[0].shape == (1, 8, 8, 1)
     assert len(np.unique(arrays[0])) > 10  # a quantized input: random values over its range
     assert arrays[1].dtype == np.int32 and not arrays[1].any()  # indices (token ids): zeros, always in range
+
+
+def test_outputs_with_nan_or_inf_get_the_worst_fidelity_whatever_their_order() -> None:
+    from edgepack.tasks.metrics import SQNR_FLOOR_DB, fidelity, output_fidelity
+
+    ref = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    assert output_fidelity(ref, ref * 1.01)["sqnr_db"] == pytest.approx(40.0, abs=0.01)
+    for bad in (np.inf, np.nan):
+        broken = ref.copy()
+        broken[1, 2] = bad
+        record = output_fidelity(ref, broken)
+        assert record["sqnr_db"] == SQNR_FLOOR_DB and record["non_finite"] == 1 and record["cosine"] == 0.0
+        assert record["max_abs_error"] == pytest.approx(0.0)  # over the finite values
+        for outputs in ([ref * 1.01, broken], [broken, ref * 1.01]):
+            assert fidelity([ref, ref], outputs)["worst_sqnr_db"] == SQNR_FLOOR_DB
+    huge = np.full((4, 3), 1e200)
+    assert output_fidelity(np.ones((4, 3)), huge)["sqnr_db"] == SQNR_FLOOR_DB  # the squares overflow
+
+
+def test_fidelity_refuses_a_different_output_count_and_auc_refuses_nan_scores() -> None:
+    from edgepack.errors import ModelError, StageError
+    from edgepack.tasks.metrics import fidelity, roc_auc
+
+    with pytest.raises(ModelError, match="has 1 output"):
+        fidelity([np.ones((2, 2)), np.ones((2, 1))], [np.ones((2, 2))])
+    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    with pytest.raises(StageError, match="1 of 4 anomaly scores are NaN"):
+        roc_auc(np.array([0.1, np.nan, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+
+
+def test_one_value_per_sample_is_an_anomaly_score_even_with_one_input_feature() -> None:
+    from edgepack.tasks.anomaly import _is_autoencoder, scores
+
+    x = np.array([[0.0], [1.0], [2.0]])
+    score = np.array([[0.9], [0.1], [0.5]])
+    assert scores(score, x).tolist() == [0.9, 0.1, 0.5]  # not (score - x) ** 2
+    assert not _is_autoencoder((None, 1), (None, 1)) and _is_autoencoder((None, 4), (None, 4))
+    assert scores(np.zeros((3, 2)), np.ones((3, 2))).tolist() == [1.0, 1.0, 1.0]

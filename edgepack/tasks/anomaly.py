@@ -96,14 +96,17 @@ class Anomaly:
 
 
 def scores(prediction: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The anomaly score per sample: reconstruction MSE for an autoencoder, else the model's one score."""
-    if np.shape(prediction)[1:] == np.shape(x)[1:]:
+    """The anomaly score per sample: reconstruction MSE for an autoencoder, else the model's one score
+    (one value per sample is a score, even when the input has one feature too)."""
+    prediction = np.asarray(prediction, dtype=np.float64)
+    if np.shape(prediction)[1:] == np.shape(x)[1:] and prediction[0].size > 1:
         return metrics.reconstruction_error(x, prediction)
-    return np.asarray(prediction, dtype=np.float64).reshape(len(prediction))
+    return prediction.reshape(len(prediction))
 
 
 def _is_autoencoder(inp: Shape, out: Shape) -> bool:
-    return len(inp) == len(out) and all(a is None or b is None or a == b for a, b in zip(inp[1:], out[1:]))
+    same = len(inp) == len(out) and all(a is None or b is None or a == b for a, b in zip(inp[1:], out[1:]))
+    return same and not _is_score(out)
 
 
 def _is_score(out: Shape) -> bool:

@@ -12,6 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgepack.errors import ModelError, StageError
+
+SQNR_FLOOR_DB = -999.0  # what an output with NaN/inf values, or with no signal, reports
+
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy: the share of samples whose highest score is their label."""
@@ -42,6 +46,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     (the Mann-Whitney U statistic over average ranks)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
+    if not np.all(np.isfinite(scores)):
+        raise StageError(f"{int(np.sum(~np.isfinite(scores)))} of {len(scores)} anomaly scores are NaN or "
+                         "infinite: the model's outputs are not numbers there", code="scores-not-finite",
+                         hint="check the model on those inputs (an overflow in float16, or a broken conversion)")
     positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     if positives == 0 or negatives == 0:
         raise ValueError("ROC AUC needs both normal (0) and anomalous (1) samples")
@@ -70,23 +78,36 @@ def output_fidelity(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     (None when identical: no noise at all), cosine similarity, largest absolute error."""
     ref = np.asarray(reference, dtype=np.float64).ravel()
     out = np.asarray(other, dtype=np.float64).reshape(np.shape(reference)).ravel()
-    noise = float(np.sum(np.square(ref - out)))
-    signal = float(np.sum(np.square(ref)))
+    broken = int(np.sum(~np.isfinite(out)) + np.sum(~np.isfinite(ref)))
+    if broken:  # NaN or inf anywhere: the worst figures (a NaN would hide from min() and from a budget)
+        finite = np.isfinite(ref) & np.isfinite(out)
+        largest = float(np.max(np.abs(ref[finite] - out[finite]))) if finite.any() else 0.0
+        return {"sqnr_db": SQNR_FLOOR_DB, "identical": False, "cosine": 0.0, "max_abs_error": largest,
+                "non_finite": broken}
+    with np.errstate(over="ignore"):
+        noise = float(np.sum(np.square(ref - out)))
+        signal = float(np.sum(np.square(ref)))
     if noise == 0.0:
         sqnr = None
-    elif signal == 0.0:
+    elif signal == 0.0 or not math.isfinite(noise):
         sqnr = -math.inf
+    elif not math.isfinite(signal):
+        sqnr = math.inf
     else:
         sqnr = 10.0 * math.log10(signal / noise)
     norms = float(np.linalg.norm(ref) * np.linalg.norm(out))
-    cosine = float(np.dot(ref, out) / norms) if norms > 0 else (1.0 if noise == 0.0 else 0.0)
-    return {"sqnr_db": None if sqnr is None else round(max(sqnr, -999.0), 4), "identical": noise == 0.0,
-            "cosine": round(cosine, 8), "max_abs_error": float(np.max(np.abs(ref - out))) if ref.size else 0.0}
+    cosine = float(np.dot(ref, out) / norms) if 0 < norms < math.inf else (1.0 if noise == 0.0 else 0.0)
+    return {"sqnr_db": None if sqnr is None else round(min(max(sqnr, SQNR_FLOOR_DB), -SQNR_FLOOR_DB), 4),
+            "identical": noise == 0.0, "cosine": round(cosine, 8),
+            "max_abs_error": float(np.max(np.abs(ref - out))) if ref.size else 0.0}
 
 
 def fidelity(reference: Sequence[np.ndarray], other: Sequence[np.ndarray],
              names: Sequence[str] | None = None) -> dict[str, Any]:
     """Per output: SQNR, cosine, max abs error; and the worst SQNR (None when every output is identical)."""
+    if len(reference) != len(other):
+        raise ModelError(f"the converted model has {len(other)} output(s), the float model {len(reference)}",
+                         code="outputs-mismatch", hint="give the .tflite converted from this recipe's model")
     outputs = []
     for index, (ref, out) in enumerate(zip(reference, other)):
         outputs.append({"output": index, "name": names[index] if names else f"output_{index}",
