@@ -124,3 +124,24 @@ def test_the_worker_dies_with_its_parent(tmp_path: Path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_worker_started_from_a_thread_outlives_that_thread(saved_model: Path, tmp_path: Path) -> None:
+    """Linux kills a PR_SET_PDEATHSIG child when the *thread* that forked it ends: a library user's
+    thread that prewarms and ends must not take the worker (and a later conversion) with it."""
+    from edgepack.convert.pool import WORKER
+
+    def prewarm_then_work() -> None:
+        WORKER.start()
+        time.sleep(3.0)  # the worker has asked for its parent-death signal by now: the thread ends after
+
+    WORKER.stop()
+    starter = threading.Thread(target=prewarm_then_work)
+    starter.start()
+    starter.join()
+    assert WORKER.proc is not None
+    pid = WORKER.proc.pid
+    time.sleep(1.0)  # the kernel's signal, were it sent, is delivered at once
+    assert not _gone(pid), "the worker died with the thread that started it"
+    _convert(saved_model, tmp_path / "after.tflite")
+    assert WORKER.proc is not None and WORKER.proc.pid == pid and (tmp_path / "after.tflite").is_file()

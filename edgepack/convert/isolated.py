@@ -96,8 +96,10 @@ def _check(code: int, report: dict[str, Any], log: str, mode: str) -> None:
         raise StageError(
             f"the TFLite converter crashed ({name}) converting to {mode}",
             context=tail,
-            hint="some layers (GRU, LSTM in full int8) crash the converter: try convert.mode = 'dynamic' "
-                 "or 'float16', or replace the layer",
+            hint=("the worker was killed (SIGKILL): out of memory is the usual cause; a smaller "
+                  "convert.calibration_samples helps, or more memory" if name == "SIGKILL" else
+                  "some layers (GRU, LSTM in full int8) crash the converter: try convert.mode = 'dynamic' "
+                  "or 'float16', or replace the layer"),
             code="converter-crashed",
         )
     if code != 0 or "ok" not in report:

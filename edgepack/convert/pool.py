@@ -6,7 +6,10 @@ worker is started per edgepack process (`prewarm` starts it early, while trainin
 serves each conversion in turn: the request's path on its stdin; progress lines, the JSON
 report and a `done N` line on its stdout. When it dies (a native crash: a signal), the
 conversion is reported as before and the next one starts a fresh worker. It dies with its parent
-(Linux: PR_SET_PDEATHSIG, set by the worker itself), and exits at the end of its stdin.
+(Linux: PR_SET_PDEATHSIG, set by the worker itself), and exits at the end of its stdin. The kernel
+sends that signal when the *thread* that started the child ends, so workers are started from the
+main thread or from one spawner thread that lives as long as the process; one lock serves one
+conversion at a time.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import queue
 import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import IO, Any, Callable
 
@@ -38,6 +43,41 @@ def die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+class _Spawner:
+    """Starts child processes from one daemon thread that lives as long as the process, for callers
+    that are not the main thread (their thread may end before the child should)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.Queue[tuple[list[str], dict[str, Any], queue.Queue[Any]]] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def popen(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        if threading.current_thread() is threading.main_thread():
+            return subprocess.Popen(cmd, **kwargs)
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._serve, name="edgepack-spawner", daemon=True)
+                self.thread.start()
+        answer: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.jobs.put((cmd, kwargs, answer))
+        result = answer.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    def _serve(self) -> None:
+        while True:
+            cmd, kwargs, answer = self.jobs.get()
+            try:
+                answer.put(subprocess.Popen(cmd, **kwargs))
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                answer.put(exc)
+
+
+SPAWNER = _Spawner()
+
+
 class Worker:
     """One conversion worker: started on first use (or by `prewarm`), restarted after it dies."""
 
@@ -45,24 +85,29 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: IO[str] | None = None
         self.buffer = b""
+        self.lock = threading.RLock()
 
     def start(self) -> None:
         """Start the worker unless one is alive (it imports TensorFlow at once, then waits)."""
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        if self.log is not None:
-            self.log.close()  # the dead worker's log
-        self.log = tempfile.TemporaryFile("w+")
-        self.buffer = b""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgepack.convert.worker", "--serve", str(os.getpid())], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.log)
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return
+            self._release()
+            self.log = tempfile.TemporaryFile("w+")
+            self.buffer = b""
+            self.proc = SPAWNER.popen(
+                [sys.executable, "-m", "edgepack.convert.worker", "--serve", str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
 
     def convert(self, request: str, on_line: Callable[[str], None], timeout_s: float) -> tuple[int, dict[str, Any], str]:
         """Serve one request: (exit status, the JSON report, the worker's log lines of this request).
 
         The status is the worker's for the request (0 written, 1 refused), or the negative signal
         number when it died (then the next request starts a new worker)."""
+        with self.lock:
+            return self._serve(request, on_line, timeout_s)
+
+    def _serve(self, request: str, on_line: Callable[[str], None], timeout_s: float) -> tuple[int, dict[str, Any], str]:
         self.start()
         assert self.proc is not None and self.proc.stdin is not None and self.log is not None
         offset = os.fstat(self.log.fileno()).st_size
@@ -77,8 +122,9 @@ class Worker:
             line = self._line(deadline)
             if line is None:  # it died: a native crash
                 code = self.proc.wait()
-                self.proc = None
-                return (code if code < 0 else code or 1), report, self._log_since(offset)
+                log = self._log_since(offset)
+                self._release()
+                return (code if code < 0 else code or 1), report, log
             if line.startswith("done "):
                 return int(line.split()[1]), report, self._log_since(offset)
             if line.startswith("{"):
@@ -114,10 +160,24 @@ class Worker:
 
     def stop(self) -> None:
         """Kill the worker (a timeout, or the end of this process)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._release()
+
+    def _release(self) -> None:
+        """Close a finished worker's pipes and log."""
+        if self.proc is not None:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass  # a broken pipe to a dead worker
+        if self.log is not None:
+            self.log.close()
+        self.proc, self.log = None, None
 
 
 WORKER = Worker()

@@ -144,7 +144,7 @@ class Pipeline:
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
-        if self.source.converted is None and not (self.cache.use_cache and (self.root / "convert").is_dir()):
+        if self.source.converted is None and not (self.cache.use_cache and self._conversions_on_disk()):
             from edgepack.convert.pool import prewarm
 
             prewarm()  # the conversion worker imports TensorFlow while the model trains
@@ -155,6 +155,12 @@ class Pipeline:
         self.gate()
         self.bundle(out, make_zip, sign_key)
         return self.result
+
+    def _conversions_on_disk(self) -> bool:
+        """Whether every conversion this run needs has a stage directory (then no worker is started)."""
+        search = self.recipe.convert.search
+        names = [f"convert-{mode}" for mode in search.modes] if search is not None else ["convert"]
+        return all((self.root / name).is_dir() for name in names)
 
     # -- what the stages share ------------------------------------------------------------------
     def model(self, stage: StageOutput[TrainRecord]) -> Any:
