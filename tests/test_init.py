@@ -320,6 +320,12 @@ def test_guesses_and_roundings() -> None:
     assert {b.key: b.value for b in tiny} == {"max_size": "11 KB", "latency_p90_ms": {"host": 0.05},
                                               "max_rmse_increase": 0.05, "min_sqnr_db": 28.0}
     assert all(b.comment.startswith("measured ") and b.comment.endswith("tighten as you need") for b in tiny)
+    # A measurement beyond what a budget can hold is not made a budget the first run would fail.
+    wrecked = budgets_from(replace(measured, task="regression", metric="rmse", worsening=12.0, worst_sqnr_db=-999.0))
+    unset = {b.key: b.comment for b in wrecked if b.unset}
+    assert set(unset) == {"max_rmse_increase", "min_sqnr_db"}
+    assert "+1200.00 %" in unset["max_rmse_increase"] and "-999.00 dB" in unset["min_sqnr_db"]
+    assert {b.key for b in wrecked if not b.unset} == {"max_size", "latency_p90_ms"}
 
 
 def _modules_after(code: str) -> tuple[str, set[str]]:

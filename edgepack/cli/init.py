@@ -89,5 +89,5 @@ def _measured_table(measured: Any, budgets: list[Any]) -> Table:
     if measured.worst_sqnr_db is not None:
         table.add_row("worst output SQNR, int8 vs float", f"{measured.worst_sqnr_db:.2f} dB")
     for budget in budgets:
-        table.add_row(f"budget {budget.key}", budget.toml)
+        table.add_row(f"budget {budget.key}", "not set (see the recipe)" if budget.unset else budget.toml)
     return table

@@ -55,7 +55,7 @@ class StarterResult:
                                   "guess": s.norm.guess, "why": s.norm.why},
                 "convert": {"mode": "int8", "io": s.io, "calibration_samples": s.calibration_samples},
                 "measured": None if s.measured is None else s.measured.to_dict(),
-                "budgets": None if s.budgets is None else {b.key: b.value for b in s.budgets},
+                "budgets": None if s.budgets is None else {b.key: b.value for b in s.budgets if not b.unset},
                 "unmeasured_why": s.unmeasured_why or None}
 
 

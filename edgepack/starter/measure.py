@@ -89,6 +89,7 @@ class Budget:
     toml: str
     value: Any
     comment: str
+    unset: bool = False  # the measurement is beyond what the budget can hold: written as a comment only
 
 
 def ceil_to(value: float, step: float) -> float:
@@ -120,8 +121,12 @@ def budgets_from(measured: Measured, device: str = "host") -> list[Budget]:
     found += _task_budget(measured, when)
     sqnr = measured.worst_sqnr_db
     if sqnr is not None and math.isfinite(sqnr):
-        limit = float(min(300, max(-100, math.floor(sqnr - 3))))
-        found.append(Budget("min_sqnr_db", toml_value(limit), limit, f"measured worst output {sqnr:.2f} dB {when}"))
+        wanted = math.floor(sqnr - 3)
+        limit = float(min(300, max(-100, wanted)))
+        said = f"measured worst output {sqnr:.2f} dB"
+        found.append(Budget("min_sqnr_db", toml_value(limit), limit, f"{said} {when}") if wanted >= -100 else
+                     Budget("min_sqnr_db", toml_value(limit), limit, f"not set: {said}, below the budget's "
+                            "range (at least -100 dB): the converted model is far from the float one", unset=True))
     return found
 
 
@@ -135,8 +140,12 @@ def _task_budget(measured: Measured, when: str) -> list[Budget]:
         said = f"{100 * worse:+.2f} points ({100 * ref:.2f} % float, {100 * got:.2f} % int8)"
         return [Budget("max_accuracy_drop", toml_value(limit), limit, f"measured {said} {when}")]
     if measured.task == "regression":
-        limit = min(10.0, max(0.05, ceil_to(worse + 0.02, 0.0001)))
+        wanted = max(0.05, ceil_to(worse + 0.02, 0.0001))
+        limit = min(10.0, wanted)
         said = f"{100 * worse:+.2f} % (RMSE {ref:.4g} float, {got:.4g} int8)"
+        if wanted > limit:
+            return [Budget("max_rmse_increase", toml_value(limit), limit, f"not set: measured {said}, beyond the "
+                           "budget's range (at most 10, i.e. 1000 % worse)", unset=True)]
         return [Budget("max_rmse_increase", toml_value(limit), limit, f"measured {said} {when}")]
     if measured.task == "anomaly":
         limit = min(1.0, max(0.01, ceil_to(worse + 0.005, 0.0001)))

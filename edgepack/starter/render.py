@@ -249,7 +249,7 @@ def _budgets_section(s: Starter) -> list[str]:
         return lines
     lines += ["# Set from a first measurement of this recipe, with room to spare.", "[budgets]"]
     for budget in s.budgets:  # one line each, however long: the comment says what was measured, and when
-        text = f"{budget.key} = {budget.toml}"
+        text = f"{'# ' if budget.unset else ''}{budget.key} = {budget.toml}"
         lines.append(f"{text}{' ' * max(COMMENT_COLUMN - len(text), 2)}# {budget.comment}")
     return lines
 
