@@ -156,7 +156,7 @@ def test_an_x_key_list_that_does_not_match_the_model_inputs_is_refused(tmp_path:
     arrays = {"a": rng.normal(size=(40, 6)).astype(np.float32), "b": rng.normal(size=(40, 6)).astype(np.float32),
               "y": rng.normal(size=(40, 1)).astype(np.float32)}
     message = _refused_saved(tmp_path, arrays, 'x_key = ["a", "b"]\ny_key = "y"')
-    assert "the model has 1 input(s), the data 2 (dataset.x_key in " in message and "saved.h5" in message
+    assert 'the model has 1 input(s), the data 2 (dataset.x_key = ["a", "b"] in ' in message and "saved.h5" in message
     assert "data.npz" in message
 
 

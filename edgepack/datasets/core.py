@@ -35,6 +35,7 @@ class Dataset:
     task: str = "classification"
     images: tuple[bool, ...] = (True,)  # per input: an NHWC image (else feature values or a tensor)
     target_keys: list[str] = field(default_factory=list)
+    input_keys: list[str] = field(default_factory=list)  # the npz arrays that feed the inputs, in order
     left_out: int = 0  # train-split samples the task does not train on (anomalous ones)
     where: str = ""
 
@@ -139,7 +140,7 @@ def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, ba
                    tuple(x[test] for x in prepared), take(y, test), targets.labels, spec.normalization,
                    raw_tests=tuple(r[test] for r in raws), pixel_range=pixel_range if image else None,
                    task=settings.kind, images=tuple(images), target_keys=list(targets.keys), left_out=left_out,
-                   where=raw.where)
+                   where=raw.where, input_keys=list(keys) if getattr(spec, "x_key", None) else [])
 
 
 def check_finite(x: np.ndarray, where: str, key: str) -> None:

@@ -14,6 +14,7 @@ stages: it is trained (if built), evaluated and converted from Keras 3 directly.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -216,7 +217,9 @@ def check_fits(model: Any, data: Any, task: Any, where: str) -> None:
     outputs = [tuple(t.shape) for t in model.outputs]
     shapes = [tuple(int(d) for d in x.shape[1:]) for x in data.train_inputs]
     if len(inputs) != len(shapes):
-        raise ModelError(f"the model has {len(inputs)} input(s), the data {len(shapes)} (dataset.x_key in {data.where})",
+        keys = getattr(data, "input_keys", None)
+        named = f"dataset.x_key = {json.dumps(keys)}" if keys else "dataset.x_key"
+        raise ModelError(f"the model has {len(inputs)} input(s), the data {len(shapes)} ({named} in {data.where})",
                          context=where, hint="give one npz array per model input, in the model's input order")
     for index, (got, want) in enumerate(zip(inputs, shapes)):
         got_in = tuple(got[1:])

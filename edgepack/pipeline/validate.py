@@ -8,10 +8,12 @@ one-invoke run on this machine is. Devices on different machines run at the same
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import BadInputError
+from edgepack.fsutil import atomic_write_bytes
 from edgepack.reporting import NullReporter
 
 if TYPE_CHECKING:
@@ -101,8 +103,9 @@ def validation_inputs(p: Pipeline) -> Path | None:
     by_index = {d["index"]: x for d, x in zip(ordered, arrays)}
     samples = {f"input_{i}": to_input(by_index[d["index"]][: max(1, int(d["shape"][0]))], d)
                for i, d in enumerate(details)}
-    with open(path, "wb") as handle:
-        np.savez(handle, **samples)
+    buffer = io.BytesIO()
+    np.savez(buffer, **samples)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
