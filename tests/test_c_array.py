@@ -14,13 +14,13 @@ from conftest import REPO, invoke, run_cli
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import activation_peak
+from edgepack.analyze.tflm_ops import resolver_method
 from edgepack.bundle.c_array import (
     ARENA_EXTRA,
     ARENA_MARGIN,
     ARENA_PER_CHANNEL,
     ARENA_PER_TENSOR,
     c_sources,
-    resolver_method,
 )
 
 CXX = shutil.which("g++") or shutil.which("c++")
