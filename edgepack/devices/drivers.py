@@ -2,40 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 
 from edgepack.devices.base import RunRequest
-from edgepack.devices.profiles import (
-    AdbDevice,
-    Device,
-    LocalDevice,
-    SshDevice,
-)
+from edgepack.devices.profiles import Device
+from edgepack.errors import BadInputError
 from edgepack.reporting import NullReporter, Reporter
 
 FLOAT_RTOL = 1e-5
 FLOAT_ATOL = 1e-6
 
 
+_DRIVERS = {  # kind -> (module, its run function, its check function); imported when used
+    "local": ("edgepack.devices.local", "run_local", "check_local"),
+    "ssh": ("edgepack.devices.ssh", "run_ssh", "check_ssh"),
+    "adb": ("edgepack.devices.adb", "run_adb", "check_adb"),
+    "qemu-arm64": ("edgepack.devices.qemu", "run_qemu", "check_qemu"),
+}
+
+
+def _driver(kind: str, which: int) -> Any:
+    try:
+        module, *functions = _DRIVERS[kind]
+    except KeyError:
+        raise BadInputError(f"no driver for device kind '{kind}'", hint=f"kinds: {', '.join(_DRIVERS)}",
+                            code="device-invalid") from None
+    return getattr(importlib.import_module(module), functions[which])
+
+
 def run_device(device: Device, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
     """The runner's record from `device` (latency, memory, runtime, CPU, outputs)."""
-    if isinstance(device, LocalDevice):
-        from edgepack.devices.local import run_local
-
-        return run_local(device, req, reporter, label)
-    if isinstance(device, SshDevice):
-        from edgepack.devices.ssh import run_ssh
-
-        return run_ssh(device, req, reporter, label)
-    if isinstance(device, AdbDevice):
-        from edgepack.devices.adb import run_adb
-
-        return run_adb(device, req, reporter, label)
-    from edgepack.devices.qemu import run_qemu
-
-    return run_qemu(device, req, reporter, label)
+    return _driver(device.kind, 0)(device, req, reporter, label)  # type: ignore[no-any-return]
 
 
 def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -43,21 +43,10 @@ def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, 
 
     An emulated board's root filesystem is built first when it is not cached yet.
     """
-    if isinstance(device, LocalDevice):
-        from edgepack.devices.local import check_local
-
-        return check_local(device)
-    if isinstance(device, SshDevice):
-        from edgepack.devices.ssh import check_ssh
-
-        return check_ssh(device)
-    if isinstance(device, AdbDevice):
-        from edgepack.devices.adb import check_adb
-
-        return check_adb(device)
-    from edgepack.devices.qemu import check_qemu
-
-    return check_qemu(device, reporter or NullReporter())
+    check = _driver(device.kind, 1)
+    if device.kind == "qemu-arm64":
+        return check(device, reporter or NullReporter())  # type: ignore[no-any-return]
+    return check(device)  # type: ignore[no-any-return]
 
 
 def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
