@@ -1,8 +1,9 @@
 """The model as C++ sources for TensorFlow Lite Micro: `model_data.h` and `model_data.cc`.
 
 The `.cc` holds the flatbuffer as a 16-byte aligned `unsigned char` array and its length. The
-header declares them, gives `kModelDataArenaSize` (an estimate: the peak activation memory from
-tensor lifetimes plus stated terms for TFLM's own structures), and a template
+header declares them, gives `kModelDataArenaSize` (the need TFLM's own interpreter measured, plus a
+margin; without tflite-micro, an estimate: the peak activation memory from tensor lifetimes plus
+stated terms for TFLM's own structures), and a template
 that registers exactly the ops the model uses on a `tflite::MicroMutableOpResolver`, with the
 resolver's size as `kModelDataOpCount`:
 
@@ -28,19 +29,32 @@ ALIGN = 16
 
 
 @dataclass(frozen=True)
+class MeasuredArena:
+    """The arena TFLM's own interpreter needed for the model (tflm_runner.py), and the recipe's margin."""
+
+    need: int  # the smallest multiple of 16 with which it allocates and invokes
+    non_persistent: int | None
+    persistent: int | None
+    runtime: str  # "tflite-micro VERSION"
+    margin: int
+
+
+@dataclass(frozen=True)
 class CSources:
     """The two files and what they state."""
 
     header: str
     source: str
     resolver_calls: tuple[str, ...]
-    arena_bytes: int
+    arena_bytes: int  # what the header declares: the measured need plus the margin, else the estimate
     activation_peak_bytes: int
     unsupported_ops: tuple[str, ...]  # ops (builtin or custom) with no resolver method: the user registers them
+    arena_estimate: int = 0  # the static estimate (peak activations plus terms for TFLM's structures)
 
 
-def c_sources(flatbuffer: bytes, name: str = "model_data") -> CSources:
-    """The header and source for `flatbuffer`, with symbols `g_<name>`, `g_<name>_len`."""
+def c_sources(flatbuffer: bytes, name: str = "model_data", measured: MeasuredArena | None = None) -> CSources:
+    """The header and source for `flatbuffer`, with symbols `g_<name>`, `g_<name>_len`; the arena is the
+    `measured` need plus its margin when given, else the static estimate."""
     model = read_model(flatbuffer)
     builtin, custom = model_ops(flatbuffer)  # every subgraph's ops, not only the main one's
     calls = resolver_calls(builtin, custom)
@@ -49,8 +63,9 @@ def c_sources(flatbuffer: bytes, name: str = "model_data") -> CSources:
     channels = sum(model.tensors[op.outputs[0]].shape[-1] for op in model.operators
                    if op.op_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and op.outputs
                    and op.outputs[0] >= 0 and model.tensors[op.outputs[0]].shape)
-    arena = _round_up(math.ceil(peak * (1 + ARENA_MARGIN)) + ARENA_EXTRA + ARENA_PER_TENSOR * len(model.tensors)
-                      + ARENA_PER_CHANNEL * channels, ALIGN)
+    estimate = _round_up(math.ceil(peak * (1 + ARENA_MARGIN)) + ARENA_EXTRA + ARENA_PER_TENSOR * len(model.tensors)
+                         + ARENA_PER_CHANNEL * channels, ALIGN)
+    arena = estimate if measured is None else _round_up(measured.need + measured.margin, ALIGN)
     guard = f"{name.upper()}_H_"
     safe = [re.sub(r"[^\w.-]", "_", op) for op in unsupported]
     custom_note = "".join(f"// '{op}' has no MicroMutableOpResolver method: register it yourself (AddCustom) "
@@ -60,10 +75,7 @@ def c_sources(flatbuffer: bytes, name: str = "model_data") -> CSources:
         f"#ifndef {guard}\n#define {guard}\n\n"
         f"extern const unsigned char g_{name}[];  // the .tflite flatbuffer, 16-byte aligned\n"
         f"extern const unsigned int g_{name}_len;  // {len(flatbuffer)} bytes\n\n"
-        f"// Tensor arena, an estimate: {peak} bytes of activations at their peak (tensor lifetimes), plus "
-        f"{int(ARENA_MARGIN * 100)} %, {ARENA_EXTRA} bytes,\n"
-        f"// {ARENA_PER_TENSOR} bytes per tensor and {ARENA_PER_CHANNEL} per quantized output channel for "
-        f"TFLM's own structures.\n// interpreter.arena_used_bytes() on the board tells the real need.\n"
+        + (_estimated(peak, estimate) if measured is None else _measured(measured, estimate)) +
         f"constexpr int k{_camel(name)}ArenaSize = {arena};\n\n"
         f"// The {len(calls)} ops the model uses (the resolver's size; at least 1).\n"
         f"constexpr int k{_camel(name)}OpCount = {max(1, len(calls) + len(unsupported))};\n"
@@ -84,7 +96,25 @@ def c_sources(flatbuffer: bytes, name: str = "model_data") -> CSources:
         + "};\n"
         f"const unsigned int g_{name}_len = {len(flatbuffer)};\n"
     )
-    return CSources(header, source, calls, arena, peak, unsupported)
+    return CSources(header, source, calls, arena, peak, unsupported, estimate)
+
+
+def _estimated(peak: int, estimate: int) -> str:
+    return (f"// Tensor arena, an estimate: {peak} bytes of activations at their peak (tensor lifetimes), plus "
+            f"{int(ARENA_MARGIN * 100)} %, {ARENA_EXTRA} bytes,\n"
+            f"// {ARENA_PER_TENSOR} bytes per tensor and {ARENA_PER_CHANNEL} per quantized output channel for "
+            f"TFLM's own structures.\n// interpreter.arena_used_bytes() on the board tells the real need.\n")
+
+
+def _measured(m: MeasuredArena, estimate: int) -> str:
+    split = (f" ({m.non_persistent} planned buffers + {m.persistent} persistent)"
+             if m.non_persistent is not None and m.persistent is not None else "")
+    return (f"// Tensor arena, measured by TensorFlow Lite Micro's own interpreter ({m.runtime},\n"
+            f"// reference kernels, on a 64-bit host): the model allocates and invokes in {m.need} bytes\n"
+            f"// {split.strip()} and fails in {m.need - ALIGN}; plus a margin of {m.margin} bytes "
+            f"([bundle] arena_margin).\n// On a 32-bit board TFLM's structures are smaller; optimized kernels "
+            f"(CMSIS-NN) may ask for\n// scratch buffers of their own: interpreter.arena_used_bytes() on the "
+            f"board tells.\n// The static estimate was {estimate} bytes.\n")
 
 
 def _camel(name: str) -> str:

@@ -73,7 +73,8 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
                           f"built now in {image['seconds']:.0f} s") + f"; Debian {image['suite']}, "
                           f"ai-edge-litert {image['litert_version']})")
         table.add_row("emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
-        table.add_row("LiteRT runtime", f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
+        table.add_row("runtime" if device.kind == "tflm" else "LiteRT runtime",
+                      f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
         if probe.get("python"):
             table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
         else:

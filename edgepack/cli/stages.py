@@ -14,10 +14,12 @@ import typer
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.cli.summary import (
+    arena_text,
     budget_table,
     failures,
     fallback_table,
     latency_figures,
+    parity_text,
     quant_error_table,
     results_table,
     search_table,
@@ -112,6 +114,10 @@ def register(app: typer.Typer) -> None:
             return
         for name, rec in validation.items():
             lat = rec["latency_ms"]
+            if lat is None:  # tflm: the arena, not a latency
+                output.message(f"{name}: TFLM arena {arena_text(rec['arena'])} ({rec['runtime']['name']} "
+                               f"{rec['runtime']['version']}), outputs {parity_text(rec['parity'])}")
+                continue
             figures = ", ".join(f"{key} {value:.3f} ms" for key, value in latency_figures(lat).items())
             memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
             output.message(f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), "

@@ -87,15 +87,19 @@ def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, A
     for name, rec in validation.items():
         lat = rec["latency_ms"]
         where = f"{name} (emulated)" if rec.get("emulated") else name
-        shown = latency_figures(lat)
-        table.add_row(f"latency on {where} {' / '.join(shown)}", " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
+        if lat is not None:
+            shown = latency_figures(lat)
+            table.add_row(f"latency on {where} {' / '.join(shown)}",
+                          " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
+        if rec.get("arena"):
+            table.add_row(f"TFLM arena on {name} (measured)", arena_text(rec["arena"]))
         if rec.get("peak_rss_kb") is not None:
             table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
         elif rec.get("memory_delta_kb") is not None:
             table.add_row(f"memory growth on {name} (benchmark_model)", f"{rec['memory_delta_kb'] / 1024:.1f} MiB")
         check = rec.get("parity", {})
         if check and not check.get("reference"):
-            table.add_row(f"outputs on {name} vs host", _parity_text(check))
+            table.add_row(f"outputs on {name} vs host", parity_text(check))
     return table
 
 
@@ -105,12 +109,17 @@ def latency_figures(latency: dict[str, Any]) -> dict[str, float]:
     return {key: float(latency[key]) for key in keys}
 
 
-def _parity_text(check: dict[str, Any]) -> str:
+def parity_text(check: dict[str, Any]) -> str:
+    """A device's output parity against the host, as a few words."""
     if check["ok"] is None:
-        return check["why"]
+        return str(check["why"])
     if not check["ok"]:
         return f"[red]DIFFER[/red]: {check['why']}"
-    return "identical" if check.get("identical") else f"max diff {check['max_abs_diff']:.3g}"
+    if check.get("identical"):
+        return "identical"
+    steps = check.get("tolerance_steps")
+    within = f" (within the {steps} step(s) allowed)" if steps else ""
+    return f"max diff {check['max_abs_diff']:.3g}{within}"
 
 
 def stages_table(train: Any, optimize: Any, convert: Any, evaluate: Any) -> Table:
@@ -249,3 +258,10 @@ def _value(value: float | None, unit: str, signed: bool = False) -> str:
     if not unit:
         return f"{value:+.6g}" if signed else f"{value:.6g}"
     return f"{value:+.3f} {unit}" if signed else f"{value:.3f} {unit}"
+
+
+def arena_text(arena: dict[str, Any]) -> str:
+    """The measured TFLM arena and its split, as one line."""
+    split = (f" ({arena['non_persistent']:,} B planned buffers + {arena['persistent']:,} B persistent)"
+             if arena.get("non_persistent") is not None and arena.get("persistent") is not None else "")
+    return f"{arena['bytes']:,} B{split}"

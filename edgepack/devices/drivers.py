@@ -21,6 +21,7 @@ _DRIVERS = {  # kind -> (module, its run function, its check function); imported
     "ssh": ("edgepack.devices.ssh", "run_ssh", "check_ssh"),
     "adb": ("edgepack.devices.adb", "run_adb", "check_adb"),
     "qemu-arm64": ("edgepack.devices.qemu", "run_qemu", "check_qemu"),
+    "tflm": ("edgepack.devices.tflm", "run_tflm", "check_tflm"),
 }
 
 
@@ -49,10 +50,11 @@ def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, 
     return check(device)  # type: ignore[no-any-return]
 
 
-def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]], steps: int = 0) -> dict[str, Any]:
     """Compare a device's outputs with the reference run's, every output: integer outputs must be
-    identical, float ones equal within rtol 1e-5 / atol 1e-6. `outputs` has one entry per output
-    (its index, identical, max_abs_diff, ok); `why` names the first that differs."""
+    identical (or differ by at most `steps` quantization steps), float ones equal within rtol 1e-5 /
+    atol 1e-6. `outputs` has one entry per output (its index, identical, max_abs_diff, ok); `why`
+    names the first that differs."""
     if len(reference) != len(outputs):
         return {"ok": False, "why": f"{len(outputs)} output(s), the reference has {len(reference)}"}
     rows, why = [], None
@@ -65,8 +67,9 @@ def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> di
         diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         same = ref["sha256"] == out["sha256"]
         if np.issubdtype(np.dtype(ref["dtype"]), np.integer):
-            ok = same
-            problem = f"output {index}: integer outputs differ from the reference (by up to {diff:g})"
+            ok = same or diff <= steps
+            allowed = f", more than the {steps} allowed" if steps else ""
+            problem = f"output {index}: integer outputs differ from the reference (by up to {diff:g} steps{allowed})"
         else:
             ok = bool(np.allclose(b, a, rtol=FLOAT_RTOL, atol=FLOAT_ATOL))
             problem = f"output {index}: float outputs differ beyond rtol {FLOAT_RTOL:g} / atol {FLOAT_ATOL:g}"
@@ -75,6 +78,8 @@ def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> di
             why = problem
     result: dict[str, Any] = {"ok": why is None, "identical": all(r["identical"] for r in rows),
                               "max_abs_diff": max(r["max_abs_diff"] for r in rows) if rows else 0.0, "outputs": rows}
+    if steps:
+        result["tolerance_steps"] = steps
     if why is not None:
         result["why"] = why
     return result

@@ -2,7 +2,8 @@
 
 One schema per `kind` (a discriminated union): `local` runs the runner on this machine (optionally
 pinned to CPUs, under a memory cap), `ssh` on a board reached with the system `ssh` client,
-`adb` on an Android device, `qemu-arm64` under user-mode Arm64 emulation. Profiles are looked up
+`adb` on an Android device, `qemu-arm64` under user-mode Arm64 emulation, `tflm` in TensorFlow Lite
+Micro's interpreter (the arena a microcontroller needs). Profiles are looked up
 in the working directory's `devices/` first (a project's own boards), then in the shipped ones.
 """
 
@@ -32,6 +33,11 @@ class _Device(Strict):
     def emulated(self) -> bool:
         """True when latency measured here is not a real device's latency."""
         return False
+
+    @property
+    def parity_steps(self) -> int:
+        """How many quantization steps an integer output may differ from the host's (0: identical)."""
+        return 0
 
 
 class LocalDevice(_Device):
@@ -112,7 +118,33 @@ class QemuDevice(_Device):
         return True
 
 
-Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice, Field(discriminator="kind")]
+class TflmDevice(_Device):
+    """TensorFlow Lite Micro's interpreter (reference kernels) on this machine: the arena a microcontroller
+    needs, measured, and the outputs; its timings are this host's, never a board's latency."""
+
+    kind: Literal["tflm"]
+    runtime: Literal["tflite-micro"] = "tflite-micro"  # type: ignore[assignment]
+    max_arena: Size = "64 MiB"  # the largest arena tried before the model is called too big
+    run_timeout_s: float = Field(600.0, gt=0, le=86_400)
+
+    @property
+    def max_arena_bytes(self) -> int:
+        return parse_size(self.max_arena)
+
+    @property
+    def emulated(self) -> bool:
+        return True
+
+    @property
+    def parity_steps(self) -> int:
+        return PARITY_STEPS_TFLM
+
+
+# TFLM's reference kernels may round an int8 result differently from LiteRT's optimized ones
+# (requantization, softmax's lookup): integer outputs may differ by this many quantization steps.
+PARITY_STEPS_TFLM = 1
+
+Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice | TflmDevice, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Device] = TypeAdapter(Device)
 
 
@@ -160,5 +192,5 @@ def load_device(name: str) -> Device:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}"
                              for err in exc.errors())
         raise BadInputError(f"{path}: invalid device profile: {problems}", context=f"device '{name}'",
-                            hint="kinds: local, ssh, adb, qemu-arm64; see the shipped profiles for the keys",
+                            hint="kinds: local, ssh, adb, qemu-arm64, tflm; see the shipped profiles for the keys",
                             code="device-invalid") from exc

@@ -52,11 +52,39 @@ def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
     from edgepack.bundle.c_array import c_sources
 
     converted = p.tflite_path.read_bytes()
-    sources = c_sources(converted)
+    measured, why = measure_arena(p)
+    sources = c_sources(converted, measured=measured)
     files: dict[str, str | bytes] = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
     if sources.unsupported_ops:
         p.reporter.note(f"bundle c-array: TFLite Micro has no resolver method for "
                         f"{', '.join(sources.unsupported_ops)}; register them yourself (model_data.h says)")
+    if measured is None:
+        p.reporter.note(f"bundle c-array: the arena is an estimate ({sources.arena_bytes:,} B): {why}")
+    arena = ({"how": "estimate", "why": why} if measured is None else
+             {"how": "measured", "need_bytes": measured.need, "margin_bytes": measured.margin,
+              "non_persistent_bytes": measured.non_persistent, "persistent_bytes": measured.persistent,
+              "runtime": measured.runtime})
     return files, {"files": sorted(files), "model_sha256": hashlib.sha256(converted).hexdigest(),
-                   "arena_bytes": sources.arena_bytes, "activation_peak_bytes": sources.activation_peak_bytes,
+                   "arena_bytes": sources.arena_bytes, "arena": {**arena, "estimate_bytes": sources.arena_estimate},
+                   "activation_peak_bytes": sources.activation_peak_bytes,
                    "resolver_ops": list(sources.resolver_calls), "unsupported_ops": list(sources.unsupported_ops)}
+
+
+def measure_arena(p: Pipeline) -> tuple[Any, str]:
+    """The arena TFLM's interpreter needs for the converted model (what the c-array embeds), or None and why."""
+    from edgepack.bundle.c_array import MeasuredArena
+    from edgepack.devices.base import RunRequest
+    from edgepack.devices.profiles import TflmDevice
+    from edgepack.devices.tflm import run_tflm
+    from edgepack.errors import EdgepackError
+    from edgepack.recipe.schema import parse_size
+
+    device = TflmDevice(name="tflm", kind="tflm")
+    try:
+        record = run_tflm(device, RunRequest(p.tflite_path, None, 0, 0, 1), p.reporter, "bundle c-array: arena")
+    except EdgepackError as exc:
+        return None, exc.message
+    arena = record["arena"]
+    runtime = f"{record['runtime']['name']} {record['runtime']['version']}"
+    return MeasuredArena(arena["bytes"], arena.get("non_persistent"), arena.get("persistent"), runtime,
+                         parse_size(p.recipe.bundle.arena_margin)), ""

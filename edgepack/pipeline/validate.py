@@ -51,7 +51,7 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
                                 "outputs": len(outputs)}
         else:
             reference = reference or reference_outputs(p, inputs)
-            record["parity"] = parity(reference, outputs)
+            record["parity"] = parity(reference, outputs, device.parity_steps)
             if not record["parity"]["ok"]:
                 p.reporter.note(f"validate {device.name}: outputs differ from the host's: {record['parity']['why']}")
         if outputs is not None:
@@ -74,7 +74,8 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     if emulated:
         raise BadInputError(
             f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
-            "emulator's, not a board's, and is never checked", context=f"recipe '{p.recipe.name}'",
+            "emulator's (tflm: this host's, with reference kernels), not a board's, and is never checked",
+            context=f"recipe '{p.recipe.name}'",
             hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
     return devices
 

@@ -525,6 +525,7 @@ class BundleSettings(Strict):
     # android: android/assets/ (model with metadata, labels) and a usage note; c-array:
     # c/model_data.{h,cc} for TFLite Micro; zip: BUNDLE.zip, deterministic
     formats: list[Literal["android", "c-array", "zip"]] = Field(default_factory=list)
+    arena_margin: Size = "1 KiB"  # c-array: added to the arena TFLM measured (kModelDataArenaSize)
     metadata: bool = True  # embed TFLite metadata (descriptions, normalization, labels) in model.tflite
     author: str = Field("", max_length=200)  # written into the embedded metadata
     license: str = Field("", max_length=200)

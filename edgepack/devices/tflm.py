@@ -1,0 +1,79 @@
+"""The tflm driver: the model in the real TensorFlow Lite Micro interpreter (reference kernels), here.
+
+Before anything runs, the model's ops are checked against the ops TFLM has (a missing one is a bad
+model for this device: exit 2, named). Then `tflm_runner.py` runs in a child process (TFLM's
+Python interpreter can abort its process) and reports the arena the model needs, measured, and the
+outputs for the parity check. Its wall time is this host's, with reference kernels: it is kept as
+`host_invoke_ms`, never as the device's latency.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgepack.analyze.tflm_ops import missing_ops, model_ops
+from edgepack.devices.base import RunRequest, collect, parse_result, runner_failure
+from edgepack.devices.profiles import TflmDevice
+from edgepack.errors import DeviceUnreachable, ModelError, StageError
+from edgepack.reporting import Reporter
+
+TFLM_RUNNER = Path(__file__).with_name("tflm_runner.py")
+EXIT_NO_RUNTIME = 3
+EXIT_BAD_MODEL = 6
+INSTALL_HINT = "pip install tflite-micro (wheels for Linux x86-64 only), or pip install 'edgepack[mcu]'"
+
+
+def check_ops(model: Path, label: str) -> None:
+    """Refuse a model with ops TFLM has no kernel for, naming them."""
+    builtin, custom = model_ops(model.read_bytes())
+    missing = missing_ops(builtin, custom)
+    if missing:
+        raise ModelError(f"{label}: TensorFlow Lite Micro has no kernel for {', '.join(missing)}",
+                         context=f"{model}: ops {', '.join(builtin + custom)}", code="tflm-unsupported-op",
+                         hint="replace those layers, or validate on a LiteRT device (host, rpi4, android)")
+
+
+def run_tflm(device: TflmDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+    """The TFLM runner's record: the measured arena, the outputs, the host's invoke time."""
+    check_ops(req.model, label)
+    cmd = [sys.executable, str(TFLM_RUNNER), str(req.model), "--runs", str(req.runs),
+           "--max-arena", str(device.max_arena_bytes)]
+    if req.inputs:
+        cmd += ["--inputs", str(req.inputs)]
+    with reporter.task(f"{label}: arena and outputs", 1) as task:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            stdout, stderr = collect(proc, None, device.run_timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise StageError(f"{label}: the TFLM runner did not finish in {device.run_timeout_s:g} s",
+                             hint="raise run_timeout_s in the device profile", code="device-timeout") from exc
+        task.advance(1)
+    if proc.returncode != 0:
+        raise _failure(label, proc.returncode, stderr, device)
+    record = parse_result(stdout, label)
+    return {"latency_ms": None, "init_ms": None, "warmup": 0, "threads": 1, "peak_rss_kb": None, **record}
+
+
+def check_tflm(device: TflmDevice) -> dict[str, Any]:
+    """The TFLM runner's probe: Python, numpy, tflite-micro."""
+    proc = subprocess.run([sys.executable, str(TFLM_RUNNER), "--probe"], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise _failure(f"device '{device.name}'", proc.returncode, proc.stderr, device)
+    return parse_result(proc.stdout, f"device '{device.name}'")
+
+
+def _failure(label: str, code: int, stderr: str, device: TflmDevice) -> Exception:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    context = "\n".join(lines[-12:]) or "(no output)"
+    if code == EXIT_NO_RUNTIME:
+        return DeviceUnreachable(f"{label}: tflite-micro is not installed", context=context, hint=INSTALL_HINT,
+                                 code="device-no-runtime")
+    if code == EXIT_BAD_MODEL:
+        return ModelError(f"{label}: the model does not allocate and invoke in TensorFlow Lite Micro",
+                          context=context, code="tflm-model",
+                          hint=f"the arena was tried up to {device.max_arena_bytes:,} bytes (max_arena in the "
+                               "profile); an op whose version TFLM lacks also ends here")
+    return runner_failure(label, code, stderr)
