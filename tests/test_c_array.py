@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -105,3 +106,24 @@ def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path:
     header = (bundle / "c" / "model_data.h").read_text()
     assert f"kModelDataArenaSize = {formats['arena_bytes']};" in header
     assert "0x54, 0x46, 0x4c, 0x33" in (bundle / "c" / "model_data.cc").read_text()  # "TFL3"
+
+
+def test_without_tflite_micro_the_c_array_keeps_the_estimate_and_says_so(default_run: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(default_run["work"], work)
+    recipe = tmp_path / "digits.toml"
+    recipe.write_text((REPO / "recipes" / "digits.toml").read_text() + '\n[bundle]\nformats = ["c-array"]\n')
+    hidden = tmp_path / "hide" / "tflite_micro"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = run_cli("bundle", str(recipe), "--workdir", str(work), cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "the arena is an estimate" in proc.stderr and "tflite-micro is not installed" in proc.stderr
+    manifest = json.loads((work / "digits" / "bundle" / "manifest.json").read_text())
+    entry = manifest["formats"]["c-array"]
+    assert entry["arena"]["how"] == "estimate" and entry["arena_bytes"] == entry["arena"]["estimate_bytes"]
+    assert "tflite-micro is not installed" in entry["arena"]["why"]
+    header = (work / "digits" / "bundle" / "c" / "model_data.h").read_text()
+    assert "Tensor arena, an estimate" in header and f"kModelDataArenaSize = {entry['arena_bytes']};" in header

@@ -3,6 +3,7 @@ and carried into the c-array header; ops TFLM lacks refused by name before anyth
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -80,7 +81,7 @@ def test_the_digits_model_in_tflm_matches_litert_and_its_arena_is_the_smallest(o
     assert record["runtime"]["name"] == "tflite-micro"
     check = record["parity"]
     assert check["ok"] is True and check["tolerance_steps"] == 1
-    assert len(check["outputs"]) == 1 and check["outputs"][0]["max_abs_diff"] <= 1  # quantization steps
+    assert len(check["outputs"]) == 1 and check["outputs"][0]["max_abs_diff"] <= check["outputs"][0]["tolerance"] == 1
     arena = record["arena"]
     need = exact_need(on_tflm["bundle"] / "model.tflite")
     assert arena["bytes"] % 16 == 0 and arena["bytes"] - 16 < need <= arena["bytes"], (arena, need)
@@ -168,13 +169,44 @@ def test_devices_check_tflm_names_the_runtime_or_how_to_install_it(tmp_path: Pat
 
 
 def test_parity_allows_the_stated_steps_and_names_more() -> None:
-    def out(values: list[int]) -> dict[str, Any]:
-        array = np.asarray(values, dtype=np.int8)
-        return {"shape": [1, len(values)], "dtype": "int8", "values": values,
-                "sha256": __import__("hashlib").sha256(array.tobytes()).hexdigest()}
+    def out(values: list[float], dtype: str = "int8") -> dict[str, Any]:
+        array = np.asarray(values, dtype=dtype)
+        return {"shape": [1, len(values)], "dtype": dtype, "values": array.tolist(),
+                "sha256": hashlib.sha256(array.tobytes()).hexdigest()}
 
+    one_step = {"steps": 1, "per_output": [1.0]}
     host = [out([-5, 3, 100])]
-    assert parity(host, [out([-5, 4, 100])], steps=1)["ok"] is True
+    assert parity(host, [out([-5, 4, 100])], one_step)["ok"] is True
     assert parity(host, [out([-5, 4, 100])])["ok"] is False  # identical is the rule for LiteRT devices
-    beyond = parity(host, [out([-5, 5, 100])], steps=1)
-    assert beyond["ok"] is False and re.search(r"by up to 2 steps, more than the 1 allowed", beyond["why"])
+    beyond = parity(host, [out([-5, 5, 100])], one_step)
+    assert beyond["ok"] is False and "by up to 2, more than the 1 allowed" in beyond["why"]
+    # A float output dequantized from int8 (scale 0.5): one step is 0.5 in its units, two are not.
+    floats, scaled = [out([0.5, 1.0], "float32")], {"steps": 1, "per_output": [0.5]}
+    assert parity(floats, [out([1.0, 1.0], "float32")], scaled)["ok"] is True
+    assert parity(floats, [out([1.0, 1.0], "float32")])["ok"] is False
+    assert parity(floats, [out([1.5, 1.0], "float32")], scaled)["ok"] is False
+    # A non-quantized integer output (a class index) gets no slack however the device is.
+    assert parity([out([3], "int32")], [out([4], "int32")], {"steps": 1, "per_output": [0.0]})["ok"] is False
+
+
+def test_tolerances_follow_each_outputs_quantization(on_tflm: dict[str, Any], tile_model: Path) -> None:
+    from edgepack.devices.tflm import output_tolerances
+
+    assert output_tolerances(on_tflm["bundle"] / "model.tflite") == [1.0]  # int8 output: one step
+    assert output_tolerances(tile_model) == [0.0]  # a float model: the float rule alone
+
+
+def test_a_model_that_needs_more_than_max_arena_is_refused_with_the_cap(on_tflm: dict[str, Any], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    need = on_tflm["report"]["validation"]["tflm"]["arena"]["bytes"]
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "small-mcu.toml").write_text(f'kind = "tflm"\nmax_arena = {need - 16}\n')
+    (tmp_path / "devices" / "enough.toml").write_text(f'kind = "tflm"\nmax_arena = {need + 8}\n')
+    monkeypatch.chdir(tmp_path)  # ./devices first
+    model = str(on_tflm["bundle"] / "model.tflite")
+    refused = invoke("validate", "--model", model, "--device", "small-mcu", "--workdir", str(tmp_path / "w"))
+    assert refused.exit_code == 2, refused.output
+    assert f"does not allocate and invoke in TFLM with {need - 16} bytes" in refused.stderr
+    fits = invoke("--json", "validate", "--model", model, "--device", "enough", "--workdir", str(tmp_path / "w"))
+    assert fits.exit_code == 0, fits.output
+    assert json.loads(fits.stdout)["enough"]["arena"]["bytes"] == need  # the cap, rounded down to 16, is tried

@@ -111,7 +111,7 @@ def _measured(m: MeasuredArena, estimate: int) -> str:
              if m.non_persistent is not None and m.persistent is not None else "")
     return (f"// Tensor arena, measured by TensorFlow Lite Micro's own interpreter ({m.runtime},\n"
             f"// reference kernels, on a 64-bit host): the model allocates and invokes in {m.need} bytes\n"
-            f"// {split.strip()} and fails in {m.need - ALIGN}; plus a margin of {m.margin} bytes "
+            f"//{split} and fails in {m.need - ALIGN}; plus a margin of {m.margin} bytes "
             f"([bundle] arena_margin).\n// On a 32-bit board TFLM's structures are smaller; optimized kernels "
             f"(CMSIS-NN) may ask for\n// scratch buffers of their own: interpreter.arena_used_bytes() on the "
             f"board tells.\n// The static estimate was {estimate} bytes.\n")

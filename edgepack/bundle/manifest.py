@@ -17,12 +17,14 @@ MEASUREMENTS = "measurements.json"
 MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
 TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
+# ... and what shapes the bundle but no stage: the c-array's arena is measured with tflite-micro
+BUNDLE_TOOLCHAIN = (*TOOLCHAIN, "tflite-micro")
 
 
-def toolchain_versions() -> dict[str, str]:
+def toolchain_versions(packages: tuple[str, ...] = TOOLCHAIN) -> dict[str, str]:
     """Installed versions of the packages that shape the artifacts (read without importing them)."""
     versions = {}
-    for dist in TOOLCHAIN:
+    for dist in packages:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -140,7 +142,7 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
                           "resize_method": "bilinear" if recipe.dataset.resize else None},
         "recipe": {"sha256": loaded.sha256, "source": loaded.path.name if loaded.path else None,
                    "resolved": recipe.resolved()},
-        "toolchain": toolchain_versions(),
+        "toolchain": toolchain_versions(BUNDLE_TOOLCHAIN),
         "data": {
             "train": {"fingerprint": pipeline.fingerprints["train"], "samples": data.train_samples,
                       "left_out": data.left_out},

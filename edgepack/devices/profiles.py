@@ -34,11 +34,6 @@ class _Device(Strict):
         """True when latency measured here is not a real device's latency."""
         return False
 
-    @property
-    def parity_steps(self) -> int:
-        """How many quantization steps an integer output may differ from the host's (0: identical)."""
-        return 0
-
 
 class LocalDevice(_Device):
     """This machine, running the runner in a subprocess; optionally pinned and memory-capped."""
@@ -134,15 +129,6 @@ class TflmDevice(_Device):
     @property
     def emulated(self) -> bool:
         return True
-
-    @property
-    def parity_steps(self) -> int:
-        return PARITY_STEPS_TFLM
-
-
-# TFLM's reference kernels may round an int8 result differently from LiteRT's optimized ones
-# (requantization, softmax's lookup): integer outputs may differ by this many quantization steps.
-PARITY_STEPS_TFLM = 1
 
 Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice | TflmDevice, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Device] = TypeAdapter(Device)

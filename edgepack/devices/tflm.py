@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.tflm_ops import missing_ops, model_ops
 from edgepack.devices.base import RunRequest, collect, parse_result, runner_failure
 from edgepack.devices.profiles import TflmDevice
@@ -21,6 +22,10 @@ from edgepack.errors import DeviceUnreachable, ModelError, StageError
 from edgepack.reporting import Reporter
 
 TFLM_RUNNER = Path(__file__).with_name("tflm_runner.py")
+# TFLM's reference kernels may round a requantization (or softmax's lookup) differently from LiteRT's
+# optimized ones: an int8 output may differ by this many quantization steps.
+PARITY_STEPS = 1
+HOST_RUNS = 5  # timed invokes: a host figure with reference kernels, kept only as host_invoke_ms
 EXIT_NO_RUNTIME = 3
 EXIT_BAD_MODEL = 6
 INSTALL_HINT = "pip install tflite-micro (wheels for Linux x86-64 only), or pip install 'edgepack[mcu]'"
@@ -36,11 +41,31 @@ def check_ops(model: Path, label: str) -> None:
                          hint="replace those layers, or validate on a LiteRT device (host, rpi4, android)")
 
 
+def output_tolerances(model: Path, steps: int = PARITY_STEPS) -> list[float]:
+    """Per output of the model, how far TFLM's value may be from LiteRT's, in the output's own units:
+    `steps` for a quantized integer output, `steps` x the scale for a float output dequantized from
+    one (float I/O of an int8 model), 0 otherwise (non-quantized integers, float models: the float rule)."""
+    info = read_model(model.read_bytes())
+    producer = {out: op for op in info.operators for out in op.outputs}
+    tolerances = []
+    for index in info.outputs:
+        tensor = info.tensors[index]
+        op = producer.get(index)
+        if tensor.dtype.startswith(("int", "uint")) and tensor.scales:
+            tolerances.append(float(steps))
+        elif op is not None and op.op_name == "DEQUANTIZE" and info.tensors[op.inputs[0]].scales:
+            tolerances.append(steps * max(info.tensors[op.inputs[0]].scales))
+        else:
+            tolerances.append(0.0)
+    return tolerances
+
+
 def run_tflm(device: TflmDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
-    """The TFLM runner's record: the measured arena, the outputs, the host's invoke time."""
+    """The TFLM runner's record: the measured arena, the outputs (and how far each may be from LiteRT's),
+    the host's invoke time (a few runs: reference kernels, a host figure)."""
     check_ops(req.model, label)
-    cmd = [sys.executable, str(TFLM_RUNNER), str(req.model), "--runs", str(req.runs),
-           "--max-arena", str(device.max_arena_bytes)]
+    cmd = [sys.executable, str(TFLM_RUNNER), str(req.model), "--runs", str(min(req.runs, HOST_RUNS)),
+           "--seed", str(req.seed), "--max-arena", str(device.max_arena_bytes)]
     if req.inputs:
         cmd += ["--inputs", str(req.inputs)]
     with reporter.task(f"{label}: arena and outputs", 1) as task:
@@ -54,12 +79,18 @@ def run_tflm(device: TflmDevice, req: RunRequest, reporter: Reporter, label: str
     if proc.returncode != 0:
         raise _failure(label, proc.returncode, stderr, device)
     record = parse_result(stdout, label)
-    return {"latency_ms": None, "init_ms": None, "warmup": 0, "threads": 1, "peak_rss_kb": None, **record}
+    return {"latency_ms": None, "init_ms": None, "warmup": 0, "threads": 1, "peak_rss_kb": None, **record,
+            "tolerance": {"steps": PARITY_STEPS, "per_output": output_tolerances(req.model)}}
 
 
 def check_tflm(device: TflmDevice) -> dict[str, Any]:
     """The TFLM runner's probe: Python, numpy, tflite-micro."""
-    proc = subprocess.run([sys.executable, str(TFLM_RUNNER), "--probe"], capture_output=True, text=True, timeout=120)
+    try:
+        proc = subprocess.run([sys.executable, str(TFLM_RUNNER), "--probe"], capture_output=True, text=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise DeviceUnreachable(f"device '{device.name}': the TFLM probe did not answer in 120 s",
+                                code="device-timeout", hint="run `edgepack devices check tflm --debug`") from exc
     if proc.returncode != 0:
         raise _failure(f"device '{device.name}'", proc.returncode, proc.stderr, device)
     return parse_result(proc.stdout, f"device '{device.name}'")

@@ -1,6 +1,6 @@
-"""The TensorFlow Lite Micro runner: a standalone script (Python, numpy and `tflite-micro` only).
+"""The TensorFlow Lite Micro runner: a script (Python, numpy, `tflite-micro` and runner.py beside it).
 
-    python tflm_runner.py MODEL.tflite [--inputs INPUTS.npz] [--runs N] [--max-arena BYTES]
+    python tflm_runner.py MODEL.tflite [--inputs INPUTS.npz] [--seed S] [--runs N] [--max-arena BYTES]
     python tflm_runner.py --probe
 
 It runs in a child process of edgepack (TFLM's Python interpreter can abort its whole process) and
@@ -10,7 +10,8 @@ prints one JSON object on stdout:
   found by bisection between a size that fails and one that works, and at that size the split
   TFLM's recording allocator reports (`head`: the planned non-persistent buffers, activations and
   scratch; `tail`: what persists, tensor structs, quantization data, kernels' buffers);
-- `outputs`: each output after one invoke on the given inputs (as the LiteRT runner writes them);
+- `outputs`: each output after one invoke on the given inputs, or on the LiteRT runner's seeded
+  random ones (the same arrays: its `make_inputs` is used), as the LiteRT runner writes them;
 - `host_invoke_ms`: the wall time of `--runs` invokes here, with TFLM's reference kernels: a host
   figure, never a board's latency.
 
@@ -89,16 +90,17 @@ class Quiet:
         return False
 
 
-def make_inputs(details, given):
-    """The given arrays in input order, or zeros of each input's type and shape."""
-    import numpy as np
+def make_inputs(details, given, seed):
+    """The arrays to feed, exactly as the LiteRT runner makes them (the given ones, or the same seeded
+    random values), so that both runs see the same inputs and their outputs can be compared."""
+    from runner import make_inputs as litert_inputs  # runner.py, beside this file
 
-    if given is None:
-        return [np.zeros(d["shape"], dtype=d["dtype"]) for d in details]
-    keys = sorted(given.files, key=lambda k: (int("".join(c for c in k if c.isdigit()) or 0), k))
-    if len(keys) != len(details):
-        raise SystemExit("error: %d input array(s) given, the model has %d" % (len(keys), len(details)))
-    return [np.asarray(given[k], dtype=d["dtype"]).reshape(d["shape"]) for k, d in zip(keys, details)]
+    described = []
+    for d in details:
+        scales = d["quantization_parameters"]["scales"]
+        described.append({"dtype": d["dtype"], "shape": d["shape"],
+                          "quantization": (float(scales[0]) if len(scales) else 0.0, 0)})
+    return litert_inputs(described, seed, given)
 
 
 def io_counts(runtime, model):
@@ -107,12 +109,12 @@ def io_counts(runtime, model):
     return len(graph.inputs if graph.inputs is not None else []), len(graph.outputs if graph.outputs is not None else [])
 
 
-def attempt(runtime, model, size, given, inputs):
+def attempt(runtime, model, size, given, inputs, seed):
     """An interpreter that allocated in `size` bytes and invoked once with the inputs, or None."""
     try:
         interpreter = runtime.Interpreter.from_bytes(model, arena_size=size)
         details = [interpreter.get_input_details(i) for i in range(inputs)]
-        for index, array in enumerate(make_inputs(details, given)):
+        for index, array in enumerate(make_inputs(details, given, seed)):
             interpreter.set_input(array, index)
         interpreter.invoke()
     except (RuntimeError, ValueError, MemoryError):
@@ -120,25 +122,32 @@ def attempt(runtime, model, size, given, inputs):
     return interpreter
 
 
-def smallest_arena(runtime, model, given, inputs, cap):
-    """(bytes, the stderr of the last failure): the smallest multiple of ALIGN that allocates and invokes."""
+def works(runtime, model, size, given, inputs, seed):
+    """Whether the model allocates and invokes in `size` bytes, tried in a forked child: at some sizes
+    just short of the need TFLM crashes (SIGSEGV) instead of failing, and a crash is a failure."""
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        ok = attempt(runtime, model, size, given, inputs, seed) is not None
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def smallest_arena(runtime, model, given, inputs, seed, cap):
+    """(bytes, the stderr of the tries): the smallest multiple of ALIGN up to `cap` with which the model
+    allocates and invokes (None when even `cap` fails); every size below it that was tried failed."""
+    cap = cap // ALIGN * ALIGN
     with Quiet() as noise:
-        good = FIRST_TRY
-        while attempt(runtime, model, good, given, inputs) is None:
-            if good >= cap:
-                good = None
-                break
-            good = min(cap, good * 4)
-        bad = 0
-        if good is not None:
-            while good - bad > ALIGN:
-                middle = (bad + good) // 2 // ALIGN * ALIGN
-                if middle <= bad:
-                    break
-                if attempt(runtime, model, middle, given, inputs) is None:
-                    bad = middle
-                else:
-                    good = middle
+        bad, good = 0, min(FIRST_TRY, cap)
+        while good is not None and not works(runtime, model, good, given, inputs, seed):
+            bad, good = good, (min(cap, good * 4) if good < cap else None)
+        while good is not None and good - bad > ALIGN:
+            middle = (bad + good) // 2 // ALIGN * ALIGN
+            if works(runtime, model, middle, given, inputs, seed):
+                good = middle
+            else:
+                bad = middle
     return good, noise.text
 
 
@@ -169,14 +178,14 @@ def run(args):
         model = handle.read()
     given = np.load(args.inputs, allow_pickle=False) if args.inputs else None
     inputs, outputs_count = io_counts(runtime, model)
-    arena, failure = smallest_arena(runtime, model, given, inputs, args.max_arena)
+    arena, failure = smallest_arena(runtime, model, given, inputs, args.seed, args.max_arena)
     if arena is None:
         lines = [line for line in failure.splitlines() if line.strip()]
         sys.stderr.write("error: the model does not allocate and invoke in TFLM with %d bytes of arena\n%s\n"
                          % (args.max_arena, "\n".join(lines[-12:])))
         sys.exit(EXIT_BAD_MODEL)
     with Quiet() as report:
-        interpreter = attempt(runtime, model, arena, given, inputs)
+        interpreter = attempt(runtime, model, arena, given, inputs, args.seed)
         if interpreter is not None:
             interpreter.print_allocations()
     if interpreter is None:  # allocates at the bisection's end but not again: not expected
@@ -209,6 +218,7 @@ def main(argv=None):
     parser.add_argument("model", nargs="?")
     parser.add_argument("--inputs")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-arena", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--probe", action="store_true")
     args = parser.parse_args(argv)

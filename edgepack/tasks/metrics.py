@@ -95,8 +95,9 @@ def output_fidelity(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]:
         sqnr = math.inf
     else:
         sqnr = 10.0 * math.log10(signal / noise)
-    norms = float(np.linalg.norm(ref) * np.linalg.norm(out))
-    cosine = float(np.dot(ref, out) / norms) if 0 < norms < math.inf else (1.0 if noise == 0.0 else 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = float(np.linalg.norm(ref) * np.linalg.norm(out))
+        cosine = float(np.dot(ref, out) / norms) if 0 < norms < math.inf else (1.0 if noise == 0.0 else 0.0)
     return {"sqnr_db": None if sqnr is None else round(min(max(sqnr, SQNR_FLOOR_DB), -SQNR_FLOOR_DB), 4),
             "identical": noise == 0.0, "cosine": round(cosine, 8),
             "max_abs_error": float(np.max(np.abs(ref - out))) if ref.size else 0.0}
