@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,21 @@ runs = 20
 """
 
 
+# Test files by their time on 2 cores, slowest first (as `pytest --durations=0` shows them).
+# pytest-xdist hands whole files to its workers in collection order, so the long files start first
+# and the short ones fill the end instead of one worker finishing minutes after the other.
+SLOWEST_FIRST = ("test_shipped_recipes.py", "test_reproducible_and_atomic.py", "test_accuracy_aware.py",
+                 "test_tasks.py", "test_keras3_pipeline.py", "test_devices.py", "test_inspect.py",
+                 "test_metadata.py", "test_optimize.py", "test_keras3_bridge.py", "test_tflm.py",
+                 "test_analyze.py", "test_signing.py", "test_convert_pool.py", "test_default_run.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collect the slowest files first (a stable sort: the order within a file is kept)."""
+    rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64,
                 extra: str = "") -> Path:
     """Write a tiny digits recipe (seconds to run) and return its path."""
@@ -74,9 +91,29 @@ def run_cli(*args: str, timeout: float = 600, **kwargs: Any) -> subprocess.Compl
 
 
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One real `edgepack run` of the shipped default recipe, with its JSON report and files."""
-    work = tmp_path_factory.mktemp("default")
+def default_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Any]:
+    """One real `edgepack run` of the shipped default recipe, with its JSON report and files.
+
+    Made once per test session: under pytest-xdist the first worker to ask runs it (the others wait on
+    a lock in the session's shared temporary folder). It is read-only: a test that runs commands on
+    its work folder runs them on `work_copy(default_run, tmp_path)`."""
+    if worker_id == "master":  # one process
+        return _default_run(tmp_path_factory.mktemp("default"))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
+    with open(shared / "default-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "default-run.json"
+        if done.is_file():
+            made = json.loads(done.read_text())
+        else:
+            made = _default_run(shared / "default-run")
+            done.write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in made.items()}))
+            return made
+    return {**made, **{k: Path(made[k]) for k in ("work", "bundle", "junit")}}
+
+
+def _default_run(work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
     junit = work / "junit.xml"
     proc = run_cli("--json", "run", "--workdir", str(work), "--junit", str(junit), cwd=work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -84,6 +121,13 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle = Path(report["bundle"][0])
     return {"work": work, "report": report, "bundle": bundle, "junit": junit,
             "manifest": json.loads((bundle / "manifest.json").read_text())}
+
+
+def work_copy(default_run: dict[str, Any], folder: Path) -> Path:
+    """A copy of the default run's work folder in `folder` (its stages cached, nothing trained again)."""
+    work = folder / "work"
+    shutil.copytree(default_run["work"], work, ignore=shutil.ignore_patterns("*.lock"))
+    return work
 
 
 @pytest.fixture(scope="session")

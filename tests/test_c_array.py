@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, invoke, run_cli
+from conftest import REPO, invoke, run_cli, work_copy
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import activation_peak
@@ -86,8 +86,7 @@ def test_the_c_array_compiles_and_equals_the_model(default_run: dict[str, Any], 
 
 
 def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    shutil.copytree(default_run["work"], work)
+    work = work_copy(default_run, tmp_path)
     recipe = tmp_path / "digits.toml"
     text = (REPO / "recipes" / "digits.toml").read_text()
     recipe.write_text(text + '\n[bundle]\nformats = ["c-array"]\n' if "[bundle]" not in text
@@ -110,8 +109,7 @@ def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path:
 
 def test_without_tflite_micro_the_c_array_keeps_the_estimate_and_says_so(default_run: dict[str, Any],
                                                                           tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    shutil.copytree(default_run["work"], work)
+    work = work_copy(default_run, tmp_path)
     recipe = tmp_path / "digits.toml"
     recipe.write_text((REPO / "recipes" / "digits.toml").read_text() + '\n[bundle]\nformats = ["c-array"]\n')
     hidden = tmp_path / "hide" / "tflite_micro"

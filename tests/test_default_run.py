@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import invoke, run_cli
+from conftest import invoke, run_cli, work_copy
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
     recipe = _budget_recipe(tmp_path, "strict", f"min_accuracy = {min(1.0, tflite + 0.001)}\n")
     out = tmp_path / "bundle"
     junit = tmp_path / "run.xml"
-    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), "--out", str(out),
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), "--out", str(out),
                    "--junit", str(junit), "--zip")
     assert proc.returncode == 3, proc.stderr
     report = json.loads(proc.stdout)  # exactly one JSON document, even on failure
@@ -140,8 +140,8 @@ def test_gate_on_the_bundle_uses_its_own_budgets(default_run: dict[str, Any]) ->
     assert json.loads(result.stdout)["passed"] is True
 
 
-def test_stage_commands_run_alone_from_the_cache(default_run: dict[str, Any]) -> None:
-    result = invoke("--json", "evaluate", "--workdir", str(default_run["work"]))
+def test_stage_commands_run_alone_from_the_cache(default_run: dict[str, Any], tmp_path: Path) -> None:
+    result = invoke("--json", "evaluate", "--workdir", str(work_copy(default_run, tmp_path)))
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)["evaluate"]
     assert evaluated["cached"] is True

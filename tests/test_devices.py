@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, invoke, run_cli
+from conftest import REPO, invoke, run_cli, work_copy
 
 from edgepack.devices.base import RunRequest
 from edgepack.errors import DeviceUnreachable, StageError
@@ -112,7 +112,7 @@ def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(defau
     text = text.replace("latency_p90_ms = 5.0", 'latency_p90_ms = { ssh-test = 1000.0, phone = 0.000001 }')
     assert "ssh-test = 1000.0" in text and '"phone"]' in text
     recipe.write_text(text)
-    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), cwd=tmp_path)
     assert proc.returncode == 3, proc.stdout + proc.stderr  # the phone's tiny budget fails, the board's holds
     report = json.loads(proc.stdout)
     validation = report["validation"]
@@ -299,7 +299,7 @@ def test_rpi4_emulated_gives_the_hosts_int8_outputs_and_is_never_gated(default_r
     text = text.replace("latency_p90_ms = 5.0", "latency_p90_ms = 1000.0")
     assert '"rpi4-emulated"]' in text and "latency_p90_ms = 1000.0" in text
     recipe.write_text(text)
-    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     emulated = report["validation"]["rpi4-emulated"]
@@ -331,7 +331,7 @@ def test_a_latency_budget_on_an_emulated_device_is_a_recipe_error(default_run: d
     text = (REPO / "recipes" / "digits.toml").read_text()
     text = text.replace('devices = ["host"]', 'devices = ["host", "rpi4-emulated"]')
     recipe.write_text(text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { rpi4-emulated = 10.0 }"))
-    for command, work in (("validate", default_run["work"]), ("run", tmp_path / "fresh")):
+    for command, work in (("validate", work_copy(default_run, tmp_path)), ("run", tmp_path / "fresh")):
         proc = run_cli(command, str(recipe), "--workdir", str(work), cwd=tmp_path)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "budgets.latency_p90_ms names rpi4-emulated" in proc.stderr and "Traceback" not in proc.stderr
@@ -449,7 +449,7 @@ def test_a_phone_without_python_is_measured_with_a_benchmark_binary(default_run:
     text = (REPO / "recipes" / "digits.toml").read_text().replace('devices = ["host"]',
                                                                   'devices = ["host", "phone-bench"]')
     recipe.write_text(text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { phone-bench = 1000.0 }"))
-    proc = run_cli("--json", "run", str(recipe), "--workdir", str(default_run["work"]), cwd=tmp_path)
+    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["validation"]["phone-bench"]["parity"]["ok"] is None

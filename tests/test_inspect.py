@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import invoke, work_copy
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import activation_peak, analyze
@@ -153,10 +153,8 @@ def test_files_that_are_not_models_are_refused_cleanly(default_run: dict[str, An
 
 
 def test_bundle_takes_a_model_converted_elsewhere(default_run: dict[str, Any], tmp_path: Path) -> None:
-    import shutil
-
-    work = tmp_path / "work"
-    shutil.copytree(default_run["work"], work)  # the trained stages, without touching the shared run
+    
+    work = work_copy(default_run, tmp_path)
     given = tmp_path / "elsewhere.tflite"
     given.write_bytes((default_run["bundle"] / "model.tflite").read_bytes())
     result = invoke("--json", "bundle", "--model", str(given), "--workdir", str(work))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -46,8 +47,19 @@ def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section
     assert first["stages"]["train"]["id"] == second["stages"]["train"]["id"]
 
 
-def test_bundling_the_same_artifacts_twice_gives_the_same_zip(tmp_path: Path) -> None:
-    recipe = tiny_recipe(tmp_path, name="twice", extra='\n[bundle]\nformats = ["android", "c-array", "zip"]\n')
+@pytest.fixture(scope="module")
+def optimized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work folder with the tiny recipe trained and optimized (recipe name `shared`): the tests below
+    change only what comes after (conversion, bundle), on their own copies."""
+    folder = tmp_path_factory.mktemp("optimized")
+    proc = run_cli("optimize", str(tiny_recipe(folder, name="shared")), "--workdir", str(folder / "w"))
+    assert proc.returncode == 0, proc.stderr
+    return folder / "w"
+
+
+def test_bundling_the_same_artifacts_twice_gives_the_same_zip(optimized: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, name="shared", extra='\n[bundle]\nformats = ["android", "c-array", "zip"]\n')
+    shutil.copytree(optimized, tmp_path / "w")
     zips = []
     for out in ("one", "two"):
         proc = run_cli("--json", "bundle", str(recipe), "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / out))
@@ -63,10 +75,11 @@ def test_bundling_the_same_artifacts_twice_gives_the_same_zip(tmp_path: Path) ->
     assert all(run["validation"]["host"]["latency_ms"]["runs"] == 20 for run in measured)  # each bundling measured
 
 
-def test_killing_run_during_conversion_leaves_no_partial_bundle(tmp_path: Path) -> None:
-    recipe = tiny_recipe(tmp_path, name="killme", calibration=1347)
+def test_killing_run_during_conversion_leaves_no_partial_bundle(optimized: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, name="shared", calibration=1347)
     work = tmp_path / "w"
-    root = work / "killme"
+    shutil.copytree(optimized, work)  # trained and optimized: the run goes straight to the conversion
+    root = work / "shared"
     good = root / "bundle"
     good.mkdir(parents=True)
     (good / "manifest.json").write_text('{"previous": "good bundle"}')

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import REPO, invoke, run_cli
+from conftest import REPO, invoke, run_cli, work_copy
 from edgepack.devices.drivers import parity
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tflite_micro") is None,
@@ -58,8 +57,7 @@ def on_tflm(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     """The shipped digits recipe validated on host and tflm, bundled with the c-array (the default run's
     stages, copied: nothing is trained again)."""
     folder = tmp_path_factory.mktemp("tflm")
-    work = folder / "work"
-    shutil.copytree(default_run["work"], work)
+    work = work_copy(default_run, folder)
     text = (REPO / "recipes" / "digits.toml").read_text().replace('devices = ["host"]', 'devices = ["host", "tflm"]')
     assert '"tflm"]' in text
     text += '\n[bundle]\nformats = ["c-array"]\narena_margin = "2 KiB"\n' if "[bundle]" not in text else ""
