@@ -91,13 +91,13 @@ def run_cli(*args: str, timeout: float = 600, **kwargs: Any) -> subprocess.Compl
 
 
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Any]:
+def default_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
     """One real `edgepack run` of the shipped default recipe, with its JSON report and files.
 
     Made once per test session: under pytest-xdist the first worker to ask runs it (the others wait on
     a lock in the session's shared temporary folder). It is read-only: a test that runs commands on
     its work folder runs them on `work_copy(default_run, tmp_path)`."""
-    if worker_id == "master":  # one process
+    if not hasattr(request.config, "workerinput"):  # one process (no xdist worker)
         return _default_run(tmp_path_factory.mktemp("default"))
     shared = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
     with open(shared / "default-run.lock", "w") as lock:
