@@ -3,7 +3,9 @@
 One schema per `kind` (a discriminated union): `local` runs the runner on this machine (optionally
 pinned to CPUs, under a memory cap), `ssh` on a board reached with the system `ssh` client,
 `adb` on an Android device, `qemu-arm64` under user-mode Arm64 emulation, `tflm` in TensorFlow Lite
-Micro's interpreter (the arena a microcontroller needs). Profiles are looked up
+Micro's interpreter (the arena a microcontroller needs), `ethos-u` compiled by Vela for an Arm Ethos-U
+NPU (its performance estimate). `mcu` profiles are boards a model must fit (`budgets.fits`), not run
+targets. Profiles are looked up
 in the working directory's `devices/` first (a project's own boards), then in the shipped ones.
 """
 
@@ -130,7 +132,78 @@ class TflmDevice(_Device):
     def emulated(self) -> bool:
         return True
 
-Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice | TflmDevice, Field(discriminator="kind")]
+VELA_ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",
+                     "ethos-u65-512", "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024",
+                     "ethos-u85-2048")
+EthosUAccelerator = Literal["ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",
+                            "ethos-u65-512", "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024",
+                            "ethos-u85-2048"]
+
+
+class EthosUDevice(_Device):
+    """An Arm Ethos-U NPU: the int8 model compiled by Vela for the accelerator and system configuration;
+    Vela's performance estimate (cycles, inference time at the configuration's clock, SRAM and flash),
+    not a measurement. Its estimated inference time is budgetable, labelled estimated."""
+
+    kind: Literal["ethos-u"]
+    runtime: Literal["vela"] = "vela"  # type: ignore[assignment]
+    accelerator: EthosUAccelerator
+    system_config: str = Field(min_length=1)  # a [System_Config.*] section of the Vela configuration file
+    memory_mode: str = Field(min_length=1)  # a [Memory_Mode.*] section of it
+    config: str | None = Field(None, min_length=1)  # a Vela .ini (default: Vela's own Arm/vela.ini)
+    clock_mhz: float | None = Field(None, gt=0, le=10_000)  # overrides the system configuration's core clock
+    optimise: Literal["Performance", "Size"] = "Performance"
+    arena_cache_size: Size | None = None
+    run_timeout_s: float = Field(600.0, gt=0, le=86_400)
+
+    @property
+    def emulated(self) -> bool:  # nothing runs: an estimate (budgetable as such, see gate.budgets)
+        return True
+
+
+McuCore = Literal["cortex-m0", "cortex-m0+", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55",
+                  "cortex-m85", "xtensa-lx6", "xtensa-lx7", "risc-v"]
+
+
+class McuDevice(_Device):
+    """A microcontroller board a model must fit (`budgets.fits`): its flash and RAM from the datasheet, the
+    core, the clock, an optional Ethos-U NPU; and the stated allowances for what is not the model
+    (TFLM and the application in flash; stack, heap and the application's data in RAM)."""
+
+    kind: Literal["mcu"]
+    runtime: Literal["tflite-micro"] = "tflite-micro"  # type: ignore[assignment]
+    board: str = Field(min_length=1)  # the board's own name, as its vendor writes it
+    core: McuCore
+    clock_mhz: float = Field(gt=0, le=10_000)
+    flash: Size  # what holds the model (internal flash, or the board's QSPI flash where code runs from it)
+    ram: Size  # the SRAM the arena and buffers come from
+    npu: str | None = Field(None, pattern=_NAME)  # an ethos-u profile name
+    runtime_flash: Size = "128 KiB"  # TFLM with the model's kernels plus the application's code
+    runtime_ram: Size = "16 KiB"  # stack, heap and the application's own data
+
+    @property
+    def flash_bytes(self) -> int:
+        return parse_size(self.flash)
+
+    @property
+    def ram_bytes(self) -> int:
+        return parse_size(self.ram)
+
+    @property
+    def runtime_flash_bytes(self) -> int:
+        return parse_size(self.runtime_flash)
+
+    @property
+    def runtime_ram_bytes(self) -> int:
+        return parse_size(self.runtime_ram)
+
+    @property
+    def emulated(self) -> bool:
+        return True
+
+
+Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice | TflmDevice | EthosUDevice | McuDevice,
+                   Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Device] = TypeAdapter(Device)
 
 
@@ -178,5 +251,5 @@ def load_device(name: str) -> Device:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}"
                              for err in exc.errors())
         raise BadInputError(f"{path}: invalid device profile: {problems}", context=f"device '{name}'",
-                            hint="kinds: local, ssh, adb, qemu-arm64, tflm; see the shipped profiles for the keys",
+                            hint="kinds: local, ssh, adb, qemu-arm64, tflm, ethos-u, mcu; see the shipped profiles for the keys",
                             code="device-invalid") from exc
