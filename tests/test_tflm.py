@@ -62,6 +62,8 @@ def on_tflm(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     assert '"tflm"]' in text
     text += '\n[bundle]\nformats = ["c-array"]\narena_margin = "2 KiB"\n' if "[bundle]" not in text else ""
     assert 'arena_margin = "2 KiB"' in text
+    text = text.replace("[budgets]", '[budgets]\nfits = ["nucleo-l4r5zi"]')
+    assert 'fits = ["nucleo-l4r5zi"]' in text
     recipe = folder / "digits.toml"
     recipe.write_text(text)
     proc = run_cli("--json", "run", str(recipe), "--workdir", str(work), cwd=folder)
@@ -105,6 +107,26 @@ def test_the_c_array_declares_the_measured_arena_plus_the_margin(on_tflm: dict[s
     assert f"constexpr int kModelDataArenaSize = {entry['arena_bytes']};" in header
     assert f"invokes in {arena['need_bytes']} bytes" in header and "margin of 2048 bytes" in header
     assert f"static estimate was {arena['estimate_bytes']} bytes" in header
+
+
+def test_the_run_fits_its_board_with_the_arena_measured_once(on_tflm: dict[str, Any]) -> None:
+    manifest, report = on_tflm["manifest"], on_tflm["report"]
+    need = on_tflm["report"]["validation"]["tflm"]["arena"]["bytes"]
+    assert manifest["memory"]["arena"]["how"] == "measured" and manifest["memory"]["arena"]["need"] == need
+    fit = manifest["fits"]["nucleo-l4r5zi"]
+    assert fit["arena_bytes"] == need and fit["model_bytes"] == manifest["model"]["size_bytes"]
+    assert fit["ram_bytes"] == 640 * 1024 and fit["ram_need"] == need + fit["io_bytes"] + fit["runtime_ram_bytes"]
+    assert fit["ram_headroom"] == fit["ram_bytes"] - fit["ram_need"] > 0 and fit["fits"] is True
+    results = {r["name"]: r for r in report["gate"]["results"]}
+    assert results["fits.nucleo-l4r5zi.ram"]["passed"] and results["fits.nucleo-l4r5zi.ram"]["margin"] == fit["ram_headroom"]
+    assert results["fits.nucleo-l4r5zi.flash"]["margin"] == fit["flash_headroom"]
+    # the activation peak (tensor lifetimes) is TFLM's planned part of the arena for this model
+    memory = manifest["memory"]
+    assert memory["activation_peak_bytes"] == on_tflm["report"]["validation"]["tflm"]["arena"]["non_persistent"]
+    assert memory["peak_op"] == "CONV_2D" and memory["peak_layer"].endswith("conv2")
+    assert sum(t["bytes"] for t in memory["largest_tensors"]) == memory["activation_peak_bytes"]
+    assert memory["live_tensors"] == len(memory["largest_tensors"]) == 2
+    assert report["memory"] == memory and report["fits"] == manifest["fits"]
 
 
 def test_budgeting_latency_on_tflm_is_a_recipe_error(tmp_path: Path) -> None:

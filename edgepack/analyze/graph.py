@@ -128,6 +128,72 @@ def activation_peak(model: ModelInfo) -> tuple[int, int | None]:
     return int(live[at]), at
 
 
+@dataclass(frozen=True)
+class LiveTensor:
+    """An activation live at the peak: its size and the op that writes it (None: a graph input)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    bytes: int
+    producer: int | None
+    producer_op: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "bytes": self.bytes, "layer": layer_of(self.name), "producer": self.producer,
+                "producer_op": self.producer_op}
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """Where activation memory peaks: the op, its layer (the name of the tensor it writes, which carries
+    the Keras layer's), and every activation live there, largest first (their bytes add up to the peak)."""
+
+    bytes: int
+    op_index: int | None
+    op: str | None
+    layer: str | None
+    live: tuple[LiveTensor, ...]
+
+    def to_dict(self, largest: int = 5) -> dict[str, Any]:
+        """Plain data for the manifest: the peak, its op and layer, the `largest` tensors live there."""
+        return {"activation_peak_bytes": self.bytes, "peak_op": self.op, "peak_op_index": self.op_index,
+                "peak_layer": self.layer, "live_tensors": len(self.live),
+                "largest_tensors": [t.to_dict() for t in self.live[:largest]]}
+
+
+def layer_of(tensor_name: str) -> str:
+    """The Keras layer a converter's tensor name comes from: its first fused name without the op
+    ("model/conv2/Relu;model/conv2/BiasAdd" -> "model/conv2")."""
+    first = tensor_name.split(";")[0]
+    return first.rsplit("/", 1)[0] if "/" in first else first
+
+
+def peak_memory(model: ModelInfo) -> PeakMemory:
+    """The activation peak of `model`, the op it is reached at (and its layer) and the tensors live there."""
+    peak, at = activation_peak(model)
+    producer = {out: op for op in model.operators for out in op.outputs}
+    spans = lifetimes(model)
+    if at is None:
+        live_at = [i for i in model.inputs]
+    else:
+        live_at = [i for i, (start, end) in spans.items() if start <= at <= end]
+    live = []
+    for i in live_at:
+        tensor, op = model.tensors[i], producer.get(i)
+        live.append(LiveTensor(i, tensor.name, tensor.shape, tensor.dtype, tensor_bytes(tensor),
+                               None if op is None else op.index, None if op is None else op.op_name))
+    live.sort(key=lambda t: (-t.bytes, t.index))
+    peak_op = None if at is None else model.operators[at]
+    layer = None
+    if peak_op is not None:
+        written = [i for i in peak_op.outputs if i >= 0]
+        layer = layer_of(model.tensors[written[0]].name) if written else None
+    return PeakMemory(peak, at, None if peak_op is None else peak_op.op_name, layer, tuple(live))
+
+
 def macs(model: ModelInfo, op: OperatorInfo) -> int:
     """Multiply-accumulates of one operator (0 for the ops that do none)."""
     t = model.tensors

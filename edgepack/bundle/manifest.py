@@ -160,7 +160,23 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
                     "float": evaluated.metrics["float"], "optimized": evaluated.metrics["optimized"],
                     "tflite": evaluated.metrics["tflite"], "drop": evaluated.drop, "fidelity": evaluated.fidelity,
                     "test_samples": evaluated.test_samples, "size_bytes": len(shipped.data)},
+        "memory": memory_record(shipped.data, pipeline.measured_arena),
+        **({"fits": pipeline.result.fits} if pipeline.result.fits else {}),
     }
+
+
+def memory_record(flatbuffer: bytes, measured: tuple[Any, str] | None = None) -> dict[str, Any]:
+    """Where the model's activation memory peaks (the op, its layer, the largest tensors live there) and,
+    when this run measured it, the arena TFLM needs."""
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import peak_memory
+
+    record = peak_memory(read_model(flatbuffer)).to_dict()
+    if measured is not None:
+        arena, why = measured
+        record["arena"] = {"how": "measured", **arena.to_dict()} if arena is not None else {"how": "not measured",
+                                                                                            "why": why}
+    return record
 
 
 def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, Any]:

@@ -73,6 +73,39 @@ _ACCURACY = {"type": "object", "required": ["tflite"],
              "properties": {k: _NUMBER_OR_NULL for k in ("float", "optimized", "tflite", "drop")}}
 
 
+_COUNT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
+_MEMORY = {  # where activation memory peaks, and the arena TFLM measured (when the run measured it)
+    "type": "object", "required": ["activation_peak_bytes", "peak_op", "largest_tensors"],
+    "properties": {
+        "activation_peak_bytes": _COUNT, "peak_op": {"type": ["string", "null"]},
+        "peak_op_index": _COUNT_OR_NULL, "peak_layer": {"type": ["string", "null"]}, "live_tensors": _COUNT,
+        "largest_tensors": {"type": "array", "items": {
+            "type": "object", "required": ["name", "bytes", "shape", "dtype"],
+            "properties": {"name": {"type": "string"}, "bytes": _COUNT, "dtype": {"type": "string"},
+                           "shape": {"type": "array", "items": {"type": "integer"}},
+                           "layer": {"type": "string"}, "producer": _COUNT_OR_NULL,
+                           "producer_op": {"type": ["string", "null"]}}}},
+        "arena": {"type": "object", "required": ["how"],
+                  "properties": {"how": {"enum": ["measured", "not measured"]}, "need": _COUNT,
+                                 "non_persistent": _COUNT_OR_NULL, "persistent": _COUNT_OR_NULL,
+                                 "runtime": {"type": "string"}, "why": {"type": "string"}}},
+    },
+}
+_FIT = {  # one board of budgets.fits (devices.mcu.Fit)
+    "type": "object",
+    "required": ["board", "flash_bytes", "model_bytes", "runtime_flash_bytes", "flash_need", "flash_headroom",
+                 "ram_bytes", "arena_bytes", "io_bytes", "runtime_ram_bytes", "ram_need", "ram_headroom", "fits"],
+    "properties": {
+        "board": {"type": "string"}, "board_name": {"type": "string"}, "core": {"type": "string"},
+        "clock_mhz": {"type": "number"}, "flash_bytes": _COUNT, "model_bytes": _COUNT, "runtime_flash_bytes": _COUNT,
+        "flash_need": _COUNT, "flash_headroom": {"type": "integer"}, "ram_bytes": _COUNT,
+        "arena_bytes": _COUNT_OR_NULL, "io_bytes": _COUNT, "runtime_ram_bytes": _COUNT, "ram_need": _COUNT_OR_NULL,
+        "ram_headroom": {"type": ["integer", "null"]}, "fits": {"type": "boolean"},
+        "arena_runtime": {"type": ["string", "null"]}, "arena_why": {"type": "string"},
+    },
+}
+
+
 def _document(kind: str, required: list[str], properties: dict[str, Any], version: int) -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"https://edgepack.dev/schemas/{kind}-v{version}.json",
@@ -148,6 +181,8 @@ def manifest_schema(version: int | None = None) -> dict[str, Any]:
             "fallback": _OPTIONAL_OBJECT,
             "metrics": metrics,
             "formats": {"type": "object"},
+            "memory": _MEMORY,
+            "fits": {"type": "object", "additionalProperties": _FIT},
             "artifacts": {"type": "array", "items": {
                 "type": "object", "required": ["path", "sha256", "size_bytes"],
                 "properties": {"path": {"type": "string", "minLength": 1}, "sha256": _SHA256, "size_bytes": _COUNT}}},

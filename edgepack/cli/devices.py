@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -50,12 +52,22 @@ def list_cmd() -> None:
 
 @app.command("check")
 @boundary
-def check(name: str = typer.Argument(..., help="A device profile name (see `edgepack devices list`).")) -> None:
-    """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready."""
+def check(name: str = typer.Argument(..., help="A device profile name (see `edgepack devices list`)."),
+          model: Path = typer.Option(None, "--model", "-m", help="A board (kind mcu): does this .tflite fit it? "
+                                     "Flash and RAM with their headroom; exit 3 when it does not fit.")) -> None:
+    """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready.
+    For a board, its flash, RAM and core, and with --model whether the model fits."""
     from edgepack.devices.drivers import check_device
-    from edgepack.errors import DeviceUnreachable
+    from edgepack.errors import BadInputError, DeviceUnreachable
 
     device = load_device(name)
+    if model is not None:
+        if device.kind != "mcu":
+            raise BadInputError(f"--model is for boards (kind \"mcu\"); '{name}' is a {device.kind} device",
+                                code="device-not-a-board",
+                                hint=f"validate the model there: edgepack validate --model {model} --device {name}")
+        _fit(device, model)
+        return
     start = time.perf_counter()
     probe = check_device(device, output.reporter())
     probe = {"device": name, "kind": device.kind, "emulated": device.emulated,
@@ -72,8 +84,10 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
             table.add_row("root filesystem", f"{image['path']} (" + ("cached" if image["cached"] else
                           f"built now in {image['seconds']:.0f} s") + f"; Debian {image['suite']}, "
                           f"ai-edge-litert {image['litert_version']})")
+        if device.kind == "mcu":
+            _board_rows(table, probe)
         table.add_row("emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
-        table.add_row("runtime" if device.kind == "tflm" else "LiteRT runtime",
+        table.add_row("runtime" if device.kind in ("tflm", "mcu") else "LiteRT runtime",
                       f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
         if probe.get("python"):
             table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
@@ -82,6 +96,48 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
         usable = f", {probe['cpus']} usable" if probe.get("cpus") else ""
         table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}{usable})")
         output.print_table(table)
+    if probe["runtime"] is None and device.kind == "mcu":
+        from edgepack.devices.tflm import INSTALL_HINT
+
+        raise DeviceUnreachable(f"device '{name}': tflite-micro, which measures a model's arena for the board, "
+                                "is not installed", code="device-no-runtime", hint=INSTALL_HINT)
     if probe["runtime"] is None:
         raise DeviceUnreachable(f"device '{name}': no LiteRT runtime", code="device-no-runtime",
                                 hint="install one there: pip install ai-edge-litert (or tflite-runtime on older boards)")
+
+
+def _board_rows(table: Table, probe: dict[str, Any]) -> None:
+    from edgepack.cli.summary import size
+
+    table.add_row("board", probe["board"])
+    table.add_row("core / clock", f"{probe['core']} at {probe['clock_mhz']:g} MHz" +
+                  (f", NPU {probe['npu']}" if probe.get("npu") else ""))
+    table.add_row("flash", f"{size(probe['flash_bytes'])}, {size(probe['runtime_flash_bytes'])} of it for the firmware")
+    table.add_row("RAM", f"{size(probe['ram_bytes'])}, {size(probe['runtime_ram_bytes'])} of it for stack, heap "
+                         "and the application")
+
+
+def _fit(board: Any, model: Path) -> None:
+    """Whether `model` fits `board`: a table (or JSON) of flash and RAM with their headroom; exit 3 when not."""
+    from edgepack.cli.summary import fit_table
+    from edgepack.devices.mcu import model_fits, measure_arena
+    from edgepack.errors import BadInputError, BudgetExceeded
+
+    try:
+        data = model.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{model}: cannot be read: {exc.strerror or exc}", code="model-unreadable",
+                            hint="give a .tflite file") from exc
+    arena = measure_arena(model, output.reporter(), f"{board.name}: arena in TFLM")  # errors say why (exit 2, 4)
+    fit = model_fits([board.name], data, arena)[board.name]
+    if output.state.json:
+        output.emit_json({"device": board.name, "kind": "mcu", "model": str(model), **fit})
+    else:
+        output.print_table(fit_table(fit, str(model)))
+    if not fit["fits"]:
+        short = [what for what in ("flash", "ram") if fit[f"{what}_headroom"] < 0]
+        raise BudgetExceeded(f"{model.name} does not fit {fit['board_name']}: "
+                             + " and ".join(f"{what} short by {-fit[f'{what}_headroom']:,} B" for what in short),
+                             context=f"device '{board.name}'", code="does-not-fit",
+                             hint="shrink the model (int8, pruning, a smaller input) or pick a larger board; "
+                                  "the peak layer is in `edgepack inspect MODEL.tflite`")

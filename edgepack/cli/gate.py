@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -62,6 +64,9 @@ def register(app: typer.Typer) -> None:
                               hint="gate the bundle directory, or give --measurements DIR/measurements.json")
         try:
             measured = measurements_from_manifest(manifest, run)
+            unfitted = [board for board in budgets.fits if board not in measured.fits]
+            if unfitted:  # boards of another recipe's budgets: fitted now, from the bundle's model
+                measured = replace(measured, fits={**measured.fits, **_fits(bundle, manifest, unfitted)})
             results = check_budgets(budgets, measured)
             results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
                                           manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
@@ -139,3 +144,25 @@ def schema(measurements: bool = typer.Option(False, "--measurements",
     from edgepack.bundle.schema import manifest_schema, measurements_schema
 
     typer.echo(json.dumps(measurements_schema() if measurements else manifest_schema(), indent=2))
+
+
+def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, dict[str, Any]]:
+    """Each board against the bundle's model, with the arena its manifest records (else measured now)."""
+    from edgepack.bundle.manifest import MODEL_FILE
+    from edgepack.devices.mcu import Arena, model_fits
+    from edgepack.errors import BundleError
+
+    if bundle.is_file() and bundle.suffix.lower() == ".zip":
+        from edgepack.bundle.archive import read_archive
+
+        model = read_archive(bundle).get(MODEL_FILE)
+    else:
+        path = (bundle if bundle.is_dir() else bundle.parent) / MODEL_FILE
+        model = path.read_bytes() if path.is_file() else None
+    if model is None:
+        raise BundleError(f"{bundle}: no {MODEL_FILE} to fit to {', '.join(boards)}",
+                          hint="gate a whole bundle (its directory or .zip)")
+    recorded = (manifest.get("memory") or {}).get("arena") or {}
+    arena = (Arena(recorded["need"], recorded.get("non_persistent"), recorded.get("persistent"), recorded["runtime"])
+             if recorded.get("how") == "measured" else None)
+    return model_fits(boards, model, arena, output.reporter())

@@ -19,6 +19,7 @@ from edgepack.cli.summary import (
     failures,
     fallback_table,
     latency_figures,
+    memory_table,
     parity_text,
     quant_error_table,
     results_table,
@@ -158,6 +159,8 @@ def _show_stage(stage: Any) -> None:
 
 
 def _report_run(pipeline: Any, result: Any) -> None:
+    from edgepack.bundle.manifest import memory_record
+
     stages = result.stages
     if output.state.json:
         output.emit_json({
@@ -166,6 +169,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
             "validation": result.validation,
             "search": pipeline.search_report(),
             "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
+            "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
+            "fits": result.fits,
             "bundle": [str(p) for p in result.bundle],
         })
         return
@@ -181,6 +186,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(search_table(pipeline.search_report()))
     output.print_table(results_table(stages["evaluate"].record, converted, result.validation,
                                      len(pipeline.shipped().data)))
+    output.print_table(memory_table(memory_record(pipeline.shipped().data, pipeline.measured_arena), result.fits))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:
         output.message(f"bundle: {path}")

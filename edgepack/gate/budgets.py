@@ -37,6 +37,7 @@ class Measurements:
     metrics_float: dict[str, float] = field(default_factory=dict)  # the task's metrics of the float model
     metrics_tflite: dict[str, float] = field(default_factory=dict)  # ... and of the .tflite
     fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> devices.mcu.Fit.to_dict()
 
 
 def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, float], dict[str, str]]:
@@ -69,7 +70,7 @@ def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | N
     return Measurements(size_bytes=int(manifest["model"]["size_bytes"]), accuracy_float=accuracy.get("float"),
                         accuracy_tflite=accuracy.get("tflite"), latency_p90_ms=latency, latency_basis=basis,
                         metrics_float=dict(metrics.get("float") or {}), metrics_tflite=dict(metrics.get("tflite") or {}),
-                        fidelity=metrics.get("fidelity"))
+                        fidelity=metrics.get("fidelity"), fits=dict(manifest.get("fits") or {}))
 
 
 def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
@@ -90,6 +91,34 @@ def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
     results.extend(_task_budgets(budgets, measured))
     if budgets.min_sqnr_db is not None:
         results.append(_sqnr(budgets.min_sqnr_db, measured.fidelity))
+    results.extend(_fits(budgets, measured))
+    return results
+
+
+def _fits(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
+    """Two results per board of `fits`: flash (the model and the firmware allowance) and RAM (the arena
+    TFLM measured, the input and output buffers, the RAM allowance), each with its headroom."""
+    results = []
+    for board in budgets.fits:
+        fit = measured.fits.get(board)
+        if fit is None:
+            results += [BudgetResult(f"fits.{board}.{what}", 0, None, "bytes", False, None, f"'{board}' was not checked")
+                        for what in ("flash", "ram")]
+            continue
+        name = fit["board_name"]
+        results.append(BudgetResult(
+            f"fits.{board}.flash", fit["flash_bytes"], fit["flash_need"], "bytes", fit["flash_headroom"] >= 0,
+            fit["flash_headroom"], f"{name}: the model ({fit['model_bytes']:,} B) + the firmware allowance "
+                                   f"({fit['runtime_flash_bytes']:,} B) in {fit['flash_bytes']:,} B of flash"))
+        if fit["ram_need"] is None:
+            results.append(BudgetResult(f"fits.{board}.ram", fit["ram_bytes"], None, "bytes", False, None,
+                                        f"{name}: the arena was not measured: {fit['arena_why']}"))
+            continue
+        results.append(BudgetResult(
+            f"fits.{board}.ram", fit["ram_bytes"], fit["ram_need"], "bytes", fit["ram_headroom"] >= 0,
+            fit["ram_headroom"], f"{name}: the arena ({fit['arena_bytes']:,} B, measured by {fit['arena_runtime']}) "
+                                 f"+ input/output buffers ({fit['io_bytes']:,} B) + the RAM allowance "
+                                 f"({fit['runtime_ram_bytes']:,} B) in {fit['ram_bytes']:,} B of RAM"))
     return results
 
 

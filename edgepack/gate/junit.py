@@ -34,11 +34,13 @@ def describe(result: BudgetResult) -> str:
     if result.measured is None:
         return f"{result.name}: not measured ({result.detail}), limit {_fmt(result.limit)} {result.unit}"
     margin = result.margin or 0.0
-    upper = result.name.startswith(("max", "latency")) or (result.name.startswith("convert.") and result.unit != "dB")
+    upper = (result.name.startswith(("max", "latency", "fits.")) or
+             (result.name.startswith("convert.") and result.unit != "dB"))
     word = "left" if result.passed else ("over by" if upper else "short by")
-    return (f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
+    line = (f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
             f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}")
+    return f"{line} ({result.detail})" if result.name.startswith("fits.") else line  # names the board
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.6g}"
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 1e6 else f"{value:.6g}"

@@ -71,20 +71,14 @@ def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
 
 
 def measure_arena(p: Pipeline) -> tuple[Any, str]:
-    """The arena TFLM's interpreter needs for the converted model (what the c-array embeds), or None and why."""
+    """The arena TFLM's interpreter needs for the converted model (what the c-array embeds) with the recipe's
+    margin, or None and why."""
     from edgepack.bundle.c_array import MeasuredArena
-    from edgepack.devices.base import RunRequest
-    from edgepack.devices.profiles import TflmDevice
-    from edgepack.devices.tflm import run_tflm
-    from edgepack.errors import EdgepackError
+    from edgepack.pipeline.fits import arena
     from edgepack.recipe.schema import parse_size
 
-    device = TflmDevice(name="tflm", kind="tflm")
-    try:
-        record = run_tflm(device, RunRequest(p.tflite_path, None, 0, 0, 1), p.reporter, "bundle c-array: arena")
-    except EdgepackError as exc:
-        return None, exc.message
-    arena = record["arena"]
-    runtime = f"{record['runtime']['name']} {record['runtime']['version']}"
-    return MeasuredArena(arena["bytes"], arena.get("non_persistent"), arena.get("persistent"), runtime,
+    measured, why = arena(p)
+    if measured is None:
+        return None, why
+    return MeasuredArena(measured.need, measured.non_persistent, measured.persistent, measured.runtime,
                          parse_size(p.recipe.bundle.arena_margin)), ""

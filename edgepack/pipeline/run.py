@@ -32,6 +32,7 @@ class RunResult:
     validation: dict[str, dict[str, Any]] = field(default_factory=dict)
     gate: list[BudgetResult] = field(default_factory=list)
     bundle: list[Path] = field(default_factory=list)
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> how the model fits it (budgets.fits)
 
     @property
     def passed(self) -> bool:
@@ -60,6 +61,7 @@ class Pipeline:
         self.shipped_model: tuple[Path, Any] | None = None
         self.gated = False
         self._devices: list[Any] | None = None
+        self.measured_arena: tuple[Any, str] | None = None  # TFLM's arena of the converted model (pipeline/fits.py)
 
     @property
     def quiet_native(self) -> bool:

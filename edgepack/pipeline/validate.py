@@ -65,11 +65,13 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
 def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     """The device profiles `names` (default: the recipe's), checked against its budgets (before any stage
     runs: an unknown device or a budget on an emulated one is a recipe mistake)."""
+    from edgepack.devices.mcu import load_boards
     from edgepack.devices.profiles import load_device
 
     if names is not None:
-        return [load_device(name) for name in names]
-    devices = [load_device(name) for name in p.recipe.validation.devices]
+        return _runnable([load_device(name) for name in names], "--device")
+    devices = _runnable([load_device(name) for name in p.recipe.validation.devices], "validation.devices")
+    load_boards(p.recipe.budgets.fits)  # every board of budgets.fits is a board profile
     budget = p.recipe.budgets.latency_p90_ms
     emulated = sorted(d.name for d in devices if d.emulated and isinstance(budget, dict) and d.name in budget)
     if emulated:
@@ -78,6 +80,17 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
             "emulator's (tflm: this host's, with reference kernels), not a board's, and is never checked",
             context=f"recipe '{p.recipe.name}'",
             hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
+    return devices
+
+
+def _runnable(devices: list[Any], where: str) -> list[Any]:
+    """The devices, unless one is a board (kind "mcu"): boards are fitted, not run on."""
+    boards = [d.name for d in devices if d.kind == "mcu"]
+    if boards:
+        raise BadInputError(f"{where} names {', '.join(boards)}: a board (kind \"mcu\") is not a run target",
+                            context=where, code="device-not-runnable",
+                            hint=f"check the fit with [budgets] fits = {boards!r} (or `edgepack devices check "
+                                 f"{boards[0]} --model MODEL.tflite`); validate on \"tflm\" for TFLM's arena")
     return devices
 
 

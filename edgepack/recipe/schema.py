@@ -435,6 +435,17 @@ class Budgets(Strict):
     min_auc: float | None = Field(None, ge=0.0, le=1.0)  # anomaly: the .tflite's ROC AUC
     max_auc_drop: float | None = Field(None, ge=0.0, le=1.0)  # float AUC minus .tflite AUC
     min_sqnr_db: float | None = Field(None, ge=-100.0, le=300.0)  # every task: the worst output's SQNR vs float
+    # boards (device profiles of kind "mcu") the model must fit: flash (model + the board's runtime allowance)
+    # and RAM (TFLM's measured arena + input/output buffers + the board's RAM allowance)
+    fits: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]] = Field(default_factory=list)
+
+    @field_validator("fits")
+    @classmethod
+    def _boards_once(cls, value: list[str]) -> list[str]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"board(s) {twice} named more than once")
+        return value
 
     @field_validator("latency_p90_ms")
     @classmethod
@@ -471,7 +482,7 @@ def _check_task(recipe: Recipe) -> None:
     wrong = sorted(name for name in tasks.ALL_TASK_BUDGETS - allowed if getattr(recipe.budgets, name) is not None)
     if wrong:
         raise ValueError(f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
-                         f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms'])}")
+                         f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'fits'])}")
     if kind != "classification" and any(stage.kind == "distill" for stage in recipe.optimize):
         raise ValueError(f"optimize: 'distill' teaches class scores; task.kind = '{kind}' has none: remove the stage")
     if kind == "fidelity" and recipe.model.kind == "builder":

@@ -1,0 +1,168 @@
+"""Boards (`kind = "mcu"`): whether a model fits a microcontroller's flash and RAM, with the headroom of each.
+
+Flash holds the model and the firmware (a stated `runtime_flash` allowance: TFLM, its kernels, the
+application); RAM holds TFLM's tensor arena (measured by TFLM's own interpreter, see `tflm.py`), the
+application's copies of the inputs and outputs, and a stated `runtime_ram` allowance (stack, heap, the
+application's data). A board is not a run target: nothing executes on it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgepack.devices.profiles import McuDevice, TflmDevice
+from edgepack.errors import BadInputError
+from edgepack.reporting import NullReporter, Reporter
+
+
+@dataclass(frozen=True)
+class Arena:
+    """The tensor arena TFLM's interpreter needed for a model: the smallest multiple of 16 bytes with which
+    it allocates and invokes, and the recording allocator's split."""
+
+    need: int
+    non_persistent: int | None
+    persistent: int | None
+    runtime: str  # "tflite-micro VERSION"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One board against one model: flash and RAM needed, the board's figures, the headroom of each."""
+
+    board: str  # the profile's name
+    board_name: str
+    core: str
+    clock_mhz: float
+    flash_bytes: int
+    model_bytes: int
+    runtime_flash_bytes: int
+    ram_bytes: int
+    arena_bytes: int | None  # None: TFLM could not measure it (see `arena_why`)
+    io_bytes: int
+    runtime_ram_bytes: int
+    arena_runtime: str | None = None
+    arena_why: str = ""
+
+    @property
+    def flash_need(self) -> int:
+        return self.model_bytes + self.runtime_flash_bytes
+
+    @property
+    def ram_need(self) -> int | None:
+        return None if self.arena_bytes is None else self.arena_bytes + self.io_bytes + self.runtime_ram_bytes
+
+    @property
+    def flash_headroom(self) -> int:
+        return self.flash_bytes - self.flash_need
+
+    @property
+    def ram_headroom(self) -> int | None:
+        need = self.ram_need
+        return None if need is None else self.ram_bytes - need
+
+    @property
+    def fits(self) -> bool:
+        return self.flash_headroom >= 0 and self.ram_headroom is not None and self.ram_headroom >= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the manifest and `--json`: the inputs, the needs and the headroom."""
+        return {**asdict(self), "flash_need": self.flash_need, "flash_headroom": self.flash_headroom,
+                "ram_need": self.ram_need, "ram_headroom": self.ram_headroom, "fits": self.fits}
+
+
+def io_bytes(flatbuffer: bytes) -> int:
+    """Bytes of the model's input and output tensors: the buffers the application fills and reads."""
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import tensor_bytes
+
+    info = read_model(flatbuffer)
+    return sum(tensor_bytes(info.tensors[i]) for i in {*info.inputs, *info.outputs})
+
+
+def measure_arena(model: Path, reporter: Reporter | None = None, label: str = "tflm arena") -> Arena:
+    """TFLM's measured arena for `model` (its ops checked first); raises the tflm driver's errors (no
+    tflite-micro: DeviceUnreachable; an op TFLM lacks: ModelError)."""
+    from edgepack.devices.base import RunRequest
+    from edgepack.devices.tflm import run_tflm
+
+    record = run_tflm(TflmDevice(name="tflm", kind="tflm"), RunRequest(model, None, 0, 0, 1),
+                      reporter or NullReporter(), label)
+    arena = record["arena"]
+    return Arena(arena["bytes"], arena.get("non_persistent"), arena.get("persistent"),
+                 f"{record['runtime']['name']} {record['runtime']['version']}")
+
+
+def board_fit(board: McuDevice, model_bytes: int, io: int, arena: Arena | None, why: str = "") -> Fit:
+    """How `board` holds a model of `model_bytes` with `io` bytes of inputs and outputs and `arena`."""
+    return Fit(board=board.name, board_name=board.board, core=board.core, clock_mhz=board.clock_mhz,
+               flash_bytes=board.flash_bytes, model_bytes=model_bytes, runtime_flash_bytes=board.runtime_flash_bytes,
+               ram_bytes=board.ram_bytes, arena_bytes=None if arena is None else arena.need, io_bytes=io,
+               runtime_ram_bytes=board.runtime_ram_bytes, arena_runtime=None if arena is None else arena.runtime,
+               arena_why="" if arena is not None else why)
+
+
+def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevice]:
+    """The board profiles `names`; a name that is not a board (kind "mcu") is refused, naming the boards."""
+    from edgepack.devices.profiles import known_devices, load_device
+
+    boards = []
+    for name in names:
+        device = load_device(name)
+        if not isinstance(device, McuDevice):
+            known = [n for n in known_devices() if load_device(n).kind == "mcu"]
+            raise BadInputError(f"{context} names '{name}', a {device.kind} device, not a board", context=context,
+                                hint=f"boards (kind = \"mcu\"): {', '.join(known) or '(none)'}; add "
+                                     f"devices/NAME.toml with kind = \"mcu\", flash, ram, core, clock_mhz",
+                                code="budget-fits-board")
+        boards.append(device)
+    return boards
+
+
+def run_mcu(device: McuDevice, req: Any, reporter: Reporter, label: str) -> dict[str, Any]:
+    """A board is not a run target: say where it belongs."""
+    raise BadInputError(f"{label}: '{device.name}' is a board (kind \"mcu\"), which edgepack does not run on",
+                        context=f"device '{device.name}'", code="device-not-runnable",
+                        hint=f"check the fit with [budgets] fits = [\"{device.name}\"] or `edgepack devices check "
+                             f"{device.name} --model MODEL.tflite`; validate on \"tflm\" for TFLM's outputs and arena")
+
+
+def check_mcu(device: McuDevice) -> dict[str, Any]:
+    """The board's figures and whether TFLM (which measures the arena of a fit) is installed here."""
+    from edgepack.devices.tflm import check_tflm
+    from edgepack.errors import DeviceUnreachable
+
+    try:
+        probe = check_tflm(TflmDevice(name="tflm", kind="tflm"))
+    except DeviceUnreachable:
+        probe = {"runtime": None}
+    return {**probe, "board": device.board, "core": device.core, "clock_mhz": device.clock_mhz,
+            "flash_bytes": device.flash_bytes, "ram_bytes": device.ram_bytes, "npu": device.npu,
+            "runtime_flash_bytes": device.runtime_flash_bytes, "runtime_ram_bytes": device.runtime_ram_bytes}
+
+
+def model_fits(names: list[str], model: bytes, arena: Arena | None = None,
+               reporter: Reporter | None = None) -> dict[str, dict[str, Any]]:
+    """The fit of `model` (a .tflite's bytes) on each board `names`, by board; the arena is measured with
+    TFLM when not given (a model TFLM cannot run, or no tflite-micro: the RAM side is left unmeasured)."""
+    import tempfile
+
+    from edgepack.errors import EdgepackError
+
+    boards = load_boards(names)
+    why = ""
+    if arena is None and boards:
+        with tempfile.TemporaryDirectory(prefix="edgepack-fit-") as folder:
+            path = Path(folder) / "model.tflite"
+            path.write_bytes(model)
+            try:
+                arena = measure_arena(path, reporter, "arena in TFLM")
+            except EdgepackError as exc:
+                why = exc.message
+    io = io_bytes(model)
+    return {board.name: board_fit(board, len(model), io, arena, why).to_dict() for board in boards}

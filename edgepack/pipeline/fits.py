@@ -1,0 +1,42 @@
+"""The run's microcontroller figures: TFLM's measured arena of the converted model (once a run, shared by
+the c-array and the board fits) and how each board of `budgets.fits` holds the shipped model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgepack.devices.mcu import Arena, Fit
+    from edgepack.pipeline.run import Pipeline
+
+
+def arena(p: Pipeline) -> tuple[Arena | None, str]:
+    """The arena TFLM's interpreter needs for the converted model (what the c-array embeds), or None and why
+    (tflite-micro missing, an op TFLM lacks); measured once per run."""
+    from edgepack.devices.mcu import measure_arena
+    from edgepack.errors import EdgepackError
+
+    if p.measured_arena is None:
+        try:
+            p.measured_arena = (measure_arena(p.tflite_path, p.reporter, "arena in TFLM"), "")
+        except EdgepackError as exc:
+            p.measured_arena = (None, exc.message)
+    return p.measured_arena
+
+
+def fits(p: Pipeline) -> list[Fit]:
+    """Each board of `budgets.fits` against the shipped model (flash) and the measured arena (RAM)."""
+    from edgepack.devices.mcu import board_fit, io_bytes, load_boards
+
+    boards = load_boards(p.recipe.budgets.fits)
+    if not boards:
+        return []
+    measured, why = arena(p)
+    data = p.shipped().data
+    io = io_bytes(data)
+    return [board_fit(board, len(data), io, measured, why) for board in boards]
+
+
+def fit_records(p: Pipeline) -> dict[str, dict[str, Any]]:
+    """The fits as plain data, by board."""
+    return {fit.board: fit.to_dict() for fit in fits(p)}
