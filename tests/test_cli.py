@@ -89,3 +89,17 @@ def test_gate_on_a_garbled_manifest_is_exit_2_not_a_crash(tmp_path: Path) -> Non
     result = invoke("gate", str(tmp_path))
     assert result.exit_code == 2
     assert "bundle-invalid" in result.stderr and "lacks or garbles the budgets: 'recipe'" in result.stderr
+
+
+def test_json_and_debug_are_taken_after_the_command_as_before_it() -> None:
+    import json
+
+    before, after = invoke("--json", "recipes", "list"), invoke("recipes", "list", "--json")
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.stdout) == json.loads(before.stdout) and json.loads(after.stdout)[0]["name"]
+    error = invoke("devices", "check", "no-such-device", "--json")
+    assert error.exit_code == 2 and json.loads(error.stdout)["error"] == "device-unknown"
+    nested = invoke("recipes", "show", "digits", "--debug", "--json")  # both, in any order, after a subcommand
+    assert nested.exit_code == 0 and json.loads(nested.stdout)["recipe"]["name"] == "digits"
+    table = invoke("recipes", "list")
+    assert table.exit_code == 0 and not table.stdout.lstrip().startswith("[")  # no flag: the table

@@ -6,11 +6,27 @@ import os
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from edgepack import __version__
 from edgepack.cli import devices, gate, init, inspect, keys, output, recipes, stages
 
+GLOBAL_FLAGS = ("--json", "--debug")  # accepted before the command and anywhere after it
+
+
+class _Edgepack(TyperGroup):
+    """The top-level group: `--json` and `--debug` typed after a command (`edgepack inspect M --json`) are
+    moved before it, where the global options are parsed; nothing after a `--` is touched."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        end = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, list(dict.fromkeys(flags)) + rest)
+
+
 app = typer.Typer(
+    cls=_Edgepack,
     name="edgepack",
     help="Optimize, convert, validate, bundle and gate Keras models for the edge, from one recipe.",
     no_args_is_help=True,
@@ -27,8 +43,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output on stdout; no progress bars."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable output on stdout; no progress bars "
+                                     "(before or after the command)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and native log lines (before or after "
+                               "the command)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     """Global options."""
