@@ -181,3 +181,12 @@ def test_saved_model_recipe_converts_to_float32_without_retraining(default_run: 
     assert report["stages"]["evaluate"]["tflite"] == pytest.approx(float_accuracy, abs=0.003)
     manifest = json.loads((Path(report["bundle"][0]) / "manifest.json").read_text())
     assert manifest["inputs"][0]["dtype"] == "float32" and manifest["inputs"][0]["scale"] is None
+
+
+def test_native_log_lines_stay_off_the_terminal_unless_debug(default_run: dict[str, Any], tmp_path: Path) -> None:
+    model = str(default_run["bundle"] / "model.tflite")
+    args = ("validate", "--model", model, "--device", "host", "--workdir", str(tmp_path))
+    quiet, loud = run_cli(*args, cwd=tmp_path), run_cli(*args, "--debug", cwd=tmp_path)
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "Created TensorFlow Lite XNNPACK delegate" in loud.stderr  # LiteRT's C++ line, on fd 2 ...
+    assert "XNNPACK" not in quiet.stderr and "validate on host" in quiet.stderr  # ... kept off, progress kept

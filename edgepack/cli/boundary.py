@@ -1,4 +1,5 @@
-"""The one error boundary: typed errors become a message and an exit code, never a traceback."""
+"""The one error boundary: typed errors become a message and an exit code, never a traceback; native log
+lines are kept off the terminal while a command runs (not with --debug)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ def boundary(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from edgepack.native import captured_native_logs
+
         try:
-            return func(*args, **kwargs)
+            # TensorFlow's and LiteRT's C++ log lines (absl, oneDNN, CUDA stubs, XNNPACK) stay off the terminal in
+            # every command unless --debug; a failing command's error carries their tail
+            with captured_native_logs(not output.state.debug):
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except EdgepackError as exc:
