@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.errors import EXIT_BAD_INPUT, RecipeError
+from edgepack.errors import EXIT_BAD_INPUT, BadInputError
 from edgepack.recipe.load import list_recipes, load_recipe, resolve_recipe_path
 
 app = typer.Typer(help="List, show and check recipes.", no_args_is_help=True)
@@ -50,13 +51,14 @@ def show(name: str = typer.Argument(..., help="A recipe name in recipes/ or a pa
 @boundary
 def check(files: list[Path] = typer.Argument(..., help="Recipe files (or shipped names) to validate.")) -> None:
     """Validate recipes; exit 2 naming the file, field and value of every problem."""
-    problems: list[RecipeError] = []
+    problems: list[BadInputError] = []
     checked = []
     for file in files:
         try:
             loaded = load_recipe(str(file))
+            _check_builder(loaded)
             checked.append({"recipe": str(file), "ok": True, "sha256": loaded.sha256})
-        except RecipeError as exc:
+        except BadInputError as exc:
             problems.append(exc)
             checked.append({"recipe": str(file), "ok": False, "error": exc.to_dict()})
     if output.state.json:
@@ -71,3 +73,16 @@ def check(files: list[Path] = typer.Argument(..., help="Recipe files (or shipped
         output.render_error(exc)
     if problems:
         raise problems[-1]
+
+
+def _check_builder(loaded: Any) -> None:
+    """A builder's `model.args` against its signature (its module is imported: that may import TensorFlow)."""
+    from edgepack.models.origins import builder_function, check_builder_args
+
+    spec = loaded.recipe.model
+    if spec.kind == "builder":
+        try:
+            check_builder_args(spec, builder_function(spec, loaded.base_dir))
+        except BadInputError as exc:
+            exc.context = f"{loaded.path or loaded.recipe.name}: {exc.context}" if exc.context else str(loaded.path)
+            raise

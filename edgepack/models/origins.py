@@ -191,7 +191,19 @@ def adopt(model: Any, data: Any, optimizable: bool, where: str, origin: dict[str
 
 
 def build(spec: BuilderModel, input_shape: Any, size: int, base_dir: Path) -> Any:
-    """Call the builder `module:function(input_shape, size, **args)`."""
+    """Call the builder `module:function(input_shape, size, **args)`, its arguments checked first."""
+    func = builder_function(spec, base_dir)
+    check_builder_args(spec, func)
+    try:
+        return func(input_shape, size, **spec.args)
+    except TypeError as exc:
+        raise ModelError(f"builder '{spec.builder}' rejected its arguments: {exc}", context=f"model.args = {spec.args}",
+                         hint="a builder is called as f(input_shape, size, **model.args): size is the class count "
+                              "(classification), the target size (regression) or the input size (anomaly)") from exc
+
+
+def builder_function(spec: BuilderModel, base_dir: Path) -> Any:
+    """The builder's function, its module imported (beside the recipe first)."""
     module_name, func_name = spec.builder.split(":")
     with on_path(base_dir):
         try:
@@ -203,12 +215,59 @@ def build(spec: BuilderModel, input_shape: Any, size: int, base_dir: Path) -> An
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ModelError(f"'{module_name}' has no function '{func_name}'", context=f"model.builder = '{spec.builder}'")
+    return func
+
+
+def check_builder_args(spec: BuilderModel, func: Any) -> None:
+    """`model.args` against the builder's signature: an argument it does not take, or a value of another
+    type than its annotation, is a recipe error naming the argument and the builder (before anything
+    trains, and in `recipes check`)."""
+    import inspect
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from edgepack.errors import RecipeError
+
     try:
-        return func(input_shape, size, **spec.args)
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # no signature to read (a C function): checked when called
+        return
+    params = list(signature.parameters.values())
+    named = [q for q in params[2:] if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
+    takes = ", ".join(q.name for q in named) or "none"
+    if not any(q.kind == q.VAR_KEYWORD for q in params):
+        for name in spec.args:
+            if name not in {q.name for q in named}:
+                raise RecipeError(f"model.args.{name}: builder '{spec.builder}' takes no argument '{name}'",
+                                  context=f"model.args = {spec.args}", hint=f"its arguments besides the input "
+                                  f"shape and size: {takes}", code="builder-args")
+    try:
+        signature.bind(None, None, **spec.args)
     except TypeError as exc:
-        raise ModelError(f"builder '{spec.builder}' rejected its arguments: {exc}", context=f"model.args = {spec.args}",
-                         hint="a builder is called as f(input_shape, size, **model.args): size is the class count "
-                              "(classification), the target size (regression) or the input size (anomaly)") from exc
+        raise RecipeError(f"model.args: builder '{spec.builder}' cannot be called with them: {exc}",
+                          context=f"model.args = {spec.args}", hint=f"its arguments: {takes}",
+                          code="builder-args") from exc
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # annotations that do not resolve (names the module imports lazily): not checked
+        hints = {}
+    for name, value in spec.args.items():
+        hint = hints.get(name)
+        if hint is None or hint is Any:
+            continue
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(hint)
+        except Exception:  # a type pydantic cannot check (a Keras class): the builder decides
+            continue
+        try:
+            adapter.validate_python(value, strict=True)
+        except ValidationError:
+            shown = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+            raise RecipeError(f"model.args.{name} = {value!r}: builder '{spec.builder}' takes "
+                              f"{shown or str(hint).replace('typing.', '')} for '{name}'",
+                              context=f"model.args = {spec.args}", code="builder-args",
+                              hint=f"give '{name}' a value of that type in [model] args") from None
 
 
 def check_fits(model: Any, data: Any, task: Any, where: str) -> None:
