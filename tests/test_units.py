@@ -186,3 +186,34 @@ def test_one_value_per_sample_is_an_anomaly_score_even_with_one_input_feature() 
     assert scores(score, x).tolist() == [0.9, 0.1, 0.5]  # not (score - x) ** 2
     assert not _is_autoencoder((None, 1), (None, 1)) and _is_autoencoder((None, 4), (None, 4))
     assert scores(np.zeros((3, 2)), np.ones((3, 2))).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_editing_a_file_of_edgepack_changes_every_stage_id(tmp_path: Path) -> None:
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    import edgepack
+
+    copy = tmp_path / "src"
+    shutil.copytree(Path(edgepack.__file__).parent, copy / "edgepack", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = ("import json, sys, edgepack\nfrom pathlib import Path\nfrom edgepack.pipeline.cache import StageCache\n"
+             "from edgepack.reporting import NullReporter\nassert edgepack.__file__.startswith(sys.argv[1])\n"
+             "cache = StageCache(Path(sys.argv[2]), NullReporter())\n"
+             "print(json.dumps({s: cache.stage_id(s, {'epochs': 1}, {'data': 'x'}) for s in "
+             "('train', 'optimize', 'convert', 'evaluate')}))")
+
+    def ids() -> dict[str, str]:
+        proc = subprocess.run([sys.executable, "-c", probe, str(copy), str(tmp_path / "work")], capture_output=True,
+                              text=True, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"}, timeout=120,
+                              cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return dict(json.loads(proc.stdout))
+
+    before, again = ids(), ids()
+    assert before == again and len(set(before.values())) == 4  # stable across processes, one per stage
+    runner = copy / "edgepack" / "devices" / "runner.py"
+    runner.write_text(runner.read_text() + "\n# an edit\n")
+    after = ids()
+    assert set(after) == set(before) and all(after[s] != before[s] for s in before)

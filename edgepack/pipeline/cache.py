@@ -1,7 +1,8 @@
 """The stage cache: content-addressed stage ids, and stage directories written atomically.
 
-A stage's id is the sha256 of its name, its resolved settings, the ids of the stages it reads and
-the toolchain versions. Its outputs live in `WORKDIR/RECIPE/STAGE/` with a `stage.json`; when that
+A stage's id is the sha256 of its name, its resolved settings, the ids of the stages it reads, the
+toolchain versions and a fingerprint of edgepack's own code (every `.py` file of the package), so an
+upgraded or edited edgepack never reuses a stale stage. Its outputs live in `WORKDIR/RECIPE/STAGE/` with a `stage.json`; when that
 file holds the same id (and a record that reads back), the stage is a cache hit. Each stage
 directory is written to a temporary directory and renamed into place, so an interrupted run never
 leaves a half-written stage.
@@ -9,6 +10,7 @@ leaves a half-written stage.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -55,8 +57,9 @@ class StageCache:
         clean_stale_temps(root)
 
     def stage_id(self, name: str, config: Any, inputs: dict[str, str]) -> str:
-        """The content hash of a stage: its settings, its inputs' ids and the toolchain."""
-        payload = {"stage": name, "config": config, "inputs": inputs, "toolchain": toolchain_versions()}
+        """The content hash of a stage: its settings, its inputs' ids, the toolchain and edgepack's code."""
+        payload = {"stage": name, "config": config, "inputs": inputs, "toolchain": toolchain_versions(),
+                   "edgepack_code": code_fingerprint()}
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
     def run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
@@ -91,6 +94,18 @@ class StageCache:
             return kind.from_dict(saved["record"]) if saved.get("id") == stage_id else None
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             return None
+
+
+@functools.lru_cache(maxsize=4)
+def code_fingerprint(package: Path | None = None) -> str:
+    """sha256 over the package's Python files (relative names and bytes, sorted): any edit changes it."""
+    root = package or Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        if "__pycache__" not in file.parts:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def path_digest(path: Path) -> str:
