@@ -152,7 +152,8 @@ def test_the_ethos_u_format_ships_what_vela_compiles_and_verifies(digits: dict[s
     assert (entry["device"], entry["accelerator"], entry["system_config"], entry["memory_mode"]) == ("ethos-u55-128", *U55)
     for key in ("clock_mhz", "vela_version", "npu_ops", "cpu_ops", "memory_bytes", "macs", "inference_ms"):
         assert entry[key] == estimate[key], key
-    assert entry["compiled_sha256"] == estimate["compiled"]["sha256"]  # the validation's compile, reused
+    assert entry["compiled_sha256"] == estimate["compiled"]["sha256"]
+    assert entry["compiled_by"] == "validate (reused)"  # not compiled a second time
     with (bundle / "ethos-u" / "model_summary_Ethos_U55_High_End_Embedded.csv").open(newline="") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["cycles_total"] == digits["vela"]["row"]["cycles_total"]
@@ -253,6 +254,22 @@ def test_an_op_the_npu_lacks_is_named_as_cpu_fallback(models: dict[str, Path], t
                    "--workdir", str(tmp_path / "w"))
     assert shown.exit_code == 0, shown.output
     assert "CPU fallback" in shown.stdout and "GATHER" in shown.stdout and "3 / 1" in shown.stdout
+
+
+def test_the_bundle_compiles_for_the_default_profile_when_validation_did_not(
+        models: dict[str, Path], default_run: dict[str, Any], tmp_path: Path) -> None:
+    recipe = tmp_path / "digits.toml"  # validated on host only: the format compiles for ethos-u55-128 itself
+    recipe.write_text((REPO / "recipes" / "digits.toml").read_text() + '\n[bundle]\nformats = ["ethos-u"]\n')
+    work = work_copy(default_run, tmp_path)  # the float reference trained already: only the given model is new
+    result = invoke("--json", "bundle", str(recipe), "--model", str(models["gather"]), "--workdir", str(work),
+                    "--out", str(tmp_path / "b"))
+    assert result.exit_code == 0, result.output
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["formats"]["ethos-u"]
+    direct = vela(tmp_path / "b" / "model.tflite", tmp_path / "direct", U55)
+    assert entry["compiled_by"] == "bundle" and entry["device"] == "ethos-u55-128"
+    assert entry["compiled_sha256"] == direct["sha256"]
+    assert [op["op"] for op in entry["cpu_fallback"]] == ["GATHER"] and entry["cpu_ops"] == direct["counts"]["CPU"] == 1
+    assert invoke("verify", str(tmp_path / "b")).exit_code == 0
 
 
 def test_a_float_model_is_refused_for_the_npu(models: dict[str, Path], tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ ETHOS_U_FORMAT = {
                  "model_sha256", "compiled_sha256", "npu_ops", "cpu_ops", "inference_ms", "memory_bytes"],
     "properties": _ESTIMATE_FIGURES | {"files": {"type": "array", "items": {"type": "string"}},
                                        "device": {"type": "string"}, "compiled_sha256": _SHA256,
+                                       "compiled_by": {"enum": ["validate (reused)", "bundle"]},
                                        "cycles_total": _COUNT},
 }
 _DEVICE_RECORD = {

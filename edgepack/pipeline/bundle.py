@@ -106,13 +106,14 @@ def ethos_u(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
     folder = p.root / "validate" / "ethos-u" / device.name
     check_integer(model, device, label)
     run = reusable(device, model, folder)
+    reused = run is not None
     if run is None:
         with p.reporter.task(f"{label}: Vela compile", 1) as task:
             run = compile_model(device, model, folder, label)
             task.advance(1)
     estimate = read_estimate(run, label)
     refuse_all_cpu(estimate, device, model, label)
-    return ethos_u_files(run, estimate, device)
+    return ethos_u_files(run, estimate, device, reused)
 
 
 def measure_arena(p: Pipeline) -> tuple[Any, str]:
