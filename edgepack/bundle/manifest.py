@@ -17,8 +17,9 @@ MEASUREMENTS = "measurements.json"
 MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
 TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
-# ... and what shapes the bundle but no stage: the c-array's arena is measured with tflite-micro
-BUNDLE_TOOLCHAIN = (*TOOLCHAIN, "tflite-micro")
+# ... and what shapes the bundle but no stage: the c-array's arena is measured with tflite-micro, the
+# ethos-u format is compiled by Vela
+BUNDLE_TOOLCHAIN = (*TOOLCHAIN, "tflite-micro", "ethos-u-vela")
 
 
 def toolchain_versions(packages: tuple[str, ...] = TOOLCHAIN) -> dict[str, str]:

@@ -34,11 +34,44 @@ _LATENCY = {
     "properties": {key: _NUMBER_OR_NULL for key in ("p50", "p90", "p95", "p99", "mean", "std", "min", "max")}
     | {"runs": _COUNT},
 }
+_COUNTS = {"type": "object", "additionalProperties": _COUNT}
+_CPU_OP = {"type": "object", "required": ["op", "name"],
+           "properties": {"op": {"type": "string"}, "name": {"type": "string"}, "reason": {"type": "string"}}}
+_ESTIMATE_FIGURES = {  # Vela's estimate of an Ethos-U configuration: what the record and the ethos-u format share
+    "accelerator": {"type": "string"}, "system_config": {"type": "string"}, "memory_mode": {"type": "string"},
+    "clock_mhz": {"type": "number", "exclusiveMinimum": 0}, "vela_version": {"type": "string"},
+    "npu_ops": _COUNT, "cpu_ops": _COUNT, "cpu_fallback": {"type": "array", "items": _CPU_OP},
+    "memory_bytes": _COUNTS, "macs": _COUNT, "cycles": _COUNTS, "inference_ms": {"type": "number", "minimum": 0},
+    "inferences_per_second": _NUMBER_OR_NULL, "model_sha256": _SHA256,
+}
+_ESTIMATE = {
+    "type": "object",
+    "required": ["accelerator", "system_config", "memory_mode", "clock_mhz", "vela_version", "npu_ops", "cpu_ops",
+                 "cpu_fallback", "memory_bytes", "macs", "cycles", "inference_ms", "layers"],
+    "properties": _ESTIMATE_FIGURES | {
+        "clock_hz": {"type": "number"}, "passes": _COUNT, "weights_bytes": _COUNTS, "config": {"type": "string"},
+        "compiled": {"type": "object", "required": ["file", "sha256", "size_bytes"],
+                     "properties": {"file": {"type": "string"}, "sha256": _SHA256, "size_bytes": _COUNT}},
+        "layers": {"type": "array", "items": {
+            "type": "object", "required": ["op", "target", "cycles", "macs", "name"],
+            "properties": {"op": {"type": "string"}, "npu_op": {"type": "string"}, "target": {"enum": ["NPU", "CPU"]},
+                           "cycles": _COUNT, "macs": _COUNT, "name": {"type": "string"}}}},
+    },
+}
+ETHOS_U_FORMAT = {
+    "type": "object",
+    "required": ["files", "device", "accelerator", "system_config", "memory_mode", "clock_mhz", "vela_version",
+                 "model_sha256", "compiled_sha256", "npu_ops", "cpu_ops", "inference_ms", "memory_bytes"],
+    "properties": _ESTIMATE_FIGURES | {"files": {"type": "array", "items": {"type": "string"}},
+                                       "device": {"type": "string"}, "compiled_sha256": _SHA256,
+                                       "compiled_by": {"enum": ["validate (reused)", "bundle"]},
+                                       "cycles_total": _COUNT},
+}
 _DEVICE_RECORD = {
     "type": "object",
     "required": ["device", "kind", "emulated", "latency_ms", "runtime", "parity"],
     "properties": {
-        "device": {"type": "string"}, "kind": {"enum": ["local", "ssh", "adb", "qemu-arm64", "tflm"]},
+        "device": {"type": "string"}, "kind": {"enum": ["local", "ssh", "adb", "qemu-arm64", "tflm", "ethos-u"]},
         "emulated": {"type": "boolean"}, "latency_ms": {"anyOf": [_LATENCY, {"type": "null"}]},
         "init_ms": _NUMBER_OR_NULL,
         "arena": {"type": "object", "required": ["bytes"],
@@ -48,13 +81,14 @@ _DEVICE_RECORD = {
         "runtime": {"type": "object", "required": ["name", "version"]},
         "parity": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": ["boolean", "null"]}}},
         "outputs_sha256": {"type": ["array", "null"], "items": _SHA256},
+        "estimate": _ESTIMATE,
     },
 }
 _BUDGET = {
     "type": "object", "required": ["name", "limit", "measured", "unit", "passed", "margin"],
     "properties": {"name": {"type": "string"}, "limit": {"type": "number"}, "measured": _NUMBER_OR_NULL,
                    "unit": {"type": "string"}, "passed": {"type": "boolean"}, "margin": _NUMBER_OR_NULL,
-                   "detail": {"type": "string"}},
+                   "detail": {"type": "string"}, "estimated": {"type": "boolean"}},
 }
 _OPTIONAL_OBJECT = {"type": ["object", "null"]}
 
@@ -180,7 +214,7 @@ def manifest_schema(version: int | None = None) -> dict[str, Any]:
             "quantization_error": _OPTIONAL_OBJECT,
             "fallback": _OPTIONAL_OBJECT,
             "metrics": metrics,
-            "formats": {"type": "object"},
+            "formats": {"type": "object", "properties": {"ethos-u": ETHOS_U_FORMAT}},
             "memory": _MEMORY,
             "fits": {"type": "object", "additionalProperties": _FIT},
             "artifacts": {"type": "array", "items": {

@@ -26,6 +26,8 @@ def _where(device: object) -> str:
         return serial or "(the one attached)"
     if getattr(device, "kind", "") == "qemu-arm64":
         return f"qemu-aarch64 -cpu {device.cpu}"
+    if getattr(device, "kind", "") == "ethos-u":
+        return f"Vela estimate: {device.accelerator}, {device.system_config}"
     cpus = getattr(device, "cpus", None)
     return "this machine" + (f", CPUs {cpus}" if cpus else "")
 
@@ -86,15 +88,23 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
                           f"ai-edge-litert {image['litert_version']})")
         if device.kind == "mcu":
             _board_rows(table, probe)
-        table.add_row("emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
-        table.add_row("runtime" if device.kind in ("tflm", "mcu") else "LiteRT runtime",
+        table.add_row("estimate (nothing runs)" if device.kind == "ethos-u" else
+                      "emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
+        table.add_row("LiteRT runtime" if device.kind not in ("tflm", "ethos-u", "mcu") else
+                      "compiler" if device.kind == "ethos-u" else "runtime",
                       f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
-        if probe.get("python"):
+        if device.kind == "ethos-u":
+            clock = f", {probe['clock_mhz']:g} MHz (clock_mhz)" if probe.get("clock_mhz") else ""
+            table.add_row("configuration", f"{probe['accelerator']}, {probe['system_config']}, "
+                                           f"{probe['memory_mode']}{clock}")
+            table.add_row("Python", probe["python"])
+        elif probe.get("python"):
             table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
         else:
             table.add_row("Python / numpy", "not needed (benchmark binary)")
         usable = f", {probe['cpus']} usable" if probe.get("cpus") else ""
-        table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}{usable})")
+        if device.kind != "ethos-u":  # nothing runs on this machine's CPU for an estimate
+            table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}{usable})")
         output.print_table(table)
     if probe["runtime"] is None and device.kind == "mcu":
         from edgepack.devices.tflm import INSTALL_HINT

@@ -16,6 +16,7 @@ from edgepack.cli.boundary import boundary
 from edgepack.cli.summary import (
     arena_text,
     budget_table,
+    ethos_u_table,
     failures,
     fallback_table,
     latency_figures,
@@ -113,8 +114,11 @@ def register(app: typer.Typer) -> None:
         if output.state.json:
             output.emit_json(validation)
             return
+        estimates = ethos_u_table(validation)
         for name, rec in validation.items():
             lat = rec["latency_ms"]
+            if rec.get("estimate"):  # ethos-u: Vela's estimate, in its table
+                continue
             if lat is None:  # tflm: the arena, not a latency
                 output.message(f"{name}: TFLM arena {arena_text(rec['arena'])} ({rec['runtime']['name']} "
                                f"{rec['runtime']['version']}), outputs {parity_text(rec['parity'])}")
@@ -123,6 +127,8 @@ def register(app: typer.Typer) -> None:
             memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
             output.message(f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), "
                            f"{rec['runtime']['name']} {rec['runtime']['version']}){memory}")
+        if estimates is not None:
+            output.print_table(estimates)
 
     @app.command()
     @boundary
@@ -186,6 +192,9 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(search_table(pipeline.search_report()))
     output.print_table(results_table(stages["evaluate"].record, converted, result.validation,
                                      len(pipeline.shipped().data)))
+    estimates = ethos_u_table(result.validation)
+    if estimates is not None:
+        output.print_table(estimates)
     output.print_table(memory_table(memory_record(pipeline.shipped().data, pipeline.measured_arena), result.fits))
     output.print_table(budget_table(result.gate))
     for path in result.bundle:

@@ -93,6 +93,10 @@ def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, A
                           " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
         if rec.get("arena"):
             table.add_row(f"TFLM arena on {name} (measured)", arena_text(rec["arena"]))
+        if rec.get("estimate"):
+            est = rec["estimate"]
+            table.add_row(f"inference on {name} (estimated by Vela, {est['clock_mhz']:g} MHz)",
+                          f"{est['inference_ms']:.3f} ms, {est['npu_ops']} NPU / {est['cpu_ops']} CPU ops")
         if rec.get("peak_rss_kb") is not None:
             table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
         elif rec.get("memory_delta_kb") is not None:
@@ -100,6 +104,35 @@ def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, A
         check = rec.get("parity", {})
         if check and not check.get("reference"):
             table.add_row(f"outputs on {name} vs host", parity_text(check))
+    return table
+
+
+def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
+    """Vela's estimate per Ethos-U device (a column each): inference time at the clock, operators on the NPU
+    and the CPU (those named), SRAM, flash, MACs."""
+    estimates = {name: rec["estimate"] for name, rec in validation.items() if rec.get("estimate")}
+    if not estimates:
+        return None
+    table = Table(title="Ethos-U estimates (Vela; nothing was run)", title_justify="left")
+    table.add_column("estimate")
+    for name in estimates:
+        table.add_column(name, justify="right")
+    rows: dict[str, list[str]] = {}
+    for est in estimates.values():
+        memory, ips = est["memory_bytes"], est.get("inferences_per_second")
+        for label, text in (
+                ("configuration", f"{est['accelerator']}, {est['system_config']}, {est['memory_mode']}"),
+                ("clock, Vela", f"{est['clock_mhz']:g} MHz, Vela {est['vela_version']}"),
+                ("inference (estimated)", f"{est['inference_ms']:.4f} ms" + (f" ({ips:,.0f}/s)" if ips else "")),
+                ("operators NPU / CPU", f"{est['npu_ops']} / {est['cpu_ops']}"),
+                ("CPU fallback", ", ".join(op["op"] for op in est["cpu_fallback"]) or "none"),
+                ("SRAM used", f"{memory['sram']:,} B"),
+                ("flash used off-chip / on-chip", f"{memory['off_chip_flash']:,} B / {memory['on_chip_flash']:,} B"),
+                ("DRAM used", f"{memory['dram']:,} B"),
+                ("MACs, cycles", f"{est['macs']:,}, {est['cycles']['total']:,}")):
+            rows.setdefault(label, []).append(text)
+    for label, texts in rows.items():
+        table.add_row(label, *texts)
     return table
 
 
@@ -233,7 +266,7 @@ def budget_table(results: list[BudgetResult]) -> Table:
                             ("margin", "right"), ("result", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in results:
-        table.add_row(r.name, _value(r.limit, r.unit), _value(r.measured, r.unit),
+        table.add_row(r.label, _value(r.limit, r.unit), _value(r.measured, r.unit),
                       _value(r.margin, r.unit, signed=True),
                       "[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
     if not results:

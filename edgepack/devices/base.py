@@ -38,6 +38,7 @@ class RunRequest:
     warmup: int
     threads: int
     seed: int = 0
+    work_dir: Path | None = None  # where a driver that writes files (ethos-u: Vela's output) keeps them
 
 
 def runner_args(req: RunRequest, model: str, inputs: str | None, runtime: str = "auto",

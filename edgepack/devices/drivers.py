@@ -22,6 +22,7 @@ _DRIVERS = {  # kind -> (module, its run function, its check function); imported
     "adb": ("edgepack.devices.adb", "run_adb", "check_adb"),
     "qemu-arm64": ("edgepack.devices.qemu", "run_qemu", "check_qemu"),
     "tflm": ("edgepack.devices.tflm", "run_tflm", "check_tflm"),
+    "ethos-u": ("edgepack.devices.ethos_u", "run_ethos_u", "check_ethos_u"),
     "mcu": ("edgepack.devices.mcu", "run_mcu", "check_mcu"),  # a board: checked, never run
 }
 

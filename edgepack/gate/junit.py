@@ -20,6 +20,8 @@ def junit_xml(results: list[BudgetResult], suite: str) -> bytes:
         if not result.passed:
             failure = ET.SubElement(case, "failure", type="budget-exceeded", message=describe(result))
             failure.text = describe(result)
+        elif result.estimated:  # a pass against an estimate says so too
+            ET.SubElement(case, "system-out").text = describe(result)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
@@ -30,9 +32,15 @@ def write_junit(results: list[BudgetResult], suite: str, path: Path) -> None:
 
 
 def describe(result: BudgetResult) -> str:
-    """`max_size: measured 81234 bytes, limit 80000 bytes, over by 1234 bytes`."""
+    """`max_size: measured 81234 bytes, limit 80000 bytes, over by 1234 bytes` (an estimate: `NAME (estimated):
+    estimated ..., BASIS`)."""
     if result.measured is None:
         return f"{result.name}: not measured ({result.detail}), limit {_fmt(result.limit)} {result.unit}"
+    if result.estimated:
+        margin = abs(result.margin or 0.0)
+        word = "left" if result.passed else "over by"
+        return (f"{result.label}: estimated {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
+                f"{result.unit}, {word} {_fmt(margin)} {result.unit} ({result.detail})")
     margin = result.margin or 0.0
     upper = (result.name.startswith(("max", "latency", "fits.")) or
              (result.name.startswith("convert.") and result.unit != "dB"))

@@ -1,5 +1,5 @@
-"""The bundle: the shipped model, labels, the formats (android, c-array, zip), manifest.json (the build
-section, signed with a key) and measurements.json (the run section), written atomically."""
+"""The bundle: the shipped model, labels, the formats (android, c-array, ethos-u, zip), manifest.json (the
+build section, signed with a key) and measurements.json (the run section), written atomically."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def bundle(p: Pipeline, out: Path | None = None, make_zip: bool | None = None,
     if "c-array" in settings.formats:
         files, formats["c-array"] = c_array(p)
         extra.update(files)
+    if "ethos-u" in settings.formats:
+        files, formats["ethos-u"] = ethos_u(p)
+        extra.update(files)
     with captured_native_logs(p.quiet_native):
         manifest = build_manifest(p, shipped)
     manifest["formats"] = formats
@@ -68,6 +71,49 @@ def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
                    "arena_bytes": sources.arena_bytes, "arena": {**arena, "estimate_bytes": sources.arena_estimate},
                    "activation_peak_bytes": sources.activation_peak_bytes,
                    "resolver_ops": list(sources.resolver_calls), "unsupported_ops": list(sources.unsupported_ops)}
+
+
+DEFAULT_ETHOS_U = "ethos-u55-128"
+
+
+def ethos_u_profile(p: Pipeline) -> Any:
+    """The ethos-u profile the format compiles for: `bundle.ethos_u`, else the first ethos-u device the recipe
+    validates on, else ethos-u55-128."""
+    from edgepack.devices.profiles import EthosUDevice, load_device
+    from edgepack.errors import RecipeError
+
+    name = p.recipe.bundle.ethos_u
+    if name is None:
+        name = next((d.name for d in p.devices() if isinstance(d, EthosUDevice)), DEFAULT_ETHOS_U)
+    device = load_device(name)
+    if not isinstance(device, EthosUDevice):
+        raise RecipeError(f"bundle.ethos_u = '{name}': a {device.kind} device, not an ethos-u profile",
+                          context=f"recipe '{p.recipe.name}'", code="recipe-invalid",
+                          hint="name an ethos-u profile (`edgepack devices list`: ethos-u55-128, ethos-u85-256)")
+    return device
+
+
+def ethos_u(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
+    """The ethos-u format's files and manifest entry: the shipped model compiled by Vela for the profile (the
+    validation's compile when it is of this model for this profile, else compiled now, once)."""
+    from edgepack.bundle.ethos_u import ethos_u_files
+    from edgepack.devices.ethos_u import check_integer, refuse_all_cpu
+    from edgepack.devices.vela import compile_model, reusable
+    from edgepack.devices.vela_report import read_estimate
+
+    device = ethos_u_profile(p)
+    model, label = p.shipped_path(), f"bundle ethos-u ({device.name})"
+    folder = p.root / "validate" / "ethos-u" / device.name
+    check_integer(model, device, label)
+    run = reusable(device, model, folder)
+    reused = run is not None
+    if run is None:
+        with p.reporter.task(f"{label}: Vela compile", 1) as task:
+            run = compile_model(device, model, folder, label)
+            task.advance(1)
+    estimate = read_estimate(run, label)
+    refuse_all_cpu(estimate, device, model, label)
+    return ethos_u_files(run, estimate, device, reused)
 
 
 def measure_arena(p: Pipeline) -> tuple[Any, str]:

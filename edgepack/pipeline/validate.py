@@ -34,7 +34,7 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
     def measure(device: Device) -> dict[str, Any]:
         p.reporter.stage("validate", f"on {device.name}")
         req = RunRequest(p.shipped_path(), inputs, settings.runs, settings.warmup,
-                         device.threads or settings.threads, p.recipe.seed)
+                         device.threads or settings.threads, p.recipe.seed, work_dir=p.root / "validate")
         return run_device(device, req, p.reporter, f"validate {device.name}")
 
     records = run_all(chosen, measure)  # different machines at once, one machine's devices in turn
@@ -43,8 +43,9 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
         record = records[device.name]
         outputs = record.pop("outputs")
         tolerance = record.pop("tolerance", None)  # a device that states how far its outputs may be (tflm)
-        if outputs is None:  # a benchmark binary: timings only
-            record["parity"] = {"ok": None, "why": "not checked: the benchmark binary reports no outputs"}
+        why = record.pop("parity_why", None)  # a device with no outputs says why (ethos-u: nothing executes)
+        if outputs is None:  # a benchmark binary: timings only; an Ethos-U estimate: nothing runs
+            record["parity"] = {"ok": None, "why": why or "not checked: the benchmark binary reports no outputs"}
             record["outputs_sha256"] = None
         elif reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
             reference = outputs
@@ -64,7 +65,8 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
 
 def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     """The device profiles `names` (default: the recipe's), checked against its budgets (before any stage
-    runs: an unknown device or a budget on an emulated one is a recipe mistake)."""
+    runs: an unknown device or a budget on an emulated one is a recipe mistake; an ethos-u profile's
+    latency is Vela's estimate, budgetable as such)."""
     from edgepack.devices.mcu import load_boards
     from edgepack.devices.profiles import load_device
 
@@ -73,13 +75,15 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     devices = _runnable([load_device(name) for name in p.recipe.validation.devices], "validation.devices")
     load_boards(p.recipe.budgets.fits)  # every board of budgets.fits is a board profile
     budget = p.recipe.budgets.latency_p90_ms
-    emulated = sorted(d.name for d in devices if d.emulated and isinstance(budget, dict) and d.name in budget)
+    emulated = sorted(d.name for d in devices if d.emulated and d.kind != "ethos-u" and isinstance(budget, dict)
+                      and d.name in budget)
     if emulated:
         raise BadInputError(
             f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
             "emulator's (tflm: this host's, with reference kernels), not a board's, and is never checked",
             context=f"recipe '{p.recipe.name}'",
-            hint="budget a real device (kind local, ssh or adb) instead", code="budget-emulated")
+            hint="budget a real device (kind local, ssh or adb), or an ethos-u profile's estimate, instead",
+            code="budget-emulated")
     return devices
 
 

@@ -534,14 +534,25 @@ class BundleSettings(Strict):
     out: str | None = None
     zip: bool = False  # also write BUNDLE.zip (the same as listing "zip" in formats)
     # android: android/assets/ (model with metadata, labels) and a usage note; c-array:
-    # c/model_data.{h,cc} for TFLite Micro; zip: BUNDLE.zip, deterministic
-    formats: list[Literal["android", "c-array", "zip"]] = Field(default_factory=list)
+    # c/model_data.{h,cc} for TFLite Micro; ethos-u: ethos-u/model_vela.tflite (compiled by Vela for an
+    # Ethos-U NPU) with Vela's summary; zip: BUNDLE.zip, deterministic
+    formats: list[Literal["android", "c-array", "ethos-u", "zip"]] = Field(default_factory=list)
     arena_margin: Size = "1 KiB"  # c-array: added to the arena TFLM measured (kModelDataArenaSize)
+    # ethos-u: the ethos-u device profile to compile for (default: the first ethos-u device of
+    # validate.devices, else ethos-u55-128)
+    ethos_u: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     metadata: bool = True  # embed TFLite metadata (descriptions, normalization, labels) in model.tflite
     author: str = Field("", max_length=200)  # written into the embedded metadata
     license: str = Field("", max_length=200)
     input_description: str | None = Field(None, max_length=1000)  # replaces the description edgepack writes
     output_description: str | None = Field(None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _ethos_u_format(self) -> BundleSettings:
+        if self.ethos_u is not None and "ethos-u" not in self.formats:
+            raise ValueError(f"ethos_u = '{self.ethos_u}' names the profile of the ethos-u format, but formats "
+                             f"{self.formats} lacks \"ethos-u\"; add it, or leave ethos_u out")
+        return self
 
 
 class Recipe(Strict):
