@@ -1,0 +1,96 @@
+"""`edgepack compare`, baseline budgets (`[budgets] baseline`, `gate --baseline`) and the Markdown summary,
+on the default run's bundle and the shipped ptq-int8 recipe's (its train stage is the default run's, copied:
+nothing is trained again)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import invoke, run_cli
+
+
+@pytest.fixture(scope="module")
+def ptq(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The shipped `ptq-int8` recipe's bundle; its float training is the default recipe's (same settings)."""
+    work = tmp_path_factory.mktemp("ptq") / "work"
+    shutil.copytree(default_run["work"] / "digits" / "train", work / "ptq-int8" / "train")
+    proc = run_cli("--json", "run", "ptq-int8", "--workdir", str(work), cwd=work.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["stages"]["train"]["cached"], "the train stage was not the default run's"
+    bundle = Path(report["bundle"][0])
+    return {"bundle": bundle, "manifest": json.loads((bundle / "manifest.json").read_text()),
+            "measurements": json.loads((bundle / "measurements.json").read_text()), "work": work}
+
+
+def compare_json(*args: str) -> dict[str, Any]:
+    result = invoke("--json", "compare", *args)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def changes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in report["changes"]}
+
+
+def test_compare_reports_the_manifests_differences(default_run: dict[str, Any], ptq: dict[str, Any]) -> None:
+    old, new = ptq["manifest"], default_run["manifest"]
+    report = changes(compare_json(str(ptq["bundle"]), str(default_run["bundle"])))
+    size = report["shipped size"]
+    assert (size["old"], size["new"]) == (old["model"]["size_bytes"], new["model"]["size_bytes"])
+    assert size["change"] == new["model"]["size_bytes"] - old["model"]["size_bytes"]
+    converted = report["size"]
+    assert converted["change"] == new["model"]["converted_size_bytes"] - old["model"]["converted_size_bytes"]
+    accuracy = report["accuracy (.tflite)"]
+    assert accuracy["change"] == pytest.approx(new["metrics"]["accuracy"]["tflite"] - old["metrics"]["accuracy"]["tflite"],
+                                               abs=1e-12)
+    assert accuracy["old"] == old["metrics"]["accuracy"]["tflite"]
+    p90 = report["latency p90 on host"]
+    assert p90["old"] == ptq["measurements"]["validation"]["host"]["latency_ms"]["p90"]
+    assert p90["new"] == json.loads((default_run["bundle"] / "measurements.json").read_text()
+                                    )["validation"]["host"]["latency_ms"]["p90"]
+    assert report["MACs"]["old"] == report["MACs"]["new"] > 0  # the same network, from each model file
+    assert report["ops CONV_2D"]["new"] == 3
+    # ptq-int8 measured the per-layer error (post-training); the QAT default cannot: old only
+    quant = [c for c in report.values() if c["group"] == "quantization"]
+    assert quant and len(quant) == len(old["quantization_error"]["layers"])
+    assert {c["new"] for c in quant} == {None}
+
+
+def test_compare_flags_a_regression_and_renders_a_table(default_run: dict[str, Any], ptq: dict[str, Any]) -> None:
+    backwards = compare_json(str(default_run["bundle"]), str(ptq["bundle"]))  # the larger gzip size is worse
+    assert "gzip size" in backwards["regressions"]
+    assert changes(backwards)["gzip size"]["regression"] is True
+    result = invoke("compare", str(default_run["bundle"]), str(ptq["bundle"]))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "shipped size" in result.stdout and "worse" in result.stdout and "gzip size" in result.stdout
+    same = compare_json(str(default_run["bundle"]), str(default_run["bundle"] / "manifest.json"))
+    assert same["regressions"] == []
+    assert changes(same)["shipped size"]["change"] == 0
+
+
+def test_compare_of_a_zip_takes_measurements(default_run: dict[str, Any], ptq: dict[str, Any], tmp_path: Path) -> None:
+    from edgepack.bundle.writer import zip_bytes
+
+    archive = tmp_path / "old.zip"
+    archive.write_bytes(zip_bytes(ptq["bundle"], exclude=("measurements.json",)))
+    without = changes(compare_json(str(archive), str(default_run["bundle"])))
+    assert without["latency p90 on host"]["old"] is None
+    assert without["MACs"]["old"] > 0  # from the model in the archive
+    given = changes(compare_json(str(archive), str(default_run["bundle"]),
+                                 "--old-measurements", str(ptq["bundle"] / "measurements.json")))
+    assert given["latency p90 on host"]["old"] == ptq["measurements"]["validation"]["host"]["latency_ms"]["p90"]
+    wrong = invoke("compare", str(archive), str(default_run["bundle"]),
+                   "--old-measurements", str(default_run["bundle"] / "measurements.json"))
+    assert wrong.exit_code == 2 and "measured another model" in wrong.stderr
+
+
+def test_compare_names_a_missing_bundle(default_run: dict[str, Any], tmp_path: Path) -> None:
+    result = invoke("compare", str(tmp_path / "nowhere"), str(default_run["bundle"]))
+    assert result.exit_code == 2
+    assert "nowhere: no bundle here" in result.stderr and "Traceback" not in result.stderr
