@@ -94,3 +94,89 @@ def test_compare_names_a_missing_bundle(default_run: dict[str, Any], tmp_path: P
     result = invoke("compare", str(tmp_path / "nowhere"), str(default_run["bundle"]))
     assert result.exit_code == 2
     assert "nowhere: no bundle here" in result.stderr and "Traceback" not in result.stderr
+
+
+MINIMAL = """
+[dataset]
+kind = "digits"
+normalization = {{ mean = 0.0, std = 16.0 }}
+
+[model]
+kind = "builder"
+builder = "edgepack.models.zoo:digits_cnn"
+
+[budgets]
+{budgets}
+"""
+
+
+@pytest.fixture(scope="module")
+def edited_baseline(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A copy of the default bundle as a baseline that was 10 % smaller, 1.5x faster and 2 points more accurate
+    (manifest and measurements.json figures edited; the artifacts, and so their hashes, untouched)."""
+    folder = tmp_path_factory.mktemp("baseline")
+    bundle = folder / "baseline"
+    shutil.copytree(default_run["bundle"], bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    size = manifest["model"]["size_bytes"]
+    manifest["model"]["size_bytes"] = round(size / 1.10)
+    accuracy = manifest["metrics"]["tflite"]["accuracy"] + 0.02
+    manifest["metrics"]["tflite"]["accuracy"] = manifest["metrics"]["accuracy"]["tflite"] = accuracy
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    run = json.loads((bundle / "measurements.json").read_text())
+    p90 = run["validation"]["host"]["latency_ms"]["p90"]
+    run["validation"]["host"]["latency_ms"]["p90"] = p90 / 1.5
+    (bundle / "measurements.json").write_text(json.dumps(run, indent=2))
+    new = json.loads((default_run["bundle"] / "measurements.json").read_text())["validation"]["host"]["latency_ms"]["p90"]
+    expected = {"max_size_increase": size / round(size / 1.10) - 1, "max_latency_increase": new / (p90 / 1.5) - 1,
+                "max_accuracy_loss": accuracy - default_run["manifest"]["metrics"]["tflite"]["accuracy"]}
+    return {"bundle": bundle, "folder": folder, "expected": expected}
+
+
+def junit_failures(path: Path) -> list[str]:
+    import xml.etree.ElementTree as ET
+
+    return [case.get("name") for case in ET.parse(path).getroot().iter("testcase") if case.find("failure") is not None]
+
+
+def gate_json(bundle: Path, recipe: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = invoke("--json", "gate", str(bundle), "--recipe", str(recipe), *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("budget", ["max_size_increase", "max_latency_increase", "max_accuracy_loss"])
+def test_a_baseline_budget_fails_just_below_the_change_and_passes_just_above(
+        budget: str, default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path) -> None:
+    recipe = edited_baseline["folder"] / f"{budget}.toml"  # baseline = "baseline": beside the recipe file
+    recipe.write_text(MINIMAL.format(budgets=f'baseline = "baseline"\n{budget} = 10.0'))
+    code, report = gate_json(default_run["bundle"], recipe)
+    assert code == 0, report
+    [result] = report["results"]
+    assert result["name"] == (f"{budget}.host" if budget == "max_latency_increase" else budget)
+    measured = result["measured"]
+    assert measured == pytest.approx(edited_baseline["expected"][budget], abs=2e-6)
+    for limit, exit_code, failed in ((measured - 1e-4, 3, [result["name"]]), (measured + 1e-4, 0, [])):
+        recipe.write_text(MINIMAL.format(budgets=f'baseline = "baseline"\n{budget} = {limit!r}'))
+        junit = tmp_path / f"junit-{exit_code}.xml"
+        outcome = invoke("gate", str(default_run["bundle"]), "--recipe", str(recipe), "--junit", str(junit))
+        assert outcome.exit_code == exit_code, outcome.stdout + outcome.stderr
+        assert junit_failures(junit) == failed
+        if failed:
+            assert f"{result['name']}: measured" in outcome.stderr and "over by" in outcome.stderr
+
+
+def test_gate_baseline_option_and_a_missing_baseline(default_run: dict[str, Any], edited_baseline: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(MINIMAL.format(budgets='baseline = "nowhere"\nmax_size_increase = 0.05'))
+    missing = invoke("gate", str(default_run["bundle"]), "--recipe", str(recipe))
+    assert missing.exit_code == 2
+    assert f"the baseline {tmp_path / 'nowhere'} cannot be read" in missing.stderr.replace("\n", "")
+    assert "Traceback" not in missing.stderr
+    code, report = gate_json(default_run["bundle"], recipe, "--baseline", str(edited_baseline["bundle"]))
+    assert code == 3 and [r["name"] for r in report["results"] if not r["passed"]] == ["max_size_increase"]
+    same = gate_json(default_run["bundle"], recipe, "--baseline", str(default_run["bundle"] / "manifest.json"))
+    assert same[0] == 0 and same[1]["results"][0]["measured"] == 0.0
+    recipe.write_text(MINIMAL.format(budgets="max_size_increase = 0.05"))
+    unset = invoke("gate", str(default_run["bundle"]), "--recipe", str(recipe))
+    assert unset.exit_code == 2 and "no baseline to compare with" in unset.stderr
