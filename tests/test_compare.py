@@ -180,3 +180,59 @@ def test_gate_baseline_option_and_a_missing_baseline(default_run: dict[str, Any]
     recipe.write_text(MINIMAL.format(budgets="max_size_increase = 0.05"))
     unset = invoke("gate", str(default_run["bundle"]), "--recipe", str(recipe))
     assert unset.exit_code == 2 and "no baseline to compare with" in unset.stderr
+
+
+def terminal_rows(stdout: str, title: str) -> list[list[str]]:
+    """The body rows of the rich table titled `title` in a command's output."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    rows = []
+    for line in lines[start + 4:]:  # title, top border, header, rule
+        if not line.startswith("│"):
+            break
+        rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
+
+
+def markdown_rows(text: str, title: str) -> list[list[str]]:
+    lines = text.splitlines()
+    start = lines.index(f"**{title}**")
+    rows = []
+    for line in lines[start + 4:]:  # title, blank, header, alignment
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def test_run_with_a_baseline_writes_markdown_and_appends_the_step_summary(
+        default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path) -> None:
+    import os
+
+    from conftest import REPO, work_copy
+
+    work = work_copy(default_run, tmp_path)
+    text = (REPO / "recipes" / "digits.toml").read_text().replace(
+        "[budgets]", f'[budgets]\nbaseline = "{edited_baseline["bundle"]}"\nmax_size_increase = 0.05')
+    recipe = tmp_path / "digits.toml"
+    recipe.write_text(text)
+    step = tmp_path / "step-summary.md"
+    step.write_text("## an earlier step\n")
+    summary, junit = tmp_path / "summary.md", tmp_path / "junit.xml"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(step), "COLUMNS": "200"}
+    proc = run_cli("run", str(recipe), "--workdir", str(work), "--junit", str(junit), "--markdown", str(summary),
+                   cwd=tmp_path, env=env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert junit_failures(junit) == ["max_size_increase"]
+    markdown = summary.read_text()
+    rows = markdown_rows(markdown, "budgets")
+    assert rows == terminal_rows(proc.stdout, "budgets")
+    assert [r[0] for r in rows] == ["max_size", "latency_p90_ms.host", "max_accuracy_drop", "min_accuracy",
+                                    "max_size_increase"]
+    assert rows[-1][-1] == "FAIL" and "**1 budget(s) exceeded**" in markdown
+    assert "**edgepack results**" in markdown and f"**against the baseline {edited_baseline['bundle']}**" in markdown
+    assert step.read_text() == "## an earlier step\n\n" + markdown  # appended, the earlier step kept
+    again = run_cli("gate", str(work / "digits" / "bundle"), "--markdown", str(summary), cwd=tmp_path, env=env)
+    assert again.returncode == 3, again.stdout + again.stderr
+    assert step.read_text() == "## an earlier step\n\n" + markdown + "\n" + summary.read_text()
+    assert markdown_rows(summary.read_text(), "budgets") == terminal_rows(again.stdout, "budgets")

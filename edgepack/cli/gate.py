@@ -10,7 +10,7 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.cli.stages import JUNIT, finish_gate
+from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
 from edgepack.cli.summary import budget_table
 
 
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
              measurements: Path = typer.Option(None, "--measurements",
                                                help="The measurements.json to check latency budgets against "
                                                     "(default: the one in the bundle directory; a .zip has none)."),
-             baseline: Path = BASELINE
+             baseline: Path = BASELINE, markdown: Path = MARKDOWN
              ) -> None:
         """Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded."""
         import json
@@ -91,6 +91,13 @@ def register(app: typer.Typer) -> None:
                               "results": [r.to_dict() for r in results]})
         else:
             output.print_table(budget_table(results))
+        if markdown is not None:
+            tables = [budget_table(results)]
+            if old is not None:
+                from edgepack.bundle.figures import read_figures
+
+                tables.append(baseline_table(old, read_figures(bundle, measurements)))
+            write_markdown(markdown, f"edgepack gate: {manifest.get('name', 'bundle')}", results, tables)
         finish_gate(results, junit, manifest.get("name", "bundle"))
 
     @app.command()
