@@ -66,13 +66,14 @@ def read_figures(bundle: Path, measurements: Path | None = None) -> BundleFigure
                           "not the manifest's)", code="bundle-modified",
                           hint="give the measurements.json written with this bundle")
     try:
-        return _figures(str(bundle), manifest, run, _model_bytes(bundle, manifest))
+        return figures_of(str(bundle), manifest, run, _model_bytes(bundle, manifest))
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{bundle}: the manifest lacks or garbles a figure: {exc!r}",
                           hint="re-create the bundle with `edgepack bundle`") from exc
 
 
-def _figures(source: str, manifest: dict[str, Any], run: dict[str, Any] | None, model: bytes | None) -> BundleFigures:
+def figures_of(source: str, manifest: dict[str, Any], run: dict[str, Any] | None, model: bytes | None) -> BundleFigures:
+    """The figures of a bundle in memory: its manifest, measurements.json (None: none) and model file (None: none)."""
     metrics = manifest.get("metrics") or {}
     metric = metrics.get("metric", "accuracy")
     graph = _graph(model)

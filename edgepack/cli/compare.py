@@ -1,4 +1,5 @@
-"""`edgepack compare OLD NEW`: two bundles' figures side by side, with the change of each and regressions flagged."""
+"""`edgepack compare OLD NEW` (two bundles' figures side by side, the change of each, regressions flagged) and
+`edgepack report BUNDLE` (the HTML report of an existing bundle)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ NEW_MEASUREMENTS = typer.Option(None, "--new-measurements", help="NEW's measurem
 
 
 def register(app: typer.Typer) -> None:
-    """Add the compare command to the top-level app."""
+    """Add the compare and report commands to the top-level app."""
 
     @app.command()
     @boundary
@@ -37,3 +38,31 @@ def register(app: typer.Typer) -> None:
         regressions = comparison.regressions
         output.message(f"{len(regressions)} regression(s): {', '.join(c.name for c in regressions)}" if regressions
                        else "no regressions")
+
+    @app.command()
+    @boundary
+    def report(bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json or BUNDLE.zip."),
+               baseline: Path = typer.Option(None, "--baseline", metavar="OLD",
+                                             help="Add the comparison against this earlier bundle."),
+               out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
+                                        help="Where to write (default: report.html in the bundle directory; "
+                                             "BUNDLE.report.html beside a .zip)."),
+               measurements: Path = typer.Option(None, "--measurements",
+                                                 help="The bundle's measurements.json (for a .zip, which has none).")
+               ) -> None:
+        """Write the HTML report of an existing bundle: one self-contained page (no network, plots inline as SVG)
+        with the run's identity, budgets, the task's metric after each stage, latency per device, per-layer
+        quantization error, activation memory across ops, the mode search and the baseline comparison.
+        It is evidence, like measurements.json: `verify` accepts it, the zip and the manifest leave it out."""
+        from rich.markup import escape
+
+        from edgepack.fsutil import atomic_write_text
+        from edgepack.report import default_report_path, report_for
+
+        page = report_for(bundle, baseline, measurements)
+        target = out or default_report_path(bundle)
+        atomic_write_text(target, page)
+        if output.state.json:
+            output.emit_json({"report": str(target)})
+        else:
+            output.message(f"wrote {escape(str(target))}")
