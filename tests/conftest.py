@@ -61,7 +61,8 @@ runs = 20
 # pytest-xdist hands whole files to its workers in collection order, so the long files start first
 # and the short ones fill the end instead of one worker finishing minutes after the other.
 SLOWEST_FIRST = ("test_shipped_recipes.py", "test_reproducible_and_atomic.py", "test_accuracy_aware.py",
-                 "test_tasks.py", "test_keras3_pipeline.py", "test_devices.py", "test_ethos_u.py", "test_inspect.py",
+                 "test_tasks.py", "test_keras3_pipeline.py", "test_devices.py", "test_ethos_u.py", "test_compare.py",
+                 "test_inspect.py",
                  "test_metadata.py", "test_optimize.py", "test_keras3_bridge.py", "test_tflm.py",
                  "test_analyze.py", "test_signing.py", "test_convert_pool.py", "test_default_run.py")
 

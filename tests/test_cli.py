@@ -103,3 +103,11 @@ def test_json_and_debug_are_taken_after_the_command_as_before_it() -> None:
     assert nested.exit_code == 0 and json.loads(nested.stdout)["recipe"]["name"] == "digits"
     table = invoke("recipes", "list")
     assert table.exit_code == 0 and not table.stdout.lstrip().startswith("[")  # no flag: the table
+
+
+def test_help_does_not_import_matplotlib() -> None:
+    modules = _modules_after(
+        "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', '--help']\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+    assert "edgepack.cli.compare" in modules  # the report and compare commands are registered ...
+    assert not {"matplotlib", "edgepack.report.html", "edgepack.bundle.figures"} & modules  # ... without their imports

@@ -14,6 +14,7 @@ SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2:
 READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read
 MANIFEST = "manifest.json"
 MEASUREMENTS = "measurements.json"
+REPORT = "report.html"  # evidence of a run, like measurements.json: not an artifact, not in the zip
 MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
 TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.bundle.manifest import MANIFEST, MEASUREMENTS, manifest_from, read_manifest
+from edgepack.bundle.manifest import MANIFEST, MEASUREMENTS, REPORT, manifest_from, read_manifest
 from edgepack.bundle.signing import SIGNATURE
 from edgepack.errors import BundleError
 
@@ -69,7 +69,7 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
         else:
             status = "ok"
         rows.append({"path": entry["path"], "status": status})
-    known = {entry["path"] for entry in listed} | {MANIFEST, SIGNATURE, MEASUREMENTS}
+    known = {entry["path"] for entry in listed} | {MANIFEST, SIGNATURE, MEASUREMENTS, REPORT}  # REPORT: evidence
     rows += [{"path": path, "status": "unlisted"} for path in sorted(files) if path not in known]
     problems = signed + schema + [f"{r['path']}: {r['status']}" for r in rows if r["status"] != "ok"]
     problems += measurements_problems(files.get(MEASUREMENTS), files.get(model_file))

@@ -10,21 +10,22 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MEASUREMENTS, MODEL_FILE
+from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MEASUREMENTS, MODEL_FILE, REPORT
 from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-NOT_ARTIFACTS = (MANIFEST, MEASUREMENTS, "manifest.sig")  # the manifest cannot list itself nor what follows it
+NOT_ARTIFACTS = (MANIFEST, MEASUREMENTS, "manifest.sig", REPORT)  # the manifest cannot list itself nor what follows it
 
 
 def write_bundle(out: Path, model: bytes, labels: list[str], manifest: dict[str, Any], make_zip: bool,
                  extra: dict[str, str | bytes] | None = None, measurements: dict[str, Any] | None = None,
-                 sign_key: Path | None = None) -> list[Path]:
+                 sign_key: Path | None = None, report: str | None = None) -> list[Path]:
     """Write `out/` with the model, labels, `extra` files (relative path -> text or bytes), the
     manifest (the build section, listing every artifact's sha256 and size), its Ed25519 signature
-    with `sign_key`, and `measurements.json` (the run section); with `make_zip`, also `out.zip`.
+    with `sign_key`, `measurements.json` (the run section) and `report` as report.html (evidence of the run,
+    like the measurements); with `make_zip`, also `out.zip`.
 
-    The zip holds everything but measurements.json, with sorted entries and fixed timestamps, so
+    The zip holds everything but measurements.json and report.html, with sorted entries and fixed timestamps, so
     bundling the same artifacts twice gives the same bytes. Everything is written into a temporary
     directory beside `out` and renamed into place, so an interrupted run leaves the previous bundle
     (or none), never a partial one.
@@ -48,9 +49,11 @@ def write_bundle(out: Path, model: bytes, labels: list[str], manifest: dict[str,
             from edgepack.bundle.signing import SIGNATURE, sign_manifest
 
             (tmp / SIGNATURE).write_bytes(sign_manifest(manifest_bytes, sign_key))
-        archive = zip_bytes(tmp, exclude=(MEASUREMENTS,)) if make_zip else None
+        archive = zip_bytes(tmp, exclude=(MEASUREMENTS, REPORT)) if make_zip else None
         if measurements is not None:
             (tmp / MEASUREMENTS).write_text(json.dumps(measurements, indent=2) + "\n", encoding="utf-8")
+        if report is not None:
+            (tmp / REPORT).write_text(report, encoding="utf-8")
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgepack import __version__
-from edgepack.cli import devices, gate, init, inspect, keys, output, recipes, stages
+from edgepack.cli import compare, devices, gate, init, inspect, keys, output, recipes, stages
 
 GLOBAL_FLAGS = ("--json", "--debug")  # accepted before the command and anywhere after it
 
@@ -56,6 +56,7 @@ def main_options(
 
 stages.register(app)
 gate.register(app)
+compare.register(app)
 init.register(app)
 inspect.register(app)
 keys.register(app)

@@ -10,8 +10,14 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.cli.stages import JUNIT, finish_gate
+from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
 from edgepack.cli.summary import budget_table
+
+
+BASELINE = typer.Option(None, "--baseline", metavar="OLD",
+                        help="Check the baseline budgets (max_size_increase, max_latency_increase, max_accuracy_loss) "
+                             "against this earlier bundle (a directory or its manifest.json) instead of the "
+                             "budgets' own baseline (relative to --recipe's file, else to the current directory).")
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +31,8 @@ def register(app: typer.Typer) -> None:
              junit: Path = JUNIT,
              measurements: Path = typer.Option(None, "--measurements",
                                                help="The measurements.json to check latency budgets against "
-                                                    "(default: the one in the bundle directory; a .zip has none).")
+                                                    "(default: the one in the bundle directory; a .zip has none)."),
+             baseline: Path = BASELINE, markdown: Path = MARKDOWN
              ) -> None:
         """Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded."""
         import json
@@ -34,6 +41,7 @@ def register(app: typer.Typer) -> None:
         from edgepack.bundle.verify import measurements_problems
         from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest
+        from edgepack.gate.baseline import baseline_path, baseline_results, load_baseline
         from edgepack.gate.budgets import conversion_results
         from edgepack.recipe import load_recipe
         from edgepack.recipe.schema import Budgets
@@ -43,14 +51,17 @@ def register(app: typer.Typer) -> None:
         if measurements is not None and run is None:
             raise BundleError(f"{measurements}: no measurements file here",
                               hint="give the measurements.json of a bundle directory")
+        base_dir = Path.cwd()  # a baseline in the bundle's own budgets is read from here
         if recipe is not None:
-            budgets = load_recipe(recipe).recipe.budgets
+            loaded = load_recipe(recipe)
+            budgets, base_dir = loaded.recipe.budgets, loaded.base_dir
         else:
             try:
                 budgets = Budgets.model_validate(manifest["recipe"]["resolved"]["budgets"])
             except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
                 raise BundleError(f"{bundle}: the manifest lacks or garbles the budgets: {exc}",
                                   hint="re-create the bundle with `edgepack bundle`") from exc
+        old = load_baseline(baseline_path(budgets, base_dir, baseline))
         if run is not None:
             problems = measurements_problems(json.dumps(run).encode("utf-8"), None)
             if run.get("model_sha256") != (manifest.get("model") or {}).get("sha256"):
@@ -70,6 +81,8 @@ def register(app: typer.Typer) -> None:
             results = check_budgets(budgets, measured)
             results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
                                           manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
+            if old is not None:
+                results += baseline_results(budgets, measured, manifest.get("metrics", {}).get("metric", "accuracy"), old)
         except (KeyError, TypeError, ValueError, StopIteration) as exc:
             raise BundleError(f"{bundle}: the manifest or measurements.json lacks or garbles a field the gate "
                               f"needs: {exc!r}", hint="re-create the bundle with `edgepack bundle`") from exc
@@ -78,6 +91,13 @@ def register(app: typer.Typer) -> None:
                               "results": [r.to_dict() for r in results]})
         else:
             output.print_table(budget_table(results))
+        if markdown is not None:
+            tables = [budget_table(results)]
+            if old is not None:
+                from edgepack.bundle.figures import read_figures
+
+                tables.append(baseline_table(old, read_figures(bundle, measurements)))
+            write_markdown(markdown, f"edgepack gate: {manifest.get('name', 'bundle')}", results, tables)
         finish_gate(results, junit, manifest.get("name", "bundle"))
 
     @app.command()

@@ -37,6 +37,9 @@ NO_CACHE = typer.Option(False, "--no-cache", help="Re-run every stage even when 
 OUT = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundle.out, else WORKDIR/RECIPE/bundle).")
 ZIP = typer.Option(None, "--zip/--no-zip", help="Also write BUNDLE.zip (default: bundle.zip in the recipe).")
 JUNIT = typer.Option(None, "--junit", help="Write the budget results as JUnit XML to this file.")
+MARKDOWN = typer.Option(None, "--markdown", metavar="FILE",
+                        help="Write the results and budget tables (with the deltas against the baseline) as "
+                             "GitHub-flavoured Markdown to FILE; also appended to $GITHUB_STEP_SUMMARY when set.")
 SIGN = typer.Option(None, "--sign", help="Sign manifest.json with this Ed25519 private key (`edgepack keygen`); "
                                          "the manifest lists every artifact's sha256, so the signature covers them all.")
 
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @boundary
     def run(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
-            zip: bool = ZIP, junit: Path = JUNIT, sign: Path = SIGN) -> None:
+            zip: bool = ZIP, junit: Path = JUNIT, sign: Path = SIGN, markdown: Path = MARKDOWN) -> None:
         """Run the whole recipe: train, optimize, convert, evaluate, validate, gate, bundle.
 
         Exit 0 when every budget holds, 3 when one is exceeded (the bundle is still written).
@@ -73,6 +76,8 @@ def register(app: typer.Typer) -> None:
         pipeline = _pipeline(recipe, workdir, no_cache)
         result = pipeline.run(out, zip, sign)
         _report_run(pipeline, result)
+        if markdown is not None:
+            _run_markdown(pipeline, result, markdown)
         finish_gate(result.gate, junit, pipeline.recipe.name)
 
     @app.command()
@@ -199,6 +204,38 @@ def _report_run(pipeline: Any, result: Any) -> None:
     output.print_table(budget_table(result.gate))
     for path in result.bundle:
         output.message(f"bundle: {path}")
+
+
+def _run_markdown(pipeline: Any, result: Any, path: Path) -> None:
+    """The run's results and budget tables (and the deltas against its baseline) as a Markdown summary."""
+    stages = result.stages
+    tables = [results_table(stages["evaluate"].record, stages["convert"].record, result.validation,
+                            len(pipeline.shipped().data)), budget_table(result.gate)]
+    if pipeline.baseline is not None and result.bundle:
+        from edgepack.bundle.figures import read_figures
+
+        tables.append(baseline_table(pipeline.baseline, read_figures(result.bundle[0])))
+    write_markdown(path, f"edgepack run: {pipeline.recipe.name}", result.gate, tables)
+
+
+def baseline_table(baseline: Any, figures: Any) -> Any:
+    """The comparison of a bundle's figures with its baseline's, as a table."""
+    from edgepack.cli.summary import compare_table
+    from edgepack.gate.compare import compare
+
+    return compare_table(compare(baseline, figures), title=f"against the baseline {baseline.source}")
+
+
+def write_markdown(path: Path, heading: str, results: list[Any], tables: list[Any]) -> None:
+    """Write the summary to `path` (and $GITHUB_STEP_SUMMARY), saying so on the terminal."""
+    from rich.markup import escape
+
+    from edgepack.cli.markdown import summary_markdown, write_summary
+
+    failed = failures(results)
+    verdict = (f"**{len(failed)} budget(s) exceeded**" if failed else "Every budget holds.")
+    for written in write_summary(path, summary_markdown(heading, verdict, tables)):
+        output.message(f"summary: {escape(str(written))}")
 
 
 def finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:

@@ -358,3 +358,49 @@ def _fit_rows(fit: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{headroom(fit['ram_headroom'])}: arena {fit['arena_bytes']:,} + I/O buffers "
                      f"{fit['io_bytes']:,} + RAM allowance {fit['runtime_ram_bytes']:,}"))
     return rows
+
+
+def compare_table(comparison: Any, title: str | None = None) -> Table:
+    """Old, new and the change of every figure two bundles share (`gate.compare.Comparison`); regressions in red."""
+    table = Table(title=title or f"compare {comparison.old} -> {comparison.new}", title_justify="left")
+    for column, justify in (("figure", "left"), ("old", "right"), ("new", "right"), ("change", "right"),
+                            ("", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for c in comparison.changes:
+        if c.old is None and c.new is None:
+            continue
+        flag = "[bold red]worse[/]" if c.regression else ("worse, within noise" if c.worse else "")
+        if not flag and c.better and c.change:
+            flag = "[green]better[/]"
+        table.add_row(c.name, _figure(c.old, c.unit), _figure(c.new, c.unit), change_text(c), flag)
+    return table
+
+
+def change_text(change: Any) -> str:
+    """A change as people read it: points of accuracy, bytes or ms with the relative change beside them."""
+    delta = change.change
+    if delta is None:
+        return "-"
+    if change.unit == "fraction":
+        return f"{100 * delta:+.2f} pts"
+    relative = change.relative
+    rel = "" if relative is None or change.unit == "ops" else f" ({100 * relative:+.2f} %)"
+    if change.unit in ("bytes", "MACs", "ops"):
+        return f"{delta:+,.0f}" + (" B" if change.unit == "bytes" else "") + rel
+    if change.unit == "ms":
+        return f"{delta:+.4f} ms{rel}"
+    return f"{delta:+.4g}{rel}"
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "fraction":
+        return pct(value)
+    if unit == "bytes":
+        return f"{value:,.0f} B"
+    if unit in ("MACs", "ops"):
+        return f"{value:,.0f}"
+    if unit == "ms":
+        return f"{value:.4f} ms"
+    return f"{value:.4g}"

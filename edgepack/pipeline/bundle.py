@@ -46,7 +46,9 @@ def bundle(p: Pipeline, out: Path | None = None, make_zip: bool | None = None,
     target = out or p.default_bundle_dir()
     do_zip = (settings.zip or "zip" in settings.formats) if make_zip is None else make_zip
     labels = p.data.labels if p.task.class_scores else []  # labels.txt names a classifier's scores
-    p.result.bundle = write_bundle(target, shipped.data, labels, manifest, do_zip, extra, measurements, sign_key)
+    report = html_report(p, target, manifest, measurements, shipped.data)
+    p.result.bundle = write_bundle(target, shipped.data, labels, manifest, do_zip, extra, measurements, sign_key,
+                                   report)
     return p.result.bundle
 
 
@@ -128,3 +130,17 @@ def measure_arena(p: Pipeline) -> tuple[Any, str]:
         return None, why
     return MeasuredArena(measured.need, measured.non_persistent, measured.persistent, measured.runtime,
                          parse_size(p.recipe.bundle.arena_margin)), ""
+
+
+def html_report(p: Pipeline, target: Path, manifest: dict[str, Any], measurements: dict[str, Any],
+                model: bytes) -> str:
+    """report.html: the run's figures as a page (with the comparison against `[budgets] baseline`, when set)."""
+    from edgepack.report import render
+
+    comparison = None
+    if p.baseline is not None:
+        from edgepack.bundle.figures import figures_of
+        from edgepack.gate.compare import compare
+
+        comparison = compare(p.baseline, figures_of(str(target), manifest, measurements, model))
+    return render(manifest, measurements, model, comparison)

@@ -26,5 +26,9 @@ def gate(p: Pipeline) -> list[BudgetResult]:
         fits=p.result.fits)
     p.result.gate = check_budgets(p.recipe.budgets, measured)
     p.result.gate += conversion_results(p.search_report(), p.convert().record.fallback)
+    if p.baseline is not None:
+        from edgepack.gate.baseline import baseline_results
+
+        p.result.gate += baseline_results(p.recipe.budgets, measured, p.task.metric, p.baseline)
     p.gated = True
     return p.result.gate

@@ -75,6 +75,14 @@ class Pipeline:
         return load_dataset(self.recipe.dataset, self.recipe.seed, self.loaded.base_dir, self.recipe.task)
 
     @cached_property
+    def baseline(self) -> Any:
+        """The `[budgets] baseline` bundle's figures (`bundle.figures.BundleFigures`, relative to the recipe), or
+        None; a baseline budget without a baseline, or one that cannot be read, is a bad input."""
+        from edgepack.gate.baseline import baseline_path, load_baseline
+
+        return load_baseline(baseline_path(self.recipe.budgets, self.loaded.base_dir))
+
+    @cached_property
     def calibration_indices(self) -> Any:
         """Which train samples are the representative sample (drawn with calibration_seed, else seed)."""
         seed = self.recipe.convert.calibration_seed
@@ -146,6 +154,7 @@ class Pipeline:
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
+        _ = self.baseline  # ... and a missing baseline
         if self.source.converted is None and not (self.cache.use_cache and self._conversions_on_disk()):
             from edgepack.convert.pool import prewarm
 

@@ -438,6 +438,12 @@ class Budgets(Strict):
     # boards (device profiles of kind "mcu") the model must fit: flash (model + the board's runtime allowance)
     # and RAM (TFLM's measured arena + input/output buffers + the board's RAM allowance)
     fits: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]] = Field(default_factory=list)
+    # against a previous bundle (its directory or manifest.json, relative to the recipe file): `gate --baseline`
+    # gives one for an existing bundle. Increases are relative (0.05 = 5 %), the loss absolute in the task's metric.
+    baseline: str | None = Field(None, min_length=1)
+    max_size_increase: float | None = Field(None, ge=0.0, le=10.0)  # shipped size over the baseline's, less 1
+    max_latency_increase: float | None = Field(None, ge=0.0, le=100.0)  # p90 over the baseline's, per device both measured
+    max_accuracy_loss: float | None = Field(None, ge=0.0)  # the baseline's .tflite headline metric minus this one's
 
     @field_validator("fits")
     @classmethod
@@ -454,6 +460,12 @@ class Budgets(Strict):
         if any(v is not None and v <= 0 for v in values):
             raise ValueError("latency budgets must be > 0 ms")
         return value
+
+    @property
+    def baseline_limits(self) -> dict[str, float]:
+        """The budgets against the baseline that are set, by name."""
+        names = ("max_size_increase", "max_latency_increase", "max_accuracy_loss")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     @property
     def max_size_bytes(self) -> int | None:
