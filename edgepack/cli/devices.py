@@ -11,7 +11,6 @@ from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.devices.profiles import known_devices, load_device, profile_path
 
 app = typer.Typer(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
 
@@ -36,6 +35,8 @@ def _where(device: object) -> str:
 @boundary
 def list_cmd() -> None:
     """List the device profiles (./devices first, then the shipped ones)."""
+    from edgepack.devices.profiles import known_devices, load_device, profile_path
+
     rows = []
     for name in known_devices():
         device = load_device(name)
@@ -61,6 +62,8 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
     For a board, its flash, RAM and core, and with --model whether the model fits."""
     from edgepack.devices.drivers import check_device
     from edgepack.errors import BadInputError, DeviceUnreachable
+
+    from edgepack.devices.profiles import load_device
 
     device = load_device(name)
     if model is not None:

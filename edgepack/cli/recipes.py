@@ -11,7 +11,6 @@ from rich.table import Table
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.errors import EXIT_BAD_INPUT, BadInputError
-from edgepack.recipe.load import list_recipes, load_recipe, resolve_recipe_path
 
 app = typer.Typer(help="List, show and check recipes.", no_args_is_help=True)
 
@@ -20,6 +19,8 @@ app = typer.Typer(help="List, show and check recipes.", no_args_is_help=True)
 @boundary
 def list_cmd() -> None:
     """List the shipped recipes."""
+    from edgepack.recipe.load import list_recipes, load_recipe
+
     rows = []
     for path in list_recipes():
         loaded = load_recipe(str(path))
@@ -39,6 +40,8 @@ def list_cmd() -> None:
 @boundary
 def show(name: str = typer.Argument(..., help="A recipe name in recipes/ or a path.")) -> None:
     """Print a recipe's file, or with --json its resolved form (every default filled in)."""
+    from edgepack.recipe.load import load_recipe, resolve_recipe_path
+
     path = resolve_recipe_path(name)
     loaded = load_recipe(str(path))
     if output.state.json:
@@ -51,6 +54,8 @@ def show(name: str = typer.Argument(..., help="A recipe name in recipes/ or a pa
 @boundary
 def check(files: list[Path] = typer.Argument(..., help="Recipe files (or shipped names) to validate.")) -> None:
     """Validate recipes; exit 2 naming the file, field and value of every problem."""
+    from edgepack.recipe.load import load_recipe
+
     problems: list[BadInputError] = []
     checked = []
     for file in files:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.table import Table
 
-from edgepack.gate.budgets import BudgetResult
 from edgepack.gate.junit import describe
+
+if TYPE_CHECKING:
+    from edgepack.gate.budgets import BudgetResult
 
 
 def pct(value: float | None) -> str:
@@ -166,7 +168,7 @@ def stages_table(train: Any, optimize: Any, convert: Any, evaluate: Any) -> Tabl
         table.add_row(f"{rec['stage']}: {_stage_name(rec)}", figure(metric, rec["test_metrics"].get(metric)),
                       f"{rec['params']:,}", f"{rec['kernel_zeros']:.2f}", _weights_size(rec["weights_gzip_bytes"]))
     weights = convert.weights
-    sizes = {k: float(np.prod(v["shape"])) for k, v in weights.items()}
+    sizes = {k: float(math.prod(v["shape"])) for k, v in weights.items()}
     zeros = sum(v["sparsity"] * sizes[k] for k, v in weights.items()) / max(1.0, sum(sizes.values()))
     table.add_row(f"{convert.mode} .tflite", figure(metric, evaluate.tflite), "-", f"{zeros:.2f}",
                   f"{convert.size_bytes:,} B ({convert.gzip_bytes:,} B gz)")

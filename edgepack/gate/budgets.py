@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgepack.recipe.schema import Budgets
+if TYPE_CHECKING:  # the recipe schema (pydantic) is not imported for `--help`
+    from edgepack.recipe.schema import Budgets
 
 ESTIMATED = "estimated by Vela"  # how the basis of a latency that is an Ethos-U estimate begins
 

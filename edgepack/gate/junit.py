@@ -5,8 +5,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from edgepack.fsutil import atomic_write_bytes
-from edgepack.gate.budgets import BudgetResult
+
+if TYPE_CHECKING:
+    from edgepack.gate.budgets import BudgetResult
 
 
 def junit_xml(results: list[BudgetResult], suite: str) -> bytes:
