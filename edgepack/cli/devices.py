@@ -92,9 +92,11 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
         if device.kind == "mcu":
             _board_rows(table, probe)
         table.add_row("estimate (nothing runs)" if device.kind == "ethos-u" else
+                      "a board (nothing runs)" if device.kind == "mcu" else
                       "emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
         table.add_row("LiteRT runtime" if device.kind not in ("tflm", "ethos-u", "mcu") else
-                      "compiler" if device.kind == "ethos-u" else "runtime",
+                      "compiler" if device.kind == "ethos-u" else
+                      "arena measured by" if device.kind == "mcu" else "runtime",
                       f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
         if device.kind == "ethos-u":
             clock = f", {probe['clock_mhz']:g} MHz (clock_mhz)" if probe.get("clock_mhz") else ""
@@ -106,7 +108,7 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
         else:
             table.add_row("Python / numpy", "not needed (benchmark binary)")
         usable = f", {probe['cpus']} usable" if probe.get("cpus") else ""
-        if device.kind != "ethos-u":  # nothing runs on this machine's CPU for an estimate
+        if device.kind not in ("ethos-u", "mcu"):  # nothing runs on this machine's CPU for an estimate or a board
             table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}{usable})")
         output.print_table(table)
     if probe["runtime"] is None and device.kind == "mcu":
