@@ -45,7 +45,8 @@ def boards(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
         (folder / "devices" / f"{name}.toml").write_text(
             f'kind = "mcu"\nboard = "Test board {name}"\ncore = "cortex-m4"\nclock_mhz = 80\nflash = "1 MiB"\n'
             f'ram = {ram}\nruntime_flash = {RUNTIME_FLASH}\nruntime_ram = {RUNTIME_RAM}\n')
-    return {"folder": folder, "model": model, "arena": arena, "need": need, "size": model.stat().st_size}
+    return {"folder": folder, "model": model, "arena": arena, "need": need, "size": model.stat().st_size,
+            "converted": default_run["manifest"]["model"]["converted_size_bytes"]}
 
 
 def test_a_board_1_kib_short_fails_fits_naming_it_and_one_with_room_shows_the_headroom(
@@ -63,10 +64,11 @@ def test_a_board_1_kib_short_fails_fits_naming_it_and_one_with_room_shows_the_he
     assert tight["passed"] is False and tight["measured"] == boards["need"] and tight["margin"] == -1024
     assert roomy["passed"] is True and roomy["measured"] == boards["need"] and roomy["margin"] == 4096
     assert f"the arena ({boards['arena']:,} B" in roomy["detail"] and "Test board roomy" in roomy["detail"]
-    for name in ("tight", "roomy"):  # flash: the model as it ships plus the firmware allowance
+    for name in ("tight", "roomy"):  # flash: the converted model (the c-array's bytes) plus the firmware allowance
         flash = results[f"fits.{name}.flash"]
-        assert flash["passed"] is True and flash["measured"] == boards["size"] + RUNTIME_FLASH
-        assert flash["margin"] == (1 << 20) - boards["size"] - RUNTIME_FLASH
+        assert boards["converted"] < boards["size"]  # the shipped file also holds the TFLite metadata
+        assert flash["passed"] is True and flash["measured"] == boards["converted"] + RUNTIME_FLASH
+        assert flash["margin"] == (1 << 20) - boards["converted"] - RUNTIME_FLASH
     cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
     failure = cases["fits.tight.ram"].find("failure")
     assert failure is not None and "over by 1024 bytes" in failure.get("message", "")
@@ -84,6 +86,8 @@ def test_devices_check_answers_for_a_board_and_a_model_without_a_recipe(boards: 
     fit = json.loads(roomy.stdout)
     assert fit["fits"] is True and fit["arena_bytes"] == boards["arena"] and fit["ram_headroom"] == 4096
     assert fit["ram_need"] == boards["need"] and fit["flash_need"] == boards["size"] + RUNTIME_FLASH
+    as_json = run_cli("--json", "devices", "check", "tight", "--model", model, cwd=folder)
+    assert as_json.returncode == 3 and json.loads(as_json.stdout)["ram_headroom"] == -1024  # one document
     tight = run_cli("devices", "check", "tight", "--model", model, cwd=folder)
     assert tight.returncode == 3, tight.stdout + tight.stderr
     assert "does not fit Test board tight: ram short by 1,024 B" in tight.stderr and "Traceback" not in tight.stderr
@@ -103,6 +107,13 @@ def test_a_board_check_without_tflite_micro_says_how_to_install_it(boards: dict[
     proc = run_cli("devices", "check", "roomy", "--model", str(boards["model"]), cwd=boards["folder"], env=env)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "tflite-micro is not installed" in proc.stderr and "pip install tflite-micro" in proc.stderr
+    # a recipe with fits is not a budget failure (exit 3) without it, but exit 4, before anything trains
+    recipe = boards["folder"] / "needs-tflm.toml"
+    recipe.write_text((REPO / "recipes" / "digits.toml").read_text().replace("[budgets]", '[budgets]\nfits = ["roomy"]'))
+    run = run_cli("run", str(recipe), "--workdir", str(tmp_path / "w"), cwd=boards["folder"], env=env)
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "budgets.fits: tflite-micro, which measures the arena" in run.stderr
+    assert not (tmp_path / "w" / "digits" / "train").exists()
 
 
 @pytest.mark.parametrize("change, code, words", [

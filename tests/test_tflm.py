@@ -114,7 +114,7 @@ def test_the_run_fits_its_board_with_the_arena_measured_once(on_tflm: dict[str, 
     need = on_tflm["report"]["validation"]["tflm"]["arena"]["bytes"]
     assert manifest["memory"]["arena"]["how"] == "measured" and manifest["memory"]["arena"]["need"] == need
     fit = manifest["fits"]["nucleo-l4r5zi"]
-    assert fit["arena_bytes"] == need and fit["model_bytes"] == manifest["model"]["size_bytes"]
+    assert fit["arena_bytes"] == need and fit["model_bytes"] == manifest["model"]["converted_size_bytes"]
     assert fit["ram_bytes"] == 640 * 1024 and fit["ram_need"] == need + fit["io_bytes"] + fit["runtime_ram_bytes"]
     assert fit["ram_headroom"] == fit["ram_bytes"] - fit["ram_need"] > 0 and fit["fits"] is True
     results = {r["name"]: r for r in report["gate"]["results"]}

@@ -27,6 +27,8 @@ def _where(device: object) -> str:
         return f"qemu-aarch64 -cpu {device.cpu}"
     if getattr(device, "kind", "") == "ethos-u":
         return f"Vela estimate: {device.accelerator}, {device.system_config}"
+    if getattr(device, "kind", "") == "mcu":
+        return f"a board: {device.core}, {device.clock_mhz:g} MHz"
     cpus = getattr(device, "cpus", None)
     return "this machine" + (f", CPUs {cpus}" if cpus else "")
 
@@ -61,7 +63,7 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
     """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready.
     For a board, its flash, RAM and core, and with --model whether the model fits."""
     from edgepack.devices.drivers import check_device
-    from edgepack.errors import BadInputError, DeviceUnreachable
+    from edgepack.errors import EXIT_DEVICE, BadInputError, DeviceUnreachable
 
     from edgepack.devices.profiles import load_device
 
@@ -79,6 +81,8 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
              "seconds": round(time.perf_counter() - start, 3), **probe}
     if output.state.json:
         output.emit_json(probe)
+        if probe["runtime"] is None:  # one JSON document: it says runtime null
+            raise typer.Exit(EXIT_DEVICE)
     else:
         table = Table(title=f"device {name} ({device.kind}, {_where(device)})", title_justify="left")
         table.add_column("check")
@@ -122,21 +126,21 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
 
 
 def _board_rows(table: Table, probe: dict[str, Any]) -> None:
-    from edgepack.cli.summary import size
+    from edgepack.cli.mcu_tables import kib
 
     table.add_row("board", probe["board"])
     table.add_row("core / clock", f"{probe['core']} at {probe['clock_mhz']:g} MHz" +
                   (f", NPU {probe['npu']}" if probe.get("npu") else ""))
-    table.add_row("flash", f"{size(probe['flash_bytes'])}, {size(probe['runtime_flash_bytes'])} of it for the firmware")
-    table.add_row("RAM", f"{size(probe['ram_bytes'])}, {size(probe['runtime_ram_bytes'])} of it for stack, heap "
+    table.add_row("flash", f"{kib(probe['flash_bytes'])}, {kib(probe['runtime_flash_bytes'])} of it for the firmware")
+    table.add_row("RAM", f"{kib(probe['ram_bytes'])}, {kib(probe['runtime_ram_bytes'])} of it for stack, heap "
                          "and the application")
 
 
 def _fit(board: Any, model: Path) -> None:
     """Whether `model` fits `board`: a table (or JSON) of flash and RAM with their headroom; exit 3 when not."""
-    from edgepack.cli.summary import fit_table
+    from edgepack.cli.mcu_tables import fit_table
     from edgepack.devices.mcu import model_fits, measure_arena
-    from edgepack.errors import BadInputError, BudgetExceeded
+    from edgepack.errors import EXIT_BUDGET, BadInputError, BudgetExceeded
 
     try:
         data = model.read_bytes()
@@ -147,8 +151,10 @@ def _fit(board: Any, model: Path) -> None:
     fit = model_fits([board.name], data, arena)[board.name]
     if output.state.json:
         output.emit_json({"device": board.name, "kind": "mcu", "model": str(model), **fit})
-    else:
-        output.print_table(fit_table(fit, str(model)))
+        if not fit["fits"]:
+            raise typer.Exit(EXIT_BUDGET)  # the JSON document already says what is short
+        return
+    output.print_table(fit_table(fit, str(model)))
     if not fit["fits"]:
         short = [what for what in ("flash", "ram") if fit[f"{what}_headroom"] < 0]
         raise BudgetExceeded(f"{model.name} does not fit {fit['board_name']}: "

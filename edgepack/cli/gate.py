@@ -75,9 +75,8 @@ def register(app: typer.Typer) -> None:
                               hint="gate the bundle directory, or give --measurements DIR/measurements.json")
         try:
             measured = measurements_from_manifest(manifest, run)
-            unfitted = [board for board in budgets.fits if board not in measured.fits]
-            if unfitted:  # boards of another recipe's budgets: fitted now, from the bundle's model
-                measured = replace(measured, fits={**measured.fits, **_fits(bundle, manifest, unfitted)})
+            if budgets.fits:  # fitted now, to the board profiles as they are (the bundle's own or another recipe's)
+                measured = replace(measured, fits=_fits(bundle, manifest, budgets.fits))
             results = check_budgets(budgets, measured)
             results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
                                           manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
@@ -167,7 +166,10 @@ def schema(measurements: bool = typer.Option(False, "--measurements",
 
 
 def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, dict[str, Any]]:
-    """Each board against the bundle's model, with the arena its manifest records (else measured now)."""
+    """Each board against the bundle's model (flash: the converted model's size the manifest records, the
+    c-array's bytes), with the arena the manifest records (else measured now on the model)."""
+    import hashlib
+
     from edgepack.bundle.manifest import MODEL_FILE
     from edgepack.devices.mcu import Arena, model_fits
     from edgepack.errors import BundleError
@@ -182,7 +184,11 @@ def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str
     if model is None:
         raise BundleError(f"{bundle}: no {MODEL_FILE} to fit to {', '.join(boards)}",
                           hint="gate a whole bundle (its directory or .zip)")
+    if hashlib.sha256(model).hexdigest() != (manifest.get("model") or {}).get("sha256"):
+        raise BundleError(f"{bundle}: {MODEL_FILE} is not the model the manifest lists (its sha256 differs)",
+                          code="bundle-modified", hint="run `edgepack verify` on the bundle; re-create it")
     recorded = (manifest.get("memory") or {}).get("arena") or {}
     arena = (Arena(recorded["need"], recorded.get("non_persistent"), recorded.get("persistent"), recorded["runtime"])
              if recorded.get("how") == "measured" else None)
-    return model_fits(boards, model, arena, output.reporter())
+    converted = (manifest.get("model") or {}).get("converted_size_bytes")
+    return model_fits(boards, model, arena, output.reporter(), flash_bytes=converted)

@@ -13,14 +13,12 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
+from edgepack.cli.mcu_tables import arena_text, ethos_u_table, memory_table
 from edgepack.cli.summary import (
-    arena_text,
     budget_table,
-    ethos_u_table,
     failures,
     fallback_table,
     latency_figures,
-    memory_table,
     parity_text,
     quant_error_table,
     results_table,

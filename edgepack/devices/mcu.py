@@ -91,11 +91,36 @@ def measure_arena(model: Path, reporter: Reporter | None = None, label: str = "t
     from edgepack.devices.base import RunRequest
     from edgepack.devices.tflm import run_tflm
 
-    record = run_tflm(TflmDevice(name="tflm", kind="tflm"), RunRequest(model, None, 0, 0, 1),
-                      reporter or NullReporter(), label)
+    record = run_tflm(tflm_profile(), RunRequest(model, None, 0, 0, 1), reporter or NullReporter(), label)
     arena = record["arena"]
     return Arena(arena["bytes"], arena.get("non_persistent"), arena.get("persistent"),
                  f"{record['runtime']['name']} {record['runtime']['version']}")
+
+
+def tflm_profile() -> TflmDevice:
+    """The `tflm` profile (a project's own `devices/tflm.toml` first: its max_arena, its timeout), else the
+    defaults."""
+    from edgepack.devices.profiles import load_device
+
+    try:
+        device = load_device("tflm")
+    except BadInputError:
+        device = None
+    return device if isinstance(device, TflmDevice) else TflmDevice(name="tflm", kind="tflm")
+
+
+def require_tflm(context: str) -> None:
+    """tflite-micro must work here to measure an arena: else exit 4 with how to install it (said before
+    anything trains, not as a budget that fails). The TFLM runner's own probe answers (an import that
+    fails is as missing as no package)."""
+    from edgepack.devices.tflm import INSTALL_HINT, check_tflm
+    from edgepack.errors import DeviceUnreachable
+
+    try:
+        check_tflm(tflm_profile())
+    except DeviceUnreachable as exc:
+        raise DeviceUnreachable(f"{context}: tflite-micro, which measures the arena a board's RAM must hold, is not "
+                                "installed", context=exc.context, hint=INSTALL_HINT, code="device-no-runtime") from exc
 
 
 def board_fit(board: McuDevice, model_bytes: int, io: int, arena: Arena | None, why: str = "") -> Fit:
@@ -120,6 +145,10 @@ def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevi
                                 hint=f"boards (kind = \"mcu\"): {', '.join(known) or '(none)'}; add "
                                      f"devices/NAME.toml with kind = \"mcu\", flash, ram, core, clock_mhz",
                                 code="budget-fits-board")
+        if device.npu is not None and load_device(device.npu).kind != "ethos-u":
+            raise BadInputError(f"board '{name}': npu = '{device.npu}' is not an ethos-u profile",
+                                context=f"devices/{name}.toml", code="device-invalid",
+                                hint="name an ethos-u profile (ethos-u55-128, ethos-u85-256) or remove npu")
         boards.append(device)
     return boards
 
@@ -146,23 +175,26 @@ def check_mcu(device: McuDevice) -> dict[str, Any]:
             "runtime_flash_bytes": device.runtime_flash_bytes, "runtime_ram_bytes": device.runtime_ram_bytes}
 
 
-def model_fits(names: list[str], model: bytes, arena: Arena | None = None,
-               reporter: Reporter | None = None) -> dict[str, dict[str, Any]]:
-    """The fit of `model` (a .tflite's bytes) on each board `names`, by board; the arena is measured with
-    TFLM when not given (a model TFLM cannot run, or no tflite-micro: the RAM side is left unmeasured)."""
+def model_fits(names: list[str], model: bytes, arena: Arena | None = None, reporter: Reporter | None = None,
+               flash_bytes: int | None = None) -> dict[str, dict[str, Any]]:
+    """The fit of `model` (a .tflite's bytes; `flash_bytes` of it go to flash, default all) on each board
+    `names`, by board; the arena is measured with TFLM when not given (a model TFLM cannot run leaves the
+    RAM side unmeasured; no tflite-micro at all is exit 4)."""
     import tempfile
 
-    from edgepack.errors import EdgepackError
+    from edgepack.errors import ModelError
 
     boards = load_boards(names)
     why = ""
     if arena is None and boards:
+        require_tflm("budgets.fits")
         with tempfile.TemporaryDirectory(prefix="edgepack-fit-") as folder:
             path = Path(folder) / "model.tflite"
             path.write_bytes(model)
             try:
                 arena = measure_arena(path, reporter, "arena in TFLM")
-            except EdgepackError as exc:
+            except ModelError as exc:  # an op TFLM lacks, a model that does not allocate: it cannot fit as is
                 why = exc.message
     io = io_bytes(model)
-    return {board.name: board_fit(board, len(model), io, arena, why).to_dict() for board in boards}
+    size = len(model) if flash_bytes is None else flash_bytes
+    return {board.name: board_fit(board, size, io, arena, why).to_dict() for board in boards}

@@ -1,5 +1,6 @@
 """The run's microcontroller figures: TFLM's measured arena of the converted model (once a run, shared by
-the c-array and the board fits) and how each board of `budgets.fits` holds the shipped model."""
+the c-array and the board fits, taken from a tflm validation when there was one) and how each board of
+`budgets.fits` holds the converted model (the bytes the c-array embeds)."""
 
 from __future__ import annotations
 
@@ -13,26 +14,33 @@ if TYPE_CHECKING:
 def arena(p: Pipeline) -> tuple[Arena | None, str]:
     """The arena TFLM's interpreter needs for the converted model (what the c-array embeds), or None and why
     (tflite-micro missing, an op TFLM lacks); measured once per run."""
-    from edgepack.devices.mcu import measure_arena
+    from edgepack.devices.mcu import Arena, measure_arena
     from edgepack.errors import EdgepackError
 
     if p.measured_arena is None:
+        validated = next((r for r in p.result.validation.values() if r.get("kind") == "tflm" and r.get("arena")), None)
+        if validated is not None:  # the shipped model on a tflm device: the same graph (metadata takes no arena)
+            found = validated["arena"]
+            runtime = f"{validated['runtime']['name']} {validated['runtime']['version']}"
+            p.measured_arena = (Arena(found["bytes"], found.get("non_persistent"), found.get("persistent"), runtime), "")
+            return p.measured_arena
         try:
             p.measured_arena = (measure_arena(p.tflite_path, p.reporter, "arena in TFLM"), "")
-        except EdgepackError as exc:
+        except EdgepackError as exc:  # no tflite-micro (the c-array keeps its estimate), an op TFLM lacks
             p.measured_arena = (None, exc.message)
     return p.measured_arena
 
 
 def fits(p: Pipeline) -> list[Fit]:
-    """Each board of `budgets.fits` against the shipped model (flash) and the measured arena (RAM)."""
+    """Each board of `budgets.fits` against the converted model (flash: what the c-array embeds, without the
+    TFLite metadata) and the measured arena (RAM)."""
     from edgepack.devices.mcu import board_fit, io_bytes, load_boards
 
     boards = load_boards(p.recipe.budgets.fits)
     if not boards:
         return []
     measured, why = arena(p)
-    data = p.shipped().data
+    data = p.tflite_path.read_bytes()
     io = io_bytes(data)
     return [board_fit(board, len(data), io, measured, why) for board in boards]
 
