@@ -199,16 +199,20 @@ def test_recipes_check_holds_builder_args_to_the_builders_signature(tmp_path: Pa
 
 
 def test_a_user_builder_beside_the_recipe_is_checked_and_its_kwargs_are_free(tmp_path: Path) -> None:
-    (tmp_path / "mine.py").write_text("def net(input_shape, size, depth: int = 2, *, name: str = 'n', **extra):\n"
+    (tmp_path / "mine.py").write_text("def net(input_shape, size, depth: int = 2, *, name: str = 'n',\n"
+                                      "        kernel: tuple[int, int] = (3, 3), **extra):\n"
                                       "    raise AssertionError('recipes check does not build')\n")
     good = tmp_path / "good.toml"
     good.write_text(BASE.replace("edgepack.models.zoo:digits_cnn", "mine:net")
-                    + 'args = { depth = 3, name = "x", anything = 1.5 }\n')
+                    + 'args = { depth = 3, name = "x", kernel = [5, 5], anything = 1.5 }\n')
     assert invoke("recipes", "check", str(good)).exit_code == 0
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE.replace("edgepack.models.zoo:digits_cnn", "mine:net") + 'args = { depth = "deep" }\n')
     result = invoke("recipes", "check", str(bad))
     assert result.exit_code == 2 and "model.args.depth = 'deep': builder 'mine:net' takes int for 'depth'" in result.stderr
+    bad.write_text(BASE.replace("edgepack.models.zoo:digits_cnn", "mine:net") + "args = { kernel = [5, 5, 5] }\n")
+    result = invoke("recipes", "check", str(bad))
+    assert result.exit_code == 2 and "model.args.kernel = [5, 5, 5]" in result.stderr
     missing = tmp_path / "missing.toml"
     missing.write_text(BASE.replace("edgepack.models.zoo:digits_cnn", "nowhere:net"))
     result = invoke("recipes", "check", str(missing))

@@ -261,7 +261,12 @@ def check_builder_args(spec: BuilderModel, func: Any) -> None:
         except Exception:  # a type pydantic cannot check (a Keras class): the builder decides
             continue
         try:
-            adapter.validate_python(value, strict=True)
+            try:
+                adapter.validate_python(value, strict=True)
+            except ValidationError:
+                if not isinstance(value, list):
+                    raise
+                adapter.validate_python(tuple(value), strict=True)  # TOML has arrays only: a tuple is given as one
         except ValidationError:
             shown = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
             raise RecipeError(f"model.args.{name} = {value!r}: builder '{spec.builder}' takes "
