@@ -339,3 +339,25 @@ def test_bundle_ethos_u_names_a_profile_only_with_the_format(tmp_path: Path) -> 
     result = invoke("recipes", "check", str(tmp_path / "digits.toml"))
     assert result.exit_code == 2, result.output
     assert "ethos_u = 'ethos-u85-256'" in result.stderr and 'lacks "ethos-u"' in result.stderr
+
+
+def test_ethos_u_format_mistakes_are_said_before_training(tmp_path: Path) -> None:
+    base = (REPO / "recipes" / "digits.toml").read_text()
+    floating = base.replace('mode = "int8"', 'mode = "float16"', 1).replace('io = "int8"', 'io = "float32"', 1)
+    (tmp_path / "float.toml").write_text(floating + '\n[bundle]\nformats = ["ethos-u"]\n')
+    floated = invoke("recipes", "check", str(tmp_path / "float.toml"))
+    assert floated.exit_code == 2 and "convert.mode = 'float16': an Ethos-U NPU runs integer models" in floated.stderr
+    (tmp_path / "wrong.toml").write_text(base + '\n[bundle]\nformats = ["ethos-u"]\nethos_u = "tflm"\n')
+    wrong = invoke("run", str(tmp_path / "wrong.toml"), "--workdir", str(tmp_path / "w"))
+    assert wrong.exit_code == 2 and "bundle.ethos_u = 'tflm': a tflm device, not an ethos-u profile" in wrong.stderr
+    assert not (tmp_path / "w" / "wrong" / "train").exists()
+
+
+def test_the_report_shows_the_estimate_and_every_layer(digits: dict[str, Any]) -> None:
+    page = (digits["bundle"] / "report.html").read_text()
+    estimate = digits["record"]["estimate"]
+    assert "Ethos-U estimates (Vela)" in page and 'id="ethos-u"' in page
+    assert f"{estimate['inference_ms']:.4f} ms" in page and f"{estimate['macs']:,}, {estimate['cycles']['total']:,}" in page
+    table = page.split('id="ethos-u-layers-ethos-u55-128"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == len(estimate["layers"]) + 1 > 1  # the header and one row per Vela layer
+    assert f"<td class=\"right\">{estimate['layers'][0]['cycles']:,}</td>" in table

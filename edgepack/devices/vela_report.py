@@ -82,7 +82,17 @@ class VelaEstimate:
 
 
 def read_estimate(run: VelaRun, label: str) -> VelaEstimate:
-    """The estimate of the compile in `run` (its summary and per-layer CSVs, its printed report)."""
+    """The estimate of the compile in `run` (its summary and per-layer CSVs, its printed report); a summary
+    without a column edgepack reads (another Vela's layout) is an error naming it."""
+    try:
+        return _estimate(run, label)
+    except (KeyError, ValueError) as exc:
+        raise StageError(f"{label}: Vela's summary lacks or garbles {exc}: a Vela whose output edgepack does not "
+                         "read", context=str(run.summary_csv), code="vela-output",
+                         hint="install the Vela edgepack is tested with: pip install 'ethos-u-vela>=5.2,<6'") from exc
+
+
+def _estimate(run: VelaRun, label: str) -> VelaEstimate:
     row = _summary(run, label)
     counts = _counts(run.stdout, label)
     layers = _layers(run)

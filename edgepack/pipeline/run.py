@@ -154,6 +154,10 @@ class Pipeline:
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
+        if "ethos-u" in self.recipe.bundle.formats:
+            from edgepack.pipeline.bundle import ethos_u_profile
+
+            ethos_u_profile(self)  # ... and so is a bundle.ethos_u that is not an ethos-u profile
         _ = self.baseline  # ... and a missing baseline
         if self.source.converted is None and not (self.cache.use_cache and self._conversions_on_disk()):
             from edgepack.convert.pool import prewarm

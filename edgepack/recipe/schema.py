@@ -621,6 +621,10 @@ class Recipe(Strict):
                 "convert.fallback / keep_float with a QAT stage: a QAT model's quantization is learned, "
                 "and keeping ops in float works on post-training quantization; remove the QAT stage or them"
             )
+        if ("ethos-u" in self.bundle.formats and self.convert.search is None
+                and self.convert.mode not in ("int8", "int16x8")):
+            raise ValueError(f"bundle.formats has \"ethos-u\" but convert.mode = '{self.convert.mode}': an Ethos-U "
+                             "NPU runs integer models; convert to int8 (or int16x8), or drop the format")
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
             unknown = sorted(set(budget) - set(self.validation.devices))
