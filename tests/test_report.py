@@ -220,3 +220,16 @@ def test_every_plot_renders_in_chromium(full_bundle: dict[str, Any], tmp_path: P
     full = chromium(tmp_path, f"--screenshot={page}", "--window-size=1200,2400", full_bundle["page"].as_uri())
     assert full.returncode == 0 and console(full.stderr) == []
     assert len(Image.open(page).convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_drawing_the_plots_leaves_the_callers_matplotlib_as_it_was() -> None:
+    import sys
+
+    probe = ("import matplotlib\nmatplotlib.use('pdf')\nfrom edgepack.report import plots\n"
+             "before = (matplotlib.get_backend(), dict(matplotlib.rcParams))\n"
+             "svg = plots.metric_by_stage([('float', 0.98), ('int8', 0.97)], 'accuracy', True)\n"
+             "assert svg is not None and svg.lstrip().startswith('<?xml') and '<path' in svg\n"
+             "assert (matplotlib.get_backend(), dict(matplotlib.rcParams)) == before\n"
+             "import sys; assert 'matplotlib.pyplot' not in sys.modules\nprint('ok')")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -111,13 +111,15 @@ def arena_figure(manifest: dict[str, Any], validation: dict[str, Any]) -> tuple[
 
 
 def quant_errors(report: dict[str, Any] | None) -> dict[str, float]:
-    """Per layer (else tensor) its output's RMSE over the quantization step, from the manifest's record."""
+    """Per layer (else tensor) its output's RMSE over the quantization step, from the manifest's record (the
+    worst of a layer's ops)."""
     if not report or not report.get("measured"):
         return {}
     rows = {}
     for row in report.get("layers") or []:
         if row.get("rmse_over_scale") is not None:
-            rows[row.get("layer") or row["tensor"]] = float(row["rmse_over_scale"])
+            key, value = row.get("layer") or row["tensor"], float(row["rmse_over_scale"])
+            rows[key] = max(value, rows.get(key, value))  # a layer of several ops: its worst
     return rows
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgepack.bundle.figures import BundleFigures, read_figures
 from edgepack.errors import BadInputError, BundleError
-from edgepack.gate.budgets import BudgetResult, Measurements, _at_most, gated_latency
+from edgepack.gate.budgets import ESTIMATED, BudgetResult, Measurements, _at_most, gated_latency
 from edgepack.recipe.schema import Budgets
 
 
@@ -70,8 +70,9 @@ def baseline_results(budgets: Budgets, measured: Measurements, metric: str, base
 
 def _latency(limit: float, measured: Measurements, baseline: BundleFigures) -> list[BudgetResult]:
     """Per real device both bundles measured: the p90 (or its stand-in) over the baseline's, less 1."""
-    old, _ = gated_latency((baseline.run or {}).get("validation") or {})
-    both = sorted(set(old) & set(measured.latency_p90_ms))
+    old, old_basis = gated_latency((baseline.run or {}).get("validation") or {})
+    estimated = {d for d, why in {**old_basis, **measured.latency_basis}.items() if why.startswith(ESTIMATED)}
+    both = sorted((set(old) & set(measured.latency_p90_ms)) - estimated)  # Vela's estimates are not measurements
     if not both:
         why = ("the baseline has no measurements.json (a .zip leaves it out)" if baseline.run is None
                else "no real device was measured in both this run and the baseline")

@@ -36,7 +36,7 @@ def render_report(manifest: dict[str, Any], run: dict[str, Any] | None, model: b
     metrics = manifest.get("metrics") or {}
     metric = metrics.get("metric", "accuracy")
     sections = [_identity(manifest, run), _budgets(run), _stages(manifest, metric), _latency(run),
-                _quant_error(manifest), _memory(manifest, model), _search(run, metric)]
+                _quant_error(manifest), _memory(manifest, model), _ethos_u(run), _search(run, metric)]
     if comparison is not None:
         sections.append(_baseline(comparison))
     title = f"edgepack report: {manifest.get('name', 'bundle')} {manifest.get('version') or ''}".strip()
@@ -197,8 +197,36 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
     if arena.get("how") == "measured":
         rows.append(("memory.arena", "TFLM arena (measured)", arena.get("need"),
                      f"{arena.get('need', 0):,} B ({arena.get('runtime')})"))
+    boards = ""
+    if manifest.get("memory"):  # the largest tensors at the peak, the arena, each board's flash and RAM
+        from edgepack.cli.mcu_tables import memory_table
+
+        boards = table_html(memory_table(manifest["memory"], manifest.get("fits") or {}), "memory-detail")
     return ("<h2>Activation memory</h2>\n" + _plot(plots.activation_memory(live, names, at), "plot-memory",
-                                                   "activation memory across ops") + _figures("memory", rows))
+                                                   "activation memory across ops") + _figures("memory", rows) + boards)
+
+
+def _ethos_u(run: dict[str, Any]) -> str:
+    """Vela's estimate per Ethos-U device, and its per-layer figures (nothing was run: an estimate)."""
+    from edgepack.cli.mcu_tables import ethos_u_table
+
+    validation = run.get("validation") or {}
+    table = ethos_u_table(validation)
+    if table is None:
+        return ""
+    parts = ["<h2>Ethos-U estimates (Vela)</h2>\n<p class=\"note\">Vela's performance estimate for each "
+             "accelerator and system configuration: nothing was run.</p>", table_html(table, "ethos-u")]
+    for device, rec in validation.items():
+        layers = (rec.get("estimate") or {}).get("layers") or []
+        if not layers:
+            continue
+        body = "".join(f"<tr><td>{escape(str(row['op']))}</td><td>{escape(str(row['target']))}</td>"
+                       f"<td class=\"right\">{row['cycles']:,}</td><td class=\"right\">{row['macs']:,}</td>"
+                       f"<td>{escape(str(row['name']))}</td></tr>" for row in layers)
+        parts.append(f"<h3>{escape(device)}: per layer</h3>\n<table id=\"ethos-u-layers-{escape(device)}\"><thead><tr>"
+                     "<th>op</th><th>target</th><th>cycles</th><th>MACs</th><th>name</th></tr></thead>"
+                     f"<tbody>{body}</tbody></table>")
+    return "\n".join(parts)
 
 
 def _search(run: dict[str, Any], metric: str) -> str:

@@ -4,38 +4,52 @@ to fetch) or None when there is nothing to draw."""
 
 from __future__ import annotations
 
+import functools
 import io
-from typing import Any
+from typing import Any, Callable
 
 COLOURS = {"main": "#1f77b4", "accent": "#d62728", "muted": "#7f7f7f", "good": "#2ca02c"}
 
 
-def _pyplot() -> Any:
-    import matplotlib
+RC = {"svg.fonttype": "path", "svg.hashsalt": "edgepack", "font.size": 9, "axes.spines.top": False,
+      "axes.spines.right": False}
 
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "edgepack", "font.size": 9,
-                                "axes.spines.top": False, "axes.spines.right": False})
-    import matplotlib.pyplot as plt
 
-    return plt
+def _isolated(draw: Callable[..., str | None]) -> Callable[..., str | None]:
+    """Draw under edgepack's style without touching the caller's matplotlib (no pyplot, no global backend
+    or rcParams: a notebook's own plots stay as they were)."""
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> str | None:
+        import matplotlib
+
+        with matplotlib.rc_context(RC):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _svg(fig: Any) -> str:
-    plt = _pyplot()
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
     buffer = io.StringIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(fig)
+    FigureCanvasSVG(fig).print_svg(buffer, metadata={"Date": None})
     return buffer.getvalue()
 
 
+@_isolated
 def metric_by_stage(stages: list[tuple[str, float]], metric: str, percent: bool) -> str | None:
     """The task's metric after each stage (float model, each optimize stage, the .tflite)."""
     if not stages:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    fig, ax = _subplots(figsize=(6.4, 2.8))
     names = [name for name, _ in stages]
     values = [100 * v if percent else v for _, v in stages]
     ax.plot(range(len(values)), values, marker="o", color=COLOURS["main"])
@@ -51,12 +65,12 @@ def metric_by_stage(stages: list[tuple[str, float]], metric: str, percent: bool)
     return _svg(fig)
 
 
+@_isolated
 def latency(devices: dict[str, dict[str, float]]) -> str | None:
     """Per device its recorded distribution: min-max whisker, mean +- std box, p50/p90/p99 marks."""
     if not devices:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.7 * len(devices)))
+    fig, ax = _subplots(figsize=(6.4, 0.9 + 0.7 * len(devices)))
     marks = {"p50": ("|", COLOURS["main"]), "p90": ("D", COLOURS["accent"]), "p95": ("s", COLOURS["accent"]),
              "p99": ("^", COLOURS["muted"])}
     for y, (device, figures) in enumerate(devices.items()):
@@ -77,12 +91,12 @@ def latency(devices: dict[str, dict[str, float]]) -> str | None:
     return _svg(fig)
 
 
+@_isolated
 def quant_error(layers: list[tuple[str, float]]) -> str | None:
     """Each op's output error against float, in quantization steps (RMSE / scale)."""
     if not layers:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 0.8 + 0.28 * len(layers)))
+    fig, ax = _subplots(figsize=(6.4, 0.8 + 0.28 * len(layers)))
     names = [name[:40] for name, _ in layers]
     ax.barh(range(len(layers)), [v for _, v in layers], color=COLOURS["main"])
     ax.set_yticks(range(len(layers)), names)
@@ -92,12 +106,12 @@ def quant_error(layers: list[tuple[str, float]]) -> str | None:
     return _svg(fig)
 
 
+@_isolated
 def activation_memory(live: list[int], op_names: list[str], peak_at: int | None) -> str | None:
     """Bytes of activations live at each op, the peak marked with its op."""
     if not live:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    fig, ax = _subplots(figsize=(6.4, 2.8))
     ax.step(range(len(live)), live, where="mid", color=COLOURS["main"])
     ax.fill_between(range(len(live)), live, step="mid", alpha=0.2, color=COLOURS["main"])
     if peak_at is not None:
@@ -111,13 +125,13 @@ def activation_memory(live: list[int], op_names: list[str], peak_at: int | None)
     return _svg(fig)
 
 
+@_isolated
 def pareto(candidates: list[dict[str, Any]], metric: str, percent: bool) -> str | None:
     """The mode search's candidates: size against the metric, the Pareto front joined, the pick ringed."""
     points = [c for c in candidates if c.get("value") is not None]
     if not points:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    fig, ax = _subplots(figsize=(6.4, 3.2))
     scale = 100 if percent else 1
 
     def xy(c: dict[str, Any]) -> tuple[float, float]:
