@@ -435,3 +435,42 @@ def test_integer_and_float_inputs_with_an_sqnr_fallback(tmp_path: Path) -> None:
     dtypes = {t["name"].split(":")[0].removeprefix("serving_default_"): t["dtype"] for t in manifest["inputs"]}
     assert dtypes == {"tokens": "int32", "extra": "float32"}
     assert report["validation"]["host-1core"]["parity"]["ok"] is True
+
+
+def test_infinite_inputs_and_nan_targets_are_refused_naming_file_array_and_index(tmp_path: Path) -> None:
+    x = np.zeros((40, 6), np.float32)
+    x[3, 5] = np.inf
+    (tmp_path / "inf").mkdir()
+    message = _refused(tmp_path / "inf", {"x": x, "y": np.zeros((40, 1), np.float32)}, "regression", 'y_key = "y"')
+    assert "array 'x' holds inf at index [3, 5]" in message and "inf/data.npz" in message
+    y = np.zeros((40, 1), np.float32)
+    y[11, 0] = np.nan
+    (tmp_path / "nan").mkdir()
+    message = _refused(tmp_path / "nan", {"x": np.zeros((40, 6), np.float32), "y": y}, "regression", 'y_key = "y"')
+    assert "array 'y' holds NaN at index [11, 0]" in message and "nan/data.npz" in message
+
+
+def test_a_damaged_npz_is_exit_2_naming_the_file(tmp_path: Path) -> None:
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(FEATURES.format(task="regression", keys='y_key = "y"', builder="mlp"))
+    (tmp_path / "data.npz").write_bytes(b"PK\x03\x04 this is not a zip archive")
+    result = invoke("train", str(recipe), "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.output
+    message = " ".join(result.stderr.split())
+    assert f"{tmp_path / 'data.npz'}: cannot read as .npz" in message and "dataset-invalid" in result.stderr
+
+
+def test_an_unreadable_image_is_exit_2_naming_the_file(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "images" / name / f"{i}.png")
+    (tmp_path / "images" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    recipe = tmp_path / "images.toml"
+    recipe.write_text('[dataset]\nkind = "folder"\npath = "images"\nimage_size = [8, 8]\n'
+                      '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n[train]\nepochs = 1\n')
+    result = invoke("train", str(recipe), "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.output
+    assert f"{tmp_path / 'images' / 'dog' / 'broken.png'}: not a readable image" in " ".join(result.stderr.split())
