@@ -16,10 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from conftest import REPO, invoke, run_cli, work_copy
+from conftest import REPO, fast_tflite, invoke, run_cli, work_copy
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ethosu") is None,
                                 reason="ethos-u-vela (Arm's Vela compiler, module ethosu) is not installed")
@@ -169,31 +168,8 @@ def test_the_ethos_u_format_ships_what_vela_compiles_and_verifies(digits: dict[s
 
 
 def save(model: Any, folder: Path, name: str, int8: bool) -> Path:
-    """`model` converted with the real TFLite converter: full int8 (two random calibration samples) or float32.
-
-    The converter is given a SavedModel of one inference function (a tf.Module holding the model's
-    variables), not the Keras model: saving a tf_keras model traces every layer for serialization,
-    which takes MobileNetV2 40-70 s here against 4 s this way; the .tflite is the same graph."""
-    from edgepack.models.tf import load
-
-    tf = load().tf
-    shape = (1, *model.input_shape[1:])
-    module = tf.Module()
-    module.weights = list(model.variables)
-    module.serve = tf.function(lambda x: {"output_0": model(x, training=False)},
-                               input_signature=[tf.TensorSpec(shape, tf.float32, name="input")])
-    exported = folder / f"{name}.savedmodel"
-    tf.saved_model.save(module, str(exported), signatures={"serving_default": module.serve})
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(exported))
-    if int8:
-        rng = np.random.default_rng(0)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([rng.random(shape, dtype=np.float32)] for _ in range(2))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-    path = folder / f"{name}.tflite"
-    path.write_bytes(converter.convert())
-    return path
+    """`model` converted with the real TFLite converter: full int8 (two random calibration samples) or float32."""
+    return fast_tflite(model, folder / f"{name}.tflite", int8)
 
 
 @pytest.fixture(scope="module")

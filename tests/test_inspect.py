@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import invoke, work_copy
+from conftest import fast_tflite, invoke, work_copy
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import activation_peak, analyze
@@ -59,7 +59,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     mobilenet = keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=1.0, weights=None)
     return {"residual": save(residual, "residual"), "island": save(island, "island", int8=True, allow_float=True),
-            "mobilenet": save(mobilenet, "mobilenetv2_224")}
+            "mobilenet": fast_tflite(mobilenet, folder / "mobilenetv2_224.tflite", int8=False)}
 
 
 @pytest.mark.slow
