@@ -31,7 +31,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -129,7 +129,7 @@ def measure(name: str, model: Path, folder: Path, repeats: int) -> dict[str, obj
 
 def report(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     info = machine()
-    lines = [f"# TFLite Micro arena, measured ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+    lines = [f"# TFLite Micro arena, measured ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
              f"`python bench/arena.py{' --full' if args.full else ''} --repeats {args.repeats}`; "
              f"{'the recipes as shipped' if args.full else 'one epoch per stage (the same graphs)'}. "
              f"Machine: {info['cpu']}, Python {info['python']}.", "",

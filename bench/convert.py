@@ -18,7 +18,7 @@ import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ def report(search: dict[str, Any], seconds: float) -> str:
     smallest, fastest = pick(candidates, "size_bytes"), pick(candidates, "latency_p50_ms")
     lines = [
         "# bench/convert.py: mode search on MobileNetV2 0.35/96 (digits, no QAT)", "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} logical CPUs; tensorflow {version('tensorflow')}, ai-edge-litert {version('ai-edge-litert')}. "
         f"Float accuracy {100 * search['float_value']:.2f} % on the digits test split (450 images); criterion: "
         f"drop <= {100 * search['allowed_drop']:.2f} points. Latency: the runner's p50 on `{search['device']}`, "

@@ -47,12 +47,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(BENCH))
 
+from datetime import UTC
+
 from pipeline import machine, write_report  # noqa: E402  (bench/pipeline.py)
 
 from edgepack.devices.base import RunRequest  # noqa: E402
-from edgepack.fsutil import atomic_write_bytes  # noqa: E402
 from edgepack.devices.drivers import run_device  # noqa: E402
 from edgepack.devices.profiles import LocalDevice, SshDevice  # noqa: E402
+from edgepack.fsutil import atomic_write_bytes  # noqa: E402
 from edgepack.reporting import NullReporter  # noqa: E402
 
 
@@ -175,12 +177,12 @@ def ssh_overhead(model: Path, repeats: int) -> dict[str, Any] | None:
 
 def report(rows: list[dict[str, Any]], var: dict[str, dict[str, Any]], ssh: dict[str, Any] | None,
            repeats: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     worst = max(abs(r["diff"]) for r in rows)
     lines = [
         "# edgepack's device runner vs litert-benchmark; pinned vs unpinned; SSH round trip", "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `bench/devices.py --repeats {repeats}` on "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/devices.py --repeats {repeats}` on "
         f"MobileNetV2 (alpha 1.0, 224x224, random weights), {RUNS} timed invokes after {WARMUP} warm-up, "
         "seeded random inputs.", "",
         *(f"- {key}: {value}" for key, value in machine().items()), "",

@@ -30,10 +30,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -41,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import numpy as np  # noqa: E402
-
 from pipeline import machine, write_report  # noqa: E402  (bench/pipeline.py)
 
 from edgepack.models.keras3 import bridge, load_keras3, prove_bridge  # noqa: E402
@@ -143,7 +143,7 @@ def report(timings: list[Timing], facts: dict[str, Any], repeats: int) -> str:
     cold = by_step["bridge"].first + by_step["prove_bridge"].first
     lines = [
         "# The Keras 3 bridge on MobileNetV2 (alpha 1.0, 96x96x3, 10 classes) against one epoch of training", "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `bench/keras3_bridge.py --repeats {repeats}`: "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/keras3_bridge.py --repeats {repeats}`: "
         f"in one process, each step's first (cold) call and the median of the {repeats} call(s) after it.", "",
         *(f"- {key}: {value}" for key, value in {**machine(), "keras": facts["keras"]}.items()), "",
         f"Model: {facts['params']:,} parameters, `.keras` file {facts['file_bytes'] / 1e6:.2f} MB, random weights "

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def direct(model: Path, folder: Path, repeats: int) -> dict[str, float | None]:
 
 def report(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     info = machine()
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# What the microcontroller validations add to a run ({when})", "",
              f"`python bench/mcu_validate.py --repeats {args.repeats}`; one epoch per stage. Machine: {info['cpu']}, "
              f"Python {info['python']}.", "",

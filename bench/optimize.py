@@ -28,11 +28,12 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "optimize.md"
@@ -164,7 +165,7 @@ def report(rows: list[Row], seconds: dict[str, float]) -> str:
     lines = [
         "# bench/optimize.py: training-time recipes against the float model of the same recipe",
         "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} logical CPUs; tensorflow {version('tensorflow')}, "
         f"tensorflow-model-optimization {version('tensorflow-model-optimization')}, "
         f"ai-edge-litert {version('ai-edge-litert')}. Digits test split (450 images).",

@@ -24,11 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -179,7 +180,7 @@ def report(runs: list[Run], repeats: int, target: float) -> str:
     verdict = "PASS" if ratio <= target else "FAIL"
     lines = [
         "# edgepack run vs. a plain TensorFlow script (default recipe: digits)", "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `bench/pipeline.py --repeats {repeats}`: "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/pipeline.py --repeats {repeats}`: "
         "wall time of a fresh subprocess per run, sides alternating, after one untimed import warm-up.", "",
         *(f"- {key}: {value}" for key, value in machine().items()), "",
         "| side | command | median (s) | min (s) | exit codes | int8 accuracy |",

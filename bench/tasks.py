@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,7 @@ def report(results: dict[str, list[Run]], repeats: int, target: float) -> str:
     """The markdown report: how it was measured, the machine, the summary, one section per recipe."""
     lines = [
         "# edgepack run vs. plain TensorFlow scripts: regression, anomaly detection, Keras 3", "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `bench/tasks.py --repeats {repeats}`: "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/tasks.py --repeats {repeats}`: "
         "wall time of a fresh subprocess per run, sides alternating, after one untimed import warm-up. "
         "The plain side is `bench/plain_tasks.py`: the same data, split, calibration draw, model, "
         "training, optimization, int8 conversion and LiteRT evaluation written directly against "

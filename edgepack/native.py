@@ -12,11 +12,11 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO
 
 from edgepack.errors import EdgepackError
-
 
 _terminal: dict[int, IO[str]] = {}
 

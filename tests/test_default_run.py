@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
-
 from conftest import invoke, run_cli, work_copy
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO, fast_tflite, invoke, run_cli, work_copy
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ethosu") is None,

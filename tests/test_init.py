@@ -11,13 +11,12 @@ import os
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import invoke
 
 SAMPLES = 120

@@ -153,7 +153,7 @@ def test_files_that_are_not_models_are_refused_cleanly(default_run: dict[str, An
 
 
 def test_bundle_takes_a_model_converted_elsewhere(default_run: dict[str, Any], tmp_path: Path) -> None:
-    
+
     work = work_copy(default_run, tmp_path)
     given = tmp_path / "elsewhere.tflite"
     given.write_bytes((default_run["bundle"] / "model.tflite").read_bytes())

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import invoke
 
 pytestmark = pytest.mark.slow
@@ -72,9 +71,9 @@ def _digits() -> Any:
 def keras3_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A residual CNN (BatchNormalization, DepthwiseConv2D, Add, global pooling, Dropout) built and
     trained in Keras 3 and saved by Keras 3 as .keras; its accuracy measured in Keras 3."""
-    from edgepack.models.zoo import keras3_cnn
-
     import keras
+
+    from edgepack.models.zoo import keras3_cnn
 
     data = _digits()
     keras.utils.set_random_seed(0)

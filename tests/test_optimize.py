@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import REPO, invoke
+
 from edgepack.datasets import load_dataset
 from edgepack.errors import ModelError
 from edgepack.recipe.schema import DigitsDataset, PruneStage

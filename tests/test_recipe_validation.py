@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import invoke
+
 from edgepack.errors import RecipeError
 from edgepack.recipe.load import list_recipes, load_recipe, parse_recipe
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import invoke
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

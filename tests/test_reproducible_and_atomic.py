@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import EDGEPACK, run_cli, tiny_recipe
+
 from edgepack.fsutil import TMP_MARK
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO, invoke
+
 from edgepack.analyze.flatbuffer import read_model
 
 RECIPES = REPO / "recipes"

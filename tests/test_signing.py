@@ -19,8 +19,14 @@ import pytest
 from conftest import invoke
 
 from edgepack.bundle.manifest import MANIFEST, SCHEMA_VERSION
-from edgepack.bundle.signing import (SIGNATURE, check_signature, generate_keypair, load_private_key,
-                                     public_key_sha256, sign_manifest)
+from edgepack.bundle.signing import (
+    SIGNATURE,
+    check_signature,
+    generate_keypair,
+    load_private_key,
+    public_key_sha256,
+    sign_manifest,
+)
 from edgepack.bundle.writer import write_bundle, zip_bytes
 from edgepack.errors import BundleError
 

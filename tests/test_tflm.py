@@ -7,7 +7,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -16,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import REPO, invoke, run_cli, work_copy
+
 from edgepack.devices.drivers import parity
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tflite_micro") is None,

@@ -190,7 +190,7 @@ def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, 
     return {
         "schema_version": SCHEMA_VERSION,
         "model_sha256": hashlib.sha256(shipped.data).hexdigest(),
-        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": {"node": platform.node(), "system": platform.system(), "release": platform.release(),
                  "machine": platform.machine(), "python": platform.python_version()},
         "edgepack": toolchain_versions()["edgepack"],

@@ -242,8 +242,9 @@ def packed_files(model: bytes) -> dict[str, bytes]:
 
 def read_metadata(model: bytes) -> dict[str, Any] | None:
     """The model's TFLITE_METADATA as plain data (None when it has none); a damaged one is a BundleError."""
-    from edgepack.analyze.flatbuffer import IDENTIFIER
     from ai_edge_litert import schema_py_generated as schema
+
+    from edgepack.analyze.flatbuffer import IDENTIFIER
 
     flat = model  # the reader ignores a zip of packed files after the flatbuffer
     if flat[4:8] != IDENTIFIER:

@@ -40,7 +40,6 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
     `signature`: checked against `public_key` when one is given (its problems join `problems`),
     else only whether the bundle carries one. An unusable key file is a `BundleError`."""
     from edgepack.analyze.flatbuffer import read_model
-
     from edgepack.bundle.schema import schema_problems
 
     files = bundle_files(bundle)  # a .zip is read once, the manifest taken from it

@@ -4,7 +4,8 @@ lines are kept off the terminal while a command runs (not with --debug)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 

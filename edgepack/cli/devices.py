@@ -63,9 +63,8 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
     """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready.
     For a board, its flash, RAM and core, and with --model whether the model fits."""
     from edgepack.devices.drivers import check_device
-    from edgepack.errors import EXIT_DEVICE, BadInputError, DeviceUnreachable
-
     from edgepack.devices.profiles import load_device
+    from edgepack.errors import EXIT_DEVICE, BadInputError, DeviceUnreachable
 
     device = load_device(name)
     if model is not None:
@@ -139,7 +138,7 @@ def _board_rows(table: Table, probe: dict[str, Any]) -> None:
 def _fit(board: Any, model: Path) -> None:
     """Whether `model` fits `board`: a table (or JSON) of flash and RAM with their headroom; exit 3 when not."""
     from edgepack.cli.mcu_tables import fit_table
-    from edgepack.devices.mcu import model_fits, measure_arena
+    from edgepack.devices.mcu import measure_arena, model_fits
     from edgepack.errors import EXIT_BUDGET, BadInputError, BudgetExceeded
 
     try:

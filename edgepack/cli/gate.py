@@ -13,7 +13,6 @@ from edgepack.cli.boundary import boundary
 from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
 from edgepack.cli.summary import budget_table
 
-
 BASELINE = typer.Option(None, "--baseline", metavar="OLD",
                         help="Check the baseline budgets (max_size_increase, max_latency_increase, max_accuracy_loss) "
                              "against this earlier bundle (a directory or its manifest.json) instead of the "

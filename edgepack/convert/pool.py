@@ -24,7 +24,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from edgepack.errors import StageError
 
@@ -154,7 +155,7 @@ class Worker:
     def _log_since(self, offset: int) -> str:
         assert self.log is not None
         self.log.flush()
-        with open(self.log.fileno(), "r", closefd=False) as handle:
+        with open(self.log.fileno(), closefd=False) as handle:
             handle.seek(offset)
             return handle.read()
 

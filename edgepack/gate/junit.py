@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from edgepack.fsutil import atomic_write_bytes

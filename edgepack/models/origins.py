@@ -16,10 +16,11 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from edgepack.errors import ModelError
 from edgepack.recipe.schema import BuilderModel, SavedModel

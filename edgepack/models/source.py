@@ -3,9 +3,10 @@ SavedModel export, parameter counts. Where a recipe's model comes from is `model
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from edgepack.errors import ModelError
 from edgepack.models.tf import load

@@ -8,10 +8,10 @@ TensorFlow as a side effect of importing an edgepack module.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import ModuleType
-from typing import ContextManager
 
 from edgepack.errors import StageError
 
@@ -63,13 +63,13 @@ def seed_everything(seed: int) -> None:
     mods.tf.config.experimental.enable_op_determinism()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _strategy(name: str) -> object:
     tf = load().tf
     return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
-def strategy_scope(name: str) -> ContextManager[object]:
+def strategy_scope(name: str) -> AbstractContextManager[object]:
     """The scope of the recipe's `tf.distribute` strategy: `default` (one device) or `mirrored`.
 
     `mirrored` replicates training over every visible GPU (or the CPU when there is none); models

@@ -7,9 +7,10 @@ typo never silently selects nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from edgepack.errors import ModelError
 
@@ -62,14 +63,14 @@ def select_layers(model: Any, layers: Sequence[str] | None, skip: Sequence[str],
             left_out[layer.name] = reason
     if not chosen:
         raise ModelError(f"no layer of the model is selected for {technique}", context=label,
-                         hint="check `layers` and `skip`; layers: " + ", ".join(l.name for l in candidates))
+                         hint="check `layers` and `skip`; layers: " + ", ".join(layer.name for layer in candidates))
     return Selection(tuple(chosen), left_out)
 
 
 def _check_patterns(candidates: list[Any], patterns: list[str], label: str) -> None:
     for pattern in patterns:
         if not any(matches(layer, pattern) for layer in candidates):
-            names = ", ".join(f"{l.name} ({type(l).__name__})" for l in candidates)
+            names = ", ".join(f"{c.name} ({type(c).__name__})" for c in candidates)
             raise ModelError(f"layer pattern '{pattern}' matches no layer of the model", context=label,
                              hint=f"patterns match a layer name or class; the layers are: {names}",
                              code="layer-pattern-unmatched")

@@ -8,8 +8,9 @@ way: the task's test metrics, parameter count, kernel sparsity and the gzip size
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -14,9 +14,10 @@ import functools
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from edgepack.bundle.manifest import toolchain_versions
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside

@@ -11,9 +11,8 @@ from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.records import EvaluateRecord
 
 if TYPE_CHECKING:
-    from edgepack.tasks.judge import Judge
-
     from edgepack.pipeline.run import Pipeline
+    from edgepack.tasks.judge import Judge
 
 
 def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:

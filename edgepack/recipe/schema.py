@@ -8,7 +8,7 @@ validators whose messages name every field involved.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -109,7 +109,7 @@ class FolderDataset(_DatasetBase):
 
 
 DatasetSpec = Annotated[
-    Union[DigitsDataset, NpzDataset, FolderDataset], Field(discriminator="kind")
+    DigitsDataset | NpzDataset | FolderDataset, Field(discriminator="kind")
 ]
 
 
@@ -134,7 +134,7 @@ class SavedModel(Strict):
     imports: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*$")]] = []
 
 
-ModelSpec = Annotated[Union[BuilderModel, SavedModel], Field(discriminator="kind")]
+ModelSpec = Annotated[BuilderModel | SavedModel, Field(discriminator="kind")]
 
 class ClassificationTask(Strict):
     """Integer class labels; top-1 accuracy (the default task)."""
@@ -164,7 +164,7 @@ class FidelityTask(Strict):
     kind: Literal["fidelity"]
 
 
-TaskSpec = Annotated[Union[ClassificationTask, RegressionTask, AnomalyTask, FidelityTask],
+TaskSpec = Annotated[ClassificationTask | RegressionTask | AnomalyTask | FidelityTask,
                      Field(discriminator="kind")]
 
 Optimizer = Literal["adam", "sgd", "rmsprop"]
@@ -282,7 +282,7 @@ class DistillStage(_FineTune):
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
 
 
-OptimizeStage = Annotated[Union[PruneStage, QatStage, ClusterStage, DistillStage], Field(discriminator="kind")]
+OptimizeStage = Annotated[PruneStage | QatStage | ClusterStage | DistillStage, Field(discriminator="kind")]
 
 
 class _Criterion(Strict):
@@ -419,7 +419,7 @@ def _checked_size(value: int | str) -> int | str:
     return value
 
 
-Size = Annotated[Union[int, str], AfterValidator(_checked_size)]
+Size = Annotated[int | str, AfterValidator(_checked_size)]
 """A size as written in a file: bytes, or "80 KB" / "64 KiB"; read it with `parse_size`."""
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 COLOURS = {"main": "#1f77b4", "accent": "#d62728", "muted": "#7f7f7f", "good": "#2ca02c"}
 
@@ -73,7 +74,7 @@ def latency(devices: dict[str, dict[str, float]]) -> str | None:
     fig, ax = _subplots(figsize=(6.4, 0.9 + 0.7 * len(devices)))
     marks = {"p50": ("|", COLOURS["main"]), "p90": ("D", COLOURS["accent"]), "p95": ("s", COLOURS["accent"]),
              "p99": ("^", COLOURS["muted"])}
-    for y, (device, figures) in enumerate(devices.items()):
+    for y, figures in enumerate(devices.values()):
         if "min" in figures and "max" in figures:
             ax.plot([figures["min"], figures["max"]], [y, y], color=COLOURS["muted"], linewidth=1)
         if "mean" in figures and "std" in figures:

@@ -18,7 +18,7 @@ is loaded, and the pipeline run, inside the functions that need them.
 from edgepack.starter.command import NAME_RE, StarterResult, recipe_name, write_starter
 from edgepack.starter.data import SEED, TEST_FRACTION, Array, DataPlan, describe_array, plan_data, read_npz
 from edgepack.starter.measure import LATENCY_FLOOR_MS, Budget, Measured, budgets_from, ceil_sig, ceil_to, measure
-from edgepack.starter.model import Shape, Tensor, ModelInfo, first_normalizer, inspect_model
+from edgepack.starter.model import ModelInfo, Shape, Tensor, first_normalizer, inspect_model
 from edgepack.starter.normalization import NormGuess, guess_normalization
 from edgepack.starter.render import Starter, render
 from edgepack.starter.task import TASK_KINDS, Fit, check_task, model_problem

@@ -7,9 +7,10 @@ TensorFlow and Keras are imported inside the functions that load the model, neve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

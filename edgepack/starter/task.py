@@ -7,9 +7,10 @@ the order anomaly, classification, regression, fidelity (which needs only the in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from edgepack.errors import BadInputError, DatasetError, ModelError
 from edgepack.starter.model import ModelInfo, Shape, autoencoder, one_score, same_shape

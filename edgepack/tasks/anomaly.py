@@ -6,7 +6,8 @@ squared reconstruction error) or gives one score per sample (higher: more anomal
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

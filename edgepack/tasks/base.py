@@ -8,8 +8,9 @@ function judges a Keras model, a `.tflite` in this process and one in the conver
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -8,7 +8,8 @@ energy of the difference), cosine similarity and the largest absolute error, per
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -25,9 +25,20 @@ from edgepack.models.keras3.build import bridge
 from edgepack.models.keras3.files import FILE_HINT, SavedFormat, saved_format
 from edgepack.models.keras3.loading import LOAD_ERRORS, is_keras3_model, keras3_module, load_keras3
 from edgepack.models.keras3.proof import BridgeProof, prove_bridge
-from edgepack.models.keras3.rules import (ACTIVATION_KEYS, DIFFERENT_ACTIVATIONS, DTYPE_POLICIES, INPUT_DTYPES,
-                                          KERAS3_OBJECT_KEYS, MODEL_CLASSES, RENAMED_ACTIVATIONS, RENAMED_OBJECTS,
-                                          RULES, SAME_ACTIVATIONS, Rule, UnbridgeableLayer)
+from edgepack.models.keras3.rules import (
+                                          ACTIVATION_KEYS,
+                                          DIFFERENT_ACTIVATIONS,
+                                          DTYPE_POLICIES,
+                                          INPUT_DTYPES,
+                                          KERAS3_OBJECT_KEYS,
+                                          MODEL_CLASSES,
+                                          RENAMED_ACTIVATIONS,
+                                          RENAMED_OBJECTS,
+                                          RULES,
+                                          SAME_ACTIVATIONS,
+                                          Rule,
+                                          UnbridgeableLayer,
+)
 
 __all__ = [
     "ACTIVATION_KEYS", "DIFFERENT_ACTIVATIONS", "DTYPE_POLICIES", "FILE_HINT", "INPUT_DTYPES", "KERAS3_OBJECT_KEYS",

@@ -11,7 +11,6 @@ from typing import Any
 
 from edgepack.errors import ModelError
 
-
 FILE_HINT = ("save the model with `model.save('model.keras')` (Keras 3 or tf_keras), as .h5, "
              "or as a SavedModel directory")
 

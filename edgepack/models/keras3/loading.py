@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from edgepack.errors import ModelError
 from edgepack.models.keras3.files import saved_format

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from edgepack.errors import ModelError
-from edgepack.models.keras3.rules import (MODEL_CLASSES, UnbridgeableLayer, _dtype, _input_config, _make_layer,
-                                          _refuse)
+from edgepack.models.keras3.rules import MODEL_CLASSES, UnbridgeableLayer, _dtype, _input_config, _make_layer, _refuse
 
 
 @dataclass(frozen=True)
