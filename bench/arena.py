@@ -41,9 +41,19 @@ sys.path.insert(0, str(BENCH))
 from pipeline import EDGEPACK, machine, write_report  # noqa: E402
 
 RESULTS = BENCH / "results" / "arena.md"
-RECIPES = ("digits", "ptq-int8", "qat-int8", "prune-qat-int8", "prune24-qat-int8", "cluster-qat-int8",
-           "distill-prune-qat-int8", "mobilenetv2-qat-int8", "diabetes-regression", "digits-anomaly",
-           "keras3-prune-qat-int8")
+RECIPES = (
+    "digits",
+    "ptq-int8",
+    "qat-int8",
+    "prune-qat-int8",
+    "prune24-qat-int8",
+    "cluster-qat-int8",
+    "distill-prune-qat-int8",
+    "mobilenetv2-qat-int8",
+    "diabetes-regression",
+    "digits-anomaly",
+    "keras3-prune-qat-int8",
+)
 MARGIN = 1024
 PLAIN = textwrap.dedent("""
     import sys, numpy as np
@@ -83,8 +93,9 @@ def tiny(name: str, folder: Path) -> Path:
 def converted(name: str, work: Path, folder: Path, full: bool) -> Path:
     """The recipe's converted model (edgepack convert: trains what it must)."""
     recipe = REPO / "recipes" / f"{name}.toml" if full else tiny(name, folder)
-    proc = subprocess.run([str(EDGEPACK), "convert", str(recipe), "--workdir", str(work)], capture_output=True,
-                          text=True, cwd=folder)
+    proc = subprocess.run(
+        [str(EDGEPACK), "convert", str(recipe), "--workdir", str(work)], capture_output=True, text=True, cwd=folder
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{name}: edgepack convert failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     return work / name / "convert" / "model.tflite"
@@ -104,16 +115,31 @@ def measure(name: str, model: Path, folder: Path, repeats: int) -> dict[str, obj
     from edgepack.analyze.tflm_ops import missing_ops, model_ops
     from edgepack.bundle.c_array import c_sources
 
-    row: dict[str, object] = {"recipe": name, "size": model.stat().st_size,
-                              "estimate": c_sources(model.read_bytes()).arena_estimate}
+    row: dict[str, object] = {
+        "recipe": name,
+        "size": model.stat().st_size,
+        "estimate": c_sources(model.read_bytes()).arena_estimate,
+    }
     missing = missing_ops(*model_ops(model.read_bytes()))
     if missing:
         row["missing"] = ", ".join(missing)
         return row
     ours, plain = [], []
     for _ in range(repeats):  # alternating, each a fresh process
-        seconds, out, _ = timed([str(EDGEPACK), "--json", "validate", "--model", str(model), "--device", "tflm",
-                                 "--workdir", str(folder / "validate")], folder)
+        seconds, out, _ = timed(
+            [
+                str(EDGEPACK),
+                "--json",
+                "validate",
+                "--model",
+                str(model),
+                "--device",
+                "tflm",
+                "--workdir",
+                str(folder / "validate"),
+            ],
+            folder,
+        )
         ours.append(seconds)
         row["arena"] = json.loads(out)["tflm"]["arena"]
         seconds, out, code = timed([sys.executable, "-c", PLAIN, str(model)], folder, may_fail=True)
@@ -129,32 +155,43 @@ def measure(name: str, model: Path, folder: Path, repeats: int) -> dict[str, obj
 
 def report(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     info = machine()
-    lines = [f"# TFLite Micro arena, measured ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
-             f"`python bench/arena.py{' --full' if args.full else ''} --repeats {args.repeats}`; "
-             f"{'the recipes as shipped' if args.full else 'one epoch per stage (the same graphs)'}. "
-             f"Machine: {info['cpu']}, Python {info['python']}.", "",
-             "| recipe | model | measured need (planned + persistent) | header now (+1 KiB) | static estimate "
-             "(header up to 0.3.0) | estimate / need | plain bisection | edgepack validate tflm | plain script |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# TFLite Micro arena, measured ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"`python bench/arena.py{' --full' if args.full else ''} --repeats {args.repeats}`; "
+        f"{'the recipes as shipped' if args.full else 'one epoch per stage (the same graphs)'}. "
+        f"Machine: {info['cpu']}, Python {info['python']}.",
+        "",
+        "| recipe | model | measured need (planned + persistent) | header now (+1 KiB) | static estimate "
+        "(header up to 0.3.0) | estimate / need | plain bisection | edgepack validate tflm | plain script |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "missing" in r:
-            lines.append(f"| {r['recipe']} | {r['size']:,} B | TFLM lacks {r['missing']} | - | {r['estimate']:,} B "
-                         "| - | - | - | - |")
+            lines.append(
+                f"| {r['recipe']} | {r['size']:,} B | TFLM lacks {r['missing']} | - | {r['estimate']:,} B "
+                "| - | - | - | - |"
+            )
             continue
         a = r["arena"]
         assert isinstance(a, dict)
         need = int(a["bytes"])
         header = -(-(need + MARGIN) // 16) * 16
-        lines.append(f"| {r['recipe']} | {r['size']:,} B | {need:,} B ({a['non_persistent']:,} + {a['persistent']:,}) "
-                     f"| {header:,} B | {r['estimate']:,} B | {int(r['estimate']) / need:.2f}x "  # type: ignore[call-overload]
-                     f"| {r['plain_need']} | {r['edgepack_s']:.2f} s | {r['plain_s']} |")
-    lines += ["", "Measured need and the plain bisection agree when the two columns are equal. The edgepack "
-              "time is a whole `edgepack validate` subprocess (its imports, the op check against TFLM's op "
-              "table, the runner's bisection with each probe in a forked child, five invokes); the plain "
-              "script is only the bisection, in one process: where TFLM crashes at a size just short of "
-              "the need instead of failing, the plain script dies and edgepack counts the crash as a "
-              "failed size. "
-              f"tflite-micro {_version('tflite-micro')}, ai-edge-litert {info.get('ai-edge-litert', '?')}."]
+        lines.append(
+            f"| {r['recipe']} | {r['size']:,} B | {need:,} B ({a['non_persistent']:,} + {a['persistent']:,}) "
+            f"| {header:,} B | {r['estimate']:,} B | {int(r['estimate']) / need:.2f}x "  # type: ignore[call-overload]
+            f"| {r['plain_need']} | {r['edgepack_s']:.2f} s | {r['plain_s']} |"
+        )
+    lines += [
+        "",
+        "Measured need and the plain bisection agree when the two columns are equal. The edgepack "
+        "time is a whole `edgepack validate` subprocess (its imports, the op check against TFLM's op "
+        "table, the runner's bisection with each probe in a forked child, five invokes); the plain "
+        "script is only the bisection, in one process: where TFLM crashes at a size just short of "
+        "the need instead of failing, the plain script dies and edgepack counts the crash as a "
+        "failed size. "
+        f"tflite-micro {_version('tflite-micro')}, ai-edge-litert {info.get('ai-edge-litert', '?')}.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -60,34 +60,53 @@ def report(search: dict[str, Any], seconds: float) -> str:
     f32 = next(c for c in candidates if c["mode"] == "float32")
     smallest, fastest = pick(candidates, "size_bytes"), pick(candidates, "latency_p50_ms")
     lines = [
-        "# bench/convert.py: mode search on MobileNetV2 0.35/96 (digits, no QAT)", "",
+        "# bench/convert.py: mode search on MobileNetV2 0.35/96 (digits, no QAT)",
+        "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} logical CPUs; tensorflow {version('tensorflow')}, ai-edge-litert {version('ai-edge-litert')}. "
         f"Float accuracy {100 * search['float_value']:.2f} % on the digits test split (450 images); criterion: "
         f"drop <= {100 * search['allowed_drop']:.2f} points. Latency: the runner's p50 on `{search['device']}`, "
-        "200 runs after 20 warm-up, 1 thread.", "",
+        "200 runs after 20 warm-up, 1 thread.",
+        "",
         "| mode | size | vs float32 | p50 (ms) | accuracy | drop (points) | meets | Pareto |",
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in candidates:
-        lines.append(f"| {c['mode']} | {c['size_bytes']:,} B | {c['size_bytes'] / f32['size_bytes']:.3f}x | "
-                     f"{c['latency_p50_ms']:.3f} | {100 * c['value']:.2f} % | {100 * c['drop']:+.2f} | "
-                     f"{'yes' if c['meets'] else 'no'} | {'yes' if c['pareto'] else ''} |")
-    lines += ["", f"**Pick, objective `smallest`: {smallest}.** **Pick, objective `fastest`: {fastest}.** "
-                  f"(edgepack picked `{search['chosen']}` for `{search['objective']}`.)", ""]
+        lines.append(
+            f"| {c['mode']} | {c['size_bytes']:,} B | {c['size_bytes'] / f32['size_bytes']:.3f}x | "
+            f"{c['latency_p50_ms']:.3f} | {100 * c['value']:.2f} % | {100 * c['drop']:+.2f} | "
+            f"{'yes' if c['meets'] else 'no'} | {'yes' if c['pareto'] else ''} |"
+        )
+    lines += [
+        "",
+        f"**Pick, objective `smallest`: {smallest}.** **Pick, objective `fastest`: {fastest}.** "
+        f"(edgepack picked `{search['chosen']}` for `{search['objective']}`.)",
+        "",
+    ]
     fallback = next((c for c in candidates if c["mode"] == "int8-fallback"), None)
     if fallback:
-        lines.extend([f"int8-fallback kept {fallback['float_ops']} op(s) in float. With none, it is int8 made by the "
-                     "quantization debugger's path (the calibrated model quantized by mlir_quantize) rather than "
-                     "the converter's, hence the small differences from the int8 row.", ""])
+        lines.extend(
+            [
+                f"int8-fallback kept {fallback['float_ops']} op(s) in float. With none, it is int8 made by the "
+                "quantization debugger's path (the calibrated model quantized by mlir_quantize) rather than "
+                "the converter's, hence the small differences from the int8 row.",
+                "",
+            ]
+        )
     dynamic = next((c for c in candidates if c["mode"] == "dynamic"), None)
     if dynamic:
         slower = dynamic["latency_p50_ms"] > f32["latency_p50_ms"]
-        lines.append(f"Dynamic range is {'slower' if slower else 'faster'} than float32 here "
-                     f"({dynamic['latency_p50_ms']:.3f} vs {f32['latency_p50_ms']:.3f} ms): the choice has to be "
-                     "measured on the target, not assumed.")
-    lines += ["", f"Wall time: {seconds:.0f} s (training and conversions come from the stage cache when an "
-                  "earlier run made them; the first run trains and converts: about 3 minutes here).", ""]
+        lines.append(
+            f"Dynamic range is {'slower' if slower else 'faster'} than float32 here "
+            f"({dynamic['latency_p50_ms']:.3f} vs {f32['latency_p50_ms']:.3f} ms): the choice has to be "
+            "measured on the target, not assumed."
+        )
+    lines += [
+        "",
+        f"Wall time: {seconds:.0f} s (training and conversions come from the stage cache when an "
+        "earlier run made them; the first run trains and converts: about 3 minutes here).",
+        "",
+    ]
     return "\n".join(lines)
 
 

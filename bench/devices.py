@@ -96,9 +96,25 @@ def litert_benchmark_median(model: Path, threads: int) -> float:
     """The median ms `litert-benchmark` reports (its JSON rounds to 0.01 ms)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        subprocess.run([str(LITERT_BENCHMARK), "--model", str(model), "--num_threads", str(threads),
-                        "--num_runs", str(RUNS), "--warmup_runs", str(WARMUP), "--result_json", str(out)],
-                       check=True, capture_output=True, text=True, timeout=600)
+        subprocess.run(
+            [
+                str(LITERT_BENCHMARK),
+                "--model",
+                str(model),
+                "--num_threads",
+                str(threads),
+                "--num_runs",
+                str(RUNS),
+                "--warmup_runs",
+                str(WARMUP),
+                "--result_json",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 
@@ -109,14 +125,23 @@ def compare_with_litert_benchmark(models: dict[str, Path], repeats: int) -> list
             ours, theirs = [], []
             for i in range(repeats):
                 first_ours = i % 2 == 0
-                for side in (("ours", "theirs") if first_ours else ("theirs", "ours")):
+                for side in ("ours", "theirs") if first_ours else ("theirs", "ours"):
                     if side == "ours":
                         ours.append(runner_p50(model, threads)[0])
                     else:
                         theirs.append(litert_benchmark_median(model, threads))
             a, b = statistics.median(ours), statistics.median(theirs)
-            rows.append({"model": mode, "threads": threads, "runner": a, "litert": b, "diff": a / b - 1,
-                         "runner_all": ours, "litert_all": theirs})
+            rows.append(
+                {
+                    "model": mode,
+                    "threads": threads,
+                    "runner": a,
+                    "litert": b,
+                    "diff": a / b - 1,
+                    "runner_all": ours,
+                    "litert_all": theirs,
+                }
+            )
             print(f"  {mode} x{threads}: runner {a:.3f} ms, litert-benchmark {b:.3f} ms", file=sys.stderr, flush=True)
     return rows
 
@@ -124,23 +149,28 @@ def compare_with_litert_benchmark(models: dict[str, Path], repeats: int) -> list
 def variation(model: Path, repeats: int) -> dict[str, dict[str, Any]]:
     """Coefficient of variation of the runner's p50 over `repeats` runs, unpinned vs pinned to CPU 0,
     on an idle machine and beside one busy process (as on a shared CI runner)."""
-    profiles = {"unpinned (host)": LocalDevice(name="host", kind="local"),
-                "pinned to CPU 0 (cpus = [0])": LocalDevice(name="host-pinned", kind="local", cpus=[0])}
+    profiles = {
+        "unpinned (host)": LocalDevice(name="host", kind="local"),
+        "pinned to CPU 0 (cpus = [0])": LocalDevice(name="host-pinned", kind="local", cpus=[0]),
+    }
     result = {}
     for load in ("idle", "one busy process beside it"):
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load != "idle" else None
         try:
             p50s: dict[str, list[float]] = {name: [] for name in profiles}
             for i in range(repeats):
-                for name in (list(profiles) if i % 2 == 0 else list(reversed(profiles))):
+                for name in list(profiles) if i % 2 == 0 else list(reversed(profiles)):
                     p50s[name].append(runner_p50(model, 1, profiles[name])[0])
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
         for name, values in p50s.items():
-            result[f"{name}, {load}"] = {"p50s": values, "mean": statistics.mean(values),
-                                         "cv": statistics.pstdev(values) / statistics.mean(values)}
+            result[f"{name}, {load}"] = {
+                "p50s": values,
+                "mean": statistics.mean(values),
+                "cv": statistics.pstdev(values) / statistics.mean(values),
+            }
     return result
 
 
@@ -153,9 +183,17 @@ def ssh_overhead(model: Path, repeats: int) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory(prefix="bench-sshd-") as tmp:
         server = start_sshd(Path(tmp) / "sshd")
         try:
-            board = SshDevice(name="ssh-localhost", kind="ssh", host="127.0.0.1", port=server.port, user=server.user,
-                              identity_file=str(server.client_key), known_hosts=str(server.known_hosts),
-                              python=sys.executable, remote_dir=str(Path(tmp) / "remote"))
+            board = SshDevice(
+                name="ssh-localhost",
+                kind="ssh",
+                host="127.0.0.1",
+                port=server.port,
+                user=server.user,
+                identity_file=str(server.client_key),
+                known_hosts=str(server.known_hosts),
+                python=sys.executable,
+                remote_dir=str(Path(tmp) / "remote"),
+            )
             from edgepack.devices.ssh import ssh_command
 
             walls: dict[str, list[float]] = {"local": [], "ssh": [], "ssh true": []}
@@ -171,49 +209,70 @@ def ssh_overhead(model: Path, repeats: int) -> dict[str, Any] | None:
         finally:
             server.stop()
     median = {name: statistics.median(values) for name, values in walls.items()}
-    return {"wall": median, "p50": {name: statistics.median(v) for name, v in p50s.items()},
-            "overhead": median["ssh"] - median["local"], "model_bytes": model.stat().st_size}
+    return {
+        "wall": median,
+        "p50": {name: statistics.median(v) for name, v in p50s.items()},
+        "overhead": median["ssh"] - median["local"],
+        "model_bytes": model.stat().st_size,
+    }
 
 
-def report(rows: list[dict[str, Any]], var: dict[str, dict[str, Any]], ssh: dict[str, Any] | None,
-           repeats: int) -> str:
+def report(rows: list[dict[str, Any]], var: dict[str, dict[str, Any]], ssh: dict[str, Any] | None, repeats: int) -> str:
     from datetime import datetime
 
     worst = max(abs(r["diff"]) for r in rows)
     lines = [
-        "# edgepack's device runner vs litert-benchmark; pinned vs unpinned; SSH round trip", "",
+        "# edgepack's device runner vs litert-benchmark; pinned vs unpinned; SSH round trip",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/devices.py --repeats {repeats}` on "
         f"MobileNetV2 (alpha 1.0, 224x224, random weights), {RUNS} timed invokes after {WARMUP} warm-up, "
-        "seeded random inputs.", "",
-        *(f"- {key}: {value}" for key, value in machine().items()), "",
-        "## 1. The runner's p50 beside litert-benchmark's median (same model, threads, runs)", "",
+        "seeded random inputs.",
+        "",
+        *(f"- {key}: {value}" for key, value in machine().items()),
+        "",
+        "## 1. The runner's p50 beside litert-benchmark's median (same model, threads, runs)",
+        "",
         f"Median over {repeats} runs of each side, alternating. The runner uses the Interpreter API in a "
         "subprocess (as `validate` on `host`); litert-benchmark uses the CompiledModel API. Its JSON "
-        "rounds to 0.01 ms.", "",
+        "rounds to 0.01 ms.",
+        "",
         "| model | threads | runner p50 (ms) | litert-benchmark median (ms) | difference |",
         "|---|---:|---:|---:|---:|",
-        *(f"| {r['model']} | {r['threads']} | {r['runner']:.3f} | {r['litert']:.2f} | {100 * r['diff']:+.1f} % |"
-          for r in rows), "",
+        *(
+            f"| {r['model']} | {r['threads']} | {r['runner']:.3f} | {r['litert']:.2f} | {100 * r['diff']:+.1f} % |"
+            for r in rows
+        ),
+        "",
         f"**Largest difference: {100 * worst:.1f} %** (target within {100 * TARGET:.0f} %): "
-        f"**{'PASS' if worst <= TARGET else 'FAIL'}**", "",
-        "## 2. Run-to-run variation of the p50, unpinned vs pinned (int8, 1 thread)", "",
+        f"**{'PASS' if worst <= TARGET else 'FAIL'}**",
+        "",
+        "## 2. Run-to-run variation of the p50, unpinned vs pinned (int8, 1 thread)",
+        "",
         f"The runner's p50 over {len(next(iter(var.values()))['p50s'])} runs per row, the two profiles alternating. "
         "Pinning fixes the core a run uses (as on a one-core board); whether it also lowers the variation "
-        "depends on the machine's scheduler and, on a VM, its hypervisor.", "",
-        "| profile, machine | mean p50 (ms) | variation (std / mean) | p50 of each run (ms) |", "|---|---:|---:|---|",
-        *(f"| {name} | {v['mean']:.3f} | {100 * v['cv']:.2f} % | {', '.join(f'{x:.3f}' for x in v['p50s'])} |"
-          for name, v in var.items()), "",
-        "## 3. SSH round trip (int8, 1 thread; a real sshd on 127.0.0.1)", "",
+        "depends on the machine's scheduler and, on a VM, its hypervisor.",
+        "",
+        "| profile, machine | mean p50 (ms) | variation (std / mean) | p50 of each run (ms) |",
+        "|---|---:|---:|---|",
+        *(
+            f"| {name} | {v['mean']:.3f} | {100 * v['cv']:.2f} % | {', '.join(f'{x:.3f}' for x in v['p50s'])} |"
+            for name, v in var.items()
+        ),
+        "",
+        "## 3. SSH round trip (int8, 1 thread; a real sshd on 127.0.0.1)",
+        "",
     ]
     if ssh is None:
         lines.append("Skipped: sshd is not installed (Debian: openssh-server).")
     else:
         lines += [
-            "| what | median wall (s) | runner p50 (ms) |", "|---|---:|---:|",
+            "| what | median wall (s) | runner p50 (ms) |",
+            "|---|---:|---:|",
             f"| local driver (subprocess) | {ssh['wall']['local']:.3f} | {ssh['p50']['local']:.3f} |",
             f"| ssh driver (push {ssh['model_bytes']:,} B model + runner, run, clean up; one connection) | "
             f"{ssh['wall']['ssh']:.3f} | {ssh['p50']['ssh']:.3f} |",
-            f"| bare `ssh 127.0.0.1 true` | {ssh['wall']['ssh true']:.3f} | |", "",
+            f"| bare `ssh 127.0.0.1 true` | {ssh['wall']['ssh true']:.3f} | |",
+            "",
             f"**SSH overhead per validate run: {ssh['overhead']:.3f} s** (ssh driver minus local driver). "
             "On a real board add the network's transfer time for the model.",
         ]

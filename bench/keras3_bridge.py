@@ -76,8 +76,11 @@ def time_step(step: str, what: str, call: Callable[[], Any], repeats: int) -> tu
         start = time.perf_counter()
         result = call()
         times.append(time.perf_counter() - start)
-    print(f"  {step:<24} first {times[0]:7.3f} s  median {statistics.median(times[1:]):7.3f} s",
-          file=sys.stderr, flush=True)
+    print(
+        f"  {step:<24} first {times[0]:7.3f} s  median {statistics.median(times[1:]):7.3f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return Timing(step, what, times[0], times[1:]), result
 
 
@@ -115,17 +118,30 @@ def measure(repeats: int) -> tuple[list[Timing], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-keras3-") as tmp:
         path, params = keras3_mobilenet(Path(tmp))
         facts: dict[str, Any] = {"params": params, "file_bytes": path.stat().st_size}
-        load_t, k3 = time_step("load_keras3", "Keras 3 loads the `.keras` file",
-                               lambda: load_keras3(path, "bench"), repeats)
+        load_t, k3 = time_step(
+            "load_keras3", "Keras 3 loads the `.keras` file", lambda: load_keras3(path, "bench"), repeats
+        )
     bridge_t, bridged = time_step("bridge", "rebuild in tf_keras + copy every weight", lambda: bridge(k3), repeats)
-    prove_t, proof = time_step("prove_bridge", f"both models on {SAMPLES} inputs, outputs compared",
-                               lambda: prove_bridge(k3, bridged, x), repeats)
+    prove_t, proof = time_step(
+        "prove_bridge",
+        f"both models on {SAMPLES} inputs, outputs compared",
+        lambda: prove_bridge(k3, bridged, x),
+        repeats,
+    )
     facts["max_abs_diff"], facts["tolerance"] = proof.max_abs_diff, proof.tolerance
     print(f"  max abs diff {proof.max_abs_diff:.3g} (tolerance {proof.tolerance:g})", file=sys.stderr, flush=True)
-    fit_tk, _ = time_step("fit tf_keras (1 epoch)", f"`fit`, {SAMPLES} samples, batch {BATCH_SIZE}, bridged model",
-                          fit_once(bridged, tf_keras, x, y), repeats)
-    fit_k3, _ = time_step("fit Keras 3 (1 epoch)", f"`fit`, {SAMPLES} samples, batch {BATCH_SIZE}, Keras 3 model",
-                          fit_once(k3, keras, x, y), repeats)
+    fit_tk, _ = time_step(
+        "fit tf_keras (1 epoch)",
+        f"`fit`, {SAMPLES} samples, batch {BATCH_SIZE}, bridged model",
+        fit_once(bridged, tf_keras, x, y),
+        repeats,
+    )
+    fit_k3, _ = time_step(
+        "fit Keras 3 (1 epoch)",
+        f"`fit`, {SAMPLES} samples, batch {BATCH_SIZE}, Keras 3 model",
+        fit_once(k3, keras, x, y),
+        repeats,
+    )
     facts["keras"] = keras.__version__
     return [load_t, bridge_t, prove_t, fit_tk, fit_k3], facts
 
@@ -142,20 +158,27 @@ def report(timings: list[Timing], facts: dict[str, Any], repeats: int) -> str:
     bridged = by_step["bridge"].median + by_step["prove_bridge"].median
     cold = by_step["bridge"].first + by_step["prove_bridge"].first
     lines = [
-        "# The Keras 3 bridge on MobileNetV2 (alpha 1.0, 96x96x3, 10 classes) against one epoch of training", "",
+        "# The Keras 3 bridge on MobileNetV2 (alpha 1.0, 96x96x3, 10 classes) against one epoch of training",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/keras3_bridge.py --repeats {repeats}`: "
-        f"in one process, each step's first (cold) call and the median of the {repeats} call(s) after it.", "",
-        *(f"- {key}: {value}" for key, value in {**machine(), "keras": facts["keras"]}.items()), "",
+        f"in one process, each step's first (cold) call and the median of the {repeats} call(s) after it.",
+        "",
+        *(f"- {key}: {value}" for key, value in {**machine(), "keras": facts["keras"]}.items()),
+        "",
         f"Model: {facts['params']:,} parameters, `.keras` file {facts['file_bytes'] / 1e6:.2f} MB, random weights "
         f"(`weights=None`). Bridge proof: max abs diff {facts['max_abs_diff']:.3g} over {SAMPLES} random inputs "
-        f"(tolerance {facts['tolerance']:g}).", "",
+        f"(tolerance {facts['tolerance']:g}).",
+        "",
         "| step | what | first call (s) | median (s) | median vs one tf_keras epoch |",
         "|---|---|---:|---:|---:|",
-        *(f"| {t.step} | {t.what} | {t.first:.3f} | {t.median:.3f} | {share(t.median, epoch)} |" for t in timings), "",
+        *(f"| {t.step} | {t.what} | {t.first:.3f} | {t.median:.3f} | {share(t.median, epoch)} |" for t in timings),
+        "",
         f"**bridge + prove_bridge: {bridged:.3f} s warm ({share(bridged, epoch)} of one warm tf_keras epoch on "
         f"{SAMPLES} samples), {cold:.3f} s on the first call.** A built Keras 3 model (a recipe builder) pays "
-        "bridge + prove; a saved `.keras` file adds load_keras3.", "",
-        "Calls (seconds, first one first):", "",
+        "bridge + prove; a saved `.keras` file adds load_keras3.",
+        "",
+        "Calls (seconds, first one first):",
+        "",
         *(f"- {t.step}: {', '.join(f'{s:.3f}' for s in [t.first, *t.later])}" for t in timings),
     ]
     return "\n".join(lines) + "\n"

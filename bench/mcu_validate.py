@@ -68,9 +68,23 @@ def direct(model: Path, folder: Path, repeats: int) -> dict[str, float | None]:
             plain.append(time.perf_counter() - start)
         out = folder / f"vela-{index}"
         start = time.perf_counter()
-        subprocess.run([vela, str(model), "--accelerator-config", ETHOS, "--system-config",
-                        "Ethos_U55_High_End_Embedded", "--memory-mode", "Shared_Sram", "--output-dir", str(out)],
-                       capture_output=True, check=True, cwd=folder)
+        subprocess.run(
+            [
+                vela,
+                str(model),
+                "--accelerator-config",
+                ETHOS,
+                "--system-config",
+                "Ethos_U55_High_End_Embedded",
+                "--memory-mode",
+                "Shared_Sram",
+                "--output-dir",
+                str(out),
+            ],
+            capture_output=True,
+            check=True,
+            cwd=folder,
+        )
         compiled.append(time.perf_counter() - start)
     return {"plain_tflm": statistics.median(plain) if plain else None, "vela": statistics.median(compiled)}
 
@@ -78,25 +92,35 @@ def direct(model: Path, folder: Path, repeats: int) -> dict[str, float | None]:
 def report(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     info = machine()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# What the microcontroller validations add to a run ({when})", "",
-             f"`python bench/mcu_validate.py --repeats {args.repeats}`; one epoch per stage. Machine: {info['cpu']}, "
-             f"Python {info['python']}.", "",
-             "| recipe | model | validate on host | + tflm | tflm adds | plain TFLM bisection | + ethos-u55-128 "
-             "| ethos-u adds | plain `vela` CLI |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# What the microcontroller validations add to a run ({when})",
+        "",
+        f"`python bench/mcu_validate.py --repeats {args.repeats}`; one epoch per stage. Machine: {info['cpu']}, "
+        f"Python {info['python']}.",
+        "",
+        "| recipe | model | validate on host | + tflm | tflm adds | plain TFLM bisection | + ethos-u55-128 "
+        "| ethos-u adds | plain `vela` CLI |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         t, d = row["inside"], row["direct"]
         plain = "crashed" if d["plain_tflm"] is None else f"{d['plain_tflm']:.2f} s"  # type: ignore[index]
-        lines.append(f"| {row['recipe']} | {row['size']:,} B | {t['host']:.2f} s | {t['tflm']:.2f} s | "  # type: ignore[index]
-                     f"{t['tflm'] - t['host']:+.2f} s | {plain} | {t['ethos-u']:.2f} s | "  # type: ignore[index]
-                     f"{t['ethos-u'] - t['host']:+.2f} s | {d['vela']:.2f} s |")  # type: ignore[index]
-    lines += ["", "The validate columns are the whole validate stage inside one process with every stage cached "
-              "(the host run, then each device in its child process: the TFLM runner with its forked bisection "
-              "probes and five invokes, or Vela compiling the model); 'adds' is the difference from host "
-              "alone. The plain columns are separate processes doing only the measurement (their imports "
-              "included): a TFLM bisection in one process (it dies where TFLM crashes at a size just short "
-              "of the need), and `vela` with the profile's accelerator, system configuration and memory mode. "
-              f"tflite-micro {_version('tflite-micro')}, ethos-u-vela {_version('ethos-u-vela')}.", ""]
+        lines.append(
+            f"| {row['recipe']} | {row['size']:,} B | {t['host']:.2f} s | {t['tflm']:.2f} s | "  # type: ignore[index]
+            f"{t['tflm'] - t['host']:+.2f} s | {plain} | {t['ethos-u']:.2f} s | "  # type: ignore[index]
+            f"{t['ethos-u'] - t['host']:+.2f} s | {d['vela']:.2f} s |"
+        )  # type: ignore[index]
+    lines += [
+        "",
+        "The validate columns are the whole validate stage inside one process with every stage cached "
+        "(the host run, then each device in its child process: the TFLM runner with its forked bisection "
+        "probes and five invokes, or Vela compiling the model); 'adds' is the difference from host "
+        "alone. The plain columns are separate processes doing only the measurement (their imports "
+        "included): a TFLM bisection in one process (it dies where TFLM crashes at a size just short "
+        "of the need), and `vela` with the profile's accelerator, system configuration and memory mode. "
+        f"tflite-micro {_version('tflite-micro')}, ethos-u-vela {_version('ethos-u-vela')}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -122,9 +146,14 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name in args.recipes:
             model = converted(name, folder / "work", folder, False)
-            rows.append({"recipe": name, "size": model.stat().st_size,
-                         "inside": inside(folder / f"{name}.toml", folder / "work", args.repeats),
-                         "direct": direct(model, folder, args.repeats)})
+            rows.append(
+                {
+                    "recipe": name,
+                    "size": model.stat().st_size,
+                    "inside": inside(folder / f"{name}.toml", folder / "work", args.repeats),
+                    "direct": direct(model, folder, args.repeats),
+                }
+            )
             print(f"{name}: done", file=sys.stderr)
     text = report(rows, args)
     print(text)

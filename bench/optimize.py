@@ -67,9 +67,15 @@ def pts(value: float) -> str:
 
 def qat() -> list[Row]:
     e = evaluated(pipeline("qat-int8"))
-    return [("qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
-            ("qat-int8", "int8 >= float - 0.5 pts", f"{100 * (e['tflite'] - e['float']):+.2f} pts",
-             e["tflite"] >= e["float"] - 0.005)]
+    return [
+        ("qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
+        (
+            "qat-int8",
+            "int8 >= float - 0.5 pts",
+            f"{100 * (e['tflite'] - e['float']):+.2f} pts",
+            e["tflite"] >= e["float"] - 0.005,
+        ),
+    ]
 
 
 def prune() -> list[Row]:
@@ -79,14 +85,28 @@ def prune() -> list[Row]:
     sparsity = {name: c["weights"][name]["sparsity"] for name in pruned}
     dense = pipeline("qat-int8").convert().record.to_dict()
     ratio = c["gzip_bytes"] / dense["gzip_bytes"]
-    return [("prune-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
-            ("prune-qat-int8", "int8 >= float - 1.5 pts", f"{100 * (e['tflite'] - e['float']):+.2f} pts",
-             e["tflite"] >= e["float"] - 0.015),
-            ("prune-qat-int8", "sparsity in the .tflite, every pruned layer >= 0.79",
-             ", ".join(f"{k} {v:.3f}" for k, v in sparsity.items()), min(sparsity.values()) >= 0.79),
-            ("prune-qat-int8", "gzip size vs unpruned int8 (qat-int8) <= 0.45x",
-             f"{c['gzip_bytes']:,} B / {dense['gzip_bytes']:,} B = {ratio:.3f}x "
-             f"(raw {c['size_bytes']:,} B / {dense['size_bytes']:,} B)", ratio <= 0.45)]
+    return [
+        ("prune-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
+        (
+            "prune-qat-int8",
+            "int8 >= float - 1.5 pts",
+            f"{100 * (e['tflite'] - e['float']):+.2f} pts",
+            e["tflite"] >= e["float"] - 0.015,
+        ),
+        (
+            "prune-qat-int8",
+            "sparsity in the .tflite, every pruned layer >= 0.79",
+            ", ".join(f"{k} {v:.3f}" for k, v in sparsity.items()),
+            min(sparsity.values()) >= 0.79,
+        ),
+        (
+            "prune-qat-int8",
+            "gzip size vs unpruned int8 (qat-int8) <= 0.45x",
+            f"{c['gzip_bytes']:,} B / {dense['gzip_bytes']:,} B = {ratio:.3f}x "
+            f"(raw {c['size_bytes']:,} B / {dense['size_bytes']:,} B)",
+            ratio <= 0.45,
+        ),
+    ]
 
 
 def prune24() -> list[Row]:
@@ -94,9 +114,15 @@ def prune24() -> list[Row]:
     e, c = evaluated(p), p.convert().record.to_dict()
     pruned = p.optimize().record.stages[0]["pruned_layers"]
     per4 = {name: c["weights"][name]["max_nonzeros_per_4"] for name in pruned}
-    return [("prune24-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
-            ("prune24-qat-int8", "max non-zeros per block of 4, every pruned kernel <= 2",
-             ", ".join(f"{k} {v}" for k, v in per4.items()), all(v is not None and v <= 2 for v in per4.values()))]
+    return [
+        ("prune24-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
+        (
+            "prune24-qat-int8",
+            "max non-zeros per block of 4, every pruned kernel <= 2",
+            ", ".join(f"{k} {v}" for k, v in per4.items()),
+            all(v is not None and v <= 2 for v in per4.values()),
+        ),
+    ]
 
 
 def cluster() -> list[Row]:
@@ -106,11 +132,21 @@ def cluster() -> list[Row]:
     stage = load_recipe("cluster-qat-int8").recipe.optimize[0]
     f32 = pipeline("cluster-qat-int8", optimize=[stage], convert=ConvertSettings(mode="float32"))
     unique = {name: f32.convert().record.to_dict()["weights"][name]["unique_values"] for name in clustered}
-    return [("cluster-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
-            ("cluster-qat-int8", "int8 >= float - 2 pts", f"{100 * (e['tflite'] - e['float']):+.2f} pts",
-             e["tflite"] >= e["float"] - 0.02),
-            ("cluster-qat-int8", "distinct values per clustered kernel, float32 export <= 16",
-             ", ".join(f"{k} {v}" for k, v in unique.items()), max(unique.values()) <= 16)]
+    return [
+        ("cluster-qat-int8", "float / int8 accuracy", f"{pts(e['float'])} / {pts(e['tflite'])}", None),
+        (
+            "cluster-qat-int8",
+            "int8 >= float - 2 pts",
+            f"{100 * (e['tflite'] - e['float']):+.2f} pts",
+            e["tflite"] >= e["float"] - 0.02,
+        ),
+        (
+            "cluster-qat-int8",
+            "distinct values per clustered kernel, float32 export <= 16",
+            ", ".join(f"{k} {v}" for k, v in unique.items()),
+            max(unique.values()) <= 16,
+        ),
+    ]
 
 
 def distill() -> list[Row]:
@@ -127,12 +163,18 @@ def distill() -> list[Row]:
         return f"{statistics.mean(values):.2f} % ± {statistics.stdev(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})"
 
     gain = statistics.mean(r["test_accuracy"] - r["scratch_accuracy"] for r in runs)
-    return [("distill", "student / teacher parameters <= 10 %",
-             f"{runs[0]['student_params']:,} / {runs[0]['teacher_params']:,} = {ratio:.1%}", ratio <= 0.10),
-            ("distill", f"teacher accuracy, seeds {SEEDS}", spread("teacher_accuracy"), None),
-            ("distill", "student distilled (T=4, alpha=0.1)", spread("test_accuracy"), None),
-            ("distill", "student from scratch, same init and budget", spread("scratch_accuracy"), None),
-            ("distill", "mean gain of distillation", f"{100 * gain:+.2f} pts", None)]
+    return [
+        (
+            "distill",
+            "student / teacher parameters <= 10 %",
+            f"{runs[0]['student_params']:,} / {runs[0]['teacher_params']:,} = {ratio:.1%}",
+            ratio <= 0.10,
+        ),
+        ("distill", f"teacher accuracy, seeds {SEEDS}", spread("teacher_accuracy"), None),
+        ("distill", "student distilled (T=4, alpha=0.1)", spread("test_accuracy"), None),
+        ("distill", "student from scratch, same init and budget", spread("scratch_accuracy"), None),
+        ("distill", "mean gain of distillation", f"{100 * gain:+.2f} pts", None),
+    ]
 
 
 def mobilenet() -> list[Row]:
@@ -146,19 +188,43 @@ def mobilenet() -> list[Row]:
     per_channel = pipeline("mobilenetv2-qat-int8", convert=p.recipe.convert.model_copy(update={"per_channel": True}))
     pe, pc = evaluated(per_channel), per_channel.convert().record.to_dict()
     name = "mobilenetv2-qat-int8"
-    return [(name, "float / int8 accuracy (LiteRT), per-tensor weights", f"{pts(e['float'])} / {pts(e['tflite'])}",
-             e["tflite"] > 0.5),
-            (name, "int8 size vs float32 <= 0.30x", f"{c['size_bytes']:,} B / {f32_size:,} B = {ratio:.3f}x",
-             ratio <= 0.30),
-            (name, "BatchNormalization layers folded before QAT", str(folded), None),
-            (name + " (per_channel = true)", "float / int8 accuracy (LiteRT)",
-             f"{pts(pe['float'])} / {pts(pe['tflite'])}", None),
-            (name + " (per_channel = true)", "int8 size vs float32",
-             f"{pc['size_bytes']:,} B / {f32_size:,} B = {pc['size_bytes'] / f32_size:.3f}x", None)]
+    return [
+        (
+            name,
+            "float / int8 accuracy (LiteRT), per-tensor weights",
+            f"{pts(e['float'])} / {pts(e['tflite'])}",
+            e["tflite"] > 0.5,
+        ),
+        (
+            name,
+            "int8 size vs float32 <= 0.30x",
+            f"{c['size_bytes']:,} B / {f32_size:,} B = {ratio:.3f}x",
+            ratio <= 0.30,
+        ),
+        (name, "BatchNormalization layers folded before QAT", str(folded), None),
+        (
+            name + " (per_channel = true)",
+            "float / int8 accuracy (LiteRT)",
+            f"{pts(pe['float'])} / {pts(pe['tflite'])}",
+            None,
+        ),
+        (
+            name + " (per_channel = true)",
+            "int8 size vs float32",
+            f"{pc['size_bytes']:,} B / {f32_size:,} B = {pc['size_bytes'] / f32_size:.3f}x",
+            None,
+        ),
+    ]
 
 
-CHECKS: dict[str, Callable[[], list[Row]]] = {"qat": qat, "prune": prune, "prune24": prune24, "cluster": cluster,
-                                              "distill": distill, "mobilenet": mobilenet}
+CHECKS: dict[str, Callable[[], list[Row]]] = {
+    "qat": qat,
+    "prune": prune,
+    "prune24": prune24,
+    "cluster": cluster,
+    "distill": distill,
+    "mobilenet": mobilenet,
+}
 
 
 def report(rows: list[Row], seconds: dict[str, float]) -> str:

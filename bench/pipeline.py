@@ -130,8 +130,12 @@ def run_all(repeats: int) -> list[Run]:
         order = ("edgepack", "plain") if i % 2 == 0 else ("plain", "edgepack")
         for name in order:
             run = time_side(SIDES[name])
-            print(f"  repeat {i + 1}/{repeats} {name:<8} {run.seconds:6.2f} s  exit {run.exit_code}  "
-                  f"int8 accuracy {run.int8_accuracy}", file=sys.stderr, flush=True)
+            print(
+                f"  repeat {i + 1}/{repeats} {name:<8} {run.seconds:6.2f} s  exit {run.exit_code}  "
+                f"int8 accuracy {run.int8_accuracy}",
+                file=sys.stderr,
+                flush=True,
+            )
             runs.append(run)
     return runs
 
@@ -149,8 +153,11 @@ def cpu_model() -> str:
 
 def machine() -> dict[str, str]:
     """CPU, Python and toolchain versions of this machine."""
-    info = {"cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
-            "os": platform.platform(), "python": platform.python_version()}
+    info = {
+        "cpu": f"{cpu_model()} ({os.cpu_count()} logical CPUs)",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
     for package in PACKAGES:
         try:
             info[package] = version(package)
@@ -163,9 +170,13 @@ def summarize(runs: list[Run], name: str) -> dict[str, Any]:
     """Median and min seconds, exit codes and accuracies of one side's runs."""
     mine = [r for r in runs if r.side == name]
     seconds = [r.seconds for r in mine]
-    return {"median": statistics.median(seconds), "min": min(seconds), "runs": seconds,
-            "exits": sorted({r.exit_code for r in mine}), "accuracy": sorted({r.int8_accuracy for r in mine},
-                                                                              key=lambda a: (a is None, a))}
+    return {
+        "median": statistics.median(seconds),
+        "min": min(seconds),
+        "runs": seconds,
+        "exits": sorted({r.exit_code for r in mine}),
+        "accuracy": sorted({r.int8_accuracy for r in mine}, key=lambda a: (a is None, a)),
+    }
 
 
 def fmt_accuracy(values: list[float | None]) -> str:
@@ -179,18 +190,24 @@ def report(runs: list[Run], repeats: int, target: float) -> str:
     ratio = ep["median"] / plain["median"]
     verdict = "PASS" if ratio <= target else "FAIL"
     lines = [
-        "# edgepack run vs. a plain TensorFlow script (default recipe: digits)", "",
+        "# edgepack run vs. a plain TensorFlow script (default recipe: digits)",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/pipeline.py --repeats {repeats}`: "
-        "wall time of a fresh subprocess per run, sides alternating, after one untimed import warm-up.", "",
-        *(f"- {key}: {value}" for key, value in machine().items()), "",
+        "wall time of a fresh subprocess per run, sides alternating, after one untimed import warm-up.",
+        "",
+        *(f"- {key}: {value}" for key, value in machine().items()),
+        "",
         "| side | command | median (s) | min (s) | exit codes | int8 accuracy |",
         "|---|---|---:|---:|---|---|",
         f"| edgepack | `edgepack --json run digits --no-cache` | {ep['median']:.2f} | {ep['min']:.2f} | "
         f"{', '.join(map(str, ep['exits']))} | {fmt_accuracy(ep['accuracy'])} |",
         f"| plain | `python bench/plain_digits.py` | {plain['median']:.2f} | {plain['min']:.2f} | "
-        f"{', '.join(map(str, plain['exits']))} | {fmt_accuracy(plain['accuracy'])} |", "",
-        f"**edgepack / plain (median): {ratio:.3f}x** (target <= {target:.2f}x): **{verdict}**", "",
-        "Runs (seconds, in the order they ran):", "",
+        f"{', '.join(map(str, plain['exits']))} | {fmt_accuracy(plain['accuracy'])} |",
+        "",
+        f"**edgepack / plain (median): {ratio:.3f}x** (target <= {target:.2f}x): **{verdict}**",
+        "",
+        "Runs (seconds, in the order they ran):",
+        "",
         *(f"{i + 1}. {r.side}: {r.seconds:.2f} (exit {r.exit_code})" for i, r in enumerate(runs)),
     ]
     return "\n".join(lines) + "\n"

@@ -70,14 +70,26 @@ def build_cnn(width: int, num_classes: int = 10) -> keras.Model:
     return keras.Model(inputs, probs, name="digits_cnn")
 
 
-def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, settings: dict[str, Any],
-        callbacks: list[keras.callbacks.Callback] | None = None) -> None:
+def fit(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: dict[str, Any],
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> None:
     """Compile with the stage's optimizer and learning rate, then train (the model outputs probabilities)."""
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
     optimizer = optimizers[settings.get("optimizer", "adam")](learning_rate=settings["learning_rate"])
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    model.fit(x, y, epochs=settings["epochs"], batch_size=settings.get("batch_size", 32), shuffle=True,
-              verbose=0, callbacks=callbacks or [])
+    model.fit(
+        x,
+        y,
+        epochs=settings["epochs"],
+        batch_size=settings.get("batch_size", 32),
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks or [],
+    )
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -91,8 +103,9 @@ def prune_schedule(stage: dict[str, Any], n_train: int) -> tfmot.sparsity.keras.
     end = max(1, round(total * stage.get("end_fraction", 0.7)))
     frequency = max(1, end // 10)
     end = max(frequency, frequency * (end // frequency))
-    return tfmot.sparsity.keras.PolynomialDecay(stage.get("initial_sparsity", 0.0), stage["final_sparsity"],
-                                                begin_step=0, end_step=end, frequency=frequency)
+    return tfmot.sparsity.keras.PolynomialDecay(
+        stage.get("initial_sparsity", 0.0), stage["final_sparsity"], begin_step=0, end_step=end, frequency=frequency
+    )
 
 
 def prune(model: keras.Model, stage: dict[str, Any], x: np.ndarray, y: np.ndarray) -> keras.Model:
@@ -114,6 +127,7 @@ def qat(model: keras.Model, stage: dict[str, Any], x: np.ndarray, y: np.ndarray)
 
 def convert_int8(model: keras.Model, calibration: np.ndarray) -> bytes:
     """Full-integer int8 conversion with int8 input and output tensors."""
+
     def representative() -> Iterator[list[np.ndarray]]:
         for sample in calibration:
             yield [sample[None, ...].astype(np.float32)]
@@ -197,6 +211,7 @@ def main() -> None:
     results["latency_p90_ms"] = latency_p90_ms(args.out, validate["warmup"], validate["runs"], validate["threads"])
     results["size_bytes"] = args.out.stat().st_size
     print(json.dumps(results))
+
 
 if __name__ == "__main__":
     main()

@@ -127,8 +127,9 @@ def calibration_sample(x: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 # -- models ------------------------------------------------------------------------------------------
-def mlp(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None,
-        activation: str = "relu") -> keras.Model:
+def mlp(
+    input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None, activation: str = "relu"
+) -> keras.Model:
     """Dense layers of `hidden` units, then `size` linear outputs."""
     inputs = keras.Input(shape=input_shape, name="features")
     h = inputs
@@ -137,8 +138,9 @@ def mlp(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None
     return keras.Model(inputs, keras.layers.Dense(size, name="prediction")(h), name="mlp")
 
 
-def dense_autoencoder(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None,
-                      bottleneck: int = 8) -> keras.Model:
+def dense_autoencoder(
+    input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None, bottleneck: int = 8
+) -> keras.Model:
     """The flattened input down through `hidden` to `bottleneck` and back up, reshaped like the input."""
     layers, widths = keras.layers, hidden or [64, 32]
     inputs = keras.Input(shape=input_shape, name="input")
@@ -169,7 +171,8 @@ def residual_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16
 
 
 BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    "edgepack.models.zoo:mlp": mlp, "edgepack.models.zoo:dense_autoencoder": dense_autoencoder,
+    "edgepack.models.zoo:mlp": mlp,
+    "edgepack.models.zoo:dense_autoencoder": dense_autoencoder,
     "edgepack.models.zoo:keras3_cnn": residual_cnn,
 }
 
@@ -177,15 +180,19 @@ BUILDERS: dict[str, Callable[..., keras.Model]] = {
 def build_model(recipe: dict[str, Any], data: Data) -> keras.Model:
     """The recipe's builder, called as f(input_shape, size, **args) (size: classes, targets or input size)."""
     shape = tuple(int(d) for d in data.x_train.shape[1:])
-    sizes = {"classification": 10, "regression": int(np.prod(data.fit_targets.shape[1:])),
-             "anomaly": int(np.prod(shape))}
+    sizes = {
+        "classification": 10,
+        "regression": int(np.prod(data.fit_targets.shape[1:])),
+        "anomaly": int(np.prod(shape)),
+    }
     model = recipe["model"]
     return BUILDERS[model["builder"]](shape, sizes[data.task], **model.get("args", {}))
 
 
 # -- training ----------------------------------------------------------------------------------------
-def fit(model: keras.Model, data: Data, settings: dict[str, Any],
-        callbacks: list[keras.callbacks.Callback] | None = None) -> None:
+def fit(
+    model: keras.Model, data: Data, settings: dict[str, Any], callbacks: list[keras.callbacks.Callback] | None = None
+) -> None:
     """Compile with the stage's optimizer and the task's loss, then train on the train split."""
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
     optimizer = optimizers[settings["optimizer"]](learning_rate=settings["learning_rate"])
@@ -194,8 +201,15 @@ def fit(model: keras.Model, data: Data, settings: dict[str, Any],
     else:
         loss, metrics = keras.losses.MeanSquaredError(), (["mae"] if data.task == "regression" else [])
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-    model.fit(data.x_train, data.fit_targets, epochs=settings["epochs"], batch_size=settings["batch_size"],
-              shuffle=True, verbose=0, callbacks=callbacks or [])
+    model.fit(
+        data.x_train,
+        data.fit_targets,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks or [],
+    )
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -211,7 +225,7 @@ def task_metrics(data: Data, predictions: np.ndarray) -> dict[str, float]:
     p = np.asarray(predictions, dtype=np.float64)
     if data.task == "regression":
         errors = p.reshape(data.y_test.shape) - data.y_test.astype(np.float64)
-        return {"rmse": float(np.sqrt(np.mean(errors ** 2))), "mae": float(np.mean(np.abs(errors)))}
+        return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
     if data.task == "anomaly":
         x = data.x_test.reshape(len(data.x_test), -1).astype(np.float64)
         return {"auc": roc_auc(np.mean((p.reshape(x.shape) - x) ** 2, axis=1), data.y_test)}
@@ -235,8 +249,9 @@ def prune_schedule(stage: dict[str, Any], n_train: int) -> tfmot.sparsity.keras.
     end = min(max(begin, round(total * stage["end_fraction"])), total)
     frequency = max(1, (end - begin) // UPDATES_PER_RAMP)
     end = begin + frequency * ((end - begin) // frequency)
-    return tfmot.sparsity.keras.PolynomialDecay(stage["initial_sparsity"], stage["final_sparsity"],
-                                                begin_step=begin, end_step=end, frequency=frequency)
+    return tfmot.sparsity.keras.PolynomialDecay(
+        stage["initial_sparsity"], stage["final_sparsity"], begin_step=begin, end_step=end, frequency=frequency
+    )
 
 
 def prune(model: keras.Model, stage: dict[str, Any], data: Data) -> keras.Model:
@@ -251,8 +266,11 @@ def qat(model: keras.Model, stage: dict[str, Any], data: Data, pruned: bool) -> 
     """Quantization-aware fine-tuning (pruning-preserving after a prune stage)."""
     quant = tfmot.quantization.keras
     annotated = quant.quantize_annotate_model(model)
-    wrapped = (quant.quantize_apply(annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
-               if pruned else quant.quantize_apply(annotated))
+    wrapped = (
+        quant.quantize_apply(annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
+        if pruned
+        else quant.quantize_apply(annotated)
+    )
     fit(wrapped, data, stage)
     return wrapped
 
@@ -274,6 +292,7 @@ def optimize(model: keras.Model, stages: list[dict[str, Any]], data: Data) -> ke
 # -- conversion and LiteRT ---------------------------------------------------------------------------
 def convert_int8(saved_model: Path, calibration: np.ndarray, integer_io: bool) -> bytes:
     """Full-integer int8 conversion of the SavedModel, int8 or float32 input and output tensors."""
+
     def representative() -> Iterator[list[np.ndarray]]:
         for sample in calibration:
             yield [sample[None, ...].astype(np.float32)]
@@ -315,8 +334,11 @@ def latency_p90_ms(path: Path, settings: dict[str, int]) -> float:
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     rng = np.random.default_rng(0)
-    sample = (rng.integers(-128, 127, size=inp["shape"], endpoint=True) if inp["dtype"] == np.int8
-              else rng.standard_normal(inp["shape"])).astype(inp["dtype"])
+    sample = (
+        rng.integers(-128, 127, size=inp["shape"], endpoint=True)
+        if inp["dtype"] == np.int8
+        else rng.standard_normal(inp["shape"])
+    ).astype(inp["dtype"])
     interpreter.set_tensor(inp["index"], sample)
     times = []
     for i in range(settings["warmup"] + settings["runs"]):
@@ -366,8 +388,15 @@ def run(name: str, out: Path) -> dict[str, Any]:
     results["tflite"] = task_metrics(data, tflite_predict(tflite, data.x_test))
     metric = HEADLINE[data.task]
     validate = stage_settings(recipe.get("validate", {}), VALIDATE_DEFAULTS)
-    return {"recipe": name, "task": data.task, "metric": metric, "headline": results["tflite"][metric], **results,
-            "size_bytes": tflite.stat().st_size, "latency_p90_ms": latency_p90_ms(tflite, validate)}
+    return {
+        "recipe": name,
+        "task": data.task,
+        "metric": metric,
+        "headline": results["tflite"][metric],
+        **results,
+        "size_bytes": tflite.stat().st_size,
+        "latency_p90_ms": latency_p90_ms(tflite, validate),
+    }
 
 
 def main() -> None:

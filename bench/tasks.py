@@ -105,10 +105,14 @@ def run_recipe(recipe: str, repeats: int) -> list[Run]:
     """`repeats` runs of each side on `recipe`, alternating which goes first; stops at a failure."""
     runs: list[Run] = []
     for i in range(repeats):
-        for side in (SIDES if i % 2 == 0 else SIDES[::-1]):
+        for side in SIDES if i % 2 == 0 else SIDES[::-1]:
             run = time_side(side, recipe)
-            print(f"  {recipe} repeat {i + 1}/{repeats} {side:<8} {run.seconds:7.2f} s  exit {run.exit_code}  "
-                  f"{run.metric} {run.headline}", file=sys.stderr, flush=True)
+            print(
+                f"  {recipe} repeat {i + 1}/{repeats} {side:<8} {run.seconds:7.2f} s  exit {run.exit_code}  "
+                f"{run.metric} {run.headline}",
+                file=sys.stderr,
+                flush=True,
+            )
             runs.append(run)
             if run.error is not None:
                 print(run.error, file=sys.stderr, flush=True)
@@ -123,12 +127,18 @@ def summarize(runs: list[Run], side: str) -> dict[str, Any] | None:
         return None
     seconds = [r.seconds for r in mine]
     values = sorted({r.headline for r in mine}, key=lambda v: (v is None, v))
-    return {"median": statistics.median(seconds), "min": min(seconds), "exits": sorted({r.exit_code for r in mine}),
-            "metric": next((r.metric for r in mine if r.metric), None), "values": values}
+    return {
+        "median": statistics.median(seconds),
+        "min": min(seconds),
+        "exits": sorted({r.exit_code for r in mine}),
+        "metric": next((r.metric for r in mine if r.metric), None),
+        "values": values,
+    }
 
 
 def fmt_figure(metric: str | None, values: list[float | None]) -> str:
     """Distinct headline figures of a side's runs (accuracy as a percentage)."""
+
     def one(value: float | None) -> str:
         if value is None:
             return "n/a"
@@ -149,8 +159,10 @@ def side_row(side: str, recipe: str, summary: dict[str, Any] | None, ran: bool) 
     """One table row of a side (`ran`: it ran at least once, so no summary means it failed)."""
     if summary is None:
         return f"| {side} | `{shown_command(side, recipe)}` | - | - | - | {'failed' if ran else 'not run'} |"
-    return (f"| {side} | `{shown_command(side, recipe)}` | {summary['median']:.2f} | {summary['min']:.2f} | "
-            f"{', '.join(map(str, summary['exits']))} | {fmt_figure(summary['metric'], summary['values'])} |")
+    return (
+        f"| {side} | `{shown_command(side, recipe)}` | {summary['median']:.2f} | {summary['min']:.2f} | "
+        f"{', '.join(map(str, summary['exits']))} | {fmt_figure(summary['metric'], summary['values'])} |"
+    )
 
 
 def recipe_section(recipe: str, runs: list[Run], target: float) -> list[str]:
@@ -159,23 +171,44 @@ def recipe_section(recipe: str, runs: list[Run], target: float) -> list[str]:
     ratio, verdict = ratio_line(ep, plain, target)
     metric = next((s["metric"] for s in (ep, plain) if s and s["metric"]), None)
     figure = METRIC_NAMES.get(metric or "", "figure")
-    rows = [side_row(side, recipe, summary, any(r.side == side for r in runs))
-            for side, summary in (("edgepack", ep), ("plain", plain))]
-    lines = [f"## {recipe}", "", f"| side | command | median (s) | min (s) | exit codes | int8 {figure} |",
-             "|---|---|---:|---:|---|---|", *rows, "",
-             f"**edgepack / plain (median): {ratio}** (target <= {target:.2f}x): **{verdict}**", ""]
+    rows = [
+        side_row(side, recipe, summary, any(r.side == side for r in runs))
+        for side, summary in (("edgepack", ep), ("plain", plain))
+    ]
+    lines = [
+        f"## {recipe}",
+        "",
+        f"| side | command | median (s) | min (s) | exit codes | int8 {figure} |",
+        "|---|---|---:|---:|---|---|",
+        *rows,
+        "",
+        f"**edgepack / plain (median): {ratio}** (target <= {target:.2f}x): **{verdict}**",
+        "",
+    ]
     for failed in (r for r in runs if r.error is not None):
-        lines += [f"`{shown_command(failed.side, recipe)}` exited {failed.exit_code}; its last lines:", "", "```",
-                  failed.error or "", "```", ""]
-    lines += ["Runs (seconds, in the order they ran):", "",
-              *(f"{i + 1}. {r.side}: {r.seconds:.2f} (exit {r.exit_code})" for i, r in enumerate(runs)), ""]
+        lines += [
+            f"`{shown_command(failed.side, recipe)}` exited {failed.exit_code}; its last lines:",
+            "",
+            "```",
+            failed.error or "",
+            "```",
+            "",
+        ]
+    lines += [
+        "Runs (seconds, in the order they ran):",
+        "",
+        *(f"{i + 1}. {r.side}: {r.seconds:.2f} (exit {r.exit_code})" for i, r in enumerate(runs)),
+        "",
+    ]
     return lines
 
 
 def summary_table(results: dict[str, list[Run]], target: float) -> list[str]:
     """One row per recipe: both medians, the ratio and the verdict."""
-    lines = ["| recipe | edgepack median (s) | plain median (s) | edgepack / plain | verdict |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        "| recipe | edgepack median (s) | plain median (s) | edgepack / plain | verdict |",
+        "|---|---:|---:|---:|---|",
+    ]
     for recipe, runs in results.items():
         ep, plain = summarize(runs, "edgepack"), summarize(runs, "plain")
         ratio, verdict = ratio_line(ep, plain, target)
@@ -187,13 +220,16 @@ def summary_table(results: dict[str, list[Run]], target: float) -> list[str]:
 def report(results: dict[str, list[Run]], repeats: int, target: float) -> str:
     """The markdown report: how it was measured, the machine, the summary, one section per recipe."""
     lines = [
-        "# edgepack run vs. plain TensorFlow scripts: regression, anomaly detection, Keras 3", "",
+        "# edgepack run vs. plain TensorFlow scripts: regression, anomaly detection, Keras 3",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by `bench/tasks.py --repeats {repeats}`: "
         "wall time of a fresh subprocess per run, sides alternating, after one untimed import warm-up. "
         "The plain side is `bench/plain_tasks.py`: the same data, split, calibration draw, model, "
         "training, optimization, int8 conversion and LiteRT evaluation written directly against "
-        "tf_keras, TFMOT and LiteRT (the Keras 3 recipe's CNN written in tf_keras: no bridge).", "",
-        *(f"- {key}: {value}" for key, value in machine().items()), "",
+        "tf_keras, TFMOT and LiteRT (the Keras 3 recipe's CNN written in tf_keras: no bridge).",
+        "",
+        *(f"- {key}: {value}" for key, value in machine().items()),
+        "",
         *summary_table(results, target),
     ]
     for recipe, runs in results.items():
@@ -223,8 +259,11 @@ def main() -> None:
     args = parse_args()
     if not EDGEPACK.exists():
         sys.exit(f"error: no edgepack console script next to {sys.executable}")
-    print(f"warming up, then {args.repeats} run(s) of each side on {', '.join(args.recipes)}...",
-          file=sys.stderr, flush=True)
+    print(
+        f"warming up, then {args.repeats} run(s) of each side on {', '.join(args.recipes)}...",
+        file=sys.stderr,
+        flush=True,
+    )
     warm_up()
     results = {recipe: run_recipe(recipe, args.repeats) for recipe in args.recipes}
     text = report(results, args.repeats, args.target)

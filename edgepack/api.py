@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 DEFAULT_WORKDIR = "build"
 
 
-def pipeline(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, *,
-             model: str | Path | None = None, use_cache: bool = True, reporter: Reporter | None = None) -> Pipeline:
+def pipeline(
+    recipe: str | Path | None = None,
+    workdir: str | Path = DEFAULT_WORKDIR,
+    *,
+    model: str | Path | None = None,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> Pipeline:
     """The recipe's `Pipeline` (default recipe: digits). With `model`, a `.tflite` converted elsewhere
     stands in for the convert stage (as `validate --model`), judged against the recipe's model."""
     from edgepack.models.origins import GivenTflite, recipe_source
@@ -44,53 +50,75 @@ def pipeline(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WOR
     return Pipeline(loaded, Path(workdir), reporter, use_cache=use_cache, source=source)
 
 
-def run(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, *, out: str | Path | None = None,
-        zip: bool | None = None, sign_key: str | Path | None = None, use_cache: bool = True,
-        reporter: Reporter | None = None) -> RunResult:
+def run(
+    recipe: str | Path | None = None,
+    workdir: str | Path = DEFAULT_WORKDIR,
+    *,
+    out: str | Path | None = None,
+    zip: bool | None = None,
+    sign_key: str | Path | None = None,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> RunResult:
     """Every stage, the gate and the bundle (`edgepack run`): the stages, validation records, budget
     results (`.passed`), the board fits and the bundle's paths."""
     p = pipeline(recipe, workdir, use_cache=use_cache, reporter=reporter)
     return p.run(None if out is None else Path(out), zip, None if sign_key is None else Path(sign_key))
 
 
-def train(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR,
-          **options: Any) -> StageOutput[TrainRecord]:
+def train(
+    recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, **options: Any
+) -> StageOutput[TrainRecord]:
     """The train stage (the float reference model and its test metrics)."""
     return pipeline(recipe, workdir, **options).train()
 
 
-def optimize(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR,
-             **options: Any) -> StageOutput[OptimizeRecord]:
+def optimize(
+    recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, **options: Any
+) -> StageOutput[OptimizeRecord]:
     """The `[[optimize]]` stages (train first, or its cache)."""
     return pipeline(recipe, workdir, **options).optimize()
 
 
-def convert(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR,
-            **options: Any) -> StageOutput[ConvertRecord]:
+def convert(
+    recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, **options: Any
+) -> StageOutput[ConvertRecord]:
     """The conversion to `.tflite` (the mode search's pick with `[convert.search]`)."""
     return pipeline(recipe, workdir, **options).convert()
 
 
-def evaluate(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR,
-             **options: Any) -> StageOutput[EvaluateRecord]:
+def evaluate(
+    recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, **options: Any
+) -> StageOutput[EvaluateRecord]:
     """The task's metrics of the float, optimized and `.tflite` models, and the fidelity per output."""
     return pipeline(recipe, workdir, **options).evaluate()
 
 
-def validate(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, *,
-             devices: list[str] | None = None, **options: Any) -> dict[str, dict[str, Any]]:
+def validate(
+    recipe: str | Path | None = None,
+    workdir: str | Path = DEFAULT_WORKDIR,
+    *,
+    devices: list[str] | None = None,
+    **options: Any,
+) -> dict[str, dict[str, Any]]:
     """The shipped model on each device (default: the recipe's): one record per device."""
     return pipeline(recipe, workdir, **options).validate(devices)
 
 
-def gate(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR,
-         **options: Any) -> list[BudgetResult]:
+def gate(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, **options: Any) -> list[BudgetResult]:
     """Every budget of the recipe against the run's figures (validating first)."""
     return pipeline(recipe, workdir, **options).gate()
 
 
-def bundle(recipe: str | Path | None = None, workdir: str | Path = DEFAULT_WORKDIR, *, out: str | Path | None = None,
-           zip: bool | None = None, sign_key: str | Path | None = None, **options: Any) -> list[Path]:
+def bundle(
+    recipe: str | Path | None = None,
+    workdir: str | Path = DEFAULT_WORKDIR,
+    *,
+    out: str | Path | None = None,
+    zip: bool | None = None,
+    sign_key: str | Path | None = None,
+    **options: Any,
+) -> list[Path]:
     """The bundle (gating first): the paths written."""
     p = pipeline(recipe, workdir, **options)
     return p.bundle(None if out is None else Path(out), zip, None if sign_key is None else Path(sign_key))

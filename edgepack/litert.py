@@ -22,8 +22,9 @@ def interpreter(model: Path, threads: int = 1) -> Any:
         interp = Interpreter(model_path=str(model), num_threads=threads)
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise BadInputError(f"{model}: LiteRT cannot load this model: {exc}",
-                            hint="is it a .tflite file?", code="model-invalid") from exc
+        raise BadInputError(
+            f"{model}: LiteRT cannot load this model: {exc}", hint="is it a .tflite file?", code="model-invalid"
+        ) from exc
     return interp
 
 
@@ -45,20 +46,26 @@ def tensor_records(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for d in details:
         scale, zero_point = d["quantization"]
         quantized = scale != 0.0
-        records.append({
-            "name": d["name"], "index": int(d["index"]), "shape": [int(s) for s in d["shape"]],
-            "dtype": np.dtype(d["dtype"]).name,
-            "scale": float(scale) if quantized else None,
-            "zero_point": int(zero_point) if quantized else None,
-        })
+        records.append(
+            {
+                "name": d["name"],
+                "index": int(d["index"]),
+                "shape": [int(s) for s in d["shape"]],
+                "dtype": np.dtype(d["dtype"]).name,
+                "scale": float(scale) if quantized else None,
+                "zero_point": int(zero_point) if quantized else None,
+            }
+        )
     return records
 
 
 def model_tensors(model: Path) -> dict[str, list[dict[str, Any]]]:
     """The model's input and output tensor records, as LiteRT reports them."""
     interp = interpreter(model)
-    return {"inputs": tensor_records(interp.get_input_details()),
-            "outputs": tensor_records(interp.get_output_details())}
+    return {
+        "inputs": tensor_records(interp.get_input_details()),
+        "outputs": tensor_records(interp.get_output_details()),
+    }
 
 
 def to_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -82,8 +89,9 @@ def from_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return (y.astype(np.float32) - zero_point) * scale
 
 
-def io_order(interp: Any, input_names: Sequence[str] | None = None,
-             input_shapes: Sequence[Sequence[int]] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def io_order(
+    interp: Any, input_names: Sequence[str] | None = None, input_shapes: Sequence[Sequence[int]] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The interpreter's input and output details in the Keras model's order."""
     return input_order(interp, input_names, input_shapes), output_order(interp)
 
@@ -96,8 +104,9 @@ def _signature(interp: Any) -> dict[str, Any]:
     return next(iter(signatures.values())) if len(signatures) == 1 else {}
 
 
-def input_order(interp: Any, names: Sequence[str] | None = None,
-                shapes: Sequence[Sequence[int]] | None = None) -> list[dict[str, Any]]:
+def input_order(
+    interp: Any, names: Sequence[str] | None = None, shapes: Sequence[Sequence[int]] | None = None
+) -> list[dict[str, Any]]:
     """The input details in the Keras model's order. The converter orders a SavedModel's tensors by its
     own rules, so the one serving signature is read (inputs by the Keras input names); without names
     that match, by shape when each shape is one input's; a model with several inputs that neither
@@ -114,10 +123,12 @@ def input_order(interp: Any, names: Sequence[str] | None = None,
         found = [[d for d in inputs if tuple(int(v) for v in d["shape"][1:]) == want] for want in wanted]
         if all(len(f) == 1 for f in found) and len({f[0]["index"] for f in found}) == len(inputs):
             return [f[0] for f in found]
-    raise BadInputError(f"cannot tell which of the model's {len(inputs)} inputs takes which array: its signature "
-                        f"names {sorted(signature) or 'none'}, the data's inputs are {list(names or [])}",
-                        hint="give the inputs distinct shapes, or convert from a SavedModel whose signature names "
-                             "the Keras inputs", code="model-mismatch")
+    raise BadInputError(
+        f"cannot tell which of the model's {len(inputs)} inputs takes which array: its signature "
+        f"names {sorted(signature) or 'none'}, the data's inputs are {list(names or [])}",
+        hint="give the inputs distinct shapes, or convert from a SavedModel whose signature names the Keras inputs",
+        code="model-mismatch",
+    )
 
 
 def output_order(interp: Any) -> list[dict[str, Any]]:
@@ -127,30 +138,40 @@ def output_order(interp: Any) -> list[dict[str, Any]]:
     if len(outputs) < 2:
         return outputs
     by_index = {d["index"]: d for d in outputs}
-    numbered = {int(m.group(1)): index for name, index in _signature(interp).get("outputs", {}).items()
-                if (m := re.fullmatch(r"output_(\d+)", name))}
+    numbered = {
+        int(m.group(1)): index
+        for name, index in _signature(interp).get("outputs", {}).items()
+        if (m := re.fullmatch(r"output_(\d+)", name))
+    }
     if len(numbered) == len(outputs) and sorted(numbered) == list(range(len(outputs))):
         return [by_index[numbered[i]] for i in range(len(outputs))]
-    raise BadInputError(f"cannot tell the order of the model's {len(outputs)} outputs: its signature does not name "
-                        "them output_0..output_N", code="model-mismatch",
-                        hint="convert from the SavedModel Keras exports (model.export), whose signature names them")
+    raise BadInputError(
+        f"cannot tell the order of the model's {len(outputs)} outputs: its signature does not name "
+        "them output_0..output_N",
+        code="model-mismatch",
+        hint="convert from the SavedModel Keras exports (model.export), whose signature names them",
+    )
 
 
-def tflite_predict(model: Path | bytes, x: Any, reporter: Reporter, label: str,
-                   input_names: Sequence[str] | None = None) -> list[np.ndarray]:
+def tflite_predict(
+    model: Path | bytes, x: Any, reporter: Reporter, label: str, input_names: Sequence[str] | None = None
+) -> list[np.ndarray]:
     """A `.tflite`'s outputs (dequantized to float) on x (one array, or one per input in the Keras
     model's input order), one sample per invoke; one array per output, in the Keras model's order."""
     interp = interpreter(model) if isinstance(model, Path) else interpreter_from_bytes(model)
     arrays = x if isinstance(x, (list, tuple)) else [x]
     inputs, outputs = io_order(interp, input_names, [a.shape[1:] for a in arrays])
     if len(arrays) != len(inputs):
-        raise BadInputError(f"the model has {len(inputs)} input(s), the data {len(arrays)}", code="model-mismatch",
-                            hint="give one dataset.x_key per model input")
+        raise BadInputError(
+            f"the model has {len(inputs)} input(s), the data {len(arrays)}",
+            code="model-mismatch",
+            hint="give one dataset.x_key per model input",
+        )
     results: list[list[np.ndarray]] = [[] for _ in outputs]
     with reporter.task(label, len(arrays[0])) as task:
         for i in range(len(arrays[0])):
             for detail, array in zip(inputs, arrays):
-                interp.set_tensor(detail["index"], to_input(array[i:i + 1], detail))
+                interp.set_tensor(detail["index"], to_input(array[i : i + 1], detail))
             interp.invoke()
             for out, detail in zip(results, outputs):
                 out.append(from_output(interp.get_tensor(detail["index"]), detail))
@@ -186,8 +207,13 @@ def xnnpack_partitions(model: Path, timeout_s: float = 120.0) -> dict[str, Any]:
     import sys
 
     try:
-        proc = subprocess.run([sys.executable, "-c", _PARTITIONS, str(model)], capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _PARTITIONS, str(model)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"partitions": None, "error": f"LiteRT did not load it in {timeout_s:g} s"}
     if proc.returncode != 0:

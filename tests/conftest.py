@@ -60,11 +60,25 @@ runs = 20
 # Test files by their time on 2 cores, slowest first (as `pytest --durations=0` shows them).
 # pytest-xdist hands whole files to its workers in collection order, so the long files start first
 # and the short ones fill the end instead of one worker finishing minutes after the other.
-SLOWEST_FIRST = ("test_shipped_recipes.py", "test_reproducible_and_atomic.py", "test_accuracy_aware.py",
-                 "test_tasks.py", "test_keras3_pipeline.py", "test_devices.py", "test_ethos_u.py", "test_compare.py",
-                 "test_inspect.py",
-                 "test_metadata.py", "test_optimize.py", "test_keras3_bridge.py", "test_tflm.py",
-                 "test_analyze.py", "test_signing.py", "test_convert_pool.py", "test_default_run.py")
+SLOWEST_FIRST = (
+    "test_shipped_recipes.py",
+    "test_reproducible_and_atomic.py",
+    "test_accuracy_aware.py",
+    "test_tasks.py",
+    "test_keras3_pipeline.py",
+    "test_devices.py",
+    "test_ethos_u.py",
+    "test_compare.py",
+    "test_inspect.py",
+    "test_metadata.py",
+    "test_optimize.py",
+    "test_keras3_bridge.py",
+    "test_tflm.py",
+    "test_analyze.py",
+    "test_signing.py",
+    "test_convert_pool.py",
+    "test_default_run.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,8 +87,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
-def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64,
-                extra: str = "") -> Path:
+def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64, extra: str = "") -> Path:
     """Write a tiny digits recipe (seconds to run) and return its path."""
     path = folder / f"{name}.toml"
     path.write_text(TINY.format(name=name, seed=seed, calibration=calibration) + extra)
@@ -106,8 +119,10 @@ def fast_tflite(model: Any, path: Path, int8: bool, samples: int = 2) -> Path:
     shape = (1, *model.input_shape[1:])
     module = tf.Module()
     module.weights = list(model.variables)
-    module.serve = tf.function(lambda x: {"output_0": model(x, training=False)},
-                               input_signature=[tf.TensorSpec(shape, tf.float32, name="input")])
+    module.serve = tf.function(
+        lambda x: {"output_0": model(x, training=False)},
+        input_signature=[tf.TensorSpec(shape, tf.float32, name="input")],
+    )
     exported = path.with_suffix(".savedmodel")
     tf.saved_model.save(module, str(exported), signatures={"serving_default": module.serve})
     converter = tf.lite.TFLiteConverter.from_saved_model(str(exported))
@@ -150,8 +165,13 @@ def _default_run(work: Path) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     bundle = Path(report["bundle"][0])
-    return {"work": work, "report": report, "bundle": bundle, "junit": junit,
-            "manifest": json.loads((bundle / "manifest.json").read_text())}
+    return {
+        "work": work,
+        "report": report,
+        "bundle": bundle,
+        "junit": junit,
+        "manifest": json.loads((bundle / "manifest.json").read_text()),
+    }
 
 
 def work_copy(default_run: dict[str, Any], folder: Path) -> Path:

@@ -43,10 +43,19 @@ class Sshd:
 
     def profile(self, name: str, python: str, **overrides: object) -> str:
         """A device profile (TOML) for this server."""
-        fields = {"kind": "ssh", "description": "test sshd on 127.0.0.1", "host": "127.0.0.1", "port": self.port,
-                  "user": self.user, "identity_file": str(self.client_key), "known_hosts": str(self.known_hosts),
-                  "python": python, "remote_dir": str(self.folder / "remote"), "connect_timeout_s": 5,
-                  **overrides}
+        fields = {
+            "kind": "ssh",
+            "description": "test sshd on 127.0.0.1",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "identity_file": str(self.client_key),
+            "known_hosts": str(self.known_hosts),
+            "python": python,
+            "remote_dir": str(self.folder / "remote"),
+            "connect_timeout_s": 5,
+            **overrides,
+        }
         return "".join(f"{k} = {_toml(v)}\n" for k, v in fields.items())
 
     def stop(self) -> None:
@@ -64,8 +73,11 @@ def _toml(value: object) -> str:
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgepack-test", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgepack-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -93,8 +105,9 @@ def start_sshd(folder: Path) -> Sshd:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory must exist
     except PermissionError:
         pass  # not root: sshd runs unprivileged and does not need it
-    process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=open(folder / "sshd.log", "wb"))
+    process = subprocess.Popen(
+        [binary, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "wb")
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -34,8 +34,7 @@ error_samples = 16
 
 
 @pytest.mark.slow
-def test_post_training_int8_reports_each_layers_error_worst_first(tmp_path: Path,
-                                                                  default_run: dict[str, Any]) -> None:
+def test_post_training_int8_reports_each_layers_error_worst_first(tmp_path: Path, default_run: dict[str, Any]) -> None:
     recipe = tmp_path / "ptq.toml"
     recipe.write_text(PTQ)
     result = invoke("--json", "convert", str(recipe), "--workdir", str(tmp_path / "work"))
@@ -101,7 +100,7 @@ def outlier_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model.get_layer(dead).set_weights([kernel, bias])
         weights, reader_bias = model.get_layer(reader).get_weights()
         if flat:  # fc reads the flattened conv3 output: channel 0 is every C-th row
-            weights[0::kernel.shape[-1], :] = 40.0
+            weights[0 :: kernel.shape[-1], :] = 40.0
         else:
             weights[:, :, 0, :] = 40.0
         model.get_layer(reader).set_weights([weights, reader_bias])
@@ -118,8 +117,9 @@ def _recipe(folder: Path, model: Path, extra: str) -> Path:
 
 
 @pytest.mark.slow
-def test_fallback_keeps_the_ops_int8_wrecks_in_float_until_the_criterion_holds(outlier_model: Path,
-                                                                               tmp_path: Path) -> None:
+def test_fallback_keeps_the_ops_int8_wrecks_in_float_until_the_criterion_holds(
+    outlier_model: Path, tmp_path: Path
+) -> None:
     recipe = _recipe(tmp_path, outlier_model, "\n[convert.fallback]\nmax_drop = 0.01\n")
     result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
     assert result.exit_code == 0, result.output
@@ -144,10 +144,12 @@ def test_fallback_keeps_the_ops_int8_wrecks_in_float_until_the_criterion_holds(o
 
 
 @pytest.mark.slow
-def test_when_no_fallback_meets_the_criterion_the_best_attempt_is_kept_and_exit_3(outlier_model: Path,
-                                                                                 tmp_path: Path) -> None:
-    recipe = _recipe(tmp_path, outlier_model,
-                     '\nkeep_float = ["SOFTMAX"]\n\n[convert.fallback]\nmax_drop = 0.01\nmax_ops = 1\n')
+def test_when_no_fallback_meets_the_criterion_the_best_attempt_is_kept_and_exit_3(
+    outlier_model: Path, tmp_path: Path
+) -> None:
+    recipe = _recipe(
+        tmp_path, outlier_model, '\nkeep_float = ["SOFTMAX"]\n\n[convert.fallback]\nmax_drop = 0.01\nmax_ops = 1\n'
+    )
     result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
     assert result.exit_code == 3, result.output
     report = json.loads(result.stdout)
@@ -204,13 +206,19 @@ def _check_pick(search: dict[str, Any]) -> dict[str, Any]:
     candidates = search["candidates"]
     key = "size_bytes" if search["objective"] == "smallest" else "latency_p50_ms"
     meeting = [c for c in candidates if c["drop"] <= search["allowed_drop"] + 1e-9]
-    expected = min(meeting, key=lambda c: (c[key], -c["value"])) if meeting else max(
-        candidates, key=lambda c: c["value"])
+    expected = (
+        min(meeting, key=lambda c: (c[key], -c["value"])) if meeting else max(candidates, key=lambda c: c["value"])
+    )
     assert search["chosen"] == expected["mode"] and [c["mode"] for c in candidates if c["chosen"]] == [expected["mode"]]
     for c in candidates:
-        beaten = any(o["size_bytes"] <= c["size_bytes"] and o["latency_p50_ms"] <= c["latency_p50_ms"]
-                     and o["value"] >= c["value"] and (o["size_bytes"], o["latency_p50_ms"], o["value"])
-                     != (c["size_bytes"], c["latency_p50_ms"], c["value"]) for o in candidates if o is not c)
+        beaten = any(
+            o["size_bytes"] <= c["size_bytes"]
+            and o["latency_p50_ms"] <= c["latency_p50_ms"]
+            and o["value"] >= c["value"]
+            and (o["size_bytes"], o["latency_p50_ms"], o["value"]) != (c["size_bytes"], c["latency_p50_ms"], c["value"])
+            for o in candidates
+            if o is not c
+        )
         assert c["pareto"] is (not beaten), c["mode"]
     return expected
 
@@ -225,8 +233,11 @@ def search_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("objective", ["smallest", "fastest"])
 def test_mode_search_picks_what_the_measured_figures_say(search_work: Path, objective: str) -> None:
     recipe = search_work / f"ptq-{objective}.toml"
-    recipe.write_text(PTQ.replace("error_samples = 16", "error_report = false") + SEARCH.format(objective=objective)
-                      + "\n[validate]\nwarmup = 5\nruns = 50\n")
+    recipe.write_text(
+        PTQ.replace("error_samples = 16", "error_report = false")
+        + SEARCH.format(objective=objective)
+        + "\n[validate]\nwarmup = 5\nruns = 50\n"
+    )
     result = invoke("--json", "run", str(recipe), "--workdir", str(search_work / "work"))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -248,7 +259,7 @@ def test_mode_search_picks_what_the_measured_figures_say(search_work: Path, obje
 
 @pytest.mark.slow
 def test_mode_search_with_fallback_and_when_nothing_meets(outlier_model: Path, tmp_path: Path) -> None:
-    modes = '\n[convert.search]\nmodes = [{modes}]\nmax_drop = 0.01\n'
+    modes = "\n[convert.search]\nmodes = [{modes}]\nmax_drop = 0.01\n"
     recipe = _recipe(tmp_path, outlier_model, modes.format(modes='"int8", "dynamic", "int8-fallback"'))
     result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
     assert result.exit_code == 0, result.output

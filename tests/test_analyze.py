@@ -101,8 +101,14 @@ def models() -> dict[str, bytes]:
 
 def _identical_kernels(keras: Any) -> Any:
     """Dense layers a and b with equal kernels, which the converter merges into one constant."""
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="a"),
-                              keras.layers.Dense(4, name="b"), keras.layers.Dense(4, name="c")])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(4, name="a"),
+            keras.layers.Dense(4, name="b"),
+            keras.layers.Dense(4, name="c"),
+        ]
+    )
     for layer in ("a", "b"):
         _set_kernel(model, layer, np.eye(4))
     return model
@@ -119,17 +125,30 @@ def test_every_kernel_is_found_and_mapped_to_its_layer(models: dict[str, bytes],
     stats = _by_layer(models[mode])
     assert list(stats) == KERNEL_LAYERS  # execution order, no kernel missing or unmapped
     ops = {layer: s.op for layer, s in stats.items()}
-    assert ops == {"conv1": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "conv2": "CONV_2D",
-                   "conv3": "CONV_2D", "fc": "FULLY_CONNECTED", "logits": "FULLY_CONNECTED"}
+    assert ops == {
+        "conv1": "CONV_2D",
+        "dw": "DEPTHWISE_CONV_2D",
+        "conv2": "CONV_2D",
+        "conv3": "CONV_2D",
+        "fc": "FULLY_CONNECTED",
+        "logits": "FULLY_CONNECTED",
+    }
     shapes = {layer: s.shape for layer, s in stats.items()}  # TFLite layouts
-    assert shapes == {"conv1": (4, 3, 3, 1), "dw": (1, 3, 3, 4), "conv2": (8, 3, 3, 4),
-                      "conv3": (8, 3, 3, 8), "fc": (16, 128), "logits": (10, 16)}
+    assert shapes == {
+        "conv1": (4, 3, 3, 1),
+        "dw": (1, 3, 3, 4),
+        "conv2": (8, 3, 3, 4),
+        "conv3": (8, 3, 3, 8),
+        "fc": (16, 128),
+        "logits": (10, 16),
+    }
     assert all(s.size == int(np.prod(s.shape)) for s in stats.values())
 
 
 def test_kernel_dtypes_follow_the_conversion_mode(models: dict[str, bytes]) -> None:
-    dtypes = {mode: {s.dtype for s in _by_layer(models[mode]).values()}
-              for mode in ("float32", "float16", "int8", "qat")}
+    dtypes = {
+        mode: {s.dtype for s in _by_layer(models[mode]).values()} for mode in ("float32", "float16", "int8", "qat")
+    }
     assert dtypes == {"float32": {"float32"}, "float16": {"float16"}, "int8": {"int8"}, "qat": {"int8"}}
     dynamic = _by_layer(models["dynamic"])  # dynamic range quantizes only kernels of >= 1024 values
     assert dynamic["fc"].dtype == "int8"
@@ -153,6 +172,7 @@ def test_sparsity_is_the_fraction_of_zeros_set_in_keras(models: dict[str, bytes]
 
 def test_sparsity_counts_the_zero_point_of_asymmetric_weights(models: dict[str, bytes]) -> None:
     """The int8 model rewritten the old uint8 way (value + 128, zero point 128) keeps its zeros."""
+
     def to_uint8(model: Any) -> None:
         graph = model.subgraphs[0]
         fc = next(t for t in graph.tensors if t.name.decode() == "digits_cnn/fc/MatMul")
@@ -212,10 +232,18 @@ def test_distinct_values_whole_and_per_output_channel(models: dict[str, bytes]) 
 
 def test_to_dict_is_json_ready(models: dict[str, bytes]) -> None:
     record = json.loads(json.dumps(_by_layer(models["int8"])["fc"].to_dict()))
-    assert record == {"tensor": "digits_cnn/fc/MatMul", "layer": "fc", "op": "FULLY_CONNECTED",
-                      "shape": [16, 128], "dtype": "int8", "size": 2048, "sparsity": 0.75,
-                      "unique_values": record["unique_values"], "unique_per_channel_max":
-                      record["unique_per_channel_max"], "max_nonzeros_per_4": 4}
+    assert record == {
+        "tensor": "digits_cnn/fc/MatMul",
+        "layer": "fc",
+        "op": "FULLY_CONNECTED",
+        "shape": [16, 128],
+        "dtype": "int8",
+        "size": 2048,
+        "sparsity": 0.75,
+        "unique_values": record["unique_values"],
+        "unique_per_channel_max": record["unique_per_channel_max"],
+        "max_nonzeros_per_4": 4,
+    }
 
 
 def test_mostly_zero_model_gzips_smaller(models: dict[str, bytes]) -> None:
@@ -235,8 +263,19 @@ def test_buffers_stored_after_the_flatbuffer_read_like_inline_ones(models: dict[
 def test_read_model_structure(models: dict[str, bytes]) -> None:
     info = read_model(models["int8"])
     ops = [op.op_name for op in info.operators]
-    assert ops == ["QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "MAX_POOL_2D", "CONV_2D",
-                   "RESHAPE", "FULLY_CONNECTED", "FULLY_CONNECTED", "SOFTMAX", "DEQUANTIZE"]
+    assert ops == [
+        "QUANTIZE",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "CONV_2D",
+        "MAX_POOL_2D",
+        "CONV_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+        "DEQUANTIZE",
+    ]
     (inp,), (out,) = info.inputs, info.outputs
     assert info.tensors[inp].shape == (1, 8, 8, 1) and info.tensors[inp].dtype == "float32"
     assert info.tensors[out].shape == (1, 10) and info.tensors[inp].data is None
@@ -247,17 +286,20 @@ def test_read_model_structure(models: dict[str, bytes]) -> None:
     assert all(info.producers()[o] is op for op in info.operators for o in op.outputs)
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("digits_cnn/conv1/Conv2D", "conv1"),
-    ("digits_cnn/conv1/Relu;digits_cnn/conv1/Conv2D", "conv1"),
-    ("digits_cnn/quant_fc/MatMul;digits_cnn/quant_fc/LastValueQuant/FakeQuantWithMinMaxVars", "fc"),
-    ("digits_cnn/prune_low_magnitude_conv2/Conv2D", "conv2"),
-    ("digits_cnn/cluster_fc/Gather;", "fc"),
-    ("sequential/conv2d_1/Conv2D", "conv2d_1"),
-    ("model/block/block_conv/Conv2D", "block_conv"),
-    ("digits_cnn/fc2/MatMul", None),
-    ("arith.constant", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("digits_cnn/conv1/Conv2D", "conv1"),
+        ("digits_cnn/conv1/Relu;digits_cnn/conv1/Conv2D", "conv1"),
+        ("digits_cnn/quant_fc/MatMul;digits_cnn/quant_fc/LastValueQuant/FakeQuantWithMinMaxVars", "fc"),
+        ("digits_cnn/prune_low_magnitude_conv2/Conv2D", "conv2"),
+        ("digits_cnn/cluster_fc/Gather;", "fc"),
+        ("sequential/conv2d_1/Conv2D", "conv2d_1"),
+        ("model/block/block_conv/Conv2D", "block_conv"),
+        ("digits_cnn/fc2/MatMul", None),
+        ("arith.constant", None),
+    ],
+)
 def test_match_layer(name: str, expected: str | None) -> None:
     layers = ["conv1", "conv2", "fc", "conv2d", "conv2d_1", "block", "block_conv"]
     assert match_layer(name, layers) == expected

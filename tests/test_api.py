@@ -63,7 +63,10 @@ def test_an_exceeded_budget_is_a_result_and_a_bad_recipe_an_exception(work: Path
 
 def test_import_edgepack_imports_neither_numpy_nor_pydantic_nor_tensorflow() -> None:
     probe = "import sys, edgepack\nedgepack.api\nprint(' '.join(sorted(sys.modules)))"
-    modules = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                                 cwd=REPO).stdout.split())
+    modules = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+        ).stdout.split()
+    )
     assert "edgepack.api" in modules
     assert not {"numpy", "pydantic", "tensorflow", "ai_edge_litert"} & modules

@@ -35,19 +35,24 @@ def test_gate_reads_the_zip_edgepack_wrote(default_run: dict[str, Any], tmp_path
     assert {"model.tflite", "manifest.json", "labels.txt"} <= set(files)
     assert files["model.tflite"] == (default_run["bundle"] / "model.tflite").read_bytes()
     from_zip, from_dir = invoke("--json", "gate", str(archive)), invoke("--json", "gate", str(default_run["bundle"]))
-    assert from_zip.exit_code == from_dir.exit_code == 0 and from_zip.stdout.replace(str(archive), "X") == \
-        from_dir.stdout.replace(str(default_run["bundle"]), "X")
+    assert from_zip.exit_code == from_dir.exit_code == 0 and from_zip.stdout.replace(
+        str(archive), "X"
+    ) == from_dir.stdout.replace(str(default_run["bundle"]), "X")
 
 
-@pytest.mark.parametrize(("entry", "mode", "why"), [
-    ("../evil.txt", None, "'..' component"),
-    ("bundle/../../evil.txt", None, "'..' component"),
-    ("/etc/evil.txt", None, "absolute path"),
-    ("C:\\evil.txt", None, "absolute path"),
-    ("link", stat.S_IFLNK | 0o777, "symbolic link"),
-])
-def test_an_archive_pointing_outside_the_bundle_is_refused(default_run: dict[str, Any], tmp_path: Path,
-                                                           entry: str, mode: int | None, why: str) -> None:
+@pytest.mark.parametrize(
+    ("entry", "mode", "why"),
+    [
+        ("../evil.txt", None, "'..' component"),
+        ("bundle/../../evil.txt", None, "'..' component"),
+        ("/etc/evil.txt", None, "absolute path"),
+        ("C:\\evil.txt", None, "absolute path"),
+        ("link", stat.S_IFLNK | 0o777, "symbolic link"),
+    ],
+)
+def test_an_archive_pointing_outside_the_bundle_is_refused(
+    default_run: dict[str, Any], tmp_path: Path, entry: str, mode: int | None, why: str
+) -> None:
     manifest = (default_run["bundle"] / "manifest.json").read_bytes()
     archive = tmp_path / "bad.zip"
     archive.write_bytes(_zip([("manifest.json", manifest, None), (entry, b"/etc/passwd", mode)]))
@@ -83,19 +88,21 @@ def test_odd_archives_are_clear_errors_and_windows_names_are_read(default_run: d
         archive.writestr("model.tflite", b"A" * 4096)
     data = bytearray(corrupt.read_bytes())
     start = data.index(b"model.tflite") + len("model.tflite")
-    data[start + 2:start + 12] = b"\xff" * 10  # damage the deflate stream of the second entry
+    data[start + 2 : start + 12] = b"\xff" * 10  # damage the deflate stream of the second entry
     corrupt.write_bytes(bytes(data))
     for path in (nameless, corrupt):
         result = invoke("verify", str(path))
-        assert result.exit_code == 2 and "Traceback" not in result.output and "internal error" not in result.stderr, \
+        assert result.exit_code == 2 and "Traceback" not in result.output and "internal error" not in result.stderr, (
             result.output
+        )
     windows = tmp_path / "windows.zip"
     windows.write_bytes(_zip([("manifest.json", manifest, None), ("c\\model_data.h", b"//", None)]))
     assert "c/model_data.h" in read_archive(windows)
 
 
-def test_gate_on_edgepacks_zip_asks_for_the_measurements_and_checks_them(default_run: dict[str, Any],
-                                                                         tmp_path: Path) -> None:
+def test_gate_on_edgepacks_zip_asks_for_the_measurements_and_checks_them(
+    default_run: dict[str, Any], tmp_path: Path
+) -> None:
     archive = tmp_path / "bundle.zip"
     archive.write_bytes(zip_bytes(default_run["bundle"], exclude=("measurements.json",)))  # as `run --zip` writes it
     result = invoke("gate", str(archive))

@@ -50,11 +50,32 @@ int main(int argc, char** argv) {
 
 
 def test_resolver_methods_follow_tflm_names() -> None:
-    ops = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RELU6",
-           "RESIZE_NEAREST_NEIGHBOR", "BATCH_MATMUL", "PADV2", "CUMSUM", "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    ops = (
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "FULLY_CONNECTED",
+        "MAX_POOL_2D",
+        "AVERAGE_POOL_2D",
+        "RELU6",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "BATCH_MATMUL",
+        "PADV2",
+        "CUMSUM",
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    )
     assert [resolver_method(op) for op in ops] == [
-        "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddMaxPool2D", "AddAveragePool2D", "AddRelu6",
-        "AddResizeNearestNeighbor", "AddBatchMatMul", "AddPadV2", "AddCumSum", "AddUnidirectionalSequenceLSTM"]
+        "AddConv2D",
+        "AddDepthwiseConv2D",
+        "AddFullyConnected",
+        "AddMaxPool2D",
+        "AddAveragePool2D",
+        "AddRelu6",
+        "AddResizeNearestNeighbor",
+        "AddBatchMatMul",
+        "AddPadV2",
+        "AddCumSum",
+        "AddUnidirectionalSequenceLSTM",
+    ]
     assert resolver_method("BUILTIN_999") is None  # no method: listed as unsupported, never a call that won't compile
 
 
@@ -66,19 +87,39 @@ def test_the_c_array_compiles_and_equals_the_model(default_run: dict[str, Any], 
     (tmp_path / "model_data.cc").write_text(sources.source)
     methods = "".join(f'  int {call}() {{ std::printf("{call}\\n"); return 0; }}\n' for call in sources.resolver_calls)
     (tmp_path / "main.cc").write_text(MAIN.replace("%METHODS%", methods))
-    subprocess.run([CXX, "-std=c++17", "-Wall", "-Werror", "-o", str(tmp_path / "check"), str(tmp_path / "main.cc"),
-                    str(tmp_path / "model_data.cc")], check=True, capture_output=True, text=True, timeout=300)
-    run = subprocess.run([str(tmp_path / "check"), str(tmp_path / "copy.tflite")], capture_output=True, text=True,
-                         timeout=60, check=True)
+    subprocess.run(
+        [
+            CXX,
+            "-std=c++17",
+            "-Wall",
+            "-Werror",
+            "-o",
+            str(tmp_path / "check"),
+            str(tmp_path / "main.cc"),
+            str(tmp_path / "model_data.cc"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    run = subprocess.run(
+        [str(tmp_path / "check"), str(tmp_path / "copy.tflite")], capture_output=True, text=True, timeout=60, check=True
+    )
     assert (tmp_path / "copy.tflite").read_bytes() == model  # byte for byte
     lines = run.stdout.splitlines()
     assert lines[:-1] == ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]
     info = read_model(model)
     peak, _ = activation_peak(info)
-    channels = sum(info.tensors[op.outputs[0]].shape[-1] for op in info.operators
-                   if op.op_name in ("CONV_2D", "FULLY_CONNECTED"))  # the digits model has no depthwise conv
-    estimate = (math.ceil(peak * (1 + ARENA_MARGIN)) + ARENA_EXTRA + ARENA_PER_TENSOR * len(info.tensors)
-                + ARENA_PER_CHANNEL * channels)
+    channels = sum(
+        info.tensors[op.outputs[0]].shape[-1] for op in info.operators if op.op_name in ("CONV_2D", "FULLY_CONNECTED")
+    )  # the digits model has no depthwise conv
+    estimate = (
+        math.ceil(peak * (1 + ARENA_MARGIN))
+        + ARENA_EXTRA
+        + ARENA_PER_TENSOR * len(info.tensors)
+        + ARENA_PER_CHANNEL * channels
+    )
     arena = -(-estimate // 16) * 16  # rounded up to 16
     assert lines[-1] == f"len {len(model)} aligned 1 arena {arena} ops 5"
     assert f"{peak} bytes of activations" in sources.header and sources.arena_bytes == arena > peak
@@ -89,8 +130,11 @@ def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path:
     work = work_copy(default_run, tmp_path)
     recipe = tmp_path / "digits.toml"
     text = (REPO / "recipes" / "digits.toml").read_text()
-    recipe.write_text(text + '\n[bundle]\nformats = ["c-array"]\n' if "[bundle]" not in text
-                      else text.replace("[bundle]", '[bundle]\nformats = ["c-array"]'))
+    recipe.write_text(
+        text + '\n[bundle]\nformats = ["c-array"]\n'
+        if "[bundle]" not in text
+        else text.replace("[bundle]", '[bundle]\nformats = ["c-array"]')
+    )
     proc = run_cli("--json", "bundle", str(recipe), "--workdir", str(work), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     bundle = Path(json.loads(proc.stdout)["bundle"][0])
@@ -107,8 +151,9 @@ def test_a_bundle_with_the_c_array_format(default_run: dict[str, Any], tmp_path:
     assert "0x54, 0x46, 0x4c, 0x33" in (bundle / "c" / "model_data.cc").read_text()  # "TFL3"
 
 
-def test_without_tflite_micro_the_c_array_keeps_the_estimate_and_says_so(default_run: dict[str, Any],
-                                                                          tmp_path: Path) -> None:
+def test_without_tflite_micro_the_c_array_keeps_the_estimate_and_says_so(
+    default_run: dict[str, Any], tmp_path: Path
+) -> None:
     work = work_copy(default_run, tmp_path)
     recipe = tmp_path / "digits.toml"
     recipe.write_text((REPO / "recipes" / "digits.toml").read_text() + '\n[bundle]\nformats = ["c-array"]\n')

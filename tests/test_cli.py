@@ -20,17 +20,28 @@ def _modules_after(code: str) -> set[str]:
 def test_help_imports_no_heavy_module() -> None:
     modules = _modules_after(
         "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', '--help']\n"
-        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+    )
     assert {"typer", "rich", "edgepack.cli.stages", "edgepack.cli.devices", "edgepack.cli.summary"} <= modules
-    heavy = {"numpy", "pydantic", "tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_litert",
-             "jsonschema", "edgepack.recipe.schema", "edgepack.devices.profiles"}
+    heavy = {
+        "numpy",
+        "pydantic",
+        "tensorflow",
+        "tf_keras",
+        "tensorflow_model_optimization",
+        "ai_edge_litert",
+        "jsonschema",
+        "edgepack.recipe.schema",
+        "edgepack.devices.profiles",
+    }
     assert not heavy & modules, heavy & modules
 
 
 def test_recipes_commands_do_not_import_tensorflow() -> None:
     modules = _modules_after(
         "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', 'recipes', 'check', 'digits']\n"
-        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+    )
     assert "tensorflow" not in modules
 
 
@@ -48,8 +59,10 @@ def test_console_script_help_and_version() -> None:
 
 def test_missing_dataset_file_is_exit_2_with_field_and_no_traceback(tmp_path: Path) -> None:
     recipe = tmp_path / "npz.toml"
-    recipe.write_text('[dataset]\nkind = "npz"\npath = "nowhere.npz"\n'
-                      '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n')
+    recipe.write_text(
+        '[dataset]\nkind = "npz"\npath = "nowhere.npz"\n'
+        '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n'
+    )
     result = invoke("train", str(recipe), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2
     assert "dataset path 'nowhere.npz' does not exist" in result.stderr
@@ -59,8 +72,10 @@ def test_missing_dataset_file_is_exit_2_with_field_and_no_traceback(tmp_path: Pa
 def test_npz_missing_key_names_the_keys_present(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", images=np.zeros((4, 8, 8)), y=np.zeros(4, dtype=np.int64))
     recipe = tmp_path / "npz.toml"
-    recipe.write_text('[dataset]\nkind = "npz"\npath = "d.npz"\n'
-                      '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n')
+    recipe.write_text(
+        '[dataset]\nkind = "npz"\npath = "d.npz"\n'
+        '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n'
+    )
     result = invoke("--json", "train", str(recipe), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2
     assert "no array named 'x'" in result.stdout and "images" in result.stdout
@@ -109,6 +124,7 @@ def test_json_and_debug_are_taken_after_the_command_as_before_it() -> None:
 def test_help_does_not_import_matplotlib() -> None:
     modules = _modules_after(
         "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', '--help']\n"
-        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+    )
     assert "edgepack.cli.compare" in modules  # the report and compare commands are registered ...
     assert not {"matplotlib", "edgepack.report.html", "edgepack.bundle.figures"} & modules  # ... without their imports

@@ -23,8 +23,12 @@ def ptq(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     report = json.loads(proc.stdout)
     assert report["stages"]["train"]["cached"], "the train stage was not the default run's"
     bundle = Path(report["bundle"][0])
-    return {"bundle": bundle, "manifest": json.loads((bundle / "manifest.json").read_text()),
-            "measurements": json.loads((bundle / "measurements.json").read_text()), "work": work}
+    return {
+        "bundle": bundle,
+        "manifest": json.loads((bundle / "manifest.json").read_text()),
+        "measurements": json.loads((bundle / "measurements.json").read_text()),
+        "work": work,
+    }
 
 
 def compare_json(*args: str) -> dict[str, Any]:
@@ -46,13 +50,18 @@ def test_compare_reports_the_manifests_differences(default_run: dict[str, Any], 
     converted = report["size"]
     assert converted["change"] == new["model"]["converted_size_bytes"] - old["model"]["converted_size_bytes"]
     accuracy = report["accuracy (.tflite)"]
-    assert accuracy["change"] == pytest.approx(new["metrics"]["accuracy"]["tflite"] - old["metrics"]["accuracy"]["tflite"],
-                                               abs=1e-12)
+    assert accuracy["change"] == pytest.approx(
+        new["metrics"]["accuracy"]["tflite"] - old["metrics"]["accuracy"]["tflite"], abs=1e-12
+    )
     assert accuracy["old"] == old["metrics"]["accuracy"]["tflite"]
     p90 = report["latency p90 on host"]
     assert p90["old"] == ptq["measurements"]["validation"]["host"]["latency_ms"]["p90"]
-    assert p90["new"] == json.loads((default_run["bundle"] / "measurements.json").read_text()
-                                    )["validation"]["host"]["latency_ms"]["p90"]
+    assert (
+        p90["new"]
+        == json.loads((default_run["bundle"] / "measurements.json").read_text())["validation"]["host"]["latency_ms"][
+            "p90"
+        ]
+    )
     assert report["MACs"]["old"] == report["MACs"]["new"] > 0  # the same network, from each model file
     assert report["ops CONV_2D"]["new"] == 3
     # ptq-int8 measured the per-layer error (post-training); the QAT default cannot: old only
@@ -81,11 +90,19 @@ def test_compare_of_a_zip_takes_measurements(default_run: dict[str, Any], ptq: d
     without = changes(compare_json(str(archive), str(default_run["bundle"])))
     assert without["latency p90 on host"]["old"] is None
     assert without["MACs"]["old"] > 0  # from the model in the archive
-    given = changes(compare_json(str(archive), str(default_run["bundle"]),
-                                 "--old-measurements", str(ptq["bundle"] / "measurements.json")))
+    given = changes(
+        compare_json(
+            str(archive), str(default_run["bundle"]), "--old-measurements", str(ptq["bundle"] / "measurements.json")
+        )
+    )
     assert given["latency p90 on host"]["old"] == ptq["measurements"]["validation"]["host"]["latency_ms"]["p90"]
-    wrong = invoke("compare", str(archive), str(default_run["bundle"]),
-                   "--old-measurements", str(default_run["bundle"] / "measurements.json"))
+    wrong = invoke(
+        "compare",
+        str(archive),
+        str(default_run["bundle"]),
+        "--old-measurements",
+        str(default_run["bundle"] / "measurements.json"),
+    )
     assert wrong.exit_code == 2 and "measured another model" in wrong.stderr
 
 
@@ -126,9 +143,14 @@ def edited_baseline(default_run: dict[str, Any], tmp_path_factory: pytest.TempPa
     p90 = run["validation"]["host"]["latency_ms"]["p90"]
     run["validation"]["host"]["latency_ms"]["p90"] = p90 / 1.5
     (bundle / "measurements.json").write_text(json.dumps(run, indent=2))
-    new = json.loads((default_run["bundle"] / "measurements.json").read_text())["validation"]["host"]["latency_ms"]["p90"]
-    expected = {"max_size_increase": size / round(size / 1.10) - 1, "max_latency_increase": new / (p90 / 1.5) - 1,
-                "max_accuracy_loss": accuracy - default_run["manifest"]["metrics"]["tflite"]["accuracy"]}
+    new = json.loads((default_run["bundle"] / "measurements.json").read_text())["validation"]["host"]["latency_ms"][
+        "p90"
+    ]
+    expected = {
+        "max_size_increase": size / round(size / 1.10) - 1,
+        "max_latency_increase": new / (p90 / 1.5) - 1,
+        "max_accuracy_loss": accuracy - default_run["manifest"]["metrics"]["tflite"]["accuracy"],
+    }
     return {"bundle": bundle, "folder": folder, "expected": expected}
 
 
@@ -145,7 +167,8 @@ def gate_json(bundle: Path, recipe: Path, *args: str) -> tuple[int, dict[str, An
 
 @pytest.mark.parametrize("budget", ["max_size_increase", "max_latency_increase", "max_accuracy_loss"])
 def test_a_baseline_budget_fails_just_below_the_change_and_passes_just_above(
-        budget: str, default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path) -> None:
+    budget: str, default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path
+) -> None:
     recipe = edited_baseline["folder"] / f"{budget}.toml"  # baseline = "baseline": beside the recipe file
     recipe.write_text(MINIMAL.format(budgets=f'baseline = "baseline"\n{budget} = 10.0'))
     code, report = gate_json(default_run["bundle"], recipe)
@@ -164,8 +187,9 @@ def test_a_baseline_budget_fails_just_below_the_change_and_passes_just_above(
             assert f"{result['name']}: measured" in outcome.stderr and "over by" in outcome.stderr
 
 
-def test_gate_baseline_option_and_a_missing_baseline(default_run: dict[str, Any], edited_baseline: dict[str, Any],
-                                                     tmp_path: Path) -> None:
+def test_gate_baseline_option_and_a_missing_baseline(
+    default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path
+) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text(MINIMAL.format(budgets='baseline = "nowhere"\nmax_size_increase = 0.05'))
     missing = invoke("gate", str(default_run["bundle"]), "--recipe", str(recipe))
@@ -186,7 +210,7 @@ def terminal_rows(stdout: str, title: str) -> list[list[str]]:
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == title)
     rows = []
-    for line in lines[start + 4:]:  # title, top border, header, rule
+    for line in lines[start + 4 :]:  # title, top border, header, rule
         if not line.startswith("│"):
             break
         rows.append([cell.strip() for cell in line.strip("│").split("│")])
@@ -197,7 +221,7 @@ def markdown_rows(text: str, title: str) -> list[list[str]]:
     lines = text.splitlines()
     start = lines.index(f"**{title}**")
     rows = []
-    for line in lines[start + 4:]:  # title, blank, header, alignment
+    for line in lines[start + 4 :]:  # title, blank, header, alignment
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
@@ -205,29 +229,48 @@ def markdown_rows(text: str, title: str) -> list[list[str]]:
 
 
 def test_run_with_a_baseline_writes_markdown_and_appends_the_step_summary(
-        default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path) -> None:
+    default_run: dict[str, Any], edited_baseline: dict[str, Any], tmp_path: Path
+) -> None:
     import os
 
     from conftest import REPO, work_copy
 
     work = work_copy(default_run, tmp_path)
-    text = (REPO / "recipes" / "digits.toml").read_text().replace(
-        "[budgets]", f'[budgets]\nbaseline = "{edited_baseline["bundle"]}"\nmax_size_increase = 0.05')
+    text = (
+        (REPO / "recipes" / "digits.toml")
+        .read_text()
+        .replace("[budgets]", f'[budgets]\nbaseline = "{edited_baseline["bundle"]}"\nmax_size_increase = 0.05')
+    )
     recipe = tmp_path / "digits.toml"
     recipe.write_text(text)
     step = tmp_path / "step-summary.md"
     step.write_text("## an earlier step\n")
     summary, junit = tmp_path / "summary.md", tmp_path / "junit.xml"
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(step), "COLUMNS": "200"}
-    proc = run_cli("run", str(recipe), "--workdir", str(work), "--junit", str(junit), "--markdown", str(summary),
-                   cwd=tmp_path, env=env)
+    proc = run_cli(
+        "run",
+        str(recipe),
+        "--workdir",
+        str(work),
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(summary),
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert junit_failures(junit) == ["max_size_increase"]
     markdown = summary.read_text()
     rows = markdown_rows(markdown, "budgets")
     assert rows == terminal_rows(proc.stdout, "budgets")
-    assert [r[0] for r in rows] == ["max_size", "latency_p90_ms.host", "max_accuracy_drop", "min_accuracy",
-                                    "max_size_increase"]
+    assert [r[0] for r in rows] == [
+        "max_size",
+        "latency_p90_ms.host",
+        "max_accuracy_drop",
+        "min_accuracy",
+        "max_size_increase",
+    ]
     assert rows[-1][-1] == "FAIL" and "**1 budget(s) exceeded**" in markdown
     assert "**edgepack results**" in markdown and f"**against the baseline {edited_baseline['bundle']}**" in markdown
     assert step.read_text() == "## an earlier step\n\n" + markdown  # appended, the earlier step kept

@@ -52,8 +52,9 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(saved_model: Path, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(
+    saved_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edgepack.convert.pool import WORKER
 
     _convert(saved_model, tmp_path / "a.tflite")
@@ -71,8 +72,9 @@ def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(saved_
     assert WORKER.proc.pid != first and (tmp_path / "c.tflite").is_file()
 
 
-def test_a_worker_killed_mid_conversion_is_a_crash_and_the_next_conversion_works(saved_model: Path,
-                                                                                  tmp_path: Path) -> None:
+def test_a_worker_killed_mid_conversion_is_a_crash_and_the_next_conversion_works(
+    saved_model: Path, tmp_path: Path
+) -> None:
     from edgepack.convert.pool import WORKER
 
     WORKER.start()
@@ -98,17 +100,29 @@ def test_a_conversion_past_its_timeout_kills_the_worker(saved_model: Path, tmp_p
     pid = WORKER.proc.pid
     settings = ConvertSettings(mode="int8", error_report=False)
     with pytest.raises(StageError, match="did not finish in 0 s") as error:
-        convert_isolated(saved_model, settings, np.zeros((16, 6), np.float32), tmp_path / "slow.tflite",
-                         NullReporter(), timeout_s=0.01)
+        convert_isolated(
+            saved_model,
+            settings,
+            np.zeros((16, 6), np.float32),
+            tmp_path / "slow.tflite",
+            NullReporter(),
+            timeout_s=0.01,
+        )
     assert error.value.code == "convert-timeout" and WORKER.proc is None
     assert _gone(pid)
 
 
 def test_the_worker_dies_with_its_parent(tmp_path: Path) -> None:
     parent = subprocess.Popen(
-        [sys.executable, "-c", "from edgepack.convert.pool import WORKER; WORKER.start(); print(WORKER.proc.pid, "
-                               "flush=True); import time; time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from edgepack.convert.pool import WORKER; WORKER.start(); print(WORKER.proc.pid, "
+            "flush=True); import time; time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         worker = int(parent.stdout.readline())
         os.kill(parent.pid, signal.SIGKILL)  # no atexit, no end of stdin handling: the kernel tells the worker

@@ -35,8 +35,10 @@ def test_manifest_size_and_hash_match_the_model_file(default_run: dict[str, Any]
 def test_manifest_tensors_match_what_litert_reports(default_run: dict[str, Any]) -> None:
     interp = Interpreter(model_path=str(default_run["bundle"] / "model.tflite"))
     manifest = default_run["manifest"]
-    for declared, actual in ((manifest["inputs"], interp.get_input_details()),
-                             (manifest["outputs"], interp.get_output_details())):
+    for declared, actual in (
+        (manifest["inputs"], interp.get_input_details()),
+        (manifest["outputs"], interp.get_output_details()),
+    ):
         assert len(declared) == len(actual)
         for tensor, detail in zip(declared, actual):
             assert tensor["name"] == detail["name"]
@@ -50,7 +52,11 @@ def test_manifest_records_provenance_and_measurements(default_run: dict[str, Any
     manifest = default_run["manifest"]
     assert manifest["schema_version"] == 3
     assert manifest["task"] == {"kind": "classification"} and manifest["metrics"]["task"] == "classification"
-    assert manifest["source"] == {"kind": "builder", "builder": "edgepack.models.zoo:digits_cnn", "saved_by": "tf_keras"}
+    assert manifest["source"] == {
+        "kind": "builder",
+        "builder": "edgepack.models.zoo:digits_cnn",
+        "saved_by": "tf_keras",
+    }
     assert manifest["metrics"]["tflite"]["accuracy"] == manifest["metrics"]["accuracy"]["tflite"]
     assert manifest["metrics"]["fidelity"]["outputs"][0]["sqnr_db"] > 10  # int8 against the QAT model it came from
     assert manifest["labels"] == [str(i) for i in range(10)]
@@ -70,7 +76,11 @@ def test_manifest_records_provenance_and_measurements(default_run: dict[str, Any
     assert host["runtime"]["name"] == "ai-edge-litert"
     assert run["gate"]["passed"] is True
     assert [r["name"] for r in run["gate"]["results"]] == [
-        "max_size", "latency_p90_ms.host", "max_accuracy_drop", "min_accuracy"]
+        "max_size",
+        "latency_p90_ms.host",
+        "max_accuracy_drop",
+        "min_accuracy",
+    ]
     assert not {"validation", "gate", "search"} & set(manifest)  # nothing run-specific in the build section
     prune = manifest["optimization"]["stages"][0]
     assert prune["kind"] == "prune" and min(prune["sparsity"].values()) >= 0.49
@@ -90,8 +100,9 @@ def _budget_recipe(folder: Path, name: str, budgets: str) -> Path:
     return path
 
 
-def test_size_budget_just_below_fails_with_exit_3_and_one_junit_failure(default_run: dict[str, Any],
-                                                                          tmp_path: Path) -> None:
+def test_size_budget_just_below_fails_with_exit_3_and_one_junit_failure(
+    default_run: dict[str, Any], tmp_path: Path
+) -> None:
     size = default_run["manifest"]["model"]["size_bytes"]
     junit = tmp_path / "gate.xml"
     below = _budget_recipe(tmp_path, "below", f"max_size = {size - 1}\nmin_accuracy = 0.5\n")
@@ -113,13 +124,24 @@ def test_size_budget_just_above_passes_with_exit_0(default_run: dict[str, Any], 
 
 
 def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
-        default_run: dict[str, Any], tmp_path: Path) -> None:
+    default_run: dict[str, Any], tmp_path: Path
+) -> None:
     tflite = default_run["manifest"]["metrics"]["accuracy"]["tflite"]
     recipe = _budget_recipe(tmp_path, "strict", f"min_accuracy = {min(1.0, tflite + 0.001)}\n")
     out = tmp_path / "bundle"
     junit = tmp_path / "run.xml"
-    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), "--out", str(out),
-                   "--junit", str(junit), "--zip")
+    proc = run_cli(
+        "--json",
+        "run",
+        str(recipe),
+        "--workdir",
+        str(work_copy(default_run, tmp_path)),
+        "--out",
+        str(out),
+        "--junit",
+        str(junit),
+        "--zip",
+    )
     assert proc.returncode == 3, proc.stderr
     report = json.loads(proc.stdout)  # exactly one JSON document, even on failure
     assert report["gate"]["passed"] is False
@@ -153,9 +175,11 @@ def test_runner_benchmarks_the_bundle_model_without_tensorflow(default_run: dict
 
     runner = Path(__file__).parents[1] / "edgepack" / "devices" / "runner.py"
     model = default_run["bundle"] / "model.tflite"
-    code = (f"import runpy, sys\nsys.argv = ['runner', {str(model)!r}, '--runs', '5', '--warmup', '1']\n"
-            f"runpy.run_path({str(runner)!r}, run_name='__main__')\n"
-            "sys.stderr.write('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF')\n")
+    code = (
+        f"import runpy, sys\nsys.argv = ['runner', {str(model)!r}, '--runs', '5', '--warmup', '1']\n"
+        f"runpy.run_path({str(runner)!r}, run_name='__main__')\n"
+        "sys.stderr.write('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.endswith("NO-TF")
@@ -165,13 +189,14 @@ def test_runner_benchmarks_the_bundle_model_without_tensorflow(default_run: dict
     assert record["peak_rss_kb"] > 0
 
 
-def test_saved_model_recipe_converts_to_float32_without_retraining(default_run: dict[str, Any],
-                                                                   tmp_path: Path) -> None:
+def test_saved_model_recipe_converts_to_float32_without_retraining(default_run: dict[str, Any], tmp_path: Path) -> None:
     saved = default_run["work"] / "digits" / "train" / "model.h5"
     recipe = tmp_path / "saved.toml"
-    recipe.write_text(f'[dataset]\nkind = "digits"\nnormalization = {{ mean = 0.0, std = 16.0 }}\n'
-                      f'[model]\nkind = "saved"\npath = "{saved}"\n'
-                      '[convert]\nmode = "float32"\nio = "float32"\n[validate]\nruns = 5\nwarmup = 1\n')
+    recipe.write_text(
+        f'[dataset]\nkind = "digits"\nnormalization = {{ mean = 0.0, std = 16.0 }}\n'
+        f'[model]\nkind = "saved"\npath = "{saved}"\n'
+        '[convert]\nmode = "float32"\nio = "float32"\n[validate]\nruns = 5\nwarmup = 1\n'
+    )
     result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

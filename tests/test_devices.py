@@ -26,10 +26,27 @@ from edgepack.reporting import NullReporter
 
 FAKES = Path(__file__).with_name("fakes")
 # A one-output model whose int8 outputs match the host's exactly, overall and per output.
-IDENTICAL = {"ok": True, "identical": True, "max_abs_diff": 0.0,
-             "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}]}
-RESULT_KEYS = {"latency_ms", "init_ms", "warmup", "threads", "cpus", "memory_limit", "peak_rss_kb", "runtime",
-               "python", "numpy", "cpu", "machine", "outputs"}
+IDENTICAL = {
+    "ok": True,
+    "identical": True,
+    "max_abs_diff": 0.0,
+    "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}],
+}
+RESULT_KEYS = {
+    "latency_ms",
+    "init_ms",
+    "warmup",
+    "threads",
+    "cpus",
+    "memory_limit",
+    "peak_rss_kb",
+    "runtime",
+    "python",
+    "numpy",
+    "cpu",
+    "machine",
+    "outputs",
+}
 
 
 @pytest.fixture()
@@ -64,8 +81,9 @@ def run(name: str, model: Path, inputs: Path | None = None, runs: int = 20, **ch
     return run_device(device, RunRequest(model, inputs, runs, 2, 1), NullReporter(), f"validate {name}")
 
 
-def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(model: Path, profiles: Path,
-                                                                           tmp_path: Path) -> None:
+def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(
+    model: Path, profiles: Path, tmp_path: Path
+) -> None:
     from edgepack.devices.drivers import parity
 
     inputs = tmp_path / "inputs.npz"
@@ -79,8 +97,11 @@ def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(model
         assert rec["peak_rss_kb"] > 0 and rec["init_ms"] > 0
         assert rec["outputs"][0]["shape"] == [1, 10] and rec["outputs"][0]["dtype"] == "int8"
         assert parity(records["host"]["outputs"], rec["outputs"]) == {
-            "ok": True, "identical": True, "max_abs_diff": 0.0,
-            "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}]}, name
+            "ok": True,
+            "identical": True,
+            "max_abs_diff": 0.0,
+            "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}],
+        }, name
     assert records["host-1core"]["cpus"] == [0] and records["host-1core"]["memory_limit"] == 512 * 2**20
     assert records["host"]["memory_limit"] is None
     # The inputs were really fed: seeded random ones give other outputs.
@@ -104,12 +125,13 @@ def test_parity_flags_a_different_int8_output() -> None:
     assert [row["ok"] for row in both["outputs"]] == [True, False]
 
 
-def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(default_run: dict[str, Any],
-                                                                          profiles: Path, tmp_path: Path) -> None:
+def test_validate_runs_every_device_into_the_manifest_and_gates_per_device(
+    default_run: dict[str, Any], profiles: Path, tmp_path: Path
+) -> None:
     recipe = tmp_path / "digits.toml"  # same name and stages as the default run: its stages are cached
     text = (REPO / "recipes" / "digits.toml").read_text()
     text = text.replace('devices = ["host"]', 'devices = ["host", "host-1core", "ssh-test", "phone"]')
-    text = text.replace("latency_p90_ms = 5.0", 'latency_p90_ms = { ssh-test = 1000.0, phone = 0.000001 }')
+    text = text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { ssh-test = 1000.0, phone = 0.000001 }")
     assert "ssh-test = 1000.0" in text and '"phone"]' in text
     recipe.write_text(text)
     proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), cwd=tmp_path)
@@ -131,8 +153,9 @@ def test_unreachable_board_is_exit_4_within_the_connect_timeout(profiles: Path, 
     from sshd import free_port
 
     (profiles / "closed.toml").write_text(sshd.profile("closed", sys.executable, port=free_port()))
-    (profiles / "blackhole.toml").write_text(sshd.profile("blackhole", sys.executable, host="10.255.255.1",
-                                                          connect_timeout_s=2))
+    (profiles / "blackhole.toml").write_text(
+        sshd.profile("blackhole", sys.executable, host="10.255.255.1", connect_timeout_s=2)
+    )
     for name, limit in (("closed", 1.0), ("blackhole", 2.0)):
         start = time.monotonic()
         result = invoke("devices", "check", name)
@@ -142,8 +165,7 @@ def test_unreachable_board_is_exit_4_within_the_connect_timeout(profiles: Path, 
         assert elapsed <= limit + 1.0, f"{name}: {elapsed:.1f} s"
 
 
-def test_a_changed_or_unknown_host_key_is_refused_naming_known_hosts(profiles: Path, sshd: Any,
-                                                                     tmp_path: Path) -> None:
+def test_a_changed_or_unknown_host_key_is_refused_naming_known_hosts(profiles: Path, sshd: Any, tmp_path: Path) -> None:
     from sshd import keygen
 
     other = keygen(tmp_path / "other_host_key").with_suffix(".pub").read_text().split(" edgepack")[0]
@@ -151,8 +173,10 @@ def test_a_changed_or_unknown_host_key_is_refused_naming_known_hosts(profiles: P
     changed.write_text(f"[127.0.0.1]:{sshd.port} {other}\n")
     empty = tmp_path / "known_hosts_empty"
     empty.write_text("")
-    for name, known, words in (("changed", changed, "does not match the one recorded in"),
-                               ("unknown", empty, "is not in")):
+    for name, known, words in (
+        ("changed", changed, "does not match the one recorded in"),
+        ("unknown", empty, "is not in"),
+    ):
         (profiles / f"{name}.toml").write_text(sshd.profile(name, sys.executable, known_hosts=str(known)))
         with pytest.raises(DeviceUnreachable) as info:
             run(name, Path(os.devnull))
@@ -161,8 +185,7 @@ def test_a_changed_or_unknown_host_key_is_refused_naming_known_hosts(profiles: P
     assert "127.0.0.1" not in empty.read_text()  # never accepted silently
 
 
-def test_a_refused_key_and_a_missing_runtime_are_clear(profiles: Path, sshd: Any, model: Path,
-                                                       tmp_path: Path) -> None:
+def test_a_refused_key_and_a_missing_runtime_are_clear(profiles: Path, sshd: Any, model: Path, tmp_path: Path) -> None:
     from sshd import keygen
 
     stranger = keygen(tmp_path / "stranger")
@@ -208,8 +231,9 @@ def test_the_device_timeout_stops_the_runner_on_the_board(profiles: Path, model:
 
 
 @pytest.mark.parametrize(("state", "code"), [("none", "adb-no-device"), ("unauthorized", "adb-unauthorized")])
-def test_adb_without_a_usable_phone_is_exit_4(profiles: Path, monkeypatch: pytest.MonkeyPatch, state: str,
-                                              code: str) -> None:
+def test_adb_without_a_usable_phone_is_exit_4(
+    profiles: Path, monkeypatch: pytest.MonkeyPatch, state: str, code: str
+) -> None:
     monkeypatch.setenv("FAKE_ADB_STATE", state)
     result = invoke("devices", "check", "phone")
     assert result.exit_code == 4, result.output
@@ -245,15 +269,18 @@ def test_a_memory_cap_below_the_models_needs_is_a_clear_error(profiles: Path, mo
     assert info.value.code == "runner-memory" and "memory limit" in info.value.message
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('kind = "ssh"\n', "host"),
-    ('kind = "local"\ncpus = []\n', "cpus"),
-    ('kind = "qemu-arm64"\ncpu = "max"\n', "wrong int8 results"),
-    ('kind = "qemu-arm64"\ncpu = "cortex-a99"\n', "unknown core 'cortex-a99'; one of: cortex-a35"),
-    ('kind = "qemu-arm64"\nwheel = "no/such.whl"\n', "cannot read the wheel"),
-    ('kind = "local"\nthreadz = 2\n', "threadz"),
-    ('kind = "serial"\n', "kind"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('kind = "ssh"\n', "host"),
+        ('kind = "local"\ncpus = []\n', "cpus"),
+        ('kind = "qemu-arm64"\ncpu = "max"\n', "wrong int8 results"),
+        ('kind = "qemu-arm64"\ncpu = "cortex-a99"\n', "unknown core 'cortex-a99'; one of: cortex-a35"),
+        ('kind = "qemu-arm64"\nwheel = "no/such.whl"\n', "cannot read the wheel"),
+        ('kind = "local"\nthreadz = 2\n', "threadz"),
+        ('kind = "serial"\n', "kind"),
+    ],
+)
 def test_a_bad_profile_names_the_file_and_field(profiles: Path, text: str, expected: str) -> None:
     (profiles / "bad.toml").write_text(text)
     result = invoke("devices", "check", "bad")
@@ -273,9 +300,11 @@ def test_the_runner_names_arm_cores_from_cpuinfo(tmp_path: Path) -> None:
     bare = tmp_path / "cpuinfo"
     bare.write_text("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n")
     assert runner.cpu_description(str(bare)) == "Cortex-A76"
-    bare.write_text("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 1\n"
-                    "CPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 7\nCPU implementer\t: 0x41\n"
-                    "CPU part\t: 0xd44\n")
+    bare.write_text(
+        "processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 1\n"
+        "CPU implementer\t: 0x41\nCPU part\t: 0xd05\n\nprocessor\t: 7\nCPU implementer\t: 0x41\n"
+        "CPU part\t: 0xd44\n"
+    )
     assert runner.cpu_description(str(bare)) == "Cortex-A55 + Cortex-X1"  # a big.LITTLE phone
     bare.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n")
     assert runner.cpu_description(str(bare)) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
@@ -288,10 +317,12 @@ def _qemu_missing() -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(bool(_qemu_missing()), reason="qemu-user-static / mmdebstrap are not installed here "
-                                                   "(.ci/run installs them)")
-def test_rpi4_emulated_gives_the_hosts_int8_outputs_and_is_never_gated(default_run: dict[str, Any],
-                                                                       profiles: Path, tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    bool(_qemu_missing()), reason="qemu-user-static / mmdebstrap are not installed here (.ci/run installs them)"
+)
+def test_rpi4_emulated_gives_the_hosts_int8_outputs_and_is_never_gated(
+    default_run: dict[str, Any], profiles: Path, tmp_path: Path
+) -> None:
     """The int8 digits model on an emulated Cortex-A72 (built once into the user's cache)."""
     recipe = tmp_path / "digits.toml"  # same name and stages as the default run: its stages are cached
     text = (REPO / "recipes" / "digits.toml").read_text()
@@ -312,8 +343,9 @@ def test_rpi4_emulated_gives_the_hosts_int8_outputs_and_is_never_gated(default_r
     assert latency == ["latency_p90_ms.host"]  # the emulator's latency is not a board's
 
 
-def test_a_missing_emulator_names_the_debian_packages(profiles: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_a_missing_emulator_names_the_debian_packages(
+    profiles: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
@@ -325,8 +357,9 @@ def test_a_missing_emulator_names_the_debian_packages(profiles: Path, monkeypatc
     assert not (tmp_path / "cache").exists()  # nothing half-built
 
 
-def test_a_latency_budget_on_an_emulated_device_is_a_recipe_error(default_run: dict[str, Any], profiles: Path,
-                                                                  tmp_path: Path) -> None:
+def test_a_latency_budget_on_an_emulated_device_is_a_recipe_error(
+    default_run: dict[str, Any], profiles: Path, tmp_path: Path
+) -> None:
     recipe = tmp_path / "digits.toml"
     text = (REPO / "recipes" / "digits.toml").read_text()
     text = text.replace('devices = ["host"]', 'devices = ["host", "rpi4-emulated"]')
@@ -357,11 +390,20 @@ def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> No
     from edgepack.devices.profiles import AdbDevice, LocalDevice, SshDevice
     from edgepack.devices.schedule import THIS_MACHINE, machine, run_all
 
-    devices = [LocalDevice(name="host", kind="local"), SshDevice(name="loop", kind="ssh", host="127.0.0.1"),
-               SshDevice(name="pi-a", kind="ssh", host="pi-a.local"), AdbDevice(name="phone", kind="adb"),
-               LocalDevice(name="host-1core", kind="local", cpus=[0])]
-    assert [machine(d) for d in devices] == [THIS_MACHINE, THIS_MACHINE, "ssh pi-a.local", "adb (the one attached)",
-                                             THIS_MACHINE]
+    devices = [
+        LocalDevice(name="host", kind="local"),
+        SshDevice(name="loop", kind="ssh", host="127.0.0.1"),
+        SshDevice(name="pi-a", kind="ssh", host="pi-a.local"),
+        AdbDevice(name="phone", kind="adb"),
+        LocalDevice(name="host-1core", kind="local", cpus=[0]),
+    ]
+    assert [machine(d) for d in devices] == [
+        THIS_MACHINE,
+        THIS_MACHINE,
+        "ssh pi-a.local",
+        "adb (the one attached)",
+        THIS_MACHINE,
+    ]
     first_of_each = threading.Barrier(3, timeout=20)  # breaks unless the 3 machines run at the same time
     lock, busy, overlaps = threading.Lock(), set(), []
 
@@ -387,6 +429,7 @@ def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> No
             if device.name == name:
                 raise DeviceUnreachable(f"{name} is off")
             return device.name
+
         return work
 
     with pytest.raises(DeviceUnreachable, match="pi-a is off"):
@@ -397,8 +440,10 @@ def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> No
     phones = [AdbDevice(name="any", kind="adb"), AdbDevice(name="pixel", kind="adb", serial="R58M41XYZAB")]
     order: list[str] = []
     run_all(phones, lambda d: order.append(f"start {d.name}") or time.sleep(0.05) or order.append(f"end {d.name}"))
-    assert order in (["start any", "end any", "start pixel", "end pixel"],
-                     ["start pixel", "end pixel", "start any", "end any"])
+    assert order in (
+        ["start any", "end any", "start pixel", "end pixel"],
+        ["start pixel", "end pixel", "start any", "end any"],
+    )
 
 
 TRANSCRIPTS = FAKES / "benchmark_model_transcripts"
@@ -408,9 +453,21 @@ def test_benchmark_model_logs_are_read_in_both_layouts() -> None:
     from edgepack.devices.benchmark_model import parse
 
     new = parse((TRANSCRIPTS / "with-percentiles.txt").read_text(), 50, "phone")
-    assert new["latency_ms"] == pytest.approx({
-        "p50": 1239.807, "p90": None, "p95": 1247.415, "p99": None, "p5": 1238.753, "mean": 1240.27,
-        "std": 2.565, "min": 1238.588, "max": 1252.566, "runs": 50, "source": "benchmark_model"})
+    assert new["latency_ms"] == pytest.approx(
+        {
+            "p50": 1239.807,
+            "p90": None,
+            "p95": 1247.415,
+            "p99": None,
+            "p5": 1238.753,
+            "mean": 1240.27,
+            "std": 2.565,
+            "min": 1238.588,
+            "max": 1252.566,
+            "runs": 50,
+            "source": "benchmark_model",
+        }
+    )
     assert new["init_ms"] == pytest.approx(5.579) and new["memory_delta_kb"] == round(109.832 * 1024)
     assert new["peak_rss_kb"] is None and new["outputs"] is None
     old = parse((TRANSCRIPTS / "without-percentiles.txt").read_text(), 50, "phone")
@@ -422,7 +479,8 @@ def test_benchmark_model_logs_are_read_in_both_layouts() -> None:
     # An op-profiling summary printed after the timings is not the invoke latency.
     profiled = (TRANSCRIPTS / "with-percentiles.txt").read_text() + (
         "INFO: Profiling Info for Benchmark Initialization:\n"
-        "INFO: Timings (microseconds): count=50 first=600000 curr=600000 min=600000 max=600000 avg=600000 std=0\n")
+        "INFO: Timings (microseconds): count=50 first=600000 curr=600000 min=600000 max=600000 avg=600000 std=0\n"
+    )
     assert parse(profiled, 50, "phone")["latency_ms"]["mean"] == pytest.approx(1240.27)
     # The warm-up line is never taken for the measured one, even with as many warm-up runs.
     same = (TRANSCRIPTS / "with-percentiles.txt").read_text().replace("at least 1 iterations", "at least 50 iterations")
@@ -432,12 +490,14 @@ def test_benchmark_model_logs_are_read_in_both_layouts() -> None:
     assert cut["runs"] == 50 and "ran 50 of the 80 runs" in cut["note"]
 
 
-def test_a_phone_without_python_is_measured_with_a_benchmark_binary(default_run: dict[str, Any], profiles: Path,
-                                                                    tmp_path: Path, model: Path) -> None:
+def test_a_phone_without_python_is_measured_with_a_benchmark_binary(
+    default_run: dict[str, Any], profiles: Path, tmp_path: Path, model: Path
+) -> None:
     binary = tmp_path / "benchmark_model"
     binary.write_text(f"#!{sys.executable}\n" + (FAKES / "benchmark_model.py").read_text())
-    (profiles / "phone-bench.toml").write_text(f'kind = "adb"\nbenchmark = "{binary}"\nthreads = 1\n'
-                                               'python = "/no/python/here"\n')
+    (profiles / "phone-bench.toml").write_text(
+        f'kind = "adb"\nbenchmark = "{binary}"\nthreads = 1\npython = "/no/python/here"\n'
+    )
     record = run("phone-bench", model, runs=30)
     lat = record["latency_ms"]
     assert lat["runs"] == 30 and lat["p90"] is None and 0 < lat["min"] <= lat["p50"] <= lat["p95"] <= lat["max"]
@@ -446,8 +506,11 @@ def test_a_phone_without_python_is_measured_with_a_benchmark_binary(default_run:
     assert (tmp_path / "phone" / "data/local/tmp/edgepack/benchmark_model").stat().st_mode & 0o111
     # Through validate: no parity (no outputs), and the p95 stands in for a p90 budget.
     recipe = tmp_path / "digits.toml"
-    text = (REPO / "recipes" / "digits.toml").read_text().replace('devices = ["host"]',
-                                                                  'devices = ["host", "phone-bench"]')
+    text = (
+        (REPO / "recipes" / "digits.toml")
+        .read_text()
+        .replace('devices = ["host"]', 'devices = ["host", "phone-bench"]')
+    )
     recipe.write_text(text.replace("latency_p90_ms = 5.0", "latency_p90_ms = { phone-bench = 1000.0 }"))
     proc = run_cli("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

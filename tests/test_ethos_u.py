@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 from conftest import REPO, fast_tflite, invoke, run_cli, work_copy
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ethosu") is None,
-                                reason="ethos-u-vela (Arm's Vela compiler, module ethosu) is not installed")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("ethosu") is None,
+    reason="ethos-u-vela (Arm's Vela compiler, module ethosu) is not installed",
+)
 
 U55 = ("ethos-u55-128", "Ethos_U55_High_End_Embedded", "Shared_Sram")  # devices/ethos-u55-128.toml
 U85 = ("ethos-u85-256", "Ethos_U85_SYS_DRAM_Mid", "Dedicated_Sram_384KB")  # devices/ethos-u85-256.toml
@@ -34,10 +36,28 @@ def vela(model: Path, out: Path, config: tuple[str, str, str], *extra: str) -> d
     counts the lowered operations it lists, one per per-layer row; without, MobileNetV2 gives 93 instead
     of 129 on the U55): edgepack passes it to name the CPU ops, so this run does too."""
     accelerator, system, memory = config
-    proc = subprocess.run([sys.executable, "-m", "ethosu.vela", str(model), "--accelerator-config", accelerator,
-                           "--system-config", system, "--memory-mode", memory, "--output-dir", str(out),
-                           "--verbose-performance", "--show-cpu-operations", *extra],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ethosu.vela",
+            str(model),
+            "--accelerator-config",
+            accelerator,
+            "--system-config",
+            system,
+            "--memory-mode",
+            memory,
+            "--output-dir",
+            str(out),
+            "--verbose-performance",
+            "--show-cpu-operations",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with (out / f"{model.stem}_summary_{system}.csv").open(newline="") as handle:
         (row,) = list(csv.DictReader(handle))
@@ -45,8 +65,13 @@ def vela(model: Path, out: Path, config: tuple[str, str, str], *extra: str) -> d
         layers = list(csv.DictReader(handle))
     counts = {kind: int(n) for kind, n in re.findall(r"^(CPU|NPU) operators = (\d+) ", proc.stdout, re.M)}
     compiled = (out / f"{model.stem}_vela.tflite").read_bytes()
-    return {"row": row, "layers": layers, "counts": counts, "stdout": proc.stdout,
-            "sha256": hashlib.sha256(compiled).hexdigest()}
+    return {
+        "row": row,
+        "layers": layers,
+        "counts": counts,
+        "stdout": proc.stdout,
+        "sha256": hashlib.sha256(compiled).hexdigest(),
+    }
 
 
 def assert_same_as_vela(estimate: dict[str, Any], direct: dict[str, Any], config: tuple[str, str, str]) -> None:
@@ -62,12 +87,14 @@ def assert_same_as_vela(estimate: dict[str, Any], direct: dict[str, Any], config
     assert estimate["inference_ms"] == pytest.approx(float(row["inference_time"]) * 1000, rel=1e-12)
     assert estimate["inferences_per_second"] == pytest.approx(float(row["inferences_per_second"]), rel=1e-12)
     assert estimate["clock_mhz"] * 1e6 == float(row["core_clock"])
-    assert estimate["inference_ms"] == pytest.approx(estimate["cycles"]["total"] / float(row["core_clock"]) * 1000,
-                                                     rel=1e-3)
+    assert estimate["inference_ms"] == pytest.approx(
+        estimate["cycles"]["total"] / float(row["core_clock"]) * 1000, rel=1e-3
+    )
     assert (estimate["npu_ops"], estimate["cpu_ops"]) == (direct["counts"]["NPU"], direct["counts"]["CPU"])
     assert [(la["op"], la["target"], la["cycles"], la["macs"], la["name"]) for la in estimate["layers"]] == [
         (r["Original Operator"], r["Target"], int(r["Op Cycles"]), int(r["MAC Count"]), r["Name"])
-        for r in direct["layers"]]
+        for r in direct["layers"]
+    ]
     assert len(estimate["layers"]) == estimate["npu_ops"] + estimate["cpu_ops"]
     assert estimate["vela_version"] == metadata.version("ethos-u-vela")
 
@@ -84,16 +111,23 @@ def digits(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     assert '"ethos-u55-128"]' in text and '"ethos-u55-128" = 1.0' in text and "[bundle]" not in text
     recipe = folder / "digits.toml"
     recipe.write_text(text + '\n[bundle]\nformats = ["ethos-u"]\n')
-    proc = run_cli("--json", "run", str(recipe), "--workdir", str(work), "--junit", str(folder / "junit.xml"),
-                   cwd=folder)
+    proc = run_cli(
+        "--json", "run", str(recipe), "--workdir", str(work), "--junit", str(folder / "junit.xml"), cwd=folder
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     bundle = Path(report["bundle"][0])
-    return {"report": report, "bundle": bundle, "work": work, "folder": folder, "recipe": recipe,
-            "record": report["validation"]["ethos-u55-128"],
-            "manifest": json.loads((bundle / "manifest.json").read_text()),
-            "measured": json.loads((bundle / "measurements.json").read_text()),
-            "vela": vela(bundle / "model.tflite", folder / "direct", U55)}
+    return {
+        "report": report,
+        "bundle": bundle,
+        "work": work,
+        "folder": folder,
+        "recipe": recipe,
+        "record": report["validation"]["ethos-u55-128"],
+        "manifest": json.loads((bundle / "manifest.json").read_text()),
+        "measured": json.loads((bundle / "measurements.json").read_text()),
+        "vela": vela(bundle / "model.tflite", folder / "direct", U55),
+    }
 
 
 def test_the_digits_estimate_is_velas_own(digits: dict[str, Any]) -> None:
@@ -135,7 +169,9 @@ def test_a_budget_just_under_the_estimate_fails_with_exit_3(digits: dict[str, An
     assert len(cases) == 1
     if over:
         assert "latency_p90_ms.ethos-u55-128 (estimated): estimated" in result.stderr
-        assert 'type="budget-exceeded" message="latency_p90_ms.ethos-u55-128 (estimated): estimated' in junit.read_text()
+        assert (
+            'type="budget-exceeded" message="latency_p90_ms.ethos-u55-128 (estimated): estimated' in junit.read_text()
+        )
     else:
         assert "budget-exceeded" not in junit.read_text()
 
@@ -144,10 +180,16 @@ def test_the_ethos_u_format_ships_what_vela_compiles_and_verifies(digits: dict[s
     bundle, entry = digits["bundle"], digits["manifest"]["formats"]["ethos-u"]
     compiled = (bundle / "ethos-u" / "model_vela.tflite").read_bytes()
     assert hashlib.sha256(compiled).hexdigest() == digits["vela"]["sha256"] == entry["compiled_sha256"]
-    assert entry["files"] == ["ethos-u/model_per-layer.csv", "ethos-u/model_summary_Ethos_U55_High_End_Embedded.csv",
-                              "ethos-u/model_vela.tflite"]
+    assert entry["files"] == [
+        "ethos-u/model_per-layer.csv",
+        "ethos-u/model_summary_Ethos_U55_High_End_Embedded.csv",
+        "ethos-u/model_vela.tflite",
+    ]
     estimate = digits["record"]["estimate"]
-    assert (entry["device"], entry["accelerator"], entry["system_config"], entry["memory_mode"]) == ("ethos-u55-128", *U55)
+    assert (entry["device"], entry["accelerator"], entry["system_config"], entry["memory_mode"]) == (
+        "ethos-u55-128",
+        *U55,
+    )
     for key in ("clock_mhz", "vela_version", "npu_ops", "cpu_ops", "memory_bytes", "macs", "inference_ms"):
         assert entry[key] == estimate[key], key
     assert entry["compiled_sha256"] == estimate["compiled"]["sha256"]
@@ -225,19 +267,30 @@ def test_an_op_the_npu_lacks_is_named_as_cpu_fallback(models: dict[str, Path], t
     (fallback,) = estimate["cpu_fallback"]
     assert fallback["op"] == "GATHER" and "GatherV2" in fallback["name"] and fallback["reason"] == "Unsupported opType"
     assert [la["target"] for la in estimate["layers"]].count("CPU") == 1
-    shown = invoke("validate", "--model", str(models["gather"]), "--device", "ethos-u55-128",
-                   "--workdir", str(tmp_path / "w"))
+    shown = invoke(
+        "validate", "--model", str(models["gather"]), "--device", "ethos-u55-128", "--workdir", str(tmp_path / "w")
+    )
     assert shown.exit_code == 0, shown.output
     assert "CPU fallback" in shown.stdout and "GATHER" in shown.stdout and "3 / 1" in shown.stdout
 
 
 def test_the_bundle_compiles_for_the_default_profile_when_validation_did_not(
-        models: dict[str, Path], default_run: dict[str, Any], tmp_path: Path) -> None:
+    models: dict[str, Path], default_run: dict[str, Any], tmp_path: Path
+) -> None:
     recipe = tmp_path / "digits.toml"  # validated on host only: the format compiles for ethos-u55-128 itself
     recipe.write_text((REPO / "recipes" / "digits.toml").read_text() + '\n[bundle]\nformats = ["ethos-u"]\n')
     work = work_copy(default_run, tmp_path)  # the float reference trained already: only the given model is new
-    result = invoke("--json", "bundle", str(recipe), "--model", str(models["gather"]), "--workdir", str(work),
-                    "--out", str(tmp_path / "b"))
+    result = invoke(
+        "--json",
+        "bundle",
+        str(recipe),
+        "--model",
+        str(models["gather"]),
+        "--workdir",
+        str(work),
+        "--out",
+        str(tmp_path / "b"),
+    )
     assert result.exit_code == 0, result.output
     entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["formats"]["ethos-u"]
     direct = vela(tmp_path / "b" / "model.tflite", tmp_path / "direct", U55)
@@ -248,16 +301,18 @@ def test_the_bundle_compiles_for_the_default_profile_when_validation_did_not(
 
 
 def test_a_float_model_is_refused_for_the_npu(models: dict[str, Path], tmp_path: Path) -> None:
-    result = invoke("validate", "--model", str(models["float"]), "--device", "ethos-u55-128",
-                    "--workdir", str(tmp_path / "w"))
+    result = invoke(
+        "validate", "--model", str(models["float"]), "--device", "ethos-u55-128", "--workdir", str(tmp_path / "w")
+    )
     assert result.exit_code == 2, result.output
     assert "ethos-u-not-integer" in result.stderr and "ethos-u55-128" in result.stderr
     assert "computes in float" in result.stderr and 'mode = "int8"' in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_clock_mhz_makes_vela_compute_at_that_clock(digits: dict[str, Any], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clock_mhz_makes_vela_compute_at_that_clock(
+    digits: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "devices").mkdir()
     base = (REPO / "devices" / "ethos-u55-128.toml").read_text()
     (tmp_path / "devices" / "u55-at-250.toml").write_text(base + "clock_mhz = 250\n")
@@ -281,7 +336,10 @@ def test_devices_check_reports_vela_or_how_to_install_it(tmp_path: Path) -> None
     proc = run_cli("--json", "devices", "check", "ethos-u55-128")
     assert proc.returncode == 0, proc.stderr
     probe = json.loads(proc.stdout)
-    assert probe["kind"] == "ethos-u" and probe["runtime"] == {"name": "vela", "version": metadata.version("ethos-u-vela")}
+    assert probe["kind"] == "ethos-u" and probe["runtime"] == {
+        "name": "vela",
+        "version": metadata.version("ethos-u-vela"),
+    }
     assert (probe["accelerator"], probe["system_config"], probe["memory_mode"]) == U55
     hidden = tmp_path / "hide" / "ethosu"
     hidden.mkdir(parents=True)
@@ -296,11 +354,20 @@ def test_one_latency_figure_for_every_device_leaves_estimates_out() -> None:
     from edgepack.gate.budgets import Measurements, check_budgets, gated_latency
     from edgepack.recipe.schema import Budgets
 
-    estimate = {"inference_ms": 0.5, "clock_mhz": 500.0, "accelerator": "ethos-u55-128",
-                "system_config": "Ethos_U55_High_End_Embedded", "memory_mode": "Shared_Sram"}
-    latency, basis = gated_latency({"host": {"emulated": False, "latency_ms": {"p90": 1.0}},
-                                    "npu": {"emulated": True, "latency_ms": None, "estimate": estimate},
-                                    "tflm": {"emulated": True, "latency_ms": None}})
+    estimate = {
+        "inference_ms": 0.5,
+        "clock_mhz": 500.0,
+        "accelerator": "ethos-u55-128",
+        "system_config": "Ethos_U55_High_End_Embedded",
+        "memory_mode": "Shared_Sram",
+    }
+    latency, basis = gated_latency(
+        {
+            "host": {"emulated": False, "latency_ms": {"p90": 1.0}},
+            "npu": {"emulated": True, "latency_ms": None, "estimate": estimate},
+            "tflm": {"emulated": True, "latency_ms": None},
+        }
+    )
     assert latency == {"host": 1.0, "npu": 0.5} and set(basis) == {"npu"}
     scalar = check_budgets(Budgets(latency_p90_ms=0.1), Measurements(1, 1.0, 1.0, latency, basis))
     assert [(r.name, r.estimated) for r in scalar] == [("latency_p90_ms.host", False)]  # an estimate is named
@@ -332,7 +399,10 @@ def test_the_report_shows_the_estimate_and_every_layer(digits: dict[str, Any]) -
     page = (digits["bundle"] / "report.html").read_text()
     estimate = digits["record"]["estimate"]
     assert "Ethos-U estimates (Vela)" in page and 'id="ethos-u"' in page
-    assert f"{estimate['inference_ms']:.4f} ms" in page and f"{estimate['macs']:,}, {estimate['cycles']['total']:,}" in page
+    assert (
+        f"{estimate['inference_ms']:.4f} ms" in page
+        and f"{estimate['macs']:,}, {estimate['cycles']['total']:,}" in page
+    )
     table = page.split('id="ethos-u-layers-ethos-u55-128"', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr>") == len(estimate["layers"]) + 1 > 1  # the header and one row per Vela layer
-    assert f"<td class=\"right\">{estimate['layers'][0]['cycles']:,}</td>" in table
+    assert f'<td class="right">{estimate["layers"][0]["cycles"]:,}</td>' in table

@@ -16,8 +16,10 @@ import pytest
 from conftest import REPO, invoke, run_cli
 from test_tflm import exact_need
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("tflite_micro") is None,
-                                reason="tflite-micro has wheels for Linux x86-64 only; not installed here")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tflite_micro") is None,
+    reason="tflite-micro has wheels for Linux x86-64 only; not installed here",
+)
 
 RUNTIME_RAM = 4096
 RUNTIME_FLASH = 65_536
@@ -43,20 +45,29 @@ def boards(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     for name, ram in (("tight", need - 1024), ("roomy", need + 4096)):
         (folder / "devices" / f"{name}.toml").write_text(
             f'kind = "mcu"\nboard = "Test board {name}"\ncore = "cortex-m4"\nclock_mhz = 80\nflash = "1 MiB"\n'
-            f'ram = {ram}\nruntime_flash = {RUNTIME_FLASH}\nruntime_ram = {RUNTIME_RAM}\n')
-    return {"folder": folder, "model": model, "arena": arena, "need": need, "size": model.stat().st_size,
-            "converted": default_run["manifest"]["model"]["converted_size_bytes"]}
+            f"ram = {ram}\nruntime_flash = {RUNTIME_FLASH}\nruntime_ram = {RUNTIME_RAM}\n"
+        )
+    return {
+        "folder": folder,
+        "model": model,
+        "arena": arena,
+        "need": need,
+        "size": model.stat().st_size,
+        "converted": default_run["manifest"]["model"]["converted_size_bytes"],
+    }
 
 
 def test_a_board_1_kib_short_fails_fits_naming_it_and_one_with_room_shows_the_headroom(
-        boards: dict[str, Any], default_run: dict[str, Any]) -> None:
+    boards: dict[str, Any], default_run: dict[str, Any]
+) -> None:
     folder = boards["folder"]
     recipe = (REPO / "recipes" / "digits.toml").read_text().replace("[budgets]", '[budgets]\nfits = ["tight", "roomy"]')
     assert 'fits = ["tight", "roomy"]' in recipe
     (folder / "fits.toml").write_text(recipe)
     junit = folder / "junit.xml"
-    proc = run_cli("--json", "gate", str(default_run["bundle"]), "--recipe", "fits.toml", "--junit", str(junit),
-                   cwd=folder)
+    proc = run_cli(
+        "--json", "gate", str(default_run["bundle"]), "--recipe", "fits.toml", "--junit", str(junit), cwd=folder
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     results = {r["name"]: r for r in json.loads(proc.stdout)["results"]}
     tight, roomy = results["fits.tight.ram"], results["fits.roomy.ram"]
@@ -108,19 +119,25 @@ def test_a_board_check_without_tflite_micro_says_how_to_install_it(boards: dict[
     assert "tflite-micro is not installed" in proc.stderr and "pip install tflite-micro" in proc.stderr
     # a recipe with fits is not a budget failure (exit 3) without it, but exit 4, before anything trains
     recipe = boards["folder"] / "needs-tflm.toml"
-    recipe.write_text((REPO / "recipes" / "digits.toml").read_text().replace("[budgets]", '[budgets]\nfits = ["roomy"]'))
+    recipe.write_text(
+        (REPO / "recipes" / "digits.toml").read_text().replace("[budgets]", '[budgets]\nfits = ["roomy"]')
+    )
     run = run_cli("run", str(recipe), "--workdir", str(tmp_path / "w"), cwd=boards["folder"], env=env)
     assert run.returncode == 4, run.stdout + run.stderr
     assert "budgets.fits: tflite-micro, which measures the arena" in run.stderr
     assert not (tmp_path / "w" / "digits" / "train").exists()
 
 
-@pytest.mark.parametrize("change, code, words", [
-    ('[budgets]\nfits = ["host"]', "budget-fits-board", "budgets.fits names 'host', a local device, not a board"),
-    ('[budgets]\nfits = ["no-such-board"]', "device-unknown", "unknown device 'no-such-board'"),
-])
-def test_fits_naming_what_is_not_a_board_is_refused_before_training(tmp_path: Path, change: str, code: str,
-                                                                    words: str) -> None:
+@pytest.mark.parametrize(
+    "change, code, words",
+    [
+        ('[budgets]\nfits = ["host"]', "budget-fits-board", "budgets.fits names 'host', a local device, not a board"),
+        ('[budgets]\nfits = ["no-such-board"]', "device-unknown", "unknown device 'no-such-board'"),
+    ],
+)
+def test_fits_naming_what_is_not_a_board_is_refused_before_training(
+    tmp_path: Path, change: str, code: str, words: str
+) -> None:
     text = (REPO / "recipes" / "digits.toml").read_text().replace("[budgets]", change)
     (tmp_path / "digits.toml").write_text(text)
     result = invoke("run", str(tmp_path / "digits.toml"), "--workdir", str(tmp_path / "w"))
@@ -135,7 +152,7 @@ def test_a_board_among_the_validation_devices_is_refused_before_training(tmp_pat
     (tmp_path / "digits.toml").write_text(text)
     result = invoke("run", str(tmp_path / "digits.toml"), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2, result.output
-    assert "device-not-runnable" in result.stderr and 'fits = [\'pico\']' in result.stderr
+    assert "device-not-runnable" in result.stderr and "fits = ['pico']" in result.stderr
     assert not (tmp_path / "w" / "digits" / "train").exists()
 
 
@@ -144,8 +161,11 @@ def test_shipped_boards_carry_their_datasheet_figures() -> None:
 
     boards = {name: load_device(name) for name in known_devices() if load_device(name).kind == "mcu"}
     assert set(boards) >= {"nucleo-l4r5zi", "nano33-ble-sense", "pico", "esp32-s3", "corstone-300"}
-    figures = {name: (b.core, b.clock_mhz, b.flash_bytes, b.ram_bytes) for name, b in boards.items()
-               if isinstance(b, McuDevice)}
+    figures = {
+        name: (b.core, b.clock_mhz, b.flash_bytes, b.ram_bytes)
+        for name, b in boards.items()
+        if isinstance(b, McuDevice)
+    }
     assert figures["nucleo-l4r5zi"] == ("cortex-m4", 120, 2 << 20, 640 << 10)
     assert figures["nano33-ble-sense"] == ("cortex-m4", 64, 1 << 20, 256 << 10)
     assert figures["pico"] == ("cortex-m0+", 133, 2 << 20, 264 << 10)

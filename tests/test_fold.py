@@ -19,8 +19,14 @@ def randomize_bn(model: Any, seed: int = 0) -> None:
     for layer in model.layers:
         if type(layer).__name__ == "BatchNormalization":
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.2, 3.0, gamma.shape), rng.normal(0, 1, beta.shape),
-                               rng.normal(0, 1, mean.shape), rng.uniform(0.1, 4.0, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.2, 3.0, gamma.shape),
+                    rng.normal(0, 1, beta.shape),
+                    rng.normal(0, 1, mean.shape),
+                    rng.uniform(0.1, 4.0, var.shape),
+                ]
+            )
 
 
 def functional_model() -> Any:
@@ -67,10 +73,17 @@ def test_folding_a_sequential_model() -> None:
     from edgepack.optimize.fold import fold_batchnorm
 
     keras = load().keras
-    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(3, 3, name="c"),
-                              keras.layers.BatchNormalization(name="c_bn"), keras.layers.ReLU(name="r"),
-                              keras.layers.Flatten(name="f"), keras.layers.Dense(4, name="d"),
-                              keras.layers.BatchNormalization(name="d_bn")])
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(3, 3, name="c"),
+            keras.layers.BatchNormalization(name="c_bn"),
+            keras.layers.ReLU(name="r"),
+            keras.layers.Flatten(name="f"),
+            keras.layers.Dense(4, name="d"),
+            keras.layers.BatchNormalization(name="d_bn"),
+        ]
+    )
     randomize_bn(model)
     x = np.random.default_rng(2).normal(size=(3, 6, 6, 1)).astype(np.float32)
     folded, folds = fold_batchnorm(model, "optimize[0] qat")
@@ -135,8 +148,9 @@ def test_per_tensor_qat_ships_one_scale_per_kernel_and_matches_keras(tmp_path: P
     wrapped, record = qat(model, stage, data, NullReporter(), "optimize[0] qat", per_channel=False)
     assert record["folded_batchnorm"] == {"bn": "conv", "dw_bn": "dw"}
     export_saved_model(wrapped, tmp_path / "saved")
-    flatbuffer = convert(tmp_path / "saved", ConvertSettings(mode="int8", io="float32", per_channel=False),
-                         data.x_train[:100])
+    flatbuffer = convert(
+        tmp_path / "saved", ConvertSettings(mode="int8", io="float32", per_channel=False), data.x_train[:100]
+    )
     info = read_model(flatbuffer)
     kernels = [t for t in info.tensors if t.data is not None and t.dtype == "int8"]
     assert len(kernels) == 3 and all(len(t.scales) == 1 for t in kernels)

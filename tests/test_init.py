@@ -32,23 +32,38 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     tk = load().keras
     tk.utils.set_random_seed(0)
-    cnn = tk.Sequential([tk.layers.Input((8, 8, 1)), tk.layers.Conv2D(4, 3, activation="relu"),
-                         tk.layers.Flatten(), tk.layers.Dense(3, activation="softmax")])
+    cnn = tk.Sequential(
+        [
+            tk.layers.Input((8, 8, 1)),
+            tk.layers.Conv2D(4, 3, activation="relu"),
+            tk.layers.Flatten(),
+            tk.layers.Dense(3, activation="softmax"),
+        ]
+    )
     cnn.save(folder / "Digits CNN.h5")
     images = rng.integers(0, 256, size=(SAMPLES, 8, 8), dtype=np.uint8)
     labels = rng.integers(0, 3, size=SAMPLES).astype(np.int64)
     np.savez(folder / "images.npz", images=images, labels=labels, extra=images[::-1].copy())
     autoencoder = tk.Sequential([tk.layers.Input((6,)), tk.layers.Dense(3), tk.layers.Dense(6)])
     autoencoder.save(folder / "ae.keras")  # tf_keras's own .keras format
-    np.savez(folder / "sensors.npz", readings=rng.normal(size=(40, 6)).astype(np.float32),
-             is_anomaly=(np.arange(40) % 5 == 0).astype(np.int64))
+    np.savez(
+        folder / "sensors.npz",
+        readings=rng.normal(size=(40, 6)).astype(np.float32),
+        is_anomaly=(np.arange(40) % 5 == 0).astype(np.int64),
+    )
 
     keras = keras3_module()
     keras.utils.set_random_seed(0)
     x = (rng.normal(size=(SAMPLES, 10)) * 3 + 5).astype(np.float32)
     y = (0.5 * x[:, :1] - 2).astype(np.float32)
-    mlp = keras.Sequential([keras.Input((10,)), keras.layers.Normalization(mean=5.0, variance=9.0),
-                            keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    mlp = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Normalization(mean=5.0, variance=9.0),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     mlp.compile("adam", "mse")
     mlp.fit(x, y, epochs=2, verbose=0)
     mlp.save(folder / "mlp.keras")
@@ -57,9 +72,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     raw.save(folder / "raw.keras")
     hard = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4, activation="hard_silu"), keras.layers.Dense(1)])
     hard.save(folder / "hard.keras")  # tf_keras has no hard_silu: the bridge refuses it
-    return {"folder": folder, "cnn": folder / "Digits CNN.h5", "images": folder / "images.npz",
-            "mlp": folder / "mlp.keras", "raw": folder / "raw.keras", "hard": folder / "hard.keras",
-            "features": folder / "features.npz", "ae": folder / "ae.keras", "sensors": folder / "sensors.npz"}
+    return {
+        "folder": folder,
+        "cnn": folder / "Digits CNN.h5",
+        "images": folder / "images.npz",
+        "mlp": folder / "mlp.keras",
+        "raw": folder / "raw.keras",
+        "hard": folder / "hard.keras",
+        "features": folder / "features.npz",
+        "ae": folder / "ae.keras",
+        "sensors": folder / "sensors.npz",
+    }
 
 
 def _recipe(path: Path) -> dict[str, Any]:
@@ -74,7 +97,8 @@ def _line(text: str, key: str) -> str:
 
 
 def test_classifier_starter_is_measured_runs_within_its_budgets_and_is_never_overwritten(
-        files: dict[str, Path], tmp_path: Path) -> None:
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     out = files["folder"] / "recipes" / "cnn.toml"  # paths in it: relative to its folder
     result = invoke("init", str(files["cnn"]), "--data", str(files["images"]), "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
@@ -87,7 +111,7 @@ def test_classifier_starter_is_measured_runs_within_its_budgets_and_is_never_ove
     assert (data["kind"], data["x_key"], data["y_key"]) == ("npz", "images", "labels")
     assert data["path"] == "../" + files["images"].name and recipe["model"]["path"] == "../Digits CNN.h5"
     assert "also fit: 'extra'" in text  # the other array that fits the input is named
-    assert "# labels = [\"0\", \"1\", \"2\"]" in text and "3 classes" in text
+    assert '# labels = ["0", "1", "2"]' in text and "3 classes" in text
     assert "# GUESS: values 0..255 look like 8-bit pixels" in text and "check it matches how the model" in text
     assert data["normalization"] == {"mean": 0.0, "std": 255.0} and data["pixel_range"] == [0, 255]
     assert recipe["convert"] == {"mode": "int8", "io": "int8", "calibration_samples": SAMPLES - SAMPLES // 4}
@@ -113,11 +137,13 @@ def test_classifier_starter_is_measured_runs_within_its_budgets_and_is_never_ove
 
 
 def test_keras3_regression_starter_json_and_a_run_that_reuses_the_measurement(
-        files: dict[str, Path], tmp_path: Path) -> None:
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "mlp.toml"
     work = tmp_path / "build"
-    result = invoke("--json", "init", str(files["mlp"]), "--data", str(files["features"]), "--out", str(out),
-                    "--workdir", str(work))
+    result = invoke(
+        "--json", "init", str(files["mlp"]), "--data", str(files["features"]), "--out", str(out), "--workdir", str(work)
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["recipe"] == str(out) and report["task"] == "regression"
@@ -152,8 +178,9 @@ def test_keras3_regression_starter_json_and_a_run_that_reuses_the_measurement(
 
 def test_task_the_data_cannot_serve_is_exit_2_naming_file_and_key(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "x.toml"
-    result = invoke("init", str(files["cnn"]), "--data", str(files["images"]), "--task", "regression",
-                    "--out", str(out))
+    result = invoke(
+        "init", str(files["cnn"]), "--data", str(files["images"]), "--task", "regression", "--out", str(out)
+    )
     assert result.exit_code == 2
     assert "images.npz" in result.stderr and "'labels'" in result.stderr and "integer labels" in result.stderr
     assert "task-unfit" in result.stderr and "hint" in result.stderr and "Traceback" not in result.stderr
@@ -179,7 +206,8 @@ def test_without_data_the_recipe_loads_and_says_what_to_do(files: dict[str, Path
 
 
 def test_a_keras3_model_the_bridge_refuses_gets_no_optimize_stages_and_says_why(
-        files: dict[str, Path], tmp_path: Path) -> None:
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "hard.toml"
     result = invoke("init", str(files["hard"]), "--data", str(files["features"]), "--no-measure", "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
@@ -218,8 +246,17 @@ def test_a_custom_layer_module_is_imported_and_written(files: dict[str, Path], t
     model = keras.Sequential([keras.Input((10,)), layers.Scale(name="scale"), keras.layers.Dense(1)])
     model.save(tmp_path / "scaled.keras")
     out = tmp_path / "scaled.toml"
-    result = invoke("init", str(tmp_path / "scaled.keras"), "--data", str(files["features"]), "--import",
-                    "starter_layers", "--no-measure", "--out", str(out))
+    result = invoke(
+        "init",
+        str(tmp_path / "scaled.keras"),
+        "--data",
+        str(files["features"]),
+        "--import",
+        "starter_layers",
+        "--no-measure",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     recipe = _recipe(out)
     assert recipe["model"]["imports"] == ["starter_layers"]
@@ -233,14 +270,22 @@ def test_image_folder_and_anomaly_labels_are_recognised(files: dict[str, Path], 
     for name in ("ant", "bee", "cat"):
         (tmp_path / "photos" / name).mkdir(parents=True)
         for index in range(4):
-            Image.fromarray(np.full((12, 10, 3), 40 * index, np.uint8)).save(tmp_path / "photos" / name / f"{index}.png")
+            Image.fromarray(np.full((12, 10, 3), 40 * index, np.uint8)).save(
+                tmp_path / "photos" / name / f"{index}.png"
+            )
     out = tmp_path / "folder.toml"
     result = invoke("init", str(files["cnn"]), "--data", str(tmp_path / "photos"), "--no-measure", "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
     recipe = _recipe(out)
     assert recipe["task"]["kind"] == "classification"
-    assert recipe["dataset"] == {**recipe["dataset"], "kind": "folder", "path": "photos", "image_size": [8, 8],
-                                 "color_mode": "grayscale", "normalization": {"mean": 0.0, "std": 255.0}}
+    assert recipe["dataset"] == {
+        **recipe["dataset"],
+        "kind": "folder",
+        "path": "photos",
+        "image_size": [8, 8],
+        "color_mode": "grayscale",
+        "normalization": {"mean": 0.0, "std": 255.0},
+    }
     assert recipe["convert"]["io"] == "int8" and "ant, bee, cat" in out.read_text()
 
     out = tmp_path / "ae.toml"
@@ -265,8 +310,16 @@ def test_unreadable_model_and_data_are_exit_2_without_traceback(files: dict[str,
     text.write_text("1,2,3\n")
     result = invoke("init", str(files["cnn"]), "--data", str(text), "--out", str(tmp_path / "b.toml"))
     assert result.exit_code == 2 and "is not an .npz" in result.stderr and "data.csv" in result.stderr
-    result = invoke("init", str(files["cnn"]), "--data", str(files["images"]), "--task", "nonsense",
-                    "--out", str(tmp_path / "c.toml"))
+    result = invoke(
+        "init",
+        str(files["cnn"]),
+        "--data",
+        str(files["images"]),
+        "--task",
+        "nonsense",
+        "--out",
+        str(tmp_path / "c.toml"),
+    )
     assert result.exit_code == 2 and "classification, regression, anomaly, fidelity" in result.stderr
     assert not list(tmp_path.glob("*.toml"))
 
@@ -285,8 +338,9 @@ def test_write_new_never_replaces_a_file(tmp_path: Path) -> None:
 def test_normalization_guesses() -> None:
     from edgepack.starter import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
 
-    model = ModelInfo(Path("m.keras"), "keras", 3, "3", [Tensor("x", (4,), "float32")], [Tensor("y", (1,), "float32")],
-                      5, None, None)
+    model = ModelInfo(
+        Path("m.keras"), "keras", 3, "3", [Tensor("x", (4,), "float32")], [Tensor("y", (1,), "float32")], 5, None, None
+    )
 
     def guess(x: np.ndarray) -> Any:
         plan = DataPlan("npz", Path("d.npz"), len(x), Fit("fidelity", ""), x_keys=["x"], inputs={"x": x})
@@ -300,8 +354,9 @@ def test_normalization_guesses() -> None:
     wide = guess((rng.normal(size=(500, 4)) * [1, 10, 100, 1000]).astype(np.float32))
     assert len(wide.mean) == 4 and wide.std == pytest.approx([1, 10, 100, 1000], rel=0.15)
     assert all(len(f"{v:.12g}".lstrip("-0.").replace(".", "")) <= 6 for v in wide.mean + wide.std)  # 6 digits
-    itself = guess_normalization(DataPlan("none", None, 0, Fit("regression", "")),
-                                 ModelInfo(**{**model.__dict__, "normalizer": "Rescaling 'r'"}))
+    itself = guess_normalization(
+        DataPlan("none", None, 0, Fit("regression", "")), ModelInfo(**{**model.__dict__, "normalizer": "Rescaling 'r'"})
+    )
     assert (itself.mean, itself.std, itself.guess) == (0.0, 1.0, False) and "Rescaling 'r'" in itself.why
 
 
@@ -310,14 +365,30 @@ def test_guesses_and_roundings() -> None:
 
     assert (ceil_sig(0.0146), ceil_sig(0.014), ceil_sig(123.0), ceil_sig(9.99)) == (0.015, 0.014, 130.0, 10.0)
     assert (recipe_name("My Model"), recipe_name("__x"), recipe_name("???")) == ("my-model", "x", "model")
-    measured = Measured(size_bytes=10_000, latency_ms={"p90": 0.5}, task="classification", metric="accuracy",
-                        float_value=0.9, tflite_value=0.88, worsening=0.02, worst_sqnr_db=float("inf"), on="2025-01-01")
+    measured = Measured(
+        size_bytes=10_000,
+        latency_ms={"p90": 0.5},
+        task="classification",
+        metric="accuracy",
+        float_value=0.9,
+        tflite_value=0.88,
+        worsening=0.02,
+        worst_sqnr_db=float("inf"),
+        on="2025-01-01",
+    )
     budgets = {b.key: b.value for b in budgets_from(measured)}
     assert budgets == {"max_size": "11 KB", "latency_p90_ms": {"host": 1.0}, "max_accuracy_drop": 0.025}
-    tiny = budgets_from(replace(measured, latency_ms={"p90": 0.003}, task="regression", metric="rmse", worsening=0.001,
-                                worst_sqnr_db=31.7))
-    assert {b.key: b.value for b in tiny} == {"max_size": "11 KB", "latency_p90_ms": {"host": 0.05},
-                                              "max_rmse_increase": 0.05, "min_sqnr_db": 28.0}
+    tiny = budgets_from(
+        replace(
+            measured, latency_ms={"p90": 0.003}, task="regression", metric="rmse", worsening=0.001, worst_sqnr_db=31.7
+        )
+    )
+    assert {b.key: b.value for b in tiny} == {
+        "max_size": "11 KB",
+        "latency_p90_ms": {"host": 0.05},
+        "max_rmse_increase": 0.05,
+        "min_sqnr_db": 28.0,
+    }
     assert all(b.comment.startswith("measured ") and b.comment.endswith("tighten as you need") for b in tiny)
     # A measurement beyond what a budget can hold is not made a budget the first run would fail.
     wrecked = budgets_from(replace(measured, task="regression", metric="rmse", worsening=12.0, worst_sqnr_db=-999.0))
@@ -334,9 +405,11 @@ def _modules_after(code: str) -> tuple[str, set[str]]:
 
 
 def test_init_help_imports_no_tensorflow() -> None:
-    shown, modules = _modules_after("import sys\nfrom edgepack.cli.app import app\n"
-                                    "sys.argv = ['edgepack', 'init', '--help']\n"
-                                    "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0")
+    shown, modules = _modules_after(
+        "import sys\nfrom edgepack.cli.app import app\n"
+        "sys.argv = ['edgepack', 'init', '--help']\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0"
+    )
     assert "--no-measure" in shown
     assert not {"tensorflow", "tf_keras", "keras", "edgepack.starter"} & modules
     _, modules = _modules_after("import edgepack.cli.init")  # the command module itself: nothing heavy at all

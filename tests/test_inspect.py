@@ -40,8 +40,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             rng = np.random.default_rng(0)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([rng.random(shape, dtype=np.float32)] for _ in range(8))
-            converter.target_spec.supported_ops = ([tf.lite.OpsSet.TFLITE_BUILTINS_INT8] +
-                                                   ([tf.lite.OpsSet.TFLITE_BUILTINS] if allow_float else []))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+                [tf.lite.OpsSet.TFLITE_BUILTINS] if allow_float else []
+            )
         path = folder / f"{name}.tflite"
         path.write_bytes(converter.convert())
         return path
@@ -58,8 +59,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     island = keras.Model(inp, x)
 
     mobilenet = keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=1.0, weights=None)
-    return {"residual": save(residual, "residual"), "island": save(island, "island", int8=True, allow_float=True),
-            "mobilenet": fast_tflite(mobilenet, folder / "mobilenetv2_224.tflite", int8=False)}
+    return {
+        "residual": save(residual, "residual"),
+        "island": save(island, "island", int8=True, allow_float=True),
+        "mobilenet": fast_tflite(mobilenet, folder / "mobilenetv2_224.tflite", int8=False),
+    }
 
 
 @pytest.mark.slow
@@ -112,12 +116,19 @@ def test_the_digits_model_as_the_pipeline_wrote_it(default_run: dict[str, Any]) 
 def _bad_files(folder: Path, good: bytes) -> dict[str, bytes]:
     """At least 20 files that are not TFLite models: empty, short, random, truncated, other formats."""
     rng = np.random.default_rng(7)
-    files = {"empty": b"", "one-byte": b"\x00", "seven-bytes": b"TFL3TFL", "text": b"hello, not a model\n",
-             "json": b'{"model": "mobilenet"}', "png": b"\x89PNG\r\n\x1a\n" + bytes(64),
-             "zip": b"PK\x03\x04" + bytes(100), "header-only": b"\x10\x00\x00\x00TFL3",
-             "root-past-end": b"\xff\xff\x00\x00TFL3" + bytes(32),
-             "header-then-zeros": b"\x10\x00\x00\x00TFL3" + bytes(512),
-             "header-then-noise": b"\x1c\x00\x00\x00TFL3" + rng.bytes(2048)}
+    files = {
+        "empty": b"",
+        "one-byte": b"\x00",
+        "seven-bytes": b"TFL3TFL",
+        "text": b"hello, not a model\n",
+        "json": b'{"model": "mobilenet"}',
+        "png": b"\x89PNG\r\n\x1a\n" + bytes(64),
+        "zip": b"PK\x03\x04" + bytes(100),
+        "header-only": b"\x10\x00\x00\x00TFL3",
+        "root-past-end": b"\xff\xff\x00\x00TFL3" + bytes(32),
+        "header-then-zeros": b"\x10\x00\x00\x00TFL3" + bytes(512),
+        "header-then-noise": b"\x1c\x00\x00\x00TFL3" + rng.bytes(2048),
+    }
     for size in (8, 64, 1024, 65536):
         files[f"random-{size}"] = rng.bytes(size)
     for fraction in (0.02, 0.1, 0.3, 0.5, 0.7, 0.9):
@@ -170,23 +181,38 @@ def test_bundle_takes_a_model_converted_elsewhere(default_run: dict[str, Any], t
 
 
 @pytest.mark.slow
-def test_validate_takes_any_tflite_and_devices_from_the_command_line(built: dict[str, Path],
-                                                                     tmp_path: Path) -> None:
-    result = invoke("--json", "validate", "--model", str(built["residual"]), "--device", "host",
-                    "--device", "host-1core", "--workdir", str(tmp_path))
+def test_validate_takes_any_tflite_and_devices_from_the_command_line(built: dict[str, Path], tmp_path: Path) -> None:
+    result = invoke(
+        "--json",
+        "validate",
+        "--model",
+        str(built["residual"]),
+        "--device",
+        "host",
+        "--device",
+        "host-1core",
+        "--workdir",
+        str(tmp_path),
+    )
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert list(records) == ["host", "host-1core"]
-    assert records["host-1core"]["parity"] == {"ok": True, "identical": True, "max_abs_diff": 0.0, "outputs": [
-        {"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}]}
+    assert records["host-1core"]["parity"] == {
+        "ok": True,
+        "identical": True,
+        "max_abs_diff": 0.0,
+        "outputs": [{"output": 0, "ok": True, "identical": True, "max_abs_diff": 0.0}],
+    }
     assert records["host"]["latency_ms"]["runs"] > 0
     assert not (tmp_path / "digits" / "train").exists()  # nothing trained or converted
 
 
 def test_inspect_never_imports_tensorflow(default_run: dict[str, Any]) -> None:
-    code = ("import sys; from edgepack.cli.app import app; from typer.testing import CliRunner; "
-            f"r = CliRunner().invoke(app, ['--json', 'inspect', {str(default_run['bundle'] / 'model.tflite')!r}]); "
-            "assert r.exit_code == 0, r.output; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    code = (
+        "import sys; from edgepack.cli.app import app; from typer.testing import CliRunner; "
+        f"r = CliRunner().invoke(app, ['--json', 'inspect', {str(default_run['bundle'] / 'model.tflite')!r}]); "
+        "assert r.exit_code == 0, r.output; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
 

@@ -213,9 +213,14 @@ def two_in_two_out(keras: Any) -> Any:
     b = keras.Input((6,), name="right")
     shared = layers.Dense(5, activation="tanh", name="shared")
     sa, sb = shared(a), shared(b)
-    merged = [layers.Multiply(name="mul")([sa, sb]), layers.Subtract(name="sub")([sa, sb]),
-              layers.Average(name="avg")([sa, sb]), layers.Maximum(name="max")([sa, sb]),
-              layers.Minimum(name="min")([sa, sb]), layers.Add(name="sum")([sa, sb])]
+    merged = [
+        layers.Multiply(name="mul")([sa, sb]),
+        layers.Subtract(name="sub")([sa, sb]),
+        layers.Average(name="avg")([sa, sb]),
+        layers.Maximum(name="max")([sa, sb]),
+        layers.Minimum(name="min")([sa, sb]),
+        layers.Add(name="sum")([sa, sb]),
+    ]
     h = layers.Concatenate(name="cat")(merged)
     score = layers.Dense(1, name="score")(h)
     label = layers.Dense(3, activation="softmax", name="label")(h)
@@ -223,13 +228,16 @@ def two_in_two_out(keras: Any) -> Any:
 
 
 def sequential(keras: Any) -> Any:
-    return keras.Sequential([
-        keras.Input((10,), name="features"),
-        keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3), name="fc1"),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.Dropout(0.3, name="drop"),
-        keras.layers.Dense(4, kernel_constraint=keras.constraints.MaxNorm(2.0), name="fc2"),
-    ], name="seq")
+    return keras.Sequential(
+        [
+            keras.Input((10,), name="features"),
+            keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3), name="fc1"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dropout(0.3, name="drop"),
+            keras.layers.Dense(4, kernel_constraint=keras.constraints.MaxNorm(2.0), name="fc2"),
+        ],
+        name="seq",
+    )
 
 
 def nested(keras: Any) -> Any:
@@ -237,9 +245,15 @@ def nested(keras: Any) -> Any:
     block_in = keras.Input((4, 4, 6), name="block_in")
     block_out = keras.layers.Add(name="block_add")([block_in, keras.layers.Conv2D(6, 1, name="block_conv")(block_in)])
     block = keras.Model(block_in, block_out, name="residual_block")
-    stem = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(6, 3, padding="same", name="stem_conv"),
-                             keras.layers.BatchNormalization(name="stem_bn"), keras.layers.ReLU(name="stem_relu")],
-                            name="stem")
+    stem = keras.Sequential(
+        [
+            keras.Input((4, 4, 3)),
+            keras.layers.Conv2D(6, 3, padding="same", name="stem_conv"),
+            keras.layers.BatchNormalization(name="stem_bn"),
+            keras.layers.ReLU(name="stem_relu"),
+        ],
+        name="stem",
+    )
     stem.get_layer("stem_bn").trainable = False  # frozen: must stay frozen
     inputs = keras.Input((4, 4, 3), name="image")
     h = block(stem(inputs))
@@ -341,8 +355,12 @@ def test_dict_inputs_and_outputs(keras: Any) -> None:
 
     a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
     total = keras.layers.Add(name="total")([a, b])
-    model = _randomized(keras.Model({"a": a, "b": b}, {"sum": keras.layers.Dense(2, name="fc")(total),
-                                                       "copy": keras.layers.Dense(1, name="copy")(a)}))
+    model = _randomized(
+        keras.Model(
+            {"a": a, "b": b},
+            {"sum": keras.layers.Dense(2, name="fc")(total), "copy": keras.layers.Dense(1, name="copy")(a)},
+        )
+    )
     tf_model = bridge(model)
     proof = prove_bridge(model, tf_model, [images((3,), seed=9), images((3,), seed=10)])
     assert len(proof.outputs) == 2 and proof.max_abs_diff <= 1e-5
@@ -417,7 +435,7 @@ def _randomized(model: Any) -> Any:
 # Refusals
 # ---------------------------------------------------------------------------------------------
 
-CUSTOM_LAYERS = '''
+CUSTOM_LAYERS = """
 import keras
 
 
@@ -428,11 +446,12 @@ class Scale(keras.layers.Layer):
 
     def call(self, x):
         return x * self.factor
-'''
+"""
 
 
-def test_a_custom_layer_is_refused_by_name_and_class(keras: Any, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_custom_layer_is_refused_by_name_and_class(
+    keras: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edgepack.models.keras3 import UnbridgeableLayer, bridge, load_keras3
 
     (tmp_path / "k3_custom_layers.py").write_text(CUSTOM_LAYERS)
@@ -451,8 +470,9 @@ def test_a_custom_layer_is_refused_by_name_and_class(keras: Any, tmp_path: Path,
     assert "my_scale" in caught.value.message and "Scale" in caught.value.message
 
 
-def test_an_unknown_class_fails_to_load_with_a_hint(keras: Any, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_class_fails_to_load_with_a_hint(
+    keras: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edgepack.models.keras3 import load_keras3
 
     (tmp_path / "k3_custom_gone.py").write_text(CUSTOM_LAYERS.replace("edgepack_test", "edgepack_gone"))
@@ -502,12 +522,20 @@ def _refused_models(keras: Any) -> list[tuple[str, Callable[[], Any], str, str]]
         ("rms_scaling", lambda: single(layers.LayerNormalization(rms_scaling=True, name="ln")), "ln", "rms_scaling"),
         ("synchronized", lambda: single(layers.BatchNormalization(synchronized=True, name="bn")), "bn", "synchronized"),
         ("lora", lambda: single(layers.Dense(2, lora_rank=2, name="lora_fc"), (4,)), "lora_fc", "lora_rank"),
-        ("mixed_float16", lambda: single(layers.Dense(2, dtype="mixed_float16", name="half"), (4,)), "half",
-         "mixed_float16"),
+        (
+            "mixed_float16",
+            lambda: single(layers.Dense(2, dtype="mixed_float16", name="half"), (4,)),
+            "half",
+            "mixed_float16",
+        ),
         ("int8", int8_model, "q", "float32"),
         ("hard_sigmoid", lambda: single(layers.Activation("hard_sigmoid", name="hs"), (4,)), "hs", "hard_sigmoid"),
-        ("fused_hard_silu", lambda: single(layers.Dense(2, activation="hard_silu", name="hsd"), (4,)), "hsd",
-         "hard_silu"),
+        (
+            "fused_hard_silu",
+            lambda: single(layers.Dense(2, activation="hard_silu", name="hsd"), (4,)),
+            "hsd",
+            "hard_silu",
+        ),
         ("keras_ops", ops_model, "add", "keras.ops"),
         ("not_in_registry", lambda: single(layers.Conv3D(2, 1, name="c3d"), (2, 2, 2, 1)), "c3d", "Conv3D"),
     ]
@@ -618,8 +646,11 @@ def test_saved_format_refuses_archives_and_folders_that_are_not_models(tmp_path:
     with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
         archive.writestr("config.json", json.dumps({}))
     (tmp_path / "folder").mkdir()
-    for path, words in [(tmp_path / "other.keras", "metadata.json"), (tmp_path / "folder", "saved_model.pb"),
-                        (tmp_path / "missing.keras", "does not exist")]:
+    for path, words in [
+        (tmp_path / "other.keras", "metadata.json"),
+        (tmp_path / "folder", "saved_model.pb"),
+        (tmp_path / "missing.keras", "does not exist"),
+    ]:
         with pytest.raises(ModelError, match=words):
             saved_format(path)
 
@@ -630,10 +661,12 @@ def test_saved_format_and_is_keras3_model_import_no_tensorflow(tmp_path: Path) -
 
     with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
         archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
-    code = ("import sys; from pathlib import Path; from edgepack.models.keras3 import saved_format; "
-            f"f = saved_format(Path({str(tmp_path / 'm.keras')!r})); "
-            "from edgepack.models.keras3 import is_keras3_model; k = is_keras3_model(object()); "
-            "print(f.keras, k, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys; from pathlib import Path; from edgepack.models.keras3 import saved_format; "
+        f"f = saved_format(Path({str(tmp_path / 'm.keras')!r})); "
+        "from edgepack.models.keras3 import is_keras3_model; k = is_keras3_model(object()); "
+        "print(f.keras, k, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["3", "False", "False", "False"]
 

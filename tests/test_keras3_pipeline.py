@@ -79,8 +79,7 @@ def keras3_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     keras.utils.set_random_seed(0)
     model = keras3_cnn(data.input_shape, 10, width=16)
     assert type(model).__module__.startswith("keras.")  # a Keras 3 model, not tf_keras
-    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data.x_train, data.y_train, epochs=12, batch_size=32, verbose=0)
     path = tmp_path_factory.mktemp("keras3") / "residual.keras"
     model.save(path)
@@ -94,8 +93,9 @@ def _recipe(folder: Path, name: str, model: Path, optimize: str = "", imports: s
     return path
 
 
-def test_a_keras3_model_is_bridged_pruned_qatd_and_stays_within_a_point(keras3_model: dict[str, Any],
-                                                                        tmp_path: Path) -> None:
+def test_a_keras3_model_is_bridged_pruned_qatd_and_stays_within_a_point(
+    keras3_model: dict[str, Any], tmp_path: Path
+) -> None:
     recipe = _recipe(tmp_path, "residual", keras3_model["path"], PRUNE_QAT)
     result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "work"))
     assert result.exit_code == 0, result.output
@@ -159,8 +159,7 @@ def test_a_custom_layer_is_refused_by_name_for_optimize_stages(custom_model: Pat
     assert "remove the [[optimize]] stages" in message
 
 
-def test_without_optimize_stages_a_custom_layer_model_converts_from_keras3(custom_model: Path,
-                                                                           tmp_path: Path) -> None:
+def test_without_optimize_stages_a_custom_layer_model_converts_from_keras3(custom_model: Path, tmp_path: Path) -> None:
     (tmp_path / "my_layers.py").write_text((custom_model.parent / "my_layers.py").read_text())
     recipe = _recipe(tmp_path, "custom-ptq", custom_model, "", 'imports = ["my_layers"]')
     trained = invoke("train", str(recipe), "--workdir", str(tmp_path / "work"))
@@ -186,8 +185,9 @@ def test_without_optimize_stages_a_custom_layer_model_converts_from_keras3(custo
     assert "gain" in refused.stderr and "remove the [[optimize]] stages" in " ".join(refused.stderr.split())
 
 
-def test_a_rebuild_that_computes_something_else_is_refused_or_bypassed(keras3_model: dict[str, Any], tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rebuild_that_computes_something_else_is_refused_or_bypassed(
+    keras3_model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import edgepack.models.keras3 as keras3
 
     real = keras3.bridge
@@ -221,4 +221,6 @@ def test_a_rebuild_that_computes_something_else_is_refused_or_bypassed(keras3_mo
     result = invoke("--json", "train", str(recipe), "--workdir", str(tmp_path / "work"))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["train"]["source"]["bridge"] == {
-        "bridged": False, "why": "weight 'kernel' of layer 'pw' does not fit"}
+        "bridged": False,
+        "why": "weight 'kernel' of layer 'pw' does not fit",
+    }

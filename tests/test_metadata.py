@@ -49,8 +49,13 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundle = Path(json.loads(result.stdout)["bundle"][0])
     manifest = json.loads((bundle / "manifest.json").read_text())
     converted = folder / "w" / "meta" / "convert" / "model.tflite"
-    return {"folder": folder, "recipe": recipe, "bundle": bundle, "manifest": manifest,
-            "converted": converted.read_bytes()}
+    return {
+        "folder": folder,
+        "recipe": recipe,
+        "bundle": bundle,
+        "manifest": manifest,
+        "converted": converted.read_bytes(),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -61,11 +66,18 @@ def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"cannot create a virtualenv for tflite-support: {made.stderr.strip()[-300:]}")
-    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "tflite-support"],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "PIP_NO_INPUT": "1"})
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "tflite-support"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
     if pip.returncode != 0:
-        pytest.skip(f"tflite-support cannot be installed here (no wheel for this platform or no package index): "
-                    f"{pip.stderr.strip()[-300:]}")
+        pytest.skip(
+            f"tflite-support cannot be installed here (no wheel for this platform or no package index): "
+            f"{pip.stderr.strip()[-300:]}"
+        )
     return python
 
 
@@ -91,15 +103,20 @@ POPULATE = textwrap.dedent("""
 """)
 
 
-def test_the_official_reader_reports_what_edgepack_wrote(bundled: dict[str, Any], tflite_support: Path,
-                                                         tmp_path: Path) -> None:
+def test_the_official_reader_reports_what_edgepack_wrote(
+    bundled: dict[str, Any], tflite_support: Path, tmp_path: Path
+) -> None:
     model = bundled["bundle"] / "model.tflite"
     proc = subprocess.run([str(tflite_support), "-c", READER, str(model)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     meta = shown["metadata"]
     assert (meta["name"], meta["version"], meta["author"], meta["license"]) == (
-        "meta", "0.1.0", "edgepack tests", "Apache-2.0")
+        "meta",
+        "0.1.0",
+        "edgepack tests",
+        "Apache-2.0",
+    )
     assert meta["description"] == "tiny test recipe" and meta["min_parser_version"] == "1.0.0"
     image = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]
     assert image["content"]["content_properties_type"] == "ImageProperties"
@@ -113,15 +130,24 @@ def test_the_official_reader_reports_what_edgepack_wrote(bundled: dict[str, Any]
     assert "quantize to int8" in image["description"]
     scores = meta["subgraph_metadata"][0]["output_tensor_metadata"][0]
     assert scores["description"].startswith("Scores for the 10 classes, in the order of labels.txt")
-    assert scores["associated_files"] == [{"name": "labels.txt", "type": "TENSOR_AXIS_LABELS",
-                                           "description": "Class names, one per line, in output order."}]
+    assert scores["associated_files"] == [
+        {
+            "name": "labels.txt",
+            "type": "TENSOR_AXIS_LABELS",
+            "description": "Class names, one per line, in output order.",
+        }
+    ]
     assert shown["files"] == ["labels.txt"]
     assert shown["labels"] == (bundled["bundle"] / "labels.txt").read_text() == "".join(f"{d}\n" for d in range(10))
     # the official writer, given edgepack's metadata, works out the same minimum parser version
     plain = tmp_path / "plain.tflite"
     plain.write_bytes(bundled["converted"])
-    proc = subprocess.run([str(tflite_support), "-c", POPULATE, str(model), str(plain),
-                           str(bundled["bundle"] / "labels.txt")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(tflite_support), "-c", POPULATE, str(model), str(plain), str(bundled["bundle"] / "labels.txt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == bundled["manifest"]["model"]["metadata"]["min_parser_version"]
 
@@ -143,13 +169,14 @@ def test_the_model_with_metadata_runs_in_litert_as_before(bundled: dict[str, Any
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
         rows = []
         for i in range(len(data.x_test)):  # every test sample, not only the 32 the bundle step checked
-            interp.set_tensor(inp["index"], to_input(data.x_test[i:i + 1], inp))
+            interp.set_tensor(inp["index"], to_input(data.x_test[i : i + 1], inp))
             interp.invoke()
             rows.append(interp.get_tensor(out["index"]).copy())
         outputs.append(np.concatenate(rows))
     assert outputs[0].tobytes() == outputs[1].tobytes()
-    assert model_flatbuffer(shipped) != shipped and packed_files(shipped) == {"labels.txt": b"".join(
-        f"{d}\n".encode() for d in range(10))}
+    assert model_flatbuffer(shipped) != shipped and packed_files(shipped) == {
+        "labels.txt": b"".join(f"{d}\n".encode() for d in range(10))
+    }
 
 
 def test_the_android_format_is_an_assets_folder_and_a_usage_note(bundled: dict[str, Any]) -> None:
@@ -162,15 +189,18 @@ def test_the_android_format_is_an_assets_folder_and_a_usage_note(bundled: dict[s
     inp = manifest["inputs"][0]
     assert f"{inp['scale']:.9g}" in note and "1x8x8x1, int8" in note
     assert "Task Library's image classifier takes uint8 or float32 inputs only" in note  # int8 I/O: said plainly
-    assert manifest["formats"]["android"] == {"files": ["android/README.md", "android/assets/labels.txt",
-                                                        "android/assets/meta.tflite"], "metadata": True}
+    assert manifest["formats"]["android"] == {
+        "files": ["android/README.md", "android/assets/labels.txt", "android/assets/meta.tflite"],
+        "metadata": True,
+    }
     listed = {a["path"] for a in manifest["artifacts"]}
     assert {"android/README.md", "android/assets/meta.tflite"} <= listed
     assert invoke("verify", str(bundle)).exit_code == 0
 
 
-def test_a_wrong_normalization_is_refused_and_nothing_is_written(bundled: dict[str, Any],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_normalization_is_refused_and_nothing_is_written(
+    bundled: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import edgepack.bundle.shipped as shipped
 
     real = shipped.describe
@@ -212,7 +242,9 @@ def test_the_proof_takes_8_bit_pixels_and_refuses_a_pixel_range_the_data_breaks(
     narrow = dataclasses.replace(data, pixel_range=(0.0, 1.0))  # digits hold 0..16
     with pytest.raises(BundleError, match="dataset.pixel_range is 0..1 but the test images hold values from 0 to 16"):
         normalization_proof(declared([0.0], [255.0]), narrow, None)
-    rgb = dataclasses.replace(data, test_inputs=(np.repeat(data.x_test, 3, axis=-1),))  # the declared colour space is applied
+    rgb = dataclasses.replace(
+        data, test_inputs=(np.repeat(data.x_test, 3, axis=-1),)
+    )  # the declared colour space is applied
     with pytest.raises(BundleError, match="gives inputs of shape"):
         normalization_proof(declared([0.0], [255.0]), rgb, None)
     tensor = declared([0.0] * 3, [255.0] * 3)
@@ -223,8 +255,15 @@ def test_the_proof_takes_8_bit_pixels_and_refuses_a_pixel_range_the_data_breaks(
 def test_bundle_metadata_false_ships_the_converted_bytes(bundled: dict[str, Any]) -> None:
     recipe = bundled["recipe"].with_name("plain.toml")
     recipe.write_text(bundled["recipe"].read_text().replace('formats = ["android"]', "metadata = false"))
-    result = invoke("--json", "bundle", str(recipe), "--workdir", str(bundled["folder"] / "w"),
-                    "--out", str(bundled["folder"] / "plain"))
+    result = invoke(
+        "--json",
+        "bundle",
+        str(recipe),
+        "--workdir",
+        str(bundled["folder"] / "w"),
+        "--out",
+        str(bundled["folder"] / "plain"),
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((bundled["folder"] / "plain" / "manifest.json").read_text())
     assert (bundled["folder"] / "plain" / "model.tflite").read_bytes() == bundled["converted"]
@@ -235,10 +274,26 @@ def test_bundle_metadata_false_ships_the_converted_bytes(bundled: dict[str, Any]
 def test_metadata_round_trips_and_replaces_rather_than_adds(bundled: dict[str, Any]) -> None:
     from ai_edge_litert import schema_py_generated as schema
 
-    meta = ModelMeta("m", "d", "1.2.3", "a", "MIT",
-                     [TensorMeta("x", "rgb in", image=True, color_space="rgb", mean=[1.0, 2.0, 3.0],
-                                 std=[4.0, 5.0, 6.0], min=[-1.0, -1.0, -1.0], max=[1.0, 1.0, 1.0])],
-                     [TensorMeta("y", "out", files=[AssociatedFile("names.txt", "names")])])
+    meta = ModelMeta(
+        "m",
+        "d",
+        "1.2.3",
+        "a",
+        "MIT",
+        [
+            TensorMeta(
+                "x",
+                "rgb in",
+                image=True,
+                color_space="rgb",
+                mean=[1.0, 2.0, 3.0],
+                std=[4.0, 5.0, 6.0],
+                min=[-1.0, -1.0, -1.0],
+                max=[1.0, 1.0, 1.0],
+            )
+        ],
+        [TensorMeta("y", "out", files=[AssociatedFile("names.txt", "names")])],
+    )
     assert read_metadata(bundled["converted"]) is None
     once = embed(bundled["converted"], metadata_bytes(meta), {"names.txt": b"a\nb\n"})
     twice = embed(once, metadata_bytes(meta), {"names.txt": b"a\nb\n"})
@@ -251,11 +306,12 @@ def test_metadata_round_trips_and_replaces_rather_than_adds(bundled: dict[str, A
     assert image["content"] == {"kind": "image", "color_space": "rgb"}
     assert image["normalization"] == {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}
     assert back["subgraphs"][0]["outputs"][0]["files"] == [
-        {"name": "names.txt", "description": "names", "type": "tensor_axis_labels"}]
+        {"name": "names.txt", "description": "names", "type": "tensor_axis_labels"}
+    ]
     assert (back["version"], back["license"]) == ("1.2.3", "MIT")
     damaged = bytearray(twice)
     where = bytes(damaged).index(b"M001")
-    damaged[where:where + 4] = b"XXXX"
+    damaged[where : where + 4] = b"XXXX"
     with pytest.raises(BundleError, match="not TFLite metadata"):
         read_metadata(bytes(damaged))
 
@@ -278,8 +334,15 @@ def test_a_zip_inside_a_weights_buffer_is_not_taken_for_the_packed_files(bundled
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
     model = bytes(builder.Output())
     assert packed_files(model) == {} and model_flatbuffer(model) == model
-    meta = ModelMeta("m", "d", "1.0.0", "", "", [TensorMeta("x", "in", image=True, color_space="grayscale")],
-                     [TensorMeta("y", "out", files=[AssociatedFile("labels.txt", "names")])])
+    meta = ModelMeta(
+        "m",
+        "d",
+        "1.0.0",
+        "",
+        "",
+        [TensorMeta("x", "in", image=True, color_space="grayscale")],
+        [TensorMeta("y", "out", files=[AssociatedFile("labels.txt", "names")])],
+    )
     shipped = embed(model, metadata_bytes(meta), {"labels.txt": b"0\n"})
     assert packed_files(shipped) == {"labels.txt": b"0\n"} and read_metadata(shipped)["name"] == "m"
     assert shipped.startswith(model_flatbuffer(shipped)) and len(model_flatbuffer(shipped)) > len(model)

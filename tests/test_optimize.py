@@ -42,8 +42,17 @@ def prune(model: Any, data: Any, **fields: Any) -> tuple[Any, dict[str, Any]]:
     return pruned, record
 
 
-@pytest.mark.parametrize(("n", "batch", "epochs", "end"), [(300, 32, 1, 0.7), (300, 32, 1, 1.0), (1347, 32, 3, 0.5),
-                                                           (50, 64, 1, 1.0), (64, 512, 1, 0.7), (10_000, 8, 20, 0.9)])
+@pytest.mark.parametrize(
+    ("n", "batch", "epochs", "end"),
+    [
+        (300, 32, 1, 0.7),
+        (300, 32, 1, 1.0),
+        (1347, 32, 3, 0.5),
+        (50, 64, 1, 1.0),
+        (64, 512, 1, 0.7),
+        (10_000, 8, 20, 0.9),
+    ],
+)
 def test_schedule_ends_on_a_step_training_reaches(n: int, batch: int, epochs: int, end: float) -> None:
     from edgepack.optimize.prune import plan_steps
 
@@ -81,8 +90,9 @@ def test_two_four_leaves_two_nonzeros_in_every_block_of_four(data: Any) -> None:
 
 
 def test_block_sparsity_prunes_whole_blocks_of_dense_kernels(data: Any) -> None:
-    pruned, record = prune(small_cnn(data), data, structure="block", block_size=[1, 4], final_sparsity=0.5,
-                           layers=["Dense"])
+    pruned, record = prune(
+        small_cnn(data), data, structure="block", block_size=[1, 4], final_sparsity=0.5, layers=["Dense"]
+    )
     assert set(record["sparsity"]) == {"fc", "logits"}
     fc = pruned.get_layer("fc").kernel.numpy()  # (in, out): blocks of 4 output columns
     blocks = fc.reshape(fc.shape[0], -1, 4)
@@ -106,7 +116,7 @@ def test_a_pattern_that_matches_no_layer_lists_the_layers(data: Any) -> None:
 def seq_recipe(folder: Path, builder: str, qat: str = "") -> Path:
     path = folder / f"{builder}.toml"
     path.write_text(f"""
-name = "{builder.replace('_', '-')}"
+name = "{builder.replace("_", "-")}"
 [dataset]
 kind = "digits"
 limit = 400

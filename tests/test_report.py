@@ -15,8 +15,9 @@ import pytest
 from conftest import invoke
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install "
-                                                             "chromium); .ci/run installs it")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it"
+)
 ALL_PLOTS = ["plot-stages", "plot-latency", "plot-quant-error", "plot-memory", "plot-pareto"]
 
 
@@ -76,20 +77,58 @@ def full_bundle(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFa
     bundle = tmp_path_factory.mktemp("report") / "bundle"
     shutil.copytree(default_run["bundle"], bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["quantization_error"] = {"measured": True, "file": "quant_error.json", "layers": [
-        {"layer": "conv1", "tensor": "t1", "op": "CONV_2D", "rmse_over_scale": 0.31, "mean_abs_error": 0.001,
-         "max_abs_error": 0.005},
-        {"layer": "logits", "tensor": "t2", "op": "FULLY_CONNECTED", "rmse_over_scale": 0.42, "mean_abs_error": 0.07,
-         "max_abs_error": 0.14}]}
+    manifest["quantization_error"] = {
+        "measured": True,
+        "file": "quant_error.json",
+        "layers": [
+            {
+                "layer": "conv1",
+                "tensor": "t1",
+                "op": "CONV_2D",
+                "rmse_over_scale": 0.31,
+                "mean_abs_error": 0.001,
+                "max_abs_error": 0.005,
+            },
+            {
+                "layer": "logits",
+                "tensor": "t2",
+                "op": "FULLY_CONNECTED",
+                "rmse_over_scale": 0.42,
+                "mean_abs_error": 0.07,
+                "max_abs_error": 0.14,
+            },
+        ],
+    }
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
     run = json.loads((bundle / "measurements.json").read_text())
     size = manifest["model"]["size_bytes"]
-    run["search"] = {"objective": "smallest", "device": "host", "allowed_drop": 0.01, "met": True, "metric": "accuracy",
-                     "criterion": None, "candidates": [
-                         {"mode": mode, "size_bytes": s, "latency_p50_ms": 0.03, "metric": "accuracy", "value": v,
-                          "drop": 0.0, "worst_sqnr_db": 40.0, "meets": True, "pareto": p, "chosen": c}
-                         for mode, s, v, p, c in (("int8", size, 0.98, True, True), ("float16", 2 * size, 0.99, True, False),
-                                                  ("float32", 4 * size, 0.99, False, False))]}
+    run["search"] = {
+        "objective": "smallest",
+        "device": "host",
+        "allowed_drop": 0.01,
+        "met": True,
+        "metric": "accuracy",
+        "criterion": None,
+        "candidates": [
+            {
+                "mode": mode,
+                "size_bytes": s,
+                "latency_p50_ms": 0.03,
+                "metric": "accuracy",
+                "value": v,
+                "drop": 0.0,
+                "worst_sqnr_db": 40.0,
+                "meets": True,
+                "pareto": p,
+                "chosen": c,
+            }
+            for mode, s, v, p, c in (
+                ("int8", size, 0.98, True, True),
+                ("float16", 2 * size, 0.99, True, False),
+                ("float32", 4 * size, 0.99, False, False),
+            )
+        ],
+    }
     (bundle / "measurements.json").write_text(json.dumps(run, indent=2))
     result = invoke("report", str(bundle), "--baseline", str(default_run["bundle"]))
     assert result.exit_code == 0, result.stdout + result.stderr
@@ -111,8 +150,9 @@ def test_the_zip_and_the_artifacts_leave_the_report_out(tmp_path: Path) -> None:
     from edgepack.bundle.writer import write_bundle
 
     manifest = {"schema_version": 3, "name": "x", "model": {"file": "model.tflite"}}
-    out, archive = write_bundle(tmp_path / "b", b"model", [], manifest, True, measurements={"a": 1},
-                                report="<!DOCTYPE html><p>report</p>")
+    out, archive = write_bundle(
+        tmp_path / "b", b"model", [], manifest, True, measurements={"a": 1}, report="<!DOCTYPE html><p>report</p>"
+    )
     assert (out / "report.html").read_text() == "<!DOCTYPE html><p>report</p>"
     assert zipfile.ZipFile(archive).namelist() == ["manifest.json", "model.tflite"]
     assert [a["path"] for a in json.loads((out / "manifest.json").read_text())["artifacts"]] == ["model.tflite"]
@@ -127,9 +167,11 @@ def test_the_reports_figures_are_the_manifests(default_run: dict[str, Any]) -> N
     assert page.values["recipe.sha256"] == manifest["recipe"]["sha256"]
     assert int(page.values["model.size_bytes"]) == manifest["model"]["size_bytes"]
     assert page.values["toolchain.tensorflow"] == manifest["toolchain"]["tensorflow"]
-    expected = [manifest["metrics"]["float"]["accuracy"],
-                *[s["test_metrics"]["accuracy"] for s in manifest["optimization"]["stages"]],
-                manifest["metrics"]["tflite"]["accuracy"]]
+    expected = [
+        manifest["metrics"]["float"]["accuracy"],
+        *[s["test_metrics"]["accuracy"] for s in manifest["optimization"]["stages"]],
+        manifest["metrics"]["tflite"]["accuracy"],
+    ]
     assert [float(page.values[f"stage.{i}"]) for i in range(len(expected))] == expected
     assert len(expected) == 4  # float, prune, qat, .tflite
     for key in ("p50", "p90", "p99", "mean", "std", "min", "max"):
@@ -154,7 +196,11 @@ def test_report_command_draws_every_plot_and_the_baseline(full_bundle: dict[str,
     search = page.rows["search"][1:]
     assert [row[0] for row in search] == ["int8", "float16", "float32"]
     baseline = {row[0]: row for row in page.rows["baseline"][1:]}
-    assert baseline["shipped size"][1] == baseline["shipped size"][2] == f"{full_bundle['manifest']['model']['size_bytes']:,} B"
+    assert (
+        baseline["shipped size"][1]
+        == baseline["shipped size"][2]
+        == f"{full_bundle['manifest']['model']['size_bytes']:,} B"
+    )
 
 
 def test_report_of_a_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
@@ -164,9 +210,22 @@ def test_report_of_a_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
 
 def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-                           "--hide-scrollbars", f"--user-data-dir={folder / 'profile'}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--hide-scrollbars",
+            f"--user-data-dir={folder / 'profile'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def console(stderr: str) -> list[str]:
@@ -174,8 +233,9 @@ def console(stderr: str) -> list[str]:
 
 
 @needs_chromium
-def test_the_report_loads_in_chromium_with_no_console_errors_and_no_fetch(full_bundle: dict[str, Any],
-                                                                          tmp_path: Path) -> None:
+def test_the_report_loads_in_chromium_with_no_console_errors_and_no_fetch(
+    full_bundle: dict[str, Any], tmp_path: Path
+) -> None:
     proc = chromium(tmp_path, "--dump-dom", full_bundle["page"].as_uri())
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert console(proc.stderr) == []
@@ -183,7 +243,9 @@ def test_the_report_loads_in_chromium_with_no_console_errors_and_no_fetch(full_b
     assert sorted(dom.plots) == sorted(ALL_PLOTS)  # the DOM Chromium built holds every plot
     # the control: a page that tries a fetch shows a console error, and the policy blocked it
     fetching = tmp_path / "fetching.html"
-    fetching.write_text(full_bundle["page"].read_text().replace("<h1>", '<img src="https://example.invalid/x.png"><h1>', 1))
+    fetching.write_text(
+        full_bundle["page"].read_text().replace("<h1>", '<img src="https://example.invalid/x.png"><h1>', 1)
+    )
     blocked = chromium(tmp_path, "--dump-dom", fetching.as_uri())
     assert any("example.invalid" in line and "Content Security Policy" in line for line in console(blocked.stderr))
 
@@ -198,9 +260,11 @@ def test_every_plot_renders_in_chromium(full_bundle: dict[str, Any], tmp_path: P
 
     width, height = 400, 300
     cells = {plot: ((i % 3) * width, (i // 3) * height) for i, plot in enumerate(ALL_PLOTS)}
-    css = ["body * { visibility: hidden !important; } body { margin: 0; background: #fff; }",
-           f"img.plot {{ visibility: visible !important; position: fixed !important; margin: 0 !important; "
-           f"width: {width}px !important; height: {height}px !important; }}"]
+    css = [
+        "body * { visibility: hidden !important; } body { margin: 0; background: #fff; }",
+        f"img.plot {{ visibility: visible !important; position: fixed !important; margin: 0 !important; "
+        f"width: {width}px !important; height: {height}px !important; }}",
+    ]
     css += [f"#{plot} {{ left: {x}px; top: {y}px; }}" for plot, (x, y) in cells.items()]
     grid = tmp_path / "grid.html"
     grid.write_text(full_bundle["page"].read_text().replace("</head>", f"<style>{' '.join(css)}</style></head>", 1))
@@ -224,11 +288,13 @@ def test_every_plot_renders_in_chromium(full_bundle: dict[str, Any], tmp_path: P
 def test_drawing_the_plots_leaves_the_callers_matplotlib_as_it_was() -> None:
     import sys
 
-    probe = ("import matplotlib\nmatplotlib.use('pdf')\nfrom edgepack.report import plots\n"
-             "before = (matplotlib.get_backend(), dict(matplotlib.rcParams))\n"
-             "svg = plots.metric_by_stage([('float', 0.98), ('int8', 0.97)], 'accuracy', True)\n"
-             "assert svg is not None and svg.lstrip().startswith('<?xml') and '<path' in svg\n"
-             "assert (matplotlib.get_backend(), dict(matplotlib.rcParams)) == before\n"
-             "import sys; assert 'matplotlib.pyplot' not in sys.modules\nprint('ok')")
+    probe = (
+        "import matplotlib\nmatplotlib.use('pdf')\nfrom edgepack.report import plots\n"
+        "before = (matplotlib.get_backend(), dict(matplotlib.rcParams))\n"
+        "svg = plots.metric_by_stage([('float', 0.98), ('int8', 0.97)], 'accuracy', True)\n"
+        "assert svg is not None and svg.lstrip().startswith('<?xml') and '<path' in svg\n"
+        "assert (matplotlib.get_backend(), dict(matplotlib.rcParams)) == before\n"
+        "import sys; assert 'matplotlib.pyplot' not in sys.modules\nprint('ok')"
+    )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -36,8 +36,11 @@ def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section
     assert (bundles[0] / "model.tflite").read_bytes() == (bundles[1] / "model.tflite").read_bytes()
     assert (bundles[0] / "manifest.json").read_bytes() == (bundles[1] / "manifest.json").read_bytes()
     runs = [json.loads((b / "measurements.json").read_text()) for b in bundles]  # measured twice: its own file
-    assert runs[0]["model_sha256"] == runs[1]["model_sha256"] == hashlib.sha256(
-        (bundles[0] / "model.tflite").read_bytes()).hexdigest()
+    assert (
+        runs[0]["model_sha256"]
+        == runs[1]["model_sha256"]
+        == hashlib.sha256((bundles[0] / "model.tflite").read_bytes()).hexdigest()
+    )
     assert all(run["measured_at"] and run["host"]["machine"] and run["validation"]["host"] for run in runs)
     for stage in ("train", "evaluate"):
         keys = ("test_accuracy",) if stage == "train" else ("float", "optimized", "tflite")
@@ -83,8 +86,11 @@ def test_killing_run_during_conversion_leaves_no_partial_bundle(optimized: Path,
     good = root / "bundle"
     good.mkdir(parents=True)
     (good / "manifest.json").write_text('{"previous": "good bundle"}')
-    proc = subprocess.Popen([str(EDGEPACK), "run", str(recipe), "--workdir", str(work)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(EDGEPACK), "run", str(recipe), "--workdir", str(work)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         while not list(root.glob(f"convert{TMP_MARK}*")):

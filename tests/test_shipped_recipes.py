@@ -41,8 +41,7 @@ def stage_records(report: dict[str, Any]) -> list[dict[str, Any]]:
     return report["stages"]["optimize"]["stages"]
 
 
-SHIPPED = ["ptq-int8", "qat-int8", "prune-qat-int8", "prune24-qat-int8", "cluster-qat-int8",
-           "distill-prune-qat-int8"]
+SHIPPED = ["ptq-int8", "qat-int8", "prune-qat-int8", "prune24-qat-int8", "cluster-qat-int8", "distill-prune-qat-int8"]
 
 
 @pytest.fixture(scope="module")

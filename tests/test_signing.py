@@ -61,22 +61,47 @@ def tiny_manifest(model: bytes, version: int = SCHEMA_VERSION) -> dict[str, Any]
     """A manifest that conforms to the published schema (of `version`: 2 is what edgepack 0.2 wrote)."""
     tensor = {"name": "in", "index": 0, "shape": [1, 4], "dtype": "float32", "scale": None, "zero_point": None}
     fingerprint = hashlib.sha256(b"data").hexdigest()
-    current = {"task": {"kind": "classification"}, "source": {"kind": "builder", "saved_by": "tf_keras"},
-               "metrics": {"task": "classification", "metric": "accuracy", "accuracy": {"tflite": 0.9375},
-                           "float": {"accuracy": 0.95}, "tflite": {"accuracy": 0.9375},
-                           "fidelity": {"outputs": [], "worst_sqnr_db": None}}} if version >= 3 else {}
+    current = (
+        {
+            "task": {"kind": "classification"},
+            "source": {"kind": "builder", "saved_by": "tf_keras"},
+            "metrics": {
+                "task": "classification",
+                "metric": "accuracy",
+                "accuracy": {"tflite": 0.9375},
+                "float": {"accuracy": 0.95},
+                "tflite": {"accuracy": 0.9375},
+                "fidelity": {"outputs": [], "worst_sqnr_db": None},
+            },
+        }
+        if version >= 3
+        else {}
+    )
     return {
-        "schema_version": version, "name": "tiny", "version": "1.0.0", "description": "signing test",
-        "model": {"file": "model.tflite", "sha256": hashlib.sha256(model).hexdigest(), "size_bytes": len(model),
-                  "mode": "float32", "io": "float32"},
-        "inputs": [tensor], "outputs": [{**tensor, "name": "out", "index": 1}],
-        "labels": ["a", "b", "c", "d"], "labels_file": "labels.txt",
+        "schema_version": version,
+        "name": "tiny",
+        "version": "1.0.0",
+        "description": "signing test",
+        "model": {
+            "file": "model.tflite",
+            "sha256": hashlib.sha256(model).hexdigest(),
+            "size_bytes": len(model),
+            "mode": "float32",
+            "io": "float32",
+        },
+        "inputs": [tensor],
+        "outputs": [{**tensor, "name": "out", "index": 1}],
+        "labels": ["a", "b", "c", "d"],
+        "labels_file": "labels.txt",
         "normalization": {"mean": 0.0, "std": 1.0, "formula": "(x - mean) / std"},
         "recipe": {"sha256": hashlib.sha256(b"recipe").hexdigest(), "source": None, "resolved": {}},
         "toolchain": {"edgepack": "test"},
         "data": {"train": {"fingerprint": fingerprint}, "test": {"fingerprint": fingerprint}},
-        "stages": {}, "metrics": {"accuracy": {"tflite": 0.9375}}, "validation": {},
-        "gate": {"passed": True, "results": []}, **current,
+        "stages": {},
+        "metrics": {"accuracy": {"tflite": 0.9375}},
+        "validation": {},
+        "gate": {"passed": True, "results": []},
+        **current,
     }
 
 
@@ -172,10 +197,10 @@ def test_another_key_fails_naming_the_key_mismatch(bundle: Path, key: Path, tmp_
     assert "the signer's public key" in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("old, new", [(VERSION_LINE, '"version": "1.0.1"'),
-                                      ('"tflite": 0.9375', '"tflite": 0.99')])
-def test_a_manifest_field_edited_after_signing_fails_naming_manifest_json(bundle: Path, key: Path,
-                                                                          old: str, new: str) -> None:
+@pytest.mark.parametrize("old, new", [(VERSION_LINE, '"version": "1.0.1"'), ('"tflite": 0.9375', '"tflite": 0.99')])
+def test_a_manifest_field_edited_after_signing_fails_naming_manifest_json(
+    bundle: Path, key: Path, old: str, new: str
+) -> None:
     sign(bundle, key)
     text = (bundle / MANIFEST).read_text()
     assert old in text
@@ -185,8 +210,9 @@ def test_a_manifest_field_edited_after_signing_fails_naming_manifest_json(bundle
     assert result.exit_code == 2
     report = json.loads(result.stdout)
     assert report["signature"]["ok"] is False
-    assert report["problems"][0].startswith("manifest.json changed after signing, or the signature was made for "
-                                            "other bytes")
+    assert report["problems"][0].startswith(
+        "manifest.json changed after signing, or the signature was made for other bytes"
+    )
 
 
 def test_an_unsigned_bundle_fails_with_a_key(bundle: Path, key: Path) -> None:
@@ -199,10 +225,13 @@ def test_a_garbled_signature_file_is_named(bundle: Path, key: Path) -> None:
     good = json.loads(sign(bundle, key))
     public = Path(f"{key}.pub")
     manifest = (bundle / MANIFEST).read_bytes()
-    cases = {b"not json": "not JSON", b"[]": "not a JSON object",
-             json.dumps({**good, "algorithm": "rsa"}).encode(): "algorithm is 'rsa'",
-             json.dumps({**good, "signature": "@@"}).encode(): "not base64",
-             json.dumps({**good, "signature": "AAAA"}).encode(): "signature is 3 bytes"}
+    cases = {
+        b"not json": "not JSON",
+        b"[]": "not a JSON object",
+        json.dumps({**good, "algorithm": "rsa"}).encode(): "algorithm is 'rsa'",
+        json.dumps({**good, "signature": "@@"}).encode(): "not base64",
+        json.dumps({**good, "signature": "AAAA"}).encode(): "signature is 3 bytes",
+    }
     for data, why in cases.items():
         [problem] = check_signature(manifest, data, public)
         assert problem.startswith("manifest.sig: not a readable signature file") and why in problem, problem
@@ -237,18 +266,25 @@ def test_an_rsa_or_unusable_key_is_refused_clearly(bundle: Path, key: Path, tmp_
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "rsa").write_bytes(rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
-    (tmp_path / "rsa.pub").write_bytes(rsa_key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
+    (tmp_path / "rsa").write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "rsa.pub").write_bytes(
+        rsa_key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    )
     with pytest.raises(BundleError, match="rsa: is an RSA key; edgepack signs and checks Ed25519 keys only") as caught:
         sign_manifest(b"{}", tmp_path / "rsa")
     assert caught.value.code == "bad-key" and "edgepack keygen KEY" in str(caught.value.hint)
     sign(bundle, key)
     (tmp_path / "garbage.pub").write_text("hello\n")
-    cases = {tmp_path / "rsa.pub": "rsa.pub: is an RSA key", tmp_path / "none.pub": "none.pub: no such public key file",
-             tmp_path / "garbage.pub": "garbage.pub: is not a PEM or OpenSSH key",
-             key: "signer: is a private key; checking a signature needs only the public key"}
+    cases = {
+        tmp_path / "rsa.pub": "rsa.pub: is an RSA key",
+        tmp_path / "none.pub": "none.pub: no such public key file",
+        tmp_path / "garbage.pub": "garbage.pub: is not a PEM or OpenSSH key",
+        key: "signer: is a private key; checking a signature needs only the public key",
+    }
     for path, message in cases.items():
         result = invoke("verify", str(bundle), "--key", str(path))
         assert result.exit_code == 2 and "(bad-key)" in result.stderr and message in result.stderr, result.output
@@ -260,8 +296,11 @@ def test_a_passphrase_protected_key_is_refused_clearly(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     locked = tmp_path / "locked"
-    locked.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")))
+    locked.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+        )
+    )
     with pytest.raises(BundleError, match="locked: is encrypted with a passphrase") as caught:
         sign_manifest(b"{}", locked)
     assert "remove the passphrase" in str(caught.value.hint)
@@ -283,8 +322,10 @@ def test_a_signed_zip_bundle_verifies(bundle: Path, key: Path, tmp_path: Path) -
 def test_signing_imports_no_tensorflow() -> None:
     import sys
 
-    probe = ("import sys\nimport edgepack.bundle.signing, edgepack.bundle.verify\n"
-             "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'cryptography')))")
+    probe = (
+        "import sys\nimport edgepack.bundle.signing, edgepack.bundle.verify\n"
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'cryptography')))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == []  # cryptography too is imported on use only
 
@@ -311,8 +352,17 @@ def test_run_and_bundle_sign_what_they_write(tmp_path: Path) -> None:
         assert invoke("verify", str(target), "--key", str(private) + ".pub").exit_code == 0, target
         wrong = invoke("verify", str(target), "--key", str(other) + ".pub")
         assert wrong.exit_code == 2 and "signed with key" in wrong.stderr
-    again = invoke("--json", "bundle", str(recipe), "--workdir", str(tmp_path / "w"), "--sign", str(private),
-                   "--out", str(tmp_path / "again"))
+    again = invoke(
+        "--json",
+        "bundle",
+        str(recipe),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--sign",
+        str(private),
+        "--out",
+        str(tmp_path / "again"),
+    )
     assert again.exit_code == 0, again.output
     assert (tmp_path / "again" / SIGNATURE).read_bytes() == (bundle / SIGNATURE).read_bytes()
     assert (tmp_path / "again.zip").read_bytes() == bundle.with_name(bundle.name + ".zip").read_bytes()

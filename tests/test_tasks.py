@@ -41,8 +41,9 @@ def test_fidelity_figures_per_output() -> None:
     result = fidelity([ref, ref], [noisy, ref.copy()], ["a", "b"])
     first, second = result["outputs"]
     assert first["sqnr_db"] == pytest.approx(20.0) and first["max_abs_error"] == pytest.approx(0.5)
-    assert first["cosine"] == pytest.approx(float(np.dot(ref.ravel(), noisy.ravel())
-                                                  / np.linalg.norm(ref) / np.linalg.norm(noisy)))
+    assert first["cosine"] == pytest.approx(
+        float(np.dot(ref.ravel(), noisy.ravel()) / np.linalg.norm(ref) / np.linalg.norm(noisy))
+    )
     assert second["identical"] and second["sqnr_db"] is None and second["cosine"] == pytest.approx(1.0)
     assert result["worst_sqnr_db"] == pytest.approx(20.0)  # the identical output has no noise to count
 
@@ -60,16 +61,24 @@ def test_a_judge_survives_the_trip_to_the_conversion_worker(tmp_path: Path) -> N
     from edgepack.tasks.base import Split
     from edgepack.tasks.judge import Judge
 
-    judge = Judge("regression", Split([np.ones((3, 2), np.float32), np.zeros((3, 4), np.float32)],
-                                      [np.ones((3, 1), np.float32), np.ones((3, 2), np.float32)]),
-                  [np.ones((3, 1)), np.ones((3, 2))], 0.5, ["b", "a"])
+    judge = Judge(
+        "regression",
+        Split(
+            [np.ones((3, 2), np.float32), np.zeros((3, 4), np.float32)],
+            [np.ones((3, 1), np.float32), np.ones((3, 2), np.float32)],
+        ),
+        [np.ones((3, 1)), np.ones((3, 2))],
+        0.5,
+        ["b", "a"],
+    )
     judge.save(tmp_path / "judge.npz")
     back = Judge.load(tmp_path / "judge.npz")
     assert (back.task, back.reference_value, back.input_names) == ("regression", 0.5, ["b", "a"])
     assert [x.shape for x in back.split.x] == [(3, 2), (3, 4)] and isinstance(back.split.y, list)
     verdict = back.verdict([np.full((3, 1), 2.0), np.ones((3, 2))])
     assert verdict.metrics["rmse"] == pytest.approx(math.sqrt(3 / 9)) and verdict.drop == pytest.approx(
-        math.sqrt(3 / 9) - 0.5, abs=1e-6)
+        math.sqrt(3 / 9) - 0.5, abs=1e-6
+    )
 
 
 # -- data mistakes: exit 2, naming the file and the key -----------------------------------------
@@ -114,9 +123,11 @@ def _refused_saved(tmp_path: Path, arrays: dict[str, np.ndarray], keys: str, out
     _saved(tmp_path, outputs)
     np.savez(tmp_path / "data.npz", **arrays)
     recipe = tmp_path / "bad.toml"
-    recipe.write_text(FEATURES.format(task="regression", keys=keys, builder="mlp")
-                      .replace('kind = "builder"\nbuilder = "edgepack.models.zoo:mlp"', 'kind = "saved"\npath = "saved.h5"')
-                      .replace("[train]\nepochs = 1\n", ""))
+    recipe.write_text(
+        FEATURES.format(task="regression", keys=keys, builder="mlp")
+        .replace('kind = "builder"\nbuilder = "edgepack.models.zoo:mlp"', 'kind = "saved"\npath = "saved.h5"')
+        .replace("[train]\nepochs = 1\n", "")
+    )
     result = invoke("train", str(recipe), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.stderr
@@ -128,8 +139,9 @@ def test_regression_targets_of_the_wrong_shape_are_refused(tmp_path: Path) -> No
     message = _refused_saved(tmp_path, {"x": x, "y": np.zeros((40, 3), np.float32)}, 'y_key = "y"')
     assert "float targets 'y' in " in message and "data.npz are 3 per sample" in message
     assert "the model's output 0 is 1" in message and "saved.h5" in message
-    message = _refused_saved(tmp_path, {"x": x, "y": np.zeros((40, 1), np.float32), "z": np.zeros((40, 2), np.float32)},
-                             'y_key = ["y", "z"]')
+    message = _refused_saved(
+        tmp_path, {"x": x, "y": np.zeros((40, 1), np.float32), "z": np.zeros((40, 2), np.float32)}, 'y_key = ["y", "z"]'
+    )
     assert "1 output(s), the data 2 target array(s)" in message and "data.npz" in message
 
 
@@ -139,12 +151,16 @@ def test_regression_targets_that_are_not_numbers_or_one_per_sample_are_refused(t
     assert "targets 'y'" in message and "40 samples" in message and "data.npz" in message
 
 
-@pytest.mark.parametrize("labels, expected", [
-    (np.array([0, 1, 2] * 20), "hold [0, 1, 2]; they must be 0 (normal) or 1 (anomalous)"),
-    (np.zeros(60, dtype=np.int64), "every sample is normal"),
-])
-def test_anomaly_labels_other_than_0_1_or_of_one_kind_are_refused(tmp_path: Path, labels: np.ndarray,
-                                                                   expected: str) -> None:
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        (np.array([0, 1, 2] * 20), "hold [0, 1, 2]; they must be 0 (normal) or 1 (anomalous)"),
+        (np.zeros(60, dtype=np.int64), "every sample is normal"),
+    ],
+)
+def test_anomaly_labels_other_than_0_1_or_of_one_kind_are_refused(
+    tmp_path: Path, labels: np.ndarray, expected: str
+) -> None:
     x = np.zeros((60, 8), np.float32)
     message = _refused(tmp_path, {"x": x, "flag": labels}, "anomaly", 'anomaly_key = "flag"', "dense_autoencoder")
     assert expected in message and "anomaly_key = 'flag'" in message and "data.npz" in message
@@ -152,8 +168,11 @@ def test_anomaly_labels_other_than_0_1_or_of_one_kind_are_refused(tmp_path: Path
 
 def test_an_x_key_list_that_does_not_match_the_model_inputs_is_refused(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    arrays = {"a": rng.normal(size=(40, 6)).astype(np.float32), "b": rng.normal(size=(40, 6)).astype(np.float32),
-              "y": rng.normal(size=(40, 1)).astype(np.float32)}
+    arrays = {
+        "a": rng.normal(size=(40, 6)).astype(np.float32),
+        "b": rng.normal(size=(40, 6)).astype(np.float32),
+        "y": rng.normal(size=(40, 1)).astype(np.float32),
+    }
     message = _refused_saved(tmp_path, arrays, 'x_key = ["a", "b"]\ny_key = "y"')
     assert 'the model has 1 input(s), the data 2 (dataset.x_key = ["a", "b"] in ' in message and "saved.h5" in message
     assert "data.npz" in message
@@ -205,8 +224,12 @@ def regression(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     code, report = _run(_fast("diabetes-regression", folder), folder / "work")
     assert code == 0, report
     bundle = Path(report["bundle"][0])
-    return {"folder": folder, "report": report, "bundle": bundle,
-            "manifest": json.loads((bundle / "manifest.json").read_text())}
+    return {
+        "folder": folder,
+        "report": report,
+        "bundle": bundle,
+        "manifest": json.loads((bundle / "manifest.json").read_text()),
+    }
 
 
 @pytest.mark.slow
@@ -255,15 +278,22 @@ def test_the_mode_search_judges_a_regression_by_its_rmse_rise(regression: dict[s
     folder = regression["folder"]
     recipe = folder / "search" / "diabetes-regression.toml"  # the same name and workdir: training is cached
     recipe.parent.mkdir()
-    recipe.write_text((folder / "diabetes-regression.toml").read_text().replace(
-        'calibration_samples = 256', 'calibration_samples = 256\n\n[convert.search]\nmodes = ["float16", "int8"]\n'
-                                     'max_drop = 0.01\n'))
+    recipe.write_text(
+        (folder / "diabetes-regression.toml")
+        .read_text()
+        .replace(
+            "calibration_samples = 256",
+            'calibration_samples = 256\n\n[convert.search]\nmodes = ["float16", "int8"]\nmax_drop = 0.01\n',
+        )
+    )
     code, report = _run(recipe, folder / "work")
     search = report["search"]
     assert report["stages"]["train"]["cached"] is True
     assert search["metric"] == "rmse" and search["float_value"] == pytest.approx(
-        report["stages"]["optimize"]["stages"][-1]["test_metrics"]["rmse"] if report["stages"]["optimize"]["stages"]
-        else report["stages"]["train"]["test_metrics"]["rmse"])
+        report["stages"]["optimize"]["stages"][-1]["test_metrics"]["rmse"]
+        if report["stages"]["optimize"]["stages"]
+        else report["stages"]["train"]["test_metrics"]["rmse"]
+    )
     for c in search["candidates"]:  # the drop is the RMSE's rise over float; meeting it is a rise <= 0.01
         assert c["drop"] == pytest.approx(c["value"] - search["float_value"], abs=1e-6)
         assert c["meets"] is (c["drop"] <= 0.01 + 1e-9)
@@ -324,7 +354,10 @@ def test_two_inputs_two_outputs_no_labels_judged_by_sqnr_on_every_output(tmp_pat
     # Input names sort the other way round from the model's order, so a mix-up of inputs shows.
     first, second = keras.Input((12,), name="zeta"), keras.Input((4,), name="alpha")
     hidden = keras.layers.Dense(16, activation="relu", name="shared")(keras.layers.Concatenate()([first, second]))
-    heads = [keras.layers.Dense(3, name="head_a")(hidden), keras.layers.Dense(5, activation="tanh", name="head_b")(hidden)]
+    heads = [
+        keras.layers.Dense(3, name="head_a")(hidden),
+        keras.layers.Dense(5, activation="tanh", name="head_b")(hidden),
+    ]
     model = keras.Model([first, second], heads)
     model.save(tmp_path / "two_heads.h5")
     x1 = rng.normal(size=(200, 12)).astype(np.float32)
@@ -355,7 +388,8 @@ def test_two_inputs_two_outputs_no_labels_judged_by_sqnr_on_every_output(tmp_pat
     assert widths == {0: 3, 1: 5}  # each tensor says which Keras output it is, whatever the file's order
     assert {t["keras_index"]: t["shape"][-1] for t in manifest["inputs"]} == {0: 12, 1: 4}
     assert [o["name"] for o in fidelity["outputs"]] == [
-        next(t["name"] for t in manifest["outputs"] if t["keras_index"] == k) for k in (0, 1)]
+        next(t["name"] for t in manifest["outputs"] if t["keras_index"] == k) for k in (0, 1)
+    ]
     gate = {r["name"]: r for r in report["gate"]["results"]}
     assert gate["min_sqnr_db"]["passed"] and gate["min_sqnr_db"]["measured"] == fidelity["worst_sqnr_db"]
     # The same file, given with --model, is mapped through its signature too: it fits and bundles.
@@ -468,8 +502,10 @@ def test_an_unreadable_image_is_exit_2_naming_the_file(tmp_path: Path) -> None:
             Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "images" / name / f"{i}.png")
     (tmp_path / "images" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     recipe = tmp_path / "images.toml"
-    recipe.write_text('[dataset]\nkind = "folder"\npath = "images"\nimage_size = [8, 8]\n'
-                      '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n[train]\nepochs = 1\n')
+    recipe.write_text(
+        '[dataset]\nkind = "folder"\npath = "images"\nimage_size = [8, 8]\n'
+        '[model]\nkind = "builder"\nbuilder = "edgepack.models.zoo:digits_cnn"\n[train]\nepochs = 1\n'
+    )
     result = invoke("train", str(recipe), "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2 and "Traceback" not in result.stderr, result.output
     assert f"{tmp_path / 'images' / 'dog' / 'broken.png'}: not a readable image" in " ".join(result.stderr.split())

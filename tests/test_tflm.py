@@ -19,8 +19,10 @@ from conftest import REPO, invoke, run_cli, work_copy
 
 from edgepack.devices.drivers import parity
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("tflite_micro") is None,
-                                reason="tflite-micro has wheels for Linux x86-64 only; not installed here")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tflite_micro") is None,
+    reason="tflite-micro has wheels for Linux x86-64 only; not installed here",
+)
 
 # An independent bisection, byte by byte, with TFLM itself: the smallest arena that allocates and invokes.
 BISECT = textwrap.dedent("""
@@ -69,9 +71,13 @@ def on_tflm(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     bundle = Path(report["bundle"][0])
-    return {"report": report, "bundle": bundle, "work": work,
-            "manifest": json.loads((bundle / "manifest.json").read_text()),
-            "measured": json.loads((bundle / "measurements.json").read_text())}
+    return {
+        "report": report,
+        "bundle": bundle,
+        "work": work,
+        "manifest": json.loads((bundle / "manifest.json").read_text()),
+        "measured": json.loads((bundle / "measurements.json").read_text()),
+    }
 
 
 def test_the_digits_model_in_tflm_matches_litert_and_its_arena_is_the_smallest(on_tflm: dict[str, Any]) -> None:
@@ -117,7 +123,10 @@ def test_the_run_fits_its_board_with_the_arena_measured_once(on_tflm: dict[str, 
     assert fit["ram_bytes"] == 640 * 1024 and fit["ram_need"] == need + fit["io_bytes"] + fit["runtime_ram_bytes"]
     assert fit["ram_headroom"] == fit["ram_bytes"] - fit["ram_need"] > 0 and fit["fits"] is True
     results = {r["name"]: r for r in report["gate"]["results"]}
-    assert results["fits.nucleo-l4r5zi.ram"]["passed"] and results["fits.nucleo-l4r5zi.ram"]["margin"] == fit["ram_headroom"]
+    assert (
+        results["fits.nucleo-l4r5zi.ram"]["passed"]
+        and results["fits.nucleo-l4r5zi.ram"]["margin"] == fit["ram_headroom"]
+    )
     assert results["fits.nucleo-l4r5zi.flash"]["margin"] == fit["flash_headroom"]
     # the activation peak (tensor lifetimes) is TFLM's planned part of the arena for this model
     memory = manifest["memory"]
@@ -153,12 +162,22 @@ def tile_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_an_op_tflm_lacks_is_named_before_anything_runs(tile_model: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_op_tflm_lacks_is_named_before_anything_runs(
+    tile_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # TFLM itself refuses the model (so the table that refuses it first is right about TILE) ...
-    real = subprocess.run([sys.executable, "-c", "import sys; from tflite_micro.python.tflite_micro import runtime; "
-                           "runtime.Interpreter.from_file(sys.argv[1], arena_size=1 << 20)", str(tile_model)],
-                          capture_output=True, text=True, timeout=120)
+    real = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tflite_micro.python.tflite_micro import runtime; "
+            "runtime.Interpreter.from_file(sys.argv[1], arena_size=1 << 20)",
+            str(tile_model),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert real.returncode != 0 and "TILE" in real.stdout + real.stderr
     # ... and edgepack names it before starting the TFLM runner (exit 2, no traceback).
     import edgepack.devices.tflm as tflm
@@ -190,8 +209,12 @@ def test_devices_check_tflm_names_the_runtime_or_how_to_install_it(tmp_path: Pat
 def test_parity_allows_the_stated_steps_and_names_more() -> None:
     def out(values: list[float], dtype: str = "int8") -> dict[str, Any]:
         array = np.asarray(values, dtype=dtype)
-        return {"shape": [1, len(values)], "dtype": dtype, "values": array.tolist(),
-                "sha256": hashlib.sha256(array.tobytes()).hexdigest()}
+        return {
+            "shape": [1, len(values)],
+            "dtype": dtype,
+            "values": array.tolist(),
+            "sha256": hashlib.sha256(array.tobytes()).hexdigest(),
+        }
 
     one_step = {"steps": 1, "per_output": [1.0]}
     host = [out([-5, 3, 100])]
@@ -215,8 +238,9 @@ def test_tolerances_follow_each_outputs_quantization(on_tflm: dict[str, Any], ti
     assert output_tolerances(tile_model) == [0.0]  # a float model: the float rule alone
 
 
-def test_a_model_that_needs_more_than_max_arena_is_refused_with_the_cap(on_tflm: dict[str, Any], tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_that_needs_more_than_max_arena_is_refused_with_the_cap(
+    on_tflm: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     need = on_tflm["report"]["validation"]["tflm"]["arena"]["bytes"]
     (tmp_path / "devices").mkdir()
     (tmp_path / "devices" / "small-mcu.toml").write_text(f'kind = "tflm"\nmax_arena = {need - 16}\n')

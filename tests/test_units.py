@@ -23,8 +23,10 @@ from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDat
 RUNNER = Path(__file__).parents[1] / "edgepack" / "devices" / "runner.py"
 
 
-@pytest.mark.parametrize(("text", "expected"), [(1234, 1234), ("80 KB", 80_000), ("64KiB", 65_536),
-                                                 ("1.5 MB", 1_500_000), ("2 MiB", 2 * 1024**2), ("10 B", 10)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(1234, 1234), ("80 KB", 80_000), ("64KiB", 65_536), ("1.5 MB", 1_500_000), ("2 MiB", 2 * 1024**2), ("10 B", 10)],
+)
 def test_parse_size(text: int | str, expected: int) -> None:
     assert parse_size(text) == expected
 
@@ -71,8 +73,7 @@ def test_npz_and_folder_sources(tmp_path: Path) -> None:
 
 def test_budgets_margins_and_pass_fail() -> None:
     budgets = Budgets(max_size="10 KB", latency_p90_ms={"host": 1.0}, max_accuracy_drop=0.01, min_accuracy=0.9)
-    measured = Measurements(size_bytes=10_001, accuracy_float=0.99, accuracy_tflite=0.985,
-                            latency_p90_ms={"host": 0.5})
+    measured = Measurements(size_bytes=10_001, accuracy_float=0.99, accuracy_tflite=0.985, latency_p90_ms={"host": 0.5})
     results = {r.name: r for r in check_budgets(budgets, measured)}
     assert not results["max_size"].passed and results["max_size"].margin == -1
     assert results["latency_p90_ms.host"].passed and results["latency_p90_ms.host"].margin == 0.5
@@ -81,8 +82,9 @@ def test_budgets_margins_and_pass_fail() -> None:
 
 
 def test_latency_budget_on_an_unmeasured_device_fails() -> None:
-    results = check_budgets(Budgets(latency_p90_ms={"rpi4": 5.0}),
-                            Measurements(1, 1.0, 1.0, latency_p90_ms={"host": 0.1}))
+    results = check_budgets(
+        Budgets(latency_p90_ms={"rpi4": 5.0}), Measurements(1, 1.0, 1.0, latency_p90_ms={"host": 0.1})
+    )
     assert [(r.name, r.passed, r.measured) for r in results] == [("latency_p90_ms.rpi4", False, None)]
 
 
@@ -92,13 +94,22 @@ def test_the_gated_latency_is_the_p90_or_an_upper_bound_of_it_and_never_emulated
     def rec(emulated: bool = False, **figures: float | None) -> dict:
         return {"emulated": emulated, "latency_ms": {"p90": None, **figures}}
 
-    latency, basis = gated_latency({"host": rec(p90=1.0, p95=2.0), "phone": rec(p50=1.0, p95=3.0, max=4.0),
-                                    "old-phone": rec(mean=1.0, max=5.0), "qemu": rec(True, p90=9.0)})
+    latency, basis = gated_latency(
+        {
+            "host": rec(p90=1.0, p95=2.0),
+            "phone": rec(p50=1.0, p95=3.0, max=4.0),
+            "old-phone": rec(mean=1.0, max=5.0),
+            "qemu": rec(True, p90=9.0),
+        }
+    )
     assert latency == {"host": 1.0, "phone": 3.0, "old-phone": 5.0}
     assert set(basis) == {"phone", "old-phone"} and basis["old-phone"].startswith("max, an upper bound")
     results = check_budgets(Budgets(latency_p90_ms=4.0), Measurements(1, 1.0, 1.0, latency, basis))
-    assert [(r.name, r.passed) for r in results] == [("latency_p90_ms.host", True), ("latency_p90_ms.old-phone", False),
-                                                     ("latency_p90_ms.phone", True)]
+    assert [(r.name, r.passed) for r in results] == [
+        ("latency_p90_ms.host", True),
+        ("latency_p90_ms.old-phone", False),
+        ("latency_p90_ms.phone", True),
+    ]
     assert "p95, an upper bound" in results[2].detail
 
 
@@ -143,8 +154,14 @@ def test_runner_percentiles_and_random_inputs_fit_the_tensor() -> None:
     summary = runner.percentile_summary([float(i) for i in range(1, 101)])
     assert summary["p50"] == pytest.approx(50.5) and summary["p90"] == pytest.approx(90.1)
     assert summary["min"] == 1.0 and summary["max"] == 100.0 and summary["runs"] == 100
-    arrays = runner.make_inputs([{"dtype": np.int8, "shape": np.array([1, 8, 8, 1]), "quantization": (0.05, -3)},
-                                 {"dtype": np.int32, "shape": np.array([1, 12]), "quantization": (0.0, 0)}], 0, None)
+    arrays = runner.make_inputs(
+        [
+            {"dtype": np.int8, "shape": np.array([1, 8, 8, 1]), "quantization": (0.05, -3)},
+            {"dtype": np.int32, "shape": np.array([1, 12]), "quantization": (0.0, 0)},
+        ],
+        0,
+        None,
+    )
     assert arrays[0].dtype == np.int8 and arrays[0].shape == (1, 8, 8, 1)
     assert len(np.unique(arrays[0])) > 10  # a quantized input: random values over its range
     assert arrays[1].dtype == np.int32 and not arrays[1].any()  # indices (token ids): zeros, always in range
@@ -198,16 +215,23 @@ def test_editing_a_file_of_edgepack_changes_every_stage_id(tmp_path: Path) -> No
 
     copy = tmp_path / "src"
     shutil.copytree(Path(edgepack.__file__).parent, copy / "edgepack", ignore=shutil.ignore_patterns("__pycache__"))
-    probe = ("import json, sys, edgepack\nfrom pathlib import Path\nfrom edgepack.pipeline.cache import StageCache\n"
-             "from edgepack.reporting import NullReporter\nassert edgepack.__file__.startswith(sys.argv[1])\n"
-             "cache = StageCache(Path(sys.argv[2]), NullReporter())\n"
-             "print(json.dumps({s: cache.stage_id(s, {'epochs': 1}, {'data': 'x'}) for s in "
-             "('train', 'optimize', 'convert', 'evaluate')}))")
+    probe = (
+        "import json, sys, edgepack\nfrom pathlib import Path\nfrom edgepack.pipeline.cache import StageCache\n"
+        "from edgepack.reporting import NullReporter\nassert edgepack.__file__.startswith(sys.argv[1])\n"
+        "cache = StageCache(Path(sys.argv[2]), NullReporter())\n"
+        "print(json.dumps({s: cache.stage_id(s, {'epochs': 1}, {'data': 'x'}) for s in "
+        "('train', 'optimize', 'convert', 'evaluate')}))"
+    )
 
     def ids() -> dict[str, str]:
-        proc = subprocess.run([sys.executable, "-c", probe, str(copy), str(tmp_path / "work")], capture_output=True,
-                              text=True, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"}, timeout=120,
-                              cwd=tmp_path)
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(copy), str(tmp_path / "work")],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr
         return dict(json.loads(proc.stdout))
 

@@ -29,13 +29,20 @@ _TENSOR_NAME_SLOT = 10  # vtable slot of Tensor.name in the TFLite schema
 _OPCODE_CUSTOM_SLOT = 6  # vtable slot of OperatorCode.custom_code
 _INT4 = schema.TensorType.INT4
 _NUMPY_TYPES = {
-    schema.TensorType.FLOAT32: "float32", schema.TensorType.FLOAT16: "float16",
-    schema.TensorType.FLOAT64: "float64", schema.TensorType.INT8: "int8",
-    schema.TensorType.INT16: "int16", schema.TensorType.INT32: "int32",
-    schema.TensorType.INT64: "int64", schema.TensorType.UINT8: "uint8",
-    schema.TensorType.UINT16: "uint16", schema.TensorType.UINT32: "uint32",
-    schema.TensorType.UINT64: "uint64", schema.TensorType.BOOL: "bool",
-    schema.TensorType.COMPLEX64: "complex64", schema.TensorType.COMPLEX128: "complex128",
+    schema.TensorType.FLOAT32: "float32",
+    schema.TensorType.FLOAT16: "float16",
+    schema.TensorType.FLOAT64: "float64",
+    schema.TensorType.INT8: "int8",
+    schema.TensorType.INT16: "int16",
+    schema.TensorType.INT32: "int32",
+    schema.TensorType.INT64: "int64",
+    schema.TensorType.UINT8: "uint8",
+    schema.TensorType.UINT16: "uint16",
+    schema.TensorType.UINT32: "uint32",
+    schema.TensorType.UINT64: "uint64",
+    schema.TensorType.BOOL: "bool",
+    schema.TensorType.COMPLEX64: "complex64",
+    schema.TensorType.COMPLEX128: "complex128",
 }
 
 
@@ -142,8 +149,9 @@ def read_model_file(path: Path) -> tuple[bytes, ModelInfo]:
     except IsADirectoryError as exc:
         raise ModelError(f"{path} is a directory, not a .tflite file", code="model-invalid") from exc
     except OSError as exc:
-        raise ModelError(f"{path}: cannot read it: {exc.strerror or exc}", hint="check the path",
-                         code="model-invalid") from exc
+        raise ModelError(
+            f"{path}: cannot read it: {exc.strerror or exc}", hint="check the path", code="model-invalid"
+        ) from exc
     try:
         return data, read_model(data)
     except ModelError as exc:
@@ -151,8 +159,7 @@ def read_model_file(path: Path) -> tuple[bytes, ModelInfo]:
 
 
 def _invalid(why: str) -> ModelError:
-    return ModelError(f"not a valid TFLite model: {why}",
-                      hint="pass a .tflite file written by the TFLite converter")
+    return ModelError(f"not a valid TFLite model: {why}", hint="pass a .tflite file written by the TFLite converter")
 
 
 def _check_header(buf: bytes) -> None:
@@ -193,7 +200,7 @@ def _string(table: Any, slot: int) -> str | None:
     start += number_types.UOffsetTFlags.bytewidth
     if start + length > len(table.Bytes):
         raise _invalid("a string runs past the end of the file")
-    return bytes(table.Bytes[start:start + length]).decode("utf-8", errors="replace")
+    return bytes(table.Bytes[start : start + length]).decode("utf-8", errors="replace")
 
 
 def _opcode(code: Any) -> tuple[str, str | None]:
@@ -206,8 +213,14 @@ def _operator(op: Any, index: int, opcodes: Sequence[tuple[str, str | None]]) ->
     if code >= len(opcodes):
         raise _invalid(f"operator {index} uses opcode {code}, the model has {len(opcodes)}")
     name, custom = opcodes[code]
-    return OperatorInfo(index, name, _ints(op.InputsAsNumpy()), _ints(op.OutputsAsNumpy()),
-                        _options(op), custom if name == "CUSTOM" else None)
+    return OperatorInfo(
+        index,
+        name,
+        _ints(op.InputsAsNumpy()),
+        _ints(op.OutputsAsNumpy()),
+        _options(op),
+        custom if name == "CUSTOM" else None,
+    )
 
 
 def _options(op: Any) -> Mapping[str, Any]:
@@ -236,8 +249,11 @@ def _tensor(tensor: Any, index: int, model: Any, buf: bytes) -> TensorInfo:
     return TensorInfo(index, name, shape, dtype, data, scales, zero_points, axis)
 
 
-def _quantization(quant: Any, shape: tuple[int, ...], name: str,
-                  ) -> tuple[tuple[float, ...], tuple[int, ...], int]:
+def _quantization(
+    quant: Any,
+    shape: tuple[int, ...],
+    name: str,
+) -> tuple[tuple[float, ...], tuple[int, ...], int]:
     if quant is None:
         return (), (), 0
     scales = tuple(float(s) for s in np.atleast_1d(quant.ScaleAsNumpy())) if quant.ScaleLength() else ()
@@ -259,7 +275,7 @@ def _buffer_bytes(model: Any, index: int, buf: bytes, name: str) -> memoryview |
     if offset > 1:  # 0 and 1 mean "no external data" (1 is the converter's placeholder)
         if offset + size > len(buf):
             raise _invalid(f"the data of tensor '{name}' runs past the end of the file")
-        return memoryview(buf)[offset:offset + size] if size else None
+        return memoryview(buf)[offset : offset + size] if size else None
     if buffer.DataIsNone() or buffer.DataLength() == 0:
         return None
     return memoryview(buffer.DataAsNumpy())
@@ -273,8 +289,10 @@ def _decode(raw: memoryview, type_id: int, shape: tuple[int, ...], name: str) ->
         return None
     dtype = np.dtype(_NUMPY_TYPES[type_id]).newbyteorder("<")
     if raw.nbytes != count * dtype.itemsize:
-        raise _invalid(f"tensor '{name}' of shape {shape} and type {dtype.name} needs "
-                       f"{count * dtype.itemsize} bytes, its buffer holds {raw.nbytes}")
+        raise _invalid(
+            f"tensor '{name}' of shape {shape} and type {dtype.name} needs "
+            f"{count * dtype.itemsize} bytes, its buffer holds {raw.nbytes}"
+        )
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
@@ -298,8 +316,7 @@ def _check_references(info: ModelInfo) -> None:
     for op in info.operators:
         bad = [i for i in op.inputs + op.outputs if not -1 <= i < count]
         if bad:
-            raise _invalid(f"operator {op.index} ({op.op_name}) refers to tensor {bad[0]}, "
-                           f"the subgraph has {count}")
+            raise _invalid(f"operator {op.index} ({op.op_name}) refers to tensor {bad[0]}, the subgraph has {count}")
     bad = [i for i in info.inputs + info.outputs if not 0 <= i < count]
     if bad:
         raise _invalid(f"the subgraph's inputs or outputs refer to tensor {bad[0]} of {count}")

@@ -45,13 +45,30 @@ class OpReport:
 
     def to_dict(self, tensors: tuple[TensorInfo, ...]) -> dict[str, Any]:
         """Plain data for `--json`, with the tensors' names, shapes and types."""
-        def describe(indices: tuple[int, ...]) -> list[dict[str, Any]]:
-            return [{"index": i, "name": tensors[i].name, "shape": list(tensors[i].shape), "dtype": tensors[i].dtype,
-                     "constant": tensors[i].data is not None} for i in indices if i >= 0]
 
-        return {"index": self.index, "op": self.op, "inputs": describe(self.inputs),
-                "outputs": describe(self.outputs), "params": self.params, "macs": self.macs,
-                "options": self.options, "float": self.float_compute}
+        def describe(indices: tuple[int, ...]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "index": i,
+                    "name": tensors[i].name,
+                    "shape": list(tensors[i].shape),
+                    "dtype": tensors[i].dtype,
+                    "constant": tensors[i].data is not None,
+                }
+                for i in indices
+                if i >= 0
+            ]
+
+        return {
+            "index": self.index,
+            "op": self.op,
+            "inputs": describe(self.inputs),
+            "outputs": describe(self.outputs),
+            "params": self.params,
+            "macs": self.macs,
+            "options": self.options,
+            "float": self.float_compute,
+        }
 
 
 @dataclass(frozen=True)
@@ -123,7 +140,7 @@ def activation_peak(model: ModelInfo) -> tuple[int, int | None]:
         return sum(tensor_bytes(model.tensors[i]) for i in model.inputs), None
     live = np.zeros(len(model.operators), dtype=np.int64)
     for i, (start, end) in lifetimes(model).items():
-        live[start:end + 1] += tensor_bytes(model.tensors[i])
+        live[start : end + 1] += tensor_bytes(model.tensors[i])
     at = int(np.argmax(live))
     return int(live[at]), at
 
@@ -141,9 +158,16 @@ class LiveTensor:
     producer_op: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-                "bytes": self.bytes, "layer": layer_of(self.name), "producer": self.producer,
-                "producer_op": self.producer_op}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "bytes": self.bytes,
+            "layer": layer_of(self.name),
+            "producer": self.producer,
+            "producer_op": self.producer_op,
+        }
 
 
 @dataclass(frozen=True)
@@ -159,9 +183,14 @@ class PeakMemory:
 
     def to_dict(self, largest: int = 5) -> dict[str, Any]:
         """Plain data for the manifest: the peak, its op and layer, the `largest` tensors live there."""
-        return {"activation_peak_bytes": self.bytes, "peak_op": self.op, "peak_op_index": self.op_index,
-                "peak_layer": self.layer, "live_tensors": len(self.live),
-                "largest_tensors": [t.to_dict() for t in self.live[:largest]]}
+        return {
+            "activation_peak_bytes": self.bytes,
+            "peak_op": self.op,
+            "peak_op_index": self.op_index,
+            "peak_layer": self.layer,
+            "live_tensors": len(self.live),
+            "largest_tensors": [t.to_dict() for t in self.live[:largest]],
+        }
 
 
 def layer_of(tensor_name: str) -> str:
@@ -183,8 +212,17 @@ def peak_memory(model: ModelInfo) -> PeakMemory:
     live = []
     for i in live_at:
         tensor, op = model.tensors[i], producer.get(i)
-        live.append(LiveTensor(i, tensor.name, tensor.shape, tensor.dtype, tensor_bytes(tensor),
-                               None if op is None else op.index, None if op is None else op.op_name))
+        live.append(
+            LiveTensor(
+                i,
+                tensor.name,
+                tensor.shape,
+                tensor.dtype,
+                tensor_bytes(tensor),
+                None if op is None else op.index,
+                None if op is None else op.op_name,
+            )
+        )
     live.sort(key=lambda t: (-t.bytes, t.index))
     peak_op = None if at is None else model.operators[at]
     layer = None
@@ -227,9 +265,14 @@ def _op_report(model: ModelInfo, op: OperatorInfo) -> OpReport:
     constants = [model.tensors[i] for i in op.inputs if i >= 0 and model.tensors[i].data is not None]
     moving = [model.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0 and model.tensors[i].data is None]
     return OpReport(
-        index=op.index, op=(op.custom_code or "CUSTOM") if op.op_name == "CUSTOM" else op.op_name,
-        inputs=op.inputs, outputs=op.outputs, params=sum(c.size for c in constants), macs=macs(model, op),
-        options=_options(op), float_compute=any(t.dtype in _FLOAT for t in moving),
+        index=op.index,
+        op=(op.custom_code or "CUSTOM") if op.op_name == "CUSTOM" else op.op_name,
+        inputs=op.inputs,
+        outputs=op.outputs,
+        params=sum(c.size for c in constants),
+        macs=macs(model, op),
+        options=_options(op),
+        float_compute=any(t.dtype in _FLOAT for t in moving),
     )
 
 
@@ -259,15 +302,28 @@ def _options(op: OperatorInfo) -> dict[str, Any]:
 def _compute(model: ModelInfo, integer: bool) -> str:
     """What the arithmetic is: integer, float with int8 weights (dynamic range), float16 weights, float."""
     if integer:
-        moving = {t.dtype for op in model.operators if op.op_name in _MAC_OPS
-                  for t in (model.tensors[i] for i in op.inputs if i >= 0) if t.data is None}
+        moving = {
+            t.dtype
+            for op in model.operators
+            if op.op_name in _MAC_OPS
+            for t in (model.tensors[i] for i in op.inputs if i >= 0)
+            if t.data is None
+        }
         return "integer (int16 activations)" if "int16" in moving else "integer"
-    weights = {model.tensors[i].dtype for op in model.operators if op.op_name not in _QUANT_OPS
-               for i in op.inputs if i >= 0 and model.tensors[i].data is not None and model.tensors[i].size > 1}
+    weights = {
+        model.tensors[i].dtype
+        for op in model.operators
+        if op.op_name not in _QUANT_OPS
+        for i in op.inputs
+        if i >= 0 and model.tensors[i].data is not None and model.tensors[i].size > 1
+    }
     if weights & {"int8", "int4"}:
         return "dynamic range"
-    dequantized = {model.tensors[op.inputs[0]].dtype for op in model.operators
-                   if op.op_name == "DEQUANTIZE" and op.inputs and model.tensors[op.inputs[0]].data is not None}
+    dequantized = {
+        model.tensors[op.inputs[0]].dtype
+        for op in model.operators
+        if op.op_name == "DEQUANTIZE" and op.inputs and model.tensors[op.inputs[0]].data is not None
+    }
     return "float16 weights" if "float16" in dequantized else "float"
 
 

@@ -110,7 +110,7 @@ def _unwrapped(component: str) -> Iterator[str]:
         stripped = False
         for prefix in WRAPPER_PREFIXES:
             if component.startswith(prefix) and len(component) > len(prefix):
-                component = component[len(prefix):]
+                component = component[len(prefix) :]
                 stripped = True
                 yield component
 
@@ -137,8 +137,11 @@ def _kernels(model: ModelInfo) -> Iterator[tuple[OperatorInfo, TensorInfo, np.nd
                 yield op, found[0], found[1], (out_axis, in_axis)
 
 
-def _constant(model: ModelInfo, producers: Mapping[int, OperatorInfo], index: int,
-              ) -> tuple[TensorInfo, np.ndarray] | None:
+def _constant(
+    model: ModelInfo,
+    producers: Mapping[int, OperatorInfo],
+    index: int,
+) -> tuple[TensorInfo, np.ndarray] | None:
     """The constant behind input tensor `index` and its data, looking through one DEQUANTIZE."""
     if index < 0:
         return None
@@ -159,13 +162,17 @@ def _output_layer(model: ModelInfo, op: OperatorInfo, names: Collection[str]) ->
     return None
 
 
-def _stat(tensor: TensorInfo, values: np.ndarray, op: str, layer: str | None,
-          axes: tuple[int, int]) -> WeightStat:
+def _stat(tensor: TensorInfo, values: np.ndarray, op: str, layer: str | None, axes: tuple[int, int]) -> WeightStat:
     out_axis, in_axis = axes
     nonzero = values != _zero_points(tensor)
     size = int(values.size)
     return WeightStat(
-        tensor=tensor.name, layer=layer, op=op, shape=tensor.shape, dtype=tensor.dtype, size=size,
+        tensor=tensor.name,
+        layer=layer,
+        op=op,
+        shape=tensor.shape,
+        dtype=tensor.dtype,
+        size=size,
         sparsity=1.0 - int(np.count_nonzero(nonzero)) / size if size else 0.0,
         unique_values=int(np.unique(values).size),
         unique_per_channel_max=_unique_per_channel_max(values, out_axis),

@@ -13,12 +13,20 @@ from typing import Any
 from edgepack.bundle.shipped import dequantize_text, quantize_text
 
 
-def android_files(name: str, shipped: Any, labels: list[str], tensors: dict[str, list[dict[str, Any]]],
-                  task: str = "classification", image: bool = True) -> dict[str, str | bytes]:
+def android_files(
+    name: str,
+    shipped: Any,
+    labels: list[str],
+    tensors: dict[str, list[dict[str, Any]]],
+    task: str = "classification",
+    image: bool = True,
+) -> dict[str, str | bytes]:
     """Relative path -> content of the android format's files (labels.txt for a classifier only)."""
     model = f"{name}.tflite"
-    files: dict[str, str | bytes] = {f"android/assets/{model}": shipped.data,
-                                     "android/README.md": usage_note(model, shipped, labels, tensors, task, image)}
+    files: dict[str, str | bytes] = {
+        f"android/assets/{model}": shipped.data,
+        "android/README.md": usage_note(model, shipped, labels, tensors, task, image),
+    }
     if labels and task == "classification":
         files["android/assets/labels.txt"] = "".join(f"{label}\n" for label in labels)
     return files
@@ -28,23 +36,35 @@ def _io_lines(labels: list[str], tensors: dict[str, list[dict[str, Any]]], task:
     lines = []
     for inp in tensors["inputs"]:
         what = "each pixel" if image else "each value"
-        lines.append(f"- input `{inp['name']}`: {'x'.join(str(d) for d in inp['shape'])}, {inp['dtype']}; {what} "
-                     f"`x' = (x - mean) / std`" + (f", then `{quantize_text(inp)}`" if inp["scale"] is not None else ""))
+        lines.append(
+            f"- input `{inp['name']}`: {'x'.join(str(d) for d in inp['shape'])}, {inp['dtype']}; {what} "
+            f"`x' = (x - mean) / std`" + (f", then `{quantize_text(inp)}`" if inp["scale"] is not None else "")
+        )
     for out in tensors["outputs"]:
         shape = "x".join(str(d) for d in out["shape"])
         if task == "classification":
             meaning = f"one score per line of `labels.txt` ({len(labels)} classes)"
         else:
-            meaning = {"regression": "the predicted targets", "anomaly": "the reconstruction or anomaly score "
-                       "(the metadata says which)"}.get(task, "the model's output")
+            meaning = {
+                "regression": "the predicted targets",
+                "anomaly": "the reconstruction or anomaly score (the metadata says which)",
+            }.get(task, "the model's output")
         what = "score" if task == "classification" else "value"
-        lines.append(f"- output `{out['name']}`: {shape}, {out['dtype']}: {meaning}"
-                     + (f"; `{dequantize_text(out, what)}`" if out["scale"] is not None else ""))
+        lines.append(
+            f"- output `{out['name']}`: {shape}, {out['dtype']}: {meaning}"
+            + (f"; `{dequantize_text(out, what)}`" if out["scale"] is not None else "")
+        )
     return lines
 
 
-def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, list[dict[str, Any]]],
-               task: str = "classification", image: bool = True) -> str:
+def usage_note(
+    model: str,
+    shipped: Any,
+    labels: list[str],
+    tensors: dict[str, list[dict[str, Any]]],
+    task: str = "classification",
+    image: bool = True,
+) -> str:
     """The usage note, with the model's input shape, type, normalization and quantization filled in."""
     inp = tensors["inputs"][0]
     meta = shipped.record
@@ -53,20 +73,22 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
         f"# {model} on Android",
         "",
         f"Copy `assets/` into your module's `src/main/assets/`. `{model}` carries TFLite metadata"
-        if meta.get("embedded") else
-        f"Copy `assets/` into your module's `src/main/assets/`. `{model}` has no TFLite metadata "
+        if meta.get("embedded")
+        else f"Copy `assets/` into your module's `src/main/assets/`. `{model}` has no TFLite metadata "
         f"({meta.get('why')}), so the Task Library cannot read it; use the Interpreter.",
     ]
     if meta.get("embedded"):
         packed = ", and `labels.txt` packed in" if task == "classification" and labels else ""
-        lines[-1] += (f" (input and output descriptions, the normalization{packed}), which the "
-                      "Task Library and Android Studio's ML Model Binding read.")
+        lines[-1] += (
+            f" (input and output descriptions, the normalization{packed}), which the "
+            "Task Library and Android Studio's ML Model Binding read."
+        )
     lines += [
         "",
         "Keep the model uncompressed in the APK so it can be memory-mapped:",
         "",
         "```kotlin",
-        "android { androidResources { noCompress += \"tflite\" } }",
+        'android { androidResources { noCompress += "tflite" } }',
         "```",
         "",
         "## Input and output",
@@ -75,9 +97,11 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
     ]
     if proof:
         first = proof[0] if isinstance(proof, list) else proof
-        lines.append(f"- the normalization in the metadata was checked against the training pipeline on "
-                     f"{first['samples']} test {'images' if image else 'samples'} "
-                     f"(max difference {first['max_abs_diff']:.3g})")
+        lines.append(
+            f"- the normalization in the metadata was checked against the training pipeline on "
+            f"{first['samples']} test {'images' if image else 'samples'} "
+            f"(max difference {first['max_abs_diff']:.3g})"
+        )
     lines += [
         "",
         "## LiteRT Interpreter (any input type)",
@@ -85,7 +109,7 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
         "Dependency: `com.google.ai.edge.litert:litert` (the LiteRT runtime for Android).",
         "",
         "```kotlin",
-        f"val fd = context.assets.openFd(\"{model}\")",
+        f'val fd = context.assets.openFd("{model}")',
         "val model = FileInputStream(fd.fileDescriptor).channel",
         "    .map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)",
         "val interpreter = Interpreter(model, Interpreter.Options().setNumThreads(2))",
@@ -94,9 +118,12 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
         "",
     ]
     if task != "classification" or not image:
-        lines += ["## Task Library", "",
-                  "The Task Library's ready-made tasks are for image and text classifiers and the like; "
-                  f"this {task} model takes the Interpreter above."]
+        lines += [
+            "## Task Library",
+            "",
+            "The Task Library's ready-made tasks are for image and text classifiers and the like; "
+            f"this {task} model takes the Interpreter above.",
+        ]
     elif inp["dtype"] in ("uint8", "float32"):
         lines += [
             "## Task Library",
@@ -105,7 +132,7 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
             "normalizes and names the classes itself.",
             "",
             "```kotlin",
-            f"val classifier = ImageClassifier.createFromFile(context, \"{model}\")",
+            f'val classifier = ImageClassifier.createFromFile(context, "{model}")',
             "val results = classifier.classify(TensorImage.fromBitmap(bitmap))",
             "```",
         ]
@@ -114,6 +141,6 @@ def usage_note(model: str, shipped: Any, labels: list[str], tensors: dict[str, l
             "## Task Library",
             "",
             f"The Task Library's image classifier takes uint8 or float32 inputs only; this model's input is "
-            f"{inp['dtype']}, so use the Interpreter above (or convert with `io = \"float32\"` in the recipe).",
+            f'{inp["dtype"]}, so use the Interpreter above (or convert with `io = "float32"` in the recipe).',
         ]
     return "\n".join(lines) + "\n"

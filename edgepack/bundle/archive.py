@@ -24,8 +24,10 @@ def read_archive(path: Path) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise BundleError(f"{path}: not a readable zip archive: {exc}",
-                          hint="give a bundle directory, or the .zip `edgepack run --zip` wrote") from exc
+        raise BundleError(
+            f"{path}: not a readable zip archive: {exc}",
+            hint="give a bundle directory, or the .zip `edgepack run --zip` wrote",
+        ) from exc
     files: dict[str, bytes] = {}
     with archive:
         infos = archive.infolist()
@@ -33,15 +35,18 @@ def read_archive(path: Path) -> dict[str, bytes]:
             _check_entry(path, info)
         total = sum(info.file_size for info in infos)
         if total > MAX_BYTES:
-            raise BundleError(f"{path}: its entries hold {total:,} bytes uncompressed; refused "
-                              f"(a bundle is at most {MAX_BYTES:,})", code="bundle-unsafe")
+            raise BundleError(
+                f"{path}: its entries hold {total:,} bytes uncompressed; refused (a bundle is at most {MAX_BYTES:,})",
+                code="bundle-unsafe",
+            )
         for info in infos:
             if info.filename.endswith(("/", "\\")):
                 continue  # a folder entry
             name = str(PurePosixPath(info.filename.replace("\\", "/")))  # zips made on Windows use backslashes
             if name in files:
-                raise BundleError(f"{path}: the entry '{info.filename}' is in the archive twice; refused",
-                                  code="bundle-unsafe")
+                raise BundleError(
+                    f"{path}: the entry '{info.filename}' is in the archive twice; refused", code="bundle-unsafe"
+                )
             try:
                 files[name] = archive.read(info)
             except (OSError, zipfile.BadZipFile, RuntimeError, zlib.error, EOFError) as exc:  # CRC, encrypted, cut
@@ -61,5 +66,8 @@ def _check_entry(path: Path, info: zipfile.ZipInfo) -> None:
     elif stat.S_ISLNK(info.external_attr >> 16):
         why = "a symbolic link"
     if why:
-        raise BundleError(f"{path}: the entry '{info.filename}' is {why}; refused, nothing was extracted",
-                          hint="re-create the archive with `edgepack run --zip`", code="bundle-unsafe")
+        raise BundleError(
+            f"{path}: the entry '{info.filename}' is {why}; refused, nothing was extracted",
+            hint="re-create the archive with `edgepack run --zip`",
+            code="bundle-unsafe",
+        )

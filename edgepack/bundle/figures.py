@@ -62,14 +62,19 @@ def read_figures(bundle: Path, measurements: Path | None = None) -> BundleFigure
         raise BundleError(f"{measurements}: no measurements file here", hint="give a bundle's measurements.json")
     model_meta = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
     if run is not None and run.get("model_sha256") != model_meta.get("sha256"):
-        raise BundleError(f"{measurements or bundle}: measurements.json measured another model (its model_sha256 is "
-                          "not the manifest's)", code="bundle-modified",
-                          hint="give the measurements.json written with this bundle")
+        raise BundleError(
+            f"{measurements or bundle}: measurements.json measured another model (its model_sha256 is "
+            "not the manifest's)",
+            code="bundle-modified",
+            hint="give the measurements.json written with this bundle",
+        )
     try:
         return figures_of(str(bundle), manifest, run, _model_bytes(bundle, manifest))
     except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{bundle}: the manifest lacks or garbles a figure: {exc!r}",
-                          hint="re-create the bundle with `edgepack bundle`") from exc
+        raise BundleError(
+            f"{bundle}: the manifest lacks or garbles a figure: {exc!r}",
+            hint="re-create the bundle with `edgepack bundle`",
+        ) from exc
 
 
 def figures_of(source: str, manifest: dict[str, Any], run: dict[str, Any] | None, model: bytes | None) -> BundleFigures:
@@ -81,19 +86,32 @@ def figures_of(source: str, manifest: dict[str, Any], run: dict[str, Any] | None
     validation = (run or {}).get("validation") or {}
     arena, where = arena_figure(manifest, validation)
     return BundleFigures(
-        source=source, name=str(manifest.get("name", "bundle")), version=manifest.get("version"),
-        model_sha256=str(manifest["model"]["sha256"]), size_bytes=manifest["model"].get("converted_size_bytes"),
-        shipped_bytes=int(manifest["model"]["size_bytes"]), gzip_bytes=manifest["model"].get("gzip_bytes"),
-        metric=metric, metric_float=(metrics.get("float") or {}).get(metric, (metrics.get("accuracy") or {}).get("float")),
+        source=source,
+        name=str(manifest.get("name", "bundle")),
+        version=manifest.get("version"),
+        model_sha256=str(manifest["model"]["sha256"]),
+        size_bytes=manifest["model"].get("converted_size_bytes"),
+        shipped_bytes=int(manifest["model"]["size_bytes"]),
+        gzip_bytes=manifest["model"].get("gzip_bytes"),
+        metric=metric,
+        metric_float=(metrics.get("float") or {}).get(metric, (metrics.get("accuracy") or {}).get("float")),
         metric_tflite=(metrics.get("tflite") or {}).get(metric, (metrics.get("accuracy") or {}).get("tflite")),
-        latency_ms={device: {k: float(rec["latency_ms"][k]) for k in LATENCY_KEYS if rec["latency_ms"].get(k) is not None}
-                    for device, rec in validation.items() if rec.get("latency_ms")},
+        latency_ms={
+            device: {k: float(rec["latency_ms"][k]) for k in LATENCY_KEYS if rec["latency_ms"].get(k) is not None}
+            for device, rec in validation.items()
+            if rec.get("latency_ms")
+        },
         emulated=tuple(sorted(d for d, rec in validation.items() if rec.get("emulated"))),
-        arena_bytes=arena, arena_source=where,
+        arena_bytes=arena,
+        arena_source=where,
         activation_peak_bytes=memory.get("activation_peak_bytes", graph.get("activation_peak_bytes")),
-        macs=graph.get("macs"), op_histogram=dict(graph.get("histogram") or {}),
+        macs=graph.get("macs"),
+        op_histogram=dict(graph.get("histogram") or {}),
         quant_error=quant_errors(manifest.get("quantization_error")),
-        manifest=manifest, run=run, model=model)
+        manifest=manifest,
+        run=run,
+        model=model,
+    )
 
 
 def arena_figure(manifest: dict[str, Any], validation: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -130,7 +148,11 @@ def _graph(model: bytes | None) -> dict[str, Any]:
     from edgepack.analyze.graph import analyze
 
     report = analyze(read_model(model))
-    return {"macs": report.total_macs, "histogram": report.histogram, "activation_peak_bytes": report.activation_peak_bytes}
+    return {
+        "macs": report.total_macs,
+        "histogram": report.histogram,
+        "activation_peak_bytes": report.activation_peak_bytes,
+    }
 
 
 def _model_bytes(bundle: Path, manifest: dict[str, Any]) -> bytes | None:
@@ -144,6 +166,9 @@ def _model_bytes(bundle: Path, manifest: dict[str, Any]) -> bytes | None:
         path = (bundle if bundle.is_dir() else bundle.parent) / name  # a manifest.json: the model beside it
         data = path.read_bytes() if path.is_file() else None
     if data is not None and hashlib.sha256(data).hexdigest() != manifest["model"].get("sha256"):
-        raise BundleError(f"{bundle}: {name} is not the model its manifest names (sha256 differs)",
-                          code="bundle-modified", hint="check the bundle with `edgepack verify`")
+        raise BundleError(
+            f"{bundle}: {name} is not the model its manifest names (sha256 differs)",
+            code="bundle-modified",
+            hint="check the bundle with `edgepack verify`",
+        )
     return data

@@ -85,7 +85,9 @@ def _parsed(data: bytes, path: Path) -> dict[str, Any]:
     try:
         parsed = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not readable JSON: {exc}", hint="re-create the bundle with `edgepack bundle`") from exc
+        raise BundleError(
+            f"{path}: not readable JSON: {exc}", hint="re-create the bundle with `edgepack bundle`"
+        ) from exc
     return _checked(parsed, path)
 
 
@@ -102,9 +104,12 @@ def manifest_from(files: dict[str, bytes], bundle: Path) -> dict[str, Any]:
 
 def _checked(data: Any, path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("schema_version") not in READABLE_VERSIONS:
-        raise BundleError(f"{path}: unsupported manifest (schema_version {data.get('schema_version')!r})"
-                          if isinstance(data, dict) else f"{path}: the manifest is not a JSON object",
-                          hint=f"this edgepack reads schema_version {' and '.join(map(str, READABLE_VERSIONS))}")
+        raise BundleError(
+            f"{path}: unsupported manifest (schema_version {data.get('schema_version')!r})"
+            if isinstance(data, dict)
+            else f"{path}: the manifest is not a JSON object",
+            hint=f"this edgepack reads schema_version {' and '.join(map(str, READABLE_VERSIONS))}",
+        )
     return data
 
 
@@ -126,42 +131,79 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
         "version": recipe.version,
         "description": recipe.description,
         "task": recipe.task.model_dump(mode="json"),
-        "model": {"file": MODEL_FILE, "sha256": hashlib.sha256(shipped.data).hexdigest(),
-                  "size_bytes": len(shipped.data),
-                  "converted_sha256": converted_digest, "converted_size_bytes": converted_size,
-                  "gzip_bytes": conversion.gzip_bytes, "mode": conversion.mode, "io": conversion.io,
-                  "metadata": shipped.record},
+        "model": {
+            "file": MODEL_FILE,
+            "sha256": hashlib.sha256(shipped.data).hexdigest(),
+            "size_bytes": len(shipped.data),
+            "converted_sha256": converted_digest,
+            "converted_size_bytes": converted_size,
+            "gzip_bytes": conversion.gzip_bytes,
+            "mode": conversion.mode,
+            "io": conversion.io,
+            "metadata": shipped.record,
+        },
         "source": trained.record.source,
         "inputs": inputs,  # in the file's order; keras_index: the Keras model's input (output) it is
         "outputs": outputs,
         "labels": list(data.labels),
         "labels_file": LABELS_FILE if data.labels and classifier else None,
-        "normalization": {"mean": norm.mean, "std": norm.std, "formula": "(x - mean) / std",
-                          "input_layout": "NHWC" if data.image else "as stored",
-                          "input_shape": list(data.input_shape) if len(data.train_inputs) == 1
-                          else [list(s) for s in data.input_shape],
-                          "resize": list(recipe.dataset.resize) if recipe.dataset.resize else None,
-                          "resize_method": "bilinear" if recipe.dataset.resize else None},
-        "recipe": {"sha256": loaded.sha256, "source": loaded.path.name if loaded.path else None,
-                   "resolved": recipe.resolved()},
+        "normalization": {
+            "mean": norm.mean,
+            "std": norm.std,
+            "formula": "(x - mean) / std",
+            "input_layout": "NHWC" if data.image else "as stored",
+            "input_shape": list(data.input_shape)
+            if len(data.train_inputs) == 1
+            else [list(s) for s in data.input_shape],
+            "resize": list(recipe.dataset.resize) if recipe.dataset.resize else None,
+            "resize_method": "bilinear" if recipe.dataset.resize else None,
+        },
+        "recipe": {
+            "sha256": loaded.sha256,
+            "source": loaded.path.name if loaded.path else None,
+            "resolved": recipe.resolved(),
+        },
         "toolchain": toolchain_versions(BUNDLE_TOOLCHAIN),
         "data": {
-            "train": {"fingerprint": pipeline.fingerprints["train"], "samples": data.train_samples,
-                      "left_out": data.left_out},
+            "train": {
+                "fingerprint": pipeline.fingerprints["train"],
+                "samples": data.train_samples,
+                "left_out": data.left_out,
+            },
             "calibration": conversion.calibration,
             "test": {"fingerprint": pipeline.fingerprints["test"], "samples": data.test_samples},
         },
         "stages": {name: out.id for name, out in pipeline.result.stages.items()},
-        "optimization": {"params_float": trained.record.params, "stages": optimized.record.stages,
-                         "tflite_weights": conversion.weights},
+        "optimization": {
+            "params_float": trained.record.params,
+            "stages": optimized.record.stages,
+            "tflite_weights": conversion.weights,
+        },
         "quantization_error": conversion.quant_error,
         "fallback": conversion.fallback,
-        "metrics": {"task": evaluated.task, "metric": evaluated.metric,
-                    **({"accuracy": {"float": evaluated.float, "optimized": evaluated.optimized,
-                                     "tflite": evaluated.tflite, "drop": evaluated.drop}} if classifier else {}),
-                    "float": evaluated.metrics["float"], "optimized": evaluated.metrics["optimized"],
-                    "tflite": evaluated.metrics["tflite"], "drop": evaluated.drop, "fidelity": evaluated.fidelity,
-                    "test_samples": evaluated.test_samples, "size_bytes": len(shipped.data)},
+        "metrics": {
+            "task": evaluated.task,
+            "metric": evaluated.metric,
+            **(
+                {
+                    "accuracy": {
+                        "float": evaluated.float,
+                        "optimized": evaluated.optimized,
+                        "tflite": evaluated.tflite,
+                        "drop": evaluated.drop,
+                    }
+                }
+                if classifier
+                else {}
+            ),
+            "float": evaluated.metrics["float"],
+            "optimized": evaluated.metrics["optimized"],
+            "tflite": evaluated.metrics["tflite"],
+            "drop": evaluated.drop,
+            "fidelity": evaluated.fidelity,
+            "test_samples": evaluated.test_samples,
+            "size_bytes": len(shipped.data),
+        },
         "memory": memory_record(shipped.data, pipeline.measured_arena),
         **({"fits": pipeline.result.fits} if pipeline.result.fits else {}),
     }
@@ -176,8 +218,9 @@ def memory_record(flatbuffer: bytes, measured: tuple[Any, str] | None = None) ->
     record = peak_memory(read_model(flatbuffer)).to_dict()
     if measured is not None:
         arena, why = measured
-        record["arena"] = {"how": "measured", **arena.to_dict()} if arena is not None else {"how": "not measured",
-                                                                                            "why": why}
+        record["arena"] = (
+            {"how": "measured", **arena.to_dict()} if arena is not None else {"how": "not measured", "why": why}
+        )
     return record
 
 
@@ -191,8 +234,13 @@ def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, 
         "schema_version": SCHEMA_VERSION,
         "model_sha256": hashlib.sha256(shipped.data).hexdigest(),
         "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": {"node": platform.node(), "system": platform.system(), "release": platform.release(),
-                 "machine": platform.machine(), "python": platform.python_version()},
+        "host": {
+            "node": platform.node(),
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        },
         "edgepack": toolchain_versions()["edgepack"],
         "validation": pipeline.result.validation,
         "search": pipeline.search_report(),

@@ -137,19 +137,36 @@ def metadata_bytes(meta: ModelMeta) -> bytes:
             high, low = floats(t.max), floats(t.min)
             stats = table([("offset", 0, high), ("offset", 1, low)])
         files = associated(t.files)
-        return table([("offset", 0, name), ("offset", 1, description), ("offset", 3, content),
-                      ("offset", 4, units), ("offset", 5, stats), ("offset", 6, files)])
+        return table(
+            [
+                ("offset", 0, name),
+                ("offset", 1, description),
+                ("offset", 3, content),
+                ("offset", 4, units),
+                ("offset", 5, stats),
+                ("offset", 6, files),
+            ]
+        )
 
     inputs = offsets([tensor(t) for t in meta.inputs])
     outputs = offsets([tensor(t) for t in meta.outputs])
-    sub_name, = strings("main")
+    (sub_name,) = strings("main")
     subgraph = table([("offset", 0, sub_name), ("offset", 2, inputs), ("offset", 3, outputs)])
     subgraphs = offsets([subgraph])
     name, description, version, author, license_, parser = strings(
-        meta.name, meta.description, meta.version, meta.author, meta.license, MIN_PARSER_VERSION)
-    root = table([("offset", 0, name), ("offset", 1, description), ("offset", 2, version),
-                  ("offset", 3, subgraphs), ("offset", 4, author), ("offset", 5, license_),
-                  ("offset", 7, parser)])
+        meta.name, meta.description, meta.version, meta.author, meta.license, MIN_PARSER_VERSION
+    )
+    root = table(
+        [
+            ("offset", 0, name),
+            ("offset", 1, description),
+            ("offset", 2, version),
+            ("offset", 3, subgraphs),
+            ("offset", 4, author),
+            ("offset", 5, license_),
+            ("offset", 7, parser),
+        ]
+    )
     b.Finish(root, file_identifier=METADATA_IDENTIFIER)
     return bytes(b.Output())
 
@@ -174,8 +191,11 @@ def embed(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
     except Exception as exc:  # the flatbuffer reader raises anything on a damaged model
         raise BundleError(f"cannot read the model to embed metadata: {exc}") from exc
     if any(getattr(buffer, "offset", 0) > 1 for buffer in tree.buffers or []):
-        raise BundleError("the model keeps its weights outside the flatbuffer (a model over 2 GB): "
-                          "edgepack cannot embed metadata in it", hint="set bundle.metadata = false")
+        raise BundleError(
+            "the model keeps its weights outside the flatbuffer (a model over 2 GB): "
+            "edgepack cannot embed metadata in it",
+            hint="set bundle.metadata = false",
+        )
     tree.buffers = list(tree.buffers or [])
     tree.metadata = list(tree.metadata or [])
     buffer = schema.BufferT()
@@ -225,7 +245,7 @@ def _zip_start(model: bytes) -> int | None:
             start = min(info.header_offset for info in infos) if infos else None
     except (zipfile.BadZipFile, OSError, ValueError):
         return None
-    if start is None or start < 8 or model[start:start + 4] != b"PK\x03\x04":
+    if start is None or start < 8 or model[start : start + 4] != b"PK\x03\x04":
         return None
     return start
 
@@ -239,6 +259,7 @@ def packed_files(model: bytes) -> dict[str, bytes]:
 
 
 # --- reading -------------------------------------------------------------------------------------
+
 
 def read_metadata(model: bytes) -> dict[str, Any] | None:
     """The model's TFLITE_METADATA as plain data (None when it has none); a damaged one is a BundleError."""
@@ -269,9 +290,15 @@ def _model_meta(raw: bytes) -> dict[str, Any]:
         raise BundleError(f"the model's {METADATA_NAME} buffer is not TFLite metadata (no M001 identifier)")
     root = _root(raw)
     subgraphs = [_subgraph(t) for t in _tables(root, 3)]
-    return {"name": _str(root, 0), "description": _str(root, 1), "version": _str(root, 2),
-            "author": _str(root, 4), "license": _str(root, 5), "min_parser_version": _str(root, 7),
-            "subgraphs": subgraphs}
+    return {
+        "name": _str(root, 0),
+        "description": _str(root, 1),
+        "version": _str(root, 2),
+        "author": _str(root, 4),
+        "license": _str(root, 5),
+        "min_parser_version": _str(root, 7),
+        "subgraphs": subgraphs,
+    }
 
 
 def _root(raw: bytes) -> Table:
@@ -317,13 +344,23 @@ def _floats(t: Table | None, slot: int) -> list[float] | None:
 
 
 def _subgraph(t: Table) -> dict[str, Any]:
-    return {"name": _str(t, 0), "description": _str(t, 1),
-            "inputs": [_tensor(x) for x in _tables(t, 2)], "outputs": [_tensor(x) for x in _tables(t, 3)]}
+    return {
+        "name": _str(t, 0),
+        "description": _str(t, 1),
+        "inputs": [_tensor(x) for x in _tables(t, 2)],
+        "outputs": [_tensor(x) for x in _tables(t, 3)],
+    }
 
 
 def _tensor(t: Table) -> dict[str, Any]:
-    record: dict[str, Any] = {"name": _str(t, 0), "description": _str(t, 1), "content": None,
-                              "normalization": None, "stats": None, "files": []}
+    record: dict[str, Any] = {
+        "name": _str(t, 0),
+        "description": _str(t, 1),
+        "content": None,
+        "normalization": None,
+        "stats": None,
+        "files": [],
+    }
     content = _sub(t, 3)
     if content is not None:
         kind = _scalar(content, 0, nt.Uint8Flags)

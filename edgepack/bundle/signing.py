@@ -46,13 +46,18 @@ def generate_keypair(private_path: Path) -> Path:
     public = public_path(private_path)
     for path in (private_path, public):
         if path.exists() or path.is_symlink():
-            raise BundleError(f"{path} already exists; edgepack keygen never overwrites a key",
-                              hint="choose another path, or move the old key away first", code=_KEY_CODE)
+            raise BundleError(
+                f"{path} already exists; edgepack keygen never overwrites a key",
+                hint="choose another path, or move the old key away first",
+                code=_KEY_CODE,
+            )
     key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     written: list[Path] = []
     for path, data, mode in ((private_path, private_pem, 0o600), (public, public_pem, 0o644)):
         try:
@@ -62,8 +67,11 @@ def generate_keypair(private_path: Path) -> Path:
         except OSError as exc:
             for done in written:  # no half pair left behind: it would block the next keygen
                 done.unlink(missing_ok=True)
-            raise BundleError(f"{path}: cannot write the key: {exc.strerror or exc}",
-                              hint="choose a path in a folder you can write to", code=_KEY_CODE) from exc
+            raise BundleError(
+                f"{path}: cannot write the key: {exc.strerror or exc}",
+                hint="choose a path in a folder you can write to",
+                code=_KEY_CODE,
+            ) from exc
     return public
 
 
@@ -75,11 +83,19 @@ def load_private_key(path: Path) -> Any:
 
     data = _read_key(path, "private")
     if data.lstrip().startswith((b"ssh-", b"ecdsa-", b"sk-")) or b"PUBLIC KEY-----" in data:
-        raise _key_error(path, "is a public key; signing needs the private key",
-                         "give the private key file (the one without .pub)")
+        raise _key_error(
+            path, "is a public key; signing needs the private key", "give the private key file (the one without .pub)"
+        )
     openssh = b"-----BEGIN OPENSSH PRIVATE KEY-----" in data
-    key = _parse(path, data, lambda: serialization.load_ssh_private_key(data, password=None) if openssh
-                 else serialization.load_pem_private_key(data, password=None))
+    key = _parse(
+        path,
+        data,
+        lambda: (
+            serialization.load_ssh_private_key(data, password=None)
+            if openssh
+            else serialization.load_pem_private_key(data, password=None)
+        ),
+    )
     if not isinstance(key, Ed25519PrivateKey):
         raise _wrong_type(path, key)
     return key
@@ -93,12 +109,16 @@ def load_public_key(path: Path) -> Any:
 
     data = _read_key(path, "public")
     if b"PRIVATE KEY-----" in data:
-        raise _key_error(path, "is a private key; checking a signature needs only the public key",
-                         f"give its public key file ({public_path(path).name} when `edgepack keygen` or "
-                         "ssh-keygen made it); the private key stays with the signer")
+        raise _key_error(
+            path,
+            "is a private key; checking a signature needs only the public key",
+            f"give its public key file ({public_path(path).name} when `edgepack keygen` or "
+            "ssh-keygen made it); the private key stays with the signer",
+        )
     pem = data.lstrip().startswith(b"-----BEGIN")
-    key = _parse(path, data, lambda: serialization.load_pem_public_key(data) if pem
-                 else serialization.load_ssh_public_key(data))
+    key = _parse(
+        path, data, lambda: serialization.load_pem_public_key(data) if pem else serialization.load_ssh_public_key(data)
+    )
     if not isinstance(key, Ed25519PublicKey):
         raise _wrong_type(path, key)
     return key
@@ -121,8 +141,12 @@ def sign_manifest(manifest_bytes: bytes, private_key_path: Path) -> bytes:
     """The content of `manifest.sig` for these exact manifest bytes, signed with the key at
     `private_key_path`: sorted-key JSON, newline-terminated, identical for identical inputs."""
     key = load_private_key(private_key_path)
-    record = {"algorithm": ALGORITHM, "signed_file": MANIFEST, "public_key_sha256": key_sha256(key.public_key()),
-              "signature": base64.b64encode(key.sign(manifest_bytes)).decode("ascii")}
+    record = {
+        "algorithm": ALGORITHM,
+        "signed_file": MANIFEST,
+        "public_key_sha256": key_sha256(key.public_key()),
+        "signature": base64.b64encode(key.sign(manifest_bytes)).decode("ascii"),
+    }
     return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
@@ -143,13 +167,16 @@ def check_signature(manifest_bytes: bytes, signature_bytes: bytes | None, public
         return [f"{SIGNATURE}: not a readable signature file: {exc}"]
     expected = key_sha256(key)
     if record["public_key_sha256"] != expected:
-        return [f"{SIGNATURE}: signed with key {record['public_key_sha256'][:16]}, "
-                f"not {expected[:16]} ({public_key_path})"]
+        return [
+            f"{SIGNATURE}: signed with key {record['public_key_sha256'][:16]}, not {expected[:16]} ({public_key_path})"
+        ]
     try:
         key.verify(record["signature"], manifest_bytes)
     except InvalidSignature:
-        return [f"{MANIFEST} changed after signing, or the signature was made for other bytes "
-                f"({SIGNATURE} does not verify with {public_key_path})"]
+        return [
+            f"{MANIFEST} changed after signing, or the signature was made for other bytes "
+            f"({SIGNATURE} does not verify with {public_key_path})"
+        ]
     return []
 
 
@@ -193,8 +220,11 @@ def _parse(path: Path, data: bytes, load: Any) -> Any:
     try:
         return load()
     except TypeError as exc:  # cryptography's word for "encrypted, and no password given"
-        raise _key_error(path, "is encrypted with a passphrase; edgepack reads unencrypted keys only",
-                         "remove the passphrase (`ssh-keygen -p -N '' -f KEY`) or " + _MAKE_ONE) from exc
+        raise _key_error(
+            path,
+            "is encrypted with a passphrase; edgepack reads unencrypted keys only",
+            "remove the passphrase (`ssh-keygen -p -N '' -f KEY`) or " + _MAKE_ONE,
+        ) from exc
     except UnsupportedAlgorithm as exc:
         raise _wrong_type(path, None, str(exc)) from exc
     except ValueError as exc:
@@ -210,12 +240,14 @@ def _wrong_type(path: Path, key: Any, detail: str | None = None) -> BundleError:
 def _kind(key: Any) -> str:
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448, x25519
 
-    kinds = (((rsa.RSAPrivateKey, rsa.RSAPublicKey), "an RSA key"),
-             ((ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey), "an EC (ECDSA) key"),
-             ((dsa.DSAPrivateKey, dsa.DSAPublicKey), "a DSA key"),
-             ((ed448.Ed448PrivateKey, ed448.Ed448PublicKey), "an Ed448 key"),
-             ((x25519.X25519PrivateKey, x25519.X25519PublicKey), "an X25519 key"),
-             ((x448.X448PrivateKey, x448.X448PublicKey), "an X448 key"))
+    kinds = (
+        ((rsa.RSAPrivateKey, rsa.RSAPublicKey), "an RSA key"),
+        ((ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey), "an EC (ECDSA) key"),
+        ((dsa.DSAPrivateKey, dsa.DSAPublicKey), "a DSA key"),
+        ((ed448.Ed448PrivateKey, ed448.Ed448PublicKey), "an Ed448 key"),
+        ((x25519.X25519PrivateKey, x25519.X25519PublicKey), "an X25519 key"),
+        ((x448.X448PrivateKey, x448.X448PublicKey), "an X448 key"),
+    )
     return next((label for types, label in kinds if isinstance(key, types)), f"a {type(key).__name__}")
 
 

@@ -30,8 +30,9 @@ def bundle_files(bundle: Path) -> dict[str, bytes]:
         raise BundleError(f"{bundle}: no bundle here", hint="give a bundle directory or its .zip")
     links = [p for p in bundle.rglob("*") if p.is_symlink()]
     if links:
-        raise BundleError(f"{bundle}: {links[0].relative_to(bundle)} is a link; a bundle holds files only",
-                          code="bundle-unsafe")
+        raise BundleError(
+            f"{bundle}: {links[0].relative_to(bundle)} is a link; a bundle holds files only", code="bundle-unsafe"
+        )
     return {p.relative_to(bundle).as_posix(): p.read_bytes() for p in sorted(bundle.rglob("*")) if p.is_file()}
 
 
@@ -48,13 +49,22 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
     schema = schema_problems(manifest)
     listed = manifest.get("artifacts")
     if not isinstance(listed, list):
-        raise BundleError(f"{bundle}: its manifest lists no artifacts (written by an older edgepack)",
-                          hint="re-create the bundle with `edgepack bundle`")
+        raise BundleError(
+            f"{bundle}: its manifest lists no artifacts (written by an older edgepack)",
+            hint="re-create the bundle with `edgepack bundle`",
+        )
     for index, entry in enumerate(listed):
-        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("size_bytes"), int)):
-            raise BundleError(f"{bundle}: manifest artifacts[{index}] is not a path, sha256 and size_bytes",
-                              context=json.dumps(entry)[:200], code="bundle-modified")
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("size_bytes"), int)
+        ):
+            raise BundleError(
+                f"{bundle}: manifest artifacts[{index}] is not a path, sha256 and size_bytes",
+                context=json.dumps(entry)[:200],
+                code="bundle-modified",
+            )
     model_file = manifest.get("model", {}).get("file") if isinstance(manifest.get("model"), dict) else None
     if not isinstance(model_file, str):
         raise BundleError(f"{bundle}: the manifest names no model (model.file)", code="bundle-modified")
@@ -91,8 +101,7 @@ def verify(bundle: Path, public_key: Path | None = None) -> dict[str, Any]:
                 declared = [{"shape": t.get("shape"), "dtype": t.get("dtype")} for t in manifest.get(kind, [])]
                 if actual != declared:
                     problems.append(f"manifest {kind} {json.dumps(declared)} are not the model's {json.dumps(actual)}")
-    return {"bundle": str(bundle), "ok": not problems, "artifacts": rows, "problems": problems,
-            "signature": signature}
+    return {"bundle": str(bundle), "ok": not problems, "artifacts": rows, "problems": problems, "signature": signature}
 
 
 def measurements_problems(data: bytes | None, model: bytes | None) -> list[str]:

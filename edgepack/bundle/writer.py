@@ -17,9 +17,17 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 NOT_ARTIFACTS = (MANIFEST, MEASUREMENTS, "manifest.sig", REPORT)  # the manifest cannot list itself nor what follows it
 
 
-def write_bundle(out: Path, model: bytes, labels: list[str], manifest: dict[str, Any], make_zip: bool,
-                 extra: dict[str, str | bytes] | None = None, measurements: dict[str, Any] | None = None,
-                 sign_key: Path | None = None, report: str | None = None) -> list[Path]:
+def write_bundle(
+    out: Path,
+    model: bytes,
+    labels: list[str],
+    manifest: dict[str, Any],
+    make_zip: bool,
+    extra: dict[str, str | bytes] | None = None,
+    measurements: dict[str, Any] | None = None,
+    sign_key: Path | None = None,
+    report: str | None = None,
+) -> list[Path]:
     """Write `out/` with the model, labels, `extra` files (relative path -> text or bytes), the
     manifest (the build section, listing every artifact's sha256 and size), its Ed25519 signature
     with `sign_key`, `measurements.json` (the run section) and `report` as report.html (evidence of the run,

@@ -43,10 +43,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    json_output: bool = typer.Option(False, "--json", help="Machine-readable output on stdout; no progress bars "
-                                     "(before or after the command)."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and native log lines (before or after "
-                               "the command)."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Machine-readable output on stdout; no progress bars (before or after the command)."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks and native log lines (before or after the command)."
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     """Global options."""

@@ -39,11 +39,13 @@ def boundary(func: F) -> F:
         except Exception as exc:  # the boundary: anything unexpected is reported, not dumped
             if output.state.debug:
                 raise
-            output.render_error(EdgepackError(
-                f"internal error: {type(exc).__name__}: {exc}",
-                hint="re-run with --debug for the traceback, and report it with the recipe",
-                code="internal-error",
-            ))
+            output.render_error(
+                EdgepackError(
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    hint="re-run with --debug for the traceback, and report it with the recipe",
+                    code="internal-error",
+                )
+            )
             raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper  # type: ignore[return-value]

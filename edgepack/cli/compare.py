@@ -10,8 +10,12 @@ import typer
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 
-OLD_MEASUREMENTS = typer.Option(None, "--old-measurements", help="OLD's measurements.json (for a .zip, which has none).")
-NEW_MEASUREMENTS = typer.Option(None, "--new-measurements", help="NEW's measurements.json (for a .zip, which has none).")
+OLD_MEASUREMENTS = typer.Option(
+    None, "--old-measurements", help="OLD's measurements.json (for a .zip, which has none)."
+)
+NEW_MEASUREMENTS = typer.Option(
+    None, "--new-measurements", help="NEW's measurements.json (for a .zip, which has none)."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,9 +23,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def compare(old: Path = typer.Argument(..., help="The earlier bundle: a directory, its manifest.json or BUNDLE.zip."),
-                new: Path = typer.Argument(..., help="The later bundle, likewise."),
-                old_measurements: Path = OLD_MEASUREMENTS, new_measurements: Path = NEW_MEASUREMENTS) -> None:
+    def compare(
+        old: Path = typer.Argument(..., help="The earlier bundle: a directory, its manifest.json or BUNDLE.zip."),
+        new: Path = typer.Argument(..., help="The later bundle, likewise."),
+        old_measurements: Path = OLD_MEASUREMENTS,
+        new_measurements: Path = NEW_MEASUREMENTS,
+    ) -> None:
         """Size, shipped size, the task's metric, latency percentiles per device, TFLM arena, activation peak,
         MACs, op histogram and per-layer quantization error of OLD and NEW: old, new, change; regressions
         flagged (latency beyond 5 %, timings vary; quantization error beyond 10 %; the rest at any change
@@ -36,20 +43,30 @@ def register(app: typer.Typer) -> None:
             return
         output.print_table(compare_table(comparison))
         regressions = comparison.regressions
-        output.message(f"{len(regressions)} regression(s): {', '.join(c.name for c in regressions)}" if regressions
-                       else "no regressions")
+        output.message(
+            f"{len(regressions)} regression(s): {', '.join(c.name for c in regressions)}"
+            if regressions
+            else "no regressions"
+        )
 
     @app.command()
     @boundary
-    def report(bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json or BUNDLE.zip."),
-               baseline: Path = typer.Option(None, "--baseline", metavar="OLD",
-                                             help="Add the comparison against this earlier bundle."),
-               out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
-                                        help="Where to write (default: report.html in the bundle directory; "
-                                             "BUNDLE.report.html beside a .zip)."),
-               measurements: Path = typer.Option(None, "--measurements",
-                                                 help="The bundle's measurements.json (for a .zip, which has none).")
-               ) -> None:
+    def report(
+        bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json or BUNDLE.zip."),
+        baseline: Path = typer.Option(
+            None, "--baseline", metavar="OLD", help="Add the comparison against this earlier bundle."
+        ),
+        out: Path = typer.Option(
+            None,
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Where to write (default: report.html in the bundle directory; BUNDLE.report.html beside a .zip).",
+        ),
+        measurements: Path = typer.Option(
+            None, "--measurements", help="The bundle's measurements.json (for a .zip, which has none)."
+        ),
+    ) -> None:
         """Write the HTML report of an existing bundle: one self-contained page (no network, plots inline as SVG)
         with the run's identity, budgets, the task's metric after each stage, latency per device, per-layer
         quantization error, activation memory across ops, the mode search and the baseline comparison.

@@ -42,8 +42,15 @@ def list_cmd() -> None:
     rows = []
     for name in known_devices():
         device = load_device(name)
-        rows.append({"name": name, "kind": device.kind, "where": _where(device), "description": device.description,
-                     "path": str(profile_path(name))})
+        rows.append(
+            {
+                "name": name,
+                "kind": device.kind,
+                "where": _where(device),
+                "description": device.description,
+                "path": str(profile_path(name)),
+            }
+        )
     if output.state.json:
         output.emit_json(rows)
         return
@@ -57,9 +64,16 @@ def list_cmd() -> None:
 
 @app.command("check")
 @boundary
-def check(name: str = typer.Argument(..., help="A device profile name (see `edgepack devices list`)."),
-          model: Path = typer.Option(None, "--model", "-m", help="A board (kind mcu): does this .tflite fit it? "
-                                     "Flash and RAM with their headroom; exit 3 when it does not fit.")) -> None:
+def check(
+    name: str = typer.Argument(..., help="A device profile name (see `edgepack devices list`)."),
+    model: Path = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="A board (kind mcu): does this .tflite fit it? "
+        "Flash and RAM with their headroom; exit 3 when it does not fit.",
+    ),
+) -> None:
     """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready.
     For a board, its flash, RAM and core, and with --model whether the model fits."""
     from edgepack.devices.drivers import check_device
@@ -69,15 +83,22 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
     device = load_device(name)
     if model is not None:
         if device.kind != "mcu":
-            raise BadInputError(f"--model is for boards (kind \"mcu\"); '{name}' is a {device.kind} device",
-                                code="device-not-a-board",
-                                hint=f"validate the model there: edgepack validate --model {model} --device {name}")
+            raise BadInputError(
+                f"--model is for boards (kind \"mcu\"); '{name}' is a {device.kind} device",
+                code="device-not-a-board",
+                hint=f"validate the model there: edgepack validate --model {model} --device {name}",
+            )
         _fit(device, model)
         return
     start = time.perf_counter()
     probe = check_device(device, output.reporter())
-    probe = {"device": name, "kind": device.kind, "emulated": device.emulated,
-             "seconds": round(time.perf_counter() - start, 3), **probe}
+    probe = {
+        "device": name,
+        "kind": device.kind,
+        "emulated": device.emulated,
+        "seconds": round(time.perf_counter() - start, 3),
+        **probe,
+    }
     if output.state.json:
         output.emit_json(probe)
         if probe["runtime"] is None:  # one JSON document: it says runtime null
@@ -89,22 +110,40 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
         runtime = probe["runtime"]
         image = probe.get("image")
         if image:
-            table.add_row("root filesystem", f"{image['path']} (" + ("cached" if image["cached"] else
-                          f"built now in {image['seconds']:.0f} s") + f"; Debian {image['suite']}, "
-                          f"ai-edge-litert {image['litert_version']})")
+            table.add_row(
+                "root filesystem",
+                f"{image['path']} ("
+                + ("cached" if image["cached"] else f"built now in {image['seconds']:.0f} s")
+                + f"; Debian {image['suite']}, "
+                f"ai-edge-litert {image['litert_version']})",
+            )
         if device.kind == "mcu":
             _board_rows(table, probe)
-        table.add_row("estimate (nothing runs)" if device.kind == "ethos-u" else
-                      "a board (nothing runs)" if device.kind == "mcu" else
-                      "emulated" if device.emulated else "reachable", f"yes ({probe['seconds']:.2f} s)")
-        table.add_row("LiteRT runtime" if device.kind not in ("tflm", "ethos-u", "mcu") else
-                      "compiler" if device.kind == "ethos-u" else
-                      "arena measured by" if device.kind == "mcu" else "runtime",
-                      f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]")
+        table.add_row(
+            "estimate (nothing runs)"
+            if device.kind == "ethos-u"
+            else "a board (nothing runs)"
+            if device.kind == "mcu"
+            else "emulated"
+            if device.emulated
+            else "reachable",
+            f"yes ({probe['seconds']:.2f} s)",
+        )
+        table.add_row(
+            "LiteRT runtime"
+            if device.kind not in ("tflm", "ethos-u", "mcu")
+            else "compiler"
+            if device.kind == "ethos-u"
+            else "arena measured by"
+            if device.kind == "mcu"
+            else "runtime",
+            f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]",
+        )
         if device.kind == "ethos-u":
             clock = f", {probe['clock_mhz']:g} MHz (clock_mhz)" if probe.get("clock_mhz") else ""
-            table.add_row("configuration", f"{probe['accelerator']}, {probe['system_config']}, "
-                                           f"{probe['memory_mode']}{clock}")
+            table.add_row(
+                "configuration", f"{probe['accelerator']}, {probe['system_config']}, {probe['memory_mode']}{clock}"
+            )
             table.add_row("Python", probe["python"])
         elif probe.get("python"):
             table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
@@ -117,22 +156,31 @@ def check(name: str = typer.Argument(..., help="A device profile name (see `edge
     if probe["runtime"] is None and device.kind == "mcu":
         from edgepack.devices.tflm import INSTALL_HINT
 
-        raise DeviceUnreachable(f"device '{name}': tflite-micro, which measures a model's arena for the board, "
-                                "is not installed", code="device-no-runtime", hint=INSTALL_HINT)
+        raise DeviceUnreachable(
+            f"device '{name}': tflite-micro, which measures a model's arena for the board, is not installed",
+            code="device-no-runtime",
+            hint=INSTALL_HINT,
+        )
     if probe["runtime"] is None:
-        raise DeviceUnreachable(f"device '{name}': no LiteRT runtime", code="device-no-runtime",
-                                hint="install one there: pip install ai-edge-litert (or tflite-runtime on older boards)")
+        raise DeviceUnreachable(
+            f"device '{name}': no LiteRT runtime",
+            code="device-no-runtime",
+            hint="install one there: pip install ai-edge-litert (or tflite-runtime on older boards)",
+        )
 
 
 def _board_rows(table: Table, probe: dict[str, Any]) -> None:
     from edgepack.cli.mcu_tables import kib
 
     table.add_row("board", probe["board"])
-    table.add_row("core / clock", f"{probe['core']} at {probe['clock_mhz']:g} MHz" +
-                  (f", NPU {probe['npu']}" if probe.get("npu") else ""))
+    table.add_row(
+        "core / clock",
+        f"{probe['core']} at {probe['clock_mhz']:g} MHz" + (f", NPU {probe['npu']}" if probe.get("npu") else ""),
+    )
     table.add_row("flash", f"{kib(probe['flash_bytes'])}, {kib(probe['runtime_flash_bytes'])} of it for the firmware")
-    table.add_row("RAM", f"{kib(probe['ram_bytes'])}, {kib(probe['runtime_ram_bytes'])} of it for stack, heap "
-                         "and the application")
+    table.add_row(
+        "RAM", f"{kib(probe['ram_bytes'])}, {kib(probe['runtime_ram_bytes'])} of it for stack, heap and the application"
+    )
 
 
 def _fit(board: Any, model: Path) -> None:
@@ -144,8 +192,9 @@ def _fit(board: Any, model: Path) -> None:
     try:
         data = model.read_bytes()
     except OSError as exc:
-        raise BadInputError(f"{model}: cannot be read: {exc.strerror or exc}", code="model-unreadable",
-                            hint="give a .tflite file") from exc
+        raise BadInputError(
+            f"{model}: cannot be read: {exc.strerror or exc}", code="model-unreadable", hint="give a .tflite file"
+        ) from exc
     arena = measure_arena(model, output.reporter(), f"{board.name}: arena in TFLM")  # errors say why (exit 2, 4)
     fit = model_fits([board.name], data, arena)[board.name]
     if output.state.json:
@@ -156,8 +205,11 @@ def _fit(board: Any, model: Path) -> None:
     output.print_table(fit_table(fit, str(model)))
     if not fit["fits"]:
         short = [what for what in ("flash", "ram") if fit[f"{what}_headroom"] < 0]
-        raise BudgetExceeded(f"{model.name} does not fit {fit['board_name']}: "
-                             + " and ".join(f"{what} short by {-fit[f'{what}_headroom']:,} B" for what in short),
-                             context=f"device '{board.name}'", code="does-not-fit",
-                             hint="shrink the model (int8, pruning, a smaller input) or pick a larger board; "
-                                  "the peak layer is in `edgepack inspect MODEL.tflite`")
+        raise BudgetExceeded(
+            f"{model.name} does not fit {fit['board_name']}: "
+            + " and ".join(f"{what} short by {-fit[f'{what}_headroom']:,} B" for what in short),
+            context=f"device '{board.name}'",
+            code="does-not-fit",
+            hint="shrink the model (int8, pruning, a smaller input) or pick a larger board; "
+            "the peak layer is in `edgepack inspect MODEL.tflite`",
+        )

@@ -13,10 +13,14 @@ from edgepack.cli.boundary import boundary
 from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
 from edgepack.cli.summary import budget_table
 
-BASELINE = typer.Option(None, "--baseline", metavar="OLD",
-                        help="Check the baseline budgets (max_size_increase, max_latency_increase, max_accuracy_loss) "
-                             "against this earlier bundle (a directory or its manifest.json) instead of the "
-                             "budgets' own baseline (relative to --recipe's file, else to the current directory).")
+BASELINE = typer.Option(
+    None,
+    "--baseline",
+    metavar="OLD",
+    help="Check the baseline budgets (max_size_increase, max_latency_increase, max_accuracy_loss) "
+    "against this earlier bundle (a directory or its manifest.json) instead of the "
+    "budgets' own baseline (relative to --recipe's file, else to the current directory).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,15 +28,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def gate(bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json, or BUNDLE.zip."),
-             recipe: str = typer.Option(None, "--recipe", "-r",
-                                        help="Take the budgets from this recipe instead of the bundle's own."),
-             junit: Path = JUNIT,
-             measurements: Path = typer.Option(None, "--measurements",
-                                               help="The measurements.json to check latency budgets against "
-                                                    "(default: the one in the bundle directory; a .zip has none)."),
-             baseline: Path = BASELINE, markdown: Path = MARKDOWN
-             ) -> None:
+    def gate(
+        bundle: Path = typer.Argument(..., help="A bundle directory, its manifest.json, or BUNDLE.zip."),
+        recipe: str = typer.Option(
+            None, "--recipe", "-r", help="Take the budgets from this recipe instead of the bundle's own."
+        ),
+        junit: Path = JUNIT,
+        measurements: Path = typer.Option(
+            None,
+            "--measurements",
+            help="The measurements.json to check latency budgets against "
+            "(default: the one in the bundle directory; a .zip has none).",
+        ),
+        baseline: Path = BASELINE,
+        markdown: Path = MARKDOWN,
+    ) -> None:
         """Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded."""
         import json
 
@@ -48,8 +58,9 @@ def register(app: typer.Typer) -> None:
         manifest = read_manifest(bundle)
         run = read_measurements(measurements or bundle)  # None for a .zip: latencies change every run
         if measurements is not None and run is None:
-            raise BundleError(f"{measurements}: no measurements file here",
-                              hint="give the measurements.json of a bundle directory")
+            raise BundleError(
+                f"{measurements}: no measurements file here", hint="give the measurements.json of a bundle directory"
+            )
         base_dir = Path.cwd()  # a baseline in the bundle's own budgets is read from here
         if recipe is not None:
             loaded = load_recipe(recipe)
@@ -58,35 +69,55 @@ def register(app: typer.Typer) -> None:
             try:
                 budgets = Budgets.model_validate(manifest["recipe"]["resolved"]["budgets"])
             except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
-                raise BundleError(f"{bundle}: the manifest lacks or garbles the budgets: {exc}",
-                                  hint="re-create the bundle with `edgepack bundle`") from exc
+                raise BundleError(
+                    f"{bundle}: the manifest lacks or garbles the budgets: {exc}",
+                    hint="re-create the bundle with `edgepack bundle`",
+                ) from exc
         old = load_baseline(baseline_path(budgets, base_dir, baseline))
         if run is not None:
             problems = measurements_problems(json.dumps(run).encode("utf-8"), None)
             if run.get("model_sha256") != (manifest.get("model") or {}).get("sha256"):
                 problems.append("measurements.json: measured another model (its model_sha256 is not the manifest's)")
             if problems:
-                raise BundleError("; ".join(problems), context=str(measurements or bundle), code="bundle-modified",
-                                  hint="gate the measurements.json written with this bundle")
+                raise BundleError(
+                    "; ".join(problems),
+                    context=str(measurements or bundle),
+                    code="bundle-modified",
+                    hint="gate the measurements.json written with this bundle",
+                )
         elif budgets.latency_p90_ms is not None:
-            raise BundleError(f"{bundle}: no measurements.json to check latency_p90_ms against (the .zip edgepack "
-                              "writes leaves it out: it changes every run)",
-                              hint="gate the bundle directory, or give --measurements DIR/measurements.json")
+            raise BundleError(
+                f"{bundle}: no measurements.json to check latency_p90_ms against (the .zip edgepack "
+                "writes leaves it out: it changes every run)",
+                hint="gate the bundle directory, or give --measurements DIR/measurements.json",
+            )
         try:
             measured = measurements_from_manifest(manifest, run)
             if budgets.fits:  # fitted now, to the board profiles as they are (the bundle's own or another recipe's)
                 measured = replace(measured, fits=_fits(bundle, manifest, budgets.fits))
             results = check_budgets(budgets, measured)
-            results += conversion_results((run or {}).get("search"), manifest.get("fallback"),
-                                          manifest.get("metrics", {}).get("accuracy", {}).get("tflite"))
+            results += conversion_results(
+                (run or {}).get("search"),
+                manifest.get("fallback"),
+                manifest.get("metrics", {}).get("accuracy", {}).get("tflite"),
+            )
             if old is not None:
-                results += baseline_results(budgets, measured, manifest.get("metrics", {}).get("metric", "accuracy"), old)
+                results += baseline_results(
+                    budgets, measured, manifest.get("metrics", {}).get("metric", "accuracy"), old
+                )
         except (KeyError, TypeError, ValueError, StopIteration) as exc:
-            raise BundleError(f"{bundle}: the manifest or measurements.json lacks or garbles a field the gate "
-                              f"needs: {exc!r}", hint="re-create the bundle with `edgepack bundle`") from exc
+            raise BundleError(
+                f"{bundle}: the manifest or measurements.json lacks or garbles a field the gate needs: {exc!r}",
+                hint="re-create the bundle with `edgepack bundle`",
+            ) from exc
         if output.state.json:
-            output.emit_json({"bundle": str(bundle), "passed": all(r.passed for r in results),
-                              "results": [r.to_dict() for r in results]})
+            output.emit_json(
+                {
+                    "bundle": str(bundle),
+                    "passed": all(r.passed for r in results),
+                    "results": [r.to_dict() for r in results],
+                }
+            )
         else:
             output.print_table(budget_table(results))
         if markdown is not None:
@@ -100,12 +131,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def verify(bundle: Path = typer.Argument(..., help="A bundle directory or BUNDLE.zip."),
-               key: Path = typer.Option(None, "--key", metavar="PUB",
-                                        help="Also check the bundle's Ed25519 signature (manifest.sig) with this "
-                                             "public key (KEY.pub from `edgepack keygen KEY`, or an ssh-ed25519 "
-                                             "line); an unsigned bundle, another key or an edited manifest fails.")
-               ) -> None:
+    def verify(
+        bundle: Path = typer.Argument(..., help="A bundle directory or BUNDLE.zip."),
+        key: Path = typer.Option(
+            None,
+            "--key",
+            metavar="PUB",
+            help="Also check the bundle's Ed25519 signature (manifest.sig) with this "
+            "public key (KEY.pub from `edgepack keygen KEY`, or an ssh-ed25519 "
+            "line); an unsigned bundle, another key or an edited manifest fails.",
+        ),
+    ) -> None:
         """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed."""
         from rich.markup import escape
         from rich.table import Table
@@ -122,18 +158,25 @@ def register(app: typer.Typer) -> None:
             table.add_column("artifact")
             table.add_column("status")
             for row in report["artifacts"]:
-                table.add_row(escape(row["path"]), row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]")
+                table.add_row(
+                    escape(row["path"]), row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]"
+                )
             if signature["checked"]:
                 table.add_row("manifest.sig", "signed" if signature["ok"] else "[red]not verified[/]")
             output.print_table(table)
         if not report["ok"] and output.state.json:
             raise typer.Exit(EXIT_BAD_INPUT)  # the report says what changed: one JSON document
         if not report["ok"]:
-            raise BundleError(f"{bundle} does not verify: " + "; ".join(report["problems"]), code="bundle-modified",
-                              hint=_verify_hint(signature))
+            raise BundleError(
+                f"{bundle} does not verify: " + "; ".join(report["problems"]),
+                code="bundle-modified",
+                hint=_verify_hint(signature),
+            )
         if signature["checked"]:
-            output.message(f"{escape(str(bundle))}: signed by key {signature['key_sha256'][:16]}, "
-                           "and every artifact matches its manifest")
+            output.message(
+                f"{escape(str(bundle))}: signed by key {signature['key_sha256'][:16]}, "
+                "and every artifact matches its manifest"
+            )
         else:
             note = "; it carries manifest.sig: check it with --key KEY.pub" if signature["present"] else ""
             output.message(f"{escape(str(bundle))}: every artifact matches its manifest{note}")
@@ -142,8 +185,10 @@ def register(app: typer.Typer) -> None:
 def _verify_hint(signature: dict[str, object]) -> str:
     """What to do about a bundle that does not verify, the signature's case first."""
     if signature.get("checked") and not signature.get("ok"):
-        return ("check --key is the signer's public key; sign an unsigned bundle with `edgepack run --sign KEY`; "
-                "a bundle edited after signing is not the one signed: re-create and re-sign it, or find who edited it")
+        return (
+            "check --key is the signer's public key; sign an unsigned bundle with `edgepack run --sign KEY`; "
+            "a bundle edited after signing is not the one signed: re-create and re-sign it, or find who edited it"
+        )
     return "the bundle changed after edgepack wrote it: re-create it, or find who edited it"
 
 
@@ -152,9 +197,11 @@ manifest_app = typer.Typer(help="The bundle manifest's published JSON Schema.", 
 
 @manifest_app.command("schema")
 @boundary
-def schema(measurements: bool = typer.Option(False, "--measurements",
-                                             help="The schema of measurements.json (the run section) instead.")
-           ) -> None:
+def schema(
+    measurements: bool = typer.Option(
+        False, "--measurements", help="The schema of measurements.json (the run section) instead."
+    ),
+) -> None:
     """Print the JSON Schema (draft 2020-12) that every manifest.json (the build section) edgepack writes
     conforms to; with --measurements, the one of measurements.json (validation, search, gate)."""
     import json
@@ -181,13 +228,21 @@ def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str
         path = (bundle if bundle.is_dir() else bundle.parent) / MODEL_FILE
         model = path.read_bytes() if path.is_file() else None
     if model is None:
-        raise BundleError(f"{bundle}: no {MODEL_FILE} to fit to {', '.join(boards)}",
-                          hint="gate a whole bundle (its directory or .zip)")
+        raise BundleError(
+            f"{bundle}: no {MODEL_FILE} to fit to {', '.join(boards)}",
+            hint="gate a whole bundle (its directory or .zip)",
+        )
     if hashlib.sha256(model).hexdigest() != (manifest.get("model") or {}).get("sha256"):
-        raise BundleError(f"{bundle}: {MODEL_FILE} is not the model the manifest lists (its sha256 differs)",
-                          code="bundle-modified", hint="run `edgepack verify` on the bundle; re-create it")
+        raise BundleError(
+            f"{bundle}: {MODEL_FILE} is not the model the manifest lists (its sha256 differs)",
+            code="bundle-modified",
+            hint="run `edgepack verify` on the bundle; re-create it",
+        )
     recorded = (manifest.get("memory") or {}).get("arena") or {}
-    arena = (Arena(recorded["need"], recorded.get("non_persistent"), recorded.get("persistent"), recorded["runtime"])
-             if recorded.get("how") == "measured" else None)
+    arena = (
+        Arena(recorded["need"], recorded.get("non_persistent"), recorded.get("persistent"), recorded["runtime"])
+        if recorded.get("how") == "measured"
+        else None
+    )
     converted = (manifest.get("model") or {}).get("converted_size_bytes")
     return model_fits(boards, model, arena, output.reporter(), flash_bytes=converted)

@@ -16,23 +16,48 @@ from rich.table import Table
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 
-MODEL = typer.Argument(..., help="The saved model: .keras or .h5 (Keras 3 or tf_keras), or a SavedModel directory.",
-                       show_default=False)
-DATA = typer.Option(None, "--data", "-d", show_default=False,
-                    help="An .npz of arrays, or a folder with one sub-folder of images per class (default: the "
-                         "recipe points at data.npz beside it, and nothing is measured).")
-TASK = typer.Option(None, "--task", "-t", show_default=False,
-                    help="classification | regression | anomaly | fidelity (default: guessed from the data).")
-OUT = typer.Option(None, "--out", "-o", show_default=False,
-                   help="The recipe file to write (default: ./NAME.toml); an existing file is never overwritten.")
+MODEL = typer.Argument(
+    ..., help="The saved model: .keras or .h5 (Keras 3 or tf_keras), or a SavedModel directory.", show_default=False
+)
+DATA = typer.Option(
+    None,
+    "--data",
+    "-d",
+    show_default=False,
+    help="An .npz of arrays, or a folder with one sub-folder of images per class (default: the "
+    "recipe points at data.npz beside it, and nothing is measured).",
+)
+TASK = typer.Option(
+    None,
+    "--task",
+    "-t",
+    show_default=False,
+    help="classification | regression | anomaly | fidelity (default: guessed from the data).",
+)
+OUT = typer.Option(
+    None,
+    "--out",
+    "-o",
+    show_default=False,
+    help="The recipe file to write (default: ./NAME.toml); an existing file is never overwritten.",
+)
 NAME = typer.Option(None, "--name", show_default=False, help="The recipe's name (default: the model file's stem).")
 NO_MEASURE = typer.Option(False, "--no-measure", help="Write no budgets: skip the first measurement.")
-IMPORTS = typer.Option(None, "--import", show_default=False,
-                       help="A module registering the model's custom Keras 3 layers (repeatable), found beside "
-                            "the model or installed; written to the recipe's model.imports.")
-WORKDIR = typer.Option(None, "--workdir", "-w", show_default=False,
-                       help="Keep the measurement's stages here, for `edgepack run --workdir` to reuse "
-                            "(default: a temporary folder, removed).")
+IMPORTS = typer.Option(
+    None,
+    "--import",
+    show_default=False,
+    help="A module registering the model's custom Keras 3 layers (repeatable), found beside "
+    "the model or installed; written to the recipe's model.imports.",
+)
+WORKDIR = typer.Option(
+    None,
+    "--workdir",
+    "-w",
+    show_default=False,
+    help="Keep the measurement's stages here, for `edgepack run --workdir` to reuse "
+    "(default: a temporary folder, removed).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -40,8 +65,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def init(model: Path = MODEL, data: Path = DATA, task: str = TASK, out: Path = OUT, name: str = NAME,
-             no_measure: bool = NO_MEASURE, workdir: Path = WORKDIR, imports: list[str] = IMPORTS) -> None:
+    def init(
+        model: Path = MODEL,
+        data: Path = DATA,
+        task: str = TASK,
+        out: Path = OUT,
+        name: str = NAME,
+        no_measure: bool = NO_MEASURE,
+        workdir: Path = WORKDIR,
+        imports: list[str] = IMPORTS,
+    ) -> None:
         """Write a commented starter recipe for your own model and data: shapes, task, a guessed
         normalization (flagged as a guess), post-training int8, the host, budgets from a first measurement.
 
@@ -49,9 +82,18 @@ def register(app: typer.Typer) -> None:
         """
         from edgepack.starter import write_starter
 
-        result = write_starter(model, data=data, task=task, out=out, name=name, measure_it=not no_measure,
-                               reporter=output.reporter(), quiet_native=not output.state.debug, workdir=workdir,
-                               imports=tuple(imports or ()))
+        result = write_starter(
+            model,
+            data=data,
+            task=task,
+            out=out,
+            name=name,
+            measure_it=not no_measure,
+            reporter=output.reporter(),
+            quiet_native=not output.state.debug,
+            workdir=workdir,
+            imports=tuple(imports or ()),
+        )
         _report(result)
 
 

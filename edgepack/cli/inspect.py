@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
     def inspect(
         model: Path = typer.Argument(..., help="A .tflite file (edgepack's or anyone's)."),
         ops: bool = typer.Option(True, "--ops/--no-ops", help="List every operator (default) or only the totals."),
-        runtime: bool = typer.Option(True, "--runtime/--no-runtime",
-                                     help="Load it in LiteRT to count XNNPACK partitions (a child process)."),
+        runtime: bool = typer.Option(
+            True, "--runtime/--no-runtime", help="Load it in LiteRT to count XNNPACK partitions (a child process)."
+        ),
     ) -> None:
         """Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops."""
         report = inspect_model(model, runtime)
@@ -43,19 +44,36 @@ def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
         t = model.tensors[index]
         quant = None
         if t.quantized:
-            quant = ({"scale": t.scales[0], "zero_point": t.zero_points[0] if t.zero_points else 0}
-                     if len(t.scales) == 1 else {"scales": len(t.scales), "axis": t.quantized_dimension})
-        return {"index": index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype, "quantization": quant,
-                "bytes": tensor_bytes(t)}
+            quant = (
+                {"scale": t.scales[0], "zero_point": t.zero_points[0] if t.zero_points else 0}
+                if len(t.scales) == 1
+                else {"scales": len(t.scales), "axis": t.quantized_dimension}
+            )
+        return {
+            "index": index,
+            "name": t.name,
+            "shape": list(t.shape),
+            "dtype": t.dtype,
+            "quantization": quant,
+            "bytes": tensor_bytes(t),
+        }
 
     peak_op = graph.activation_peak_op
     report: dict[str, Any] = {
-        "model": str(path), "size_bytes": len(data),
-        "inputs": [tensor(i) for i in model.inputs], "outputs": [tensor(i) for i in model.outputs],
-        "ops": len(graph.ops), "histogram": graph.histogram,
-        "macs": graph.total_macs, "params": graph.total_params, "weight_bytes": graph.weight_bytes,
-        "activation_memory": {"peak_bytes": graph.activation_peak_bytes, "at_op": peak_op,
-                              "at": graph.ops[peak_op].op if peak_op is not None else None},
+        "model": str(path),
+        "size_bytes": len(data),
+        "inputs": [tensor(i) for i in model.inputs],
+        "outputs": [tensor(i) for i in model.outputs],
+        "ops": len(graph.ops),
+        "histogram": graph.histogram,
+        "macs": graph.total_macs,
+        "params": graph.total_params,
+        "weight_bytes": graph.weight_bytes,
+        "activation_memory": {
+            "peak_bytes": graph.activation_peak_bytes,
+            "at_op": peak_op,
+            "at": graph.ops[peak_op].op if peak_op is not None else None,
+        },
         "compute": graph.compute,
         "float_ops": [{"index": i, "op": graph.ops[i].op} for i in graph.float_ops],
         "operators": [op.to_dict(model.tensors) for op in graph.ops],
@@ -83,13 +101,18 @@ def _print(report: dict[str, Any], ops: bool) -> None:
     summary.add_row("compute", report["compute"])
     if report["compute"] == "integer":
         floats = report["float_ops"]
-        summary.add_row("float ops in the integer model",
-                        ", ".join(f"{f['index']} {f['op']}" for f in floats[:8]) + (" ..." if len(floats) > 8 else "")
-                        if floats else "none")
+        summary.add_row(
+            "float ops in the integer model",
+            ", ".join(f"{f['index']} {f['op']}" for f in floats[:8]) + (" ..." if len(floats) > 8 else "")
+            if floats
+            else "none",
+        )
     if "xnnpack" in report:
         xnn = report["xnnpack"]
-        summary.add_row("XNNPACK partitions (this machine)",
-                        str(xnn["partitions"]) if xnn["partitions"] is not None else f"[yellow]{xnn['error']}[/]")
+        summary.add_row(
+            "XNNPACK partitions (this machine)",
+            str(xnn["partitions"]) if xnn["partitions"] is not None else f"[yellow]{xnn['error']}[/]",
+        )
     output.print_table(summary)
 
     io = Table(title="inputs and outputs", title_justify="left")
@@ -116,11 +139,15 @@ def _print(report: dict[str, Any], ops: bool) -> None:
         for column in ("#", "op", "inputs", "outputs", "params", "MACs", "options"):
             table.add_column(column, justify="right" if column in ("#", "params", "MACs") else "left")
         for op in report["operators"]:
-            table.add_row(str(op["index"]), op["op"] + (" [yellow](float)[/]" if op["float"] and
-                                                       report["compute"] == "integer" else ""),
-                          _tensors([t for t in op["inputs"] if not t["constant"]]), _tensors(op["outputs"]),
-                          f"{op['params']:,}" if op["params"] else "", _count(op["macs"]) if op["macs"] else "",
-                          ", ".join(f"{k} {v}" for k, v in op["options"].items()))
+            table.add_row(
+                str(op["index"]),
+                op["op"] + (" [yellow](float)[/]" if op["float"] and report["compute"] == "integer" else ""),
+                _tensors([t for t in op["inputs"] if not t["constant"]]),
+                _tensors(op["outputs"]),
+                f"{op['params']:,}" if op["params"] else "",
+                _count(op["macs"]) if op["macs"] else "",
+                ", ".join(f"{k} {v}" for k, v in op["options"].items()),
+            )
         output.print_table(table)
 
 

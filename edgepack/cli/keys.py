@@ -15,9 +15,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def keygen(path: Path = typer.Argument(..., metavar="PATH",
-                                           help="Where to write the private key; the public key goes to PATH.pub. "
-                                                "Existing files are never overwritten.")) -> None:
+    def keygen(
+        path: Path = typer.Argument(
+            ...,
+            metavar="PATH",
+            help="Where to write the private key; the public key goes to PATH.pub. "
+            "Existing files are never overwritten.",
+        ),
+    ) -> None:
         """Write a new Ed25519 key pair to sign bundles with (`run --sign PATH`, `verify --key PATH.pub`)."""
         from rich.markup import escape
 

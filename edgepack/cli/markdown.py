@@ -29,6 +29,7 @@ def plain(cell: Any) -> str:
 
 def table_markdown(table: Table) -> str:
     """One rich table as a GitHub-flavoured Markdown table under its title (in bold)."""
+
     def cell(value: Any) -> str:
         return plain(value).replace("|", "\\|").replace("\n", "<br>").strip() or " "
 

@@ -27,15 +27,16 @@ def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
     for est in estimates.values():
         memory, ips = est["memory_bytes"], est.get("inferences_per_second")
         for label, text in (
-                ("configuration", f"{est['accelerator']}, {est['system_config']}, {est['memory_mode']}"),
-                ("clock, Vela", f"{est['clock_mhz']:g} MHz, Vela {est['vela_version']}"),
-                ("inference (estimated)", f"{est['inference_ms']:.4f} ms" + (f" ({ips:,.0f}/s)" if ips else "")),
-                ("operators NPU / CPU", f"{est['npu_ops']} / {est['cpu_ops']}"),
-                ("CPU fallback", ", ".join(op["op"] for op in est["cpu_fallback"]) or "none"),
-                ("SRAM used", f"{memory['sram']:,} B"),
-                ("flash used off-chip / on-chip", f"{memory['off_chip_flash']:,} B / {memory['on_chip_flash']:,} B"),
-                ("DRAM used", f"{memory['dram']:,} B"),
-                ("MACs, cycles", f"{est['macs']:,}, {est['cycles']['total']:,}")):
+            ("configuration", f"{est['accelerator']}, {est['system_config']}, {est['memory_mode']}"),
+            ("clock, Vela", f"{est['clock_mhz']:g} MHz, Vela {est['vela_version']}"),
+            ("inference (estimated)", f"{est['inference_ms']:.4f} ms" + (f" ({ips:,.0f}/s)" if ips else "")),
+            ("operators NPU / CPU", f"{est['npu_ops']} / {est['cpu_ops']}"),
+            ("CPU fallback", ", ".join(op["op"] for op in est["cpu_fallback"]) or "none"),
+            ("SRAM used", f"{memory['sram']:,} B"),
+            ("flash used off-chip / on-chip", f"{memory['off_chip_flash']:,} B / {memory['on_chip_flash']:,} B"),
+            ("DRAM used", f"{memory['dram']:,} B"),
+            ("MACs, cycles", f"{est['macs']:,}, {est['cycles']['total']:,}"),
+        ):
             rows.setdefault(label, []).append(text)
     for label, texts in rows.items():
         table.add_row(label, *texts)
@@ -44,8 +45,11 @@ def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
 
 def arena_text(arena: dict[str, Any]) -> str:
     """The measured TFLM arena and its split, as one line."""
-    split = (f" ({arena['non_persistent']:,} B planned buffers + {arena['persistent']:,} B persistent)"
-             if arena.get("non_persistent") is not None and arena.get("persistent") is not None else "")
+    split = (
+        f" ({arena['non_persistent']:,} B planned buffers + {arena['persistent']:,} B persistent)"
+        if arena.get("non_persistent") is not None and arena.get("persistent") is not None
+        else ""
+    )
     return f"{arena['bytes']:,} B{split}"
 
 
@@ -57,18 +61,31 @@ def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Tab
     table.add_column("bytes", justify="right")
     table.add_column("detail")
     where = f"at op {memory['peak_op_index']} {memory['peak_op']}" if memory.get("peak_op") else "before any op"
-    table.add_row("activation peak", f"{memory['activation_peak_bytes']:,}",
-                  f"{where}" + (f", layer {memory['peak_layer']}" if memory.get("peak_layer") else "")
-                  + f"; {memory['live_tensors']} tensor(s) live")
+    table.add_row(
+        "activation peak",
+        f"{memory['activation_peak_bytes']:,}",
+        f"{where}"
+        + (f", layer {memory['peak_layer']}" if memory.get("peak_layer") else "")
+        + f"; {memory['live_tensors']} tensor(s) live",
+    )
     for tensor in memory["largest_tensors"]:
-        made = f"written by op {tensor['producer']} {tensor['producer_op']}" if tensor.get("producer") is not None \
+        made = (
+            f"written by op {tensor['producer']} {tensor['producer_op']}"
+            if tensor.get("producer") is not None
             else "a model input"
-        table.add_row(f"  {tensor.get('layer') or tensor['name']}", f"{tensor['bytes']:,}",
-                      f"{tensor['dtype']} {tensor['shape']}, {made}")
+        )
+        table.add_row(
+            f"  {tensor.get('layer') or tensor['name']}",
+            f"{tensor['bytes']:,}",
+            f"{tensor['dtype']} {tensor['shape']}, {made}",
+        )
     arena = memory.get("arena")
     if arena and arena["how"] == "measured":
-        split = (f"{arena['non_persistent']:,} planned + {arena['persistent']:,} persistent, "
-                 if arena.get("non_persistent") is not None and arena.get("persistent") is not None else "")
+        split = (
+            f"{arena['non_persistent']:,} planned + {arena['persistent']:,} persistent, "
+            if arena.get("non_persistent") is not None and arena.get("persistent") is not None
+            else ""
+        )
         table.add_row("TFLM arena (measured)", f"{arena['need']:,}", f"{split}{arena['runtime']}")
     elif arena:
         table.add_row("TFLM arena", "-", f"not measured: {arena['why']}")
@@ -80,8 +97,9 @@ def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Tab
 
 def fit_table(fit: dict[str, Any], model: str) -> Table:
     """One board against one model: flash and RAM, what each holds, the headroom."""
-    table = Table(title=f"{model} on {fit['board_name']} ({fit['core']}, {fit['clock_mhz']:g} MHz)",
-                  title_justify="left")
+    table = Table(
+        title=f"{model} on {fit['board_name']} ({fit['core']}, {fit['clock_mhz']:g} MHz)", title_justify="left"
+    )
     table.add_column("what")
     table.add_column("bytes", justify="right")
     table.add_column("detail")
@@ -97,13 +115,23 @@ def _fit_rows(fit: dict[str, Any]) -> list[tuple[str, str, str]]:
         return f"[green]{value:+,} headroom[/]" if value >= 0 else f"[bold red]{value:+,} short[/]"
 
     board = fit["board"]
-    rows = [(f"{board} flash", f"{fit['flash_need']:,} of {fit['flash_bytes']:,}",
-             f"{headroom(fit['flash_headroom'])}: model {fit['model_bytes']:,} + firmware allowance "
-             f"{fit['runtime_flash_bytes']:,}")]
+    rows = [
+        (
+            f"{board} flash",
+            f"{fit['flash_need']:,} of {fit['flash_bytes']:,}",
+            f"{headroom(fit['flash_headroom'])}: model {fit['model_bytes']:,} + firmware allowance "
+            f"{fit['runtime_flash_bytes']:,}",
+        )
+    ]
     if fit["ram_need"] is None:
         rows.append((f"{board} RAM", f"? of {fit['ram_bytes']:,}", f"{headroom(None)}: {fit['arena_why']}"))
     else:
-        rows.append((f"{board} RAM", f"{fit['ram_need']:,} of {fit['ram_bytes']:,}",
-                     f"{headroom(fit['ram_headroom'])}: arena {fit['arena_bytes']:,} + I/O buffers "
-                     f"{fit['io_bytes']:,} + RAM allowance {fit['runtime_ram_bytes']:,}"))
+        rows.append(
+            (
+                f"{board} RAM",
+                f"{fit['ram_need']:,} of {fit['ram_bytes']:,}",
+                f"{headroom(fit['ram_headroom'])}: arena {fit['arena_bytes']:,} + I/O buffers "
+                f"{fit['io_bytes']:,} + RAM allowance {fit['runtime_ram_bytes']:,}",
+            )
+        )
     return rows

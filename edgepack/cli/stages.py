@@ -28,22 +28,32 @@ from edgepack.cli.summary import (
 )
 from edgepack.errors import EXIT_BUDGET, BudgetExceeded
 
-RECIPE = typer.Argument(None, help="Recipe name in recipes/ or a path to a .toml (default: digits).",
-                        show_default=False)
+RECIPE = typer.Argument(
+    None, help="Recipe name in recipes/ or a path to a .toml (default: digits).", show_default=False
+)
 WORKDIR = typer.Option(Path("build"), "--workdir", "-w", help="Where stage outputs are cached.")
 NO_CACHE = typer.Option(False, "--no-cache", help="Re-run every stage even when its inputs are unchanged.")
 OUT = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundle.out, else WORKDIR/RECIPE/bundle).")
 ZIP = typer.Option(None, "--zip/--no-zip", help="Also write BUNDLE.zip (default: bundle.zip in the recipe).")
 JUNIT = typer.Option(None, "--junit", help="Write the budget results as JUnit XML to this file.")
-MARKDOWN = typer.Option(None, "--markdown", metavar="FILE",
-                        help="Write the results and budget tables (with the deltas against the baseline) as "
-                             "GitHub-flavoured Markdown to FILE; also appended to $GITHUB_STEP_SUMMARY when set.")
-SIGN = typer.Option(None, "--sign", help="Sign manifest.json with this Ed25519 private key (`edgepack keygen`); "
-                                         "the manifest lists every artifact's sha256, so the signature covers them all.")
+MARKDOWN = typer.Option(
+    None,
+    "--markdown",
+    metavar="FILE",
+    help="Write the results and budget tables (with the deltas against the baseline) as "
+    "GitHub-flavoured Markdown to FILE; also appended to $GITHUB_STEP_SUMMARY when set.",
+)
+SIGN = typer.Option(
+    None,
+    "--sign",
+    help="Sign manifest.json with this Ed25519 private key (`edgepack keygen`); "
+    "the manifest lists every artifact's sha256, so the signature covers them all.",
+)
 
 
-def _pipeline(recipe: str | None, workdir: Path, no_cache: bool, given: Path | None = None,
-              bundled: bool = False) -> Any:
+def _pipeline(
+    recipe: str | None, workdir: Path, no_cache: bool, given: Path | None = None, bundled: bool = False
+) -> Any:
     """The recipe's pipeline; with `given`, a .tflite converted elsewhere is its model (bundled: with metadata)."""
     from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
@@ -53,8 +63,9 @@ def _pipeline(recipe: str | None, workdir: Path, no_cache: bool, given: Path | N
     source = None
     if given is not None:
         source = GivenTflite(given, recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled)
-    pipeline = Pipeline(loaded, workdir, output.reporter(), use_cache=not no_cache,
-                        quiet_native=not output.state.debug, source=source)
+    pipeline = Pipeline(
+        loaded, workdir, output.reporter(), use_cache=not no_cache, quiet_native=not output.state.debug, source=source
+    )
     if given is not None:
         pipeline.convert()  # a file that is not a model (or, to bundle, does not fit the recipe) is said now
     return pipeline
@@ -65,8 +76,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def run(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
-            zip: bool = ZIP, junit: Path = JUNIT, sign: Path = SIGN, markdown: Path = MARKDOWN) -> None:
+    def run(
+        recipe: str = RECIPE,
+        workdir: Path = WORKDIR,
+        no_cache: bool = NO_CACHE,
+        out: Path = OUT,
+        zip: bool = ZIP,
+        junit: Path = JUNIT,
+        sign: Path = SIGN,
+        markdown: Path = MARKDOWN,
+    ) -> None:
         """Run the whole recipe: train, optimize, convert, evaluate, validate, gate, bundle.
 
         Exit 0 when every budget holds, 3 when one is exceeded (the bundle is still written).
@@ -104,13 +123,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @boundary
-    def validate(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE,
-                 model: Path = typer.Option(None, "--model", "-m",
-                                            help="Validate this .tflite (any, not converted by edgepack) instead "
-                                                 "of the recipe's; nothing is trained or converted."),
-                 device: list[str] = typer.Option(None, "--device", "-d",
-                                                  help="Run on this device instead of the recipe's (repeatable).")
-                 ) -> None:
+    def validate(
+        recipe: str = RECIPE,
+        workdir: Path = WORKDIR,
+        no_cache: bool = NO_CACHE,
+        model: Path = typer.Option(
+            None,
+            "--model",
+            "-m",
+            help="Validate this .tflite (any, not converted by edgepack) instead "
+            "of the recipe's; nothing is trained or converted.",
+        ),
+        device: list[str] = typer.Option(
+            None, "--device", "-d", help="Run on this device instead of the recipe's (repeatable)."
+        ),
+    ) -> None:
         """Measure latency, memory and output parity of the .tflite on the recipe's devices."""
         pipeline = _pipeline(recipe, workdir, no_cache, given=model)
         validation = pipeline.validate(devices=device or None)
@@ -123,24 +150,37 @@ def register(app: typer.Typer) -> None:
             if rec.get("estimate"):  # ethos-u: Vela's estimate, in its table
                 continue
             if lat is None:  # tflm: the arena, not a latency
-                output.message(f"{name}: TFLM arena {arena_text(rec['arena'])} ({rec['runtime']['name']} "
-                               f"{rec['runtime']['version']}), outputs {parity_text(rec['parity'])}")
+                output.message(
+                    f"{name}: TFLM arena {arena_text(rec['arena'])} ({rec['runtime']['name']} "
+                    f"{rec['runtime']['version']}), outputs {parity_text(rec['parity'])}"
+                )
                 continue
             figures = ", ".join(f"{key} {value:.3f} ms" for key, value in latency_figures(lat).items())
             memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
-            output.message(f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), "
-                           f"{rec['runtime']['name']} {rec['runtime']['version']}){memory}")
+            output.message(
+                f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), "
+                f"{rec['runtime']['name']} {rec['runtime']['version']}){memory}"
+            )
         if estimates is not None:
             output.print_table(estimates)
 
     @app.command()
     @boundary
-    def bundle(recipe: str = RECIPE, workdir: Path = WORKDIR, no_cache: bool = NO_CACHE, out: Path = OUT,
-               zip: bool = ZIP, sign: Path = SIGN,
-               model: Path = typer.Option(None, "--model", "-m",
-                                          help="Bundle this .tflite (converted elsewhere) instead of converting; "
-                                               "it is evaluated and validated with the recipe's data and devices.")
-               ) -> None:
+    def bundle(
+        recipe: str = RECIPE,
+        workdir: Path = WORKDIR,
+        no_cache: bool = NO_CACHE,
+        out: Path = OUT,
+        zip: bool = ZIP,
+        sign: Path = SIGN,
+        model: Path = typer.Option(
+            None,
+            "--model",
+            "-m",
+            help="Bundle this .tflite (converted elsewhere) instead of converting; "
+            "it is evaluated and validated with the recipe's data and devices.",
+        ),
+    ) -> None:
         """Write the bundle: the model with its metadata, labels, formats, manifest.json (how it was made,
         every artifact's sha256) and measurements.json (validation and budget results)."""
         if sign is not None:
@@ -172,16 +212,19 @@ def _report_run(pipeline: Any, result: Any) -> None:
 
     stages = result.stages
     if output.state.json:
-        output.emit_json({
-            "recipe": pipeline.recipe.name, "recipe_sha256": pipeline.loaded.sha256,
-            "stages": {name: s.to_dict() for name, s in stages.items()},
-            "validation": result.validation,
-            "search": pipeline.search_report(),
-            "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
-            "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
-            "fits": result.fits,
-            "bundle": [str(p) for p in result.bundle],
-        })
+        output.emit_json(
+            {
+                "recipe": pipeline.recipe.name,
+                "recipe_sha256": pipeline.loaded.sha256,
+                "stages": {name: s.to_dict() for name, s in stages.items()},
+                "validation": result.validation,
+                "search": pipeline.search_report(),
+                "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
+                "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
+                "fits": result.fits,
+                "bundle": [str(p) for p in result.bundle],
+            }
+        )
         return
     optimized, converted = stages["optimize"].record, stages["convert"].record
     output.print_table(stages_table(stages["train"].record, optimized, converted, stages["evaluate"].record))
@@ -193,8 +236,9 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(fallback_table(converted))
     if pipeline.search_report():
         output.print_table(search_table(pipeline.search_report()))
-    output.print_table(results_table(stages["evaluate"].record, converted, result.validation,
-                                     len(pipeline.shipped().data)))
+    output.print_table(
+        results_table(stages["evaluate"].record, converted, result.validation, len(pipeline.shipped().data))
+    )
     estimates = ethos_u_table(result.validation)
     if estimates is not None:
         output.print_table(estimates)
@@ -207,8 +251,12 @@ def _report_run(pipeline: Any, result: Any) -> None:
 def _run_markdown(pipeline: Any, result: Any, path: Path) -> None:
     """The run's results and budget tables (and the deltas against its baseline) as a Markdown summary."""
     stages = result.stages
-    tables = [results_table(stages["evaluate"].record, stages["convert"].record, result.validation,
-                            len(pipeline.shipped().data)), budget_table(result.gate)]
+    tables = [
+        results_table(
+            stages["evaluate"].record, stages["convert"].record, result.validation, len(pipeline.shipped().data)
+        ),
+        budget_table(result.gate),
+    ]
     if pipeline.baseline is not None and result.bundle:
         from edgepack.bundle.figures import read_figures
 
@@ -231,7 +279,7 @@ def write_markdown(path: Path, heading: str, results: list[Any], tables: list[An
     from edgepack.cli.markdown import summary_markdown, write_summary
 
     failed = failures(results)
-    verdict = (f"**{len(failed)} budget(s) exceeded**" if failed else "Every budget holds.")
+    verdict = f"**{len(failed)} budget(s) exceeded**" if failed else "Every budget holds."
     for written in write_summary(path, summary_markdown(heading, verdict, tables)):
         output.message(f"summary: {escape(str(written))}")
 
@@ -245,5 +293,8 @@ def finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:
     if failed and output.state.json:
         raise typer.Exit(EXIT_BUDGET)  # the JSON report already says which budgets failed
     if failed:
-        raise BudgetExceeded(f"{len(failed)} budget(s) exceeded", context="\n".join(failed),
-                             hint="shrink the model, relax the budget, or look at the failing stage's figures")
+        raise BudgetExceeded(
+            f"{len(failed)} budget(s) exceeded",
+            context="\n".join(failed),
+            hint="shrink the model, relax the budget, or look at the failing stage's figures",
+        )

@@ -49,8 +49,9 @@ def drop_text(metric: str, drop: float) -> str:
     return f"{drop:+.6g}"
 
 
-def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, Any]],
-                  shipped_bytes: int | None = None) -> Table:
+def results_table(
+    evaluate: Any, convert: Any, validation: dict[str, dict[str, Any]], shipped_bytes: int | None = None
+) -> Table:
     """The task's metric float vs .tflite, fidelity per output, size (and with its metadata:
     `shipped_bytes`), latency per device."""
     table = Table(title="edgepack results", title_justify="left")
@@ -62,8 +63,10 @@ def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, A
         table.add_row(f"{name}, float (Keras)", figure(metric, evaluate.float))
     for extra, value in evaluate.metrics["tflite"].items():
         if extra != metric and extra in METRIC_NAMES:
-            table.add_row(f"{METRIC_NAMES[extra]}, float / {mode} .tflite",
-                          f"{figure(extra, evaluate.metrics['float'].get(extra))} / {figure(extra, value)}")
+            table.add_row(
+                f"{METRIC_NAMES[extra]}, float / {mode} .tflite",
+                f"{figure(extra, evaluate.metrics['float'].get(extra))} / {figure(extra, value)}",
+            )
     if metric in evaluate.metrics["tflite"]:
         table.add_row(f"{name}, {mode} .tflite (LiteRT)", figure(metric, evaluate.tflite))
     if evaluate.drop is not None:
@@ -71,8 +74,10 @@ def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, A
         table.add_row(f"{name} {verb}, float -> {mode}", drop_text(metric, evaluate.drop))
     for out in evaluate.fidelity.get("outputs", []):
         which = out["name"] if len(evaluate.fidelity["outputs"]) > 1 else "output"
-        table.add_row(f"{which}: {mode} vs float, SQNR / cosine / max error",
-                      f"{figure('sqnr_db', out['sqnr_db'])} / {out['cosine']:.6f} / {out['max_abs_error']:.4g}")
+        table.add_row(
+            f"{which}: {mode} vs float, SQNR / cosine / max error",
+            f"{figure('sqnr_db', out['sqnr_db'])} / {out['cosine']:.6f} / {out['max_abs_error']:.4g}",
+        )
     table.add_row(f"model size ({mode}, {convert.io} I/O)", size(convert.size_bytes))
     if shipped_bytes is not None and shipped_bytes != convert.size_bytes:
         table.add_row("model size with its TFLite metadata (shipped)", size(shipped_bytes))
@@ -81,25 +86,31 @@ def results_table(evaluate: Any, convert: Any, validation: dict[str, dict[str, A
         coverage = ""
         if "classes" in cal:
             missing = cal["missing_classes"]
-            coverage = (f", {cal['classes']}/{cal['test_classes']} classes"
-                        + (f" [yellow](misses {', '.join(missing[:3])})[/]" if missing else ""))
-        table.add_row("calibration sample",
-                      f"{cal['samples']} (seed {cal['seed']}){coverage}, "
-                      f"{100 * cal['input_range']['test_outside_fraction']:.2f} % of test inputs outside its range")
+            coverage = f", {cal['classes']}/{cal['test_classes']} classes" + (
+                f" [yellow](misses {', '.join(missing[:3])})[/]" if missing else ""
+            )
+        table.add_row(
+            "calibration sample",
+            f"{cal['samples']} (seed {cal['seed']}){coverage}, "
+            f"{100 * cal['input_range']['test_outside_fraction']:.2f} % of test inputs outside its range",
+        )
     table.add_row("model size, gzip -9", size(convert.gzip_bytes))
     for name, rec in validation.items():
         lat = rec["latency_ms"]
         where = f"{name} (emulated)" if rec.get("emulated") else name
         if lat is not None:
             shown = latency_figures(lat)
-            table.add_row(f"latency on {where} {' / '.join(shown)}",
-                          " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
+            table.add_row(
+                f"latency on {where} {' / '.join(shown)}", " / ".join(f"{v:.3f}" for v in shown.values()) + " ms"
+            )
         if rec.get("arena"):
             table.add_row(f"TFLM arena on {name} (measured)", arena_text(rec["arena"]))
         if rec.get("estimate"):
             est = rec["estimate"]
-            table.add_row(f"inference on {name} (estimated by Vela, {est['clock_mhz']:g} MHz)",
-                          f"{est['inference_ms']:.3f} ms, {est['npu_ops']} NPU / {est['cpu_ops']} CPU ops")
+            table.add_row(
+                f"inference on {name} (estimated by Vela, {est['clock_mhz']:g} MHz)",
+                f"{est['inference_ms']:.3f} ms, {est['npu_ops']} NPU / {est['cpu_ops']} CPU ops",
+            )
         if rec.get("peak_rss_kb") is not None:
             table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
         elif rec.get("memory_delta_kb") is not None:
@@ -137,13 +148,23 @@ def stages_table(train: Any, optimize: Any, convert: Any, evaluate: Any) -> Tabl
         table.add_column(column, justify="left" if column == "stage" else "right")
     table.add_row("train (float)", figure(metric, train.test_metrics.get(metric)), f"{train.params:,}", "-", "-")
     for rec in optimize.stages:
-        table.add_row(f"{rec['stage']}: {_stage_name(rec)}", figure(metric, rec["test_metrics"].get(metric)),
-                      f"{rec['params']:,}", f"{rec['kernel_zeros']:.2f}", _weights_size(rec["weights_gzip_bytes"]))
+        table.add_row(
+            f"{rec['stage']}: {_stage_name(rec)}",
+            figure(metric, rec["test_metrics"].get(metric)),
+            f"{rec['params']:,}",
+            f"{rec['kernel_zeros']:.2f}",
+            _weights_size(rec["weights_gzip_bytes"]),
+        )
     weights = convert.weights
     sizes = {k: float(math.prod(v["shape"])) for k, v in weights.items()}
     zeros = sum(v["sparsity"] * sizes[k] for k, v in weights.items()) / max(1.0, sum(sizes.values()))
-    table.add_row(f"{convert.mode} .tflite", figure(metric, evaluate.tflite), "-", f"{zeros:.2f}",
-                  f"{convert.size_bytes:,} B ({convert.gzip_bytes:,} B gz)")
+    table.add_row(
+        f"{convert.mode} .tflite",
+        figure(metric, evaluate.tflite),
+        "-",
+        f"{zeros:.2f}",
+        f"{convert.size_bytes:,} B ({convert.gzip_bytes:,} B gz)",
+    )
     return table
 
 
@@ -154,8 +175,14 @@ def weights_table(convert: Any) -> Table:
         table.add_column(column, justify="left" if column in ("layer", "op") else "right")
     for layer, w in convert.weights.items():
         per4 = "-" if w["max_nonzeros_per_4"] is None else str(w["max_nonzeros_per_4"])
-        table.add_row(layer, w["op"], "x".join(map(str, w["shape"])), f"{w['sparsity']:.2f}",
-                      f"{w['unique_values']:,} ({w['unique_per_channel_max']:,}/channel)", per4)
+        table.add_row(
+            layer,
+            w["op"],
+            "x".join(map(str, w["shape"])),
+            f"{w['sparsity']:.2f}",
+            f"{w['unique_values']:,} ({w['unique_per_channel_max']:,}/channel)",
+            per4,
+        )
     return table
 
 
@@ -163,14 +190,22 @@ def quant_error_table(convert: Any, top: int = 5) -> Table:
     """The layers int8 hurts most: error of each op's output against float, in quantization steps."""
     report = convert.quant_error
     rows = report["layers"]
-    table = Table(title=f"quantization error, worst {min(top, len(rows))} of {len(rows)} ops "
-                        f"(full list: {report['file']} in the convert stage and the manifest)", title_justify="left")
+    table = Table(
+        title=f"quantization error, worst {min(top, len(rows))} of {len(rows)} ops "
+        f"(full list: {report['file']} in the convert stage and the manifest)",
+        title_justify="left",
+    )
     for column in ("layer", "op", "RMSE / step", "mean abs error", "max abs error"):
         table.add_column(column, justify="left" if column in ("layer", "op") else "right")
     for row in rows[:top]:
         ratio = row["rmse_over_scale"]
-        table.add_row(row["layer"] or row["tensor"][:40], row["op"], "-" if ratio is None else f"{ratio:.2f}",
-                      f"{row['mean_abs_error']:.4g}", f"{row['max_abs_error']:.4g}")
+        table.add_row(
+            row["layer"] or row["tensor"][:40],
+            row["op"],
+            "-" if ratio is None else f"{ratio:.2f}",
+            f"{row['mean_abs_error']:.4g}",
+            f"{row['max_abs_error']:.4g}",
+        )
     return table
 
 
@@ -182,14 +217,22 @@ def fallback_table(convert: Any) -> Table:
     criterion, metric = report["criterion"], report["metric"]
     title = "ops kept in float"
     if criterion:
-        title += (f" (criterion: {criterion_text(criterion, metric)}: "
-                  + ("[green]met[/]" if report["met"] else "[red]not met, the best attempt is kept[/]") + ")")
+        title += (
+            f" (criterion: {criterion_text(criterion, metric)}: "
+            + ("[green]met[/]" if report["met"] else "[red]not met, the best attempt is kept[/]")
+            + ")"
+        )
     table = Table(title=title, title_justify="left")
     table.add_column("measure")
     table.add_column("plain int8", justify="right")
     table.add_column("with ops in float", justify="right")
-    kept = ", ".join(f"{k['layer'] or k['tensor'][:30]} ({k['op']}{', keep_float' if k['forced'] else ''})"
-                     for k in report["kept_float"]) or "none"
+    kept = (
+        ", ".join(
+            f"{k['layer'] or k['tensor'][:30]} ({k['op']}{', keep_float' if k['forced'] else ''})"
+            for k in report["kept_float"]
+        )
+        or "none"
+    )
     table.add_row("ops in float", "none", kept)
     name = METRIC_NAMES.get(metric, metric)
     float_value = "" if report["float_value"] is None else f" (float model: {figure(metric, report['float_value'])})"
@@ -197,8 +240,11 @@ def fallback_table(convert: Any) -> Table:
     table.add_row("size", f"{report['plain_int8_size_bytes']:,} B", f"{report['size_bytes']:,} B")
     latency = report["host_latency_ms"]
     table.add_row("latency on this machine, median", f"{latency['plain_int8']:.3f} ms", f"{latency['result']:.3f} ms")
-    table.add_row("attempts", "", ", ".join(f"{a['extra_float_ops']} op(s): {figure(metric, a['value'])}"
-                                               for a in report["attempts"]))
+    table.add_row(
+        "attempts",
+        "",
+        ", ".join(f"{a['extra_float_ops']} op(s): {figure(metric, a['value'])}" for a in report["attempts"]),
+    )
     return table
 
 
@@ -209,16 +255,27 @@ def search_table(search: dict[str, Any]) -> Table:
     metric = search.get("metric", "accuracy")
     verdict = "[green]met[/]" if search["met"] else "[red]no mode meets it: the best is kept[/]"
     criterion = {**(search.get("criterion") or {}), "allowed_drop": search["allowed_drop"]}
-    table = Table(title=f"mode search: the {search['objective']} with {criterion_text(criterion, metric)} "
-                        f"({verdict}); latency on {search['device']}", title_justify="left")
+    table = Table(
+        title=f"mode search: the {search['objective']} with {criterion_text(criterion, metric)} "
+        f"({verdict}); latency on {search['device']}",
+        title_justify="left",
+    )
     name = METRIC_NAMES.get(metric, metric)
     for column in ("mode", "size", f"p50 on {search['device']}", name, "worse by", "SQNR", "meets", "Pareto", "pick"):
         table.add_column(column, justify="left" if column in ("mode", "meets", "Pareto", "pick") else "right")
     for c in search["candidates"]:
         worse = "-" if c["drop"] is None else drop_text(metric, c["drop"])
-        table.add_row(c["mode"], f"{c['size_bytes']:,} B", f"{c['latency_p50_ms']:.3f} ms", figure(metric, c["value"]),
-                      worse, figure("sqnr_db", c["worst_sqnr_db"]), "yes" if c["meets"] else "[red]no[/]",
-                      "yes" if c["pareto"] else "", "[bold]<-[/]" if c["chosen"] else "")
+        table.add_row(
+            c["mode"],
+            f"{c['size_bytes']:,} B",
+            f"{c['latency_p50_ms']:.3f} ms",
+            figure(metric, c["value"]),
+            worse,
+            figure("sqnr_db", c["worst_sqnr_db"]),
+            "yes" if c["meets"] else "[red]no[/]",
+            "yes" if c["pareto"] else "",
+            "[bold]<-[/]" if c["chosen"] else "",
+        )
     return table
 
 
@@ -227,8 +284,12 @@ def _weights_size(value: int | None) -> str:
 
 
 def _stage_name(rec: dict[str, Any]) -> str:
-    extra = {"prune": rec.get("structure"), "qat": rec.get("scheme"),
-             "cluster": f"{rec.get('clusters')} clusters", "distill": f"student {rec.get('param_ratio', 0):.1%} of teacher"}
+    extra = {
+        "prune": rec.get("structure"),
+        "qat": rec.get("scheme"),
+        "cluster": f"{rec.get('clusters')} clusters",
+        "distill": f"student {rec.get('param_ratio', 0):.1%} of teacher",
+    }
     detail = extra.get(rec["kind"])
     return f"{rec['kind']} ({detail})" if detail else rec["kind"]
 
@@ -236,13 +297,22 @@ def _stage_name(rec: dict[str, Any]) -> str:
 def budget_table(results: list[BudgetResult]) -> Table:
     """One row per budget: limit, measured, margin, pass/fail."""
     table = Table(title="budgets", title_justify="left")
-    for column, justify in (("budget", "left"), ("limit", "right"), ("measured", "right"),
-                            ("margin", "right"), ("result", "left")):
+    for column, justify in (
+        ("budget", "left"),
+        ("limit", "right"),
+        ("measured", "right"),
+        ("margin", "right"),
+        ("result", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in results:
-        table.add_row(r.label, _value(r.limit, r.unit), _value(r.measured, r.unit),
-                      _value(r.margin, r.unit, signed=True),
-                      "[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
+        table.add_row(
+            r.label,
+            _value(r.limit, r.unit),
+            _value(r.measured, r.unit),
+            _value(r.margin, r.unit, signed=True),
+            "[green]pass[/]" if r.passed else "[bold red]FAIL[/]",
+        )
     if not results:
         table.add_row("(no budgets in the recipe)", "", "", "", "")
     return table
@@ -270,8 +340,7 @@ def _value(value: float | None, unit: str, signed: bool = False) -> str:
 def compare_table(comparison: Any, title: str | None = None) -> Table:
     """Old, new and the change of every figure two bundles share (`gate.compare.Comparison`); regressions in red."""
     table = Table(title=title or f"compare {comparison.old} -> {comparison.new}", title_justify="left")
-    for column, justify in (("figure", "left"), ("old", "right"), ("new", "right"), ("change", "right"),
-                            ("", "left")):
+    for column, justify in (("figure", "left"), ("old", "right"), ("new", "right"), ("change", "right"), ("", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for c in comparison.changes:
         if c.old is None and c.new is None:

@@ -24,9 +24,17 @@ from edgepack.reporting import Reporter
 TIMEOUT_S = 3600.0
 
 
-def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: Any, out: Path,
-                     reporter: Reporter, timeout_s: float = TIMEOUT_S, error_out: Path | None = None,
-                     selective: dict[str, Any] | None = None, input_names: list[str] | None = None) -> str | None:
+def convert_isolated(
+    saved_model: Path,
+    settings: ConvertSettings,
+    calibration: Any,
+    out: Path,
+    reporter: Reporter,
+    timeout_s: float = TIMEOUT_S,
+    error_out: Path | None = None,
+    selective: dict[str, Any] | None = None,
+    input_names: list[str] | None = None,
+) -> str | None:
     """Convert the SavedModel in a worker process and write the `.tflite` to `out`.
 
     `calibration` is one array, or a list of one per model input (`input_names` in the Keras order).
@@ -39,16 +47,24 @@ def convert_isolated(saved_model: Path, settings: ConvertSettings, calibration: 
     arrays = calibration if isinstance(calibration, list) else [calibration]
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as tmp:
         # absolute paths: the warm worker keeps the working directory it was started in
-        request: dict[str, Any] = {"saved_model": str(saved_model.resolve()), "out": str(out.resolve()),
-                                   "settings": settings.model_dump(mode="json"), "calibration": None,
-                                   "error_out": str(error_out.resolve()) if error_out else None,
-                                   "error_samples": settings.error_samples, "selective": None,
-                                   "input_names": input_names}
+        request: dict[str, Any] = {
+            "saved_model": str(saved_model.resolve()),
+            "out": str(out.resolve()),
+            "settings": settings.model_dump(mode="json"),
+            "calibration": None,
+            "error_out": str(error_out.resolve()) if error_out else None,
+            "error_samples": settings.error_samples,
+            "selective": None,
+            "input_names": input_names,
+        }
         if selective is not None:
             judge_path = Path(tmp) / "judge.npz"
             selective["judge"].save(judge_path)
-            request["selective"] = {"judge": str(judge_path), "layers": selective["layers"],
-                                    "report_out": str(Path(selective["report_out"]).resolve())}
+            request["selective"] = {
+                "judge": str(judge_path),
+                "layers": selective["layers"],
+                "report_out": str(Path(selective["report_out"]).resolve()),
+            }
         if calibrated:
             request["calibration"] = str(Path(tmp) / "calibration.npz")
             with open(request["calibration"], "wb") as handle:
@@ -80,8 +96,9 @@ def _run_worker(request: Path, task: Any, timeout_s: float) -> tuple[int, dict[s
     try:
         return WORKER.convert(str(request), on_line, timeout_s)
     except StageError as exc:
-        raise StageError(f"the TFLite converter did not finish in {timeout_s:.0f} s", code=exc.code,
-                         hint=exc.hint) from exc
+        raise StageError(
+            f"the TFLite converter did not finish in {timeout_s:.0f} s", code=exc.code, hint=exc.hint
+        ) from exc
     except BaseException:
         WORKER.stop()  # an interrupt mid-conversion: the next conversion starts clean
         raise
@@ -97,10 +114,13 @@ def _check(code: int, report: dict[str, Any], log: str, mode: str) -> None:
         raise StageError(
             f"the TFLite converter crashed ({name}) converting to {mode}",
             context=tail,
-            hint=("the worker was killed (SIGKILL): out of memory is the usual cause; a smaller "
-                  "convert.calibration_samples helps, or more memory" if name == "SIGKILL" else
-                  "some layers (GRU, LSTM in full int8) crash the converter: try convert.mode = 'dynamic' "
-                  "or 'float16', or replace the layer"),
+            hint=(
+                "the worker was killed (SIGKILL): out of memory is the usual cause; a smaller "
+                "convert.calibration_samples helps, or more memory"
+                if name == "SIGKILL"
+                else "some layers (GRU, LSTM in full int8) crash the converter: try convert.mode = 'dynamic' "
+                "or 'float16', or replace the layer"
+            ),
             code="converter-crashed",
         )
     if code != 0 or "ok" not in report:

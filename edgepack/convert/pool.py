@@ -98,9 +98,14 @@ class Worker:
             self.buffer = b""
             self.proc = SPAWNER.popen(
                 [sys.executable, "-m", "edgepack.convert.worker", "--serve", str(os.getpid())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+            )
 
-    def convert(self, request: str, on_line: Callable[[str], None], timeout_s: float) -> tuple[int, dict[str, Any], str]:
+    def convert(
+        self, request: str, on_line: Callable[[str], None], timeout_s: float
+    ) -> tuple[int, dict[str, Any], str]:
         """Serve one request: (exit status, the JSON report, the worker's log lines of this request).
 
         The status is the worker's for the request (0 written, 1 refused), or the negative signal
@@ -143,8 +148,11 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 self.stop()
-                raise StageError("the TFLite converter did not finish in time", code="convert-timeout",
-                                 hint="a very large model or calibration sample; or report a hang")
+                raise StageError(
+                    "the TFLite converter did not finish in time",
+                    code="convert-timeout",
+                    hint="a very large model or calibration sample; or report a hang",
+                )
             chunk = os.read(fd, 65536)
             if not chunk:
                 return None

@@ -23,8 +23,13 @@ CALIBRATED_MODES = {"int8", "int16x8"}
 Calibration = np.ndarray | list[np.ndarray]  # one array, or one per model input (then keyed by `input_names`)
 
 
-def convert(saved_model: Path, settings: ConvertSettings, calibration: Calibration,
-            progress: Callable[[int], None] = lambda n: None, input_names: list[str] | None = None) -> bytes:
+def convert(
+    saved_model: Path,
+    settings: ConvertSettings,
+    calibration: Calibration,
+    progress: Callable[[int], None] = lambda n: None,
+    input_names: list[str] | None = None,
+) -> bytes:
     """The `.tflite` flatbuffer of the SavedModel in the recipe's mode, calibrated on `calibration`.
 
     Raises whatever the converter raises; the worker turns it into a report.
@@ -53,8 +58,9 @@ def convert(saved_model: Path, settings: ConvertSettings, calibration: Calibrati
     return bytes(converter.convert())
 
 
-def _int8_converter(saved_model: Path, settings: ConvertSettings, calibration: Calibration,
-                    input_names: list[str] | None = None) -> Any:
+def _int8_converter(
+    saved_model: Path, settings: ConvertSettings, calibration: Calibration, input_names: list[str] | None = None
+) -> Any:
     tf = load().tf
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -65,22 +71,34 @@ def _int8_converter(saved_model: Path, settings: ConvertSettings, calibration: C
     return converter
 
 
-def _debugger(saved_model: Path, settings: ConvertSettings, calibration: Calibration, samples: Calibration,
-              input_names: list[str] | None = None) -> Any:
+def _debugger(
+    saved_model: Path,
+    settings: ConvertSettings,
+    calibration: Calibration,
+    samples: Calibration,
+    input_names: list[str] | None = None,
+) -> Any:
     tf = load().tf
     holder: dict[str, Any] = {}
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=_int8_converter(saved_model, settings, calibration, input_names),
         debug_dataset=_representative(samples, lambda n: None, input_names, _debugger_order(holder, input_names)),
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            layer_debug_metrics={"mean_abs_error": lambda diff: float(np.mean(np.abs(diff)))}))
+            layer_debug_metrics={"mean_abs_error": lambda diff: float(np.mean(np.abs(diff)))}
+        ),
+    )
     holder["debugger"] = debugger
     return debugger
 
 
-def quantization_error(saved_model: Path, settings: ConvertSettings, calibration: Calibration,
-                       samples: Calibration, debugger: Any = None,
-                       input_names: list[str] | None = None) -> list[dict[str, Any]]:
+def quantization_error(
+    saved_model: Path,
+    settings: ConvertSettings,
+    calibration: Calibration,
+    samples: Calibration,
+    debugger: Any = None,
+    input_names: list[str] | None = None,
+) -> list[dict[str, Any]]:
     """Per quantized op of the int8 model: float-vs-int8 error of its output on `samples`.
 
     TFLite's quantization debugger converts the model again with a NumericVerify op after each
@@ -101,17 +119,33 @@ def quantization_error(saved_model: Path, settings: ConvertSettings, calibration
     rows = []
     for row in csv.DictReader(io.StringIO(dump.getvalue())):
         scale, mse = float(row["scale"]), float(row["mean_squared_error"])
-        rows.append({"op": row["op_name"], "tensor": row["tensor_name"], "tensor_index": int(row["tensor_idx"]),
-                     "rmse_over_scale": float(np.sqrt(mse) / scale) if scale > 0 else None,
-                     "mean_abs_error": float(row["mean_abs_error"]), "max_abs_error": float(row["max_abs_error"]),
-                     "mean_squared_error": mse, "stddev": float(row["stddev"]), "scale": scale,
-                     "elements": int(float(row["num_elements"]))})
+        rows.append(
+            {
+                "op": row["op_name"],
+                "tensor": row["tensor_name"],
+                "tensor_index": int(row["tensor_idx"]),
+                "rmse_over_scale": float(np.sqrt(mse) / scale) if scale > 0 else None,
+                "mean_abs_error": float(row["mean_abs_error"]),
+                "max_abs_error": float(row["max_abs_error"]),
+                "mean_squared_error": mse,
+                "stddev": float(row["stddev"]),
+                "scale": scale,
+                "elements": int(float(row["num_elements"])),
+            }
+        )
     return rows
 
 
-def selective(saved_model: Path, settings: ConvertSettings, calibration: Calibration, samples: Calibration,
-              judge: Judge, layers: list[str], log: Callable[[str], None] = lambda line: None,
-              input_names: list[str] | None = None) -> tuple[bytes, list[dict[str, Any]], dict[str, Any]]:
+def selective(
+    saved_model: Path,
+    settings: ConvertSettings,
+    calibration: Calibration,
+    samples: Calibration,
+    judge: Judge,
+    layers: list[str],
+    log: Callable[[str], None] = lambda line: None,
+    input_names: list[str] | None = None,
+) -> tuple[bytes, list[dict[str, Any]], dict[str, Any]]:
     """int8 with some ops kept in float: the recipe's `keep_float` ones, then, with `fallback`, the
     ones int8 hurts most until the criterion holds on the test split (the task's metric against the
     float model's, or the worst output's SQNR).
@@ -135,30 +169,46 @@ def selective(saved_model: Path, settings: ConvertSettings, calibration: Calibra
     io_type = tf.int8 if settings.integer_io else tf.float32
 
     def build(float_tensors: list[str]) -> bytes:
-        return bytes(lite_convert.mlir_quantize(
-            debug.calibrated_model, disable_per_channel=not settings.per_channel, fully_quantize=settings.integer_io,
-            input_data_type=io_type, output_data_type=io_type, denylisted_nodes=float_tensors or None))
+        return bytes(
+            lite_convert.mlir_quantize(
+                debug.calibrated_model,
+                disable_per_channel=not settings.per_channel,
+                fully_quantize=settings.integer_io,
+                input_data_type=io_type,
+                output_data_type=io_type,
+                denylisted_nodes=float_tensors or None,
+            )
+        )
 
     def forced(row: dict[str, Any]) -> bool:
-        return any(pattern == row["op"] or fnmatch.fnmatchcase(row["layer"] or "", pattern)
-                   for pattern in settings.keep_float)
+        return any(
+            pattern == row["op"] or fnmatch.fnmatchcase(row["layer"] or "", pattern) for pattern in settings.keep_float
+        )
 
     kept = [row["tensor"] for row in rows if forced(row)]
     criterion = settings.fallback
     allowed = allowed_drop(criterion, judge.reference_value) if criterion else None
     attempts: dict[int, dict[str, Any]] = {}
-    ranked = sorted((r for r in rows if r["tensor"] not in kept and r["op"] not in ("QUANTIZE", "DEQUANTIZE")),
-                    key=lambda r: -(r["rmse_over_scale"] or 0.0))
+    ranked = sorted(
+        (r for r in rows if r["tensor"] not in kept and r["op"] not in ("QUANTIZE", "DEQUANTIZE")),
+        key=lambda r: -(r["rmse_over_scale"] or 0.0),
+    )
 
     def attempt(count: int) -> dict[str, Any]:
         if count not in attempts:
             chosen = kept + [r["tensor"] for r in ranked[:count]]
             model = build(chosen)
             verdict = judge.judge(model)
-            attempts[count] = {"extra_float_ops": count, "float_tensors": chosen, "value": verdict.value,
-                               "drop": verdict.drop, "worst_sqnr_db": verdict.worst_sqnr_db,
-                               "size_bytes": len(model), "model": model,
-                               "met": criterion is None or meets(criterion, allowed, verdict)}
+            attempts[count] = {
+                "extra_float_ops": count,
+                "float_tensors": chosen,
+                "value": verdict.value,
+                "drop": verdict.drop,
+                "worst_sqnr_db": verdict.worst_sqnr_db,
+                "size_bytes": len(model),
+                "model": model,
+                "met": criterion is None or meets(criterion, allowed, verdict),
+            }
             log(f"fallback: {len(chosen)} op(s) in float -> {judge_metric(judge)} {verdict.value}")
         return attempts[count]
 
@@ -182,20 +232,32 @@ def selective(saved_model: Path, settings: ConvertSettings, calibration: Calibra
             else:
                 low = middle
         met = [a for a in attempts.values() if a["met"]]
-        best = (min(met, key=lambda a: a["extra_float_ops"]) if met
-                else max(attempts.values(), key=lambda a: _goodness(a, criterion)))  # the best attempt, failing
+        best = (
+            min(met, key=lambda a: a["extra_float_ops"])
+            if met
+            else max(attempts.values(), key=lambda a: _goodness(a, criterion))
+        )  # the best attempt, failing
     by_tensor = {r["tensor"]: r for r in rows}
     report = {
-        "criterion": None if criterion is None else {**criterion.describe(), "allowed_drop": allowed,
-                                                     "max_ops": criterion.max_ops},
-        "metric": judge_metric(judge), "float_value": judge.reference_value, "plain_int8_value": plain["value"],
+        "criterion": None
+        if criterion is None
+        else {**criterion.describe(), "allowed_drop": allowed, "max_ops": criterion.max_ops},
+        "metric": judge_metric(judge),
+        "float_value": judge.reference_value,
+        "plain_int8_value": plain["value"],
         "plain_int8_size_bytes": len(plain_model),
-        "value": best["value"], "drop": best["drop"], "worst_sqnr_db": best["worst_sqnr_db"], "met": best["met"],
+        "value": best["value"],
+        "drop": best["drop"],
+        "worst_sqnr_db": best["worst_sqnr_db"],
+        "met": best["met"],
         "size_bytes": best["size_bytes"],
-        "kept_float": [{"tensor": t, "op": by_tensor[t]["op"], "layer": by_tensor[t]["layer"],
-                        "forced": t in kept} for t in best["float_tensors"]],
-        "attempts": [{k: v for k, v in a.items() if k not in ("model", "float_tensors")}
-                     for _, a in sorted(attempts.items())],
+        "kept_float": [
+            {"tensor": t, "op": by_tensor[t]["op"], "layer": by_tensor[t]["layer"], "forced": t in kept}
+            for t in best["float_tensors"]
+        ],
+        "attempts": [
+            {k: v for k, v in a.items() if k not in ("model", "float_tensors")} for _, a in sorted(attempts.items())
+        ],
         "host_latency_ms": {"plain_int8": _median_latency_ms(plain_model), "result": _median_latency_ms(best["model"])},
     }
     return best["model"], rows, report
@@ -234,8 +296,12 @@ def _median_latency_ms(model: bytes, runs: int = 50, warmup: int = 5) -> float:
     return float(np.median(times))
 
 
-def _representative(calibration: Calibration, progress: Callable[[int], None],
-                    input_names: list[str] | None = None, order: Callable[[], list[int]] | None = None) -> Any:
+def _representative(
+    calibration: Calibration,
+    progress: Callable[[int], None],
+    input_names: list[str] | None = None,
+    order: Callable[[], list[int]] | None = None,
+) -> Any:
     """The converter's representative dataset: one sample per step, as a list (one input) or keyed by
     the signature's input names (several: the converter's own input order is not the Keras one).
     Float samples are float32, integer ones (token ids) int32. With `order` (the debugger, which
@@ -245,8 +311,10 @@ def _representative(calibration: Calibration, progress: Callable[[int], None],
     def generate() -> Any:
         for index in range(len(arrays[0])):
             progress(index + 1)
-            samples = [a[index][None, ...].astype(np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
-                       for a in arrays]
+            samples = [
+                a[index][None, ...].astype(np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
+                for a in arrays
+            ]
             if order is not None:
                 yield [samples[i] for i in order()]
             elif len(samples) > 1 and input_names:

@@ -43,9 +43,15 @@ def main(request_path: str) -> int:
             progress(_count(calibration))
             judge = Judge.load(Path(selective["judge"]))
             flatbuffer, rows, fallback = convert_selective(
-                Path(request["saved_model"]), settings, calibration, first(int(request.get("error_samples", 32))),
-                judge, list(selective["layers"]), log=lambda line: print(f"log {line}", flush=True),
-                input_names=names)
+                Path(request["saved_model"]),
+                settings,
+                calibration,
+                first(int(request.get("error_samples", 32))),
+                judge,
+                list(selective["layers"]),
+                log=lambda line: print(f"log {line}", flush=True),
+                input_names=names,
+            )
             atomic_write_bytes(Path(selective["report_out"]), json.dumps(fallback).encode())
             if request.get("error_out"):
                 atomic_write_bytes(Path(request["error_out"]), json.dumps(rows).encode())
@@ -62,11 +68,18 @@ def main(request_path: str) -> int:
         from edgepack.convert.tflite import quantization_error
 
         try:
-            rows = quantization_error(Path(request["saved_model"]), settings, calibration,
-                                      first(int(request.get("error_samples", 32))), input_names=names)
+            rows = quantization_error(
+                Path(request["saved_model"]),
+                settings,
+                calibration,
+                first(int(request.get("error_samples", 32))),
+                input_names=names,
+            )
             atomic_write_bytes(Path(request["error_out"]), json.dumps(rows).encode())
         except Exception as exc:  # the report is extra: the model is written; say why it is missing
-            report["error_report"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            report["error_report"] = (
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            )
     print(json.dumps(report))
     return 0
 

@@ -9,5 +9,4 @@ from edgepack.datasets.core import (
     load_dataset,
 )
 
-__all__ = ["Dataset", "calibration_indices", "calibration_quality", "calibration_sample", "fingerprint",
-           "load_dataset"]
+__all__ = ["Dataset", "calibration_indices", "calibration_quality", "calibration_sample", "fingerprint", "load_dataset"]

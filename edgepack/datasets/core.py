@@ -85,8 +85,9 @@ class Dataset:
         return Split(list(self.test_inputs), self.y_test)
 
 
-def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, base_dir: Path,
-                 task: Any = None) -> Dataset:
+def load_dataset(
+    spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, base_dir: Path, task: Any = None
+) -> Dataset:
     """Load the raw data a spec names, take the task's targets, preprocess the inputs and split with `seed`.
 
     `task` is the recipe's `[task]` (default: classification). An anomaly task trains on the train
@@ -116,31 +117,52 @@ def load_dataset(spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, ba
         normal = None if normal is None else normal[keep]
     images = [spec.layout == "auto" and x.ndim in (3, 4) for x in inputs]
     if not images[0] and (spec.resize is not None or spec.channels is not None):
-        raise DatasetError(f"{raw.where}: dataset.resize / channels apply to images; the inputs are "
-                           f"{inputs[0].shape[1:]} per sample", context="dataset.resize / dataset.channels",
-                           hint="remove them, or give images (N, H, W[, C])")
+        raise DatasetError(
+            f"{raw.where}: dataset.resize / channels apply to images; the inputs are {inputs[0].shape[1:]} per sample",
+            context="dataset.resize / dataset.channels",
+            hint="remove them, or give images (N, H, W[, C])",
+        )
     raws = [_nhwc(x) if is_image else _features(x, raw.where, key) for key, x, is_image in zip(keys, inputs, images)]
-    prepared = [preprocess(r, spec.resize, spec.channels, spec.normalization) if is_image
-                else r.astype(np.int32) if np.issubdtype(r.dtype, np.integer)  # token ids, codes: as they are
-                else normalize(r, spec.normalization) for r, is_image in zip(raws, images)]
+    prepared = [
+        preprocess(r, spec.resize, spec.channels, spec.normalization)
+        if is_image
+        else r.astype(np.int32)
+        if np.issubdtype(r.dtype, np.integer)  # token ids, codes: as they are
+        else normalize(r, spec.normalization)
+        for r, is_image in zip(raws, images)
+    ]
     train, test = split_indices(len(prepared[0]), spec.test_fraction, seed)
     left_out = 0
     if normal is not None:
         left_out = int(np.sum(~normal[train]))
         train = train[normal[train]]
         if len(train) < 2:
-            raise DatasetError(f"{raw.where}: the train split holds {len(train)} normal sample(s); an anomaly model "
-                               "trains and calibrates on normal samples only", context="dataset.test_fraction",
-                               hint="add normal samples or lower dataset.test_fraction")
+            raise DatasetError(
+                f"{raw.where}: the train split holds {len(train)} normal sample(s); an anomaly model "
+                "trains and calibrates on normal samples only",
+                context="dataset.test_fraction",
+                hint="add normal samples or lower dataset.test_fraction",
+            )
     if settings.kind == "anomaly":
         check_both_kinds(take(y, test), raw.where)
     image = images[0]
     pixel_range = spec.pixel_range or ((0.0, 255.0) if raws[0].dtype == np.uint8 else None)
-    return Dataset(tuple(x[train] for x in prepared), None if settings.kind == "anomaly" else take(y, train),
-                   tuple(x[test] for x in prepared), take(y, test), targets.labels, spec.normalization,
-                   raw_tests=tuple(r[test] for r in raws), pixel_range=pixel_range if image else None,
-                   task=settings.kind, images=tuple(images), target_keys=list(targets.keys), left_out=left_out,
-                   where=raw.where, input_keys=list(keys) if getattr(spec, "x_key", None) else [])
+    return Dataset(
+        tuple(x[train] for x in prepared),
+        None if settings.kind == "anomaly" else take(y, train),
+        tuple(x[test] for x in prepared),
+        take(y, test),
+        targets.labels,
+        spec.normalization,
+        raw_tests=tuple(r[test] for r in raws),
+        pixel_range=pixel_range if image else None,
+        task=settings.kind,
+        images=tuple(images),
+        target_keys=list(targets.keys),
+        left_out=left_out,
+        where=raw.where,
+        input_keys=list(keys) if getattr(spec, "x_key", None) else [],
+    )
 
 
 def check_finite(x: np.ndarray, where: str, key: str) -> None:
@@ -151,24 +173,32 @@ def check_finite(x: np.ndarray, where: str, key: str) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         value = x[index]
-        raise DatasetError(f"{where}: array '{key}' holds {'NaN' if np.isnan(value) else value} at index "
-                           f"{list(index)} ({int(bad.sum())} non-finite value(s) in all)",
-                           context=f"sample {index[0]}", hint="remove or repair those samples")
+        raise DatasetError(
+            f"{where}: array '{key}' holds {'NaN' if np.isnan(value) else value} at index "
+            f"{list(index)} ({int(bad.sum())} non-finite value(s) in all)",
+            context=f"sample {index[0]}",
+            hint="remove or repair those samples",
+        )
 
 
 def check_both_kinds(y: np.ndarray, where: str) -> None:
     """An anomaly test split needs normal and anomalous samples."""
     kinds = set(np.unique(y).tolist())
     if kinds != {0, 1}:
-        raise DatasetError(f"{where}: the test split holds only {'normal' if 0 in kinds else 'anomalous'} samples; "
-                           "ROC AUC needs both", context="dataset.test_fraction",
-                           hint="raise dataset.test_fraction or add samples of the missing kind")
+        raise DatasetError(
+            f"{where}: the test split holds only {'normal' if 0 in kinds else 'anomalous'} samples; ROC AUC needs both",
+            context="dataset.test_fraction",
+            hint="raise dataset.test_fraction or add samples of the missing kind",
+        )
 
 
 def _features(x: np.ndarray, where: str, key: str) -> np.ndarray:
     if x.ndim < 2:
-        raise DatasetError(f"{where}: inputs '{key}' have shape {x.shape}: one value per sample",
-                           context="dataset.x_key", hint="store inputs as (samples, features...)")
+        raise DatasetError(
+            f"{where}: inputs '{key}' have shape {x.shape}: one value per sample",
+            context="dataset.x_key",
+            hint="store inputs as (samples, features...)",
+        )
     return x
 
 
@@ -187,8 +217,7 @@ def normalize(x: np.ndarray, norm: Normalization) -> np.ndarray:
     for name, arr in (("mean", mean), ("std", std)):
         if arr.ndim and arr.shape[0] not in (1, channels):
             raise DatasetError(
-                f"dataset.normalization.{name} has {arr.shape[0]} values but the images have "
-                f"{channels} channel(s)",
+                f"dataset.normalization.{name} has {arr.shape[0]} values but the images have {channels} channel(s)",
                 hint="give one value, or one per channel",
             )
     return ((x.astype(np.float32) - mean) / std).astype(np.float32)
@@ -218,8 +247,11 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
         return np.repeat(x, 3, axis=-1)
     if have == 3 and channels == 1:
         return (x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    raise DatasetError(f"cannot turn images with {have} channels into {channels}",
-                       context="dataset.channels", hint="give images with 1 or 3 channels")
+    raise DatasetError(
+        f"cannot turn images with {have} channels into {channels}",
+        context="dataset.channels",
+        hint="give images with 1 or 3 channels",
+    )
 
 
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -245,22 +277,34 @@ def calibration_sample(x: np.ndarray, count: int, seed: int) -> np.ndarray:
     return x[calibration_indices(len(x), count, seed)]
 
 
-def calibration_quality(x_cal: Any, y_cal: Any, x_test: Any, y_test: Any, labels: list[str],
-                        classes: bool = True) -> dict[str, object]:
+def calibration_quality(
+    x_cal: Any, y_cal: Any, x_test: Any, y_test: Any, labels: list[str], classes: bool = True
+) -> dict[str, object]:
     """How well the calibration sample covers the test split: its classes (a classifier's), and the
     input value range (test values outside the calibrated range are clipped by an int8 input; with
     several inputs, the input with the most values outside)."""
     record: dict[str, object] = {}
     if classes:
         missing = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_cal).tolist()))
-        record.update({"classes": int(len(np.unique(y_cal))), "test_classes": int(len(np.unique(y_test))),
-                       "missing_classes": [labels[i] if i < len(labels) else str(i) for i in missing]})
+        record.update(
+            {
+                "classes": int(len(np.unique(y_cal))),
+                "test_classes": int(len(np.unique(y_test))),
+                "missing_classes": [labels[i] if i < len(labels) else str(i) for i in missing],
+            }
+        )
     ranges = []
     for index, (cal, test) in enumerate(zip(as_list(x_cal), as_list(x_test))):
         low, high = float(cal.min()), float(cal.max())
         outside = float(np.mean((test < low) | (test > high))) if test.size else 0.0
-        ranges.append({"calibration": [low, high], "test": [float(test.min()), float(test.max())],
-                       "test_outside_fraction": round(outside, 6), "input": index})
+        ranges.append(
+            {
+                "calibration": [low, high],
+                "test": [float(test.min()), float(test.max())],
+                "test_outside_fraction": round(outside, 6),
+                "input": index,
+            }
+        )
     worst = max(ranges, key=lambda r: r["test_outside_fraction"])
     record["input_range"] = {k: v for k, v in worst.items() if k != "input" or len(ranges) > 1}
     return record

@@ -21,6 +21,7 @@ from edgepack.tasks.base import RawData, as_list
 DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
+
 def digits_path() -> Path:
     """The shipped `datasets/digits/digits.csv.gz`."""
     return shipped_dir("datasets") / "digits" / "digits.csv.gz"
@@ -32,11 +33,15 @@ def load_digits(spec: DigitsDataset, base_dir: Path) -> RawData:
     try:
         blob = path.read_bytes()
     except OSError as exc:
-        raise DatasetError(f"the shipped digits file is missing: {exc}", context=str(path),
-                           hint="reinstall edgepack") from exc
+        raise DatasetError(
+            f"the shipped digits file is missing: {exc}", context=str(path), hint="reinstall edgepack"
+        ) from exc
     if hashlib.sha256(blob).hexdigest() != DIGITS_SHA256:
-        raise DatasetError("the shipped digits file is corrupt (sha256 mismatch)", context=str(path),
-                           hint="restore datasets/digits/digits.csv.gz from the repository")
+        raise DatasetError(
+            "the shipped digits file is corrupt (sha256 mismatch)",
+            context=str(path),
+            hint="restore datasets/digits/digits.csv.gz from the repository",
+        )
     table = np.loadtxt(gzip.decompress(blob).decode().splitlines(), delimiter=",", dtype=np.uint8)
     x = table[:, :64].reshape(-1, 8, 8)
     y = table[:, 64].astype(np.int64)
@@ -53,19 +58,28 @@ def load_npz(spec: NpzDataset, base_dir: Path) -> RawData:
             names = list(data.files)
             missing = [k for k in as_list(spec.x_key) if k not in names]
             if missing:
-                raise DatasetError(f"{path}: no array named {', '.join(map(repr, missing))}", context="dataset.x_key",
-                                   hint=f"the file holds: {', '.join(names) or '(nothing)'}")
+                raise DatasetError(
+                    f"{path}: no array named {', '.join(map(repr, missing))}",
+                    context="dataset.x_key",
+                    hint=f"the file holds: {', '.join(names) or '(nothing)'}",
+                )
             inputs = [data[k] for k in as_list(spec.x_key)]
             arrays = {k: data[k] for k in wanted if k in names}
     except DatasetError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # a damaged or foreign file
-        raise DatasetError(f"{path}: cannot read as .npz: {exc}", context="dataset.path",
-                           hint="write it with numpy.savez (pickled object arrays are refused)") from exc
+        raise DatasetError(
+            f"{path}: cannot read as .npz: {exc}",
+            context="dataset.path",
+            hint="write it with numpy.savez (pickled object arrays are refused)",
+        ) from exc
     lengths = {k: len(x) for k, x in zip(as_list(spec.x_key), inputs)}
     if len(set(lengths.values())) > 1:
-        raise DatasetError(f"{path}: the input arrays hold different numbers of samples: {lengths}",
-                           context="dataset.x_key", hint="give every input one row per sample")
+        raise DatasetError(
+            f"{path}: the input arrays hold different numbers of samples: {lengths}",
+            context="dataset.x_key",
+            hint="give every input one row per sample",
+        )
     return RawData(inputs, str(path), arrays=arrays, names=names)
 
 
@@ -76,8 +90,11 @@ def load_folder(spec: FolderDataset, base_dir: Path) -> RawData:
     root = _resolve(spec.path, base_dir)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
-        raise DatasetError(f"{root}: no class sub-folders", context="dataset.path",
-                           hint="put the images of each class in a sub-folder named after it")
+        raise DatasetError(
+            f"{root}: no class sub-folders",
+            context="dataset.path",
+            hint="put the images of each class in a sub-folder named after it",
+        )
     mode = "L" if spec.color_mode == "grayscale" else "RGB"
     height, width = spec.image_size
     images, labels = [], []
@@ -92,14 +109,18 @@ def load_folder(spec: FolderDataset, base_dir: Path) -> RawData:
                 raise DatasetError(f"{file}: not a readable image: {exc}", context="dataset.path") from exc
             labels.append(index)
     if not images:
-        raise DatasetError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders",
-                           context="dataset.path")
+        raise DatasetError(
+            f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders", context="dataset.path"
+        )
     return RawData([np.stack(images)], str(root), classes=np.asarray(labels, dtype=np.int64), class_names=classes)
 
 
 def _resolve(path: str, base_dir: Path) -> Path:
     resolved = Path(path) if Path(path).is_absolute() else base_dir / path
     if not resolved.exists():
-        raise DatasetError(f"dataset path '{path}' does not exist", context=f"resolved to {resolved}",
-                           hint="paths in a recipe are relative to the recipe file")
+        raise DatasetError(
+            f"dataset path '{path}' does not exist",
+            context=f"resolved to {resolved}",
+            hint="paths in a recipe are relative to the recipe file",
+        )
     return resolved

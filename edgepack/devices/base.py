@@ -41,11 +41,28 @@ class RunRequest:
     work_dir: Path | None = None  # where a driver that writes files (ethos-u: Vela's output) keeps them
 
 
-def runner_args(req: RunRequest, model: str, inputs: str | None, runtime: str = "auto",
-                cpus: list[int] | None = None, memory_limit: int | None = None) -> list[str]:
+def runner_args(
+    req: RunRequest,
+    model: str,
+    inputs: str | None,
+    runtime: str = "auto",
+    cpus: list[int] | None = None,
+    memory_limit: int | None = None,
+) -> list[str]:
     """The runner's arguments after the script path, with `model`/`inputs` as the device sees them."""
-    args = [model, "--runs", str(req.runs), "--warmup", str(req.warmup), "--threads", str(req.threads),
-            "--seed", str(req.seed), "--runtime", runtime]
+    args = [
+        model,
+        "--runs",
+        str(req.runs),
+        "--warmup",
+        str(req.warmup),
+        "--threads",
+        str(req.threads),
+        "--seed",
+        str(req.seed),
+        "--runtime",
+        runtime,
+    ]
     if inputs:
         args += ["--inputs", inputs]
     if cpus:
@@ -69,8 +86,11 @@ def parse_result(stdout: str, label: str) -> dict[str, Any]:
             raise ValueError("not an object")
         return record
     except (IndexError, ValueError) as exc:
-        raise StageError(f"{label}: the runner's output is not its JSON result",
-                         context=tail(stdout) or "(no output)", code="runner-output") from exc
+        raise StageError(
+            f"{label}: the runner's output is not its JSON result",
+            context=tail(stdout) or "(no output)",
+            code="runner-output",
+        ) from exc
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -78,42 +98,65 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
-def runner_failure(label: str, returncode: int, stderr: str, *, timeout_s: float | None = None,
-                   python: str = "python3") -> EdgepackError:
+def runner_failure(
+    label: str, returncode: int, stderr: str, *, timeout_s: float | None = None, python: str = "python3"
+) -> EdgepackError:
     """The error for a runner that exited with `returncode` (negative: killed by that signal)."""
     context = tail(stderr) or "(no output)"
     if returncode == EXIT_NO_RUNTIME:
-        return DeviceUnreachable(f"{label}: no LiteRT runtime on the device", context=context,
-                                 hint="install one on the device: pip install ai-edge-litert "
-                                      "(or tflite-runtime on older boards)", code="device-no-runtime")
+        return DeviceUnreachable(
+            f"{label}: no LiteRT runtime on the device",
+            context=context,
+            hint="install one on the device: pip install ai-edge-litert (or tflite-runtime on older boards)",
+            code="device-no-runtime",
+        )
     if returncode == EXIT_NOT_FOUND:
-        return DeviceUnreachable(f"{label}: '{python}' was not found on the device", context=context,
-                                 hint="install Python 3 and numpy there, or set `python = ...` in the profile",
-                                 code="device-no-python")
+        return DeviceUnreachable(
+            f"{label}: '{python}' was not found on the device",
+            context=context,
+            hint="install Python 3 and numpy there, or set `python = ...` in the profile",
+            code="device-no-python",
+        )
     if returncode == EXIT_MEMORY:
-        return StageError(f"{label}: the model does not fit the device's memory limit", context=context,
-                          hint="raise memory_limit in the device profile, or make the model smaller",
-                          code="runner-memory")
+        return StageError(
+            f"{label}: the model does not fit the device's memory limit",
+            context=context,
+            hint="raise memory_limit in the device profile, or make the model smaller",
+            code="runner-memory",
+        )
     if returncode == EXIT_BAD_MODEL:
-        return StageError(f"{label}: the device's runtime cannot load the model", context=context,
-                          hint="check that its runtime version supports the model's ops (`edgepack devices check`)",
-                          code="runner-model")
+        return StageError(
+            f"{label}: the device's runtime cannot load the model",
+            context=context,
+            hint="check that its runtime version supports the model's ops (`edgepack devices check`)",
+            code="runner-model",
+        )
     if returncode == EXIT_TIMEOUT:
         limit = f" in {timeout_s:g} s" if timeout_s else ""
-        return StageError(f"{label}: the runner did not finish{limit} and was stopped on the device",
-                          context=context, hint="raise run_timeout_s in the device profile, or lower validate.runs",
-                          code="device-timeout")
+        return StageError(
+            f"{label}: the runner did not finish{limit} and was stopped on the device",
+            context=context,
+            hint="raise run_timeout_s in the device profile, or lower validate.runs",
+            code="device-timeout",
+        )
     if returncode < 0 or returncode > 128:
         number = -returncode if returncode < 0 else returncode - 128
         try:
             name = signal.Signals(number).name
         except ValueError:
             name = f"signal {number}"
-        return StageError(f"{label}: the runner was killed by {name} (a crash in the native runtime, or "
-                          "stopped from outside)", context=context,
-                          hint="run `edgepack validate --debug` for the whole log", code="runner-crashed")
-    return StageError(f"{label}: the runner failed (exit {returncode})", context=context,
-                      hint="run `edgepack validate --debug` for the whole log", code="runner-failed")
+        return StageError(
+            f"{label}: the runner was killed by {name} (a crash in the native runtime, or stopped from outside)",
+            context=context,
+            hint="run `edgepack validate --debug` for the whole log",
+            code="runner-crashed",
+        )
+    return StageError(
+        f"{label}: the runner failed (exit {returncode})",
+        context=context,
+        hint="run `edgepack validate --debug` for the whole log",
+        code="runner-failed",
+    )
 
 
 def follow_progress(lines: Iterable[str], task: Any) -> list[str]:
@@ -129,8 +172,9 @@ def follow_progress(lines: Iterable[str], task: Any) -> list[str]:
     return other
 
 
-def collect(proc: subprocess.Popen[bytes], payload: bytes | None, timeout_s: float,
-            task: Any = None) -> tuple[str, str]:
+def collect(
+    proc: subprocess.Popen[bytes], payload: bytes | None, timeout_s: float, task: Any = None
+) -> tuple[str, str]:
     """Feed `payload` to the child, follow its progress on stderr, read stdout; (stdout, other stderr).
 
     stdout is read in a thread (a large JSON result must not block the child while stderr is

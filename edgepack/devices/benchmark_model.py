@@ -22,17 +22,29 @@ from edgepack.errors import StageError
 _PAIR = re.compile(r"\b([a-z0-9]+)=([-+0-9.eE]+)")
 _HEADER = re.compile(r"Running benchmark for at least (\d+) iterations")
 _TIMINGS = re.compile(r"Inference timings in us: Init: ([-+0-9.eE]+), First inference: ([-+0-9.eE]+)")
-_PEAK = re.compile(r"(?:Overall peak memory footprint \(MB\) via periodic monitoring: ([0-9.eE+]+))|"
-                   r"(?:Peak memory footprint \(MB\): init=[-0-9.eE+]+ overall=([0-9.eE+]+))")
-_DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\): init=[-0-9.eE+]+ "
-                    r"overall=([-0-9.eE+]+)")
+_PEAK = re.compile(
+    r"(?:Overall peak memory footprint \(MB\) via periodic monitoring: ([0-9.eE+]+))|"
+    r"(?:Peak memory footprint \(MB\): init=[-0-9.eE+]+ overall=([0-9.eE+]+))"
+)
+_DELTA = re.compile(
+    r"Memory footprint delta from the start of the tool \(MB\): init=[-0-9.eE+]+ "
+    r"overall=([-0-9.eE+]+)"
+)
 
 
 def benchmark_args(runs: int, warmup: int, threads: int, max_secs: float, extra: list[str]) -> list[str]:
     """Flags that make benchmark_model run `warmup` + `runs` invokes: no time-based minimum, and a
     time limit (its default is 150 s) no shorter than the device's own."""
-    return ["--graph=model.tflite", f"--num_threads={threads}", f"--num_runs={runs}", f"--warmup_runs={warmup}",
-            "--min_secs=0", "--warmup_min_secs=0", f"--max_secs={max(1, round(max_secs))}", *extra]
+    return [
+        "--graph=model.tflite",
+        f"--num_threads={threads}",
+        f"--num_runs={runs}",
+        f"--warmup_runs={warmup}",
+        "--min_secs=0",
+        "--warmup_min_secs=0",
+        f"--max_secs={max(1, round(max_secs))}",
+        *extra,
+    ]
 
 
 def parse(text: str, runs: int, label: str) -> dict[str, Any]:
@@ -45,19 +57,39 @@ def parse(text: str, runs: int, label: str) -> dict[str, Any]:
     lines = text.replace("\r\n", "\n").splitlines()
     headers = [i for i, line in enumerate(lines) if _HEADER.search(line)]
     start = headers[-1] + 1 if headers else 0
-    measured = next((dict(_PAIR.findall(line)) for line in lines[start:] if "count=" in line
-                     and "Timings" not in line and "Memory" not in line), None)
+    measured = next(
+        (
+            dict(_PAIR.findall(line))
+            for line in lines[start:]
+            if "count=" in line and "Timings" not in line and "Memory" not in line
+        ),
+        None,
+    )
     if not measured or "count" not in measured:
-        raise StageError(f"{label}: benchmark_model printed no timings", context=tail(text) or "(no output)",
-                         hint="run it by hand with the same flags (`adb shell`) to see why", code="runner-output")
+        raise StageError(
+            f"{label}: benchmark_model printed no timings",
+            context=tail(text) or "(no output)",
+            hint="run it by hand with the same flags (`adb shell`) to see why",
+            code="runner-output",
+        )
 
     def ms(key: str) -> float | None:
         return float(measured[key]) / 1000.0 if key in measured else None
 
     single = ms("curr")  # "count=1 curr=..." when every run took the same time
-    latency = {"p50": ms("median"), "p90": None, "p95": ms("p95"), "p99": None, "p5": ms("p5"),
-               "mean": ms("avg") or single, "std": ms("std") or 0.0, "min": ms("min") or single,
-               "max": ms("max") or single, "runs": int(float(measured["count"])), "source": "benchmark_model"}
+    latency = {
+        "p50": ms("median"),
+        "p90": None,
+        "p95": ms("p95"),
+        "p99": None,
+        "p5": ms("p5"),
+        "mean": ms("avg") or single,
+        "std": ms("std") or 0.0,
+        "min": ms("min") or single,
+        "max": ms("max") or single,
+        "runs": int(float(measured["count"])),
+        "source": "benchmark_model",
+    }
     if latency["runs"] != runs:
         latency["note"] = f"benchmark_model ran {latency['runs']} of the {runs} runs asked for"
     timings = _TIMINGS.search(text)
@@ -72,4 +104,3 @@ def parse(text: str, runs: int, label: str) -> dict[str, Any]:
         "runtime": {"name": "benchmark_model", "version": "unknown"},
         "outputs": None,
     }
-

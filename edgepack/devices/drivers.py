@@ -31,8 +31,9 @@ def _driver(kind: str, which: int) -> Any:
     try:
         module, *functions = _DRIVERS[kind]
     except KeyError:
-        raise BadInputError(f"no driver for device kind '{kind}'", hint=f"kinds: {', '.join(_DRIVERS)}",
-                            code="device-invalid") from None
+        raise BadInputError(
+            f"no driver for device kind '{kind}'", hint=f"kinds: {', '.join(_DRIVERS)}", code="device-invalid"
+        ) from None
     return getattr(importlib.import_module(module), functions[which])
 
 
@@ -52,8 +53,9 @@ def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, 
     return check(device)  # type: ignore[no-any-return]
 
 
-def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]],
-           tolerance: dict[str, Any] | None = None) -> dict[str, Any]:
+def parity(
+    reference: list[dict[str, Any]], outputs: list[dict[str, Any]], tolerance: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Compare a device's outputs with the reference run's, every output: integer outputs must be
     identical, float ones equal within rtol 1e-5 / atol 1e-6, unless the device states a tolerance
     (`{"steps": N, "per_output": [absolute, in each output's units]}`: TFLM's one quantization step).
@@ -65,8 +67,10 @@ def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]],
     rows, why = [], None
     for index, (ref, out) in enumerate(zip(reference, outputs)):
         if ref["shape"] != out["shape"] or ref["dtype"] != out["dtype"]:
-            return {"ok": False, "why": f"output {index}: {out['shape']} {out['dtype']} vs reference "
-                                        f"{ref['shape']} {ref['dtype']}"}
+            return {
+                "ok": False,
+                "why": f"output {index}: {out['shape']} {out['dtype']} vs reference {ref['shape']} {ref['dtype']}",
+            }
         a = np.asarray(ref["values"], dtype=np.float64)
         b = np.asarray(out["values"], dtype=np.float64)
         diff = float(np.max(np.abs(a - b))) if a.size else 0.0
@@ -78,14 +82,27 @@ def parity(reference: list[dict[str, Any]], outputs: list[dict[str, Any]],
             problem = f"output {index}: integer outputs differ from the reference (by up to {diff:g}{beyond})"
         else:
             ok = bool(np.allclose(b, a, rtol=FLOAT_RTOL, atol=max(FLOAT_ATOL, slack)))
-            problem = (f"output {index}: float outputs differ beyond rtol {FLOAT_RTOL:g} / "
-                       f"atol {max(FLOAT_ATOL, slack):g} (by up to {diff:g})")
-        rows.append({"output": index, "ok": ok, "identical": same, "max_abs_diff": diff,
-                     **({"tolerance": slack} if slack else {})})
+            problem = (
+                f"output {index}: float outputs differ beyond rtol {FLOAT_RTOL:g} / "
+                f"atol {max(FLOAT_ATOL, slack):g} (by up to {diff:g})"
+            )
+        rows.append(
+            {
+                "output": index,
+                "ok": ok,
+                "identical": same,
+                "max_abs_diff": diff,
+                **({"tolerance": slack} if slack else {}),
+            }
+        )
         if not ok and why is None:
             why = problem
-    result: dict[str, Any] = {"ok": why is None, "identical": all(r["identical"] for r in rows),
-                              "max_abs_diff": max(r["max_abs_diff"] for r in rows) if rows else 0.0, "outputs": rows}
+    result: dict[str, Any] = {
+        "ok": why is None,
+        "identical": all(r["identical"] for r in rows),
+        "max_abs_diff": max(r["max_abs_diff"] for r in rows) if rows else 0.0,
+        "outputs": rows,
+    }
     if tolerance:
         result["tolerance_steps"] = tolerance.get("steps")
     if why is not None:

@@ -30,10 +30,13 @@ def check_integer(model: Path, device: EthosUDevice, label: str) -> None:
     """Refuse a model whose arithmetic is not integer: nothing of it maps to the NPU."""
     report = analyze(read_model(model.read_bytes()))
     if not report.integer_model:
-        raise ModelError(f"{label}: {model} computes in {report.compute}; the Ethos-U NPU runs int8 and int16 "
-                         f"models only (Vela would leave every operator to the CPU)", context=f"device '{device.name}'",
-                         hint="convert with mode = \"int8\" (or \"int16x8\") in [convert], or validate this model on "
-                              "a CPU device", code="ethos-u-not-integer")
+        raise ModelError(
+            f"{label}: {model} computes in {report.compute}; the Ethos-U NPU runs int8 and int16 "
+            f"models only (Vela would leave every operator to the CPU)",
+            context=f"device '{device.name}'",
+            hint='convert with mode = "int8" (or "int16x8") in [convert], or validate this model on a CPU device',
+            code="ethos-u-not-integer",
+        )
 
 
 def compile_for(device: EthosUDevice, model: Path, folder: Path, label: str) -> VelaEstimate:
@@ -48,9 +51,12 @@ def refuse_all_cpu(estimate: VelaEstimate, device: EthosUDevice, model: Path, la
     """An estimate with no operator on the NPU is not an NPU estimate: refused, the CPU operators named."""
     if estimate.npu_ops == 0:
         ops = ", ".join(sorted({op.op for op in estimate.cpu_fallback})) or "(none listed)"
-        raise ModelError(f"{label}: Vela maps no operator of {model} to the {device.accelerator} NPU",
-                         context=f"CPU operators: {ops}", code="ethos-u-no-npu-ops",
-                         hint="replace those layers with ones the NPU supports (`vela --supported-ops-report`)")
+        raise ModelError(
+            f"{label}: Vela maps no operator of {model} to the {device.accelerator} NPU",
+            context=f"CPU operators: {ops}",
+            code="ethos-u-no-npu-ops",
+            hint="replace those layers with ones the NPU supports (`vela --supported-ops-report`)",
+        )
 
 
 def run_ethos_u(device: EthosUDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
@@ -62,14 +68,28 @@ def run_ethos_u(device: EthosUDevice, req: RunRequest, reporter: Reporter, label
             with tempfile.TemporaryDirectory(prefix="edgepack-vela-") as tmp:
                 estimate = compile_for(device, req.model, Path(tmp) / device.name, label)
         task.advance(1)
-    return {"latency_ms": None, "init_ms": None, "warmup": 0, "threads": 1, "peak_rss_kb": None,
-            "runtime": {"name": "vela", "version": estimate.vela_version}, "estimate": estimate.to_dict(),
-            "outputs": None, "parity_why": NOT_RUN}
+    return {
+        "latency_ms": None,
+        "init_ms": None,
+        "warmup": 0,
+        "threads": 1,
+        "peak_rss_kb": None,
+        "runtime": {"name": "vela", "version": estimate.vela_version},
+        "estimate": estimate.to_dict(),
+        "outputs": None,
+        "parity_why": NOT_RUN,
+    }
 
 
 def check_ethos_u(device: EthosUDevice) -> dict[str, Any]:
     """Vela's probe in a child process: its version (exit 4 with the install hint when it is missing)."""
     found = probe(f"device '{device.name}'")
-    return {"runtime": {"name": "vela", "version": found["version"]}, "python": found["python"], "numpy": None,
-            "accelerator": device.accelerator, "system_config": device.system_config, "memory_mode": device.memory_mode,
-            "clock_mhz": device.clock_mhz}
+    return {
+        "runtime": {"name": "vela", "version": found["version"]},
+        "python": found["python"],
+        "numpy": None,
+        "accelerator": device.accelerator,
+        "system_config": device.system_config,
+        "memory_mode": device.memory_mode,
+        "clock_mhz": device.clock_mhz,
+    }

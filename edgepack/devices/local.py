@@ -24,11 +24,18 @@ from edgepack.errors import StageError
 from edgepack.reporting import Reporter
 
 
-def run_local(device: LocalDevice, req: RunRequest, reporter: Reporter, label: str,
-              timeout_s: float = 600.0) -> dict[str, Any]:
+def run_local(
+    device: LocalDevice, req: RunRequest, reporter: Reporter, label: str, timeout_s: float = 600.0
+) -> dict[str, Any]:
     """Benchmark `req.model` with the runner in a child process; return its JSON record."""
-    args = runner_args(req, str(req.model), str(req.inputs) if req.inputs else None, device.runtime,
-                       device.cpus, device.memory_limit_bytes)
+    args = runner_args(
+        req,
+        str(req.model),
+        str(req.inputs) if req.inputs else None,
+        device.runtime,
+        device.cpus,
+        device.memory_limit_bytes,
+    )
     cmd = [sys.executable, str(RUNNER), *args, "--progress"]
     with reporter.task(f"{label}: {req.runs} runs", req.warmup + req.runs) as task:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -44,8 +51,9 @@ def run_local(device: LocalDevice, req: RunRequest, reporter: Reporter, label: s
 def check_local(device: LocalDevice) -> dict[str, Any]:
     """The runner's probe on this machine."""
     pinning = ["--cpus", ",".join(str(c) for c in device.cpus)] if device.cpus else []
-    proc = subprocess.run([sys.executable, str(RUNNER), "--probe", *pinning], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(RUNNER), "--probe", *pinning], capture_output=True, text=True, timeout=120
+    )
     if proc.returncode != 0:
         raise runner_failure(f"device '{device.name}'", proc.returncode, proc.stderr)
     return parse_result(proc.stdout, f"device '{device.name}'")

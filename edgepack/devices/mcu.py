@@ -72,8 +72,14 @@ class Fit:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the manifest and `--json`: the inputs, the needs and the headroom."""
-        return {**asdict(self), "flash_need": self.flash_need, "flash_headroom": self.flash_headroom,
-                "ram_need": self.ram_need, "ram_headroom": self.ram_headroom, "fits": self.fits}
+        return {
+            **asdict(self),
+            "flash_need": self.flash_need,
+            "flash_headroom": self.flash_headroom,
+            "ram_need": self.ram_need,
+            "ram_headroom": self.ram_headroom,
+            "fits": self.fits,
+        }
 
 
 def io_bytes(flatbuffer: bytes) -> int:
@@ -93,8 +99,12 @@ def measure_arena(model: Path, reporter: Reporter | None = None, label: str = "t
 
     record = run_tflm(tflm_profile(), RunRequest(model, None, 0, 0, 1), reporter or NullReporter(), label)
     arena = record["arena"]
-    return Arena(arena["bytes"], arena.get("non_persistent"), arena.get("persistent"),
-                 f"{record['runtime']['name']} {record['runtime']['version']}")
+    return Arena(
+        arena["bytes"],
+        arena.get("non_persistent"),
+        arena.get("persistent"),
+        f"{record['runtime']['name']} {record['runtime']['version']}",
+    )
 
 
 def tflm_profile() -> TflmDevice:
@@ -119,17 +129,31 @@ def require_tflm(context: str) -> None:
     try:
         check_tflm(tflm_profile())
     except DeviceUnreachable as exc:
-        raise DeviceUnreachable(f"{context}: tflite-micro, which measures the arena a board's RAM must hold, is not "
-                                "installed", context=exc.context, hint=INSTALL_HINT, code="device-no-runtime") from exc
+        raise DeviceUnreachable(
+            f"{context}: tflite-micro, which measures the arena a board's RAM must hold, is not installed",
+            context=exc.context,
+            hint=INSTALL_HINT,
+            code="device-no-runtime",
+        ) from exc
 
 
 def board_fit(board: McuDevice, model_bytes: int, io: int, arena: Arena | None, why: str = "") -> Fit:
     """How `board` holds a model of `model_bytes` with `io` bytes of inputs and outputs and `arena`."""
-    return Fit(board=board.name, board_name=board.board, core=board.core, clock_mhz=board.clock_mhz,
-               flash_bytes=board.flash_bytes, model_bytes=model_bytes, runtime_flash_bytes=board.runtime_flash_bytes,
-               ram_bytes=board.ram_bytes, arena_bytes=None if arena is None else arena.need, io_bytes=io,
-               runtime_ram_bytes=board.runtime_ram_bytes, arena_runtime=None if arena is None else arena.runtime,
-               arena_why="" if arena is not None else why)
+    return Fit(
+        board=board.name,
+        board_name=board.board,
+        core=board.core,
+        clock_mhz=board.clock_mhz,
+        flash_bytes=board.flash_bytes,
+        model_bytes=model_bytes,
+        runtime_flash_bytes=board.runtime_flash_bytes,
+        ram_bytes=board.ram_bytes,
+        arena_bytes=None if arena is None else arena.need,
+        io_bytes=io,
+        runtime_ram_bytes=board.runtime_ram_bytes,
+        arena_runtime=None if arena is None else arena.runtime,
+        arena_why="" if arena is not None else why,
+    )
 
 
 def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevice]:
@@ -141,24 +165,33 @@ def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevi
         device = load_device(name)
         if not isinstance(device, McuDevice):
             known = [n for n in known_devices() if load_device(n).kind == "mcu"]
-            raise BadInputError(f"{context} names '{name}', a {device.kind} device, not a board", context=context,
-                                hint=f"boards (kind = \"mcu\"): {', '.join(known) or '(none)'}; add "
-                                     f"devices/NAME.toml with kind = \"mcu\", flash, ram, core, clock_mhz",
-                                code="budget-fits-board")
+            raise BadInputError(
+                f"{context} names '{name}', a {device.kind} device, not a board",
+                context=context,
+                hint=f'boards (kind = "mcu"): {", ".join(known) or "(none)"}; add '
+                f'devices/NAME.toml with kind = "mcu", flash, ram, core, clock_mhz',
+                code="budget-fits-board",
+            )
         if device.npu is not None and load_device(device.npu).kind != "ethos-u":
-            raise BadInputError(f"board '{name}': npu = '{device.npu}' is not an ethos-u profile",
-                                context=f"devices/{name}.toml", code="device-invalid",
-                                hint="name an ethos-u profile (ethos-u55-128, ethos-u85-256) or remove npu")
+            raise BadInputError(
+                f"board '{name}': npu = '{device.npu}' is not an ethos-u profile",
+                context=f"devices/{name}.toml",
+                code="device-invalid",
+                hint="name an ethos-u profile (ethos-u55-128, ethos-u85-256) or remove npu",
+            )
         boards.append(device)
     return boards
 
 
 def run_mcu(device: McuDevice, req: Any, reporter: Reporter, label: str) -> dict[str, Any]:
     """A board is not a run target: say where it belongs."""
-    raise BadInputError(f"{label}: '{device.name}' is a board (kind \"mcu\"), which edgepack does not run on",
-                        context=f"device '{device.name}'", code="device-not-runnable",
-                        hint=f"check the fit with [budgets] fits = [\"{device.name}\"] or `edgepack devices check "
-                             f"{device.name} --model MODEL.tflite`; validate on \"tflm\" for TFLM's outputs and arena")
+    raise BadInputError(
+        f"{label}: '{device.name}' is a board (kind \"mcu\"), which edgepack does not run on",
+        context=f"device '{device.name}'",
+        code="device-not-runnable",
+        hint=f'check the fit with [budgets] fits = ["{device.name}"] or `edgepack devices check '
+        f'{device.name} --model MODEL.tflite`; validate on "tflm" for TFLM\'s outputs and arena',
+    )
 
 
 def check_mcu(device: McuDevice) -> dict[str, Any]:
@@ -170,13 +203,26 @@ def check_mcu(device: McuDevice) -> dict[str, Any]:
         probe = check_tflm(TflmDevice(name="tflm", kind="tflm"))
     except DeviceUnreachable:
         probe = {"runtime": None}
-    return {**probe, "board": device.board, "core": device.core, "clock_mhz": device.clock_mhz,
-            "flash_bytes": device.flash_bytes, "ram_bytes": device.ram_bytes, "npu": device.npu,
-            "runtime_flash_bytes": device.runtime_flash_bytes, "runtime_ram_bytes": device.runtime_ram_bytes}
+    return {
+        **probe,
+        "board": device.board,
+        "core": device.core,
+        "clock_mhz": device.clock_mhz,
+        "flash_bytes": device.flash_bytes,
+        "ram_bytes": device.ram_bytes,
+        "npu": device.npu,
+        "runtime_flash_bytes": device.runtime_flash_bytes,
+        "runtime_ram_bytes": device.runtime_ram_bytes,
+    }
 
 
-def model_fits(names: list[str], model: bytes, arena: Arena | None = None, reporter: Reporter | None = None,
-               flash_bytes: int | None = None) -> dict[str, dict[str, Any]]:
+def model_fits(
+    names: list[str],
+    model: bytes,
+    arena: Arena | None = None,
+    reporter: Reporter | None = None,
+    flash_bytes: int | None = None,
+) -> dict[str, dict[str, Any]]:
     """The fit of `model` (a .tflite's bytes; `flash_bytes` of it go to flash, default all) on each board
     `names`, by board; the arena is measured with TFLM when not given (a model TFLM cannot run leaves the
     RAM side unmeasured; no tflite-micro at all is exit 4)."""

@@ -104,8 +104,10 @@ class QemuDevice(_Device):
     @classmethod
     def _named_cpu(cls, value: str) -> str:
         if value == "max":
-            raise ValueError("cpu = 'max' gives wrong int8 results under QEMU (its SME feature); "
-                             "name a real core: cortex-a53, cortex-a72, cortex-a76")
+            raise ValueError(
+                "cpu = 'max' gives wrong int8 results under QEMU (its SME feature); "
+                "name a real core: cortex-a53, cortex-a72, cortex-a76"
+            )
         if value not in ARM_CORES:
             raise ValueError(f"unknown core '{value}'; one of: {', '.join(ARM_CORES)}")
         return value
@@ -132,12 +134,33 @@ class TflmDevice(_Device):
     def emulated(self) -> bool:
         return True
 
-VELA_ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",
-                     "ethos-u65-512", "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024",
-                     "ethos-u85-2048")
-EthosUAccelerator = Literal["ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",
-                            "ethos-u65-512", "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024",
-                            "ethos-u85-2048"]
+
+VELA_ACCELERATORS = (
+    "ethos-u55-32",
+    "ethos-u55-64",
+    "ethos-u55-128",
+    "ethos-u55-256",
+    "ethos-u65-256",
+    "ethos-u65-512",
+    "ethos-u85-128",
+    "ethos-u85-256",
+    "ethos-u85-512",
+    "ethos-u85-1024",
+    "ethos-u85-2048",
+)
+EthosUAccelerator = Literal[
+    "ethos-u55-32",
+    "ethos-u55-64",
+    "ethos-u55-128",
+    "ethos-u55-256",
+    "ethos-u65-256",
+    "ethos-u65-512",
+    "ethos-u85-128",
+    "ethos-u85-256",
+    "ethos-u85-512",
+    "ethos-u85-1024",
+    "ethos-u85-2048",
+]
 
 
 class EthosUDevice(_Device):
@@ -161,8 +184,19 @@ class EthosUDevice(_Device):
         return True
 
 
-McuCore = Literal["cortex-m0", "cortex-m0+", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55",
-                  "cortex-m85", "xtensa-lx6", "xtensa-lx7", "risc-v"]
+McuCore = Literal[
+    "cortex-m0",
+    "cortex-m0+",
+    "cortex-m3",
+    "cortex-m4",
+    "cortex-m7",
+    "cortex-m33",
+    "cortex-m55",
+    "cortex-m85",
+    "xtensa-lx6",
+    "xtensa-lx7",
+    "risc-v",
+]
 
 
 class McuDevice(_Device):
@@ -202,8 +236,10 @@ class McuDevice(_Device):
         return True
 
 
-Device = Annotated[LocalDevice | SshDevice | AdbDevice | QemuDevice | TflmDevice | EthosUDevice | McuDevice,
-                   Field(discriminator="kind")]
+Device = Annotated[
+    LocalDevice | SshDevice | AdbDevice | QemuDevice | TflmDevice | EthosUDevice | McuDevice,
+    Field(discriminator="kind"),
+]
 _ADAPTER: TypeAdapter[Device] = TypeAdapter(Device)
 
 
@@ -231,9 +267,10 @@ def profile_path(name: str) -> Path:
         if path.is_file():
             return path
     raise BadInputError(
-        f"unknown device '{name}'", context="validate.devices",
+        f"unknown device '{name}'",
+        context="validate.devices",
         hint=f"known devices: {', '.join(known_devices()) or '(none)'}; add devices/{name}.toml "
-             f"(examples in {devices_dir()})",
+        f"(examples in {devices_dir()})",
         code="device-unknown",
     )
 
@@ -248,8 +285,12 @@ def load_device(name: str) -> Device:
     try:
         return _ADAPTER.validate_python({"name": name, **data})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}"
-                             for err in exc.errors())
-        raise BadInputError(f"{path}: invalid device profile: {problems}", context=f"device '{name}'",
-                            hint="kinds: local, ssh, adb, qemu-arm64, tflm, ethos-u, mcu; see the shipped profiles for the keys",
-                            code="device-invalid") from exc
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'profile'}: {err['msg']}" for err in exc.errors()
+        )
+        raise BadInputError(
+            f"{path}: invalid device profile: {problems}",
+            context=f"device '{name}'",
+            hint="kinds: local, ssh, adb, qemu-arm64, tflm, ethos-u, mcu; see the shipped profiles for the keys",
+            code="device-invalid",
+        ) from exc

@@ -57,7 +57,8 @@ PROBE_TIMEOUT_S = 300.0
 def cache_dir() -> Path:
     """Where built root filesystems live: $EDGEPACK_CACHE, else $XDG_CACHE_HOME/edgepack, else ~/.cache/edgepack."""
     base = os.environ.get("EDGEPACK_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgepack")
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgepack"
+    )
     return Path(base).expanduser() / "qemu-arm64"
 
 
@@ -83,9 +84,11 @@ def litert_version(device: QemuDevice) -> str:
     try:
         return version("ai-edge-litert")
     except PackageNotFoundError as exc:
-        raise BadInputError(f"device '{device.name}': ai-edge-litert is not installed here, so its version "
-                            "is unknown", hint="set litert_version = \"2.3.0\" in the profile",
-                            code="device-invalid") from exc
+        raise BadInputError(
+            f"device '{device.name}': ai-edge-litert is not installed here, so its version is unknown",
+            hint='set litert_version = "2.3.0" in the profile',
+            code="device-invalid",
+        ) from exc
 
 
 def image_key(device: QemuDevice) -> str:
@@ -103,9 +106,12 @@ def _wheel_digest(device: QemuDevice) -> str:
         stat = path.stat()
         return _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError as exc:
-        raise BadInputError(f"device '{device.name}': cannot read the wheel {path}: {exc.strerror}",
-                            context=f"{profile_path(device.name)}: wheel", hint="give the path of an aarch64 ai-edge-litert wheel, or remove `wheel` "
-                            "to download it", code="device-invalid") from exc
+        raise BadInputError(
+            f"device '{device.name}': cannot read the wheel {path}: {exc.strerror}",
+            context=f"{profile_path(device.name)}: wheel",
+            hint="give the path of an aarch64 ai-edge-litert wheel, or remove `wheel` to download it",
+            code="device-invalid",
+        ) from exc
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,9 +156,11 @@ def view(rootfs: Path, cpu: str) -> Path:
                 shutil.rmtree(target)
             os.rename(tmp / "rootfs", target)
         except (OSError, shutil.Error) as exc:
-            raise DeviceUnreachable(f"cannot prepare the {cpu} view of the root filesystem in {target.parent}: {exc}",
-                                    hint="check the free space and permissions of the cache folder",
-                                    code="qemu-build-failed") from exc
+            raise DeviceUnreachable(
+                f"cannot prepare the {cpu} view of the root filesystem in {target.parent}: {exc}",
+                hint="check the free space and permissions of the cache folder",
+                code="qemu-build-failed",
+            ) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -161,40 +169,60 @@ def view(rootfs: Path, cpu: str) -> Path:
 def cpuinfo(cpu: str, count: int) -> str:
     """/proc/cpuinfo as an arm64 Linux kernel writes it for `count` cores of type `cpu`."""
     part, features = ARM_CORES[cpu]
-    block = ("processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
-             "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0x{part:03x}\nCPU revision\t: 0\n\n")
+    block = (
+        "processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+        "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0x{part:03x}\nCPU revision\t: 0\n\n"
+    )
     return "".join(block.format(n=n, features=features, part=part) for n in range(count))
 
 
-def command(device: QemuDevice, board: Path, args: list[str], script: Path | None = RUNNER,
-            ) -> tuple[list[str], dict[str, str]]:
+def command(
+    device: QemuDevice,
+    board: Path,
+    args: list[str],
+    script: Path | None = RUNNER,
+) -> tuple[list[str], dict[str, str]]:
     """The emulator running the board's Python on `script` (the runner) with `args`, and its environment."""
     qemu = qemu_binary()
     assert qemu is not None
     python = DEBIAN_PYTHON[device.suite]
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root", "PYTHONPATH": SITE,
-           "PYTHONDONTWRITEBYTECODE": "1",  # the image is shared, and compiled at build time
-           "LD_LIBRARY_PATH": "/usr/lib/aarch64-linux-gnu/blas:/usr/lib/aarch64-linux-gnu/lapack"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": "/root",
+        "PYTHONPATH": SITE,
+        "PYTHONDONTWRITEBYTECODE": "1",  # the image is shared, and compiled at build time
+        "LD_LIBRARY_PATH": "/usr/lib/aarch64-linux-gnu/blas:/usr/lib/aarch64-linux-gnu/lapack",
+    }
     interpreter = board / "usr" / "bin" / f"python{python}"
-    return [qemu, "-cpu", device.cpu, "-L", str(board), str(interpreter), *([str(script)] if script else []),
-            *args], env
+    return [
+        qemu,
+        "-cpu",
+        device.cpu,
+        "-L",
+        str(board),
+        str(interpreter),
+        *([str(script)] if script else []),
+        *args,
+    ], env
 
 
 def run_qemu(device: QemuDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
     """Run the runner under emulation on the cached root filesystem; return its JSON record."""
     rootfs, _ = ensure_image(device, reporter)
     board = view(rootfs, device.cpu)
-    args = runner_args(req, str(req.model.resolve()), str(req.inputs.resolve()) if req.inputs else None,
-                       device.runtime)
+    args = runner_args(req, str(req.model.resolve()), str(req.inputs.resolve()) if req.inputs else None, device.runtime)
     cmd, env = command(device, board, [*args, "--progress"])
     with reporter.task(f"{label}: {req.runs} runs (emulated {device.cpu})", req.warmup + req.runs) as task:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             stdout, stderr = collect(proc, None, device.run_timeout_s, task)
         except subprocess.TimeoutExpired as exc:
-            raise StageError(f"{label}: the emulated run did not finish in {device.run_timeout_s:g} s and was "
-                             "stopped", hint="raise run_timeout_s in the device profile, or lower validate.runs",
-                             code="device-timeout") from exc
+            raise StageError(
+                f"{label}: the emulated run did not finish in {device.run_timeout_s:g} s and was stopped",
+                hint="raise run_timeout_s in the device profile, or lower validate.runs",
+                code="device-timeout",
+            ) from exc
     if proc.returncode != 0:
         raise runner_failure(label, proc.returncode, stderr, python=f"python{DEBIAN_PYTHON[device.suite]} (emulated)")
     return parse_result(stdout, label)
@@ -211,14 +239,22 @@ def check_qemu(device: QemuDevice, reporter: Reporter) -> dict[str, Any]:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
-        raise StageError(f"{label}: the emulated probe did not finish in {PROBE_TIMEOUT_S:g} s", code="device-timeout",
-                         hint="is the machine very busy? Try again, or rebuild the cache (delete "
-                              f"{rootfs.parent})") from exc
+        raise StageError(
+            f"{label}: the emulated probe did not finish in {PROBE_TIMEOUT_S:g} s",
+            code="device-timeout",
+            hint=f"is the machine very busy? Try again, or rebuild the cache (delete {rootfs.parent})",
+        ) from exc
     if proc.returncode != 0:
-        raise runner_failure(label, proc.returncode, proc.stderr, python=f"python{DEBIAN_PYTHON[device.suite]} (emulated)")
+        raise runner_failure(
+            label, proc.returncode, proc.stderr, python=f"python{DEBIAN_PYTHON[device.suite]} (emulated)"
+        )
     probe = parse_result(proc.stdout, label)
-    probe["image"] = {"path": str(rootfs.parent), "cached": cached, "seconds": None if cached else round(built_s, 1),
-                      **{k: record[k] for k in ("suite", "litert_version", "wheel") if k in record}}
+    probe["image"] = {
+        "path": str(rootfs.parent),
+        "cached": cached,
+        "seconds": None if cached else round(built_s, 1),
+        **{k: record[k] for k in ("suite", "litert_version", "wheel") if k in record},
+    }
     return probe
 
 
@@ -229,38 +265,62 @@ def _require_tools(device: QemuDevice) -> None:
         raise DeviceUnreachable(
             f"device '{device.name}': {' and '.join(tools)} {'is' if len(tools) == 1 else 'are'} not installed",
             hint=f"install the Debian/Ubuntu package{'s' if len(missing) > 1 else ''}: sudo apt install "
-                 f"{' '.join(missing)}", code="qemu-missing")
+            f"{' '.join(missing)}",
+            code="qemu-missing",
+        )
 
 
 def _build(device: QemuDevice, root: Path, reporter: Reporter) -> None:
     """mmdebstrap the arm64 root filesystem, unpack the wheel into it, precompile; then publish `root`."""
     label = f"device '{device.name}'"
-    reporter.note(f"{label}: building the Arm64 root filesystem once (Debian {device.suite} + ai-edge-litert "
-                  f"{litert_version(device)}; downloads from the Debian mirror{'' if device.wheel else ' and PyPI'}); "
-                  f"cached in {root}")
+    reporter.note(
+        f"{label}: building the Arm64 root filesystem once (Debian {device.suite} + ai-edge-litert "
+        f"{litert_version(device)}; downloads from the Debian mirror{'' if device.wheel else ' and PyPI'}); "
+        f"cached in {root}"
+    )
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
         rootfs = tmp / "rootfs"
         tarball = tmp / "rootfs.tar"  # unpacked here: the files are the user's (in unshare mode, a
-        cmd = ["mmdebstrap", "--variant=extract", "--architectures=arm64",  # directory would be subuids')
-               f"--include={','.join(PACKAGES)}", device.suite, str(tarball), *([device.mirror] if device.mirror else [])]
+        cmd = [
+            "mmdebstrap",
+            "--variant=extract",
+            "--architectures=arm64",  # directory would be subuids')
+            f"--include={','.join(PACKAGES)}",
+            device.suite,
+            str(tarball),
+            *([device.mirror] if device.mirror else []),
+        ]
         with reporter.task(f"{label}: mmdebstrap {device.suite} arm64", None):
-            _step(cmd, label, "mmdebstrap could not build the root filesystem",
-                  "check the network to the Debian mirror (or set `mirror` in the profile); without root, "
-                  "mmdebstrap needs unprivileged user namespaces (/etc/subuid)")
+            _step(
+                cmd,
+                label,
+                "mmdebstrap could not build the root filesystem",
+                "check the network to the Debian mirror (or set `mirror` in the profile); without root, "
+                "mmdebstrap needs unprivileged user namespaces (/etc/subuid)",
+            )
             _untar(tarball, rootfs, label)
             tarball.unlink()
-        wheel = Path(device.wheel).expanduser() if device.wheel else _download_wheel(device, tmp / "wheels", label,
-                                                                                     reporter)
+        wheel = (
+            Path(device.wheel).expanduser()
+            if device.wheel
+            else _download_wheel(device, tmp / "wheels", label, reporter)
+        )
         _unpack(wheel, rootfs / SITE.lstrip("/"), label)
         python = DEBIAN_PYTHON[device.suite]
         with reporter.task(f"{label}: precompiling Python", None):
             _precompile(rootfs, python, [f"/usr/lib/python{python}", "/usr/lib/python3", SITE])
-        record = {"suite": device.suite, "packages": list(PACKAGES), "python": python,
-                  "litert_version": litert_version(device), "wheel": wheel.name,
-                  "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(), "mirror": device.mirror,
-                  "seconds": round(time.perf_counter() - start, 1)}
+        record = {
+            "suite": device.suite,
+            "packages": list(PACKAGES),
+            "python": python,
+            "litert_version": litert_version(device),
+            "wheel": wheel.name,
+            "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+            "mirror": device.mirror,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         (tmp / "build.json").write_text(json.dumps(record, indent=2) + "\n")
         shutil.rmtree(tmp / "wheels", ignore_errors=True)
         if root.exists():  # a half-built entry from an interrupted build
@@ -296,27 +356,51 @@ def _untar(tarball: Path, target: Path, label: str) -> None:
                     continue  # /dev nodes: only root may make them, and the emulator uses the host's
                 parts = Path(member.name.lstrip("/")).parts
                 if ".." in parts:
-                    raise DeviceUnreachable(f"{label}: mmdebstrap's tarball has an entry outside the root "
-                                            f"filesystem: {member.name}", code="qemu-build-failed")
+                    raise DeviceUnreachable(
+                        f"{label}: mmdebstrap's tarball has an entry outside the root filesystem: {member.name}",
+                        code="qemu-build-failed",
+                    )
                 member.mode &= 0o755  # no setuid bits, nothing writable by others
                 members.append(member)
             target.mkdir(parents=True)
             checks = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}  # Python >= 3.11.4: no
             archive.extractall(target, members=members, numeric_owner=True, **checks)  # writes through links
     except (OSError, tarfile.TarError) as exc:
-        raise DeviceUnreachable(f"{label}: cannot unpack the root filesystem into {target}: {exc}",
-                                hint="check the free space and permissions of the cache folder "
-                                     "($EDGEPACK_CACHE, else ~/.cache/edgepack)", code="qemu-build-failed") from exc
+        raise DeviceUnreachable(
+            f"{label}: cannot unpack the root filesystem into {target}: {exc}",
+            hint="check the free space and permissions of the cache folder ($EDGEPACK_CACHE, else ~/.cache/edgepack)",
+            code="qemu-build-failed",
+        ) from exc
 
 
 def _download_wheel(device: QemuDevice, folder: Path, label: str, reporter: Reporter) -> Path:
     requirement = f"ai-edge-litert=={litert_version(device)}"
-    cmd = [sys.executable, "-m", "pip", "download", requirement, "--platform", WHEEL_PLATFORM,
-           "--python-version", DEBIAN_PYTHON[device.suite], "--implementation", "cp", "--only-binary=:all:",
-           "--no-deps", "--disable-pip-version-check", "-q", "-d", str(folder)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        requirement,
+        "--platform",
+        WHEEL_PLATFORM,
+        "--python-version",
+        DEBIAN_PYTHON[device.suite],
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(folder),
+    ]
     with reporter.task(f"{label}: pip download {requirement} ({WHEEL_PLATFORM})", None):
-        _step(cmd, label, f"pip could not download the aarch64 wheel of {requirement}",
-              "check the network to PyPI, or download the wheel elsewhere and set `wheel = \"PATH\"` in the profile")
+        _step(
+            cmd,
+            label,
+            f"pip could not download the aarch64 wheel of {requirement}",
+            'check the network to PyPI, or download the wheel elsewhere and set `wheel = "PATH"` in the profile',
+        )
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
         raise DeviceUnreachable(f"{label}: pip downloaded no wheel for {requirement}", code="qemu-build-failed")
@@ -328,40 +412,55 @@ def _unpack(wheel: Path, site: Path, label: str) -> None:
     try:
         archive = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise BadInputError(f"{label}: cannot read the wheel {wheel}: {exc}", context="wheel",
-                            hint="give the path of an aarch64 ai-edge-litert wheel for the board's Python",
-                            code="device-invalid") from exc
+        raise BadInputError(
+            f"{label}: cannot read the wheel {wheel}: {exc}",
+            context="wheel",
+            hint="give the path of an aarch64 ai-edge-litert wheel for the board's Python",
+            code="device-invalid",
+        ) from exc
     with archive:
         names = archive.namelist()
         bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
         if bad:
-            raise BadInputError(f"{label}: {wheel} has entries outside its folder: {bad[:3]}; refused",
-                                context="wheel", code="device-invalid")
+            raise BadInputError(
+                f"{label}: {wheel} has entries outside its folder: {bad[:3]}; refused",
+                context="wheel",
+                code="device-invalid",
+            )
         if not any(n.startswith("ai_edge_litert/") for n in names):
-            raise BadInputError(f"{label}: {wheel} is not an ai-edge-litert wheel", context="wheel",
-                                code="device-invalid")
+            raise BadInputError(
+                f"{label}: {wheel} is not an ai-edge-litert wheel", context="wheel", code="device-invalid"
+            )
         try:
             site.mkdir(parents=True, exist_ok=True)
             archive.extractall(site)
         except (OSError, zipfile.BadZipFile) as exc:
-            raise DeviceUnreachable(f"{label}: cannot unpack {wheel.name} into the root filesystem: {exc}",
-                                    hint="check the free space and permissions of the cache folder",
-                                    code="qemu-build-failed") from exc
+            raise DeviceUnreachable(
+                f"{label}: cannot unpack {wheel.name} into the root filesystem: {exc}",
+                hint="check the free space and permissions of the cache folder",
+                code="qemu-build-failed",
+            ) from exc
 
 
 def _step(cmd: list[str], label: str, what: str, hint: str) -> None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
-        raise DeviceUnreachable(f"{label}: {what} in {BUILD_TIMEOUT_S:g} s", hint=hint,
-                                code="qemu-build-failed") from exc
+        raise DeviceUnreachable(
+            f"{label}: {what} in {BUILD_TIMEOUT_S:g} s", hint=hint, code="qemu-build-failed"
+        ) from exc
     if proc.returncode != 0:
-        raise DeviceUnreachable(f"{label}: {what}", context=tail(proc.stderr or proc.stdout) or "(no output)",
-                                hint=hint, code="qemu-build-failed")
+        raise DeviceUnreachable(
+            f"{label}: {what}",
+            context=tail(proc.stderr or proc.stdout) or "(no output)",
+            hint=hint,
+            code="qemu-build-failed",
+        )
 
 
 def _hardlink_tree(source: Path, target: Path) -> None:
     """Copy `source` to `target` with hard links for files (a copy where links are not possible)."""
+
     def link(src: str, dst: str) -> None:
         try:
             os.link(src, dst)

@@ -33,8 +33,10 @@ def import_runtime(preference="auto"):
         except ImportError:
             continue
         return module.Interpreter, name, _version(name, module)
-    sys.stderr.write("error: no LiteRT runtime (%s) on this device: pip install %s\n"
-                     % (" or ".join(names), "tflite-runtime" if preference == "tflite-runtime" else "ai-edge-litert"))
+    sys.stderr.write(
+        "error: no LiteRT runtime (%s) on this device: pip install %s\n"
+        % (" or ".join(names), "tflite-runtime" if preference == "tflite-runtime" else "ai-edge-litert")
+    )
     sys.exit(EXIT_NO_RUNTIME)
 
 
@@ -48,8 +50,14 @@ def probe():
             continue
         found = {"name": name, "version": _version(name, module)}
         break
-    return {"python": platform.python_version(), "numpy": np.__version__, "runtime": found,
-            "cpu": cpu_description(), "machine": platform.machine(), "cpus": len(os.sched_getaffinity(0))}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "runtime": found,
+        "cpu": cpu_description(),
+        "machine": platform.machine(),
+        "cpus": len(os.sched_getaffinity(0)),
+    }
 
 
 def limit_process(cpus, memory_limit):
@@ -70,10 +78,25 @@ def _version(dist, module):
 
 
 ARM_PARTS = {  # "CPU part" of Arm Ltd. cores (implementer 0x41) in /proc/cpuinfo
-    0xD03: "Cortex-A53", 0xD04: "Cortex-A35", 0xD05: "Cortex-A55", 0xD07: "Cortex-A57", 0xD08: "Cortex-A72",
-    0xD09: "Cortex-A73", 0xD0A: "Cortex-A75", 0xD0B: "Cortex-A76", 0xD0C: "Neoverse-N1", 0xD0D: "Cortex-A77",
-    0xD40: "Neoverse-V1", 0xD41: "Cortex-A78", 0xD44: "Cortex-X1", 0xD46: "Cortex-A510", 0xD47: "Cortex-A710",
-    0xD48: "Cortex-X2", 0xD49: "Neoverse-N2", 0xD4D: "Cortex-A715", 0xD4E: "Cortex-X3",
+    0xD03: "Cortex-A53",
+    0xD04: "Cortex-A35",
+    0xD05: "Cortex-A55",
+    0xD07: "Cortex-A57",
+    0xD08: "Cortex-A72",
+    0xD09: "Cortex-A73",
+    0xD0A: "Cortex-A75",
+    0xD0B: "Cortex-A76",
+    0xD0C: "Neoverse-N1",
+    0xD0D: "Cortex-A77",
+    0xD40: "Neoverse-V1",
+    0xD41: "Cortex-A78",
+    0xD44: "Cortex-X1",
+    0xD46: "Cortex-A510",
+    0xD47: "Cortex-A710",
+    0xD48: "Cortex-X2",
+    0xD49: "Neoverse-N2",
+    0xD4D: "Cortex-A715",
+    0xD4E: "Cortex-X3",
 }
 
 
@@ -158,9 +181,14 @@ def percentile_summary(times_ms):
     """p50/p90/p99, mean, std, min and max of a list of latencies (ms)."""
     arr = np.asarray(times_ms, dtype=np.float64)
     return {
-        "p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
-        "p99": float(np.percentile(arr, 99)), "mean": float(arr.mean()), "std": float(arr.std()),
-        "min": float(arr.min()), "max": float(arr.max()), "runs": int(arr.size),
+        "p50": float(np.percentile(arr, 50)),
+        "p90": float(np.percentile(arr, 90)),
+        "p99": float(np.percentile(arr, 99)),
+        "mean": float(arr.mean()),
+        "std": float(arr.std()),
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "runs": int(arr.size),
     }
 
 
@@ -174,8 +202,10 @@ def run(args):
         interpreter.allocate_tensors()
     except (MemoryError, ValueError, RuntimeError) as exc:
         if args.memory_limit:  # LiteRT reports ENOMEM as "... failed with error '12'"
-            sys.stderr.write("error: the model does not load under the memory cap of %d MiB: %s\n"
-                             % (args.memory_limit // 2**20, str(exc).strip() or type(exc).__name__))
+            sys.stderr.write(
+                "error: the model does not load under the memory cap of %d MiB: %s\n"
+                % (args.memory_limit // 2**20, str(exc).strip() or type(exc).__name__)
+            )
             sys.exit(EXIT_MEMORY)
         sys.stderr.write("error: LiteRT cannot load the model: %s\n" % str(exc).strip())
         sys.exit(EXIT_BAD_MODEL)
@@ -210,8 +240,15 @@ def run(args):
         "numpy": np.__version__,
         "cpu": cpu_description(),
         "machine": platform.machine(),
-        "outputs": [{"shape": list(o.shape), "dtype": str(o.dtype), "values": o.ravel().tolist(),
-                     "sha256": hashlib.sha256(o.tobytes()).hexdigest()} for o in outputs],
+        "outputs": [
+            {
+                "shape": list(o.shape),
+                "dtype": str(o.dtype),
+                "values": o.ravel().tolist(),
+                "sha256": hashlib.sha256(o.tobytes()).hexdigest(),
+            }
+            for o in outputs
+        ],
     }
 
 
@@ -226,8 +263,12 @@ def main(argv=None):
     parser.add_argument("--inputs", default=None, help=".npz with one array per model input")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--runtime", choices=["auto", *RUNTIMES], default="auto")
-    parser.add_argument("--cpus", type=lambda text: [int(c) for c in text.split(",")], default=None,
-                        help="pin to these CPUs, e.g. 0 or 0,1")
+    parser.add_argument(
+        "--cpus",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=None,
+        help="pin to these CPUs, e.g. 0 or 0,1",
+    )
     parser.add_argument("--memory-limit", type=int, default=None, help="address-space cap in bytes")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:

@@ -32,17 +32,36 @@ from edgepack.reporting import Reporter
 
 SSH_FAILED = 255  # the client's own exit status for connection and authentication failures
 KILL_GRACE_S = 5
-_UNREACHABLE = re.compile(r"Connection refused|Connection timed out|timed out|No route to host|Network is unreachable|"
-                          r"Could not resolve hostname|Name or service not known|Connection closed|Connection reset")
+_UNREACHABLE = re.compile(
+    r"Connection refused|Connection timed out|timed out|No route to host|Network is unreachable|"
+    r"Could not resolve hostname|Name or service not known|Connection closed|Connection reset"
+)
 
 
 def ssh_command(device: SshDevice) -> list[str]:
     """The `ssh` client invocation for `device`, up to and including the host."""
-    cmd = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-           "-o", f"UserKnownHostsFile={known_hosts(device)}", "-o", "GlobalKnownHostsFile=/dev/null",
-           "-o", f"ConnectTimeout={max(1, round(device.connect_timeout_s))}",
-           "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR",
-           "-p", str(device.port)]
+    cmd = [
+        "ssh",
+        "-T",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts(device)}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        f"ConnectTimeout={max(1, round(device.connect_timeout_s))}",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+        "-o",
+        "LogLevel=ERROR",
+        "-p",
+        str(device.port),
+    ]
     if device.identity_file:
         cmd += ["-i", str(Path(device.identity_file).expanduser()), "-o", "IdentitiesOnly=yes"]
     if device.user:
@@ -73,22 +92,28 @@ def check_ssh(device: SshDevice) -> dict[str, Any]:
     return parse_result(stdout, label)
 
 
-def _call(device: SshDevice, files: dict[str, Path], args: list[str], run_timeout_s: float, label: str,
-          task: Any) -> tuple[str, str]:
+def _call(
+    device: SshDevice, files: dict[str, Path], args: list[str], run_timeout_s: float, label: str, task: Any
+) -> tuple[str, str]:
     remote = _remote_script(device, args, run_timeout_s)
     payload = _tar(files)
     client_timeout = device.connect_timeout_s + run_timeout_s + 2 * KILL_GRACE_S
     try:
-        proc = subprocess.Popen([*ssh_command(device), remote], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*ssh_command(device), remote], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     except FileNotFoundError as exc:
-        raise DeviceUnreachable(f"{label}: the `ssh` client is not installed", hint="install openssh-client",
-                                code="ssh-missing") from exc
+        raise DeviceUnreachable(
+            f"{label}: the `ssh` client is not installed", hint="install openssh-client", code="ssh-missing"
+        ) from exc
     try:
         stdout, stderr = collect(proc, payload, client_timeout, task)
     except subprocess.TimeoutExpired as exc:
-        raise StageError(f"{label}: no answer from {device.host} in {client_timeout:g} s", code="device-timeout",
-                         hint="the device may have hung; its own `timeout` stops the runner there") from exc
+        raise StageError(
+            f"{label}: no answer from {device.host} in {client_timeout:g} s",
+            code="device-timeout",
+            hint="the device may have hung; its own `timeout` stops the runner there",
+        ) from exc
     if proc.returncode == SSH_FAILED:
         raise _connection_error(device, label, stderr)
     if proc.returncode != 0:
@@ -102,8 +127,10 @@ def _remote_script(device: SshDevice, args: list[str], run_timeout_s: float) -> 
     if device.remote_dir.startswith("~/"):  # quoted, ~ would not expand
         base = '"$HOME"/' + shell_join([device.remote_dir[2:]])
     runner = shell_join([device.python, "runner.py", *args])
-    return (f"set -e; mkdir -p {base}; d=$(mktemp -d {base}/run.XXXXXX); trap 'rm -rf \"$d\"' EXIT; "
-            f"cd \"$d\"; tar -x; set +e; timeout -k {KILL_GRACE_S} {run_timeout_s:g} {runner}; rc=$?; exit $rc")
+    return (
+        f"set -e; mkdir -p {base}; d=$(mktemp -d {base}/run.XXXXXX); trap 'rm -rf \"$d\"' EXIT; "
+        f'cd "$d"; tar -x; set +e; timeout -k {KILL_GRACE_S} {run_timeout_s:g} {runner}; rc=$?; exit $rc'
+    )
 
 
 def _tar(files: dict[str, Path]) -> bytes:
@@ -125,23 +152,36 @@ def _connection_error(device: SshDevice, label: str, stderr: str) -> EdgepackErr
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "Host key for" in stderr and "has changed" in stderr:
         return DeviceUnreachable(
             f"{label}: the host key of {where} does not match the one recorded in {kh}; refused",
-            context=context, code="ssh-host-key-changed",
+            context=context,
+            code="ssh-host-key-changed",
             hint=f"if the board was re-installed, check its new key's fingerprint, then `ssh-keygen -R "
-                 f"'{key_name}' -f {kh}` and add the new key; otherwise someone may be in the middle")
+            f"'{key_name}' -f {kh}` and add the new key; otherwise someone may be in the middle",
+        )
     if "Host key verification failed" in stderr or "host key is known" in stderr:
         return DeviceUnreachable(
             f"{label}: {where} is not in {kh}; its host key cannot be verified, so it is not used",
-            context=context, code="ssh-host-key-unknown",
-            hint=f"check the board's key fingerprint, then add it: ssh-keyscan -p {device.port} {device.host} >> {kh}")
+            context=context,
+            code="ssh-host-key-unknown",
+            hint=f"check the board's key fingerprint, then add it: ssh-keyscan -p {device.port} {device.host} >> {kh}",
+        )
     if "Permission denied" in stderr or "Too many authentication failures" in stderr:
         return DeviceUnreachable(
             f"{label}: {where} refused the key{' ' + str(device.identity_file) if device.identity_file else ''}",
-            context=context, code="ssh-auth-refused",
-            hint="put the public key in the board's ~/.ssh/authorized_keys, or set identity_file and user in the profile")
+            context=context,
+            code="ssh-auth-refused",
+            hint="put the public key in the board's ~/.ssh/authorized_keys, or set identity_file and user in the profile",
+        )
     if _UNREACHABLE.search(stderr):
-        return DeviceUnreachable(f"{label}: cannot reach {where}", context=context, code="ssh-unreachable",
-                                 hint=f"is the board on and on the network, sshd running, port {device.port} open? "
-                                      f"(gave up after connect_timeout_s = {device.connect_timeout_s:g})")
-    return DeviceUnreachable(f"{label}: ssh to {where} failed", context=context, code="ssh-failed",
-                             hint="run the same `ssh` by hand to see why")
-
+        return DeviceUnreachable(
+            f"{label}: cannot reach {where}",
+            context=context,
+            code="ssh-unreachable",
+            hint=f"is the board on and on the network, sshd running, port {device.port} open? "
+            f"(gave up after connect_timeout_s = {device.connect_timeout_s:g})",
+        )
+    return DeviceUnreachable(
+        f"{label}: ssh to {where} failed",
+        context=context,
+        code="ssh-failed",
+        hint="run the same `ssh` by hand to see why",
+    )

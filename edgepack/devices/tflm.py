@@ -36,9 +36,12 @@ def check_ops(model: Path, label: str) -> None:
     builtin, custom = model_ops(model.read_bytes())
     missing = missing_ops(builtin, custom)
     if missing:
-        raise ModelError(f"{label}: TensorFlow Lite Micro has no kernel for {', '.join(missing)}",
-                         context=f"{model}: ops {', '.join(builtin + custom)}", code="tflm-unsupported-op",
-                         hint="replace those layers, or validate on a LiteRT device (host, rpi4, android)")
+        raise ModelError(
+            f"{label}: TensorFlow Lite Micro has no kernel for {', '.join(missing)}",
+            context=f"{model}: ops {', '.join(builtin + custom)}",
+            code="tflm-unsupported-op",
+            hint="replace those layers, or validate on a LiteRT device (host, rpi4, android)",
+        )
 
 
 def output_tolerances(model: Path, steps: int = PARITY_STEPS) -> list[float]:
@@ -64,8 +67,17 @@ def run_tflm(device: TflmDevice, req: RunRequest, reporter: Reporter, label: str
     """The TFLM runner's record: the measured arena, the outputs (and how far each may be from LiteRT's),
     the host's invoke time (a few runs: reference kernels, a host figure)."""
     check_ops(req.model, label)
-    cmd = [sys.executable, str(TFLM_RUNNER), str(req.model), "--runs", str(min(req.runs, HOST_RUNS)),
-           "--seed", str(req.seed), "--max-arena", str(device.max_arena_bytes)]
+    cmd = [
+        sys.executable,
+        str(TFLM_RUNNER),
+        str(req.model),
+        "--runs",
+        str(min(req.runs, HOST_RUNS)),
+        "--seed",
+        str(req.seed),
+        "--max-arena",
+        str(device.max_arena_bytes),
+    ]
     if req.inputs:
         cmd += ["--inputs", str(req.inputs)]
     with reporter.task(f"{label}: arena and outputs", 1) as task:
@@ -73,24 +85,38 @@ def run_tflm(device: TflmDevice, req: RunRequest, reporter: Reporter, label: str
         try:
             stdout, stderr = collect(proc, None, device.run_timeout_s)
         except subprocess.TimeoutExpired as exc:
-            raise StageError(f"{label}: the TFLM runner did not finish in {device.run_timeout_s:g} s",
-                             hint="raise run_timeout_s in the device profile", code="device-timeout") from exc
+            raise StageError(
+                f"{label}: the TFLM runner did not finish in {device.run_timeout_s:g} s",
+                hint="raise run_timeout_s in the device profile",
+                code="device-timeout",
+            ) from exc
         task.advance(1)
     if proc.returncode != 0:
         raise _failure(label, proc.returncode, stderr, device)
     record = parse_result(stdout, label)
-    return {"latency_ms": None, "init_ms": None, "warmup": 0, "threads": 1, "peak_rss_kb": None, **record,
-            "tolerance": {"steps": PARITY_STEPS, "per_output": output_tolerances(req.model)}}
+    return {
+        "latency_ms": None,
+        "init_ms": None,
+        "warmup": 0,
+        "threads": 1,
+        "peak_rss_kb": None,
+        **record,
+        "tolerance": {"steps": PARITY_STEPS, "per_output": output_tolerances(req.model)},
+    }
 
 
 def check_tflm(device: TflmDevice) -> dict[str, Any]:
     """The TFLM runner's probe: Python, numpy, tflite-micro."""
     try:
-        proc = subprocess.run([sys.executable, str(TFLM_RUNNER), "--probe"], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [sys.executable, str(TFLM_RUNNER), "--probe"], capture_output=True, text=True, timeout=120
+        )
     except subprocess.TimeoutExpired as exc:
-        raise DeviceUnreachable(f"device '{device.name}': the TFLM probe did not answer in 120 s",
-                                code="device-timeout", hint="run `edgepack devices check tflm --debug`") from exc
+        raise DeviceUnreachable(
+            f"device '{device.name}': the TFLM probe did not answer in 120 s",
+            code="device-timeout",
+            hint="run `edgepack devices check tflm --debug`",
+        ) from exc
     if proc.returncode != 0:
         raise _failure(f"device '{device.name}'", proc.returncode, proc.stderr, device)
     return parse_result(proc.stdout, f"device '{device.name}'")
@@ -100,11 +126,15 @@ def _failure(label: str, code: int, stderr: str, device: TflmDevice) -> Exceptio
     lines = [line for line in stderr.splitlines() if line.strip()]
     context = "\n".join(lines[-12:]) or "(no output)"
     if code == EXIT_NO_RUNTIME:
-        return DeviceUnreachable(f"{label}: tflite-micro is not installed", context=context, hint=INSTALL_HINT,
-                                 code="device-no-runtime")
+        return DeviceUnreachable(
+            f"{label}: tflite-micro is not installed", context=context, hint=INSTALL_HINT, code="device-no-runtime"
+        )
     if code == EXIT_BAD_MODEL:
-        return ModelError(f"{label}: the model does not allocate and invoke in TensorFlow Lite Micro",
-                          context=context, code="tflm-model",
-                          hint=f"the arena was tried up to {device.max_arena_bytes:,} bytes (max_arena in the "
-                               "profile); an op whose version TFLM lacks also ends here")
+        return ModelError(
+            f"{label}: the model does not allocate and invoke in TensorFlow Lite Micro",
+            context=context,
+            code="tflm-model",
+            hint=f"the arena was tried up to {device.max_arena_bytes:,} bytes (max_arena in the "
+            "profile); an op whose version TFLM lacks also ends here",
+        )
     return runner_failure(label, code, stderr)

@@ -38,8 +38,9 @@ def import_runtime():
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError as exc:
-        sys.stderr.write("error: tflite-micro is not installed (%s): pip install tflite-micro "
-                         "(wheels for Linux x86-64)\n" % exc)
+        sys.stderr.write(
+            "error: tflite-micro is not installed (%s): pip install tflite-micro (wheels for Linux x86-64)\n" % exc
+        )
         sys.exit(EXIT_NO_RUNTIME)
     try:
         from importlib.metadata import version
@@ -55,8 +56,13 @@ def probe():
     import numpy as np
 
     _, version = import_runtime()
-    return {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-            "cpu": cpu_name(), "runtime": {"name": "tflite-micro", "version": version}}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "cpu": cpu_name(),
+        "runtime": {"name": "tflite-micro", "version": version},
+    }
 
 
 def cpu_name(path="/proc/cpuinfo"):
@@ -98,15 +104,18 @@ def make_inputs(details, given, seed):
     described = []
     for d in details:
         scales = d["quantization_parameters"]["scales"]
-        described.append({"dtype": d["dtype"], "shape": d["shape"],
-                          "quantization": (float(scales[0]) if len(scales) else 0.0, 0)})
+        described.append(
+            {"dtype": d["dtype"], "shape": d["shape"], "quantization": (float(scales[0]) if len(scales) else 0.0, 0)}
+        )
     return litert_inputs(described, seed, given)
 
 
 def io_counts(runtime, model):
     """(inputs, outputs) of the main subgraph (the TFLM API has no count; an index past the end aborts)."""
     graph = runtime.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
-    return len(graph.inputs if graph.inputs is not None else []), len(graph.outputs if graph.outputs is not None else [])
+    return len(graph.inputs if graph.inputs is not None else []), len(
+        graph.outputs if graph.outputs is not None else []
+    )
 
 
 def attempt(runtime, model, size, given, inputs, seed):
@@ -181,8 +190,10 @@ def run(args):
     arena, failure = smallest_arena(runtime, model, given, inputs, args.seed, args.max_arena)
     if arena is None:
         lines = [line for line in failure.splitlines() if line.strip()]
-        sys.stderr.write("error: the model does not allocate and invoke in TFLM with %d bytes of arena\n%s\n"
-                         % (args.max_arena, "\n".join(lines[-12:])))
+        sys.stderr.write(
+            "error: the model does not allocate and invoke in TFLM with %d bytes of arena\n%s\n"
+            % (args.max_arena, "\n".join(lines[-12:]))
+        )
         sys.exit(EXIT_BAD_MODEL)
     with Quiet() as report:
         interpreter = attempt(runtime, model, arena, given, inputs, args.seed)
@@ -199,17 +210,31 @@ def run(args):
         times.append((time.perf_counter() - start) * 1000.0)
     counted = allocations(report.text)
     return {
-        "arena": {"bytes": arena, "align": ALIGN, "fails_below": arena - ALIGN,
-                  "non_persistent": counted.get("head"), "persistent": counted.get("tail"),
-                  "recorded_total": counted.get("total"), "kinds": counted["kinds"]},
-        "host_invoke_ms": {"p50": float(np.percentile(times, 50)), "mean": float(np.mean(times)),
-                           "runs": len(times)} if times else None,
+        "arena": {
+            "bytes": arena,
+            "align": ALIGN,
+            "fails_below": arena - ALIGN,
+            "non_persistent": counted.get("head"),
+            "persistent": counted.get("tail"),
+            "recorded_total": counted.get("total"),
+            "kinds": counted["kinds"],
+        },
+        "host_invoke_ms": {"p50": float(np.percentile(times, 50)), "mean": float(np.mean(times)), "runs": len(times)}
+        if times
+        else None,
         "runtime": {"name": "tflite-micro", "version": version},
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
-        "outputs": [{"shape": list(o.shape), "dtype": str(o.dtype), "values": o.ravel().tolist(),
-                     "sha256": hashlib.sha256(np.ascontiguousarray(o).tobytes()).hexdigest()} for o in outputs],
+        "outputs": [
+            {
+                "shape": list(o.shape),
+                "dtype": str(o.dtype),
+                "values": o.ravel().tolist(),
+                "sha256": hashlib.sha256(np.ascontiguousarray(o).tobytes()).hexdigest(),
+            }
+            for o in outputs
+        ],
     }
 
 

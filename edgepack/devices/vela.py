@@ -37,20 +37,24 @@ DERIVED_CONFIG = "vela.ini"
 EXIT_NO_VELA = 3
 TAIL_LINES = 8
 # The child: Vela's own entry point, or exit 3 when it cannot be imported (the install hint, no traceback).
-_MAIN = ("import sys\n"
-         "try:\n"
-         "    from ethosu.vela.vela import main\n"
-         "except ImportError as exc:\n"
-         "    print(f'ethos-u-vela cannot be imported: {exc}', file=sys.stderr)\n"
-         "    sys.exit(3)\n"
-         "sys.exit(main(sys.argv[1:]))\n")
-_PROBE = ("import json, sys\n"
-          "try:\n"
-          "    import ethosu.vela as vela\n"
-          "except ImportError as exc:\n"
-          "    print(f'ethos-u-vela cannot be imported: {exc}', file=sys.stderr)\n"
-          "    sys.exit(3)\n"
-          "print(json.dumps({'version': vela.__version__, 'python': sys.version.split()[0]}))\n")
+_MAIN = (
+    "import sys\n"
+    "try:\n"
+    "    from ethosu.vela.vela import main\n"
+    "except ImportError as exc:\n"
+    "    print(f'ethos-u-vela cannot be imported: {exc}', file=sys.stderr)\n"
+    "    sys.exit(3)\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+_PROBE = (
+    "import json, sys\n"
+    "try:\n"
+    "    import ethosu.vela as vela\n"
+    "except ImportError as exc:\n"
+    "    print(f'ethos-u-vela cannot be imported: {exc}', file=sys.stderr)\n"
+    "    sys.exit(3)\n"
+    "print(json.dumps({'version': vela.__version__, 'python': sys.version.split()[0]}))\n"
+)
 _PROFILE_ERRORS = ("CliOptionError", "ConfigOptionError")  # Vela refusing the options, not the model
 
 
@@ -96,9 +100,12 @@ def source_config(device: EthosUDevice) -> Path:
     if not path.is_absolute():
         path = profile_path(device.name).parent / path
     if not path.is_file():
-        raise BadInputError(f"device '{device.name}': config = '{device.config}': no such Vela configuration file",
-                            context=str(path), hint="give a .ini path (relative to the profile's folder) or leave "
-                                                    "config out for Vela's own Arm/vela.ini", code="device-invalid")
+        raise BadInputError(
+            f"device '{device.name}': config = '{device.config}': no such Vela configuration file",
+            context=str(path),
+            hint="give a .ini path (relative to the profile's folder) or leave config out for Vela's own Arm/vela.ini",
+            code="device-invalid",
+        )
     return path
 
 
@@ -109,15 +116,21 @@ def derived_config(device: EthosUDevice, source: Path, clock_mhz: float) -> str:
     try:
         parser.read_string(source.read_text(encoding="utf-8"), source=str(source))
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise BadInputError(f"device '{device.name}': {source} is not a readable Vela configuration file: {exc}",
-                            code="device-invalid") from exc
+        raise BadInputError(
+            f"device '{device.name}': {source} is not a readable Vela configuration file: {exc}", code="device-invalid"
+        ) from exc
     section = f"System_Config.{device.system_config}"
     if not parser.has_section(section):
         known = [s.split(".", 1)[1] for s in parser.sections() if s.startswith("System_Config.")]
-        raise BadInputError(f"device '{device.name}': system_config = '{device.system_config}' is not in {source}",
-                            hint=f"system configurations there: {', '.join(known) or '(none)'}", code="device-invalid")
+        raise BadInputError(
+            f"device '{device.name}': system_config = '{device.system_config}' is not in {source}",
+            hint=f"system configurations there: {', '.join(known) or '(none)'}",
+            code="device-invalid",
+        )
     parser.set(section, "core_clock", repr(float(clock_mhz) * 1e6))
-    lines = [f"; derived by edgepack from {source}: [{section}] core_clock = {clock_mhz:g} MHz (the profile's clock_mhz)"]
+    lines = [
+        f"; derived by edgepack from {source}: [{section}] core_clock = {clock_mhz:g} MHz (the profile's clock_mhz)"
+    ]
     for name in parser.sections():
         lines.append(f"\n[{name}]")
         lines.extend(f"{key}={value}" for key, value in parser.items(name, raw=True))
@@ -126,8 +139,18 @@ def derived_config(device: EthosUDevice, source: Path, clock_mhz: float) -> str:
 
 def vela_args(device: EthosUDevice, config: str) -> list[str]:
     """Vela's arguments after the model and before `--output-dir`."""
-    args = ["--accelerator-config", device.accelerator, "--system-config", device.system_config,
-            "--memory-mode", device.memory_mode, "--config", config, "--optimise", device.optimise]
+    args = [
+        "--accelerator-config",
+        device.accelerator,
+        "--system-config",
+        device.system_config,
+        "--memory-mode",
+        device.memory_mode,
+        "--config",
+        config,
+        "--optimise",
+        device.optimise,
+    ]
     if device.arena_cache_size is not None:
         args += ["--arena-cache-size", str(parse_size(device.arena_cache_size))]
     return args + ["--verbose-performance", "--show-cpu-operations"]
@@ -144,9 +167,13 @@ def vela_version() -> str:
 
 
 def _request(device: EthosUDevice, model: Path, config_text: str) -> dict[str, Any]:
-    return {"device": device.name, "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
-            "profile": device.model_dump(mode="json"), "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
-            "vela": vela_version()}
+    return {
+        "device": device.name,
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "profile": device.model_dump(mode="json"),
+        "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        "vela": vela_version(),
+    }
 
 
 def _config(device: EthosUDevice) -> tuple[str, str | None]:
@@ -191,8 +218,11 @@ def compile_model(device: EthosUDevice, model: Path, folder: Path, label: str) -
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=device.run_timeout_s, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
-            raise StageError(f"{label}: Vela did not finish compiling {model} in {device.run_timeout_s:g} s",
-                             hint=f"raise run_timeout_s in devices/{device.name}.toml", code="device-timeout") from exc
+            raise StageError(
+                f"{label}: Vela did not finish compiling {model} in {device.run_timeout_s:g} s",
+                hint=f"raise run_timeout_s in devices/{device.name}.toml",
+                code="device-timeout",
+            ) from exc
         if proc.returncode != 0:
             raise vela_failure(label, model, proc.returncode, proc.stderr or proc.stdout)
         recorded = vela_args(device, config)
@@ -200,8 +230,11 @@ def compile_model(device: EthosUDevice, model: Path, folder: Path, label: str) -
         atomic_write_text(tmp / REQUEST, json.dumps({"request": request, "args": recorded}, indent=2) + "\n")
         run = VelaRun(tmp, device.system_config, proc.stdout, tuple(recorded))
         if not run.compiled.is_file() or not run.summary_csv.is_file():
-            raise StageError(f"{label}: Vela exited 0 but wrote no {run.compiled.name} / {run.summary_csv.name}",
-                             context=_tail(proc.stdout), code="vela-output")
+            raise StageError(
+                f"{label}: Vela exited 0 but wrote no {run.compiled.name} / {run.summary_csv.name}",
+                context=_tail(proc.stdout),
+                code="vela-output",
+            )
         replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -216,8 +249,12 @@ def probe(label: str) -> dict[str, Any]:
     except subprocess.TimeoutExpired as exc:
         raise DeviceUnreachable(f"{label}: the Vela probe did not answer in 120 s", code="device-timeout") from exc
     if proc.returncode == EXIT_NO_VELA:
-        raise DeviceUnreachable(f"{label}: ethos-u-vela is not installed (its module ethosu does not import)",
-                                context=_tail(proc.stderr), hint=INSTALL_HINT, code="device-no-runtime")
+        raise DeviceUnreachable(
+            f"{label}: ethos-u-vela is not installed (its module ethosu does not import)",
+            context=_tail(proc.stderr),
+            hint=INSTALL_HINT,
+            code="device-no-runtime",
+        )
     if proc.returncode != 0:
         raise vela_failure(f"{label}: the Vela probe", None, proc.returncode, proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -228,25 +265,42 @@ def vela_failure(label: str, model: Path | None, code: int, stderr: str) -> Edge
     context = _tail(stderr) or "(no output)"
     what = f" {model}" if model is not None else ""
     if code == EXIT_NO_VELA:
-        return DeviceUnreachable(f"{label}: ethos-u-vela is not installed", context=context, hint=INSTALL_HINT,
-                                 code="device-no-runtime")
+        return DeviceUnreachable(
+            f"{label}: ethos-u-vela is not installed", context=context, hint=INSTALL_HINT, code="device-no-runtime"
+        )
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return StageError(f"{label}: Vela was killed by {name} while compiling{what}", context=context,
-                          hint="run `edgepack validate --debug`, or Vela itself on the model", code="vela-crashed")
+        return StageError(
+            f"{label}: Vela was killed by {name} while compiling{what}",
+            context=context,
+            hint="run `edgepack validate --debug`, or Vela itself on the model",
+            code="vela-crashed",
+        )
     last = context.splitlines()[-1]
     if any(kind in last for kind in _PROFILE_ERRORS):
-        return BadInputError(f"{label}: Vela refuses the device profile's options", context=context,
-                             hint="check accelerator, system_config and memory_mode against the configuration file "
-                                  "(`vela --list-configs Arm/vela.ini`)", code="device-invalid")
+        return BadInputError(
+            f"{label}: Vela refuses the device profile's options",
+            context=context,
+            hint="check accelerator, system_config and memory_mode against the configuration file "
+            "(`vela --list-configs Arm/vela.ini`)",
+            code="device-invalid",
+        )
     if last.startswith("ethosu.vela.errors."):  # Vela's own refusal of the model
-        return ModelError(f"{label}: Vela refuses to compile{what}", context=context, code="vela-refused",
-                          hint="Vela's message is above; a model Vela cannot read or compile cannot run on the NPU")
-    return StageError(f"{label}: Vela failed (exit {code}) while compiling{what}", context=context, code="vela-failed",
-                      hint="run Vela itself on the model for its whole output")
+        return ModelError(
+            f"{label}: Vela refuses to compile{what}",
+            context=context,
+            code="vela-refused",
+            hint="Vela's message is above; a model Vela cannot read or compile cannot run on the NPU",
+        )
+    return StageError(
+        f"{label}: Vela failed (exit {code}) while compiling{what}",
+        context=context,
+        code="vela-failed",
+        hint="run Vela itself on the model for its whole output",
+    )
 
 
 def _tail(text: str) -> str:
@@ -254,5 +308,5 @@ def _tail(text: str) -> str:
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     if any(line.startswith("Traceback (most recent call last)") for line in lines):
         start = max(i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)"))
-        lines = lines[:start][-(TAIL_LINES - 1):] + lines[-1:]
+        lines = lines[:start][-(TAIL_LINES - 1) :] + lines[-1:]
     return "\n".join(lines[-TAIL_LINES:])

@@ -87,9 +87,12 @@ def read_estimate(run: VelaRun, label: str) -> VelaEstimate:
     try:
         return _estimate(run, label)
     except (KeyError, ValueError) as exc:
-        raise StageError(f"{label}: Vela's summary lacks or garbles {exc}: a Vela whose output edgepack does not "
-                         "read", context=str(run.summary_csv), code="vela-output",
-                         hint="install the Vela edgepack is tested with: pip install 'ethos-u-vela>=5.2,<6'") from exc
+        raise StageError(
+            f"{label}: Vela's summary lacks or garbles {exc}: a Vela whose output edgepack does not read",
+            context=str(run.summary_csv),
+            code="vela-output",
+            hint="install the Vela edgepack is tested with: pip install 'ethos-u-vela>=5.2,<6'",
+        ) from exc
 
 
 def _estimate(run: VelaRun, label: str) -> VelaEstimate:
@@ -101,17 +104,33 @@ def _estimate(run: VelaRun, label: str) -> VelaEstimate:
     args = list(run.args)
     ips = float(row["inferences_per_second"])
     return VelaEstimate(
-        accelerator=request["request"]["profile"]["accelerator"], system_config=row["system_config"],
-        memory_mode=row["memory_mode"], clock_hz=float(row["core_clock"]), vela_version=request["request"]["vela"],
-        npu_ops=counts["NPU"], cpu_ops=counts["CPU"], cpu_fallback=cpu_fallback(run.stdout, layers),
+        accelerator=request["request"]["profile"]["accelerator"],
+        system_config=row["system_config"],
+        memory_mode=row["memory_mode"],
+        clock_hz=float(row["core_clock"]),
+        vela_version=request["request"]["vela"],
+        npu_ops=counts["NPU"],
+        cpu_ops=counts["CPU"],
+        cpu_fallback=cpu_fallback(run.stdout, layers),
         memory_bytes={m: round(float(row[f"{m}_memory_used"]) * 1024) for m in MEMORIES},
-        macs=int(row["nn_macs"]), cycles={c: int(float(row[f"cycles_{c}"])) for c in CYCLES},
-        inference_ms=float(row["inference_time"]) * 1000.0, inferences_per_second=None if ips != ips else ips,
+        macs=int(row["nn_macs"]),
+        cycles={c: int(float(row[f"cycles_{c}"])) for c in CYCLES},
+        inference_ms=float(row["inference_time"]) * 1000.0,
+        inferences_per_second=None if ips != ips else ips,
         passes=int(row["passes_after_fusing"]),
-        weights_bytes={"original": int(row["total_original_weights"]),
-                       "npu_encoded": int(row["total_npu_encoded_weights"])},
-        compiled={"file": run.compiled.name, "sha256": hashlib.sha256(compiled).hexdigest(), "size_bytes": len(compiled)},
-        model_sha256=request["request"]["model_sha256"], config=args[args.index("--config") + 1], layers=layers)
+        weights_bytes={
+            "original": int(row["total_original_weights"]),
+            "npu_encoded": int(row["total_npu_encoded_weights"]),
+        },
+        compiled={
+            "file": run.compiled.name,
+            "sha256": hashlib.sha256(compiled).hexdigest(),
+            "size_bytes": len(compiled),
+        },
+        model_sha256=request["request"]["model_sha256"],
+        config=args[args.index("--config") + 1],
+        layers=layers,
+    )
 
 
 def _summary(run: VelaRun, label: str) -> dict[str, str]:
@@ -119,11 +138,13 @@ def _summary(run: VelaRun, label: str) -> dict[str, str]:
         with run.summary_csv.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
-        raise StageError(f"{label}: Vela's summary {run.summary_csv.name} cannot be read: {exc}",
-                         code="vela-output") from exc
+        raise StageError(
+            f"{label}: Vela's summary {run.summary_csv.name} cannot be read: {exc}", code="vela-output"
+        ) from exc
     if len(rows) != 1:
-        raise StageError(f"{label}: Vela's summary has {len(rows)} rows, not one", context=str(run.summary_csv),
-                         code="vela-output")
+        raise StageError(
+            f"{label}: Vela's summary has {len(rows)} rows, not one", context=str(run.summary_csv), code="vela-output"
+        )
     return rows[0]
 
 
@@ -134,8 +155,11 @@ def _counts(stdout: str, label: str) -> dict[str, int]:
         if match:
             counts[match.group(1)] = int(match.group(2))
     if set(counts) != {"CPU", "NPU"}:
-        raise StageError(f"{label}: Vela's report has no 'CPU operators = N' / 'NPU operators = N' lines",
-                         context="\n".join(stdout.splitlines()[-8:]), code="vela-output")
+        raise StageError(
+            f"{label}: Vela's report has no 'CPU operators = N' / 'NPU operators = N' lines",
+            context="\n".join(stdout.splitlines()[-8:]),
+            code="vela-output",
+        )
     return counts
 
 
@@ -143,9 +167,17 @@ def _layers(run: VelaRun) -> list[Layer]:
     if not run.per_layer_csv.is_file():
         return []
     with run.per_layer_csv.open(newline="", encoding="utf-8") as handle:
-        return [Layer(op=r["Original Operator"], npu_op=r["NNG Operator"], target=r["Target"],
-                      cycles=int(float(r["Op Cycles"])), macs=int(float(r["MAC Count"])), name=r["Name"])
-                for r in csv.DictReader(handle)]
+        return [
+            Layer(
+                op=r["Original Operator"],
+                npu_op=r["NNG Operator"],
+                target=r["Target"],
+                cycles=int(float(r["Op Cycles"])),
+                macs=int(float(r["MAC Count"])),
+                name=r["Name"],
+            )
+            for r in csv.DictReader(handle)
+        ]
 
 
 def cpu_fallback(stdout: str, layers: list[Layer]) -> list[CpuOp]:
@@ -157,7 +189,7 @@ def cpu_fallback(stdout: str, layers: list[Layer]) -> list[CpuOp]:
         match = _WARNING.match(line)
         if match:
             reason = []
-            for following in lines[index + 1:]:
+            for following in lines[index + 1 :]:
                 if not following.strip() or _WARNING.match(following):
                     break
                 reason.append(following.strip().removeprefix("Reason: "))

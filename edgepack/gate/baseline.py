@@ -24,9 +24,11 @@ def baseline_path(budgets: Budgets, base_dir: Path, override: Path | None = None
     if budgets.baseline is None:
         if budgets.baseline_limits:
             first = next(iter(budgets.baseline_limits))
-            raise BadInputError(f"budgets.{first} is set but there is no baseline to compare with",
-                                hint='set [budgets] baseline = "PATH" (a previous bundle directory or its '
-                                     "manifest.json, relative to the recipe), or give `edgepack gate --baseline OLD`")
+            raise BadInputError(
+                f"budgets.{first} is set but there is no baseline to compare with",
+                hint='set [budgets] baseline = "PATH" (a previous bundle directory or its '
+                "manifest.json, relative to the recipe), or give `edgepack gate --baseline OLD`",
+            )
         return None
     path = Path(budgets.baseline).expanduser()
     return path if path.is_absolute() else base_dir / path
@@ -39,20 +41,32 @@ def load_baseline(path: Path | None) -> BundleFigures | None:
     try:
         return read_figures(path)
     except BundleError as exc:
-        raise BundleError(f"the baseline {path} cannot be read: {exc.message}", context=exc.context,
-                          code=exc.code, hint=exc.hint or "point budgets.baseline (or --baseline) at a bundle "
-                                                          "directory edgepack wrote") from exc
+        raise BundleError(
+            f"the baseline {path} cannot be read: {exc.message}",
+            context=exc.context,
+            code=exc.code,
+            hint=exc.hint or "point budgets.baseline (or --baseline) at a bundle directory edgepack wrote",
+        ) from exc
 
 
-def baseline_results(budgets: Budgets, measured: Measurements, metric: str, baseline: BundleFigures) -> list[BudgetResult]:
+def baseline_results(
+    budgets: Budgets, measured: Measurements, metric: str, baseline: BundleFigures
+) -> list[BudgetResult]:
     """One result per baseline budget set (per device for latency), in a stable order."""
     results = []
     where = f"the baseline {baseline.source}"
     if budgets.max_size_increase is not None:
         old = baseline.shipped_bytes
         increase = round(measured.size_bytes / old - 1.0, 6) if old else None
-        results.append(_at_most("max_size_increase", budgets.max_size_increase, increase, "ratio",
-                                f"shipped size {measured.size_bytes:,} B over {old:,} B in {where}, less 1"))
+        results.append(
+            _at_most(
+                "max_size_increase",
+                budgets.max_size_increase,
+                increase,
+                "ratio",
+                f"shipped size {measured.size_bytes:,} B over {old:,} B in {where}, less 1",
+            )
+        )
     if budgets.max_latency_increase is not None:
         results.extend(_latency(budgets.max_latency_increase, measured, baseline))
     if budgets.max_accuracy_loss is not None:
@@ -61,10 +75,17 @@ def baseline_results(budgets: Budgets, measured: Measurements, metric: str, base
         loss = None
         if new is not None and old_value is not None:
             loss = round(old_value - new if baseline.higher_is_better else new - old_value, 6)
-        results.append(_at_most("max_accuracy_loss", budgets.max_accuracy_loss, loss,
-                                "fraction" if metric == "accuracy" else "",
-                                f".tflite {metric} of {where} minus this one's" if old_value is not None
-                                else f"{where} records no .tflite {metric}"))
+        results.append(
+            _at_most(
+                "max_accuracy_loss",
+                budgets.max_accuracy_loss,
+                loss,
+                "fraction" if metric == "accuracy" else "",
+                f".tflite {metric} of {where} minus this one's"
+                if old_value is not None
+                else f"{where} records no .tflite {metric}",
+            )
+        )
     return results
 
 
@@ -74,13 +95,23 @@ def _latency(limit: float, measured: Measurements, baseline: BundleFigures) -> l
     estimated = {d for d, why in {**old_basis, **measured.latency_basis}.items() if why.startswith(ESTIMATED)}
     both = sorted((set(old) & set(measured.latency_p90_ms)) - estimated)  # Vela's estimates are not measurements
     if not both:
-        why = ("the baseline has no measurements.json (a .zip leaves it out)" if baseline.run is None
-               else "no real device was measured in both this run and the baseline")
+        why = (
+            "the baseline has no measurements.json (a .zip leaves it out)"
+            if baseline.run is None
+            else "no real device was measured in both this run and the baseline"
+        )
         return [_at_most("max_latency_increase", limit, None, "ratio", why)]
     results = []
     for device in both:
         new = measured.latency_p90_ms[device]
         increase = round(new / old[device] - 1.0, 6) if old[device] else None
-        results.append(_at_most(f"max_latency_increase.{device}", limit, increase, "ratio",
-                                f"p90 on '{device}' {new:.4f} ms over {old[device]:.4f} ms in the baseline, less 1"))
+        results.append(
+            _at_most(
+                f"max_latency_increase.{device}",
+                limit,
+                increase,
+                "ratio",
+                f"p90 on '{device}' {new:.4f} ms over {old[device]:.4f} ms in the baseline, less 1",
+            )
+        )
     return results

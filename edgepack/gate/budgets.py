@@ -61,9 +61,11 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
         estimate = rec.get("estimate")
         if estimate is not None:
             latency[device] = float(estimate["inference_ms"])
-            basis[device] = (f"{ESTIMATED}: the inference time at {estimate['clock_mhz']:g} MHz "
-                             f"({estimate['accelerator']}, {estimate['system_config']}, {estimate['memory_mode']}); "
-                             "nothing was run")
+            basis[device] = (
+                f"{ESTIMATED}: the inference time at {estimate['clock_mhz']:g} MHz "
+                f"({estimate['accelerator']}, {estimate['system_config']}, {estimate['memory_mode']}); "
+                "nothing was run"
+            )
             continue
         figures = rec["latency_ms"]
         if rec.get("emulated"):
@@ -84,10 +86,17 @@ def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | N
     metrics = manifest.get("metrics", {})
     accuracy = metrics.get("accuracy") or {}
     latency, basis = gated_latency((run or {}).get("validation", {}))
-    return Measurements(size_bytes=int(manifest["model"]["size_bytes"]), accuracy_float=accuracy.get("float"),
-                        accuracy_tflite=accuracy.get("tflite"), latency_p90_ms=latency, latency_basis=basis,
-                        metrics_float=dict(metrics.get("float") or {}), metrics_tflite=dict(metrics.get("tflite") or {}),
-                        fidelity=metrics.get("fidelity"), fits=dict(manifest.get("fits") or {}))
+    return Measurements(
+        size_bytes=int(manifest["model"]["size_bytes"]),
+        accuracy_float=accuracy.get("float"),
+        accuracy_tflite=accuracy.get("tflite"),
+        latency_p90_ms=latency,
+        latency_basis=basis,
+        metrics_float=dict(metrics.get("float") or {}),
+        metrics_tflite=dict(metrics.get("tflite") or {}),
+        fidelity=metrics.get("fidelity"),
+        fits=dict(manifest.get("fits") or {}),
+    )
 
 
 def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
@@ -100,11 +109,25 @@ def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
         drop = None
         if measured.accuracy_float is not None and measured.accuracy_tflite is not None:
             drop = round(measured.accuracy_float - measured.accuracy_tflite, 6)
-        results.append(_at_most("max_accuracy_drop", budgets.max_accuracy_drop, drop, "fraction",
-                                "float accuracy minus .tflite accuracy on the test split"))
+        results.append(
+            _at_most(
+                "max_accuracy_drop",
+                budgets.max_accuracy_drop,
+                drop,
+                "fraction",
+                "float accuracy minus .tflite accuracy on the test split",
+            )
+        )
     if budgets.min_accuracy is not None:
-        results.append(_at_least("min_accuracy", budgets.min_accuracy, measured.accuracy_tflite, "fraction",
-                                 ".tflite accuracy on the test split"))
+        results.append(
+            _at_least(
+                "min_accuracy",
+                budgets.min_accuracy,
+                measured.accuracy_tflite,
+                "fraction",
+                ".tflite accuracy on the test split",
+            )
+        )
     results.extend(_task_budgets(budgets, measured))
     if budgets.min_sqnr_db is not None:
         results.append(_sqnr(budgets.min_sqnr_db, measured.fidelity))
@@ -119,23 +142,50 @@ def _fits(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
     for board in budgets.fits:
         fit = measured.fits.get(board)
         if fit is None:
-            results += [BudgetResult(f"fits.{board}.{what}", 0, None, "bytes", False, None, f"'{board}' was not checked")
-                        for what in ("flash", "ram")]
+            results += [
+                BudgetResult(f"fits.{board}.{what}", 0, None, "bytes", False, None, f"'{board}' was not checked")
+                for what in ("flash", "ram")
+            ]
             continue
         name = fit["board_name"]
-        results.append(BudgetResult(
-            f"fits.{board}.flash", fit["flash_bytes"], fit["flash_need"], "bytes", fit["flash_headroom"] >= 0,
-            fit["flash_headroom"], f"{name}: the model ({fit['model_bytes']:,} B) + the firmware allowance "
-                                   f"({fit['runtime_flash_bytes']:,} B) in {fit['flash_bytes']:,} B of flash"))
+        results.append(
+            BudgetResult(
+                f"fits.{board}.flash",
+                fit["flash_bytes"],
+                fit["flash_need"],
+                "bytes",
+                fit["flash_headroom"] >= 0,
+                fit["flash_headroom"],
+                f"{name}: the model ({fit['model_bytes']:,} B) + the firmware allowance "
+                f"({fit['runtime_flash_bytes']:,} B) in {fit['flash_bytes']:,} B of flash",
+            )
+        )
         if fit["ram_need"] is None:
-            results.append(BudgetResult(f"fits.{board}.ram", fit["ram_bytes"], None, "bytes", False, None,
-                                        f"{name}: the arena was not measured: {fit['arena_why']}"))
+            results.append(
+                BudgetResult(
+                    f"fits.{board}.ram",
+                    fit["ram_bytes"],
+                    None,
+                    "bytes",
+                    False,
+                    None,
+                    f"{name}: the arena was not measured: {fit['arena_why']}",
+                )
+            )
             continue
-        results.append(BudgetResult(
-            f"fits.{board}.ram", fit["ram_bytes"], fit["ram_need"], "bytes", fit["ram_headroom"] >= 0,
-            fit["ram_headroom"], f"{name}: the arena ({fit['arena_bytes']:,} B, measured by {fit['arena_runtime']}) "
-                                 f"+ input/output buffers ({fit['io_bytes']:,} B) + the RAM allowance "
-                                 f"({fit['runtime_ram_bytes']:,} B) in {fit['ram_bytes']:,} B of RAM"))
+        results.append(
+            BudgetResult(
+                f"fits.{board}.ram",
+                fit["ram_bytes"],
+                fit["ram_need"],
+                "bytes",
+                fit["ram_headroom"] >= 0,
+                fit["ram_headroom"],
+                f"{name}: the arena ({fit['arena_bytes']:,} B, measured by {fit['arena_runtime']}) "
+                f"+ input/output buffers ({fit['io_bytes']:,} B) + the RAM allowance "
+                f"({fit['runtime_ram_bytes']:,} B) in {fit['ram_bytes']:,} B of RAM",
+            )
+        )
     return results
 
 
@@ -149,15 +199,25 @@ def _task_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
         increase = None
         if rmse is not None and rmse_float:
             increase = round(rmse / rmse_float - 1.0, 6)
-        results.append(_at_most("max_rmse_increase", budgets.max_rmse_increase, increase, "ratio",
-                                ".tflite RMSE over the float model's, less 1"))
+        results.append(
+            _at_most(
+                "max_rmse_increase",
+                budgets.max_rmse_increase,
+                increase,
+                "ratio",
+                ".tflite RMSE over the float model's, less 1",
+            )
+        )
     auc, auc_float = measured.metrics_tflite.get("auc"), measured.metrics_float.get("auc")
     if budgets.min_auc is not None:
         results.append(_at_least("min_auc", budgets.min_auc, auc, "", ".tflite ROC AUC on the test split"))
     if budgets.max_auc_drop is not None:
         drop = None if auc is None or auc_float is None else round(auc_float - auc, 6)
-        results.append(_at_most("max_auc_drop", budgets.max_auc_drop, drop, "",
-                                "float ROC AUC minus .tflite ROC AUC on the test split"))
+        results.append(
+            _at_most(
+                "max_auc_drop", budgets.max_auc_drop, drop, "", "float ROC AUC minus .tflite ROC AUC on the test split"
+            )
+        )
     return results
 
 
@@ -169,9 +229,15 @@ def _sqnr(limit: float, fidelity: dict[str, Any] | None) -> BudgetResult:
     if worst is None:
         return BudgetResult("min_sqnr_db", limit, None, "dB", True, None, "every output identical to the float model's")
     output = min((o for o in fidelity["outputs"] if o["sqnr_db"] is not None), key=lambda o: o["sqnr_db"])
-    return BudgetResult("min_sqnr_db", limit, worst, "dB", worst >= limit, round(worst - limit, 4),
-                        f"the worst output (output {output['output']}, {output['name']}) against the float model "
-                        "on the test split")
+    return BudgetResult(
+        "min_sqnr_db",
+        limit,
+        worst,
+        "dB",
+        worst >= limit,
+        round(worst - limit, 4),
+        f"the worst output (output {output['output']}, {output['name']}) against the float model on the test split",
+    )
 
 
 def _latency(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
@@ -179,17 +245,31 @@ def _latency(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
     if limit is None:
         return []
     # One figure for every device covers the measured ones; an estimate is checked only where it is named.
-    per_device = limit if isinstance(limit, dict) else {
-        d: limit for d in sorted(measured.latency_p90_ms)
-        if not measured.latency_basis.get(d, "").startswith(ESTIMATED)}
+    per_device = (
+        limit
+        if isinstance(limit, dict)
+        else {
+            d: limit
+            for d in sorted(measured.latency_p90_ms)
+            if not measured.latency_basis.get(d, "").startswith(ESTIMATED)
+        }
+    )
     if not per_device:
         return [_at_most("latency_p90_ms", float(limit), None, "ms", "no device was measured")]  # type: ignore[arg-type]
     results = []
     for device, value in sorted(per_device.items()):
         basis = measured.latency_basis.get(device, "p90 latency")
-        result = _at_most(f"latency_p90_ms.{device}", value, measured.latency_p90_ms.get(device), "ms",
-                          (f"{basis} on '{device}'" if device in measured.latency_p90_ms
-                           else f"'{device}' has no p90 or p95 latency measured on a real device"))
+        result = _at_most(
+            f"latency_p90_ms.{device}",
+            value,
+            measured.latency_p90_ms.get(device),
+            "ms",
+            (
+                f"{basis} on '{device}'"
+                if device in measured.latency_p90_ms
+                else f"'{device}' has no p90 or p95 latency measured on a real device"
+            ),
+        )
         results.append(replace(result, estimated=basis.startswith(ESTIMATED)))
     return results
 
@@ -206,8 +286,9 @@ def _at_least(name: str, limit: float, value: float | None, unit: str, detail: s
     return BudgetResult(name, limit, value, unit, value >= limit, value - limit, detail)
 
 
-def conversion_results(search: dict[str, Any] | None, fallback: dict[str, Any] | None,
-                       tflite_accuracy: float | None = None) -> list[BudgetResult]:
+def conversion_results(
+    search: dict[str, Any] | None, fallback: dict[str, Any] | None, tflite_accuracy: float | None = None
+) -> list[BudgetResult]:
     """The criteria of `[convert.search]` and `[convert.fallback]` as budget results, from their records
     (in the convert stage, or a bundle's manifest and measurements). Both judge against the float
     model the conversion started from (after the optimize stages). `tflite_accuracy` serves the
@@ -215,25 +296,43 @@ def conversion_results(search: dict[str, Any] | None, fallback: dict[str, Any] |
     results = []
     if search:
         chosen = next(c for c in search["candidates"] if c["chosen"])
-        verdict = (f"{chosen['mode']}, the {search['objective']} of the modes that meet the criterion" if search["met"]
-                   else f"no mode meets it; {chosen['mode']} is the best")
-        results.append(_criterion("convert.search", search.get("criterion"), search["allowed_drop"], chosen,
-                                  bool(search["met"]), verdict))
+        verdict = (
+            f"{chosen['mode']}, the {search['objective']} of the modes that meet the criterion"
+            if search["met"]
+            else f"no mode meets it; {chosen['mode']} is the best"
+        )
+        results.append(
+            _criterion(
+                "convert.search", search.get("criterion"), search["allowed_drop"], chosen, bool(search["met"]), verdict
+            )
+        )
     if fallback and fallback.get("criterion"):
         if "drop" not in fallback:  # a 0.2 record: accuracies only
             if tflite_accuracy is None:
                 return results
-            fallback = {**fallback, "drop": round(fallback["float_accuracy"] - tflite_accuracy, 6), "worst_sqnr_db": None,
-                        "met": round(fallback["float_accuracy"] - tflite_accuracy, 6)
-                        <= fallback["criterion"]["allowed_drop"] + 1e-9}
-        results.append(_criterion("convert.fallback", fallback["criterion"], fallback["criterion"]["allowed_drop"],
-                                  fallback, bool(fallback["met"]),
-                                  f"the .tflite with {len(fallback['kept_float'])} op(s) kept in float"))
+            fallback = {
+                **fallback,
+                "drop": round(fallback["float_accuracy"] - tflite_accuracy, 6),
+                "worst_sqnr_db": None,
+                "met": round(fallback["float_accuracy"] - tflite_accuracy, 6)
+                <= fallback["criterion"]["allowed_drop"] + 1e-9,
+            }
+        results.append(
+            _criterion(
+                "convert.fallback",
+                fallback["criterion"],
+                fallback["criterion"]["allowed_drop"],
+                fallback,
+                bool(fallback["met"]),
+                f"the .tflite with {len(fallback['kept_float'])} op(s) kept in float",
+            )
+        )
     return results
 
 
-def _criterion(name: str, criterion: dict[str, Any] | None, allowed: float | None, figures: dict[str, Any],
-               met: bool, detail: str) -> BudgetResult:
+def _criterion(
+    name: str, criterion: dict[str, Any] | None, allowed: float | None, figures: dict[str, Any], met: bool, detail: str
+) -> BudgetResult:
     if criterion and criterion.get("min_sqnr_db") is not None:
         limit, worst = float(criterion["min_sqnr_db"]), figures.get("worst_sqnr_db")
         return BudgetResult(name, limit, worst, "dB", met, None if worst is None else round(worst - limit, 4), detail)

@@ -59,9 +59,17 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `--json`."""
-        return {"group": self.group, "name": self.name, "old": self.old, "new": self.new, "unit": self.unit,
-                "change": self.change, "relative": self.relative, "better": self.better or None,
-                "regression": self.regression}
+        return {
+            "group": self.group,
+            "name": self.name,
+            "old": self.old,
+            "new": self.new,
+            "unit": self.unit,
+            "change": self.change,
+            "relative": self.relative,
+            "better": self.better or None,
+            "regression": self.regression,
+        }
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,12 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `--json`."""
-        return {"old": self.old, "new": self.new, "regressions": [c.name for c in self.regressions],
-                "changes": [c.to_dict() for c in self.changes]}
+        return {
+            "old": self.old,
+            "new": self.new,
+            "regressions": [c.name for c in self.regressions],
+            "changes": [c.to_dict() for c in self.changes],
+        }
 
 
 def compare(old: BundleFigures, new: BundleFigures) -> Comparison:
@@ -107,8 +119,17 @@ def compare(old: BundleFigures, new: BundleFigures) -> Comparison:
         where = f"{device} (emulated)" if device in old.emulated or device in new.emulated else device
         for key in ("p50", "p90", "p95", "p99", "mean"):
             if key in before or key in after:
-                changes.append(Change("latency", f"latency {key} on {where}", before.get(key), after.get(key), "ms",
-                                      "lower", LATENCY_TOLERANCE))
+                changes.append(
+                    Change(
+                        "latency",
+                        f"latency {key} on {where}",
+                        before.get(key),
+                        after.get(key),
+                        "ms",
+                        "lower",
+                        LATENCY_TOLERANCE,
+                    )
+                )
     changes += [
         Change("memory", "TFLM arena", old.arena_bytes, new.arena_bytes, "bytes", "lower"),
         Change("memory", "activation peak", old.activation_peak_bytes, new.activation_peak_bytes, "bytes", "lower"),
@@ -116,9 +137,26 @@ def compare(old: BundleFigures, new: BundleFigures) -> Comparison:
     ]
     counted = bool(old.op_histogram) and bool(new.op_histogram)
     for op in sorted(set(old.op_histogram) | set(new.op_histogram)):
-        changes.append(Change("ops", f"ops {op}", old.op_histogram.get(op, 0 if counted else None),
-                              new.op_histogram.get(op, 0 if counted else None), "ops", ""))
+        changes.append(
+            Change(
+                "ops",
+                f"ops {op}",
+                old.op_histogram.get(op, 0 if counted else None),
+                new.op_histogram.get(op, 0 if counted else None),
+                "ops",
+                "",
+            )
+        )
     for layer in sorted(set(old.quant_error) | set(new.quant_error)):
-        changes.append(Change("quantization", f"quantization error {layer}", old.quant_error.get(layer),
-                              new.quant_error.get(layer), "", "lower", QUANT_ERROR_TOLERANCE))
+        changes.append(
+            Change(
+                "quantization",
+                f"quantization error {layer}",
+                old.quant_error.get(layer),
+                new.quant_error.get(layer),
+                "",
+                "lower",
+                QUANT_ERROR_TOLERANCE,
+            )
+        )
     return Comparison(old.source, new.source, tuple(changes))

@@ -16,8 +16,9 @@ def junit_xml(results: list[BudgetResult], suite: str) -> bytes:
     """The XML document: a `testsuite` named `suite`, a failing `testcase` per exceeded budget."""
     failures = sum(not r.passed for r in results)
     root = ET.Element("testsuites", tests=str(len(results)), failures=str(failures))
-    node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(results)),
-                         failures=str(failures), errors="0", skipped="0")
+    node = ET.SubElement(
+        root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0", skipped="0"
+    )
     for result in results:
         case = ET.SubElement(node, "testcase", classname=f"edgepack.budgets.{suite}", name=result.name)
         if not result.passed:
@@ -42,14 +43,19 @@ def describe(result: BudgetResult) -> str:
     if result.estimated:
         margin = abs(result.margin or 0.0)
         word = "left" if result.passed else "over by"
-        return (f"{result.label}: estimated {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
-                f"{result.unit}, {word} {_fmt(margin)} {result.unit} ({result.detail})")
+        return (
+            f"{result.label}: estimated {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
+            f"{result.unit}, {word} {_fmt(margin)} {result.unit} ({result.detail})"
+        )
     margin = result.margin or 0.0
-    upper = (result.name.startswith(("max", "latency", "fits.")) or
-             (result.name.startswith("convert.") and result.unit != "dB"))
+    upper = result.name.startswith(("max", "latency", "fits.")) or (
+        result.name.startswith("convert.") and result.unit != "dB"
+    )
     word = "left" if result.passed else ("over by" if upper else "short by")
-    line = (f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
-            f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}")
+    line = (
+        f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
+        f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}"
+    )
     return f"{line} ({result.detail})" if result.name.startswith("fits.") else line  # names the board
 
 

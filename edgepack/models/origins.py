@@ -100,8 +100,11 @@ class SavedSource:
     def stage_config(self) -> dict[str, Any]:
         from edgepack.pipeline.cache import path_digest
 
-        return {"model": self.spec.model_dump(mode="json"), "saved": path_digest(self.path),
-                "modules": module_digests(self.imports, self.base_dir)}
+        return {
+            "model": self.spec.model_dump(mode="json"),
+            "saved": path_digest(self.path),
+            "modules": module_digests(self.imports, self.base_dir),
+        }
 
     def load(self, data: Any, task: Any, optimizable: bool) -> LoadedModel:
         from edgepack.models.keras3 import load_keras3, saved_format
@@ -109,8 +112,11 @@ class SavedSource:
 
         where = f"{self.field} = '{self.spec.path}'"
         if not self.path.exists():
-            raise ModelError(f"model file '{self.path}' does not exist", context=where,
-                             hint="paths in a recipe are relative to the recipe file")
+            raise ModelError(
+                f"model file '{self.path}' does not exist",
+                context=where,
+                hint="paths in a recipe are relative to the recipe file",
+            )
         fmt = saved_format(self.path)
         origin = {"kind": "saved", "file": self.path.name, "format": fmt.container, "keras_version": fmt.keras_version}
         if fmt.keras == 3:
@@ -165,8 +171,11 @@ def adopt(model: Any, data: Any, optimizable: bool, where: str, origin: dict[str
         from edgepack.models.tf import load
 
         if not isinstance(model, load().keras.Model):
-            raise ModelError(f"got {type(model).__name__}, not a Keras model", context=where,
-                             hint="return (or save) a tf_keras or Keras 3 Model")
+            raise ModelError(
+                f"got {type(model).__name__}, not a Keras model",
+                context=where,
+                hint="return (or save) a tf_keras or Keras 3 Model",
+            )
         return LoadedModel(model, 2, {**origin, "saved_by": origin.get("saved_by", "tf_keras")})
     import keras
 
@@ -175,18 +184,24 @@ def adopt(model: Any, data: Any, optimizable: bool, where: str, origin: dict[str
         bridged = bridge(model)
     except ModelError as exc:  # a layer it cannot rebuild (UnbridgeableLayer), or weights that do not fit
         if optimizable:
-            raise ModelError(exc.message, context=f"{where}: {exc.context}" if exc.context else where,
-                             code=exc.code,
-                             hint="the [[optimize]] stages (TFMOT) need a tf_keras model: replace the layer, or "
-                                  "remove the [[optimize]] stages to convert the Keras 3 model directly") from exc
+            raise ModelError(
+                exc.message,
+                context=f"{where}: {exc.context}" if exc.context else where,
+                code=exc.code,
+                hint="the [[optimize]] stages (TFMOT) need a tf_keras model: replace the layer, or "
+                "remove the [[optimize]] stages to convert the Keras 3 model directly",
+            ) from exc
         return LoadedModel(model, 3, {**origin, "bridge": {"bridged": False, "why": exc.message}})
     try:
         proof = prove_bridge(model, bridged, data.x_test)
     except ModelError as exc:  # the rebuild computes something else: never optimized or converted
         if optimizable:
-            raise ModelError(exc.message, context=f"{where}: {exc.context}" if exc.context else where, code=exc.code,
-                             hint=f"{exc.hint}; or remove the [[optimize]] stages: the Keras 3 model then converts "
-                                  "directly") from exc
+            raise ModelError(
+                exc.message,
+                context=f"{where}: {exc.context}" if exc.context else where,
+                code=exc.code,
+                hint=f"{exc.hint}; or remove the [[optimize]] stages: the Keras 3 model then converts directly",
+            ) from exc
         return LoadedModel(model, 3, {**origin, "bridge": {"bridged": False, "why": exc.message}})
     return LoadedModel(bridged, 2, {**origin, "bridge": {"bridged": True, **proof.to_dict()}})
 
@@ -198,9 +213,12 @@ def build(spec: BuilderModel, input_shape: Any, size: int, base_dir: Path) -> An
     try:
         return func(input_shape, size, **spec.args)
     except TypeError as exc:
-        raise ModelError(f"builder '{spec.builder}' rejected its arguments: {exc}", context=f"model.args = {spec.args}",
-                         hint="a builder is called as f(input_shape, size, **model.args): size is the class count "
-                              "(classification), the target size (regression) or the input size (anomaly)") from exc
+        raise ModelError(
+            f"builder '{spec.builder}' rejected its arguments: {exc}",
+            context=f"model.args = {spec.args}",
+            hint="a builder is called as f(input_shape, size, **model.args): size is the class count "
+            "(classification), the target size (regression) or the input size (anomaly)",
+        ) from exc
 
 
 def builder_function(spec: BuilderModel, base_dir: Path) -> Any:
@@ -210,9 +228,11 @@ def builder_function(spec: BuilderModel, base_dir: Path) -> Any:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ModelError(f"cannot import builder module '{module_name}': {exc}",
-                             context=f"model.builder = '{spec.builder}'",
-                             hint=f"put {module_name}.py beside the recipe or install its package") from exc
+            raise ModelError(
+                f"cannot import builder module '{module_name}': {exc}",
+                context=f"model.builder = '{spec.builder}'",
+                hint=f"put {module_name}.py beside the recipe or install its package",
+            ) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ModelError(f"'{module_name}' has no function '{func_name}'", context=f"model.builder = '{spec.builder}'")
@@ -240,15 +260,21 @@ def check_builder_args(spec: BuilderModel, func: Any) -> None:
     if not any(q.kind == q.VAR_KEYWORD for q in params):
         for name in spec.args:
             if name not in {q.name for q in named}:
-                raise RecipeError(f"model.args.{name}: builder '{spec.builder}' takes no argument '{name}'",
-                                  context=f"model.args = {spec.args}", hint=f"its arguments besides the input "
-                                  f"shape and size: {takes}", code="builder-args")
+                raise RecipeError(
+                    f"model.args.{name}: builder '{spec.builder}' takes no argument '{name}'",
+                    context=f"model.args = {spec.args}",
+                    hint=f"its arguments besides the input shape and size: {takes}",
+                    code="builder-args",
+                )
     try:
         signature.bind(None, None, **spec.args)
     except TypeError as exc:
-        raise RecipeError(f"model.args: builder '{spec.builder}' cannot be called with them: {exc}",
-                          context=f"model.args = {spec.args}", hint=f"its arguments: {takes}",
-                          code="builder-args") from exc
+        raise RecipeError(
+            f"model.args: builder '{spec.builder}' cannot be called with them: {exc}",
+            context=f"model.args = {spec.args}",
+            hint=f"its arguments: {takes}",
+            code="builder-args",
+        ) from exc
     try:
         hints = typing.get_type_hints(func)
     except Exception:  # annotations that do not resolve (names the module imports lazily): not checked
@@ -270,10 +296,13 @@ def check_builder_args(spec: BuilderModel, func: Any) -> None:
                 adapter.validate_python(tuple(value), strict=True)  # TOML has arrays only: a tuple is given as one
         except ValidationError:
             shown = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
-            raise RecipeError(f"model.args.{name} = {value!r}: builder '{spec.builder}' takes "
-                              f"{shown or str(hint).replace('typing.', '')} for '{name}'",
-                              context=f"model.args = {spec.args}", code="builder-args",
-                              hint=f"give '{name}' a value of that type in [model] args") from None
+            raise RecipeError(
+                f"model.args.{name} = {value!r}: builder '{spec.builder}' takes "
+                f"{shown or str(hint).replace('typing.', '')} for '{name}'",
+                context=f"model.args = {spec.args}",
+                code="builder-args",
+                hint=f"give '{name}' a value of that type in [model] args",
+            ) from None
 
 
 def check_fits(model: Any, data: Any, task: Any, where: str) -> None:
@@ -284,18 +313,27 @@ def check_fits(model: Any, data: Any, task: Any, where: str) -> None:
     if len(inputs) != len(shapes):
         keys = getattr(data, "input_keys", None)
         named = f"dataset.x_key = {json.dumps(keys)}" if keys else "dataset.x_key"
-        raise ModelError(f"the model has {len(inputs)} input(s), the data {len(shapes)} ({named} in {data.where})",
-                         context=where, hint="give one npz array per model input, in the model's input order")
+        raise ModelError(
+            f"the model has {len(inputs)} input(s), the data {len(shapes)} ({named} in {data.where})",
+            context=where,
+            hint="give one npz array per model input, in the model's input order",
+        )
     for index, (got, want) in enumerate(zip(inputs, shapes)):
         got_in = tuple(got[1:])
         if len(got_in) != len(want) or any(m is not None and m != d for m, d in zip(got_in, want)):
             which = f"input {index}" if len(inputs) > 1 else "inputs"
-            raise ModelError(f"the model takes {which} of shape {got_in}, the data has {want}", context=where,
-                             hint="match the model's Input shape to the dataset (dataset.x_key order, resize, channels)")
+            raise ModelError(
+                f"the model takes {which} of shape {got_in}, the data has {want}",
+                context=where,
+                hint="match the model's Input shape to the dataset (dataset.x_key order, resize, channels)",
+            )
     problem = task.output_problem(inputs, outputs, data)
     if problem:
-        raise ModelError(f"the model does not fit the {task.kind} task: {problem}", context=where,
-                         hint="check [task] kind and the model's last layer")
+        raise ModelError(
+            f"the model does not fit the {task.kind} task: {problem}",
+            context=where,
+            hint="check [task] kind and the model's last layer",
+        )
 
 
 def module_digests(names: tuple[str, ...], base_dir: Path) -> dict[str, str]:

@@ -28,8 +28,11 @@ def load_model(path: Path, where: str = "model") -> Any:
         with custom_scope():
             return load().keras.models.load_model(path, compile=False)
     except (ValueError, OSError, TypeError, ImportError) as exc:
-        raise ModelError(f"cannot load '{path}' as a Keras 2 model: {exc}", context=where,
-                         hint="save it with tf_keras (Keras 2) as .keras, .h5 or a SavedModel directory") from exc
+        raise ModelError(
+            f"cannot load '{path}' as a Keras 2 model: {exc}",
+            context=where,
+            hint="save it with tf_keras (Keras 2) as .keras, .h5 or a SavedModel directory",
+        ) from exc
 
 
 def stage_model_file(keras: int) -> str:
@@ -88,7 +91,9 @@ def input_names(model: Any) -> list[str]:
 
 def input_dtypes(model: Any) -> list[str]:
     """The model's input dtypes, in its input order (int32 token ids stay integers through conversion)."""
-    return [str(getattr(getattr(t, "dtype", None), "name", None) or getattr(t, "dtype", "float32")) for t in model.inputs]
+    return [
+        str(getattr(getattr(t, "dtype", None), "name", None) or getattr(t, "dtype", "float32")) for t in model.inputs
+    ]
 
 
 def count_params(model: Any) -> int:

@@ -29,8 +29,9 @@ def digits_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) 
     return keras.Model(inputs, probs, name="digits_cnn")
 
 
-def mobilenetv2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 0.35,
-                dropout: float = 0.0, bn_momentum: float = 0.9) -> Any:
+def mobilenetv2(
+    input_shape: tuple[int, ...], num_classes: int, alpha: float = 0.35, dropout: float = 0.0, bn_momentum: float = 0.9
+) -> Any:
     """MobileNetV2 (`alpha` width) from scratch (`weights=None`: nothing is downloaded).
 
     Needs RGB inputs of at least 32x32; 96x96 or more is the usual edge size. Keras builds its
@@ -40,8 +41,7 @@ def mobilenetv2(input_shape: tuple[int, ...], num_classes: int, alpha: float = 0
     from edgepack.models.tf import load
 
     keras = load().keras
-    base = keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False,
-                                          weights=None)
+    base = keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False, weights=None)
     h = keras.layers.GlobalAveragePooling2D(name="pool")(base.output)
     if dropout:
         h = keras.layers.Dropout(dropout, name="dropout")(h)
@@ -66,8 +66,9 @@ def mlp(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None
     return keras.Model(inputs, outputs, name="mlp")
 
 
-def dense_autoencoder(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None,
-                      bottleneck: int = 8) -> Any:
+def dense_autoencoder(
+    input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None, bottleneck: int = 8
+) -> Any:
     """A dense autoencoder (the shape of the MLPerf Tiny anomaly-detection model, smaller): the flattened
     input through `hidden` units down to `bottleneck` and back, reshaped like the input. Its anomaly
     score is the reconstruction error."""
@@ -88,8 +89,9 @@ def dense_autoencoder(input_shape: tuple[int, ...], size: int, hidden: list[int]
     return keras.Model(inputs, outputs, name="dense_autoencoder")
 
 
-def keras3_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16, dropout: float = 0.1,
-               bn_momentum: float = 0.9) -> Any:
+def keras3_cnn(
+    input_shape: tuple[int, ...], num_classes: int, width: int = 16, dropout: float = 0.1, bn_momentum: float = 0.9
+) -> Any:
     """A small residual CNN built with Keras 3 (`import keras`), as users hold models today:
     convolution, BatchNormalization, ReLU, a depthwise block with a residual Add, global pooling,
     Dropout, Dense. edgepack bridges it to tf_keras for pruning and QAT. BatchNormalization's

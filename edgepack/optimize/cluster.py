@@ -33,8 +33,9 @@ def clusterable(layer: Any) -> str | None:
     return None
 
 
-def cluster(model: Any, stage: ClusterStage, data: Dataset, reporter: Reporter, label: str,
-            pruned: bool = False) -> tuple[Any, dict[str, Any]]:
+def cluster(
+    model: Any, stage: ClusterStage, data: Dataset, reporter: Reporter, label: str, pruned: bool = False
+) -> tuple[Any, dict[str, Any]]:
     """Cluster and fine-tune the selected layers; returns the stripped model and unique values per kernel."""
     tfmot = load().tfmot
     from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as experimental
@@ -45,14 +46,20 @@ def cluster(model: Any, stage: ClusterStage, data: Dataset, reporter: Reporter, 
     def wrap(layer: Any) -> Any:
         if layer.name not in selection:
             return layer
-        return experimental.cluster_weights(layer, number_of_clusters=stage.clusters,
-                                            cluster_centroids_init=init, preserve_sparsity=pruned)
+        return experimental.cluster_weights(
+            layer, number_of_clusters=stage.clusters, cluster_centroids_init=init, preserve_sparsity=pruned
+        )
 
     wrapped = load().keras.models.clone_model(model, clone_function=wrap)
     metrics = fit(wrapped, data, stage, reporter, label)
     stripped = tfmot.clustering.keras.strip_clustering(wrapped)
-    return stripped, {**metrics, "clusters": stage.clusters, "preserve_sparsity": pruned,
-                      "unique_values": unique_values(stripped, selection), "left_out": selection.left_out}
+    return stripped, {
+        **metrics,
+        "clusters": stage.clusters,
+        "preserve_sparsity": pruned,
+        "unique_values": unique_values(stripped, selection),
+        "left_out": selection.left_out,
+    }
 
 
 def unique_values(model: Any, selection: Selection | None = None) -> dict[str, int]:

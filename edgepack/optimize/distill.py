@@ -22,8 +22,9 @@ from edgepack.recipe.schema import DistillStage
 from edgepack.reporting import Reporter
 
 
-def distill(trained: Any, stage: DistillStage, data: Dataset, reporter: Reporter, label: str,
-            base_dir: Path, seed: int) -> tuple[Any, dict[str, Any]]:
+def distill(
+    trained: Any, stage: DistillStage, data: Dataset, reporter: Reporter, label: str, base_dir: Path, seed: int
+) -> tuple[Any, dict[str, Any]]:
     """Train the stage's student against the teacher; returns the student and the comparison."""
     teacher = trained if stage.teacher_path is None else _load_teacher(stage.teacher_path, base_dir, data)
     seed_everything(seed)
@@ -36,10 +37,14 @@ def distill(trained: Any, stage: DistillStage, data: Dataset, reporter: Reporter
     metrics = fit(distiller, data, stage, reporter, f"{label} (distilled)", compiled=True)
     teacher_params, student_params = count_params(teacher), count_params(student)
     record: dict[str, Any] = {
-        **metrics, "teacher": stage.teacher_path or "trained", "teacher_params": teacher_params,
+        **metrics,
+        "teacher": stage.teacher_path or "trained",
+        "teacher_params": teacher_params,
         "teacher_accuracy": accuracy(teacher, data.x_test, data.y_test, reporter, f"{label}: teacher"),
-        "student_params": student_params, "param_ratio": round(student_params / teacher_params, 4),
-        "temperature": stage.temperature, "alpha": stage.alpha,
+        "student_params": student_params,
+        "param_ratio": round(student_params / teacher_params, 4),
+        "temperature": stage.temperature,
+        "alpha": stage.alpha,
     }
     if stage.compare_scratch:
         record["scratch_accuracy"] = _scratch_accuracy(student, initial, stage, data, reporter, label, seed)
@@ -56,8 +61,9 @@ def _load_teacher(path: str, base_dir: Path, data: Dataset) -> Any:
     return source.load(data, tasks.get(data.task), optimizable=True).model
 
 
-def _scratch_accuracy(student: Any, initial: list[Any], stage: DistillStage, data: Dataset,
-                      reporter: Reporter, label: str, seed: int) -> float:
+def _scratch_accuracy(
+    student: Any, initial: list[Any], stage: DistillStage, data: Dataset, reporter: Reporter, label: str, seed: int
+) -> float:
     """Test accuracy of the same student, from the same initial weights, trained on labels only."""
     keras = load().keras
     scratch = keras.models.clone_model(student)
@@ -98,7 +104,8 @@ def _distiller(teacher: Any, student: Any, stage: DistillStage) -> Any:
             with tf.GradientTape() as tape:
                 s = logits(self.student(x, training=True), student_probs)
                 per_sample = alpha * hard_loss(y, s) + (1 - alpha) * t * t * soft_loss(
-                    soft_targets, tf.nn.softmax(s / t))
+                    soft_targets, tf.nn.softmax(s / t)
+                )
                 loss = tf.nn.compute_average_loss(per_sample)
             variables = self.student.trainable_variables
             self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))

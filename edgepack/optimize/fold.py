@@ -94,8 +94,11 @@ def _functional_folds(model: Any, config: dict[str, Any]) -> list[Fold]:
         if entry["class_name"] != "BatchNormalization" or len(nodes) != 1 or len(nodes[0]) != 1:
             continue
         source = entries[nodes[0][0][0]]
-        if (len(source["inbound_nodes"]) == 1 and uses.get(source["name"]) == 1
-                and _foldable(model.get_layer(source["name"]), model.get_layer(entry["name"]))):
+        if (
+            len(source["inbound_nodes"]) == 1
+            and uses.get(source["name"]) == 1
+            and _foldable(model.get_layer(source["name"]), model.get_layer(entry["name"]))
+        ):
             folds.append(Fold(source["name"], entry["name"]))
     return folds
 
@@ -111,8 +114,10 @@ def _without_bn(config: dict[str, Any], folds: list[Fold], sequential: bool) -> 
         if name in targets:
             entry["config"]["use_bias"] = True
         if not sequential:
-            entry["inbound_nodes"] = [[[bn_to_source.get(inbound[0], inbound[0]), *inbound[1:]] for inbound in node]
-                                      for node in entry["inbound_nodes"]]
+            entry["inbound_nodes"] = [
+                [[bn_to_source.get(inbound[0], inbound[0]), *inbound[1:]] for inbound in node]
+                for node in entry["inbound_nodes"]
+            ]
         kept.append(entry)
     config["layers"] = kept
     if not sequential:

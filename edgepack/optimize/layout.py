@@ -39,15 +39,18 @@ def default_scheme(per_channel: bool) -> Any:
                 config = node.layer["config"]
                 if node.layer["class_name"] in WEIGHTED and config.get("activation") == "linear":
                     config["activation"] = transforms.quantize_utils.serialize_activation(
-                        transforms.quantize_aware_activation.NoOpActivation(), use_legacy_format=True)
+                        transforms.quantize_aware_activation.NoOpActivation(), use_legacy_format=True
+                    )
                     return match_layer
                 return super().replacement(match_layer)
 
         KeepWeights.__name__ = cls.__name__
         return KeepWeights
 
-    fixed = {transforms.LayerReLUQuantize: keep_weights(transforms.LayerReLUQuantize),
-             transforms.LayerReluActivationQuantize: keep_weights(transforms.LayerReluActivationQuantize)}
+    fixed = {
+        transforms.LayerReLUQuantize: keep_weights(transforms.LayerReLUQuantize),
+        transforms.LayerReluActivationQuantize: keep_weights(transforms.LayerReluActivationQuantize),
+    }
 
     class Layout(layout.Default8BitQuantizeLayoutTransform):
         def apply(self, model: Any, layer_quantize_map: dict[str, Any]) -> Any:

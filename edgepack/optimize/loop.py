@@ -40,8 +40,7 @@ def keras_of(model: Any) -> Any:
 def make_optimizer(settings: Settings, keras: Any = None) -> Any:
     """The recipe's optimizer at its learning rate."""
     keras = keras or load().keras
-    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
-                  "rmsprop": keras.optimizers.RMSprop}
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
     return optimizers[settings.optimizer](learning_rate=settings.learning_rate)
 
 
@@ -70,8 +69,15 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
 
-def fit(model: Any, data: Dataset, settings: Settings, reporter: Reporter, label: str,
-        callbacks: Sequence[Any] = (), compiled: bool = False) -> dict[str, float]:
+def fit(
+    model: Any,
+    data: Dataset,
+    settings: Settings,
+    reporter: Reporter,
+    label: str,
+    callbacks: Sequence[Any] = (),
+    compiled: bool = False,
+) -> dict[str, float]:
     """Compile (unless `compiled`) and train on the train split, with the targets of the data's task;
     returns the last epoch's loss and metrics (`train_accuracy` for a classifier)."""
     from edgepack import tasks
@@ -82,14 +88,25 @@ def fit(model: Any, data: Dataset, settings: Settings, reporter: Reporter, label
     steps = steps_per_epoch(data.train_samples, settings.batch_size)
     with reporter.task(f"{label}: epoch 1/{settings.epochs}", settings.epochs * steps) as bar:
         # a per-batch hook costs a Python call per step (10 % of a small model's fit): none when nobody looks
-        progress = [] if isinstance(reporter, NullReporter) else [_progress_callback(bar, label, settings.epochs,
-                                                                                      keras_of(model))]
-        history = model.fit(
-            data.x_train, task.fit_targets(data), epochs=settings.epochs, batch_size=settings.batch_size,
-            shuffle=True, verbose=0, callbacks=[*callbacks, *progress],
+        progress = (
+            []
+            if isinstance(reporter, NullReporter)
+            else [_progress_callback(bar, label, settings.epochs, keras_of(model))]
         )
-    return {("loss" if name == "loss" else f"train_{name}"): float(values[-1])
-            for name, values in history.history.items() if not name.startswith("val_")}
+        history = model.fit(
+            data.x_train,
+            task.fit_targets(data),
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[*callbacks, *progress],
+        )
+    return {
+        ("loss" if name == "loss" else f"train_{name}"): float(values[-1])
+        for name, values in history.history.items()
+        if not name.startswith("val_")
+    }
 
 
 def predict(model: Any, x: Any, reporter: Reporter, label: str, batch_size: int = 256) -> list[np.ndarray]:
@@ -101,10 +118,12 @@ def predict(model: Any, x: Any, reporter: Reporter, label: str, batch_size: int 
     batches: list[list[np.ndarray]] = []
     with reporter.task(label, total) as bar:
         for start in range(0, total, batch_size):
-            batch = [x_[start:start + batch_size] for x_ in inputs]
+            batch = [x_[start : start + batch_size] for x_ in inputs]
             out = model(batch[0] if len(batch) == 1 else batch, training=False)
             if isinstance(out, dict):
-                out = [out[name] for name in model.output_names] if hasattr(model, "output_names") else list(out.values())
+                out = (
+                    [out[name] for name in model.output_names] if hasattr(model, "output_names") else list(out.values())
+                )
             batches.append([np.asarray(o) for o in as_list(out)])
             bar.advance(len(batch[0]))
     return [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
@@ -117,8 +136,7 @@ def evaluate(model: Any, data: Dataset, reporter: Reporter, label: str) -> dict[
     return tasks.get(data.task).metrics(predict(model, data.x_test, reporter, label), data.test_split())
 
 
-def accuracy(model: Any, x: np.ndarray, y: np.ndarray, reporter: Reporter, label: str,
-             batch_size: int = 256) -> float:
+def accuracy(model: Any, x: np.ndarray, y: np.ndarray, reporter: Reporter, label: str, batch_size: int = 256) -> float:
     """Top-1 accuracy of a Keras classifier on (x, y), with a progress bar over batches."""
     from edgepack.tasks import metrics
 

@@ -96,15 +96,26 @@ def prune(model: Any, stage: PruneStage, data: Dataset, reporter: Reporter, labe
     wrapped = load().keras.models.clone_model(model, clone_function=wrap)
     metrics = fit(wrapped, data, stage, reporter, label, callbacks=[sparsity.UpdatePruningStep()])
     stripped = sparsity.strip_pruning(wrapped)
-    return stripped, {**metrics, "structure": stage.structure, "schedule": {"kind": stage.schedule, **asdict(steps)},
-                      "pruned_layers": list(selection.chosen), "left_out": selection.left_out}
+    return stripped, {
+        **metrics,
+        "structure": stage.structure,
+        "schedule": {"kind": stage.schedule, **asdict(steps)},
+        "pruned_layers": list(selection.chosen),
+        "left_out": selection.left_out,
+    }
 
 
 def _schedule(stage: PruneStage, steps: PruneSteps) -> Any:
     sparsity = load().tfmot.sparsity.keras
     # A one-step stage (begin == end) cannot ramp: the constant schedule reaches the target at once.
     if stage.schedule == "polynomial" and stage.structure != "2:4" and steps.end > steps.begin:
-        return sparsity.PolynomialDecay(stage.initial_sparsity, stage.final_sparsity, begin_step=steps.begin,
-                                        end_step=steps.end, frequency=steps.frequency)
-    return sparsity.ConstantSparsity(stage.final_sparsity, begin_step=steps.begin, end_step=steps.end,
-                                     frequency=steps.frequency)
+        return sparsity.PolynomialDecay(
+            stage.initial_sparsity,
+            stage.final_sparsity,
+            begin_step=steps.begin,
+            end_step=steps.end,
+            frequency=steps.frequency,
+        )
+    return sparsity.ConstantSparsity(
+        stage.final_sparsity, begin_step=steps.begin, end_step=steps.end, frequency=steps.frequency
+    )

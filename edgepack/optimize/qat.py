@@ -47,22 +47,36 @@ def scheme_for(pruned: bool, clustered: bool, per_channel: bool = True) -> tuple
     return ("default 8-bit" if per_channel else "default 8-bit, per-tensor weights"), default_scheme(per_channel)
 
 
-def qat(model: Any, stage: QatStage, data: Dataset, reporter: Reporter, label: str,
-        pruned: bool = False, clustered: bool = False, per_channel: bool = True) -> tuple[Any, dict[str, Any]]:
+def qat(
+    model: Any,
+    stage: QatStage,
+    data: Dataset,
+    reporter: Reporter,
+    label: str,
+    pruned: bool = False,
+    clustered: bool = False,
+    per_channel: bool = True,
+) -> tuple[Any, dict[str, Any]]:
     """Wrap the selected layers of `model` for QAT in the preserving scheme and fine-tune."""
     scheme_name, scheme = scheme_for(pruned, clustered, per_channel)
     folds: list[Fold] = []
     if not per_channel:  # per-tensor weights are only faithful with BN folded first (see fold.py)
         model, folds = fold_batchnorm(model, label)
         if folds:
-            reporter.note(f"{label}: folded {len(folds)} BatchNormalization layer(s) into the layer before "
-                          "each, so that per-tensor QAT trains the kernels that ship")
-    selection = select_layers(model, stage.layers, stage.skip, label, lambda layer: None,
-                              "quantization-aware training")
+            reporter.note(
+                f"{label}: folded {len(folds)} BatchNormalization layer(s) into the layer before "
+                "each, so that per-tensor QAT trains the kernels that ship"
+            )
+    selection = select_layers(model, stage.layers, stage.skip, label, lambda layer: None, "quantization-aware training")
     wrapped = _wrap(model, set(selection.chosen), scheme, label)
     metrics = fit(wrapped, data, stage, reporter, label)
-    return wrapped, {**metrics, "scheme": scheme_name, "quantized_layers": list(selection.chosen),
-                     "left_out": selection.left_out, "folded_batchnorm": {f.bn: f.into for f in folds}}
+    return wrapped, {
+        **metrics,
+        "scheme": scheme_name,
+        "quantized_layers": list(selection.chosen),
+        "left_out": selection.left_out,
+        "folded_batchnorm": {f.bn: f.into for f in folds},
+    }
 
 
 def _wrap(model: Any, chosen: set[str], scheme: Any, label: str) -> Any:
@@ -105,9 +119,13 @@ def _apply(model: Any, chosen: set[str], scheme: Any) -> Any:
 
 
 def _generic_error(exc: BaseException, label: str) -> ModelError:
-    return ModelError(f"quantization-aware training cannot wrap this model: {exc}", context=label,
-                      hint="skip the failing layers in the qat stage (`skip = [...]`), or remove the "
-                           "qat stage to use post-training int8 quantization", code="qat-unsupported")
+    return ModelError(
+        f"quantization-aware training cannot wrap this model: {exc}",
+        context=label,
+        hint="skip the failing layers in the qat stage (`skip = [...]`), or remove the "
+        "qat stage to use post-training int8 quantization",
+        code="qat-unsupported",
+    )
 
 
 def _unsupported_error(refused: dict[str, str], label: str) -> ModelError:
@@ -120,9 +138,11 @@ def _unsupported_error(refused: dict[str, str], label: str) -> ModelError:
     return ModelError(
         f"quantization-aware training does not support layer(s) {named}",
         context=label,
-        hint=(f"either keep them in float during QAT with `skip = [{skip}]` in this qat stage (the "
-              "converter still quantizes them after training, from the calibration data), or remove "
-              "the qat stage and use post-training int8 quantization only"),
+        hint=(
+            f"either keep them in float during QAT with `skip = [{skip}]` in this qat stage (the "
+            "converter still quantizes them after training, from the calibration data), or remove "
+            "the qat stage and use post-training int8 quantization only"
+        ),
         code="qat-unsupported",
     )
 

@@ -31,8 +31,14 @@ def matches(layer: Any, pattern: str) -> bool:
     return fnmatchcase(layer.name, pattern) or fnmatchcase(type(layer).__name__, pattern)
 
 
-def select_layers(model: Any, layers: Sequence[str] | None, skip: Sequence[str], label: str,
-                  applies: Callable[[Any], str | None], technique: str) -> Selection:
+def select_layers(
+    model: Any,
+    layers: Sequence[str] | None,
+    skip: Sequence[str],
+    label: str,
+    applies: Callable[[Any], str | None],
+    technique: str,
+) -> Selection:
     """Choose the layers of `model` that a stage works on.
 
     `applies(layer)` returns None when the technique can work on the layer, else the reason it
@@ -56,14 +62,18 @@ def select_layers(model: Any, layers: Sequence[str] | None, skip: Sequence[str],
         elif layers is not None and any(layer.name == p for p in layers):
             raise ModelError(
                 f"{technique} cannot be applied to layer '{layer.name}' ({type(layer).__name__}): {reason}",
-                context=label, hint=f"remove '{layer.name}' from `layers`, or add it to `skip`",
+                context=label,
+                hint=f"remove '{layer.name}' from `layers`, or add it to `skip`",
                 code="layer-unsupported",
             )
         else:
             left_out[layer.name] = reason
     if not chosen:
-        raise ModelError(f"no layer of the model is selected for {technique}", context=label,
-                         hint="check `layers` and `skip`; layers: " + ", ".join(layer.name for layer in candidates))
+        raise ModelError(
+            f"no layer of the model is selected for {technique}",
+            context=label,
+            hint="check `layers` and `skip`; layers: " + ", ".join(layer.name for layer in candidates),
+        )
     return Selection(tuple(chosen), left_out)
 
 
@@ -71,9 +81,12 @@ def _check_patterns(candidates: list[Any], patterns: list[str], label: str) -> N
     for pattern in patterns:
         if not any(matches(layer, pattern) for layer in candidates):
             names = ", ".join(f"{c.name} ({type(c).__name__})" for c in candidates)
-            raise ModelError(f"layer pattern '{pattern}' matches no layer of the model", context=label,
-                             hint=f"patterns match a layer name or class; the layers are: {names}",
-                             code="layer-pattern-unmatched")
+            raise ModelError(
+                f"layer pattern '{pattern}' matches no layer of the model",
+                context=label,
+                hint=f"patterns match a layer name or class; the layers are: {names}",
+                code="layer-pattern-unmatched",
+            )
 
 
 def has_kernel(layer: Any) -> bool:

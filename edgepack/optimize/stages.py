@@ -21,9 +21,16 @@ from edgepack.recipe.schema import ClusterStage, DistillStage, OptimizeStage, Pr
 from edgepack.reporting import Reporter
 
 
-def optimize(model: Any, stages: Sequence[OptimizeStage], data: Dataset, reporter: Reporter,
-             base_dir: Path, seed: int, strategy: str = "default",
-             per_channel: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+def optimize(
+    model: Any,
+    stages: Sequence[OptimizeStage],
+    data: Dataset,
+    reporter: Reporter,
+    base_dir: Path,
+    seed: int,
+    strategy: str = "default",
+    per_channel: bool = True,
+) -> tuple[Any, list[dict[str, Any]]]:
     """Apply each stage; returns the final model and one metrics record per stage.
 
     `per_channel` is the converter's weight granularity, which QAT trains for.
@@ -34,8 +41,7 @@ def optimize(model: Any, stages: Sequence[OptimizeStage], data: Dataset, reporte
         label = f"optimize[{index}] {stage.kind}"
         params_before = param_count(model)
         with strategy_scope(strategy):
-            model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed,
-                                  per_channel)
+            model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed, per_channel)
         done.add(stage.kind)
         metrics["test_metrics"] = evaluate(model, data, reporter, f"{label}: evaluate")
         if "accuracy" in metrics["test_metrics"]:
@@ -56,22 +62,36 @@ def measure(model: Any, kind: str, params_before: int) -> dict[str, Any]:
     """
     kernels = layer_kernels(model)
     qat = kind == "qat"
-    return {"params": params_before if qat else param_count(model),
-            "weights_gzip_bytes": None if qat else weights_gzip_size(model),
-            "sparsity": {name: round(float(np.mean(k == 0)), 4) for name, k in kernels.items()},
-            "kernel_zeros": zero_fraction(kernels.values())}
+    return {
+        "params": params_before if qat else param_count(model),
+        "weights_gzip_bytes": None if qat else weights_gzip_size(model),
+        "sparsity": {name: round(float(np.mean(k == 0)), 4) for name, k in kernels.items()},
+        "kernel_zeros": zero_fraction(kernels.values()),
+    }
 
 
 def lost_sparsity(before: dict[str, float], after: dict[str, float], kind: str) -> list[str]:
     """Layers whose zeros a stage other than prune did not keep (a warning each, with the figures)."""
     if kind == "prune":
         return []
-    return [f"sparsity of '{name}' fell from {before[name]:.2f} to {value:.2f}"
-            for name, value in after.items() if name in before and before[name] - value > 0.02]
+    return [
+        f"sparsity of '{name}' fell from {before[name]:.2f} to {value:.2f}"
+        for name, value in after.items()
+        if name in before and before[name] - value > 0.02
+    ]
 
 
-def _run(model: Any, stage: OptimizeStage, data: Dataset, reporter: Reporter, label: str,
-         done: set[str], base_dir: Path, seed: int, per_channel: bool) -> tuple[Any, dict[str, Any]]:
+def _run(
+    model: Any,
+    stage: OptimizeStage,
+    data: Dataset,
+    reporter: Reporter,
+    label: str,
+    done: set[str],
+    base_dir: Path,
+    seed: int,
+    per_channel: bool,
+) -> tuple[Any, dict[str, Any]]:
     if isinstance(stage, PruneStage):
         from edgepack.optimize.prune import prune
 
@@ -87,8 +107,16 @@ def _run(model: Any, stage: OptimizeStage, data: Dataset, reporter: Reporter, la
     assert isinstance(stage, QatStage)
     from edgepack.optimize.qat import qat
 
-    return qat(model, stage, data, reporter, label, pruned="prune" in done, clustered="cluster" in done,
-               per_channel=per_channel)
+    return qat(
+        model,
+        stage,
+        data,
+        reporter,
+        label,
+        pruned="prune" in done,
+        clustered="cluster" in done,
+        per_channel=per_channel,
+    )
 
 
 def fresh_copy(model: Any) -> Any:

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
 
 
-def bundle(p: Pipeline, out: Path | None = None, make_zip: bool | None = None,
-           sign_key: Path | None = None) -> list[Path]:
+def bundle(
+    p: Pipeline, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None
+) -> list[Path]:
     """Gate (unless done), then write the bundle; returns the paths written."""
     from edgepack.bundle.manifest import build_manifest, run_measurements
     from edgepack.bundle.writer import write_bundle
@@ -29,8 +30,9 @@ def bundle(p: Pipeline, out: Path | None = None, make_zip: bool | None = None,
         from edgepack.bundle.android import android_files
         from edgepack.litert import model_tensors
 
-        files = android_files(p.recipe.name, shipped, p.data.labels, model_tensors(p.tflite_path), p.task.kind,
-                              p.data.image)
+        files = android_files(
+            p.recipe.name, shipped, p.data.labels, model_tensors(p.tflite_path), p.task.kind, p.data.image
+        )
         extra.update(files)
         formats["android"] = {"files": sorted(files), "metadata": shipped.record["embedded"]}
     if "c-array" in settings.formats:
@@ -47,8 +49,9 @@ def bundle(p: Pipeline, out: Path | None = None, make_zip: bool | None = None,
     do_zip = (settings.zip or "zip" in settings.formats) if make_zip is None else make_zip
     labels = p.data.labels if p.task.class_scores else []  # labels.txt names a classifier's scores
     report = html_report(p, target, manifest, measurements, shipped.data)
-    p.result.bundle = write_bundle(target, shipped.data, labels, manifest, do_zip, extra, measurements, sign_key,
-                                   report)
+    p.result.bundle = write_bundle(
+        target, shipped.data, labels, manifest, do_zip, extra, measurements, sign_key, report
+    )
     return p.result.bundle
 
 
@@ -61,18 +64,33 @@ def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
     sources = c_sources(converted, measured=measured)
     files: dict[str, str | bytes] = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
     if sources.unsupported_ops:
-        p.reporter.note(f"bundle c-array: TFLite Micro has no resolver method for "
-                        f"{', '.join(sources.unsupported_ops)}; register them yourself (model_data.h says)")
+        p.reporter.note(
+            f"bundle c-array: TFLite Micro has no resolver method for "
+            f"{', '.join(sources.unsupported_ops)}; register them yourself (model_data.h says)"
+        )
     if measured is None:
         p.reporter.note(f"bundle c-array: the arena is an estimate ({sources.arena_bytes:,} B): {why}")
-    arena = ({"how": "estimate", "why": why} if measured is None else
-             {"how": "measured", "need_bytes": measured.need, "margin_bytes": measured.margin,
-              "non_persistent_bytes": measured.non_persistent, "persistent_bytes": measured.persistent,
-              "runtime": measured.runtime})
-    return files, {"files": sorted(files), "model_sha256": hashlib.sha256(converted).hexdigest(),
-                   "arena_bytes": sources.arena_bytes, "arena": {**arena, "estimate_bytes": sources.arena_estimate},
-                   "activation_peak_bytes": sources.activation_peak_bytes,
-                   "resolver_ops": list(sources.resolver_calls), "unsupported_ops": list(sources.unsupported_ops)}
+    arena = (
+        {"how": "estimate", "why": why}
+        if measured is None
+        else {
+            "how": "measured",
+            "need_bytes": measured.need,
+            "margin_bytes": measured.margin,
+            "non_persistent_bytes": measured.non_persistent,
+            "persistent_bytes": measured.persistent,
+            "runtime": measured.runtime,
+        }
+    )
+    return files, {
+        "files": sorted(files),
+        "model_sha256": hashlib.sha256(converted).hexdigest(),
+        "arena_bytes": sources.arena_bytes,
+        "arena": {**arena, "estimate_bytes": sources.arena_estimate},
+        "activation_peak_bytes": sources.activation_peak_bytes,
+        "resolver_ops": list(sources.resolver_calls),
+        "unsupported_ops": list(sources.unsupported_ops),
+    }
 
 
 DEFAULT_ETHOS_U = "ethos-u55-128"
@@ -89,9 +107,12 @@ def ethos_u_profile(p: Pipeline) -> Any:
         name = next((d.name for d in p.devices() if isinstance(d, EthosUDevice)), DEFAULT_ETHOS_U)
     device = load_device(name)
     if not isinstance(device, EthosUDevice):
-        raise RecipeError(f"bundle.ethos_u = '{name}': a {device.kind} device, not an ethos-u profile",
-                          context=f"recipe '{p.recipe.name}'", code="recipe-invalid",
-                          hint="name an ethos-u profile (`edgepack devices list`: ethos-u55-128, ethos-u85-256)")
+        raise RecipeError(
+            f"bundle.ethos_u = '{name}': a {device.kind} device, not an ethos-u profile",
+            context=f"recipe '{p.recipe.name}'",
+            code="recipe-invalid",
+            hint="name an ethos-u profile (`edgepack devices list`: ethos-u55-128, ethos-u85-256)",
+        )
     return device
 
 
@@ -128,12 +149,16 @@ def measure_arena(p: Pipeline) -> tuple[Any, str]:
     measured, why = arena(p)
     if measured is None:
         return None, why
-    return MeasuredArena(measured.need, measured.non_persistent, measured.persistent, measured.runtime,
-                         parse_size(p.recipe.bundle.arena_margin)), ""
+    return MeasuredArena(
+        measured.need,
+        measured.non_persistent,
+        measured.persistent,
+        measured.runtime,
+        parse_size(p.recipe.bundle.arena_margin),
+    ), ""
 
 
-def html_report(p: Pipeline, target: Path, manifest: dict[str, Any], measurements: dict[str, Any],
-                model: bytes) -> str:
+def html_report(p: Pipeline, target: Path, manifest: dict[str, Any], measurements: dict[str, Any], model: bytes) -> str:
     """report.html: the run's figures as a page (with the comparison against `[budgets] baseline`, when set)."""
     from edgepack.report import render
 

@@ -59,8 +59,13 @@ class StageCache:
 
     def stage_id(self, name: str, config: Any, inputs: dict[str, str]) -> str:
         """The content hash of a stage: its settings, its inputs' ids, the toolchain and edgepack's code."""
-        payload = {"stage": name, "config": config, "inputs": inputs, "toolchain": toolchain_versions(),
-                   "edgepack_code": code_fingerprint()}
+        payload = {
+            "stage": name,
+            "config": config,
+            "inputs": inputs,
+            "toolchain": toolchain_versions(),
+            "edgepack_code": code_fingerprint(),
+        }
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
     def run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:

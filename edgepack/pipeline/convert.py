@@ -40,9 +40,16 @@ def convert_stage(p: Pipeline, settings: Any, name: str = "convert") -> StageOut
         selective = None
         if settings.keep_float or settings.fallback:
             selective = {"judge": judge(p), "layers": optimized.record.layers, "report_out": out / FALLBACK_FILE}
-        failed = convert_isolated(optimized.dir / optimized.record.saved_model, settings, p.calibration,
-                                  out / MODEL_FILE, p.reporter, error_out=None if why_not else error_file,
-                                  selective=selective, input_names=optimized.record.inputs)
+        failed = convert_isolated(
+            optimized.dir / optimized.record.saved_model,
+            settings,
+            p.calibration,
+            out / MODEL_FILE,
+            p.reporter,
+            error_out=None if why_not else error_file,
+            selective=selective,
+            input_names=optimized.record.inputs,
+        )
         flatbuffer = (out / MODEL_FILE).read_bytes()
         fallback = json.loads((out / FALLBACK_FILE).read_text()) if selective else None
         classes = p.task.class_scores
@@ -50,16 +57,27 @@ def convert_stage(p: Pipeline, settings: Any, name: str = "convert") -> StageOut
         quality = calibration_quality(p.calibration, y_cal, p.data.x_test, p.data.y_test, list(p.data.labels), classes)
         missing = quality.get("missing_classes") or []
         if missing and settings.mode in ("int8", "int16x8"):
-            p.reporter.note(f"convert: the {len(p.calibration_indices)} calibration samples miss {len(missing)} "
-                            f"class(es) of the test split ({', '.join(missing[:5])}); raise convert.calibration_samples")
+            p.reporter.note(
+                f"convert: the {len(p.calibration_indices)} calibration samples miss {len(missing)} "
+                f"class(es) of the test split ({', '.join(missing[:5])}); raise convert.calibration_samples"
+            )
         return ConvertRecord(
-            model_file=MODEL_FILE, mode=settings.mode, io=settings.io,
-            sha256=hashlib.sha256(flatbuffer).hexdigest(), size_bytes=len(flatbuffer),
-            gzip_bytes=gzip_size(flatbuffer), weights=tflite_weights(flatbuffer, optimized.record.layers),
-            calibration={"samples": int(len(p.calibration_indices)), "seed": calibration_seed,
-                         "fingerprint": p.fingerprints["calibration"], **quality},
+            model_file=MODEL_FILE,
+            mode=settings.mode,
+            io=settings.io,
+            sha256=hashlib.sha256(flatbuffer).hexdigest(),
+            size_bytes=len(flatbuffer),
+            gzip_bytes=gzip_size(flatbuffer),
+            weights=tflite_weights(flatbuffer, optimized.record.layers),
+            calibration={
+                "samples": int(len(p.calibration_indices)),
+                "seed": calibration_seed,
+                "fingerprint": p.fingerprints["calibration"],
+                **quality,
+            },
             quant_error=quantization_error_record(error_file, optimized.record.layers, why_not or failed),
-            fallback=fallback)
+            fallback=fallback,
+        )
 
     return p.cache.run(name, stage_id, ConvertRecord, body)
 
@@ -79,14 +97,25 @@ def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
         check_given_fits(p, path, model)
     compute = analyze(model).compute
     dtypes = [model.tensors[i].dtype for i in model.inputs]
-    mode = {"integer": "int8", "integer (int16 activations)": "int16x8", "dynamic range": "dynamic",
-            "float16 weights": "float16"}.get(compute, "float32")
+    mode = {
+        "integer": "int8",
+        "integer (int16 activations)": "int16x8",
+        "dynamic range": "dynamic",
+        "float16 weights": "float16",
+    }.get(compute, "float32")
     record = ConvertRecord(
-        model_file=path.name, mode=mode, io="int8" if dtypes and all(d == "int8" for d in dtypes) else "float32",
-        sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data), gzip_bytes=gzip_size(data),
-        weights=tflite_weights(data, []), calibration=None,
-        quant_error={"measured": False, "why": "a model given with --model (not converted here)"}, fallback=None,
-        given=str(path.resolve()))
+        model_file=path.name,
+        mode=mode,
+        io="int8" if dtypes and all(d == "int8" for d in dtypes) else "float32",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        gzip_bytes=gzip_size(data),
+        weights=tflite_weights(data, []),
+        calibration=None,
+        quant_error={"measured": False, "why": "a model given with --model (not converted here)"},
+        fallback=None,
+        given=str(path.resolve()),
+    )
     stage = StageOutput("convert", "given-" + record.sha256[:16], path.parent, record)
     p.cache.done["convert"] = stage
     return stage
@@ -102,22 +131,31 @@ def check_given_fits(p: Pipeline, path: Path, model: Any) -> None:
     shapes = [tuple(int(d) for d in x.shape[1:]) for x in p.data.test_inputs]
     inputs = [tuple(model.tensors[i].shape) for i in model.inputs]
     if len(inputs) != len(shapes) or sorted(tuple(s[1:]) for s in inputs) != sorted(shapes):
-        raise ModelError(f"{path}: its input{'s are' if len(inputs) != 1 else ' is'} "
-                         f"{', '.join(shape_text(s) for s in inputs)}; the recipe's samples are "
-                         f"{', '.join(shape_text(s) for s in shapes)}", context=f"recipe '{p.recipe.name}'",
-                         hint="give the model this recipe's data is shaped for (dataset.resize, channels)",
-                         code="model-mismatch")
+        raise ModelError(
+            f"{path}: its input{'s are' if len(inputs) != 1 else ' is'} "
+            f"{', '.join(shape_text(s) for s in inputs)}; the recipe's samples are "
+            f"{', '.join(shape_text(s) for s in shapes)}",
+            context=f"recipe '{p.recipe.name}'",
+            hint="give the model this recipe's data is shaped for (dataset.resize, channels)",
+            code="model-mismatch",
+        )
     try:  # several inputs are told apart by the recipe model's input names (it is trained first, then)
         names = p.input_names() if len(inputs) > 1 else None
         ordered_in, ordered_out = io_order(interpreter(path), names, shapes)
     except BadInputError as exc:
-        raise ModelError(f"{path}: {exc.message}", context=f"recipe '{p.recipe.name}'", hint=exc.hint,
-                         code="model-mismatch") from exc
-    problem = p.task.output_problem([tuple(d["shape"]) for d in ordered_in], [tuple(d["shape"]) for d in ordered_out],
-                                    p.data)
+        raise ModelError(
+            f"{path}: {exc.message}", context=f"recipe '{p.recipe.name}'", hint=exc.hint, code="model-mismatch"
+        ) from exc
+    problem = p.task.output_problem(
+        [tuple(d["shape"]) for d in ordered_in], [tuple(d["shape"]) for d in ordered_out], p.data
+    )
     if problem:
-        raise ModelError(f"{path}: {problem}", context=f"recipe '{p.recipe.name}'",
-                         hint="give a model whose outputs fit the recipe's task and data", code="model-mismatch")
+        raise ModelError(
+            f"{path}: {problem}",
+            context=f"recipe '{p.recipe.name}'",
+            hint="give a model whose outputs fit the recipe's task and data",
+            code="model-mismatch",
+        )
 
 
 def error_report_skipped(p: Pipeline, settings: Any = None) -> str | None:
@@ -154,8 +192,13 @@ def tflite_weights(flatbuffer: bytes, layers: list[str]) -> dict[str, dict[str, 
     for stat in weight_stats(flatbuffer, layers):
         key = stat.layer or stat.tensor
         if key not in result:
-            result[key] = {"op": stat.op, "shape": list(stat.shape), "dtype": stat.dtype,
-                           "sparsity": round(stat.sparsity, 4), "unique_values": stat.unique_values,
-                           "unique_per_channel_max": stat.unique_per_channel_max,
-                           "max_nonzeros_per_4": stat.max_nonzeros_per_4}
+            result[key] = {
+                "op": stat.op,
+                "shape": list(stat.shape),
+                "dtype": stat.dtype,
+                "sparsity": round(stat.sparsity, 4),
+                "unique_values": stat.unique_values,
+                "unique_per_channel_max": stat.unique_per_channel_max,
+                "max_nonzeros_per_4": stat.max_nonzeros_per_4,
+            }
     return result

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
     """Judge the `.tflite` on the test split against the float model."""
     trained, optimized, converted = p.train(), p.optimize(), p.convert()
-    stage_id = p.cache.stage_id("evaluate", {"task": p.task.kind},
-                                {"train": trained.id, "optimize": optimized.id, "convert": converted.id,
-                                 "test": p.fingerprints["test"]})
+    stage_id = p.cache.stage_id(
+        "evaluate",
+        {"task": p.task.kind},
+        {"train": trained.id, "optimize": optimized.id, "convert": converted.id, "test": p.fingerprints["test"]},
+    )
 
     def body(out: Path) -> EvaluateRecord:
         import dataclasses
@@ -38,10 +40,17 @@ def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
             from edgepack.tasks import worsening
 
             drop = worsening(p.task, float_value, verdict.value)
-        return EvaluateRecord(task=p.task.kind, metric=metric, float=float_value, optimized=opt_metrics.get(metric),
-                              tflite=verdict.value, drop=drop,
-                              metrics={"float": float_metrics, "optimized": opt_metrics, "tflite": verdict.metrics},
-                              fidelity=verdict.fidelity, test_samples=p.data.test_samples)
+        return EvaluateRecord(
+            task=p.task.kind,
+            metric=metric,
+            float=float_value,
+            optimized=opt_metrics.get(metric),
+            tflite=verdict.value,
+            drop=drop,
+            metrics={"float": float_metrics, "optimized": opt_metrics, "tflite": verdict.metrics},
+            fidelity=verdict.fidelity,
+            test_samples=p.data.test_samples,
+        )
 
     return p.cache.run("evaluate", stage_id, EvaluateRecord, body)
 
@@ -59,5 +68,6 @@ def judge(p: Pipeline) -> Judge:
     from edgepack.tasks.judge import Judge
 
     optimized = p.optimize()
-    return Judge(p.task.kind, p.data.test_split(), test_outputs(optimized), p.float_figure(),
-                 list(optimized.record.inputs), None)
+    return Judge(
+        p.task.kind, p.data.test_split(), test_outputs(optimized), p.float_figure(), list(optimized.record.inputs), None
+    )

@@ -22,7 +22,10 @@ def arena(p: Pipeline) -> tuple[Arena | None, str]:
         if validated is not None:  # the shipped model on a tflm device: the same graph (metadata takes no arena)
             found = validated["arena"]
             runtime = f"{validated['runtime']['name']} {validated['runtime']['version']}"
-            p.measured_arena = (Arena(found["bytes"], found.get("non_persistent"), found.get("persistent"), runtime), "")
+            p.measured_arena = (
+                Arena(found["bytes"], found.get("non_persistent"), found.get("persistent"), runtime),
+                "",
+            )
             return p.measured_arena
         try:
             p.measured_arena = (measure_arena(p.tflite_path, p.reporter, "arena in TFLM"), "")

@@ -20,10 +20,16 @@ def gate(p: Pipeline) -> list[BudgetResult]:
     p.result.fits = fit_records(p)
     accuracy = evaluated.metrics
     measured = Measurements(
-        size_bytes=len(p.shipped().data), accuracy_float=accuracy["float"].get("accuracy"),
-        accuracy_tflite=accuracy["tflite"].get("accuracy"), latency_p90_ms=latency, latency_basis=basis,
-        metrics_float=accuracy["float"], metrics_tflite=accuracy["tflite"], fidelity=evaluated.fidelity,
-        fits=p.result.fits)
+        size_bytes=len(p.shipped().data),
+        accuracy_float=accuracy["float"].get("accuracy"),
+        accuracy_tflite=accuracy["tflite"].get("accuracy"),
+        latency_p90_ms=latency,
+        latency_basis=basis,
+        metrics_float=accuracy["float"],
+        metrics_tflite=accuracy["tflite"],
+        fidelity=evaluated.fidelity,
+        fits=p.result.fits,
+    )
     p.result.gate = check_budgets(p.recipe.budgets, measured)
     p.result.gate += conversion_results(p.search_report(), p.convert().record.fallback)
     if p.baseline is not None:

@@ -22,8 +22,12 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
     """Optimize a fresh copy of the trained model (seeded with seed + 1) and export it."""
     trained = p.train()
     r = p.recipe
-    config: dict[str, Any] = {"stages": [s.model_dump(mode="json") for s in r.optimize], "seed": r.seed,
-                              "strategy": r.strategy, "files": _files(p)}
+    config: dict[str, Any] = {
+        "stages": [s.model_dump(mode="json") for s in r.optimize],
+        "seed": r.seed,
+        "strategy": r.strategy,
+        "files": _files(p),
+    }
     if not r.convert.per_channel:  # QAT trains for the converter's weight granularity
         config["per_channel"] = False
     stage_id = p.cache.stage_id("optimize", config, {"train": trained.id, "test": p.fingerprints["test"]})
@@ -37,8 +41,9 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
         model, records = p.model(trained), []
         if r.optimize:
             seed_everything(r.seed + 1)
-            model, records = optimize(model, r.optimize, p.data, p.reporter, p.loaded.base_dir, r.seed + 1,
-                                      r.strategy, r.convert.per_channel)
+            model, records = optimize(
+                model, r.optimize, p.data, p.reporter, p.loaded.base_dir, r.seed + 1, r.strategy, r.convert.per_channel
+            )
         export_saved_model(model, out / SAVED_MODEL_DIR)
         outputs = predict(model, p.data.x_test, p.reporter, "optimize: outputs on the test split")
         with open(out / TEST_OUTPUTS_FILE, "wb") as handle:

@@ -46,8 +46,15 @@ class Pipeline:
     `source` is where the model comes from (default: the recipe's `[model]`); a `GivenTflite`
     source makes a `.tflite` converted elsewhere the convert stage's output."""
 
-    def __init__(self, loaded: LoadedRecipe, workdir: Path, reporter: Reporter | None = None,
-                 use_cache: bool = True, quiet_native: bool = True, source: ModelSource | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedRecipe,
+        workdir: Path,
+        reporter: Reporter | None = None,
+        use_cache: bool = True,
+        quiet_native: bool = True,
+        source: ModelSource | None = None,
+    ) -> None:
         self.loaded = loaded
         self.recipe = loaded.recipe
         self.root = workdir / self.recipe.name
@@ -98,9 +105,11 @@ class Pipeline:
     def fingerprints(self) -> dict[str, str]:
         """sha256 fingerprints of the train, calibration and test data."""
         d = self.data
-        return {"train": fingerprint(*d.train_inputs, *tasks.as_list(d.y_train)),
-                "calibration": fingerprint(*tasks.as_list(self.calibration)),
-                "test": fingerprint(*d.test_inputs, *tasks.as_list(d.y_test))}
+        return {
+            "train": fingerprint(*d.train_inputs, *tasks.as_list(d.y_train)),
+            "calibration": fingerprint(*tasks.as_list(self.calibration)),
+            "test": fingerprint(*d.test_inputs, *tasks.as_list(d.y_test)),
+        }
 
     # -- stages ---------------------------------------------------------------------------------
     def train(self) -> StageOutput[TrainRecord]:
@@ -183,8 +192,9 @@ class Pipeline:
         if stage.name not in self.models:
             from edgepack.models.source import load_stage_model
 
-            self.models[stage.name] = load_stage_model(stage.dir / stage.record.model_file, stage.record.keras,
-                                                       self.source.imports, self.loaded.base_dir)
+            self.models[stage.name] = load_stage_model(
+                stage.dir / stage.record.model_file, stage.record.keras, self.source.imports, self.loaded.base_dir
+            )
         return self.models[stage.name]
 
     def input_names(self) -> list[str] | None:

@@ -27,9 +27,12 @@ def mode_search(p: Pipeline) -> dict[str, Any]:
     assert search is not None
     device = p.devices([search.device or p.recipe.validation.devices[0]])[0]
     if device.emulated:
-        raise BadInputError(f"convert.search measures latency on '{device.name}', an emulated device",
-                            context=f"recipe '{p.recipe.name}'", code="search-emulated",
-                            hint="set convert.search.device to a real device (local, ssh or adb)")
+        raise BadInputError(
+            f"convert.search measures latency on '{device.name}', an emulated device",
+            context=f"recipe '{p.recipe.name}'",
+            code="search-emulated",
+            hint="set convert.search.device to a real device (local, ssh or adb)",
+        )
     referee = judge(p)
     allowed = allowed_drop(search, referee.reference_value)
     base = p.recipe.convert.model_dump(mode="json", exclude={"search"})
@@ -46,28 +49,51 @@ def mode_search(p: Pipeline) -> dict[str, Any]:
         stage = convert_stage(p, ConvertSettings.model_validate(fields), f"convert-{mode}")
         path = stage.dir / stage.record.model_file
         verdict = referee.judge(path, p.reporter, f"search {mode}")
-        record = run_device(device, RunRequest(path, None, validate.runs, validate.warmup,
-                                               device.threads or validate.threads, p.recipe.seed),
-                            p.reporter, f"search {mode} on {device.name}")
-        candidates.append({"mode": mode, "size_bytes": stage.record.size_bytes, "metric": p.task.metric,
-                           "value": verdict.value, "drop": verdict.drop, "worst_sqnr_db": verdict.worst_sqnr_db,
-                           "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
-                           "meets": meets(search, allowed, verdict), "stage": stage.name, "_stage": stage,
-                           "float_ops": len((stage.record.fallback or {}).get("kept_float", []))})
+        record = run_device(
+            device,
+            RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed),
+            p.reporter,
+            f"search {mode} on {device.name}",
+        )
+        candidates.append(
+            {
+                "mode": mode,
+                "size_bytes": stage.record.size_bytes,
+                "metric": p.task.metric,
+                "value": verdict.value,
+                "drop": verdict.drop,
+                "worst_sqnr_db": verdict.worst_sqnr_db,
+                "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
+                "meets": meets(search, allowed, verdict),
+                "stage": stage.name,
+                "_stage": stage,
+                "float_ops": len((stage.record.fallback or {}).get("kept_float", [])),
+            }
+        )
     key = "size_bytes" if search.objective == "smallest" else "latency_p50_ms"
     meeting = [c for c in candidates if c["meets"]]
     by_sqnr = search.min_sqnr_db is not None
-    chosen = (min(meeting, key=lambda c: (c[key], -_goodness(c, by_sqnr))) if meeting
-              else max(candidates, key=lambda c: _goodness(c, by_sqnr)))
+    chosen = (
+        min(meeting, key=lambda c: (c[key], -_goodness(c, by_sqnr)))
+        if meeting
+        else max(candidates, key=lambda c: _goodness(c, by_sqnr))
+    )
     for c in candidates:  # on the front when no other candidate is as good on all three and better on one
         c["pareto"] = not any(_dominates(o, c, by_sqnr) for o in candidates if o is not c)
         c["chosen"] = c is chosen
     p.cache.done["convert"] = chosen["_stage"]
-    p.search_result = {"stage": chosen["_stage"], "objective": search.objective, "device": device.name,
-                       "metric": p.task.metric, "float_value": referee.reference_value,
-                       "criterion": search.describe(), "allowed_drop": allowed, "met": chosen["meets"],
-                       "chosen": chosen["mode"],
-                       "candidates": [{k: v for k, v in c.items() if k != "_stage"} for c in candidates]}
+    p.search_result = {
+        "stage": chosen["_stage"],
+        "objective": search.objective,
+        "device": device.name,
+        "metric": p.task.metric,
+        "float_value": referee.reference_value,
+        "criterion": search.describe(),
+        "allowed_drop": allowed,
+        "met": chosen["meets"],
+        "chosen": chosen["mode"],
+        "candidates": [{k: v for k, v in c.items() if k != "_stage"} for c in candidates],
+    }
     if not chosen["meets"]:
         from edgepack.tasks.judge import criterion_text
 
@@ -91,6 +117,9 @@ def _p50_or_mean(latency: dict[str, Any]) -> float:
 
 def _dominates(a: dict[str, Any], b: dict[str, Any], by_sqnr: bool) -> bool:
     """`a` is at least as small, fast and good as `b`, and better in one."""
-    pairs = ((a["size_bytes"], b["size_bytes"]), (a["latency_p50_ms"], b["latency_p50_ms"]),
-             (-_goodness(a, by_sqnr), -_goodness(b, by_sqnr)))
+    pairs = (
+        (a["size_bytes"], b["size_bytes"]),
+        (a["latency_p50_ms"], b["latency_p50_ms"]),
+        (-_goodness(a, by_sqnr), -_goodness(b, by_sqnr)),
+    )
     return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)

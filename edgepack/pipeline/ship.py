@@ -35,11 +35,22 @@ def shipped(p: Pipeline) -> Any:
         result = Shipped(converted, {"embedded": False, "why": why})
     else:
         labels_file = LABELS_FILE if p.data.labels and p.task.class_scores else None
-        meta = describe(p.recipe.name, p.recipe.description, p.recipe.version, p.recipe.bundle, p.data,
-                        inputs, outputs, labels_file, layout)
+        meta = describe(
+            p.recipe.name,
+            p.recipe.description,
+            p.recipe.version,
+            p.recipe.bundle,
+            p.data,
+            inputs,
+            outputs,
+            labels_file,
+            layout,
+        )
         if p.data.image and p.data.pixel_range is None:
-            p.reporter.note("bundle: dataset.pixel_range is not known for these images, so the metadata's "
-                            "normalization is for the dataset's own values, not 8-bit pixels; set it")
+            p.reporter.note(
+                "bundle: dataset.pixel_range is not known for these images, so the metadata's "
+                "normalization is for the dataset's own values, not 8-bit pixels; set it"
+            )
         files = {LABELS_FILE: "".join(f"{label}\n" for label in p.data.labels).encode("utf-8")} if labels_file else {}
         with captured_native_logs(p.quiet_native):
             result = ship_model(converted, meta, files, p.data, p.recipe.dataset.resize, layout)
@@ -65,17 +76,23 @@ def tensor_layout(p: Pipeline, model: Path) -> tuple[Any, list[dict[str, Any]], 
         return None, records_in, records_out
     position_in = {d["index"]: i for i, d in enumerate(ordered_in)}
     position_out = {d["index"]: i for i, d in enumerate(ordered_out)}
-    layout = Layout([position_in[d["index"]] for d in details_in], [position_out[d["index"]] for d in details_out],
-                    p.task.kind)
+    layout = Layout(
+        [position_in[d["index"]] for d in details_in], [position_out[d["index"]] for d in details_out], p.task.kind
+    )
     for record, index in zip(records_in, layout.inputs):
         record["keras_index"] = index
     for record, index in zip(records_out, layout.outputs):
         record["keras_index"] = index
     fits = len(details_in) == len(shapes) and all(
-        tuple(int(v) for v in d["shape"][1:]) == shapes[layout.inputs[i]] for i, d in enumerate(details_in))
+        tuple(int(v) for v in d["shape"][1:]) == shapes[layout.inputs[i]] for i, d in enumerate(details_in)
+    )
     if fits:  # the outputs are the task's (a classifier's scores: one per label)
-        fits = p.task.output_problem([tuple(d["shape"]) for d in ordered_in],
-                                     [tuple(d["shape"]) for d in ordered_out], p.data) is None
+        fits = (
+            p.task.output_problem(
+                [tuple(d["shape"]) for d in ordered_in], [tuple(d["shape"]) for d in ordered_out], p.data
+            )
+            is None
+        )
     return (layout if fits else None), records_in, records_out
 
 

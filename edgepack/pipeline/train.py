@@ -15,8 +15,13 @@ if TYPE_CHECKING:
 def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
     """Build and train (or load) the model; a Keras 3 model is bridged to tf_keras and proven first."""
     r = p.recipe
-    config = {**p.source.stage_config(), "seed": r.seed, "task": r.task.model_dump(mode="json"),
-              "train": r.train.model_dump(mode="json") if p.source.trains else None, "strategy": r.strategy}
+    config = {
+        **p.source.stage_config(),
+        "seed": r.seed,
+        "task": r.task.model_dump(mode="json"),
+        "train": r.train.model_dump(mode="json") if p.source.trains else None,
+        "strategy": r.strategy,
+    }
     # the bridge is proven on the test inputs, and the test metrics are part of the record
     stage_id = p.cache.stage_id("train", config, {"data": p.fingerprints["train"], "test": p.fingerprints["test"]})
 
@@ -34,16 +39,21 @@ def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
         save_model(loaded.model, out / model_file)
         p.models["train"] = loaded.model
         if loaded.keras == 3:
-            p.reporter.note(f"train: the Keras 3 model is kept as it is ({loaded.source['bridge']['why']}); "
-                            "it converts from Keras 3 directly")
+            p.reporter.note(
+                f"train: the Keras 3 model is kept as it is ({loaded.source['bridge']['why']}); "
+                "it converts from Keras 3 directly"
+            )
         return TrainRecord(model_file, loaded.keras, count_params(loaded.model), test_metrics, loaded.source, fit)
 
     stage = p.cache.run("train", stage_id, TrainRecord, body)
     if stage.record.keras == 3 and r.optimize:  # kept in Keras 3 by an earlier run without optimize stages
         from edgepack.errors import ModelError
 
-        raise ModelError(stage.record.source.get("bridge", {}).get("why", "the Keras 3 model cannot be bridged"),
-                         context=f"recipe '{r.name}': the train stage kept the Keras 3 model", code="keras3-unbridgeable",
-                         hint="the [[optimize]] stages (TFMOT) need a tf_keras model: replace the layer, or remove "
-                              "the [[optimize]] stages to convert the Keras 3 model directly")
+        raise ModelError(
+            stage.record.source.get("bridge", {}).get("why", "the Keras 3 model cannot be bridged"),
+            context=f"recipe '{r.name}': the train stage kept the Keras 3 model",
+            code="keras3-unbridgeable",
+            hint="the [[optimize]] stages (TFMOT) need a tf_keras model: replace the layer, or remove "
+            "the [[optimize]] stages to convert the Keras 3 model directly",
+        )
     return stage

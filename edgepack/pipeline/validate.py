@@ -33,8 +33,15 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
 
     def measure(device: Device) -> dict[str, Any]:
         p.reporter.stage("validate", f"on {device.name}")
-        req = RunRequest(p.shipped_path(), inputs, settings.runs, settings.warmup,
-                         device.threads or settings.threads, p.recipe.seed, work_dir=p.root / "validate")
+        req = RunRequest(
+            p.shipped_path(),
+            inputs,
+            settings.runs,
+            settings.warmup,
+            device.threads or settings.threads,
+            p.recipe.seed,
+            work_dir=p.root / "validate",
+        )
         return run_device(device, req, p.reporter, f"validate {device.name}")
 
     records = run_all(chosen, measure)  # different machines at once, one machine's devices in turn
@@ -49,8 +56,13 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
             record["outputs_sha256"] = None
         elif reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
             reference = outputs
-            record["parity"] = {"ok": True, "identical": True, "max_abs_diff": 0.0, "reference": True,
-                                "outputs": len(outputs)}
+            record["parity"] = {
+                "ok": True,
+                "identical": True,
+                "max_abs_diff": 0.0,
+                "reference": True,
+                "outputs": len(outputs),
+            }
         else:
             reference = reference or reference_outputs(p, inputs)
             record["parity"] = parity(reference, outputs, tolerance)
@@ -58,8 +70,12 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
                 p.reporter.note(f"validate {device.name}: outputs differ from the host's: {record['parity']['why']}")
         if outputs is not None:
             record["outputs_sha256"] = [o["sha256"] for o in outputs]
-        p.result.validation[device.name] = {"device": device.name, "kind": device.kind,
-                                            "emulated": device.emulated, **record}
+        p.result.validation[device.name] = {
+            "device": device.name,
+            "kind": device.kind,
+            "emulated": device.emulated,
+            **record,
+        }
     return p.result.validation
 
 
@@ -78,15 +94,17 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
 
         require_tflm(f"recipe '{p.recipe.name}': budgets.fits")  # ... and its RAM can be measured (else exit 4)
     budget = p.recipe.budgets.latency_p90_ms
-    emulated = sorted(d.name for d in devices if d.emulated and d.kind != "ethos-u" and isinstance(budget, dict)
-                      and d.name in budget)
+    emulated = sorted(
+        d.name for d in devices if d.emulated and d.kind != "ethos-u" and isinstance(budget, dict) and d.name in budget
+    )
     if emulated:
         raise BadInputError(
             f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
             "emulator's (tflm: this host's, with reference kernels), not a board's, and is never checked",
             context=f"recipe '{p.recipe.name}'",
             hint="budget a real device (kind local, ssh or adb), or an ethos-u profile's estimate, instead",
-            code="budget-emulated")
+            code="budget-emulated",
+        )
     return devices
 
 
@@ -94,10 +112,13 @@ def _runnable(devices: list[Any], where: str) -> list[Any]:
     """The devices, unless one is a board (kind "mcu"): boards are fitted, not run on."""
     boards = [d.name for d in devices if d.kind == "mcu"]
     if boards:
-        raise BadInputError(f"{where} names {', '.join(boards)}: a board (kind \"mcu\") is not a run target",
-                            context=where, code="device-not-runnable",
-                            hint=f"check the fit with [budgets] fits = {boards!r} (or `edgepack devices check "
-                                 f"{boards[0]} --model MODEL.tflite`); validate on \"tflm\" for TFLM's arena")
+        raise BadInputError(
+            f'{where} names {", ".join(boards)}: a board (kind "mcu") is not a run target',
+            context=where,
+            code="device-not-runnable",
+            hint=f"check the fit with [budgets] fits = {boards!r} (or `edgepack devices check "
+            f'{boards[0]} --model MODEL.tflite`); validate on "tflm" for TFLM\'s arena',
+        )
     return devices
 
 
@@ -123,8 +144,9 @@ def validation_inputs(p: Pipeline) -> Path | None:
     path = p.root / "validate" / "inputs.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     by_index = {d["index"]: x for d, x in zip(ordered, arrays)}
-    samples = {f"input_{i}": to_input(by_index[d["index"]][: max(1, int(d["shape"][0]))], d)
-               for i, d in enumerate(details)}
+    samples = {
+        f"input_{i}": to_input(by_index[d["index"]][: max(1, int(d["shape"][0]))], d) for i, d in enumerate(details)
+    }
     buffer = io.BytesIO()
     np.savez(buffer, **samples)
     atomic_write_bytes(path, buffer.getvalue())

@@ -108,9 +108,7 @@ class FolderDataset(_DatasetBase):
     pixel_range: tuple[float, float] | None = (0.0, 255.0)
 
 
-DatasetSpec = Annotated[
-    DigitsDataset | NpzDataset | FolderDataset, Field(discriminator="kind")
-]
+DatasetSpec = Annotated[DigitsDataset | NpzDataset | FolderDataset, Field(discriminator="kind")]
 
 
 class BuilderModel(Strict):
@@ -135,6 +133,7 @@ class SavedModel(Strict):
 
 
 ModelSpec = Annotated[BuilderModel | SavedModel, Field(discriminator="kind")]
+
 
 class ClassificationTask(Strict):
     """Integer class labels; top-1 accuracy (the default task)."""
@@ -164,8 +163,7 @@ class FidelityTask(Strict):
     kind: Literal["fidelity"]
 
 
-TaskSpec = Annotated[ClassificationTask | RegressionTask | AnomalyTask | FidelityTask,
-                     Field(discriminator="kind")]
+TaskSpec = Annotated[ClassificationTask | RegressionTask | AnomalyTask | FidelityTask, Field(discriminator="kind")]
 
 Optimizer = Literal["adam", "sgd", "rmsprop"]
 
@@ -217,8 +215,7 @@ class PruneStage(_FineTune, _Selection):
         defaults = {name: field.default for name, field in type(self).model_fields.items()}
         if self.initial_sparsity >= self.final_sparsity:
             raise ValueError(
-                f"initial_sparsity ({self.initial_sparsity}) must be below "
-                f"final_sparsity ({self.final_sparsity})"
+                f"initial_sparsity ({self.initial_sparsity}) must be below final_sparsity ({self.final_sparsity})"
             )
         for edge in ("begin", "end"):
             fraction = f"{edge}_fraction"
@@ -227,13 +224,19 @@ class PruneStage(_FineTune, _Selection):
         if self.end_epoch is not None and self.end_epoch > self.epochs:
             raise ValueError(f"end_epoch ({self.end_epoch}) is after the stage's last epoch (epochs = {self.epochs})")
         if self.begin >= self.end:
-            raise ValueError(f"pruning must begin before it ends (begin at {self.begin:.2f}, end at "
-                             f"{self.end:.2f} of the stage; see begin_*/end_* and epochs)")
+            raise ValueError(
+                f"pruning must begin before it ends (begin at {self.begin:.2f}, end at "
+                f"{self.end:.2f} of the stage; see begin_*/end_* and epochs)"
+            )
         if self.structure == "2:4" and (self.final_sparsity, self.initial_sparsity) != (0.5, 0.0):
-            raise ValueError("structure = '2:4' fixes the sparsity at 50 % in every block of 4; "
-                             "remove final_sparsity / initial_sparsity")
+            raise ValueError(
+                "structure = '2:4' fixes the sparsity at 50 % in every block of 4; "
+                "remove final_sparsity / initial_sparsity"
+            )
         if self.structure == "2:4" and self.begin > 0:
-            raise ValueError("structure = '2:4' sets its mask once, at the first step; remove begin_epoch / begin_fraction")
+            raise ValueError(
+                "structure = '2:4' sets its mask once, at the first step; remove begin_epoch / begin_fraction"
+            )
         if self.block_size != defaults["block_size"] and self.structure != "block":
             raise ValueError(f"block_size is set but structure = '{self.structure}'; set structure = 'block'")
         return self
@@ -299,8 +302,10 @@ class _Criterion(Strict):
     def _one_criterion(self) -> _Criterion:
         given = [v for v in (self.max_drop, self.max_relative_drop, self.min_sqnr_db) if v is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one criterion: max_drop (absolute, 0.01 = 1 point), max_relative_drop "
-                             "(0.02 = 2 % of the float figure) or min_sqnr_db (the worst output's SQNR)")
+            raise ValueError(
+                "give exactly one criterion: max_drop (absolute, 0.01 = 1 point), max_relative_drop "
+                "(0.02 = 2 % of the float figure) or min_sqnr_db (the worst output's SQNR)"
+            )
         return self
 
     def allowed_drop(self, float_value: float) -> float:
@@ -313,8 +318,7 @@ class _Criterion(Strict):
 
     def describe(self) -> dict[str, float | None]:
         """The criterion as written."""
-        return {"max_drop": self.max_drop, "max_relative_drop": self.max_relative_drop,
-                "min_sqnr_db": self.min_sqnr_db}
+        return {"max_drop": self.max_drop, "max_relative_drop": self.max_relative_drop, "min_sqnr_db": self.min_sqnr_db}
 
 
 class FallbackSettings(_Criterion):
@@ -374,15 +378,21 @@ class ConvertSettings(Strict):
     @model_validator(mode="after")
     def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
         if not self.per_channel and self.mode in ("float16", "float32"):
-            raise ValueError(f"per_channel = false applies to integer weights; mode '{self.mode}' keeps "
-                             "them in float: remove per_channel or choose mode 'int8' or 'dynamic'")
+            raise ValueError(
+                f"per_channel = false applies to integer weights; mode '{self.mode}' keeps "
+                "them in float: remove per_channel or choose mode 'int8' or 'dynamic'"
+            )
         if (self.keep_float or self.fallback) and self.mode != "int8":
-            raise ValueError(f"keep_float and fallback keep some ops in float inside an int8 model; mode is "
-                             f"'{self.mode}': choose mode 'int8' or remove them")
+            raise ValueError(
+                f"keep_float and fallback keep some ops in float inside an int8 model; mode is "
+                f"'{self.mode}': choose mode 'int8' or remove them"
+            )
         if not self.per_channel and self.mode == "int16x8":
             # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
-            raise ValueError("per_channel = false is not supported by the converter's int16x8 mode: "
-                             "remove per_channel or choose mode 'int8' or 'dynamic'")
+            raise ValueError(
+                "per_channel = false is not supported by the converter's int16x8 mode: "
+                "remove per_channel or choose mode 'int8' or 'dynamic'"
+            )
         return self
 
     @model_validator(mode="before")
@@ -392,8 +402,7 @@ class ConvertSettings(Strict):
             return data
         if data.get("io") == "int8":
             raise ValueError(
-                f"io = 'int8' needs mode = 'int8' (mode is '{data.get('mode')}'); "
-                "use io = 'float32' or mode = 'int8'"
+                f"io = 'int8' needs mode = 'int8' (mode is '{data.get('mode')}'); use io = 'float32' or mode = 'int8'"
             )
         return {**data, "io": "float32"}  # only int8 models have integer I/O
 
@@ -442,7 +451,9 @@ class Budgets(Strict):
     # gives one for an existing bundle. Increases are relative (0.05 = 5 %), the loss absolute in the task's metric.
     baseline: str | None = Field(None, min_length=1)
     max_size_increase: float | None = Field(None, ge=0.0, le=10.0)  # shipped size over the baseline's, less 1
-    max_latency_increase: float | None = Field(None, ge=0.0, le=100.0)  # p90 over the baseline's, per device both measured
+    max_latency_increase: float | None = Field(
+        None, ge=0.0, le=100.0
+    )  # p90 over the baseline's, per device both measured
     max_accuracy_loss: float | None = Field(None, ge=0.0)  # the baseline's .tflite headline metric minus this one's
 
     @field_validator("fits")
@@ -478,11 +489,15 @@ def _check_stage_order(kinds: list[str]) -> None:
     if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
         raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")
     if kinds.count("distill") > 1 or ("distill" in kinds and kinds[0] != "distill"):
-        raise ValueError(f"optimize: 'distill' must be the first stage and appear once (got {kinds}); "
-                         "it replaces the model, so stages before it would be lost")
-    if "cluster" in kinds and "prune" in kinds[kinds.index("cluster"):]:
-        raise ValueError(f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
-                         "prune first: clustering after pruning keeps the zeros")
+        raise ValueError(
+            f"optimize: 'distill' must be the first stage and appear once (got {kinds}); "
+            "it replaces the model, so stages before it would be lost"
+        )
+    if "cluster" in kinds and "prune" in kinds[kinds.index("cluster") :]:
+        raise ValueError(
+            f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
+            "prune first: clustering after pruning keeps the zeros"
+        )
 
 
 def _check_task(recipe: Recipe) -> None:
@@ -493,13 +508,17 @@ def _check_task(recipe: Recipe) -> None:
     allowed = tasks.get(kind).budgets
     wrong = sorted(name for name in tasks.ALL_TASK_BUDGETS - allowed if getattr(recipe.budgets, name) is not None)
     if wrong:
-        raise ValueError(f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
-                         f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'fits'])}")
+        raise ValueError(
+            f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
+            f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'fits'])}"
+        )
     if kind != "classification" and any(stage.kind == "distill" for stage in recipe.optimize):
         raise ValueError(f"optimize: 'distill' teaches class scores; task.kind = '{kind}' has none: remove the stage")
     if kind == "fidelity" and recipe.model.kind == "builder":
-        raise ValueError("task.kind = 'fidelity' has no targets to train a built model on: give a trained model "
-                         "(model.kind = 'saved') or another task")
+        raise ValueError(
+            "task.kind = 'fidelity' has no targets to train a built model on: give a trained model "
+            "(model.kind = 'saved') or another task"
+        )
     if kind == "fidelity" and recipe.optimize:
         raise ValueError("task.kind = 'fidelity' has no targets to fine-tune on: remove the [[optimize]] stages")
     dataset = recipe.dataset
@@ -507,10 +526,14 @@ def _check_task(recipe: Recipe) -> None:
     if kind == "anomaly":
         classes = recipe.task.normal_classes  # type: ignore[union-attr]
         if (key is None) == (classes is None):
-            raise ValueError("task.kind = 'anomaly' takes its labels from dataset.anomaly_key (npz: 0 normal, "
-                             "1 anomalous) or task.normal_classes (classes that are normal): give exactly one")
+            raise ValueError(
+                "task.kind = 'anomaly' takes its labels from dataset.anomaly_key (npz: 0 normal, "
+                "1 anomalous) or task.normal_classes (classes that are normal): give exactly one"
+            )
     elif key is not None:
-        raise ValueError(f"dataset.anomaly_key is set but task.kind = '{kind}': set [task] kind = 'anomaly' or remove it")
+        raise ValueError(
+            f"dataset.anomaly_key is set but task.kind = '{kind}': set [task] kind = 'anomaly' or remove it"
+        )
     if kind not in ("classification", "regression") and isinstance(dataset.__dict__.get("y_key"), list):
         raise ValueError(f"dataset.y_key is a list: several target arrays are for regression, not '{kind}'")
     for name in ("fallback", "search"):
@@ -518,11 +541,15 @@ def _check_task(recipe: Recipe) -> None:
         if criterion is None:
             continue
         if kind == "fidelity" and criterion.min_sqnr_db is None:
-            raise ValueError(f"convert.{name}: a fidelity task is judged by SQNR alone; give min_sqnr_db "
-                             "instead of max_drop / max_relative_drop")
+            raise ValueError(
+                f"convert.{name}: a fidelity task is judged by SQNR alone; give min_sqnr_db "
+                "instead of max_drop / max_relative_drop"
+            )
         if kind in ("classification", "anomaly") and (criterion.max_drop or 0) > 1:
-            raise ValueError(f"convert.{name}.max_drop = {criterion.max_drop}: an accuracy or AUC drop is a "
-                             "fraction (0.01 = 1 point)")
+            raise ValueError(
+                f"convert.{name}.max_drop = {criterion.max_drop}: an accuracy or AUC drop is a "
+                "fraction (0.01 = 1 point)"
+            )
 
 
 def parse_size(value: int | str) -> int:
@@ -562,8 +589,10 @@ class BundleSettings(Strict):
     @model_validator(mode="after")
     def _ethos_u_format(self) -> BundleSettings:
         if self.ethos_u is not None and "ethos-u" not in self.formats:
-            raise ValueError(f"ethos_u = '{self.ethos_u}' names the profile of the ethos-u format, but formats "
-                             f"{self.formats} lacks \"ethos-u\"; add it, or leave ethos_u out")
+            raise ValueError(
+                f"ethos_u = '{self.ethos_u}' names the profile of the ethos-u format, but formats "
+                f'{self.formats} lacks "ethos-u"; add it, or leave ethos_u out'
+            )
         return self
 
 
@@ -585,9 +614,7 @@ class Recipe(Strict):
     budgets: Budgets = Budgets()
     bundle: BundleSettings = BundleSettings()
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, protected_namespaces=(), populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), populate_by_name=True)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:
@@ -607,24 +634,34 @@ class Recipe(Strict):
                 "per_channel or the earlier stage"
             )
         if self.convert.search and self.convert.fallback:
-            raise ValueError("convert.search and convert.fallback together: the search has its own criterion and "
-                             "its 'int8-fallback' mode; put the criterion in convert.search and remove convert.fallback")
+            raise ValueError(
+                "convert.search and convert.fallback together: the search has its own criterion and "
+                "its 'int8-fallback' mode; put the criterion in convert.search and remove convert.fallback"
+            )
         if self.convert.search and "qat" in kinds:
-            raise ValueError("convert.search with a QAT stage: the search compares post-training modes of one "
-                             "float model; remove the QAT stage or the search")
+            raise ValueError(
+                "convert.search with a QAT stage: the search compares post-training modes of one "
+                "float model; remove the QAT stage or the search"
+            )
         search_device = self.convert.search.device if self.convert.search else None
         if search_device and search_device not in self.validation.devices:
-            raise ValueError(f"convert.search.device '{search_device}' is not in validate.devices "
-                             f"{self.validation.devices}")
+            raise ValueError(
+                f"convert.search.device '{search_device}' is not in validate.devices {self.validation.devices}"
+            )
         if (self.convert.fallback or self.convert.keep_float) and "qat" in kinds:
             raise ValueError(
                 "convert.fallback / keep_float with a QAT stage: a QAT model's quantization is learned, "
                 "and keeping ops in float works on post-training quantization; remove the QAT stage or them"
             )
-        if ("ethos-u" in self.bundle.formats and self.convert.search is None
-                and self.convert.mode not in ("int8", "int16x8")):
-            raise ValueError(f"bundle.formats has \"ethos-u\" but convert.mode = '{self.convert.mode}': an Ethos-U "
-                             "NPU runs integer models; convert to int8 (or int16x8), or drop the format")
+        if (
+            "ethos-u" in self.bundle.formats
+            and self.convert.search is None
+            and self.convert.mode not in ("int8", "int16x8")
+        ):
+            raise ValueError(
+                f"bundle.formats has \"ethos-u\" but convert.mode = '{self.convert.mode}': an Ethos-U "
+                "NPU runs integer models; convert to int8 (or int16x8), or drop the format"
+            )
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
             unknown = sorted(set(budget) - set(self.validation.devices))

@@ -27,23 +27,34 @@ code { font-size: 0.9em; }
 """
 
 
-def render_report(manifest: dict[str, Any], run: dict[str, Any] | None, model: bytes | None,
-                  comparison: Any = None) -> str:
+def render_report(
+    manifest: dict[str, Any], run: dict[str, Any] | None, model: bytes | None, comparison: Any = None
+) -> str:
     """The page. `run` is measurements.json (None: no latency, budgets or search recorded), `model` the
     bundle's model file (the activation memory curve), `comparison` a `gate.compare.Comparison` against
     a baseline."""
     run = run or {}
     metrics = manifest.get("metrics") or {}
     metric = metrics.get("metric", "accuracy")
-    sections = [_identity(manifest, run), _budgets(run), _stages(manifest, metric), _latency(run),
-                _quant_error(manifest), _memory(manifest, model), _ethos_u(run), _search(run, metric)]
+    sections = [
+        _identity(manifest, run),
+        _budgets(run),
+        _stages(manifest, metric),
+        _latency(run),
+        _quant_error(manifest),
+        _memory(manifest, model),
+        _ethos_u(run),
+        _search(run, metric),
+    ]
     if comparison is not None:
         sections.append(_baseline(comparison))
     title = f"edgepack report: {manifest.get('name', 'bundle')} {manifest.get('version') or ''}".strip()
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
-            f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-            f"<h1>{escape(title)}</h1>\n" + "\n".join(s for s in sections if s) + "\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{escape(title)}</h1>\n" + "\n".join(s for s in sections if s) + "\n</body>\n</html>\n"
+    )
 
 
 def table_html(table: Table, css_id: str | None = None) -> str:
@@ -58,9 +69,9 @@ def table_html(table: Table, css_id: str | None = None) -> str:
             text = plain(value)
             css = {"FAIL": "fail", "pass": "pass", "worse": "fail"}.get(text, "")
             css = " ".join(filter(None, [css, "right" if column.justify == "right" else ""]))
-            cells.append(f"<td class=\"{css}\">{escape(text)}</td>" if css else f"<td>{escape(text)}</td>")
+            cells.append(f'<td class="{css}">{escape(text)}</td>' if css else f"<td>{escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    ident = f" id=\"{css_id}\"" if css_id else ""
+    ident = f' id="{css_id}"' if css_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -68,31 +79,45 @@ def _plot(svg: str | None, css_id: str, alt: str) -> str:
     if svg is None:
         return ""
     data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return f"<img class=\"plot\" id=\"{css_id}\" alt=\"{escape(alt)}\" src=\"data:image/svg+xml;base64,{data}\">"
+    return f'<img class="plot" id="{css_id}" alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
 
 
 def _figures(css_id: str, rows: list[tuple[str, str, Any, str]]) -> str:
     """A two-column table; each row: key (data-key), label, raw value (data-value), shown text."""
-    body = "".join(f"<tr data-key=\"{escape(key)}\" data-value=\"{escape(str(raw))}\"><th>{escape(label)}</th>"
-                   f"<td>{escape(text)}</td></tr>" for key, label, raw, text in rows)
-    return f"<table id=\"{css_id}\"><tbody>{body}</tbody></table>"
+    body = "".join(
+        f'<tr data-key="{escape(key)}" data-value="{escape(str(raw))}"><th>{escape(label)}</th>'
+        f"<td>{escape(text)}</td></tr>"
+        for key, label, raw, text in rows
+    )
+    return f'<table id="{css_id}"><tbody>{body}</tbody></table>'
 
 
 def _identity(manifest: dict[str, Any], run: dict[str, Any]) -> str:
     model, recipe = manifest.get("model") or {}, manifest.get("recipe") or {}
-    rows = [("name", "recipe", manifest.get("name"), f"{manifest.get('name')} {manifest.get('version') or ''}"),
-            ("recipe.sha256", "recipe sha256", recipe.get("sha256"), f"{recipe.get('sha256')} ({recipe.get('source')})"),
-            ("model.sha256", "model sha256", model.get("sha256"), str(model.get("sha256"))),
-            ("model.size_bytes", "model size (shipped)", model.get("size_bytes"), f"{model.get('size_bytes', 0):,} B"),
-            ("model.mode", "mode, I/O", model.get("mode"), f"{model.get('mode')}, {model.get('io')} I/O")]
-    rows += [(f"toolchain.{name}", name, version, version) for name, version in (manifest.get("toolchain") or {}).items()]
+    rows = [
+        ("name", "recipe", manifest.get("name"), f"{manifest.get('name')} {manifest.get('version') or ''}"),
+        ("recipe.sha256", "recipe sha256", recipe.get("sha256"), f"{recipe.get('sha256')} ({recipe.get('source')})"),
+        ("model.sha256", "model sha256", model.get("sha256"), str(model.get("sha256"))),
+        ("model.size_bytes", "model size (shipped)", model.get("size_bytes"), f"{model.get('size_bytes', 0):,} B"),
+        ("model.mode", "mode, I/O", model.get("mode"), f"{model.get('mode')}, {model.get('io')} I/O"),
+    ]
+    rows += [
+        (f"toolchain.{name}", name, version, version) for name, version in (manifest.get("toolchain") or {}).items()
+    ]
     if run.get("measured_at"):
         host = run.get("host") or {}
-        rows.append(("measured_at", "measured", run["measured_at"],
-                     f"{run['measured_at']} on {host.get('node')} ({host.get('machine')}, Python {host.get('python')})"))
+        rows.append(
+            (
+                "measured_at",
+                "measured",
+                run["measured_at"],
+                f"{run['measured_at']} on {host.get('node')} ({host.get('machine')}, Python {host.get('python')})",
+            )
+        )
     description = manifest.get("description") or ""
-    return (f"<h2>Run</h2>\n<p>{escape(description)}</p>\n" if description else "<h2>Run</h2>\n") + \
-        _figures("identity", rows)
+    return (f"<h2>Run</h2>\n<p>{escape(description)}</p>\n" if description else "<h2>Run</h2>\n") + _figures(
+        "identity", rows
+    )
 
 
 def _budgets(run: dict[str, Any]) -> str:
@@ -101,12 +126,13 @@ def _budgets(run: dict[str, Any]) -> str:
 
     gate = run.get("gate")
     if not gate:
-        return "<h2>Budgets</h2>\n<p class=\"note\">No measurements.json: the budgets were not recorded.</p>"
+        return '<h2>Budgets</h2>\n<p class="note">No measurements.json: the budgets were not recorded.</p>'
     results = [BudgetResult(**r) for r in gate.get("results", [])]
     verdict = "every budget holds" if gate.get("passed") else f"{sum(not r.passed for r in results)} exceeded"
     css = "pass" if gate.get("passed") else "fail"
-    return (f"<h2>Budgets</h2>\n<p class=\"{css}\" id=\"verdict\">{escape(verdict)}</p>\n"
-            + table_html(budget_table(results), "budgets"))
+    return f'<h2>Budgets</h2>\n<p class="{css}" id="verdict">{escape(verdict)}</p>\n' + table_html(
+        budget_table(results), "budgets"
+    )
 
 
 def _stages(manifest: dict[str, Any], metric: str) -> str:
@@ -125,9 +151,11 @@ def _stages(manifest: dict[str, Any], metric: str) -> str:
         stages.append((f"{(manifest.get('model') or {}).get('mode')} .tflite", metrics["tflite"][metric]))
     name = METRIC_NAMES.get(metric, metric)
     rows = [(f"stage.{i}", stage, value, figure(metric, value)) for i, (stage, value) in enumerate(stages)]
-    return (f"<h2>{escape(name)} after each stage</h2>\n"
-            + _plot(plots.metric_by_stage(stages, name, metric == "accuracy"), "plot-stages", f"{name} after each stage")
-            + _figures("stages", rows))
+    return (
+        f"<h2>{escape(name)} after each stage</h2>\n"
+        + _plot(plots.metric_by_stage(stages, name, metric == "accuracy"), "plot-stages", f"{name} after each stage")
+        + _figures("stages", rows)
+    )
 
 
 def _latency(run: dict[str, Any]) -> str:
@@ -141,15 +169,24 @@ def _latency(run: dict[str, Any]) -> str:
         if recorded:
             devices[f"{device} (emulated)" if rec.get("emulated") else device] = recorded
     if not devices:
-        return "<h2>Latency</h2>\n<p class=\"note\">No latency was recorded.</p>"
+        return '<h2>Latency</h2>\n<p class="note">No latency was recorded.</p>'
     keys = [k for k in LATENCY_KEYS if any(k in d for d in devices.values())]
     head = "".join(f"<th>{k} (ms)</th>" for k in keys)
-    body = "".join(f"<tr data-device=\"{escape(device)}\"><th>{escape(device)}</th>" +
-                   "".join(f"<td class=\"right\" data-key=\"{k}\" data-value=\"{d[k]!r}\">{d[k]:.4f}</td>"
-                           if k in d else "<td>-</td>" for k in keys) + "</tr>" for device, d in devices.items())
-    return ("<h2>Latency</h2>\n<p class=\"note\">The percentiles the validation recorded (raw samples are not "
-            "kept).</p>\n" + _plot(plots.latency(devices), "plot-latency", "latency per device")
-            + f"<table id=\"latency\"><thead><tr><th>device</th>{head}</tr></thead><tbody>{body}</tbody></table>")
+    body = "".join(
+        f'<tr data-device="{escape(device)}"><th>{escape(device)}</th>'
+        + "".join(
+            f'<td class="right" data-key="{k}" data-value="{d[k]!r}">{d[k]:.4f}</td>' if k in d else "<td>-</td>"
+            for k in keys
+        )
+        + "</tr>"
+        for device, d in devices.items()
+    )
+    return (
+        '<h2>Latency</h2>\n<p class="note">The percentiles the validation recorded (raw samples are not '
+        "kept).</p>\n"
+        + _plot(plots.latency(devices), "plot-latency", "latency per device")
+        + f'<table id="latency"><thead><tr><th>device</th>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def _quant_error(manifest: dict[str, Any]) -> str:
@@ -157,14 +194,21 @@ def _quant_error(manifest: dict[str, Any]) -> str:
 
     report = manifest.get("quantization_error") or {}
     if not report.get("measured"):
-        return ("<h2>Per-layer quantization error</h2>\n<p class=\"note\">Not measured: "
-                f"{escape(str(report.get('why', 'no record')))}</p>")
-    layers = [(row.get("layer") or row["tensor"], float(row["rmse_over_scale"])) for row in report.get("layers") or []
-              if row.get("rmse_over_scale") is not None]
+        return (
+            '<h2>Per-layer quantization error</h2>\n<p class="note">Not measured: '
+            f"{escape(str(report.get('why', 'no record')))}</p>"
+        )
+    layers = [
+        (row.get("layer") or row["tensor"], float(row["rmse_over_scale"]))
+        for row in report.get("layers") or []
+        if row.get("rmse_over_scale") is not None
+    ]
     rows = [(f"quant.{i}", name, value, f"{value:.4g}") for i, (name, value) in enumerate(layers)]
-    return ("<h2>Per-layer quantization error</h2>\n"
-            + _plot(plots.quant_error(layers), "plot-quant-error", "per-layer quantization error")
-            + _figures("quant-error", rows))
+    return (
+        "<h2>Per-layer quantization error</h2>\n"
+        + _plot(plots.quant_error(layers), "plot-quant-error", "per-layer quantization error")
+        + _figures("quant-error", rows)
+    )
 
 
 def live_bytes(model: bytes) -> tuple[list[int], list[str], int | None]:
@@ -187,23 +231,37 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
     from edgepack.report import plots
 
     if model is None:
-        return "<h2>Activation memory</h2>\n<p class=\"note\">The bundle's model file is not here.</p>"
+        return '<h2>Activation memory</h2>\n<p class="note">The bundle\'s model file is not here.</p>'
     live, names, at = live_bytes(model)
     peak = peak_memory(read_model(model))
-    where = f"op {at} {names[at]}" + (f" (layer {peak.layer})" if peak.layer else "") if at is not None else "before any op"
-    rows = [("memory.peak_bytes", "activation peak", peak.bytes, f"{peak.bytes:,} B"),
-            ("memory.peak_op", "where", "" if at is None else names[at], where)]
+    where = (
+        f"op {at} {names[at]}" + (f" (layer {peak.layer})" if peak.layer else "") if at is not None else "before any op"
+    )
+    rows = [
+        ("memory.peak_bytes", "activation peak", peak.bytes, f"{peak.bytes:,} B"),
+        ("memory.peak_op", "where", "" if at is None else names[at], where),
+    ]
     arena = (manifest.get("memory") or {}).get("arena") or {}
     if arena.get("how") == "measured":
-        rows.append(("memory.arena", "TFLM arena (measured)", arena.get("need"),
-                     f"{arena.get('need', 0):,} B ({arena.get('runtime')})"))
+        rows.append(
+            (
+                "memory.arena",
+                "TFLM arena (measured)",
+                arena.get("need"),
+                f"{arena.get('need', 0):,} B ({arena.get('runtime')})",
+            )
+        )
     boards = ""
     if manifest.get("memory"):  # the largest tensors at the peak, the arena, each board's flash and RAM
         from edgepack.cli.mcu_tables import memory_table
 
         boards = table_html(memory_table(manifest["memory"], manifest.get("fits") or {}), "memory-detail")
-    return ("<h2>Activation memory</h2>\n" + _plot(plots.activation_memory(live, names, at), "plot-memory",
-                                                   "activation memory across ops") + _figures("memory", rows) + boards)
+    return (
+        "<h2>Activation memory</h2>\n"
+        + _plot(plots.activation_memory(live, names, at), "plot-memory", "activation memory across ops")
+        + _figures("memory", rows)
+        + boards
+    )
 
 
 def _ethos_u(run: dict[str, Any]) -> str:
@@ -214,18 +272,26 @@ def _ethos_u(run: dict[str, Any]) -> str:
     table = ethos_u_table(validation)
     if table is None:
         return ""
-    parts = ["<h2>Ethos-U estimates (Vela)</h2>\n<p class=\"note\">Vela's performance estimate for each "
-             "accelerator and system configuration: nothing was run.</p>", table_html(table, "ethos-u")]
+    parts = [
+        '<h2>Ethos-U estimates (Vela)</h2>\n<p class="note">Vela\'s performance estimate for each '
+        "accelerator and system configuration: nothing was run.</p>",
+        table_html(table, "ethos-u"),
+    ]
     for device, rec in validation.items():
         layers = (rec.get("estimate") or {}).get("layers") or []
         if not layers:
             continue
-        body = "".join(f"<tr><td>{escape(str(row['op']))}</td><td>{escape(str(row['target']))}</td>"
-                       f"<td class=\"right\">{row['cycles']:,}</td><td class=\"right\">{row['macs']:,}</td>"
-                       f"<td>{escape(str(row['name']))}</td></tr>" for row in layers)
-        parts.append(f"<h3>{escape(device)}: per layer</h3>\n<table id=\"ethos-u-layers-{escape(device)}\"><thead><tr>"
-                     "<th>op</th><th>target</th><th>cycles</th><th>MACs</th><th>name</th></tr></thead>"
-                     f"<tbody>{body}</tbody></table>")
+        body = "".join(
+            f"<tr><td>{escape(str(row['op']))}</td><td>{escape(str(row['target']))}</td>"
+            f'<td class="right">{row["cycles"]:,}</td><td class="right">{row["macs"]:,}</td>'
+            f"<td>{escape(str(row['name']))}</td></tr>"
+            for row in layers
+        )
+        parts.append(
+            f'<h3>{escape(device)}: per layer</h3>\n<table id="ethos-u-layers-{escape(device)}"><thead><tr>'
+            "<th>op</th><th>target</th><th>cycles</th><th>MACs</th><th>name</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
     return "\n".join(parts)
 
 
@@ -237,13 +303,19 @@ def _search(run: dict[str, Any], metric: str) -> str:
     if not search:
         return ""
     name = METRIC_NAMES.get(metric, metric)
-    return ("<h2>Mode search</h2>\n" + _plot(plots.pareto(search["candidates"], name, metric == "accuracy"),
-                                             "plot-pareto", "mode search Pareto front")
-            + table_html(search_table(search), "search"))
+    return (
+        "<h2>Mode search</h2>\n"
+        + _plot(
+            plots.pareto(search["candidates"], name, metric == "accuracy"), "plot-pareto", "mode search Pareto front"
+        )
+        + table_html(search_table(search), "search")
+    )
 
 
 def _baseline(comparison: Any) -> str:
     from edgepack.cli.summary import compare_table
 
-    return (f"<h2>Against the baseline</h2>\n<p>{escape(comparison.old)} (old) against this bundle (new).</p>\n"
-            + table_html(compare_table(comparison, title=""), "baseline"))
+    return (
+        f"<h2>Against the baseline</h2>\n<p>{escape(comparison.old)} (old) against this bundle (new).</p>\n"
+        + table_html(compare_table(comparison, title=""), "baseline")
+    )

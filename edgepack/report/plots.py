@@ -12,13 +12,19 @@ from typing import Any
 COLOURS = {"main": "#1f77b4", "accent": "#d62728", "muted": "#7f7f7f", "good": "#2ca02c"}
 
 
-RC = {"svg.fonttype": "path", "svg.hashsalt": "edgepack", "font.size": 9, "axes.spines.top": False,
-      "axes.spines.right": False}
+RC = {
+    "svg.fonttype": "path",
+    "svg.hashsalt": "edgepack",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 def _isolated(draw: Callable[..., str | None]) -> Callable[..., str | None]:
     """Draw under edgepack's style without touching the caller's matplotlib (no pyplot, no global backend
     or rcParams: a notebook's own plots stay as they were)."""
+
     @functools.wraps(draw)
     def wrapper(*args: Any, **kwargs: Any) -> str | None:
         import matplotlib
@@ -55,8 +61,13 @@ def metric_by_stage(stages: list[tuple[str, float]], metric: str, percent: bool)
     values = [100 * v if percent else v for _, v in stages]
     ax.plot(range(len(values)), values, marker="o", color=COLOURS["main"])
     for x, value in enumerate(values):
-        ax.annotate(f"{value:.2f}" if percent else f"{value:.4g}", (x, value), textcoords="offset points",
-                    xytext=(0, 6), ha="center")
+        ax.annotate(
+            f"{value:.2f}" if percent else f"{value:.4g}",
+            (x, value),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+        )
     ax.set_xticks(range(len(names)), names, rotation=15, ha="right")
     ax.set_ylabel(f"{metric} (%)" if percent else metric)
     ax.set_title(f"{metric} after each stage (test split)")
@@ -72,18 +83,35 @@ def latency(devices: dict[str, dict[str, float]]) -> str | None:
     if not devices:
         return None
     fig, ax = _subplots(figsize=(6.4, 0.9 + 0.7 * len(devices)))
-    marks = {"p50": ("|", COLOURS["main"]), "p90": ("D", COLOURS["accent"]), "p95": ("s", COLOURS["accent"]),
-             "p99": ("^", COLOURS["muted"])}
+    marks = {
+        "p50": ("|", COLOURS["main"]),
+        "p90": ("D", COLOURS["accent"]),
+        "p95": ("s", COLOURS["accent"]),
+        "p99": ("^", COLOURS["muted"]),
+    }
     for y, figures in enumerate(devices.values()):
         if "min" in figures and "max" in figures:
             ax.plot([figures["min"], figures["max"]], [y, y], color=COLOURS["muted"], linewidth=1)
         if "mean" in figures and "std" in figures:
-            ax.barh(y, 2 * figures["std"], left=figures["mean"] - figures["std"], height=0.35,
-                    color=COLOURS["main"], alpha=0.25)
+            ax.barh(
+                y,
+                2 * figures["std"],
+                left=figures["mean"] - figures["std"],
+                height=0.35,
+                color=COLOURS["main"],
+                alpha=0.25,
+            )
         for key, (marker, colour) in marks.items():
             if key in figures:
-                ax.plot(figures[key], y, marker=marker, color=colour, markersize=8, linestyle="none",
-                        label=key if y == 0 else None)
+                ax.plot(
+                    figures[key],
+                    y,
+                    marker=marker,
+                    color=colour,
+                    markersize=8,
+                    linestyle="none",
+                    label=key if y == 0 else None,
+                )
     ax.set_yticks(range(len(devices)), list(devices))
     ax.set_xlabel("latency (ms)")
     ax.set_title("latency per device as recorded (whisker: min-max; box: mean +- std)")
@@ -117,8 +145,13 @@ def activation_memory(live: list[int], op_names: list[str], peak_at: int | None)
     ax.fill_between(range(len(live)), live, step="mid", alpha=0.2, color=COLOURS["main"])
     if peak_at is not None:
         ax.plot(peak_at, live[peak_at], marker="o", color=COLOURS["accent"])
-        ax.annotate(f"peak {live[peak_at]:,} B at op {peak_at} {op_names[peak_at]}", (peak_at, live[peak_at]),
-                    textcoords="offset points", xytext=(8, -4), color=COLOURS["accent"])
+        ax.annotate(
+            f"peak {live[peak_at]:,} B at op {peak_at} {op_names[peak_at]}",
+            (peak_at, live[peak_at]),
+            textcoords="offset points",
+            xytext=(8, -4),
+            color=COLOURS["accent"],
+        )
     ax.set_xlabel("op index")
     ax.set_ylabel("live activation bytes")
     ax.set_ylim(0, max(live) * 1.25 or 1)

@@ -43,26 +43,55 @@ class StarterResult:
         """Plain data for `--json`."""
         s = self.starter
         fit = s.plan.fit
-        return {"recipe": str(self.path), "name": s.name, "task": fit.kind, "why": fit.why,
-                "model": {"path": str(s.model.path), "saved_by": s.model.saved_by, "params": s.model.params,
-                          "inputs": [asdict(t) for t in s.model.inputs],
-                          "outputs": [asdict(t) for t in s.model.outputs],
-                          "optimize_available": s.model.bridge_problem is None, "why_not": s.model.bridge_problem},
-                "dataset": {"kind": s.plan.kind, "path": None if s.plan.path is None else str(s.plan.path),
-                            "samples": s.plan.samples, "x_key": s.plan.x_keys, "y_key": fit.y_key,
-                            "anomaly_key": fit.anomaly_key, "normal_classes": fit.normal_classes},
-                "normalization": {"mean": s.norm.mean, "std": s.norm.std, "pixel_range": s.norm.pixel_range,
-                                  "guess": s.norm.guess, "why": s.norm.why},
-                "convert": {"mode": "int8", "io": s.io, "calibration_samples": s.calibration_samples},
-                "measured": None if s.measured is None else s.measured.to_dict(),
-                "budgets": None if s.budgets is None else {b.key: b.value for b in s.budgets if not b.unset},
-                "unmeasured_why": s.unmeasured_why or None}
+        return {
+            "recipe": str(self.path),
+            "name": s.name,
+            "task": fit.kind,
+            "why": fit.why,
+            "model": {
+                "path": str(s.model.path),
+                "saved_by": s.model.saved_by,
+                "params": s.model.params,
+                "inputs": [asdict(t) for t in s.model.inputs],
+                "outputs": [asdict(t) for t in s.model.outputs],
+                "optimize_available": s.model.bridge_problem is None,
+                "why_not": s.model.bridge_problem,
+            },
+            "dataset": {
+                "kind": s.plan.kind,
+                "path": None if s.plan.path is None else str(s.plan.path),
+                "samples": s.plan.samples,
+                "x_key": s.plan.x_keys,
+                "y_key": fit.y_key,
+                "anomaly_key": fit.anomaly_key,
+                "normal_classes": fit.normal_classes,
+            },
+            "normalization": {
+                "mean": s.norm.mean,
+                "std": s.norm.std,
+                "pixel_range": s.norm.pixel_range,
+                "guess": s.norm.guess,
+                "why": s.norm.why,
+            },
+            "convert": {"mode": "int8", "io": s.io, "calibration_samples": s.calibration_samples},
+            "measured": None if s.measured is None else s.measured.to_dict(),
+            "budgets": None if s.budgets is None else {b.key: b.value for b in s.budgets if not b.unset},
+            "unmeasured_why": s.unmeasured_why or None,
+        }
 
 
-def write_starter(model: Path, data: Path | None = None, task: str | None = None, out: Path | None = None,
-                  name: str | None = None, measure_it: bool = True, reporter: Reporter | None = None,
-                  quiet_native: bool = True, workdir: Path | None = None,
-                  imports: tuple[str, ...] = ()) -> StarterResult:
+def write_starter(
+    model: Path,
+    data: Path | None = None,
+    task: str | None = None,
+    out: Path | None = None,
+    name: str | None = None,
+    measure_it: bool = True,
+    reporter: Reporter | None = None,
+    quiet_native: bool = True,
+    workdir: Path | None = None,
+    imports: tuple[str, ...] = (),
+) -> StarterResult:
     """Write the starter recipe for `model` (and `data`) to `out` (default ./NAME.toml), measured unless told not."""
     from edgepack.recipe.load import parse_recipe
 
@@ -92,8 +121,7 @@ def _measure_draft(starter: Starter, reporter: Reporter, quiet_native: bool, wor
     text = render(starter)
     parse_recipe(text, starter.target)
     starter.target.parent.mkdir(parents=True, exist_ok=True)
-    fd, draft = tempfile.mkstemp(prefix=f"{starter.target.stem}{TMP_MARK}", suffix=".toml",
-                                 dir=starter.target.parent)
+    fd, draft = tempfile.mkstemp(prefix=f"{starter.target.stem}{TMP_MARK}", suffix=".toml", dir=starter.target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -90,13 +90,19 @@ def plan_data(data: Path | None, model: ModelInfo, task: str | None) -> DataPlan
     if data is None:
         return _placeholder(model, task)
     if not data.exists():
-        raise DatasetError(f"data '{data}' does not exist", context="--data",
-                           hint="give an .npz of arrays or a folder with one sub-folder of images per class")
+        raise DatasetError(
+            f"data '{data}' does not exist",
+            context="--data",
+            hint="give an .npz of arrays or a folder with one sub-folder of images per class",
+        )
     if data.is_dir():
         return _plan_folder(data, model, task)
     if not zipfile.is_zipfile(data):
-        raise DatasetError(f"'{data}' is not an .npz (the zip of arrays numpy.savez writes) or an image folder",
-                           context="--data", hint="save the arrays with numpy.savez('data.npz', x=..., y=...)")
+        raise DatasetError(
+            f"'{data}' is not an .npz (the zip of arrays numpy.savez writes) or an image folder",
+            context="--data",
+            hint="save the arrays with numpy.savez('data.npz', x=..., y=...)",
+        )
     return _plan_npz(data, model, task)
 
 
@@ -113,8 +119,11 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: cannot read as .npz: {exc}", context="--data",
-                           hint="write it with numpy.savez (pickled object arrays are refused)") from exc
+        raise DatasetError(
+            f"{path}: cannot read as .npz: {exc}",
+            context="--data",
+            hint="write it with numpy.savez (pickled object arrays are refused)",
+        ) from exc
 
 
 def describe_array(key: str, value: np.ndarray) -> Array:
@@ -123,8 +132,15 @@ def describe_array(key: str, value: np.ndarray) -> Array:
     low = float(np.min(value)) if numeric else None
     high = float(np.max(value)) if numeric else None
     binary = bool(numeric and value.ndim == 1 and set(np.unique(value).tolist()) <= {0, 1})
-    return Array(key, tuple(int(d) for d in value.shape), str(value.dtype), low, high,
-                 bool(np.issubdtype(value.dtype, np.integer)), binary)
+    return Array(
+        key,
+        tuple(int(d) for d in value.shape),
+        str(value.dtype),
+        low,
+        high,
+        bool(np.issubdtype(value.dtype, np.integer)),
+        binary,
+    )
 
 
 def _plan_npz(path: Path, model: ModelInfo, task: str | None) -> DataPlan:
@@ -133,16 +149,28 @@ def _plan_npz(path: Path, model: ModelInfo, task: str | None) -> DataPlan:
     values = read_npz(path)
     arrays = [describe_array(key, value) for key, value in values.items()]
     if not arrays:
-        raise DatasetError(f"{path}: the file holds no arrays", context="--data",
-                           hint="save the arrays with numpy.savez('data.npz', x=..., y=...)")
+        raise DatasetError(
+            f"{path}: the file holds no arrays",
+            context="--data",
+            hint="save the arrays with numpy.savez('data.npz', x=..., y=...)",
+        )
     x_keys, notes, layout = _pick_inputs(path, arrays, model)
     for key in x_keys:
         check_finite(values[key], str(path), key)  # NaN would poison the normalization guess and the run
     samples = arrays_by_key(arrays)[x_keys[0]].shape[0]
     rest = [a for a in arrays if a.key not in x_keys and a.shape and a.shape[0] == samples]
     fit = fit_arrays(task, path, arrays, rest, model)
-    return DataPlan("npz", path, samples, fit, arrays=arrays, x_keys=x_keys, x_notes=notes, layout=layout,
-                    inputs={k: values[k] for k in x_keys})
+    return DataPlan(
+        "npz",
+        path,
+        samples,
+        fit,
+        arrays=arrays,
+        x_keys=x_keys,
+        x_notes=notes,
+        layout=layout,
+        inputs={k: values[k] for k in x_keys},
+    )
 
 
 def arrays_by_key(arrays: list[Array]) -> dict[str, Array]:
@@ -176,13 +204,16 @@ def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[lis
         fits = [(a, lay) for a, lay in fits if lay is not None and (samples is None or a.shape[0] == samples)]
         if not fits:
             listing = ", ".join(a.text for a in arrays)
-            raise DatasetError(f"{path}: no array fits the model's input '{tensor.name}' "
-                               f"({shape_text(tensor.shape)} per sample)", context=f"arrays: {listing}",
-                               hint="store one array per model input, shaped (samples, *input shape)")
+            raise DatasetError(
+                f"{path}: no array fits the model's input '{tensor.name}' ({shape_text(tensor.shape)} per sample)",
+                context=f"arrays: {listing}",
+                hint="store one array per model input, shaped (samples, *input shape)",
+            )
         (array, layout), others = fits[0], [a.key for a, _ in fits[1:]]
         if others:
-            notes.append(f"'{array.key}' chosen for input '{tensor.name}'; also fit: "
-                         + ", ".join(f"'{k}'" for k in others))
+            notes.append(
+                f"'{array.key}' chosen for input '{tensor.name}'; also fit: " + ", ".join(f"'{k}'" for k in others)
+            )
         chosen.append(array.key)
         layouts.append(layout)
         samples = array.shape[0]
@@ -195,14 +226,27 @@ def _plan_folder(root: Path, model: ModelInfo, task: str | None) -> DataPlan:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     counts = [sum(1 for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for c in classes]
     if not classes or not sum(counts):
-        raise DatasetError(f"{root}: no class sub-folders with images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-                           context="--data", hint="put the images of each class in a sub-folder named after it")
+        raise DatasetError(
+            f"{root}: no class sub-folders with images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+            context="--data",
+            hint="put the images of each class in a sub-folder named after it",
+        )
     shape = model.inputs[0].shape
     if len(model.inputs) != 1 or len(shape) != 3 or shape[2] not in (1, 3) or None in shape[:2]:
-        raise ModelError("an image folder feeds one image input (height x width x 1 or 3); the model takes "
-                         + ", ".join(t.text for t in model.inputs), context=f"MODEL {model.path}; --data {root}",
-                         hint="give the data as an .npz whose arrays match the model's inputs")
+        raise ModelError(
+            "an image folder feeds one image input (height x width x 1 or 3); the model takes "
+            + ", ".join(t.text for t in model.inputs),
+            context=f"MODEL {model.path}; --data {root}",
+            hint="give the data as an .npz whose arrays match the model's inputs",
+        )
     fit = fit_folder(root, classes, model, task)
-    return DataPlan("folder", root, sum(counts), fit, class_names=classes, class_counts=counts,
-                    image_size=(int(shape[0]), int(shape[1])),  # type: ignore[arg-type]
-                    color_mode="grayscale" if shape[2] == 1 else "rgb")
+    return DataPlan(
+        "folder",
+        root,
+        sum(counts),
+        fit,
+        class_names=classes,
+        class_counts=counts,
+        image_size=(int(shape[0]), int(shape[1])),  # type: ignore[arg-type]
+        color_mode="grayscale" if shape[2] == 1 else "rgb",
+    )

@@ -37,9 +37,17 @@ class Measured:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `--json`."""
-        return {"size_bytes": self.size_bytes, "latency_ms": self.latency_ms, "task": self.task,
-                "metric": self.metric, "float": self.float_value, "tflite": self.tflite_value,
-                "worsening": self.worsening, "worst_sqnr_db": self.worst_sqnr_db, "date": self.on}
+        return {
+            "size_bytes": self.size_bytes,
+            "latency_ms": self.latency_ms,
+            "task": self.task,
+            "metric": self.metric,
+            "float": self.float_value,
+            "tflite": self.tflite_value,
+            "worsening": self.worsening,
+            "worst_sqnr_db": self.worst_sqnr_db,
+            "date": self.on,
+        }
 
 
 def measure(draft: Path, workdir: Path | None, reporter: Reporter, quiet_native: bool) -> Measured:
@@ -55,8 +63,9 @@ def measure(draft: Path, workdir: Path | None, reporter: Reporter, quiet_native:
         validation = pipeline.validate()
         size = len(pipeline.shipped().data)
     except EdgepackError as exc:
-        exc.hint = ((exc.hint + "; ") if exc.hint else "") + ("the first measurement ran the draft recipe: fix "
-                                                              "the cause, or pass --no-measure to write it unmeasured")
+        exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
+            "the first measurement ran the draft recipe: fix the cause, or pass --no-measure to write it unmeasured"
+        )
         raise
     finally:
         if scratch:
@@ -75,10 +84,17 @@ def _figures(evaluated: Any, validation: dict[str, Any], size: int) -> Measured:
     elif ref is not None and got is not None:
         worse = ref - got
     worst = (evaluated.fidelity or {}).get("worst_sqnr_db")
-    return Measured(size_bytes=size, latency_ms={k: float(latency[k]) for k in ("p50", "p90", "p99") if k in latency},
-                    task=evaluated.task, metric=metric, float_value=ref, tflite_value=got,
-                    worsening=None if worse is None else round(float(worse), 6),
-                    worst_sqnr_db=None if worst is None else float(worst), on=date.today().isoformat())
+    return Measured(
+        size_bytes=size,
+        latency_ms={k: float(latency[k]) for k in ("p50", "p90", "p99") if k in latency},
+        task=evaluated.task,
+        metric=metric,
+        float_value=ref,
+        tflite_value=got,
+        worsening=None if worse is None else round(float(worse), 6),
+        worst_sqnr_db=None if worst is None else float(worst),
+        on=date.today().isoformat(),
+    )
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,7 @@ def ceil_to(value: float, step: float) -> float:
 def ceil_sig(value: float, digits: int = 2) -> float:
     """`value` rounded up to `digits` significant digits."""
     if value <= 0:
-        return 10.0 ** -6
+        return 10.0**-6
     step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
     return float(f"{ceil_to(value, step):.{digits}g}")
 
@@ -110,23 +126,44 @@ def budgets_from(measured: Measured, device: str = "host") -> list[Budget]:
     when = f"on {measured.on}: tighten as you need"
     kb = math.ceil(measured.size_bytes / 1000)
     limit_kb = (kb * 11 + 9) // 10  # the next KB, plus 10 %, rounded up
-    found = [Budget("max_size", f'"{limit_kb} KB"', f"{limit_kb} KB",
-                    f"measured {measured.size_bytes:,} B (shipped, with its metadata) {when}")]
+    found = [
+        Budget(
+            "max_size",
+            f'"{limit_kb} KB"',
+            f"{limit_kb} KB",
+            f"measured {measured.size_bytes:,} B (shipped, with its metadata) {when}",
+        )
+    ]
     p90 = measured.latency_ms.get("p90")
     if p90 is not None:
         limit = max(LATENCY_FLOOR_MS, ceil_sig(2 * p90))
         floor = f" (2x is under the {LATENCY_FLOOR_MS:g} ms floor: timer noise)" if limit == LATENCY_FLOOR_MS else ""
-        found.append(Budget("latency_p90_ms", f"{{ {device} = {toml_value(limit)} }}", {device: limit},
-                            f"measured p90 {p90:.3g} ms on {device}{floor} {when}"))
+        found.append(
+            Budget(
+                "latency_p90_ms",
+                f"{{ {device} = {toml_value(limit)} }}",
+                {device: limit},
+                f"measured p90 {p90:.3g} ms on {device}{floor} {when}",
+            )
+        )
     found += _task_budget(measured, when)
     sqnr = measured.worst_sqnr_db
     if sqnr is not None and math.isfinite(sqnr):
         wanted = math.floor(sqnr - 3)
         limit = float(min(300, max(-100, wanted)))
         said = f"measured worst output {sqnr:.2f} dB"
-        found.append(Budget("min_sqnr_db", toml_value(limit), limit, f"{said} {when}") if wanted >= -100 else
-                     Budget("min_sqnr_db", toml_value(limit), limit, f"not set: {said}, below the budget's "
-                            "range (at least -100 dB): the converted model is far from the float one", unset=True))
+        found.append(
+            Budget("min_sqnr_db", toml_value(limit), limit, f"{said} {when}")
+            if wanted >= -100
+            else Budget(
+                "min_sqnr_db",
+                toml_value(limit),
+                limit,
+                f"not set: {said}, below the budget's "
+                "range (at least -100 dB): the converted model is far from the float one",
+                unset=True,
+            )
+        )
     return found
 
 
@@ -144,12 +181,18 @@ def _task_budget(measured: Measured, when: str) -> list[Budget]:
         limit = min(10.0, wanted)
         said = f"{100 * worse:+.2f} % (RMSE {ref:.4g} float, {got:.4g} int8)"
         if wanted > limit:
-            return [Budget("max_rmse_increase", toml_value(limit), limit, f"not set: measured {said}, beyond the "
-                           "budget's range (at most 10, i.e. 1000 % worse)", unset=True)]
+            return [
+                Budget(
+                    "max_rmse_increase",
+                    toml_value(limit),
+                    limit,
+                    f"not set: measured {said}, beyond the budget's range (at most 10, i.e. 1000 % worse)",
+                    unset=True,
+                )
+            ]
         return [Budget("max_rmse_increase", toml_value(limit), limit, f"measured {said} {when}")]
     if measured.task == "anomaly":
         limit = min(1.0, max(0.01, ceil_to(worse + 0.005, 0.0001)))
         said = f"{worse:+.4f} (AUC {ref:.4f} float, {got:.4f} int8)"
         return [Budget("max_auc_drop", toml_value(limit), limit, f"measured {said} {when}")]
     return []
-

@@ -70,8 +70,11 @@ def inspect_model(path: Path, imports: tuple[str, ...] = ()) -> ModelInfo:
 
     where = f"MODEL '{path}'"
     if not path.exists():
-        raise ModelError(f"model file '{path}' does not exist", context=where,
-                         hint="give a .keras or .h5 file, or a SavedModel directory")
+        raise ModelError(
+            f"model file '{path}' does not exist",
+            context=where,
+            hint="give a .keras or .h5 file, or a SavedModel directory",
+        )
     try:
         fmt = saved_format(path)
     except ModelError as exc:  # it says what is wrong with the file; say which file it was
@@ -90,14 +93,24 @@ def inspect_model(path: Path, imports: tuple[str, ...] = ()) -> ModelInfo:
 
         model = load_model(path, where=where)
     if not hasattr(model, "inputs") or not getattr(model, "outputs", None):
-        raise ModelError(f"'{path}' loads as {type(model).__name__}, not a Keras model with inputs and outputs",
-                         context=where, code="model-unloadable",
-                         hint="save the model with `model.save('model.keras')` (Keras 3 or tf_keras)")
-    return ModelInfo(path=path, container=fmt.container, keras=3 if fmt.keras == 3 else 2,
-                     keras_version=fmt.keras_version, inputs=_tensors(model.inputs, _input_names(model)),
-                     outputs=_tensors(model.outputs, _output_names(model)),
-                     params=int(model.count_params()), bridge_problem=problem, normalizer=first_normalizer(model),
-                     imports=tuple(imports))
+        raise ModelError(
+            f"'{path}' loads as {type(model).__name__}, not a Keras model with inputs and outputs",
+            context=where,
+            code="model-unloadable",
+            hint="save the model with `model.save('model.keras')` (Keras 3 or tf_keras)",
+        )
+    return ModelInfo(
+        path=path,
+        container=fmt.container,
+        keras=3 if fmt.keras == 3 else 2,
+        keras_version=fmt.keras_version,
+        inputs=_tensors(model.inputs, _input_names(model)),
+        outputs=_tensors(model.outputs, _output_names(model)),
+        params=int(model.count_params()),
+        bridge_problem=problem,
+        normalizer=first_normalizer(model),
+        imports=tuple(imports),
+    )
 
 
 def _bridge_problem(model: Any) -> str | None:
@@ -158,7 +171,6 @@ def first_normalizer(model: Any) -> str | None:
 def _number(value: Any) -> str:
     array = np.asarray(value, dtype=np.float64).reshape(-1)
     return f"{float(array[0]):.6g}" if array.size == 1 else "[" + ", ".join(f"{v:.6g}" for v in array) + "]"
-
 
 
 def same_shape(got: Sequence[int | None], want: Sequence[int | None]) -> bool:

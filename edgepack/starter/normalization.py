@@ -27,8 +27,13 @@ def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
     """mean/std from the data's values, unless the model's first layer normalizes itself."""
     if model.normalizer is not None:
         pixel = (0.0, 255.0) if plan.kind == "folder" else _pixels_as_stored(plan)
-        return NormGuess(0.0, 1.0, pixel, f"its first layer, {model.normalizer}, normalizes, so the data is fed "
-                                          "raw (mean 0, std 1)", guess=False)
+        return NormGuess(
+            0.0,
+            1.0,
+            pixel,
+            f"its first layer, {model.normalizer}, normalizes, so the data is fed raw (mean 0, std 1)",
+            guess=False,
+        )
     if plan.kind == "folder":
         return NormGuess(0.0, 255.0, (0.0, 255.0), "8-bit images 0..255 -> 0..1: mean 0, std 255")
     if plan.kind == "none":
@@ -42,12 +47,20 @@ def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
     # 8-bit pixels: uint8, or images / integers within 0..255 (float feature vectors there get their own stats)
     pixel_like = all((images and a.ndim in (3, 4)) or np.issubdtype(a.dtype, np.integer) for a in arrays)
     if all(a.dtype == np.uint8 for a in arrays) or (pixel_like and low >= 0 and 1 < high <= 255):
-        return NormGuess(0.0, 255.0, (0.0, 255.0) if plan.images else None,
-                         f"values {low:g}..{high:g} look like 8-bit pixels (0..255 -> 0..1): mean 0, std 255")
+        return NormGuess(
+            0.0,
+            255.0,
+            (0.0, 255.0) if plan.images else None,
+            f"values {low:g}..{high:g} look like 8-bit pixels (0..255 -> 0..1): mean 0, std 255",
+        )
     if low >= -1 and high <= 1:
         span = (0.0, 1.0) if low >= 0 else (-1.0, 1.0)
-        return NormGuess(0.0, 1.0, span if plan.images else None,
-                         f"values {low:g}..{high:g} are already within [{span[0]:g}, {span[1]:g}]: mean 0, std 1")
+        return NormGuess(
+            0.0,
+            1.0,
+            span if plan.images else None,
+            f"values {low:g}..{high:g} are already within [{span[0]:g}, {span[1]:g}]: mean 0, std 1",
+        )
     # one value per channel of an image (one, for (N, H, W)), per feature of a vector or sequence
     mean, std = _feature_stats([a[..., None] if images and a.ndim == 3 else a for a in arrays])
     per = "per feature (the last axis)" if isinstance(mean, list) else "over all values"
@@ -76,4 +89,3 @@ def _feature_stats(arrays: list[np.ndarray]) -> tuple[float | list[float], float
 def _sig(value: float, digits: int = 6) -> float:
     """`value` rounded to `digits` significant digits."""
     return float(f"{value:.{digits}g}")
-

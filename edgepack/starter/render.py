@@ -74,39 +74,59 @@ class Starter:
 
 def render(s: Starter) -> str:
     """The commented starter recipe."""
-    sections = [_head(s), _task_section(s), _dataset_section(s), _model_section(s), _optimize_section(s),
-                _convert_section(s), _validate_section(), _budgets_section(s)]
+    sections = [
+        _head(s),
+        _task_section(s),
+        _dataset_section(s),
+        _model_section(s),
+        _optimize_section(s),
+        _convert_section(s),
+        _validate_section(),
+        _budgets_section(s),
+    ]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
 
 
 def _head(s: Starter) -> list[str]:
-    lines = [f"# A starter recipe for {s.model.path.name}, written by `edgepack init` on {date.today().isoformat()}.",
-             *_comment(f"The model: {s.model.summary()}."),
-             "# Read every comment; fix what says TODO and check what says GUESS. Then:",
-             f"#   edgepack recipes check {s.target.name}    # validates it, runs nothing",
-             f"#   edgepack run {s.target.name}              # convert, evaluate, validate, gate, bundle"]
+    lines = [
+        f"# A starter recipe for {s.model.path.name}, written by `edgepack init` on {date.today().isoformat()}.",
+        *_comment(f"The model: {s.model.summary()}."),
+        "# Read every comment; fix what says TODO and check what says GUESS. Then:",
+        f"#   edgepack recipes check {s.target.name}    # validates it, runs nothing",
+        f"#   edgepack run {s.target.name}              # convert, evaluate, validate, gate, bundle",
+    ]
     description = f"{s.model.path.name}: {s.plan.fit.kind}, post-training full-integer int8"
-    return lines + [f"name = {toml_value(s.name)}", f"description = {toml_value(description)}",
-                    *_line('version = "0.1.0"', "the model's semantic version, recorded in the manifest"),
-                    *_line(f"seed = {SEED}", "one seed for the split and the calibration sample: same seed, "
-                                             "same figures")]
+    return lines + [
+        f"name = {toml_value(s.name)}",
+        f"description = {toml_value(description)}",
+        *_line('version = "0.1.0"', "the model's semantic version, recorded in the manifest"),
+        *_line(f"seed = {SEED}", "one seed for the split and the calibration sample: same seed, same figures"),
+    ]
 
 
 def _task_section(s: Starter) -> list[str]:
     fit = s.plan.fit
-    lines = ["# What the model is judged on: classification (accuracy) | regression (RMSE) | anomaly (ROC AUC)",
-             "# | fidelity (no labels: the int8 model against the float model, SQNR per output).",
-             "[task]", *_line(f"kind = {toml_value(fit.kind)}", f"why: {fit.why}")]
+    lines = [
+        "# What the model is judged on: classification (accuracy) | regression (RMSE) | anomaly (ROC AUC)",
+        "# | fidelity (no labels: the int8 model against the float model, SQNR per output).",
+        "[task]",
+        *_line(f"kind = {toml_value(fit.kind)}", f"why: {fit.why}"),
+    ]
     if fit.normal_classes:
-        lines += _line(f"normal_classes = {toml_value(fit.normal_classes)}",
-                       "TODO: the classes that are normal; the others are the anomalies")
+        lines += _line(
+            f"normal_classes = {toml_value(fit.normal_classes)}",
+            "TODO: the classes that are normal; the others are the anomalies",
+        )
     return lines
 
 
 def _dataset_section(s: Starter) -> list[str]:
     plan = s.plan
-    lines = ["# The data: inputs for the model and the task's targets, split with the seed into test",
-             "# (test_fraction) and train samples (calibration is drawn from these).", "[dataset]"]
+    lines = [
+        "# The data: inputs for the model and the task's targets, split with the seed into test",
+        "# (test_fraction) and train samples (calibration is drawn from these).",
+        "[dataset]",
+    ]
     if plan.kind == "folder":
         lines += _line('kind = "folder"', "one sub-folder of images per class; the sub-folder name is the label")
         lines += _line(f"path = {toml_value(s.relative(plan.path))}", "relative to this file")  # type: ignore[arg-type]
@@ -116,8 +136,10 @@ def _dataset_section(s: Starter) -> list[str]:
     else:
         lines += _npz_lines(s)
     test = math.ceil(plan.samples * TEST_FRACTION)
-    lines += _line(f"test_fraction = {TEST_FRACTION}", f"{test} test samples of {plan.samples}" if plan.samples
-                   else "a seeded share of the samples")
+    lines += _line(
+        f"test_fraction = {TEST_FRACTION}",
+        f"{test} test samples of {plan.samples}" if plan.samples else "a seeded share of the samples",
+    )
     return lines + _norm_lines(s)
 
 
@@ -125,8 +147,11 @@ def _npz_lines(s: Starter) -> list[str]:
     plan, fit = s.plan, s.plan.fit
     by_key = arrays_by_key(plan.arrays)
     if plan.kind == "none":
-        lines = _line('kind = "npz"', "TODO: no --data was given: save your arrays beside this file as "
-                                      "data.npz (numpy.savez), or change path and the keys")
+        lines = _line(
+            'kind = "npz"',
+            "TODO: no --data was given: save your arrays beside this file as "
+            "data.npz (numpy.savez), or change path and the keys",
+        )
         lines += _line('path = "data.npz"', "relative to this file")
     else:
         lines = _line('kind = "npz"', "arrays: " + ", ".join(a.text for a in plan.arrays))
@@ -160,24 +185,32 @@ def _labels_lines(fit: Fit) -> list[str]:
     classes = fit.classes or 0
     names = [str(i) for i in range(classes)]
     if fit.data_classes is not None and fit.data_classes < classes:
-        return _line(f"labels = {toml_value(names)}",
-                     f"the model has {classes} classes, the labels reach {fit.data_classes - 1}: one name per "
-                     "output, in class-index order (TODO: name them)")
-    return _line(f"# labels = {toml_value(names)}", f"{classes} classes: name them, in class-index order "
-                                                "(default: their indices)")
+        return _line(
+            f"labels = {toml_value(names)}",
+            f"the model has {classes} classes, the labels reach {fit.data_classes - 1}: one name per "
+            "output, in class-index order (TODO: name them)",
+        )
+    return _line(
+        f"# labels = {toml_value(names)}",
+        f"{classes} classes: name them, in class-index order (default: their indices)",
+    )
 
 
 def _norm_lines(s: Starter) -> list[str]:
     norm = s.norm
     lead = "GUESS" if norm.guess else "From the model"
     check = "; check it matches how the model was trained" if norm.guess else ""
-    lines = [*_comment(f"{lead}: {norm.why}{check}."),
-             "# x' = (x - mean) / std is applied to every input before the model (and recorded in the manifest)."]
+    lines = [
+        *_comment(f"{lead}: {norm.why}{check}."),
+        "# x' = (x - mean) / std is applied to every input before the model (and recorded in the manifest).",
+    ]
     value = {"mean": norm.mean, "std": norm.std}
     lines.append(f"normalization = {toml_value(value)}")
     if norm.pixel_range is not None:
-        lines += _line(f"pixel_range = {toml_value([_compact(v) for v in norm.pixel_range])}",
-                       "the raw values of black and white: the app metadata's normalization is for 8-bit pixels")
+        lines += _line(
+            f"pixel_range = {toml_value([_compact(v) for v in norm.pixel_range])}",
+            "the raw values of black and white: the app metadata's normalization is for 8-bit pixels",
+        )
     elif s.plan.images:
         lines += _line("# pixel_range = [0, 255]", "TODO: the raw values of black and white, for the app metadata")
     return lines
@@ -189,14 +222,19 @@ def _compact(value: float) -> int | float:
 
 def _model_section(s: Starter) -> list[str]:
     m = s.model
-    lines = ["# The trained model, taken as it is (no [train] table: a saved model is not trained again).",
-             "[model]", 'kind = "saved"']
+    lines = [
+        "# The trained model, taken as it is (no [train] table: a saved model is not trained again).",
+        "[model]",
+        'kind = "saved"',
+    ]
     lines += _line(f"path = {toml_value(s.relative(m.path))}", f"{m.saved_by}, {m.container}; {m.params:,} parameters")
     if m.imports:
-        lines += _line(f"imports = {toml_value(list(m.imports))}", "modules registering its custom Keras 3 layers "
-                       "(found beside this recipe, or installed)")
+        lines += _line(
+            f"imports = {toml_value(list(m.imports))}",
+            "modules registering its custom Keras 3 layers (found beside this recipe, or installed)",
+        )
     elif m.keras == 3:
-        lines += _line("# imports = [\"mylayers\"]", "modules registering custom Keras 3 layers, if it has any")
+        lines += _line('# imports = ["mylayers"]', "modules registering custom Keras 3 layers, if it has any")
     return lines
 
 
@@ -204,48 +242,67 @@ def _optimize_section(s: Starter) -> list[str]:
     if s.plan.fit.kind == "fidelity":
         return ["# No [[optimize]] stages: a fidelity task has no targets to fine-tune on."]
     if s.model.bridge_problem:
-        return _comment("[[optimize]] stages (prune, qat, cluster) are not available for this model: they need a "
-                        f"tf_keras model, and this Keras 3 model cannot be rebuilt in tf_keras: "
-                        f"{s.model.bridge_problem}. It is converted from Keras 3 directly.")
+        return _comment(
+            "[[optimize]] stages (prune, qat, cluster) are not available for this model: they need a "
+            f"tf_keras model, and this Keras 3 model cannot be rebuilt in tf_keras: "
+            f"{s.model.bridge_problem}. It is converted from Keras 3 directly."
+        )
     bridged = " (the Keras 3 model is rebuilt in tf_keras for them)" if s.model.keras == 3 else ""
-    return [*_comment(f"Training-time optimization{bridged}: uncomment to fine-tune on the train split before "
-                      "converting. Stages run in order; qat comes last."),
-            "# [[optimize]]",
-            *_line('# kind = "prune"', "magnitude pruning; zeros compress (gzip) and sparse kernels"),
-            "# final_sparsity = 0.5",
-            "# epochs = 2",
-            "#",
-            "# [[optimize]]",
-            *_line('# kind = "qat"', "quantization-aware training: the int8 model usually loses less"),
-            "# epochs = 2"]
+    return [
+        *_comment(
+            f"Training-time optimization{bridged}: uncomment to fine-tune on the train split before "
+            "converting. Stages run in order; qat comes last."
+        ),
+        "# [[optimize]]",
+        *_line('# kind = "prune"', "magnitude pruning; zeros compress (gzip) and sparse kernels"),
+        "# final_sparsity = 0.5",
+        "# epochs = 2",
+        "#",
+        "# [[optimize]]",
+        *_line('# kind = "qat"', "quantization-aware training: the int8 model usually loses less"),
+        "# epochs = 2",
+    ]
 
 
 def _convert_section(s: Starter) -> list[str]:
-    io_why = ("int8 input and output tensors (scale and zero point in the manifest)" if s.io == "int8"
-              else "float input and output tensors; int8 inside")
-    return ["# Post-training full-integer quantization, calibrated on a sample of the train split.",
-            "[convert]",
-            *_line('mode = "int8"', "int8 | int16x8 | dynamic | float16 | float32"),
-            *_line(f"io = {toml_value(s.io)}", io_why),
-            *_line(f"calibration_samples = {s.calibration_samples}", "drawn from the train split with the seed")]
+    io_why = (
+        "int8 input and output tensors (scale and zero point in the manifest)"
+        if s.io == "int8"
+        else "float input and output tensors; int8 inside"
+    )
+    return [
+        "# Post-training full-integer quantization, calibrated on a sample of the train split.",
+        "[convert]",
+        *_line('mode = "int8"', "int8 | int16x8 | dynamic | float16 | float32"),
+        *_line(f"io = {toml_value(s.io)}", io_why),
+        *_line(f"calibration_samples = {s.calibration_samples}", "drawn from the train split with the seed"),
+    ]
 
 
 def _validate_section() -> list[str]:
-    return ["# Where the .tflite is measured: latency p50/p90/p99, memory, output parity.",
-            "[validate]",
-            *_line('devices = ["host"]', "this machine; `edgepack devices list` shows the others (adb, ssh)"),
-            *_line("warmup = 20", "runs before timing"),
-            *_line("runs = 200", "timed runs"),
-            *_line("threads = 1", "interpreter threads")]
+    return [
+        "# Where the .tflite is measured: latency p50/p90/p99, memory, output parity.",
+        "[validate]",
+        *_line('devices = ["host"]', "this machine; `edgepack devices list` shows the others (adb, ssh)"),
+        *_line("warmup = 20", "runs before timing"),
+        *_line("runs = 200", "timed runs"),
+        *_line("threads = 1", "interpreter threads"),
+    ]
 
 
 def _budgets_section(s: Starter) -> list[str]:
     lines = ["# Limits that fail `edgepack run` (exit 3) when exceeded."]
     if s.budgets is None:
-        lines += [*_comment(f"Not measured ({s.unmeasured_why}): after a first `edgepack run`, set them from its "
-                            "figures, for example:"),
-                  "[budgets]", '# max_size = "64 KB"', "# latency_p90_ms = { host = 5.0 }",
-                  *[f"# {line}" for line in _task_examples(s.plan.fit.kind)]]
+        lines += [
+            *_comment(
+                f"Not measured ({s.unmeasured_why}): after a first `edgepack run`, set them from its "
+                "figures, for example:"
+            ),
+            "[budgets]",
+            '# max_size = "64 KB"',
+            "# latency_p90_ms = { host = 5.0 }",
+            *[f"# {line}" for line in _task_examples(s.plan.fit.kind)],
+        ]
         return lines
     lines += ["# Set from a first measurement of this recipe, with room to spare.", "[budgets]"]
     for budget in s.budgets:  # one line each, however long: the comment says what was measured, and when
@@ -255,7 +312,9 @@ def _budgets_section(s: Starter) -> list[str]:
 
 
 def _task_examples(kind: str) -> list[str]:
-    return {"classification": ["max_accuracy_drop = 0.01", "min_accuracy = 0.9"],
-            "regression": ["max_rmse_increase = 0.05"], "anomaly": ["max_auc_drop = 0.01"],
-            "fidelity": ["min_sqnr_db = 30.0"]}[kind]
-
+    return {
+        "classification": ["max_accuracy_drop = 0.01", "min_accuracy = 0.9"],
+        "regression": ["max_rmse_increase = 0.05"],
+        "anomaly": ["max_auc_drop = 0.01"],
+        "fidelity": ["min_sqnr_db = 30.0"],
+    }[kind]

@@ -39,8 +39,12 @@ class Fit:
 def check_task(task: str | None) -> None:
     """Refuse a --task edgepack does not know, listing the known ones."""
     if task is not None and task not in TASK_KINDS:
-        raise BadInputError(f"--task {task}: unknown task", context="--task",
-                            hint=f"choose one of: {', '.join(TASK_KINDS)}", code="task-unknown")
+        raise BadInputError(
+            f"--task {task}: unknown task",
+            context="--task",
+            hint=f"choose one of: {', '.join(TASK_KINDS)}",
+            code="task-unknown",
+        )
 
 
 def model_problem(task: str, model: ModelInfo) -> str | None:
@@ -55,16 +59,22 @@ def model_problem(task: str, model: ModelInfo) -> str | None:
         if len(ins) != 1 or len(outs) != 1:
             return f"an anomaly model has one input and one output; this one has {len(ins)} and {len(outs)}"
         if not autoencoder(model) and not one_score(model):
-            return (f"the model's output {outs[0].text} is neither shaped like its input "
-                    f"({shape_text(ins[0].shape)}, an autoencoder) nor one score")
+            return (
+                f"the model's output {outs[0].text} is neither shaped like its input "
+                f"({shape_text(ins[0].shape)}, an autoencoder) nor one score"
+            )
     return None
 
 
 def unfit(task: str, where: Path | str, problem: str, context: str, model_side: bool) -> BadInputError:
     """The error for data (or a model) that cannot serve `--task`."""
     kind, what = (ModelError, "the model") if model_side else (DatasetError, "the data")
-    return kind(f"{where}: {what} cannot serve --task {task}: {problem}", context=context,
-                hint=_TASK_HINTS[task], code="task-unfit")
+    return kind(
+        f"{where}: {what} cannot serve --task {task}: {problem}",
+        context=context,
+        hint=_TASK_HINTS[task],
+        code="task-unfit",
+    )
 
 
 def check_model_serves(task: str | None, model: ModelInfo, where: Path | str, context: str) -> None:
@@ -93,15 +103,16 @@ def fit_arrays(task: str | None, path: Path, arrays: list[Array], rest: list[Arr
 _TASK_HINTS = {
     "classification": "store integer class indices 0..K-1, one per sample (K: the model's output size)",
     "regression": "store float targets shaped (samples, *output shape), one array per model output "
-                  "(e.g. y.astype('float32'))",
+    "(e.g. y.astype('float32'))",
     "anomaly": "store one 0 (normal) / 1 (anomalous) label per sample, for a model whose output is shaped like "
-               "its input (an autoencoder) or is one score",
+    "its input (an autoencoder) or is one score",
     "fidelity": "a fidelity task needs only the inputs",
 }
 
 
 def _named_first(arrays: list[Array], words: Sequence[str]) -> list[Array]:
     """`arrays` with those whose key contains one of `words` first (in the words' order)."""
+
     def rank(a: Array) -> int:
         hits = [i for i, w in enumerate(words) if w in a.key.lower()]
         return hits[0] if hits else len(words)
@@ -119,8 +130,14 @@ def _fit_classification(rest: list[Array], model: ModelInfo, explicit: bool) -> 
     chosen = ordered[0]
     data_classes = int(chosen.high or 0) + 1
     why = f"integer labels '{chosen.key}' (0..{data_classes - 1}) and a {classes}-way output"
-    return Fit("classification", why, y_key=chosen.key, classes=classes, data_classes=data_classes,
-               others=[a.key for a in ordered[1:]])
+    return Fit(
+        "classification",
+        why,
+        y_key=chosen.key,
+        classes=classes,
+        data_classes=data_classes,
+        others=[a.key for a in ordered[1:]],
+    )
 
 
 def _not_labels(array: Array, classes: int) -> str:
@@ -163,8 +180,9 @@ def _not_targets(array: Array, want: Shape) -> str:
 
 def _fit_anomaly(rest: list[Array], model: ModelInfo, explicit: bool) -> Fit | str:
     binary = [a for a in rest if a.binary]
-    named = [a for a in _named_first(binary, ("anomal", "label")) if "anomal" in a.key.lower()
-             or "label" in a.key.lower()]
+    named = [
+        a for a in _named_first(binary, ("anomal", "label")) if "anomal" in a.key.lower() or "label" in a.key.lower()
+    ]
     if not explicit and not autoencoder(model):  # a one-score model: only labels named as anomalies say so
         binary = named = [a for a in named if "anomal" in a.key.lower()]
     chosen = named[0] if named else (binary[0] if len(binary) == 1 or (explicit and binary) else None)
@@ -172,8 +190,12 @@ def _fit_anomaly(rest: list[Array], model: ModelInfo, explicit: bool) -> Fit | s
         why = "; ".join(a.text for a in rest) or "no array besides the inputs"
         return f"no 0/1 anomaly label array of shape (samples,) ({why})"
     kind = "an autoencoder (output shaped like the input)" if autoencoder(model) else "a one-score model"
-    return Fit("anomaly", f"0/1 labels '{chosen.key}' and {kind}", anomaly_key=chosen.key,
-               others=[a.key for a in binary if a.key != chosen.key])
+    return Fit(
+        "anomaly",
+        f"0/1 labels '{chosen.key}' and {kind}",
+        anomaly_key=chosen.key,
+        others=[a.key for a in binary if a.key != chosen.key],
+    )
 
 
 def _fit_fidelity(rest: list[Array], model: ModelInfo, explicit: bool) -> Fit:
@@ -181,8 +203,12 @@ def _fit_fidelity(rest: list[Array], model: ModelInfo, explicit: bool) -> Fit:
     return Fit("fidelity", why + ": the int8 model is judged against the float model alone")
 
 
-FITTERS = {"anomaly": _fit_anomaly, "classification": _fit_classification, "regression": _fit_regression,
-           "fidelity": _fit_fidelity}
+FITTERS = {
+    "anomaly": _fit_anomaly,
+    "classification": _fit_classification,
+    "regression": _fit_regression,
+    "fidelity": _fit_fidelity,
+}
 
 
 def fit_placeholder(model: ModelInfo, task: str | None) -> Fit:
@@ -191,11 +217,18 @@ def fit_placeholder(model: ModelInfo, task: str | None) -> Fit:
     check_model_serves(task, model, model.path, f"MODEL {model.path}")
     kind, why = task or "classification", "--task, no --data"
     if task is None:
-        kind = ("classification" if model_problem("classification", model) is None
-                else "anomaly" if autoencoder(model) else "regression")
-        why = {"classification": "no --data: the default, for a model with one output of class scores",
-               "anomaly": "no --data: the model's output is shaped like its input (an autoencoder)",
-               "regression": "no --data: the model's outputs are not class scores"}[kind]
+        kind = (
+            "classification"
+            if model_problem("classification", model) is None
+            else "anomaly"
+            if autoencoder(model)
+            else "regression"
+        )
+        why = {
+            "classification": "no --data: the default, for a model with one output of class scores",
+            "anomaly": "no --data: the model's output is shaped like its input (an autoencoder)",
+            "regression": "no --data: the model's outputs are not class scores",
+        }[kind]
     y_key: str | list[str] | None = {"classification": "y", "regression": "y"}.get(kind)
     if kind == "regression" and len(model.outputs) > 1:
         y_key = [t.name for t in model.outputs]
@@ -207,17 +240,30 @@ def fit_folder(root: Path, classes: list[str], model: ModelInfo, task: str | Non
     """The task a folder of class sub-folders serves: `task` (refused when it cannot), else a guess."""
     outputs = ", ".join(t.text for t in model.outputs)
     check_model_serves(task, model, root, f"MODEL {model.path}")
-    if task in (None, "classification") and model_problem("classification", model) is None \
-            and model.outputs[0].shape[-1] == len(classes):
-        return Fit("classification", f"{len(classes)} class folders and a {len(classes)}-way output",
-                   classes=len(classes), data_classes=len(classes))
+    if (
+        task in (None, "classification")
+        and model_problem("classification", model) is None
+        and model.outputs[0].shape[-1] == len(classes)
+    ):
+        return Fit(
+            "classification",
+            f"{len(classes)} class folders and a {len(classes)}-way output",
+            classes=len(classes),
+            data_classes=len(classes),
+        )
     if task == "classification":
-        raise unfit(task, root, f"{len(classes)} class folders ({', '.join(classes)}) but the model's output is "
-                    f"{outputs}", "--data", model_side=False)
+        raise unfit(
+            task,
+            root,
+            f"{len(classes)} class folders ({', '.join(classes)}) but the model's output is {outputs}",
+            "--data",
+            model_side=False,
+        )
     if task == "regression":
         raise unfit(task, root, "a folder of images holds classes, not float targets", "--data", model_side=False)
     if task == "anomaly":
-        return Fit("anomaly", f"--task anomaly: class '{classes[0]}' taken as the normal one",
-                   normal_classes=[classes[0]])
+        return Fit(
+            "anomaly", f"--task anomaly: class '{classes[0]}' taken as the normal one", normal_classes=[classes[0]]
+        )
     why = "--task fidelity" if task else f"{len(classes)} class folders but the model's output is {outputs}"
     return Fit("fidelity", why + ": the int8 model is judged against the float model alone")

@@ -26,4 +26,3 @@ def toml_value(value: Any) -> str:
         keys = [k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in value]
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in zip(keys, value.values())) + " }"
     raise TypeError(f"no TOML form for {type(value).__name__}")
-

@@ -12,8 +12,12 @@ from edgepack.fsutil import TMP_MARK
 
 def exists_error(target: Path) -> BadInputError:
     """The error for a target that exists."""
-    return BadInputError(f"'{target}' exists: edgepack init never overwrites a file", context=str(target),
-                         hint="name another file with --out FILE (or move that one away)", code="file-exists")
+    return BadInputError(
+        f"'{target}' exists: edgepack init never overwrites a file",
+        context=str(target),
+        hint="name another file with --out FILE (or move that one away)",
+        code="file-exists",
+    )
 
 
 def write_new(target: Path, text: str) -> None:
@@ -48,4 +52,3 @@ def _create_exclusive(target: Path, text: str) -> None:
     except BaseException:  # the file is this call's own, half written: it would block the next `edgepack init`
         target.unlink(missing_ok=True)
         raise
-

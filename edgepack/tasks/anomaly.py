@@ -35,43 +35,64 @@ class Anomaly:
             y = require_array(raw, key, f"dataset.anomaly_key = '{key}'")
             where = f"dataset.anomaly_key = '{key}'"
             if y.ndim != 1 or len(y) != len(raw.inputs[0]):
-                raise DatasetError(f"{raw.where}: anomaly labels '{key}' are {y.shape}, not one per sample "
-                                   f"({len(raw.inputs[0])})", context=where, hint="store one 0/1 label per sample")
+                raise DatasetError(
+                    f"{raw.where}: anomaly labels '{key}' are {y.shape}, not one per sample ({len(raw.inputs[0])})",
+                    context=where,
+                    hint="store one 0/1 label per sample",
+                )
             values = sorted(set(np.unique(y).tolist()))
             if not set(values) <= {0, 1}:
-                raise DatasetError(f"{raw.where}: anomaly labels '{key}' hold {values[:6]}; they must be 0 (normal) "
-                                   "or 1 (anomalous)", context=where, hint="store 0 for normal and 1 for anomalous samples")
+                raise DatasetError(
+                    f"{raw.where}: anomaly labels '{key}' hold {values[:6]}; they must be 0 (normal) or 1 (anomalous)",
+                    context=where,
+                    hint="store 0 for normal and 1 for anomalous samples",
+                )
             y = np.asarray(y, dtype=np.int64)
         elif normal_classes:
             if raw.classes is None:
-                raise DatasetError(f"{raw.where}: task.normal_classes needs class labels",
-                                   context="task.normal_classes",
-                                   hint="use a digits or folder dataset, or give dataset.anomaly_key (npz)")
+                raise DatasetError(
+                    f"{raw.where}: task.normal_classes needs class labels",
+                    context="task.normal_classes",
+                    hint="use a digits or folder dataset, or give dataset.anomaly_key (npz)",
+                )
             names = list(spec.labels or raw.class_names or [])
             unknown = sorted(set(normal_classes) - set(names))
             if unknown:
-                raise DatasetError(f"task.normal_classes names {unknown}, which the data does not have",
-                                   context=f"classes: {', '.join(names)}", hint="name classes the dataset has")
+                raise DatasetError(
+                    f"task.normal_classes names {unknown}, which the data does not have",
+                    context=f"classes: {', '.join(names)}",
+                    hint="name classes the dataset has",
+                )
             normal_ids = [names.index(c) for c in normal_classes]
             y = np.where(np.isin(raw.classes, normal_ids), 0, 1).astype(np.int64)
             where = "task.normal_classes"
         else:
-            raise DatasetError("an anomaly task needs its labels: dataset.anomaly_key (npz: 0 normal, 1 anomalous) "
-                               "or task.normal_classes (classes that are normal)", context="[task] kind = \"anomaly\"")
+            raise DatasetError(
+                "an anomaly task needs its labels: dataset.anomaly_key (npz: 0 normal, 1 anomalous) "
+                "or task.normal_classes (classes that are normal)",
+                context='[task] kind = "anomaly"',
+            )
         if len(np.unique(y)) < 2:
             only = LABELS[int(y[0])] if y.size else "no"
-            raise DatasetError(f"{raw.where}: every sample is {only}: ROC AUC needs normal and anomalous samples",
-                               context=where, hint="include anomalous (1) and normal (0) samples")
+            raise DatasetError(
+                f"{raw.where}: every sample is {only}: ROC AUC needs normal and anomalous samples",
+                context=where,
+                hint="include anomalous (1) and normal (0) samples",
+            )
         return Targets(y, list(LABELS), normal=y == 0, keys=[key] if key else [])
 
     def output_problem(self, inputs: Sequence[Shape], outputs: Sequence[Shape], data: Any) -> str | None:
         if len(inputs) != 1 or len(outputs) != 1:
-            return (f"an anomaly model has one input and one output (an autoencoder, or one score); this one has "
-                    f"{len(inputs)} and {len(outputs)}")
+            return (
+                f"an anomaly model has one input and one output (an autoencoder, or one score); this one has "
+                f"{len(inputs)} and {len(outputs)}"
+            )
         if _is_autoencoder(inputs[0], outputs[0]) or _is_score(outputs[0]):
             return None
-        return (f"its output is {shape_text(outputs[0][1:])} per sample: neither the input's shape "
-                f"({shape_text(inputs[0][1:])}, an autoencoder) nor one score")
+        return (
+            f"its output is {shape_text(outputs[0][1:])} per sample: neither the input's shape "
+            f"({shape_text(inputs[0][1:])}, an autoencoder) nor one score"
+        )
 
     def builder_size(self, data: Any) -> int:
         return int(np.prod(data.x_train.shape[1:]))
@@ -82,9 +103,11 @@ class Anomaly:
     def check_trainable(self, inputs: Sequence[Shape], outputs: Sequence[Shape]) -> None:
         """Only an autoencoder can be trained here: a score model has no targets to learn."""
         if not _is_autoencoder(inputs[0], outputs[0]):
-            raise ModelError("an anomaly model with one score output cannot be trained by edgepack (it has no "
-                             "targets to learn)", context="[task] kind = \"anomaly\"",
-                             hint="give the trained model as kind = \"saved\", or build an autoencoder")
+            raise ModelError(
+                "an anomaly model with one score output cannot be trained by edgepack (it has no targets to learn)",
+                context='[task] kind = "anomaly"',
+                hint='give the trained model as kind = "saved", or build an autoencoder',
+            )
 
     def loss(self, keras: Any, model: Any) -> Any:
         return keras.losses.MeanSquaredError()

@@ -90,8 +90,11 @@ def require_array(raw: RawData, key: str, context: str) -> np.ndarray:
     from edgepack.errors import DatasetError
 
     if key not in raw.arrays:
-        raise DatasetError(f"{raw.where}: no array named '{key}'", context=context,
-                           hint=f"the file holds: {', '.join(raw.names) or '(nothing)'}")
+        raise DatasetError(
+            f"{raw.where}: no array named '{key}'",
+            context=context,
+            hint=f"the file holds: {', '.join(raw.names) or '(nothing)'}",
+        )
     return raw.arrays[key]
 
 

@@ -28,28 +28,35 @@ class Classification:
         else:
             key = spec.y_key if isinstance(spec.y_key, str) else None
             if key is None:
-                raise DatasetError(f"{raw.where}: a classifier takes one label array; y_key = {spec.y_key}",
-                                   context="dataset.y_key", hint="give y_key one array of class indices")
+                raise DatasetError(
+                    f"{raw.where}: a classifier takes one label array; y_key = {spec.y_key}",
+                    context="dataset.y_key",
+                    hint="give y_key one array of class indices",
+                )
             y = require_array(raw, key, f"dataset.y_key = '{key}'")
             if y.ndim != 1 or len(y) != len(raw.inputs[0]) or not np.issubdtype(y.dtype, np.integer):
                 raise DatasetError(
                     f"{raw.where}: labels must be integers of shape ({len(raw.inputs[0])},), got {y.dtype} {y.shape}",
                     context=f"dataset.y_key = '{key}'",
-                    hint="store class indices 0..K-1, one per sample (or set [task] kind = \"regression\" for "
-                         "float targets)")
+                    hint='store class indices 0..K-1, one per sample (or set [task] kind = "regression" for '
+                    "float targets)",
+                )
             names = [str(i) for i in range(int(y.max()) + 1)] if y.size else []
         labels = list(spec.labels or names)
         if y.size and (y.min() < 0 or y.max() >= len(labels)):
             raise DatasetError(
                 f"labels run from {int(y.min())} to {int(y.max())} but {len(labels)} label name(s) are given",
                 context=f"dataset.kind = {spec.kind}" + (f", y_key '{key}'" if key else ""),
-                hint="set dataset.labels to one name per class, in class-index order")
+                hint="set dataset.labels to one name per class, in class-index order",
+            )
         return Targets(np.asarray(y, dtype=np.int64), labels)
 
     def output_problem(self, inputs: Sequence[Shape], outputs: Sequence[Shape], data: Any) -> str | None:
         if len(outputs) != 1:
-            return (f"a classifier has one output of class scores; this model has {len(outputs)} "
-                    "(set [task] kind = \"fidelity\" to judge every output against the float model)")
+            return (
+                f"a classifier has one output of class scores; this model has {len(outputs)} "
+                '(set [task] kind = "fidelity" to judge every output against the float model)'
+            )
         if not outputs[0] or outputs[0][-1] != len(data.labels):
             return f"its output is {shape_text(outputs[0])}; the data has {len(data.labels)} classes"
         return None

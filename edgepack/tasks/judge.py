@@ -72,9 +72,14 @@ class Judge:
         arrays.update({f"ref_{i}": r for i, r in enumerate(self.reference)})
         targets = as_list(self.split.y)
         arrays.update({f"y_{i}": y for i, y in enumerate(targets)})
-        meta = {"task": self.task, "reference_value": self.reference_value, "input_names": self.input_names,
-                "output_names": self.output_names, "targets": len(targets),
-                "targets_list": isinstance(self.split.y, (list, tuple))}
+        meta = {
+            "task": self.task,
+            "reference_value": self.reference_value,
+            "input_names": self.input_names,
+            "output_names": self.output_names,
+            "targets": len(targets),
+            "targets_list": isinstance(self.split.y, (list, tuple)),
+        }
         with open(path, "wb") as handle:
             np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
 
@@ -87,8 +92,9 @@ class Judge:
             refs = [data[f"ref_{i}"] for i in range(sum(1 for k in data.files if k.startswith("ref_")))]
             ys = [data[f"y_{i}"] for i in range(meta["targets"])]
         y: Any = ys if meta["targets_list"] else (ys[0] if ys else None)
-        return cls(meta["task"], Split(xs, y), refs, meta["reference_value"], list(meta["input_names"]),
-                   meta["output_names"])
+        return cls(
+            meta["task"], Split(xs, y), refs, meta["reference_value"], list(meta["input_names"]), meta["output_names"]
+        )
 
 
 def criterion_text(criterion: dict[str, Any], metric: str) -> str:

@@ -48,9 +48,12 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if not np.all(np.isfinite(scores)):
-        raise StageError(f"{int(np.sum(~np.isfinite(scores)))} of {len(scores)} anomaly scores are NaN or "
-                         "infinite: the model's outputs are not numbers there", code="scores-not-finite",
-                         hint="check the model on those inputs (an overflow in float16, or a broken conversion)")
+        raise StageError(
+            f"{int(np.sum(~np.isfinite(scores)))} of {len(scores)} anomaly scores are NaN or "
+            "infinite: the model's outputs are not numbers there",
+            code="scores-not-finite",
+            hint="check the model on those inputs (an overflow in float16, or a broken conversion)",
+        )
     positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     if positives == 0 or negatives == 0:
         raise ValueError("ROC AUC needs both normal (0) and anomalous (1) samples")
@@ -62,7 +65,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
         end = start
         while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
             end += 1
-        ranks[order[start:end + 1]] = (start + end) / 2.0 + 1.0
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
         start = end + 1
     u = float(np.sum(ranks[labels == 1])) - positives * (positives + 1) / 2.0
     return u / (positives * negatives)
@@ -83,8 +86,13 @@ def output_fidelity(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     if broken:  # NaN or inf anywhere: the worst figures (a NaN would hide from min() and from a budget)
         finite = np.isfinite(ref) & np.isfinite(out)
         largest = float(np.max(np.abs(ref[finite] - out[finite]))) if finite.any() else 0.0
-        return {"sqnr_db": SQNR_FLOOR_DB, "identical": False, "cosine": 0.0, "max_abs_error": largest,
-                "non_finite": broken}
+        return {
+            "sqnr_db": SQNR_FLOOR_DB,
+            "identical": False,
+            "cosine": 0.0,
+            "max_abs_error": largest,
+            "non_finite": broken,
+        }
     with np.errstate(over="ignore"):
         noise = float(np.sum(np.square(ref - out)))
         signal = float(np.sum(np.square(ref)))
@@ -99,21 +107,32 @@ def output_fidelity(reference: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     with np.errstate(over="ignore", invalid="ignore"):
         norms = float(np.linalg.norm(ref) * np.linalg.norm(out))
         cosine = float(np.dot(ref, out) / norms) if 0 < norms < math.inf else (1.0 if noise == 0.0 else 0.0)
-    return {"sqnr_db": None if sqnr is None else round(min(max(sqnr, SQNR_FLOOR_DB), -SQNR_FLOOR_DB), 4),
-            "identical": noise == 0.0, "cosine": round(cosine, 8),
-            "max_abs_error": float(np.max(np.abs(ref - out))) if ref.size else 0.0}
+    return {
+        "sqnr_db": None if sqnr is None else round(min(max(sqnr, SQNR_FLOOR_DB), -SQNR_FLOOR_DB), 4),
+        "identical": noise == 0.0,
+        "cosine": round(cosine, 8),
+        "max_abs_error": float(np.max(np.abs(ref - out))) if ref.size else 0.0,
+    }
 
 
-def fidelity(reference: Sequence[np.ndarray], other: Sequence[np.ndarray],
-             names: Sequence[str] | None = None) -> dict[str, Any]:
+def fidelity(
+    reference: Sequence[np.ndarray], other: Sequence[np.ndarray], names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Per output: SQNR, cosine, max abs error; and the worst SQNR (None when every output is identical)."""
     if len(reference) != len(other):
-        raise ModelError(f"the converted model has {len(other)} output(s), the float model {len(reference)}",
-                         code="outputs-mismatch", hint="give the .tflite converted from this recipe's model")
+        raise ModelError(
+            f"the converted model has {len(other)} output(s), the float model {len(reference)}",
+            code="outputs-mismatch",
+            hint="give the .tflite converted from this recipe's model",
+        )
     outputs = []
     for index, (ref, out) in enumerate(zip(reference, other)):
-        outputs.append({"output": index, "name": names[index] if names else f"output_{index}",
-                        **output_fidelity(ref, out)})
+        outputs.append(
+            {"output": index, "name": names[index] if names else f"output_{index}", **output_fidelity(ref, out)}
+        )
     finite = [o["sqnr_db"] for o in outputs if o["sqnr_db"] is not None]
-    return {"outputs": outputs, "worst_sqnr_db": min(finite) if finite else None,
-            "min_cosine": min(o["cosine"] for o in outputs) if outputs else None}
+    return {
+        "outputs": outputs,
+        "worst_sqnr_db": min(finite) if finite else None,
+        "min_cosine": min(o["cosine"] for o in outputs) if outputs else None,
+    }

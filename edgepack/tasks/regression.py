@@ -25,16 +25,22 @@ class Regression:
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         keys = as_list(getattr(spec, "y_key", None))
         if not keys:
-            raise DatasetError(f"{raw.where}: regression needs float targets", context="dataset.y_key",
-                               hint="store the targets in the .npz and name them with y_key (a list: one per output)")
+            raise DatasetError(
+                f"{raw.where}: regression needs float targets",
+                context="dataset.y_key",
+                hint="store the targets in the .npz and name them with y_key (a list: one per output)",
+            )
         n = len(raw.inputs[0])
         targets = []
         for key in keys:
             y = require_array(raw, key, f"dataset.y_key = '{key}'")
             if len(y) != n or not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
-                raise DatasetError(f"{raw.where}: targets '{key}' are {y.dtype} {y.shape}; regression needs numbers, "
-                                   f"one row per sample ({n} samples)", context=f"dataset.y_key = '{key}'",
-                                   hint="store float targets shaped (samples, *output shape)")
+                raise DatasetError(
+                    f"{raw.where}: targets '{key}' are {y.dtype} {y.shape}; regression needs numbers, "
+                    f"one row per sample ({n} samples)",
+                    context=f"dataset.y_key = '{key}'",
+                    hint="store float targets shaped (samples, *output shape)",
+                )
             y = np.asarray(y, dtype=np.float32)
             targets.append(y[:, None] if y.ndim == 1 else y)  # one value per sample: a (N, 1) output
         return Targets(targets[0] if len(targets) == 1 else targets, [], keys=keys)
@@ -42,14 +48,18 @@ class Regression:
     def output_problem(self, inputs: Sequence[Shape], outputs: Sequence[Shape], data: Any) -> str | None:
         targets = as_list(data.y_test)
         if len(outputs) != len(targets):
-            return (f"the model has {len(outputs)} output(s), the data {len(targets)} target array(s) "
-                    f"({data.where}: y_key = {data.target_keys})")
+            return (
+                f"the model has {len(outputs)} output(s), the data {len(targets)} target array(s) "
+                f"({data.where}: y_key = {data.target_keys})"
+            )
         for index, (shape, y) in enumerate(zip(outputs, targets)):
             want = tuple(y.shape[1:])
             if len(shape) - 1 != len(want) or any(d is not None and d != w for d, w in zip(shape[1:], want)):
                 key = data.target_keys[index] if index < len(data.target_keys) else f"#{index}"
-                return (f"float targets '{key}' in {data.where} are {shape_text(want)} per sample, the model's "
-                        f"output {index} is {shape_text(shape[1:])}")
+                return (
+                    f"float targets '{key}' in {data.where} are {shape_text(want)} per sample, the model's "
+                    f"output {index} is {shape_text(shape[1:])}"
+                )
         return None
 
     def builder_size(self, data: Any) -> int:

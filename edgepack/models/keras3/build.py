@@ -20,8 +20,7 @@ def _build(plan: _ModelPlan) -> Any:
 def _build_sequential(plan: _ModelPlan) -> Any:
     tk = load().keras
     first, rest = plan.layers[0].layer, plan.layers[1:]
-    input_layer = tk.layers.InputLayer(batch_input_shape=first["batch_shape"], dtype=first["dtype"],
-                                       name=first["name"])
+    input_layer = tk.layers.InputLayer(batch_input_shape=first["batch_shape"], dtype=first["dtype"], name=first["name"])
     layers = [input_layer, *(_build(p.layer) if isinstance(p.layer, _ModelPlan) else p.layer for p in rest)]
     model = tk.Sequential(layers, name=plan.name)
     if not plan.trainable:  # setting it freezes every layer, as in Keras 3; True would unfreeze them
@@ -40,10 +39,19 @@ def _build_functional(plan: _ModelPlan) -> Any:
     while pending:
         ready = [(p, i) for p, i in pending if _ready(p, i, produced)]
         if not ready:
-            missing = sorted({r.layer for p, i in pending for r in _flatten([p.nodes[i].args, p.nodes[i].kwargs])
-                              if isinstance(r, _Ref) and (r.layer, r.node) not in produced})
-            raise ModelError(f"model '{plan.name}': the Keras 3 graph refers to outputs never computed "
-                             f"({', '.join(missing) or 'a cycle'})", hint="re-save the model with Keras 3")
+            missing = sorted(
+                {
+                    r.layer
+                    for p, i in pending
+                    for r in _flatten([p.nodes[i].args, p.nodes[i].kwargs])
+                    if isinstance(r, _Ref) and (r.layer, r.node) not in produced
+                }
+            )
+            raise ModelError(
+                f"model '{plan.name}': the Keras 3 graph refers to outputs never computed "
+                f"({', '.join(missing) or 'a cycle'})",
+                hint="re-save the model with Keras 3",
+            )
         for p, i in ready:
             produced[(p.name, i)] = _call(callables[p.name], p, p.nodes[i], produced, plan.name)
             pending.remove((p, i))
@@ -62,16 +70,21 @@ def _ready(plan: _LayerPlan, index: int, produced: dict[tuple[str, int], list[An
     return all((r.layer, r.node) in produced for r in _flatten([node.args, node.kwargs]) if isinstance(r, _Ref))
 
 
-def _call(layer: Any, plan: _LayerPlan, node: _Node, produced: dict[tuple[str, int], list[Any]],
-          model: str) -> list[Any]:
+def _call(
+    layer: Any, plan: _LayerPlan, node: _Node, produced: dict[tuple[str, int], list[Any]], model: str
+) -> list[Any]:
     tf = load().tf
     args = _resolve(node.args, produced)
     kwargs = _resolve(node.kwargs, produced)
     try:
         outputs = layer(*args, **kwargs)
     except (ValueError, TypeError) as exc:
-        raise UnbridgeableLayer(plan.name, plan.keras3_class, f"tf_keras cannot call it on its inputs "
-                                f"({_line(exc)})", context=f"model '{model}'") from exc
+        raise UnbridgeableLayer(
+            plan.name,
+            plan.keras3_class,
+            f"tf_keras cannot call it on its inputs ({_line(exc)})",
+            context=f"model '{model}'",
+        ) from exc
     if node.mask_dropped:
         _check_mask(args, plan, model)
     return tf.nest.flatten(outputs)
@@ -81,8 +94,12 @@ def _check_mask(args: list[Any], plan: _LayerPlan, model: str) -> None:
     """A layer whose Keras 3 mask was left implicit must receive a mask in tf_keras too."""
     tensors = load().tf.nest.flatten(args)
     if not tensors or getattr(tensors[0], "_keras_mask", None) is None:
-        raise UnbridgeableLayer(plan.name, plan.keras3_class, "Keras 3 passes it the Embedding's padding mask, "
-                                "which tf_keras does not propagate to it", context=f"model '{model}'")
+        raise UnbridgeableLayer(
+            plan.name,
+            plan.keras3_class,
+            "Keras 3 passes it the Embedding's padding mask, which tf_keras does not propagate to it",
+            context=f"model '{model}'",
+        )
 
 
 def _resolve(struct: Any, produced: dict[tuple[str, int], list[Any]]) -> Any:
@@ -108,8 +125,10 @@ def _copy_weights(source: Any, target: Any, where: str) -> None:
         else:
             twin.set_weights(_ordered_values(layer, twin, where))
     if len(source.weights) != len(target.weights):
-        raise ModelError(f"{where}: Keras 3 has {len(source.weights)} weights, the tf_keras rebuild "
-                         f"{len(target.weights)}", code="keras3-bridge-mismatch")
+        raise ModelError(
+            f"{where}: Keras 3 has {len(source.weights)} weights, the tf_keras rebuild {len(target.weights)}",
+            code="keras3-bridge-mismatch",
+        )
 
 
 def _short_name(name: str) -> str:
@@ -120,8 +139,10 @@ def _ordered_values(layer: Any, twin: Any, where: str) -> list[np.ndarray]:
     """The Keras 3 layer's weight values in the tf_keras layer's order (by name, else by position)."""
     source, target = list(layer.weights), list(twin.weights)
     if len(source) != len(target):
-        raise ModelError(f"{where}: layer '{layer.name}' has {len(source)} weights in Keras 3 and {len(target)} "
-                         f"in tf_keras", code="keras3-bridge-mismatch")
+        raise ModelError(
+            f"{where}: layer '{layer.name}' has {len(source)} weights in Keras 3 and {len(target)} in tf_keras",
+            code="keras3-bridge-mismatch",
+        )
     by_name = {_short_name(v.name): v for v in source}
     target_names = [_short_name(w.name) for w in target]
     if len(by_name) == len(source) and sorted(by_name) == sorted(target_names):
@@ -130,9 +151,12 @@ def _ordered_values(layer: Any, twin: Any, where: str) -> list[np.ndarray]:
     for v, w in zip(source, target):
         value = _value(layer, v)
         if tuple(value.shape) != tuple(w.shape) or value.dtype != np.dtype(w.dtype.as_numpy_dtype):
-            raise ModelError(f"{where}: weight '{_short_name(v.name)}' of layer '{layer.name}' is "
-                             f"{value.dtype}{tuple(value.shape)} in Keras 3 but {w.dtype.name}{tuple(w.shape)} "
-                             "in tf_keras", code="keras3-bridge-mismatch")
+            raise ModelError(
+                f"{where}: weight '{_short_name(v.name)}' of layer '{layer.name}' is "
+                f"{value.dtype}{tuple(value.shape)} in Keras 3 but {w.dtype.name}{tuple(w.shape)} "
+                "in tf_keras",
+                code="keras3-bridge-mismatch",
+            )
         values.append(value)
     return values
 
@@ -177,13 +201,20 @@ def bridge(model: Any) -> Any:
     before building anything. Prove the result with `prove_bridge`.
     """
     if not is_keras3_model(model):
-        raise ModelError(f"bridge() takes a Keras 3 model, got {type(model).__module__}.{type(model).__name__}",
-                         hint="tf_keras models need no bridge")
+        raise ModelError(
+            f"bridge() takes a Keras 3 model, got {type(model).__module__}.{type(model).__name__}",
+            hint="tf_keras models need no bridge",
+        )
     kind = type(model).__name__
     where = f"model '{model.name}'"
     if kind not in MODEL_CLASSES or not type(model).__module__.startswith("keras."):
-        raise UnbridgeableLayer(model.name, kind, "a subclassed model has no config to rebuild it from", context=where,
-                                hint="build the model with the Sequential or functional API")
+        raise UnbridgeableLayer(
+            model.name,
+            kind,
+            "a subclassed model has no config to rebuild it from",
+            context=where,
+            hint="build the model with the Sequential or functional API",
+        )
     problems: list[UnbridgeableLayer] = []
     plan = _plan_model(kind, model.get_config(), where, problems)
     _check_weight_dtypes(model, where, problems)
@@ -203,5 +234,10 @@ def _first_of(problems: list[UnbridgeableLayer]) -> UnbridgeableLayer:
         return first
     others = ", ".join(f"'{p.layer}' ({p.layer_class}: {p.reason})" for p in problems[1:6])
     more = f" and {len(problems) - 6} more" if len(problems) > 6 else ""
-    return UnbridgeableLayer(first.layer, first.layer_class, first.reason, hint=first.hint,
-                             context=f"{first.context}; also unbridgeable: {others}{more}")
+    return UnbridgeableLayer(
+        first.layer,
+        first.layer_class,
+        first.reason,
+        hint=first.hint,
+        context=f"{first.context}; also unbridgeable: {others}{more}",
+    )

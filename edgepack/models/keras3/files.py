@@ -11,8 +11,9 @@ from typing import Any
 
 from edgepack.errors import ModelError
 
-FILE_HINT = ("save the model with `model.save('model.keras')` (Keras 3 or tf_keras), as .h5, "
-             "or as a SavedModel directory")
+FILE_HINT = (
+    "save the model with `model.save('model.keras')` (Keras 3 or tf_keras), as .h5, or as a SavedModel directory"
+)
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,16 @@ def saved_format(path: Path) -> SavedFormat:
 
     if h5py.is_hdf5(path):
         return _h5_format(path)
-    raise ModelError(f"'{path}' is not a Keras model: expected a .keras zip archive, an HDF5 (.h5) file "
-                     "or a SavedModel directory", hint=FILE_HINT)
+    raise ModelError(
+        f"'{path}' is not a Keras model: expected a .keras zip archive, an HDF5 (.h5) file or a SavedModel directory",
+        hint=FILE_HINT,
+    )
 
 
 def _major(version: str, path: Path) -> int:
     match = re.match(r"(\d+)\.", version)
     if match is None or match.group(1) not in ("2", "3"):
-        raise ModelError(f"'{path}' records keras_version '{version}': expected a 2.x or 3.x version",
-                         hint=FILE_HINT)
+        raise ModelError(f"'{path}' records keras_version '{version}': expected a 2.x or 3.x version", hint=FILE_HINT)
     return int(match.group(1))
 
 
@@ -57,8 +59,9 @@ def _zip_format(path: Path) -> SavedFormat:
     try:
         with zipfile.ZipFile(path) as archive:
             if "metadata.json" not in archive.namelist():
-                raise ModelError(f"'{path}' is a zip archive without metadata.json: not a .keras model file",
-                                 hint=FILE_HINT)
+                raise ModelError(
+                    f"'{path}' is a zip archive without metadata.json: not a .keras model file", hint=FILE_HINT
+                )
             metadata = json.loads(archive.read("metadata.json"))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ModelError(f"cannot read '{path}' as a .keras archive: {exc}", hint=FILE_HINT) from exc
@@ -77,8 +80,10 @@ def _h5_format(path: Path) -> SavedFormat:
     except OSError as exc:
         raise ModelError(f"cannot read '{path}' as HDF5: {exc}", hint=FILE_HINT) from exc
     if "model_config" not in attrs:
-        raise ModelError(f"'{path}' holds weights only (no model_config attribute): not a whole model",
-                         hint="save the whole model (`model.save(...)`), not `save_weights`")
+        raise ModelError(
+            f"'{path}' holds weights only (no model_config attribute): not a whole model",
+            hint="save the whole model (`model.save(...)`), not `save_weights`",
+        )
     version = attrs.get("keras_version")
     if version is not None:
         return SavedFormat(keras=_major(version, path), container="h5", keras_version=version)

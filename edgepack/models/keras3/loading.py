@@ -23,8 +23,10 @@ def keras3_module() -> ModuleType:
     except ImportError as exc:
         raise ModelError(f"Keras 3 is not installed: {exc}", hint="pip install 'keras>=3'") from exc
     if not str(getattr(keras, "__version__", "")).startswith("3"):
-        raise ModelError(f"`import keras` gives Keras {getattr(keras, '__version__', '?')}, not Keras 3",
-                         hint="pip install 'keras>=3' (tf_keras provides Keras 2 separately)")
+        raise ModelError(
+            f"`import keras` gives Keras {getattr(keras, '__version__', '?')}, not Keras 3",
+            hint="pip install 'keras>=3' (tf_keras provides Keras 2 separately)",
+        )
     return keras
 
 
@@ -51,19 +53,28 @@ def load_keras3(path: Path, where: str, imports: Sequence[str] = (), safe_mode: 
     fmt = saved_format(path)
     if fmt.keras != 3:
         saved_by = "a plain TF SavedModel" if fmt.keras is None else f"Keras {fmt.keras_version or fmt.keras}"
-        raise ModelError(f"'{path}' was saved by {saved_by}, not Keras 3", context=where, code="model-unloadable",
-                         hint="load Keras 2 files with edgepack.models.source.load_model")
+        raise ModelError(
+            f"'{path}' was saved by {saved_by}, not Keras 3",
+            context=where,
+            code="model-unloadable",
+            hint="load Keras 2 files with edgepack.models.source.load_model",
+        )
     keras = keras3_module()
     for name in imports:
         _import_module(name, where)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except LOAD_ERRORS as exc:
-        raise ModelError(f"cannot load '{path}' with Keras {keras.__version__}: {_summary(exc)}", context=where,
-                         code="model-unloadable", hint=_load_hint(str(exc))) from exc
+        raise ModelError(
+            f"cannot load '{path}' with Keras {keras.__version__}: {_summary(exc)}",
+            context=where,
+            code="model-unloadable",
+            hint=_load_hint(str(exc)),
+        ) from exc
     if not is_keras3_model(model):
-        raise ModelError(f"'{path}' holds a {type(model).__name__}, not a Keras model", context=where,
-                         code="model-unloadable")
+        raise ModelError(
+            f"'{path}' holds a {type(model).__name__}, not a Keras model", context=where, code="model-unloadable"
+        )
     return model
 
 
@@ -71,9 +82,12 @@ def _import_module(name: str, where: str) -> None:
     try:
         importlib.import_module(name)
     except (ImportError, SyntaxError) as exc:
-        raise ModelError(f"cannot import '{name}' (listed in model.imports): {exc}", context=where,
-                         code="model-unloadable",
-                         hint=f"put {name.replace('.', '/')}.py beside the recipe or install its package") from exc
+        raise ModelError(
+            f"cannot import '{name}' (listed in model.imports): {exc}",
+            context=where,
+            code="model-unloadable",
+            hint=f"put {name.replace('.', '/')}.py beside the recipe or install its package",
+        ) from exc
 
 
 def _summary(exc: BaseException) -> str:
@@ -86,10 +100,12 @@ def _summary(exc: BaseException) -> str:
 
 def _load_hint(text: str) -> str:
     if "Lambda" in text and "safe_mode" in text:
-        return ("a Lambda layer holds Python code, which edgepack does not run when loading (safe mode) and "
-                "cannot rebuild in tf_keras: write it as a layer class registered with "
-                "@keras.saving.register_keras_serializable, list its module in model.imports (tf_keras will "
-                "still need a built-in equivalent)")
+        return (
+            "a Lambda layer holds Python code, which edgepack does not run when loading (safe mode) and "
+            "cannot rebuild in tf_keras: write it as a layer class registered with "
+            "@keras.saving.register_keras_serializable, list its module in model.imports (tf_keras will "
+            "still need a built-in equivalent)"
+        )
     if "Could not locate" in text or "Unknown layer" in text:
         return "the model uses a class Keras does not know: list the module defining it in model.imports"
     return "check that the file was saved by Keras 3 (`model.save('model.keras')`) and is complete"

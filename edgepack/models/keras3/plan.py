@@ -44,8 +44,9 @@ class _ModelPlan:
     outputs: Any = None
 
 
-def _plan_model(class_name: str, config: Mapping[str, Any], where: str,
-                problems: list[UnbridgeableLayer]) -> _ModelPlan:
+def _plan_model(
+    class_name: str, config: Mapping[str, Any], where: str, problems: list[UnbridgeableLayer]
+) -> _ModelPlan:
     if class_name == "Sequential":
         return _plan_sequential(config, where, problems)
     return _plan_functional(config, where, problems)
@@ -72,12 +73,21 @@ def _plan_sequential(config: Mapping[str, Any], where: str, problems: list[Unbri
     if not entries or entries[0].get("class_name") != "InputLayer":
         shape = config.get("build_input_shape")
         if shape is None:
-            raise ModelError(f"{where}: the Sequential model '{config.get('name')}' is not built (no input shape)",
-                             hint="give the Keras 3 Sequential model a keras.Input first, or build it")
-        entries.insert(0, {"class_name": "InputLayer", "module": "keras.layers",
-                           "config": {"batch_shape": shape, "name": f"{config.get('name')}_input"}})
-    layers = [_LayerPlan(str(e["config"].get("name")), str(e["class_name"]), _plan_entry(e, where, problems))
-              for e in entries]
+            raise ModelError(
+                f"{where}: the Sequential model '{config.get('name')}' is not built (no input shape)",
+                hint="give the Keras 3 Sequential model a keras.Input first, or build it",
+            )
+        entries.insert(
+            0,
+            {
+                "class_name": "InputLayer",
+                "module": "keras.layers",
+                "config": {"batch_shape": shape, "name": f"{config.get('name')}_input"},
+            },
+        )
+    layers = [
+        _LayerPlan(str(e["config"].get("name")), str(e["class_name"]), _plan_entry(e, where, problems)) for e in entries
+    ]
     return _ModelPlan(str(config.get("name")), True, bool(config.get("trainable", True)), layers)
 
 
@@ -93,8 +103,14 @@ def _plan_functional(config: Mapping[str, Any], where: str, problems: list[Unbri
         checked = problems if len(problems) == known else []  # one refusal per layer is enough
         nodes = [_node(raw, mask_ops, entry, where, checked) for raw in entry.get("inbound_nodes") or []]
         layers.append(_LayerPlan(str(entry["name"]), str(entry["class_name"]), made, nodes))
-    return _ModelPlan(str(config.get("name")), False, bool(config.get("trainable", True)), layers,
-                      _refs(config.get("input_layers")), _refs(config.get("output_layers")))
+    return _ModelPlan(
+        str(config.get("name")),
+        False,
+        bool(config.get("trainable", True)),
+        layers,
+        _refs(config.get("input_layers")),
+        _refs(config.get("output_layers")),
+    )
 
 
 def _refs(struct: Any) -> Any:
@@ -116,8 +132,12 @@ def _implicit_masks(entries: list[Mapping[str, Any]], config: Mapping[str, Any])
     tf_keras propagates that mask implicitly, so such an op is left out when it only feeds `mask`
     arguments; its consumers are checked to receive a mask once the tf_keras graph is built.
     """
-    embedded = {_first_ref_layer(node) for e in entries if e["class_name"] == "Embedding"
-                and (e.get("config") or {}).get("mask_zero") for node in e.get("inbound_nodes") or []}
+    embedded = {
+        _first_ref_layer(node)
+        for e in entries
+        if e["class_name"] == "Embedding" and (e.get("config") or {}).get("mask_zero")
+        for node in e.get("inbound_nodes") or []
+    }
     candidates = set()
     for e in entries:
         nodes = e.get("inbound_nodes") or []
@@ -151,12 +171,19 @@ def _flatten(struct: Any) -> list[Any]:
     return [struct]
 
 
-def _node(raw: Mapping[str, Any], mask_ops: set[str], entry: Mapping[str, Any], where: str,
-          problems: list[UnbridgeableLayer]) -> _Node:
+def _node(
+    raw: Mapping[str, Any], mask_ops: set[str], entry: Mapping[str, Any], where: str, problems: list[UnbridgeableLayer]
+) -> _Node:
     args = list(_refs(list(raw.get("args") or [])))
     if len(args) != 1:
-        problems.append(_refuse(entry, f"it is called with {len(args)} positional arguments; edgepack bridges "
-                                       "layers called on one input (or one list of inputs)", where))
+        problems.append(
+            _refuse(
+                entry,
+                f"it is called with {len(args)} positional arguments; edgepack bridges "
+                "layers called on one input (or one list of inputs)",
+                where,
+            )
+        )
     kwargs, mask_dropped = {}, False
     for key, value in (raw.get("kwargs") or {}).items():
         value = _refs(value)

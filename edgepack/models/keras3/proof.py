@@ -25,12 +25,21 @@ class BridgeProof:
 
     def to_dict(self) -> dict[str, Any]:
         """The proof as plain data, for the stage record and `--json` output."""
-        return {"max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance, "samples": self.samples,
-                "outputs": list(self.outputs)}
+        return {
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "samples": self.samples,
+            "outputs": list(self.outputs),
+        }
 
 
-def prove_bridge(keras3_model: Any, tf_keras_model: Any, x: np.ndarray | list[np.ndarray], tolerance: float = 1e-5,
-                 batch_size: int = 256) -> BridgeProof:
+def prove_bridge(
+    keras3_model: Any,
+    tf_keras_model: Any,
+    x: np.ndarray | list[np.ndarray],
+    tolerance: float = 1e-5,
+    batch_size: int = 256,
+) -> BridgeProof:
     """Run both models (inference mode) on `x` and check every output agrees within `tolerance`.
 
     `x` is one array, or one array per input in input order. On a mismatch, raises ModelError
@@ -40,8 +49,10 @@ def prove_bridge(keras3_model: Any, tf_keras_model: Any, x: np.ndarray | list[np
     expected = _run(keras3_model, inputs, batch_size)
     got = _run(tf_keras_model, inputs, batch_size)
     if len(expected) != len(got):
-        raise ModelError(f"the Keras 3 model has {len(expected)} outputs, the tf_keras rebuild {len(got)}",
-                         code="keras3-bridge-mismatch")
+        raise ModelError(
+            f"the Keras 3 model has {len(expected)} outputs, the tf_keras rebuild {len(got)}",
+            code="keras3-bridge-mismatch",
+        )
     diffs = [_max_diff(a, b) for a, b in zip(expected, got)]
     worst = max(diffs)
     if not worst <= tolerance:
@@ -53,8 +64,10 @@ def _inputs(model: Any, x: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
     arrays = list(x) if isinstance(x, (list, tuple)) else [x]
     specs = list(model.inputs)
     if len(arrays) != len(specs):
-        raise ModelError(f"the model takes {len(specs)} inputs, {len(arrays)} arrays were given",
-                         hint="pass one array per model input, in input order")
+        raise ModelError(
+            f"the model takes {len(specs)} inputs, {len(arrays)} arrays were given",
+            hint="pass one array per model input, in input order",
+        )
     sizes = {len(a) for a in arrays}
     if len(sizes) != 1 or 0 in sizes:
         raise ModelError(f"the input arrays hold {sorted(sizes)} samples: give each input the same, non-zero count")
@@ -66,7 +79,7 @@ def _run(model: Any, inputs: list[np.ndarray], batch_size: int) -> list[np.ndarr
     tf = load().tf
     chunks: list[list[np.ndarray]] = []
     for start in range(0, len(inputs[0]), batch_size):
-        batch = [a[start:start + batch_size] for a in inputs]
+        batch = [a[start : start + batch_size] for a in inputs]
         out = model(_structure(model, batch), training=False)
         chunks.append([np.asarray(t, dtype=np.float64) for t in tf.nest.flatten(out)])
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
@@ -103,25 +116,40 @@ def _failing(expected: list[np.ndarray], got: list[np.ndarray], tolerance: float
     return np.flatnonzero(bad)[:limit]
 
 
-def _mismatch(k3: Any, tk_model: Any, inputs: list[np.ndarray], expected: list[np.ndarray], got: list[np.ndarray],
-              diffs: list[float], tolerance: float, batch_size: int) -> ModelError:
+def _mismatch(
+    k3: Any,
+    tk_model: Any,
+    inputs: list[np.ndarray],
+    expected: list[np.ndarray],
+    got: list[np.ndarray],
+    diffs: list[float],
+    tolerance: float,
+    batch_size: int,
+) -> ModelError:
     rows = _failing(expected, got, tolerance, batch_size)
     subset = [a[rows] for a in inputs]
     try:
         layer, diff = _first_divergence(k3, tk_model, subset, tolerance)
-        where = (f"first differing layer: '{layer}' (max abs diff {diff:.3g})" if layer
-                 else "no single layer output differs beyond the tolerance: the difference accumulates")
+        where = (
+            f"first differing layer: '{layer}' (max abs diff {diff:.3g})"
+            if layer
+            else "no single layer output differs beyond the tolerance: the difference accumulates"
+        )
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # private graph APIs moved
         where = f"the differing layer could not be located ({_line(exc)})"
     per_output = ", ".join(f"{d:.3g}" for d in diffs)
-    return ModelError(f"the tf_keras rebuild differs from the Keras 3 model by {max(diffs):.3g} "
-                      f"(tolerance {tolerance:g}; per output {per_output}); {where}",
-                      context=f"model '{k3.name}', {len(inputs[0])} samples", code="keras3-bridge-mismatch",
-                      hint="report the layer and the Keras 3 model to edgepack; build the model in tf_keras meanwhile")
+    return ModelError(
+        f"the tf_keras rebuild differs from the Keras 3 model by {max(diffs):.3g} "
+        f"(tolerance {tolerance:g}; per output {per_output}); {where}",
+        context=f"model '{k3.name}', {len(inputs[0])} samples",
+        code="keras3-bridge-mismatch",
+        hint="report the layer and the Keras 3 model to edgepack; build the model in tf_keras meanwhile",
+    )
 
 
-def _first_divergence(k3: Any, tk_model: Any, inputs: list[np.ndarray], tolerance: float,
-                      prefix: str = "") -> tuple[str | None, float]:
+def _first_divergence(
+    k3: Any, tk_model: Any, inputs: list[np.ndarray], tolerance: float, prefix: str = ""
+) -> tuple[str | None, float]:
     """The first layer (topological order) whose outputs differ beyond `tolerance`, descending into sub-models."""
     keras = keras3_module()
     tk = load().keras
@@ -143,8 +171,9 @@ def _first_divergence(k3: Any, tk_model: Any, inputs: list[np.ndarray], toleranc
     return None, 0.0
 
 
-def _descend(layer: Any, k3: Any, tk_model: Any, inputs: list[np.ndarray], tolerance: float, prefix: str,
-             diff: float) -> tuple[str, float]:
+def _descend(
+    layer: Any, k3: Any, tk_model: Any, inputs: list[np.ndarray], tolerance: float, prefix: str, diff: float
+) -> tuple[str, float]:
     """Name `layer`, or the first differing layer inside it when it is a single-call sub-model."""
     name = f"{prefix}{layer.name}"
     nodes = _model_nodes(layer, k3)

@@ -23,10 +23,12 @@ class UnbridgeableLayer(ModelError):
 
     code = "keras3-unbridgeable"
 
-    def __init__(self, layer: str, layer_class: str, reason: str, *, context: str | None = None,
-                 hint: str | None = None) -> None:
-        super().__init__(f"layer '{layer}' ({layer_class}) cannot be rebuilt in tf_keras: {reason}",
-                         context=context, hint=hint)
+    def __init__(
+        self, layer: str, layer_class: str, reason: str, *, context: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(
+            f"layer '{layer}' ({layer_class}) cannot be rebuilt in tf_keras: {reason}", context=context, hint=hint
+        )
         self.layer = layer
         self.layer_class = layer_class
         self.reason = reason
@@ -49,20 +51,56 @@ class Rule:
 _LORA_AND_QUANT = {"lora_rank": None, "lora_alpha": None, "quantization_config": None}
 
 RULES: dict[str, Rule] = {
-    **{name: Rule() for name in (
-        "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose",
-        "ReLU", "PReLU", "ELU", "Softmax", "Activation",
-        "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
-        "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "Reshape", "Flatten", "Permute", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
-        "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D",
-        "Rescaling", "Normalization", "Identity",
-    )},
+    **{
+        name: Rule()
+        for name in (
+            "Conv1D",
+            "Conv2D",
+            "DepthwiseConv2D",
+            "SeparableConv2D",
+            "Conv2DTranspose",
+            "ReLU",
+            "PReLU",
+            "ELU",
+            "Softmax",
+            "Activation",
+            "MaxPooling1D",
+            "MaxPooling2D",
+            "AveragePooling1D",
+            "AveragePooling2D",
+            "GlobalAveragePooling1D",
+            "GlobalAveragePooling2D",
+            "GlobalMaxPooling1D",
+            "GlobalMaxPooling2D",
+            "Add",
+            "Subtract",
+            "Multiply",
+            "Average",
+            "Maximum",
+            "Minimum",
+            "Concatenate",
+            "Reshape",
+            "Flatten",
+            "Permute",
+            "Dropout",
+            "SpatialDropout1D",
+            "SpatialDropout2D",
+            "GaussianNoise",
+            "ZeroPadding2D",
+            "Cropping1D",
+            "Cropping2D",
+            "UpSampling1D",
+            "UpSampling2D",
+            "Rescaling",
+            "Normalization",
+            "Identity",
+        )
+    },
     "Dense": Rule(keras3_only=_LORA_AND_QUANT),
     "Embedding": Rule(keras3_only=_LORA_AND_QUANT),
-    "BatchNormalization": Rule(keras3_only={"synchronized": False, "renorm": False, "renorm_clipping": None,
-                                            "renorm_momentum": 0.99}),
+    "BatchNormalization": Rule(
+        keras3_only={"synchronized": False, "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99}
+    ),
     "LayerNormalization": Rule(keras3_only={"rms_scaling": False}),
     "LeakyReLU": Rule(rename={"negative_slope": "alpha"}),
     "ZeroPadding1D": Rule(keras3_only={"data_format": "channels_last"}),
@@ -71,10 +109,26 @@ RULES: dict[str, Rule] = {
 }
 
 # Keras 3 activation names whose tf_keras function is the same maths (checked numerically).
-SAME_ACTIVATIONS = frozenset({
-    "elu", "exponential", "gelu", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
-    "sigmoid", "softmax", "softplus", "softsign", "swish", "tanh",
-})
+SAME_ACTIVATIONS = frozenset(
+    {
+        "elu",
+        "exponential",
+        "gelu",
+        "leaky_relu",
+        "linear",
+        "log_softmax",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "softmax",
+        "softplus",
+        "softsign",
+        "swish",
+        "tanh",
+    }
+)
 RENAMED_ACTIVATIONS = {"silu": "swish"}
 DIFFERENT_ACTIVATIONS = {
     "hard_sigmoid": "Keras 3's hard_sigmoid is relu6(x + 3) / 6, tf_keras's is clip(0.2 x + 0.5, 0, 1)",
@@ -100,16 +154,21 @@ def _activation(value: Any, key: str, entry: Mapping[str, Any], where: str) -> s
     if isinstance(value, Mapping) and value.get("module") == "keras.activations":
         value = value.get("config")  # a built-in function serialized as an object: its name
     if not isinstance(value, str):
-        raise _refuse(entry, f"{key} is a custom function ({_short(value)})", where,
-                      hint="use a built-in activation name, or a separate built-in activation layer")
+        raise _refuse(
+            entry,
+            f"{key} is a custom function ({_short(value)})",
+            where,
+            hint="use a built-in activation name, or a separate built-in activation layer",
+        )
     if value in SAME_ACTIVATIONS:
         return value
     if value in RENAMED_ACTIVATIONS:
         return RENAMED_ACTIVATIONS[value]
     reason = DIFFERENT_ACTIVATIONS.get(value, f"tf_keras has no activation '{value}'")
     known = ", ".join(sorted(SAME_ACTIVATIONS | set(RENAMED_ACTIVATIONS)))
-    raise _refuse(entry, f"{key}='{value}': {reason}", where,
-                  hint=f"activations tf_keras computes the same way: {known}")
+    raise _refuse(
+        entry, f"{key}='{value}': {reason}", where, hint=f"activations tf_keras computes the same way: {known}"
+    )
 
 
 def _dtype(value: Any, entry: Mapping[str, Any], where: str) -> str:
@@ -117,9 +176,13 @@ def _dtype(value: Any, entry: Mapping[str, Any], where: str) -> str:
     if isinstance(value, Mapping) and value.get("class_name") in DTYPE_POLICIES:
         name = (value.get("config") or {}).get("name")
     if name != "float32":
-        raise _refuse(entry, f"dtype policy {_policy_name(value)}: edgepack bridges float32 models only "
-                             "(no mixed precision, no Keras 3 quantized layers)", where,
-                      hint="rebuild or reload the model with the default float32 policy before bridging")
+        raise _refuse(
+            entry,
+            f"dtype policy {_policy_name(value)}: edgepack bridges float32 models only "
+            "(no mixed precision, no Keras 3 quantized layers)",
+            where,
+            hint="rebuild or reload the model with the default float32 policy before bridging",
+        )
     return "float32"
 
 
@@ -140,8 +203,12 @@ def _object(value: Any, key: str, entry: Mapping[str, Any], where: str) -> Any:
         raise _refuse(entry, f"{key} = {_short(value)} is not a serialized Keras object", where)
     registered = value.get("registered_name")
     if registered not in (None, value["class_name"]) or not str(value.get("module") or "").startswith("keras"):
-        raise _refuse(entry, f"{key} is a custom {value['class_name']} ({registered or value.get('module')})", where,
-                      hint="use a built-in initializer, regularizer or constraint")
+        raise _refuse(
+            entry,
+            f"{key} is a custom {value['class_name']} ({registered or value.get('module')})",
+            where,
+            hint="use a built-in initializer, regularizer or constraint",
+        )
     config = dict(value.get("config") or {})
     for extra, default in KERAS3_OBJECT_KEYS.items():
         if extra in config:
@@ -207,9 +274,13 @@ def _layer_config(entry: Mapping[str, Any], where: str) -> tuple[str, dict[str, 
             continue
         if key in rule.keras3_only:
             if not _same(value, rule.keras3_only[key]):
-                raise _refuse(entry, f"argument {key}={value!r} is Keras 3 only (tf_keras's {class_name} has no "
-                                     f"such argument; only {rule.keras3_only[key]!r} is exact)", where,
-                              hint=f"rebuild the layer with {key}={rule.keras3_only[key]!r} if that is acceptable")
+                raise _refuse(
+                    entry,
+                    f"argument {key}={value!r} is Keras 3 only (tf_keras's {class_name} has no "
+                    f"such argument; only {rule.keras3_only[key]!r} is exact)",
+                    where,
+                    hint=f"rebuild the layer with {key}={rule.keras3_only[key]!r} if that is acceptable",
+                )
             continue
         if key == "dtype":
             value = _dtype(value, entry, where)
@@ -224,20 +295,34 @@ def _layer_config(entry: Mapping[str, Any], where: str) -> tuple[str, dict[str, 
 def _rule(entry: Mapping[str, Any], where: str) -> Rule:
     class_name = str(entry.get("class_name"))
     if class_name == "Lambda":
-        raise _refuse(entry, "a Lambda layer holds Python code, which a config cannot carry to tf_keras", where,
-                      hint="replace the Lambda by built-in layers")
+        raise _refuse(
+            entry,
+            "a Lambda layer holds Python code, which a config cannot carry to tf_keras",
+            where,
+            hint="replace the Lambda by built-in layers",
+        )
     module = entry.get("module")
     if str(module).startswith("keras.src.ops"):
-        raise _refuse(entry, f"a keras.ops operation ({module}.{class_name}) in the functional graph has no "
-                             "tf_keras layer", where,
-                      hint="use keras.layers layers (keras.layers.Add, Multiply, Reshape, ...) instead of keras.ops")
+        raise _refuse(
+            entry,
+            f"a keras.ops operation ({module}.{class_name}) in the functional graph has no tf_keras layer",
+            where,
+            hint="use keras.layers layers (keras.layers.Add, Multiply, Reshape, ...) instead of keras.ops",
+        )
     if module != "keras.layers" or entry.get("registered_name") not in (None, class_name):
-        raise _refuse(entry, f"a custom layer ({entry.get('registered_name') or module}) is not in edgepack's "
-                             "registry", where,
-                      hint="build the model from built-in layers, or build it in tf_keras directly")
+        raise _refuse(
+            entry,
+            f"a custom layer ({entry.get('registered_name') or module}) is not in edgepack's registry",
+            where,
+            hint="build the model from built-in layers, or build it in tf_keras directly",
+        )
     if class_name not in RULES:
-        raise _refuse(entry, f"{class_name} is not in edgepack's Keras 3 registry", where,
-                      hint=f"layers edgepack bridges: InputLayer, {', '.join(sorted(RULES))}")
+        raise _refuse(
+            entry,
+            f"{class_name} is not in edgepack's Keras 3 registry",
+            where,
+            hint=f"layers edgepack bridges: InputLayer, {', '.join(sorted(RULES))}",
+        )
     return RULES[class_name]
 
 
@@ -254,8 +339,12 @@ def _make_layer(entry: Mapping[str, Any], where: str) -> Any:
     for key, value in config.items():
         kept = reported.get(key, getattr(layer, key, missing))
         if kept is missing or not _same(value, kept):
-            raise _refuse(entry, f"tf_keras's {class_name} does not keep argument {key}={_short(value)} "
-                                 f"(it has {_short(kept) if kept is not missing else 'no such argument'})", where)
+            raise _refuse(
+                entry,
+                f"tf_keras's {class_name} does not keep argument {key}={_short(value)} "
+                f"(it has {_short(kept) if kept is not missing else 'no such argument'})",
+                where,
+            )
     return layer
 
 
