@@ -60,7 +60,8 @@ def read_figures(bundle: Path, measurements: Path | None = None) -> BundleFigure
     run = read_measurements(measurements or bundle)
     if measurements is not None and run is None:
         raise BundleError(f"{measurements}: no measurements file here", hint="give a bundle's measurements.json")
-    model_meta = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    given = manifest.get("model")
+    model_meta: dict[str, Any] = given if isinstance(given, dict) else {}
     if run is not None and run.get("model_sha256") != model_meta.get("sha256"):
         raise BundleError(
             f"{measurements or bundle}: measurements.json measured another model (its model_sha256 is "
@@ -133,7 +134,7 @@ def quant_errors(report: dict[str, Any] | None) -> dict[str, float]:
     worst of a layer's ops)."""
     if not report or not report.get("measured"):
         return {}
-    rows = {}
+    rows: dict[str, float] = {}
     for row in report.get("layers") or []:
         if row.get("rmse_over_scale") is not None:
             key, value = row.get("layer") or row["tensor"], float(row["rmse_over_scale"])

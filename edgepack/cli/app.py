@@ -85,7 +85,7 @@ def main() -> None:
 def _exit_now(code: object) -> None:
     pool = sys.modules.get("edgepack.convert.pool")
     if pool is not None:
-        pool.WORKER.stop()  # type: ignore[attr-defined]
+        pool.WORKER.stop()
     if isinstance(code, str):
         sys.stderr.write(code + "\n")
     for stream in (sys.stdout, sys.stderr):

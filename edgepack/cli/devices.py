@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -12,24 +12,24 @@ from rich.table import Table
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 
+if TYPE_CHECKING:
+    from edgepack.devices.profiles import Device
+
 app = typer.Typer(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
 
 
-def _where(device: object) -> str:
-    host = getattr(device, "host", None)
-    if host:
-        user = getattr(device, "user", None)
-        return f"{user + '@' if user else ''}{host}:{device.port}"
-    serial = getattr(device, "serial", None)
-    if getattr(device, "kind", "") == "adb":
-        return serial or "(the one attached)"
-    if getattr(device, "kind", "") == "qemu-arm64":
+def _where(device: Device) -> str:
+    if device.kind == "ssh":
+        return f"{device.user + '@' if device.user else ''}{device.host}:{device.port}"
+    if device.kind == "adb":
+        return device.serial or "(the one attached)"
+    if device.kind == "qemu-arm64":
         return f"qemu-aarch64 -cpu {device.cpu}"
-    if getattr(device, "kind", "") == "ethos-u":
+    if device.kind == "ethos-u":
         return f"Vela estimate: {device.accelerator}, {device.system_config}"
-    if getattr(device, "kind", "") == "mcu":
+    if device.kind == "mcu":
         return f"a board: {device.core}, {device.clock_mhz:g} MHz"
-    cpus = getattr(device, "cpus", None)
+    cpus = device.cpus if device.kind == "local" else None
     return "this machine" + (f", CPUs {cpus}" if cpus else "")
 
 

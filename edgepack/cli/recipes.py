@@ -74,8 +74,8 @@ def check(files: list[Path] = typer.Argument(..., help="Recipe files (or shipped
     for row in checked:
         if row["ok"]:
             output.message(f"[green]ok[/] {row['recipe']}")
-    for exc in problems[:-1]:
-        output.render_error(exc)
+    for problem in problems[:-1]:
+        output.render_error(problem)
     if problems:
         raise problems[-1]
 

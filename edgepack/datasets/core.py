@@ -12,7 +12,7 @@ import numpy as np
 
 from edgepack.errors import DatasetError
 from edgepack.recipe.schema import ClassificationTask, DigitsDataset, FolderDataset, Normalization, NpzDataset
-from edgepack.tasks.base import Split, as_list, take
+from edgepack.tasks.base import RawData, Split, as_list, take
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,19 @@ def load_dataset(
 
     settings = task if task is not None else ClassificationTask(kind="classification")
     impl = tasks.get(settings.kind)
+    raw: RawData
     if isinstance(spec, DigitsDataset):
-        from edgepack.datasets.sources import load_digits as loader
+        from edgepack.datasets.sources import load_digits
+
+        raw = load_digits(spec, base_dir)
     elif isinstance(spec, NpzDataset):
-        from edgepack.datasets.sources import load_npz as loader
+        from edgepack.datasets.sources import load_npz
+
+        raw = load_npz(spec, base_dir)
     else:
-        from edgepack.datasets.sources import load_folder as loader
-    raw = loader(spec, base_dir)
+        from edgepack.datasets.sources import load_folder
+
+        raw = load_folder(spec, base_dir)
     keys = as_list(getattr(spec, "x_key", None)) or ["images"]
     for key, x in zip(keys, raw.inputs):
         check_finite(x, raw.where, key)
@@ -279,11 +285,11 @@ def calibration_sample(x: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 def calibration_quality(
     x_cal: Any, y_cal: Any, x_test: Any, y_test: Any, labels: list[str], classes: bool = True
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """How well the calibration sample covers the test split: its classes (a classifier's), and the
     input value range (test values outside the calibrated range are clipped by an int8 input; with
     several inputs, the input with the most values outside)."""
-    record: dict[str, object] = {}
+    record: dict[str, Any] = {}
     if classes:
         missing = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_cal).tolist()))
         record.update(
@@ -293,7 +299,7 @@ def calibration_quality(
                 "missing_classes": [labels[i] if i < len(labels) else str(i) for i in missing],
             }
         )
-    ranges = []
+    ranges: list[dict[str, Any]] = []
     for index, (cal, test) in enumerate(zip(as_list(x_cal), as_list(x_test))):
         low, high = float(cal.min()), float(cal.max())
         outside = float(np.mean((test < low) | (test > high))) if test.size else 0.0

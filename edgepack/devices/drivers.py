@@ -39,7 +39,7 @@ def _driver(kind: str, which: int) -> Any:
 
 def run_device(device: Device, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
     """The runner's record from `device` (latency, memory, runtime, CPU, outputs)."""
-    return _driver(device.kind, 0)(device, req, reporter, label)  # type: ignore[no-any-return]
+    return _driver(device.kind, 0)(device, req, reporter, label)
 
 
 def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -49,8 +49,8 @@ def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, 
     """
     check = _driver(device.kind, 1)
     if device.kind == "qemu-arm64":
-        return check(device, reporter or NullReporter())  # type: ignore[no-any-return]
-    return check(device)  # type: ignore[no-any-return]
+        return check(device, reporter or NullReporter())
+    return check(device)
 
 
 def parity(

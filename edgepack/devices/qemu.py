@@ -363,8 +363,10 @@ def _untar(tarball: Path, target: Path, label: str) -> None:
                 member.mode &= 0o755  # no setuid bits, nothing writable by others
                 members.append(member)
             target.mkdir(parents=True)
-            checks = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}  # Python >= 3.11.4: no
-            archive.extractall(target, members=members, numeric_owner=True, **checks)  # writes through links
+            if hasattr(tarfile, "tar_filter"):  # Python >= 3.11.4: no
+                archive.extractall(target, members=members, numeric_owner=True, filter="tar")  # writes through links
+            else:
+                archive.extractall(target, members=members, numeric_owner=True)  # writes through links
     except (OSError, tarfile.TarError) as exc:
         raise DeviceUnreachable(
             f"{label}: cannot unpack the root filesystem into {target}: {exc}",

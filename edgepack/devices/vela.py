@@ -81,7 +81,7 @@ class VelaRun:
 
     @property
     def request(self) -> dict[str, Any]:
-        return json.loads((self.folder / REQUEST).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        return json.loads((self.folder / REQUEST).read_text(encoding="utf-8"))
 
 
 def vela_config_dir() -> Path:
@@ -257,7 +257,7 @@ def probe(label: str) -> dict[str, Any]:
         )
     if proc.returncode != 0:
         raise vela_failure(f"{label}: the Vela probe", None, proc.returncode, proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def vela_failure(label: str, model: Path | None, code: int, stderr: str) -> EdgepackError:

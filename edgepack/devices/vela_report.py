@@ -188,12 +188,12 @@ def cpu_fallback(stdout: str, layers: list[Layer]) -> list[CpuOp]:
     for index, line in enumerate(lines):
         match = _WARNING.match(line)
         if match:
-            reason = []
+            reasons: list[str] = []
             for following in lines[index + 1 :]:
                 if not following.strip() or _WARNING.match(following):
                     break
-                reason.append(following.strip().removeprefix("Reason: "))
-            warned[match.group(2)] = (match.group(1), "; ".join(reason))
+                reasons.append(following.strip().removeprefix("Reason: "))
+            warned[match.group(2)] = (match.group(1), "; ".join(reasons))
     original = {layer.name: layer.op for layer in layers if layer.target == "CPU"}
     ops = []
     for line in lines:

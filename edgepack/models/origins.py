@@ -36,12 +36,24 @@ class LoadedModel:
 
 
 class ModelSource(Protocol):
-    """Where a recipe's Keras model comes from."""
+    """Where a recipe's Keras model comes from.
 
-    kind: str
-    trains: bool  # built models are trained from scratch; saved ones are taken as they are
-    imports: tuple[str, ...]  # modules that register the model's custom layers (Keras 3)
-    converted: Path | None  # a given .tflite (then nothing is converted)
+    Its attributes are read-only (the sources are frozen dataclasses, `imports` may be a property)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def trains(self) -> bool:
+        """Built models are trained from scratch; saved ones are taken as they are."""
+
+    @property
+    def imports(self) -> tuple[str, ...]:
+        """Modules that register the model's custom layers (Keras 3)."""
+
+    @property
+    def converted(self) -> Path | None:
+        """A given .tflite (then nothing is converted)."""
 
     def stage_config(self) -> dict[str, Any]:
         """What identifies the model in the train stage's id (settings and file digests)."""
@@ -62,7 +74,7 @@ class BuilderSource:
     converted: Path | None = None
 
     @property
-    def imports(self) -> tuple[str, ...]:  # type: ignore[override]
+    def imports(self) -> tuple[str, ...]:
         """The builder's module: it registers any custom layers of a Keras 3 model it builds."""
         return (self.spec.builder.split(":")[0],)
 
@@ -89,7 +101,7 @@ class SavedSource:
     field: str = "model.path"  # where the recipe names it, for messages
 
     @property
-    def imports(self) -> tuple[str, ...]:  # type: ignore[override]
+    def imports(self) -> tuple[str, ...]:
         return tuple(self.spec.imports)
 
     @property

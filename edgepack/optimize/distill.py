@@ -84,7 +84,9 @@ def _distiller(teacher: Any, student: Any, stage: DistillStage) -> Any:
     def logits(outputs: Any, probabilities: bool) -> Any:
         return tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0)) if probabilities else outputs
 
-    class Distiller(keras.Model):
+    model_class: Any = keras.Model  # tf_keras' Model, known only at run time
+
+    class Distiller(model_class):
         def __init__(self) -> None:
             super().__init__()
             self.student = student

@@ -33,7 +33,7 @@ def default_scheme(per_channel: bool) -> Any:
     )
 
     def keep_weights(cls: type) -> type:
-        class KeepWeights(cls):  # type: ignore[misc, valid-type]
+        class KeepWeights(cls):
             def replacement(self, match_layer: Any) -> Any:
                 node = match_layer.input_layers[0]
                 config = node.layer["config"]

@@ -18,12 +18,22 @@ from edgepack.reporting import NullReporter, Reporter, Task
 
 
 class Settings(Protocol):
-    """The fields the loop needs: epochs, batch_size, learning_rate, optimizer."""
+    """The fields the loop needs: epochs, batch_size, learning_rate, optimizer.
 
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    optimizer: str
+    Read-only members: the recipe's settings are frozen models (no settable attributes), and their
+    `optimizer`, a Literal of names, is a `str` only where the member is read-only."""
+
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @property
+    def optimizer(self) -> str: ...
 
 
 def keras_of(model: Any) -> Any:

@@ -158,7 +158,7 @@ def layer_kernels(model: Any) -> dict[str, np.ndarray]:
 
 def _weights(model: Any) -> list[Any]:
     """The weights people ship: the layers' own variables, not a QAT wrapper's quantizer state."""
-    weights = []
+    weights: list[Any] = []
     for layer in model.layers:
         inner = getattr(layer, "layer", layer)
         weights.extend(v.numpy() for v in inner.weights)

@@ -38,7 +38,8 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
         from edgepack.optimize.loop import predict
         from edgepack.optimize.stages import optimize
 
-        model, records = p.model(trained), []
+        model = p.model(trained)
+        records: list[dict[str, Any]] = []
         if r.optimize:
             seed_everything(r.seed + 1)
             model, records = optimize(
@@ -46,8 +47,9 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
             )
         export_saved_model(model, out / SAVED_MODEL_DIR)
         outputs = predict(model, p.data.x_test, p.reporter, "optimize: outputs on the test split")
+        arrays = {f"output_{i}": o for i, o in enumerate(outputs)}
         with open(out / TEST_OUTPUTS_FILE, "wb") as handle:
-            np.savez(handle, **{f"output_{i}": o for i, o in enumerate(outputs)})
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stub: **arrays may bind allow_pickle: bool
         layers = [getattr(layer, "layer", layer).name for layer in model.layers]
         return OptimizeRecord(SAVED_MODEL_DIR, layers, records, input_names(model))
 

@@ -8,6 +8,7 @@ know, so a record written by a newer field set reads as a cache miss, never as a
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -88,10 +89,10 @@ class EvaluateRecord(Record):
 
     task: str
     metric: str
-    float: float | None
-    optimized: float | None
-    tflite: float | None
-    drop: float | None
-    metrics: dict[str, dict[str, float]]
+    float: builtins.float | None  # the field `float` shadows the builtin inside the class body
+    optimized: builtins.float | None
+    tflite: builtins.float | None
+    drop: builtins.float | None
+    metrics: dict[str, dict[str, builtins.float]]
     fidelity: dict[str, Any]
     test_samples: int

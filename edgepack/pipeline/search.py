@@ -37,7 +37,7 @@ def mode_search(p: Pipeline) -> dict[str, Any]:
     allowed = allowed_drop(search, referee.reference_value)
     base = p.recipe.convert.model_dump(mode="json", exclude={"search"})
     validate = p.recipe.validation
-    candidates = []
+    candidates: list[dict[str, Any]] = []
     for mode in search.modes:
         fields = {**base, "mode": mode.removesuffix("-fallback"), "fallback": None}
         if fields["mode"] != "int8":

@@ -148,7 +148,7 @@ def validation_inputs(p: Pipeline) -> Path | None:
         f"input_{i}": to_input(by_index[d["index"]][: max(1, int(d["shape"][0]))], d) for i, d in enumerate(details)
     }
     buffer = io.BytesIO()
-    np.savez(buffer, **samples)
+    np.savez(buffer, **samples)  # type: ignore[arg-type]  # numpy stub: **samples may bind allow_pickle: bool
     atomic_write_bytes(path, buffer.getvalue())
     return path
 

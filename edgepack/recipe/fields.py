@@ -31,7 +31,8 @@ def walk(loc: tuple[Any, ...], data: Any) -> tuple[str, Any, bool]:
     recognised from the schema, not guessed from the data, and dropped.
     """
     parts: list[str] = []
-    node, schema, found = data, Recipe, True
+    node, found = data, True
+    schema: Any = Recipe  # a type form of the schema: a model, a union, list[...], None once off the schema
     for elem in loc:
         if isinstance(elem, str) and schema is not None and _is_union(schema) and _as_model(schema, elem):
             schema = _as_model(schema, elem)

@@ -8,7 +8,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -16,6 +16,9 @@ from edgepack.errors import RecipeError
 from edgepack.recipe.fields import allowed_keys, walk
 from edgepack.recipe.schema import Recipe
 from edgepack.resources import shipped_dir
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 DEFAULT_RECIPE = "digits"
 
@@ -103,7 +106,7 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def format_error(err: dict[str, Any], data: Any, where: str) -> str:
+def format_error(err: ErrorDetails, data: Any, where: str) -> str:
     """One validation error as `file: field.path = value: what is wrong`."""
     loc = tuple(err["loc"])
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
@@ -115,7 +118,7 @@ def format_error(err: dict[str, Any], data: Any, where: str) -> str:
     return f"{where}: {path} = {_show(value)}: {message}"
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key" + _suggest(err["loc"])

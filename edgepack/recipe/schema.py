@@ -8,6 +8,7 @@ validators whose messages name every field involved.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -484,7 +485,7 @@ class Budgets(Strict):
         return None if self.max_size is None else parse_size(self.max_size)
 
 
-def _check_stage_order(kinds: list[str]) -> None:
+def _check_stage_order(kinds: Sequence[str]) -> None:
     """Stages stack in one order: distill first, then prune, then cluster, QAT last."""
     if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
         raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")

@@ -7,12 +7,15 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 COLOURS = {"main": "#1f77b4", "accent": "#d62728", "muted": "#7f7f7f", "good": "#2ca02c"}
 
 
-RC = {
+RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "path",
     "svg.hashsalt": "edgepack",
     "font.size": 9,

@@ -200,8 +200,8 @@ def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[lis
     layouts: list[str] = []
     samples = None
     for tensor in model.inputs:
-        fits = [(a, input_layout(a, tensor.shape)) for a in arrays if a.key not in chosen]
-        fits = [(a, lay) for a, lay in fits if lay is not None and (samples is None or a.shape[0] == samples)]
+        candidates = [(a, input_layout(a, tensor.shape)) for a in arrays if a.key not in chosen]
+        fits = [(a, lay) for a, lay in candidates if lay is not None and (samples is None or a.shape[0] == samples)]
         if not fits:
             listing = ", ".join(a.text for a in arrays)
             raise DatasetError(

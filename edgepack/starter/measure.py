@@ -56,7 +56,7 @@ def measure(draft: Path, workdir: Path | None, reporter: Reporter, quiet_native:
     from edgepack.recipe.load import load_recipe
 
     scratch = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="edgepack-init-")) if scratch else workdir
+    root = Path(tempfile.mkdtemp(prefix="edgepack-init-")) if workdir is None else workdir
     try:
         pipeline = Pipeline(load_recipe(str(draft)), root, reporter, use_cache=True, quiet_native=quiet_native)
         evaluated = pipeline.evaluate().record

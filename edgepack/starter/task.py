@@ -53,7 +53,7 @@ def model_problem(task: str, model: ModelInfo) -> str | None:
     if task == "classification":
         if len(outs) != 1:
             return f"a classifier has one output of class scores; the model has {len(outs)}"
-        if not outs[0].shape or outs[0].shape[-1] is None or outs[0].shape[-1] < 2:  # type: ignore[operator]
+        if not outs[0].shape or outs[0].shape[-1] is None or outs[0].shape[-1] < 2:
             return f"the model's output {outs[0].text} is not one score per class"
     if task == "anomaly":
         if len(ins) != 1 or len(outs) != 1:

@@ -80,8 +80,9 @@ class Judge:
             "targets": len(targets),
             "targets_list": isinstance(self.split.y, (list, tuple)),
         }
+        arrays = {"meta": np.array(json.dumps(meta)), **arrays}  # meta first, as before
         with open(path, "wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stub: **arrays may bind allow_pickle: bool
 
     @classmethod
     def load(cls, path: Path) -> Judge:
@@ -102,6 +103,13 @@ def criterion_text(criterion: dict[str, Any], metric: str) -> str:
     if criterion.get("min_sqnr_db") is not None:
         return f"worst output SQNR >= {criterion['min_sqnr_db']:g} dB"
     allowed = criterion.get("allowed_drop")
+    if allowed is None:  # no float figure resolved it: the criterion as written
+        relative = criterion.get("max_relative_drop")
+        if relative is not None:
+            return f"{metric.upper()} worsening <= {100 * relative:g} % of the float figure"
+        allowed = criterion.get("max_drop")
+        if allowed is None:
+            return "no criterion"
     if metric == "accuracy":
         return f"accuracy drop <= {100 * allowed:.2f} points"
     if metric == "auc":

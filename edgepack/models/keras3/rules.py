@@ -145,7 +145,8 @@ MODEL_CLASSES = ("Sequential", "Functional")
 
 
 def _refuse(entry: Mapping[str, Any], reason: str, where: str, hint: str | None = None) -> UnbridgeableLayer:
-    config = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
+    given = entry.get("config")
+    config: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     name = str(entry.get("name") or config.get("name") or "?")
     return UnbridgeableLayer(name, str(entry.get("class_name", "?")), reason, context=where, hint=hint)
 
@@ -223,7 +224,8 @@ def _object(value: Any, key: str, entry: Mapping[str, Any], where: str) -> Any:
 def _check_object(translated: dict[str, Any], key: str, entry: Mapping[str, Any], where: str) -> None:
     tk = load().keras
     kind = next((k for k in ("initializer", "regularizer", "constraint") if key.endswith(k)), None)
-    module = {"initializer": tk.initializers, "regularizer": tk.regularizers, "constraint": tk.constraints}.get(kind)
+    modules = {"initializer": tk.initializers, "regularizer": tk.regularizers, "constraint": tk.constraints}
+    module = modules.get(kind) if kind is not None else None
     name = translated["class_name"]
     if module is None:
         raise _refuse(entry, f"argument {key} holds an object ({name}) edgepack does not translate", where)
