@@ -95,7 +95,12 @@ def test_devices_check_answers_for_a_board_and_a_model_without_a_recipe(boards: 
     assert roomy.returncode == 0, roomy.stdout + roomy.stderr
     fit = json.loads(roomy.stdout)
     assert fit["fits"] is True and fit["arena_bytes"] == boards["arena"] and fit["ram_headroom"] == 4096
-    assert fit["ram_need"] == boards["need"] and fit["flash_need"] == boards["size"] + RUNTIME_FLASH
+    assert fit["ram_need"] == boards["need"]  # the bundle's model: flash is the converted model its manifest lists
+    assert fit["flash_need"] == boards["converted"] + RUNTIME_FLASH and "converted model" in fit["flash_basis"]
+    alone = boards["folder"] / "alone.tflite"  # the same file without its bundle: counted as it is
+    alone.write_bytes(boards["model"].read_bytes())
+    single = json.loads(run_cli("--json", "devices", "check", "roomy", "--model", str(alone), cwd=folder).stdout)
+    assert single["flash_need"] == boards["size"] + RUNTIME_FLASH and "metadata included" in single["flash_basis"]
     as_json = run_cli("--json", "devices", "check", "tight", "--model", model, cwd=folder)
     assert as_json.returncode == 3 and json.loads(as_json.stdout)["ram_headroom"] == -1024  # one document
     tight = run_cli("devices", "check", "tight", "--model", model, cwd=folder)

@@ -253,3 +253,18 @@ def test_a_model_that_needs_more_than_max_arena_is_refused_with_the_cap(
     fits = invoke("--json", "validate", "--model", model, "--device", "enough", "--workdir", str(tmp_path / "w"))
     assert fits.exit_code == 0, fits.output
     assert json.loads(fits.stdout)["enough"]["arena"]["bytes"] == need  # the cap, rounded down to 16, is tried
+
+
+def test_gate_refits_the_board_and_falls_back_to_the_recorded_fit(on_tflm: dict[str, Any], tmp_path: Path) -> None:
+    bundle, recorded = on_tflm["bundle"], on_tflm["manifest"]["fits"]["nucleo-l4r5zi"]
+    whole = run_cli("--json", "gate", str(bundle), cwd=tmp_path)  # refitted from the model and the recorded arena
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    ram = {r["name"]: r for r in json.loads(whole.stdout)["results"]}["fits.nucleo-l4r5zi.ram"]
+    assert ram["passed"] and ram["margin"] == recorded["ram_headroom"]
+    (tmp_path / "only").mkdir()  # the manifest and measurements alone: the fit the manifest records stands
+    for name in ("manifest.json", "measurements.json"):
+        (tmp_path / "only" / name).write_bytes((bundle / name).read_bytes())
+    alone = run_cli("--json", "gate", str(tmp_path / "only" / "manifest.json"), cwd=tmp_path)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    ram = {r["name"]: r for r in json.loads(alone.stdout)["results"]}["fits.nucleo-l4r5zi.ram"]
+    assert ram["passed"] and ram["measured"] == recorded["ram_need"]

@@ -196,13 +196,14 @@ def _fit(board: Any, model: Path) -> None:
             f"{model}: cannot be read: {exc.strerror or exc}", code="model-unreadable", hint="give a .tflite file"
         ) from exc
     arena = measure_arena(model, output.reporter(), f"{board.name}: arena in TFLM")  # errors say why (exit 2, 4)
-    fit = model_fits([board.name], data, arena)[board.name]
+    flash, basis = _flash_bytes(model, data)
+    fit = model_fits([board.name], data, arena, flash_bytes=flash)[board.name]
     if output.state.json:
-        output.emit_json({"device": board.name, "kind": "mcu", "model": str(model), **fit})
+        output.emit_json({"device": board.name, "kind": "mcu", "model": str(model), "flash_basis": basis, **fit})
         if not fit["fits"]:
             raise typer.Exit(EXIT_BUDGET)  # the JSON document already says what is short
         return
-    output.print_table(fit_table(fit, str(model)))
+    output.print_table(fit_table(fit, f"{model} ({basis})"))
     if not fit["fits"]:
         short = [what for what in ("flash", "ram") if fit[f"{what}_headroom"] < 0]
         raise BudgetExceeded(
@@ -213,3 +214,19 @@ def _fit(board: Any, model: Path) -> None:
             hint="shrink the model (int8, pruning, a smaller input) or pick a larger board; "
             "the peak layer is in `edgepack inspect MODEL.tflite`",
         )
+
+
+def _flash_bytes(model: Path, data: bytes) -> tuple[int, str]:
+    """What of `model` goes to flash: the converted model the c-array embeds (its size from the bundle's
+    manifest beside it, when that lists this very file), else the file as given (with any metadata)."""
+    import hashlib
+    import json
+
+    try:
+        manifest = json.loads((model.parent / "manifest.json").read_text(encoding="utf-8"))
+        listed = manifest["model"]
+        if listed["sha256"] == hashlib.sha256(data).hexdigest() and listed.get("converted_size_bytes"):
+            return int(listed["converted_size_bytes"]), "flash: the converted model, as the bundle's c-array embeds it"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return len(data), "flash: the file as given, its TFLite metadata included"

@@ -212,8 +212,28 @@ def schema(
 
 
 def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, dict[str, Any]]:
-    """Each board against the bundle's model (flash: the converted model's size the manifest records, the
-    c-array's bytes), with the arena the manifest records (else measured now on the model)."""
+    """Each board fitted again, to its profile as it is now, from the bundle's model (flash: the converted
+    model's size the manifest records, the c-array's bytes) and the arena the manifest records (else measured
+    now). Where that cannot be done here (the board's profile is not in ./devices, the bundle is only its
+    manifest, no tflite-micro to measure an arena the manifest lacks) the fit the manifest records stands."""
+    from edgepack.devices.profiles import known_devices
+    from edgepack.errors import BundleError, DeviceUnreachable
+
+    recorded = dict(manifest.get("fits") or {})
+    known = set(known_devices())
+    here = [board for board in boards if board in known or board not in recorded]  # unknown, unrecorded: refused
+    fits = {board: recorded[board] for board in boards if board not in here}
+    if here:
+        try:
+            fits.update(_refit(bundle, manifest, here))
+        except (BundleError, DeviceUnreachable):
+            if not all(board in recorded for board in here):
+                raise
+            fits.update({board: recorded[board] for board in here})
+    return fits
+
+
+def _refit(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, dict[str, Any]]:
     import hashlib
 
     from edgepack.bundle.manifest import MODEL_FILE

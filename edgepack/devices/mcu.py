@@ -129,6 +129,8 @@ def require_tflm(context: str) -> None:
     try:
         check_tflm(tflm_profile())
     except DeviceUnreachable as exc:
+        if exc.code != "device-no-runtime":  # a probe that timed out says so itself
+            raise
         raise DeviceUnreachable(
             f"{context}: tflite-micro, which measures the arena a board's RAM must hold, is not installed",
             context=exc.context,
@@ -233,7 +235,7 @@ def model_fits(
     boards = load_boards(names)
     why = ""
     if arena is None and boards:
-        require_tflm("budgets.fits")
+        require_tflm("fits: the arena")
         with tempfile.TemporaryDirectory(prefix="edgepack-fit-") as folder:
             path = Path(folder) / "model.tflite"
             path.write_bytes(model)

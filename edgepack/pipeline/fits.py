@@ -37,12 +37,14 @@ def arena(p: Pipeline) -> tuple[Arena | None, str]:
 def fits(p: Pipeline) -> list[Fit]:
     """Each board of `budgets.fits` against the converted model (flash: what the c-array embeds, without the
     TFLite metadata) and the measured arena (RAM)."""
-    from edgepack.devices.mcu import board_fit, io_bytes, load_boards
+    from edgepack.devices.mcu import board_fit, io_bytes, load_boards, require_tflm
 
     boards = load_boards(p.recipe.budgets.fits)
     if not boards:
         return []
     measured, why = arena(p)
+    if measured is None:
+        require_tflm(f"recipe '{p.recipe.name}': budgets.fits")  # no tflite-micro is exit 4, not a budget failure
     data = p.tflite_path.read_bytes()
     io = io_bytes(data)
     return [board_fit(board, len(data), io, measured, why) for board in boards]

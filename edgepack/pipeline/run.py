@@ -163,6 +163,10 @@ class Pipeline:
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
+        if self.recipe.budgets.fits:
+            from edgepack.devices.mcu import require_tflm
+
+            require_tflm(f"recipe '{self.recipe.name}': budgets.fits")  # the boards' RAM can be measured (else exit 4)
         if "ethos-u" in self.recipe.bundle.formats:
             from edgepack.pipeline.bundle import ethos_u_profile
 
