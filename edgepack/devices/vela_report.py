@@ -84,8 +84,10 @@ class VelaEstimate:
 def read_estimate(run: VelaRun, label: str) -> VelaEstimate:
     """The estimate of the compile in `run` (its summary and per-layer CSVs, its printed report); a summary
     without a column edgepack reads (another Vela's layout) is an error naming it."""
+    request = run.request["request"]  # edgepack's own record of the compile: not Vela's to garble
+    identity = (request["profile"]["accelerator"], request["vela"], request["model_sha256"])
     try:
-        return _estimate(run, label)
+        return _estimate(run, label, *identity)
     except (KeyError, ValueError) as exc:
         raise StageError(
             f"{label}: Vela's summary lacks or garbles {exc}: a Vela whose output edgepack does not read",
@@ -95,20 +97,19 @@ def read_estimate(run: VelaRun, label: str) -> VelaEstimate:
         ) from exc
 
 
-def _estimate(run: VelaRun, label: str) -> VelaEstimate:
+def _estimate(run: VelaRun, label: str, accelerator: str, vela_version: str, model_sha256: str) -> VelaEstimate:
     row = _summary(run, label)
     counts = _counts(run.stdout, label)
     layers = _layers(run)
-    request = run.request
     compiled = run.compiled.read_bytes()
     args = list(run.args)
     ips = float(row["inferences_per_second"])
     return VelaEstimate(
-        accelerator=request["request"]["profile"]["accelerator"],
+        accelerator=accelerator,
         system_config=row["system_config"],
         memory_mode=row["memory_mode"],
         clock_hz=float(row["core_clock"]),
-        vela_version=request["request"]["vela"],
+        vela_version=vela_version,
         npu_ops=counts["NPU"],
         cpu_ops=counts["CPU"],
         cpu_fallback=cpu_fallback(run.stdout, layers),
@@ -127,7 +128,7 @@ def _estimate(run: VelaRun, label: str) -> VelaEstimate:
             "sha256": hashlib.sha256(compiled).hexdigest(),
             "size_bytes": len(compiled),
         },
-        model_sha256=request["request"]["model_sha256"],
+        model_sha256=model_sha256,
         config=args[args.index("--config") + 1],
         layers=layers,
     )

@@ -92,7 +92,9 @@ def baseline_results(
 def _latency(limit: float, measured: Measurements, baseline: BundleFigures) -> list[BudgetResult]:
     """Per real device both bundles measured: the p90 (or its stand-in) over the baseline's, less 1."""
     old, old_basis = gated_latency((baseline.run or {}).get("validation") or {})
-    estimated = {d for d, why in {**old_basis, **measured.latency_basis}.items() if why.startswith(ESTIMATED)}
+    estimated = {
+        d for basis in (old_basis, measured.latency_basis) for d, why in basis.items() if why.startswith(ESTIMATED)
+    }
     both = sorted((set(old) & set(measured.latency_p90_ms)) - estimated)  # Vela's estimates are not measurements
     if not both:
         why = (
