@@ -190,7 +190,7 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "script is only the bisection, in one process: where TFLM crashes at a size just short of "
         "the need instead of failing, the plain script dies and edgepack counts the crash as a "
         "failed size. "
-        f"tflite-micro {_version('tflite-micro')}, ai-edge-litert {info.get('ai-edge-litert', '?')}.",
+        f"tflite-micro {package_version('tflite-micro')}, ai-edge-litert {info.get('ai-edge-litert', '?')}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -204,7 +204,7 @@ def _signal(code: int) -> str:
         return f"signal {-code}"
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from arena import PLAIN, converted  # noqa: E402
+from arena import PLAIN, converted, package_version
 from pipeline import machine, write_report  # noqa: E402
 
 RESULTS = BENCH / "results" / "mcu_validate.md"
@@ -118,19 +118,10 @@ def report(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "alone. The plain columns are separate processes doing only the measurement (their imports "
         "included): a TFLM bisection in one process (it dies where TFLM crashes at a size just short "
         "of the need), and `vela` with the profile's accelerator, system configuration and memory mode. "
-        f"tflite-micro {_version('tflite-micro')}, ethos-u-vela {_version('ethos-u-vela')}.",
+        f"tflite-micro {package_version('tflite-micro')}, ethos-u-vela {package_version('ethos-u-vela')}.",
         "",
     ]
     return "\n".join(lines)
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 def main() -> None:

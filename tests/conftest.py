@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,15 @@ def invoke(*args: str) -> Any:
 def run_cli(*args: str, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run the installed `edgepack` console script in a subprocess."""
     return subprocess.run([str(EDGEPACK), *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def without_module(name: str, folder: Path) -> dict[str, str]:
+    """An environment for a child process in which `import name` fails, as where the package is not installed
+    (a package of that name first on PYTHONPATH that raises ImportError)."""
+    hidden = folder / "hide" / name
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
 
 
 def fast_tflite(model: Any, path: Path, int8: bool, samples: int = 2) -> Path:

@@ -8,7 +8,6 @@ import csv
 import hashlib
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, fast_tflite, invoke, run_cli, work_copy
+from conftest import REPO, fast_tflite, invoke, run_cli, without_module, work_copy
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("ethosu") is None,
@@ -341,10 +340,7 @@ def test_devices_check_reports_vela_or_how_to_install_it(tmp_path: Path) -> None
         "version": metadata.version("ethos-u-vela"),
     }
     assert (probe["accelerator"], probe["system_config"], probe["memory_mode"]) == U55
-    hidden = tmp_path / "hide" / "ethosu"
-    hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
+    env = without_module("ethosu", tmp_path)
     missing = run_cli("devices", "check", "ethos-u55-128", env=env)
     assert missing.returncode == 4, missing.stdout + missing.stderr
     assert "ethos-u-vela is not installed" in missing.stderr and "pip install ethos-u-vela" in missing.stderr

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, invoke, run_cli
+from conftest import REPO, invoke, run_cli, without_module
 from test_tflm import exact_need
 
 pytestmark = pytest.mark.skipif(
@@ -115,10 +114,7 @@ def test_devices_check_answers_for_a_board_and_a_model_without_a_recipe(boards: 
 
 
 def test_a_board_check_without_tflite_micro_says_how_to_install_it(boards: dict[str, Any], tmp_path: Path) -> None:
-    hidden = tmp_path / "hide" / "tflite_micro"
-    hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
+    env = without_module("tflite_micro", tmp_path)
     proc = run_cli("devices", "check", "roomy", "--model", str(boards["model"]), cwd=boards["folder"], env=env)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "tflite-micro is not installed" in proc.stderr and "pip install tflite-micro" in proc.stderr

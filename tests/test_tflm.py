@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, invoke, run_cli, work_copy
+from conftest import REPO, invoke, run_cli, without_module, work_copy
 
 from edgepack.devices.drivers import parity
 
@@ -197,10 +196,7 @@ def test_devices_check_tflm_names_the_runtime_or_how_to_install_it(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     probe = json.loads(proc.stdout)
     assert probe["kind"] == "tflm" and probe["runtime"]["name"] == "tflite-micro" and probe["emulated"] is True
-    hidden = tmp_path / "hide" / "tflite_micro"
-    hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
+    env = without_module("tflite_micro", tmp_path)
     missing = run_cli("devices", "check", "tflm", env=env)
     assert missing.returncode == 4, missing.stdout + missing.stderr
     assert "tflite-micro is not installed" in missing.stderr and "pip install tflite-micro" in missing.stderr

@@ -26,6 +26,9 @@ EXIT_BAD_MODEL = 6
 EXIT_TIMEOUT = 124  # coreutils `timeout`
 EXIT_NOT_FOUND = 127  # the shell: command not found
 TAIL_LINES = 12
+# the timing fields of a record from a device whose figures are not a board's timings (tflm: the host with
+# reference kernels; ethos-u: an estimate, nothing runs)
+UNTIMED: dict[str, Any] = {"latency_ms": None, "init_ms": None, "warmup": 0, "threads": 1, "peak_rss_kb": None}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.graph import analyze
-from edgepack.devices.base import RunRequest
+from edgepack.devices.base import UNTIMED, RunRequest
 from edgepack.devices.profiles import EthosUDevice
 from edgepack.devices.vela import compile_model, probe
 from edgepack.devices.vela_report import VelaEstimate, read_estimate
@@ -69,11 +69,7 @@ def run_ethos_u(device: EthosUDevice, req: RunRequest, reporter: Reporter, label
                 estimate = compile_for(device, req.model, Path(tmp) / device.name, label)
         task.advance(1)
     return {
-        "latency_ms": None,
-        "init_ms": None,
-        "warmup": 0,
-        "threads": 1,
-        "peak_rss_kb": None,
+        **UNTIMED,
         "runtime": {"name": "vela", "version": estimate.vela_version},
         "estimate": estimate.to_dict(),
         "outputs": None,

@@ -16,7 +16,7 @@ from typing import Any
 
 from edgepack.analyze.flatbuffer import read_model
 from edgepack.analyze.tflm_ops import missing_ops, model_ops
-from edgepack.devices.base import RunRequest, collect, parse_result, runner_failure
+from edgepack.devices.base import UNTIMED, RunRequest, collect, parse_result, runner_failure
 from edgepack.devices.profiles import TflmDevice
 from edgepack.errors import DeviceUnreachable, ModelError, StageError
 from edgepack.reporting import Reporter
@@ -95,11 +95,7 @@ def run_tflm(device: TflmDevice, req: RunRequest, reporter: Reporter, label: str
         raise _failure(label, proc.returncode, stderr, device)
     record = parse_result(stdout, label)
     return {
-        "latency_ms": None,
-        "init_ms": None,
-        "warmup": 0,
-        "threads": 1,
-        "peak_rss_kb": None,
+        **UNTIMED,
         **record,
         "tolerance": {"steps": PARITY_STEPS, "per_output": output_tolerances(req.model)},
     }
