@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,24 +18,86 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
+HEAVY = {
+    "numpy",
+    "pydantic",
+    "tensorflow",
+    "tf_keras",
+    "tensorflow_model_optimization",
+    "ai_edge_litert",
+    "tflite_micro",
+    "ethosu",
+    "jsonschema",
+    "matplotlib",
+    "rich",
+    "edgepack.recipe.schema",
+    "edgepack.devices.profiles",
+    "edgepack.report.html",
+    "edgepack.bundle.figures",
+}
+
+
+def every_help() -> list[list[str]]:
+    """`edgepack --help`, `edgepack CMD --help` for every command and `edgepack GROUP SUB --help`."""
+    from edgepack.cli.app import COMMANDS, _module_group
+
+    argvs = [["--help"]]
+    for name, (module, attribute, _) in COMMANDS.items():
+        argvs.append([name, "--help"])
+        if attribute is not None:
+            argvs += [[name, sub, "--help"] for sub in _module_group(module, attribute).commands]
+    return argvs
+
+
 def test_help_imports_no_heavy_module() -> None:
     modules = _modules_after(
         "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', '--help']\n"
         "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
     )
-    assert {"typer", "rich", "edgepack.cli.stages", "edgepack.cli.devices", "edgepack.cli.summary"} <= modules
-    heavy = {
-        "numpy",
-        "pydantic",
-        "tensorflow",
-        "tf_keras",
-        "tensorflow_model_optimization",
-        "ai_edge_litert",
-        "jsonschema",
-        "edgepack.recipe.schema",
-        "edgepack.devices.profiles",
-    }
-    assert not heavy & modules, heavy & modules
+    assert {"typer", "edgepack.cli.app"} <= modules
+    assert not HEAVY & modules, HEAVY & modules
+    loaded = sorted(m for m in modules if m.startswith("edgepack.cli."))
+    assert loaded == ["edgepack.cli.app", "edgepack.cli.group", "edgepack.cli.output"]  # no command module
+
+
+def test_no_help_of_any_command_imports_a_heavy_module() -> None:
+    """Every `--help` in one process, one after another: what they import together is checked."""
+    argvs = every_help()
+    assert len(argvs) > 20 and ["devices", "check", "--help"] in argvs and ["run", "--help"] in argvs
+    code = (
+        "import contextlib, io, json, sys\nfrom edgepack.cli.app import app\n"
+        f"for argv in json.loads({json.dumps(json.dumps(argvs))}):\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        try:\n            app(argv, prog_name='edgepack')\n"
+        "        except SystemExit as exc:\n            assert exc.code == 0, (argv, exc.code)\n"
+        "    assert out.getvalue().startswith('Usage: edgepack ' + ' '.join(argv[:-1])), (argv, out.getvalue())\n"
+    )
+    modules = _modules_after(code)
+    assert {"edgepack.cli.stages", "edgepack.cli.devices", "edgepack.cli.compare"} <= modules  # each was loaded
+    assert not HEAVY & modules, HEAVY & modules
+
+
+def test_the_command_list_is_each_commands_own_first_paragraph() -> None:
+    """`edgepack --help` lists the commands from a table (no module imported): it must say what each
+    command's own help says, and name every command the modules define."""
+    from edgepack.cli.app import COMMANDS, _module_group
+    from edgepack.cli.group import first_paragraph
+
+    by_module: dict[str, set[str]] = {}
+    for name, (module, attribute, summary) in COMMANDS.items():
+        group = _module_group(module, attribute)
+        command = group if attribute is not None else group.commands[name]
+        assert first_paragraph(command.help) == summary, name
+        if attribute is None:
+            by_module.setdefault(module, set()).add(name)
+    for module, names in by_module.items():
+        assert set(_module_group(module, None).commands) == names, module
+    for argv in (["--help"], ["recipes", "--help"], ["devices", "--help"]):
+        listed = invoke(*argv).stdout.split("Commands:")[1]
+        assert "..." not in listed  # wrapped, not cut
+    listed = " ".join(invoke("--help").stdout.split())
+    assert "train Build and train the recipe's model (the float reference)." in listed
 
 
 def test_recipes_commands_do_not_import_tensorflow() -> None:
@@ -119,12 +182,3 @@ def test_json_and_debug_are_taken_after_the_command_as_before_it() -> None:
     assert nested.exit_code == 0 and json.loads(nested.stdout)["recipe"]["name"] == "digits"
     table = invoke("recipes", "list")
     assert table.exit_code == 0 and not table.stdout.lstrip().startswith("[")  # no flag: the table
-
-
-def test_help_does_not_import_matplotlib() -> None:
-    modules = _modules_after(
-        "import sys\nfrom edgepack.cli.app import app\nsys.argv = ['edgepack', '--help']\n"
-        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
-    )
-    assert "edgepack.cli.compare" in modules  # the report and compare commands are registered ...
-    assert not {"matplotlib", "edgepack.report.html", "edgepack.bundle.figures"} & modules  # ... without their imports

@@ -1,22 +1,80 @@
-"""The `edgepack` command. Nothing here imports TensorFlow: commands import what they need."""
+"""The `edgepack` command. Nothing here imports TensorFlow: commands import what they need.
+
+Commands load lazily: `edgepack --help` lists them from `COMMANDS` without importing one command
+module, and `edgepack run ...` (or `edgepack run --help`) imports only the module that defines `run`.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
+from typing import Any
 
 import typer
-from typer.core import TyperGroup
+import typer.main
 
 from edgepack import __version__
-from edgepack.cli import compare, devices, gate, init, inspect, keys, output, recipes, stages
+from edgepack.cli import output
+from edgepack.cli.group import Group, typer_app
 
 GLOBAL_FLAGS = ("--json", "--debug")  # accepted before the command and anywhere after it
 
+# command -> (its module in edgepack.cli, the Typer group there or None for a `register(app)` module, the
+# line `edgepack --help` shows: the first paragraph of the command's help, which tests/ hold it to)
+COMMANDS: dict[str, tuple[str, str | None, str]] = {
+    "run": ("stages", None, "Run the whole recipe: train, optimize, convert, evaluate, validate, gate, bundle."),
+    "train": ("stages", None, "Build and train the recipe's model (the float reference)."),
+    "optimize": ("stages", None, "Apply the recipe's optimize stages (pruning, QAT) to the trained model."),
+    "convert": ("stages", None, "Convert the optimized model to .tflite in the recipe's mode."),
+    "evaluate": ("stages", None, "Accuracy of the float, optimized and .tflite models on the test split."),
+    "validate": ("stages", None, "Measure latency, memory and output parity of the .tflite on the recipe's devices."),
+    "bundle": ("stages", None, "Write the bundle: the model with its metadata, labels, formats and manifests."),
+    "gate": (
+        "gate",
+        None,
+        "Check budgets against a bundle (directory or .zip); exit 0 when all hold, 3 when any is exceeded.",
+    ),
+    "verify": (
+        "gate",
+        None,
+        "Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed.",
+    ),
+    "compare": ("compare", None, "Compare two bundles: each figure old, new and its change, regressions flagged."),
+    "report": ("compare", None, "Write the HTML report of an existing bundle."),
+    "init": ("init", None, "Write a commented starter recipe for your own model and data."),
+    "inspect": (
+        "inspect",
+        None,
+        "Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops.",
+    ),
+    "keygen": (
+        "keys",
+        None,
+        "Write a new Ed25519 key pair to sign bundles with (`run --sign PATH`, `verify --key PATH.pub`).",
+    ),
+    "recipes": ("recipes", "app", "List, show and check recipes."),
+    "devices": ("devices", "app", "List device profiles and check that a device is reachable and ready."),
+    "manifest": ("gate", "manifest_app", "The bundle manifest's published JSON Schema."),
+}
 
-class _Edgepack(TyperGroup):
-    """The top-level group: `--json` and `--debug` typed after a command (`edgepack inspect M --json`) are
-    moved before it, where the global options are parsed; nothing after a `--` is touched."""
+
+@functools.cache
+def _module_group(module: str, attribute: str | None) -> Any:
+    """The click group of one CLI module's commands (its `register(app)` functions), or of its Typer group."""
+    loaded = importlib.import_module(f"edgepack.cli.{module}")
+    if attribute is not None:
+        return typer.main.get_group(getattr(loaded, attribute))
+    commands = typer_app("")
+    loaded.register(commands)
+    return typer.main.get_group(commands)
+
+
+class _Edgepack(Group):
+    """The top-level group: commands from `COMMANDS`, imported when asked for; `--json` and `--debug`
+    typed after a command (`edgepack inspect M --json`) are moved before it, where the global options
+    are parsed; nothing after a `--` is touched."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         end = args.index("--") if "--" in args else len(args)
@@ -24,14 +82,27 @@ class _Edgepack(TyperGroup):
         rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
         return super().parse_args(ctx, list(dict.fromkeys(flags)) + rest)
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
 
-app = typer.Typer(
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        group = _module_group(module, attribute)
+        return group if attribute is not None else group.commands[name]
+
+    def summary(self, ctx: Any, name: str) -> str | None:
+        """From `COMMANDS`: listing the commands imports none of their modules."""
+        return COMMANDS[name][2]
+
+
+app = typer_app(
+    "Optimize, convert, validate, bundle and gate Keras models for the edge, from one recipe.",
     cls=_Edgepack,
     name="edgepack",
-    help="Optimize, convert, validate, bundle and gate Keras models for the edge, from one recipe.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 
@@ -54,17 +125,6 @@ def main_options(
     """Global options."""
     output.state.json = json_output
     output.state.debug = debug
-
-
-stages.register(app)
-gate.register(app)
-compare.register(app)
-init.register(app)
-inspect.register(app)
-keys.register(app)
-app.add_typer(recipes.app, name="recipes")
-app.add_typer(devices.app, name="devices")
-app.add_typer(gate.manifest_app, name="manifest")
 
 
 def main() -> None:

@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
         old_measurements: Path = OLD_MEASUREMENTS,
         new_measurements: Path = NEW_MEASUREMENTS,
     ) -> None:
-        """Size, shipped size, the task's metric, latency percentiles per device, TFLM arena, activation peak,
+        """Compare two bundles: each figure old, new and its change, regressions flagged.
+
+        Size, shipped size, the task's metric, latency percentiles per device, TFLM arena, activation peak,
         MACs, op histogram and per-layer quantization error of OLD and NEW: old, new, change; regressions
         flagged (latency beyond 5 %, timings vary; quantization error beyond 10 %; the rest at any change
         for the worse). Exit 0 either way: budgets (`[budgets] baseline`) are what fail a CI job."""
@@ -67,7 +69,9 @@ def register(app: typer.Typer) -> None:
             None, "--measurements", help="The bundle's measurements.json (for a .zip, which has none)."
         ),
     ) -> None:
-        """Write the HTML report of an existing bundle: one self-contained page (no network, plots inline as SVG)
+        """Write the HTML report of an existing bundle.
+
+        One self-contained page (no network, plots inline as SVG)
         with the run's identity, budgets, the task's metric after each stage, latency per device, per-layer
         quantization error, activation memory across ops, the mode search and the baseline comparison.
         It is evidence, like measurements.json: `verify` accepts it, the zip and the manifest leave it out."""

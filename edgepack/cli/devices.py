@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
+from edgepack.cli.group import typer_app
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from edgepack.devices.profiles import Device
 
-app = typer.Typer(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
+app = typer_app(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
 
 
 def _where(device: Device) -> str:
@@ -37,6 +39,8 @@ def _where(device: Device) -> str:
 @boundary
 def list_cmd() -> None:
     """List the device profiles (./devices first, then the shipped ones)."""
+    from rich.table import Table
+
     from edgepack.devices.profiles import known_devices, load_device, profile_path
 
     rows = []
@@ -76,6 +80,8 @@ def check(
 ) -> None:
     """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready.
     For a board, its flash, RAM and core, and with --model whether the model fits."""
+    from rich.table import Table
+
     from edgepack.devices.drivers import check_device
     from edgepack.devices.profiles import load_device
     from edgepack.errors import EXIT_DEVICE, BadInputError, DeviceUnreachable

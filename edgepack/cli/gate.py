@@ -10,6 +10,7 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
+from edgepack.cli.group import typer_app
 from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
 from edgepack.cli.summary import budget_table
 
@@ -192,7 +193,7 @@ def _verify_hint(signature: dict[str, object]) -> str:
     return "the bundle changed after edgepack wrote it: re-create it, or find who edited it"
 
 
-manifest_app = typer.Typer(help="The bundle manifest's published JSON Schema.", no_args_is_help=True)
+manifest_app = typer_app(help="The bundle manifest's published JSON Schema.", no_args_is_help=True)
 
 
 @manifest_app.command("schema")

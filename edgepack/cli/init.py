@@ -7,11 +7,12 @@ The logic is `edgepack.starter`; this module parses the options and shows the re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
@@ -75,8 +76,10 @@ def register(app: typer.Typer) -> None:
         workdir: Path = WORKDIR,
         imports: list[str] = IMPORTS,
     ) -> None:
-        """Write a commented starter recipe for your own model and data: shapes, task, a guessed
-        normalization (flagged as a guess), post-training int8, the host, budgets from a first measurement.
+        """Write a commented starter recipe for your own model and data.
+
+        It has the shapes, the task, a guessed normalization (flagged as a guess), post-training int8, the
+        host and budgets from a first measurement.
 
         Exit 2 when the model or data cannot be read, the data cannot serve --task, or the file exists.
         """
@@ -98,6 +101,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _report(result: Any) -> None:
+    from rich.markup import escape
+
     if output.state.json:
         output.emit_json(result.to_dict())
         return
@@ -119,6 +124,8 @@ def _report(result: Any) -> None:
 
 
 def _measured_table(measured: Any, budgets: list[Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"first measurement ({measured.on})", title_justify="left")
     for column in ("figure", "measured"):
         table.add_column(column, justify="right" if column == "measured" else "left")

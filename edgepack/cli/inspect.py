@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
@@ -86,6 +85,8 @@ def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
 
 
 def _print(report: dict[str, Any], ops: bool) -> None:
+    from rich.table import Table
+
     from edgepack.cli.summary import size
 
     summary = Table(title=f"{report['model']}", title_justify="left", show_header=False)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from edgepack.fsutil import atomic_write_text
 
@@ -22,6 +22,8 @@ _ALIGN = {"left": ":---", "right": "---:", "center": ":---:", "full": "---", "de
 
 def plain(cell: Any) -> str:
     """A table cell's text without rich markup."""
+    from rich.text import Text
+
     if isinstance(cell, Text):
         return cell.plain
     return Text.from_markup(str(cell)).plain

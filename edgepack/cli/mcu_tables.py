@@ -3,9 +3,10 @@ model (flash and RAM with their headroom), and Vela's estimate per Ethos-U devic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def kib(value: int) -> str:
@@ -16,6 +17,8 @@ def kib(value: int) -> str:
 def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
     """Vela's estimate per Ethos-U device (a column each): inference time at the clock, operators on the NPU
     and the CPU (those named), SRAM, flash, MACs."""
+    from rich.table import Table
+
     estimates = {name: rec["estimate"] for name, rec in validation.items() if rec.get("estimate")}
     if not estimates:
         return None
@@ -56,6 +59,8 @@ def arena_text(arena: dict[str, Any]) -> str:
 def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Table:
     """Where activation memory peaks (the op, its layer, the largest tensors live there), the arena TFLM
     measured, and each board of `budgets.fits` with the headroom of its flash and RAM."""
+    from rich.table import Table
+
     table = Table(title="memory", title_justify="left")
     table.add_column("what")
     table.add_column("bytes", justify="right")
@@ -97,6 +102,8 @@ def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Tab
 
 def fit_table(fit: dict[str, Any], model: str) -> Table:
     """One board against one model: flash and RAM, what each holds, the headroom."""
+    from rich.table import Table
+
     table = Table(
         title=f"{model} on {fit['board_name']} ({fit['core']}, {fit['clock_mhz']:g} MHz)", title_justify="left"
     )

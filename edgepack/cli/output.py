@@ -12,12 +12,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
 from edgepack.errors import EdgepackError
 from edgepack.reporting import NullReporter, Reporter
@@ -36,11 +36,15 @@ state = State()
 
 def stdout() -> Console:
     """The console for results."""
+    from rich.console import Console
+
     return Console(soft_wrap=False)
 
 
 def stderr() -> Console:
     """The console for progress, notes and errors (the real stderr, even while fd 2 is captured)."""
+    from rich.console import Console
+
     from edgepack.native import terminal_stderr
 
     return Console(file=terminal_stderr())
@@ -65,6 +69,8 @@ def message(text: str) -> None:
 
 def render_error(error: EdgepackError) -> None:
     """Show an edgepack error: JSON on stdout with --json, else a short report on stderr."""
+    from rich.markup import escape
+
     if state.json:
         emit_json(error.to_dict())
         return
@@ -103,6 +109,8 @@ class RichReporter:
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[_RichTask]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         with self._lock:  # rich allows one live display at a time: open it for the first bar only
             if self._progress is None:
                 columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -121,6 +129,8 @@ class RichReporter:
                     self._progress = None
 
     def note(self, message: str) -> None:
+        from rich.markup import escape
+
         self.console.print(f"[yellow]note[/]: {escape(message)}", highlight=False)
 
 

@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
+from edgepack.cli.group import typer_app
 from edgepack.errors import EXIT_BAD_INPUT, BadInputError
 
-app = typer.Typer(help="List, show and check recipes.", no_args_is_help=True)
+app = typer_app(help="List, show and check recipes.", no_args_is_help=True)
 
 
 @app.command("list")
 @boundary
 def list_cmd() -> None:
     """List the shipped recipes."""
+    from rich.table import Table
+
     from edgepack.recipe.load import list_recipes, load_recipe
 
     rows = []

@@ -181,8 +181,10 @@ def register(app: typer.Typer) -> None:
             "it is evaluated and validated with the recipe's data and devices.",
         ),
     ) -> None:
-        """Write the bundle: the model with its metadata, labels, formats, manifest.json (how it was made,
-        every artifact's sha256) and measurements.json (validation and budget results)."""
+        """Write the bundle: the model with its metadata, labels, formats and manifests.
+
+        manifest.json says how it was made and lists every artifact's sha256; measurements.json holds the
+        validation and budget results."""
         if sign is not None:
             from edgepack.bundle.signing import load_private_key
 

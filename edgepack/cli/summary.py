@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-
 from edgepack.cli.mcu_tables import arena_text
-from edgepack.gate.junit import describe
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from edgepack.gate.budgets import BudgetResult
 
 
@@ -54,6 +53,8 @@ def results_table(
 ) -> Table:
     """The task's metric float vs .tflite, fidelity per output, size (and with its metadata:
     `shipped_bytes`), latency per device."""
+    from rich.table import Table
+
     table = Table(title="edgepack results", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -142,6 +143,8 @@ def parity_text(check: dict[str, Any]) -> str:
 
 def stages_table(train: Any, optimize: Any, convert: Any, evaluate: Any) -> Table:
     """One row per step from the float model to the .tflite: the task's metric, parameters, sparsity, size."""
+    from rich.table import Table
+
     metric = evaluate.metric
     table = Table(title="after each stage", title_justify="left")
     for column in ("stage", METRIC_NAMES.get(metric, metric), "params", "kernel zeros", "size"):
@@ -170,6 +173,8 @@ def stages_table(train: Any, optimize: Any, convert: Any, evaluate: Any) -> Tabl
 
 def weights_table(convert: Any) -> Table:
     """What pruning and clustering left in each kernel of the .tflite."""
+    from rich.table import Table
+
     table = Table(title=f"kernels in the {convert.mode} .tflite", title_justify="left")
     for column in ("layer", "op", "shape", "sparsity", "distinct values", "max non-zeros / 4"):
         table.add_column(column, justify="left" if column in ("layer", "op") else "right")
@@ -188,6 +193,8 @@ def weights_table(convert: Any) -> Table:
 
 def quant_error_table(convert: Any, top: int = 5) -> Table:
     """The layers int8 hurts most: error of each op's output against float, in quantization steps."""
+    from rich.table import Table
+
     report = convert.quant_error
     rows = report["layers"]
     table = Table(
@@ -211,6 +218,8 @@ def quant_error_table(convert: Any, top: int = 5) -> Table:
 
 def fallback_table(convert: Any) -> Table:
     """The ops kept in float, and what it bought (the task's metric) and cost (size, host latency)."""
+    from rich.table import Table
+
     from edgepack.tasks.judge import criterion_text
 
     report = convert.fallback
@@ -250,6 +259,8 @@ def fallback_table(convert: Any) -> Table:
 
 def search_table(search: dict[str, Any]) -> Table:
     """Every candidate mode: size, latency, the task's metric; which meet the criterion, the Pareto front, the pick."""
+    from rich.table import Table
+
     from edgepack.tasks.judge import criterion_text
 
     metric = search.get("metric", "accuracy")
@@ -296,6 +307,8 @@ def _stage_name(rec: dict[str, Any]) -> str:
 
 def budget_table(results: list[BudgetResult]) -> Table:
     """One row per budget: limit, measured, margin, pass/fail."""
+    from rich.table import Table
+
     table = Table(title="budgets", title_justify="left")
     for column, justify in (
         ("budget", "left"),
@@ -320,6 +333,8 @@ def budget_table(results: list[BudgetResult]) -> Table:
 
 def failures(results: list[BudgetResult]) -> list[str]:
     """One line per exceeded budget."""
+    from edgepack.gate.junit import describe
+
     return [describe(r) for r in results if not r.passed]
 
 
@@ -339,6 +354,8 @@ def _value(value: float | None, unit: str, signed: bool = False) -> str:
 
 def compare_table(comparison: Any, title: str | None = None) -> Table:
     """Old, new and the change of every figure two bundles share (`gate.compare.Comparison`); regressions in red."""
+    from rich.table import Table
+
     table = Table(title=title or f"compare {comparison.old} -> {comparison.new}", title_justify="left")
     for column, justify in (("figure", "left"), ("old", "right"), ("new", "right"), ("change", "right"), ("", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
