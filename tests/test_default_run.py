@@ -214,3 +214,12 @@ def test_native_log_lines_stay_off_the_terminal_unless_debug(default_run: dict[s
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Created TensorFlow Lite XNNPACK delegate" in loud.stderr  # LiteRT's C++ line, on fd 2 ...
     assert "XNNPACK" not in quiet.stderr and "validate on host" in quiet.stderr  # ... kept off, progress kept
+
+
+def test_the_run_reports_each_stages_own_seconds(default_run: dict[str, Any]) -> None:
+    seconds = default_run["report"]["seconds"]
+    stages = ["train", "optimize", "convert", "evaluate", "ship", "validate", "gate", "bundle"]
+    assert set(seconds) == {"import", "data", *stages}, seconds
+    assert all(seconds[name] >= 0 for name in seconds)
+    assert seconds["train"] > 0 and seconds["optimize"] > 0 and seconds["import"] > 0  # trained, imported
+    assert [name for name in seconds if name in stages][:3] == ["train", "optimize", "convert"]  # as they ended

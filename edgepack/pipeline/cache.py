@@ -23,6 +23,7 @@ from edgepack.bundle.manifest import toolchain_versions
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.native import captured_native_logs
 from edgepack.pipeline.records import Record
+from edgepack.pipeline.timing import StageClock
 from edgepack.recipe.load import canonical_json
 from edgepack.reporting import Reporter
 
@@ -54,6 +55,7 @@ class StageCache:
         self.use_cache = use_cache
         self.quiet_native = quiet_native
         self.done: dict[str, StageOutput[Any]] = {}
+        self.clock = StageClock()  # each stage's own wall seconds (pipeline/timing.py)
         root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(root)
 
@@ -72,6 +74,12 @@ class StageCache:
         """The stage from the cache when its id matches, else `body(tmp_dir)` written atomically."""
         if name in self.done:
             return self.done[name]
+        with self.clock.timed(name):
+            out = self._run(name, stage_id, kind, body)
+        self.done[name] = out
+        return out
+
+    def _run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
         target = self.root / name
         cached = self._load(target, stage_id, kind)
         if cached is not None:
@@ -89,7 +97,6 @@ class StageCache:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             out = StageOutput(name, stage_id, target, record)
-        self.done[name] = out
         return out
 
     def _load(self, target: Path, stage_id: str, kind: type[R]) -> R | None:

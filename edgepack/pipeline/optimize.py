@@ -34,13 +34,15 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
 
     def body(out: Path) -> OptimizeRecord:
         from edgepack.models.source import export_saved_model, input_names
-        from edgepack.models.tf import seed_everything
+        from edgepack.models.tf import load, seed_everything
         from edgepack.optimize.loop import predict
         from edgepack.optimize.stages import optimize
 
         model = p.model(trained)
         records: list[dict[str, Any]] = []
         if r.optimize:
+            with p.clock.timed("import"):  # tfmot (after TensorFlow): timed apart from the optimization
+                _ = load().tfmot
             seed_everything(r.seed + 1)
             model, records = optimize(
                 model, r.optimize, p.data, p.reporter, p.loaded.base_dir, r.seed + 1, r.strategy, r.convert.per_channel

@@ -33,6 +33,7 @@ class RunResult:
     gate: list[BudgetResult] = field(default_factory=list)
     bundle: list[Path] = field(default_factory=list)
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> how the model fits it (budgets.fits)
+    seconds: dict[str, float] = field(default_factory=dict)  # each stage's own wall seconds (pipeline/timing.py)
 
     @property
     def passed(self) -> bool:
@@ -62,7 +63,8 @@ class Pipeline:
         self.cache = StageCache(self.root, self.reporter, use_cache, quiet_native)
         self.source = source or recipe_source(self.recipe.model, loaded.base_dir)
         self.task = tasks.get(self.recipe.task.kind)
-        self.result = RunResult(stages=self.cache.done)
+        self.clock = self.cache.clock
+        self.result = RunResult(stages=self.cache.done, seconds=self.clock.seconds)
         self.models: dict[str, Any] = {}  # stage name -> its Keras model, once in memory
         self.search_result: dict[str, Any] | None = None
         self.shipped_model: tuple[Path, Any] | None = None
@@ -79,7 +81,8 @@ class Pipeline:
     @cached_property
     def data(self) -> Dataset:
         """The recipe's dataset for its task, normalized and split with the recipe's seed."""
-        return load_dataset(self.recipe.dataset, self.recipe.seed, self.loaded.base_dir, self.recipe.task)
+        with self.clock.timed("data"):
+            return load_dataset(self.recipe.dataset, self.recipe.seed, self.loaded.base_dir, self.recipe.task)
 
     @cached_property
     def baseline(self) -> Any:
@@ -94,7 +97,9 @@ class Pipeline:
         """Which train samples are the representative sample (drawn with calibration_seed, else seed)."""
         seed = self.recipe.convert.calibration_seed
         seed = self.recipe.seed if seed is None else seed
-        return calibration_indices(self.data.train_samples, self.recipe.convert.calibration_samples, seed)
+        samples = self.data.train_samples
+        with self.clock.timed("data"):
+            return calibration_indices(samples, self.recipe.convert.calibration_samples, seed)
 
     @cached_property
     def calibration(self) -> Any:
@@ -104,12 +109,13 @@ class Pipeline:
     @cached_property
     def fingerprints(self) -> dict[str, str]:
         """sha256 fingerprints of the train, calibration and test data."""
-        d = self.data
-        return {
-            "train": fingerprint(*d.train_inputs, *tasks.as_list(d.y_train)),
-            "calibration": fingerprint(*tasks.as_list(self.calibration)),
-            "test": fingerprint(*d.test_inputs, *tasks.as_list(d.y_test)),
-        }
+        d, calibration = self.data, self.calibration
+        with self.clock.timed("data"):
+            return {
+                "train": fingerprint(*d.train_inputs, *tasks.as_list(d.y_train)),
+                "calibration": fingerprint(*tasks.as_list(calibration)),
+                "test": fingerprint(*d.test_inputs, *tasks.as_list(d.y_test)),
+            }
 
     # -- stages ---------------------------------------------------------------------------------
     def train(self) -> StageOutput[TrainRecord]:
@@ -146,19 +152,22 @@ class Pipeline:
         """Latency, memory and output parity of the shipped model on each device (never cached)."""
         from edgepack.pipeline.validate import validate
 
-        return validate(self, devices)
+        with self.clock.timed("validate"):
+            return validate(self, devices)
 
     def gate(self) -> list[BudgetResult]:
         """Check the recipe's budgets against the measured figures."""
         from edgepack.pipeline.gate import gate
 
-        return gate(self)
+        with self.clock.timed("gate"):
+            return gate(self)
 
     def bundle(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> list[Path]:
         """Write the bundle: the shipped model, labels, formats, manifest and measurements.json."""
         from edgepack.pipeline.bundle import bundle
 
-        return bundle(self, out, make_zip, sign_key)
+        with self.clock.timed("bundle"):
+            return bundle(self, out, make_zip, sign_key)
 
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
@@ -233,7 +242,8 @@ class Pipeline:
         """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven."""
         from edgepack.pipeline.ship import shipped
 
-        return shipped(self)
+        with self.clock.timed("ship"):
+            return shipped(self)
 
     def tensor_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The shipped model's input and output tensors in the file's order, each with the Keras input or

@@ -27,10 +27,12 @@ def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
 
     def body(out: Path) -> TrainRecord:
         from edgepack.models.source import count_params, save_model, stage_model_file
-        from edgepack.models.tf import seed_everything, strategy_scope
+        from edgepack.models.tf import load, seed_everything, strategy_scope
         from edgepack.optimize.loop import evaluate
         from edgepack.optimize.train import train
 
+        with p.clock.timed("import"):  # TensorFlow and tf_keras: timed apart from the training
+            load()
         seed_everything(r.seed)
         with strategy_scope(r.strategy):
             loaded, fit = train(p.source, p.data, r.train, p.task, bool(r.optimize), p.reporter)
