@@ -3,8 +3,10 @@
 Both sides run as fresh subprocesses (so both pay the TensorFlow import), N times each, in
 alternating order, each in its own temporary directory. The report gives each side's median and
 minimum wall time, the ratio edgepack / plain of the medians against the target (1.15 by default)
-and both sides' int8 accuracy as a sanity check. It is printed and written to
-`bench/results/pipeline.md`.
+and both sides' int8 accuracy as a sanity check, then where the seconds go: each edgepack stage's own
+time (the `seconds` of `edgepack --json run`) beside the plain script's same step, and what is left
+outside the steps on each side (the interpreter's start and exit, edgepack's own modules). It is printed and
+written to `bench/results/pipeline.md`.
 
     python bench/pipeline.py              # 3 repeats
     python bench/pipeline.py --repeats 1  # a quick check
@@ -50,6 +52,7 @@ class Run:
     seconds: float
     exit_code: int
     int8_accuracy: float | None
+    steps: dict[str, float]  # each step's own seconds, as the side reports them
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Side:
     command: Callable[[Path], list[str]]
     ok_exits: frozenset[int]
     accuracy: Callable[[str], float | None]
+    steps: Callable[[str], dict[str, float]]
 
 
 def edgepack_command(workdir: Path) -> list[str]:
@@ -100,10 +104,33 @@ def plain_accuracy(stdout: str) -> float | None:
     return docs[-1]["int8"] if docs else None
 
 
+def edgepack_steps(stdout: str) -> dict[str, float]:
+    """Each stage's own seconds from the `edgepack --json run` report."""
+    return next((d["seconds"] for d in json_documents(stdout) if isinstance(d, dict) and "stages" in d), {})
+
+
+def plain_steps(stdout: str) -> dict[str, float]:
+    """Each step's seconds from the plain script's last JSON line."""
+    docs = [d for d in json_documents(stdout) if isinstance(d, dict) and "seconds" in d]
+    return docs[-1]["seconds"] if docs else {}
+
+
 SIDES = {
-    "edgepack": Side("edgepack", edgepack_command, frozenset(EDGEPACK_OK_EXITS), edgepack_accuracy),
-    "plain": Side("plain", plain_command, frozenset({0}), plain_accuracy),
+    "edgepack": Side("edgepack", edgepack_command, frozenset(EDGEPACK_OK_EXITS), edgepack_accuracy, edgepack_steps),
+    "plain": Side("plain", plain_command, frozenset({0}), plain_accuracy, plain_steps),
 }
+
+# The breakdown's rows: a label, edgepack's stages in it, the plain script's steps in it
+STEPS = (
+    ("import TensorFlow, tf_keras, tfmot (plain: and LiteRT)", ("import",), ("import",)),
+    ("data (load, normalize, split, fingerprint)", ("data",), ("data",)),
+    ("train (and the float model's test metric)", ("train",), ("train",)),
+    ("optimize (prune, QAT, their metrics)", ("optimize",), ("optimize",)),
+    ("convert (calibrated int8)", ("convert",), ("convert",)),
+    ("evaluate (the .tflite on the test split)", ("evaluate",), ("evaluate",)),
+    ("validate (latency on the host)", ("validate",), ("validate",)),
+    ("ship, gate, bundle (plain: write the file)", ("ship", "gate", "bundle"), ("bundle",)),
+)
 
 
 def time_side(side: Side) -> Run:
@@ -115,7 +142,10 @@ def time_side(side: Side) -> Run:
     if proc.returncode not in side.ok_exits:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise RuntimeError(f"{side.name} exited {proc.returncode}:\n{tail}")
-    return Run(side.name, seconds, proc.returncode, side.accuracy(proc.stdout))
+    steps = side.steps(proc.stdout)
+    if not steps:
+        raise RuntimeError(f"{side.name} reported no step times:\n{proc.stdout[-2000:]}")
+    return Run(side.name, seconds, proc.returncode, side.accuracy(proc.stdout), steps)
 
 
 def warm_up() -> None:
@@ -179,6 +209,33 @@ def summarize(runs: list[Run], name: str) -> dict[str, Any]:
     }
 
 
+def breakdown(runs: list[Run]) -> list[str]:
+    """Where the seconds go: median per row on each side, and what is outside the steps."""
+    for name, index in (("edgepack", 1), ("plain", 2)):
+        mine = [r for r in runs if r.side == name]
+        mapped = {s for row in STEPS for s in row[index]}
+        unknown = {s for r in mine for s in r.steps} - mapped
+        if unknown:
+            raise RuntimeError(f"{name} reported steps the breakdown does not place: {sorted(unknown)}")
+    lines = [
+        "| step | edgepack (s) | plain (s) | edgepack - plain (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, ep_steps, plain_steps_ in STEPS:
+        ep = statistics.median(sum(r.steps.get(s, 0.0) for s in ep_steps) for r in runs if r.side == "edgepack")
+        pl = statistics.median(sum(r.steps.get(s, 0.0) for s in plain_steps_) for r in runs if r.side == "plain")
+        lines.append(f"| {label} | {ep:.2f} | {pl:.2f} | {ep - pl:+.2f} |")
+    outside = {
+        name: statistics.median(r.seconds - sum(r.steps.values()) for r in runs if r.side == name)
+        for name in ("edgepack", "plain")
+    }
+    lines.append(
+        "| outside the steps (interpreter start, edgepack's own imports, exit) | "
+        f"{outside['edgepack']:.2f} | {outside['plain']:.2f} | {outside['edgepack'] - outside['plain']:+.2f} |"
+    )
+    return lines
+
+
 def fmt_accuracy(values: list[float | None]) -> str:
     """Distinct accuracies of a side's runs, as percentages."""
     return ", ".join("n/a" if a is None else f"{100 * a:.2f} %" for a in values)
@@ -205,6 +262,11 @@ def report(runs: list[Run], repeats: int, target: float) -> str:
         f"{', '.join(map(str, plain['exits']))} | {fmt_accuracy(plain['accuracy'])} |",
         "",
         f"**edgepack / plain (median): {ratio:.3f}x** (target <= {target:.2f}x): **{verdict}**",
+        "",
+        "Where the seconds go (medians; edgepack: each stage's own time from `--json run`, the stages it "
+        "asked for not counted twice; plain: the script's own step timers):",
+        "",
+        *breakdown(runs),
         "",
         "Runs (seconds, in the order they ran):",
         "",

@@ -8,7 +8,10 @@ Steps: load the shipped digits, normalize and split them as the recipe does, bui
 train it, evaluate the float model, prune it (polynomial decay, same derived schedule), strip and
 evaluate, fine-tune with pruning-preserving QAT and evaluate, convert to full int8 with int8 I/O
 (256 calibration samples), evaluate the `.tflite` with LiteRT on the test split, time it with the
-LiteRT interpreter and write it. The last line of stdout is one JSON object with the results.
+LiteRT interpreter and write it. The last line of stdout is one JSON object with the results and
+`seconds`: the wall time of each step (import, data, train, optimize, convert, evaluate, validate,
+bundle), as
+`bench/pipeline.py` puts them beside edgepack's stages.
 
     python bench/plain_digits.py --out /tmp/plain/model.tflite
 """
@@ -16,7 +19,9 @@ LiteRT interpreter and write it. The last line of stdout is one JSON object with
 from __future__ import annotations
 
 import os
+import time
 
+IMPORTS_START = time.perf_counter()  # the toolchain's imports are timed as a step of their own
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # TFMOT needs Keras 2 (tf_keras); set before TensorFlow loads
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -24,9 +29,9 @@ import argparse
 import gzip
 import json
 import math
-import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,8 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
+
+IMPORTS_SECONDS = time.perf_counter() - IMPORTS_START
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "digits.toml"
@@ -172,20 +179,33 @@ def latency_p90_ms(path: Path, warmup: int, runs: int, threads: int) -> float:
     return float(np.percentile(times, 90))
 
 
+SECONDS: dict[str, float] = {"import": IMPORTS_SECONDS}
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Time one step into SECONDS."""
+    start = time.perf_counter()
+    yield
+    SECONDS[name] = SECONDS.get(name, 0.0) + time.perf_counter() - start
+
+
 def train_and_optimize(recipe: dict[str, Any], split: Split) -> tuple[keras.Model, dict[str, float]]:
     """Train the float model, prune it, fine-tune it with QAT; the test accuracy after each step."""
     x_train, y_train, x_test, y_test = split
     prune_stage, qat_stage = recipe["optimize"]
-    keras.utils.set_random_seed(recipe["seed"])
-    tf.config.experimental.enable_op_determinism()
-    model = build_cnn(**recipe["model"]["args"])
-    fit(model, x_train, y_train, recipe["train"])
-    accuracies = {"float": accuracy(model, x_test, y_test)}
-    keras.utils.set_random_seed(recipe["seed"] + 1)
-    model = prune(model, prune_stage, x_train, y_train)
-    accuracies["pruned"] = accuracy(model, x_test, y_test)
-    model = qat(model, qat_stage, x_train, y_train)
-    accuracies["qat"] = accuracy(model, x_test, y_test)
+    with step("train"):
+        keras.utils.set_random_seed(recipe["seed"])
+        tf.config.experimental.enable_op_determinism()
+        model = build_cnn(**recipe["model"]["args"])
+        fit(model, x_train, y_train, recipe["train"])
+        accuracies = {"float": accuracy(model, x_test, y_test)}
+    with step("optimize"):
+        keras.utils.set_random_seed(recipe["seed"] + 1)
+        model = prune(model, prune_stage, x_train, y_train)
+        accuracies["pruned"] = accuracy(model, x_test, y_test)
+        model = qat(model, qat_stage, x_train, y_train)
+        accuracies["qat"] = accuracy(model, x_test, y_test)
     return model, accuracies
 
 
@@ -201,15 +221,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the int8 .tflite")
     args = parser.parse_args()
     recipe = tomllib.loads(RECIPE.read_text())
-    split = load_split(recipe)
+    with step("data"):
+        split = load_split(recipe)
     model, results = train_and_optimize(recipe, split)
-    calibration = calibration_sample(split[0], recipe["convert"]["calibration_samples"], recipe["seed"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(convert_int8(model, calibration))
-    results["int8"] = tflite_accuracy(args.out, split[2], split[3])
-    validate = recipe["validate"]
-    results["latency_p90_ms"] = latency_p90_ms(args.out, validate["warmup"], validate["runs"], validate["threads"])
+    with step("convert"):
+        calibration = calibration_sample(split[0], recipe["convert"]["calibration_samples"], recipe["seed"])
+        converted = convert_int8(model, calibration)
+    with step("bundle"):
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(converted)
+    with step("evaluate"):
+        results["int8"] = tflite_accuracy(args.out, split[2], split[3])
+    with step("validate"):
+        validate = recipe["validate"]
+        results["latency_p90_ms"] = latency_p90_ms(args.out, validate["warmup"], validate["runs"], validate["threads"])
     results["size_bytes"] = args.out.stat().st_size
+    results["seconds"] = SECONDS
     print(json.dumps(results))
 
 
