@@ -10,8 +10,7 @@ evaluate, fine-tune with pruning-preserving QAT and evaluate, convert to full in
 (256 calibration samples), evaluate the `.tflite` with LiteRT on the test split, time it with the
 LiteRT interpreter and write it. The last line of stdout is one JSON object with the results and
 `seconds`: the wall time of each step (import, data, train, optimize, convert, evaluate, validate,
-bundle), as
-`bench/pipeline.py` puts them beside edgepack's stages.
+bundle), as `bench/pipeline.py` puts them beside edgepack's stages.
 
     python bench/plain_digits.py --out /tmp/plain/model.tflite
 """

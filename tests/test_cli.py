@@ -182,3 +182,19 @@ def test_json_and_debug_are_taken_after_the_command_as_before_it() -> None:
     assert nested.exit_code == 0 and json.loads(nested.stdout)["recipe"]["name"] == "digits"
     table = invoke("recipes", "list")
     assert table.exit_code == 0 and not table.stdout.lstrip().startswith("[")  # no flag: the table
+
+
+def test_a_mistyped_command_is_exit_2_with_a_suggestion() -> None:
+    result = invoke("rn")
+    assert result.exit_code == 2
+    assert "No such command 'rn'. Did you mean 'run'?" in result.stderr
+    nested = invoke("recipes", "lst")
+    assert nested.exit_code == 2 and "Did you mean 'list'?" in nested.stderr
+
+
+def test_no_command_shows_the_help_on_stdout_with_exit_2() -> None:
+    for argv in ([], ["recipes"], ["devices"], ["manifest"]):
+        result = invoke(*argv)
+        assert result.exit_code == 2, argv
+        assert result.stdout.startswith("Usage: edgepack " + " ".join(argv)), (argv, result.stdout)
+        assert "Commands:" in result.stdout

@@ -1,7 +1,8 @@
 """The `edgepack` command. Nothing here imports TensorFlow: commands import what they need.
 
 Commands load lazily: `edgepack --help` lists them from `COMMANDS` without importing one command
-module, and `edgepack run ...` (or `edgepack run --help`) imports only the module that defines `run`.
+module, and `edgepack run ...` (or `edgepack run --help`) imports the module that defines `run`
+(and what that module imports: `gate` uses the run's tables), never another command's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import functools
 import importlib
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import typer
@@ -71,10 +73,30 @@ def _module_group(module: str, attribute: str | None) -> Any:
     return typer.main.get_group(commands)
 
 
+class _LazyCommands(Mapping[str, Any]):
+    """The top-level group's commands: the names of `COMMANDS`, each command built when first looked up
+    (Typer's "Did you mean ...?" reads the names alone)."""
+
+    def __getitem__(self, name: str) -> Any:
+        module, attribute, _ = COMMANDS[name]
+        group = _module_group(module, attribute)
+        return group if attribute is not None else group.commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
 class _Edgepack(Group):
     """The top-level group: commands from `COMMANDS`, imported when asked for; `--json` and `--debug`
     typed after a command (`edgepack inspect M --json`) are moved before it, where the global options
     are parsed; nothing after a `--` is touched."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands()  # type: ignore[assignment]  # read-only: nothing is added to it
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         end = args.index("--") if "--" in args else len(args)
@@ -83,14 +105,7 @@ class _Edgepack(Group):
         return super().parse_args(ctx, list(dict.fromkeys(flags)) + rest)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: Any, name: str) -> Any:
-        if name not in COMMANDS:
-            return None
-        module, attribute, _ = COMMANDS[name]
-        group = _module_group(module, attribute)
-        return group if attribute is not None else group.commands[name]
+        return list(COMMANDS)  # the names alone (Typer's own builds every command)
 
     def summary(self, ctx: Any, name: str) -> str | None:
         """From `COMMANDS`: listing the commands imports none of their modules."""

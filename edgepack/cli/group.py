@@ -34,6 +34,12 @@ class Group(TyperGroup):
         command = self.get_command(ctx, name)
         return None if command is None or command.hidden else first_paragraph(command.help)
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help())  # on stdout, as `--help` (click's plain path writes it to stderr)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = [(name, line) for name in self.list_commands(ctx) if (line := self.summary(ctx, name)) is not None]
         if rows:

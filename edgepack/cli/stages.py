@@ -255,7 +255,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
 def time_line(seconds: dict[str, float]) -> str:
     """Where the run's time went: 'time: 31.2 s (train 14.1 s, optimize 9.0 s, ...)', stages over 0.05 s."""
     parts = ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items() if s >= 0.05)
-    return f"[dim]time: {sum(seconds.values()):.1f} s ({parts})[/]"
+    return f"[dim]time: {sum(seconds.values()):.1f} s" + (f" ({parts})" if parts else "") + "[/]"
 
 
 def _run_markdown(pipeline: Any, result: Any, path: Path) -> None:

@@ -137,7 +137,8 @@ class Pipeline:
         from edgepack.pipeline.search import mode_search
 
         if self.source.converted is not None:
-            return given_stage(self)
+            with self.clock.timed("convert"):  # reading and checking the given file
+                return given_stage(self)
         if self.recipe.convert.search is not None:
             return mode_search(self)["stage"]
         return convert_stage(self, self.recipe.convert)
@@ -191,6 +192,7 @@ class Pipeline:
             load_private_key(sign_key)  # a bad key is said before the training, too
         self.gate()
         self.bundle(out, make_zip, sign_key)
+        self.result.seconds = dict(self.clock.seconds)  # as the run ends (later calls add to the clock)
         return self.result
 
     def _conversions_on_disk(self) -> bool:

@@ -13,9 +13,16 @@ if TYPE_CHECKING:
 
 
 def mode_search(p: Pipeline) -> dict[str, Any]:
-    """Measured once per run (latency is never cached); the chosen candidate's stage becomes `convert`."""
-    if p.search_result is not None:
-        return p.search_result
+    """Measured once per run (latency is never cached); the chosen candidate's stage becomes `convert`.
+    Its own seconds (judging and timing the candidates) are the run's `search`; each conversion is its
+    `convert-MODE` stage's."""
+    if p.search_result is None:
+        with p.clock.timed("search"):
+            p.search_result = _search(p)
+    return p.search_result
+
+
+def _search(p: Pipeline) -> dict[str, Any]:
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers import run_device
     from edgepack.pipeline.convert import convert_stage
@@ -82,7 +89,7 @@ def mode_search(p: Pipeline) -> dict[str, Any]:
         c["pareto"] = not any(_dominates(o, c, by_sqnr) for o in candidates if o is not c)
         c["chosen"] = c is chosen
     p.cache.done["convert"] = chosen["_stage"]
-    p.search_result = {
+    result = {
         "stage": chosen["_stage"],
         "objective": search.objective,
         "device": device.name,
@@ -99,7 +106,7 @@ def mode_search(p: Pipeline) -> dict[str, Any]:
 
         wanted = criterion_text({**search.describe(), "allowed_drop": allowed}, p.task.metric)
         p.reporter.note(f"search: no mode meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
-    return p.search_result
+    return result
 
 
 def _goodness(c: dict[str, Any], by_sqnr: bool) -> float:

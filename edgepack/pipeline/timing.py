@@ -14,7 +14,10 @@ from contextlib import contextmanager
 
 
 class StageClock:
-    """Own wall seconds per stage, in the order the stages finished first (data, train, ... bundle)."""
+    """Own wall seconds per stage, in the order the stages finished first (data, train, ... bundle).
+
+    One thread's: the stack is not shared safely, so stages run on the pipeline's thread (validation
+    makes what the devices need before their threads start)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}

@@ -30,11 +30,12 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
     settings = p.recipe.validation
     chosen = p.devices(devices)
     inputs = validation_inputs(p)
+    shipped = p.shipped_path()  # made here, not in the devices' threads (the stage clock is one thread's)
 
     def measure(device: Device) -> dict[str, Any]:
         p.reporter.stage("validate", f"on {device.name}")
         req = RunRequest(
-            p.shipped_path(),
+            shipped,
             inputs,
             settings.runs,
             settings.warmup,
