@@ -218,7 +218,7 @@ def test_native_log_lines_stay_off_the_terminal_unless_debug(default_run: dict[s
 
 def test_the_run_reports_each_stages_own_seconds(default_run: dict[str, Any]) -> None:
     seconds = default_run["report"]["seconds"]
-    stages = ["train", "optimize", "convert", "evaluate", "ship", "validate", "gate", "bundle"]
+    stages = ["train", "optimize", "convert", "evaluate", "ship", "validate", "fits", "gate", "bundle"]
     assert set(seconds) == {"import", "data", *stages}, seconds
     assert all(seconds[name] >= 0 for name in seconds)
     assert seconds["train"] > 0 and seconds["optimize"] > 0 and seconds["import"] > 0  # trained, imported
