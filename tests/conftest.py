@@ -1,4 +1,12 @@
-"""Shared fixtures: tiny recipes, a CLI runner, and one real run of the default recipe per session."""
+"""Shared by both tiers: tiny recipes, a CLI runner, one real run of the default recipe per session, the
+test sshd, and the order in which the test files run.
+
+tests/unit holds the tests that import none of TensorFlow, tf_keras, Keras, TFMOT, LiteRT, tflite-micro or
+Vela; tests/integration holds everything that trains,
+converts or runs an interpreter. Test modules import the helpers below with `from conftest import ...`:
+this folder is on sys.path (put there below, whatever pytest's import mode), and the two tiers are
+packages, so their own conftest.py files never take the name `conftest`.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,13 @@ from typer.testing import CliRunner
 
 from edgepack.cli.app import app
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+UNIT = TESTS / "unit"
+FAKES = TESTS / "fakes"
 EDGEPACK = Path(sys.executable).with_name("edgepack")
+if str(TESTS) not in sys.path:  # `from conftest import ...`, `from sshd import ...` in either tier
+    sys.path.insert(0, str(TESTS))
 
 TINY = """
 name = "{name}"
@@ -58,7 +71,7 @@ runs = 20
 """
 
 
-# Test files by their time on 2 cores, slowest first (as `pytest --durations=0` shows them).
+# Integration test files by their time on 2 cores, slowest first (as `pytest --durations=0` shows them).
 # pytest-xdist hands whole files to its workers in collection order, so the long files start first
 # and the short ones fill the end instead of one worker finishing minutes after the other.
 SLOWEST_FIRST = (
@@ -83,9 +96,10 @@ SLOWEST_FIRST = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Collect the slowest files first (a stable sort: the order within a file is kept)."""
+    """The unit files first (seconds in all), then the integration files slowest first (a stable sort: the
+    order within a file is kept)."""
     rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    items.sort(key=lambda item: (0, 0) if UNIT in item.path.parents else (1, rank.get(item.path.name, len(rank))))
 
 
 def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64, extra: str = "") -> Path:
@@ -201,3 +215,17 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any) -> Path:
+    """./devices with the test sshd, a fake phone, and broken variants; fake adb first on PATH."""
+    folder = tmp_path / "devices"
+    folder.mkdir()
+    python = sys.executable
+    (folder / "ssh-test.toml").write_text(sshd.profile("ssh-test", python))
+    (folder / "phone.toml").write_text(f'kind = "adb"\npython = "{python}"\nthreads = 1\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_ADB_ROOT", str(tmp_path / "phone"))
+    return folder

@@ -13,17 +13,6 @@ from typing import Any
 import pytest
 from conftest import REPO, invoke, run_cli, work_copy
 
-from edgepack.analyze.flatbuffer import read_model
-from edgepack.analyze.graph import activation_peak
-from edgepack.analyze.tflm_ops import resolver_method
-from edgepack.bundle.c_array import (
-    ARENA_EXTRA,
-    ARENA_MARGIN,
-    ARENA_PER_CHANNEL,
-    ARENA_PER_TENSOR,
-    c_sources,
-)
-
 CXX = shutil.which("g++") or shutil.which("c++")
 
 MAIN = r"""
@@ -50,6 +39,8 @@ int main(int argc, char** argv) {
 
 
 def test_resolver_methods_follow_tflm_names() -> None:
+    from edgepack.analyze.tflm_ops import resolver_method
+
     ops = (
         "CONV_2D",
         "DEPTHWISE_CONV_2D",
@@ -81,6 +72,10 @@ def test_resolver_methods_follow_tflm_names() -> None:
 
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) on this machine")
 def test_the_c_array_compiles_and_equals_the_model(default_run: dict[str, Any], tmp_path: Path) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import activation_peak
+    from edgepack.bundle.c_array import ARENA_EXTRA, ARENA_MARGIN, ARENA_PER_CHANNEL, ARENA_PER_TENSOR, c_sources
+
     model = (default_run["bundle"] / "model.tflite").read_bytes()
     sources = c_sources(model)
     (tmp_path / "model_data.h").write_text(sources.header)

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 from conftest import REPO, invoke
 
-from edgepack.analyze.flatbuffer import read_model
-
 RECIPES = REPO / "recipes"
 
 
@@ -114,6 +112,8 @@ def test_mirrored_strategy_runs_the_same_stages(tmp_path: Path) -> None:
 
 
 def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+
     report = run_recipe(tiny_copy("mobilenetv2-qat-int8", tmp_path, limit=120), tmp_path / "work")
     manifest = json.loads((tmp_path / "work" / "bundle-mobilenetv2-qat-int8" / "manifest.json").read_text())
     assert manifest["normalization"]["input_shape"] == [96, 96, 3]
@@ -131,7 +131,7 @@ def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> Non
 
 def test_the_keras3_recipe_bridges_its_builders_model(tmp_path: Path) -> None:
     """The builder returns a Keras 3 model; the train stage bridges it and proves the rebuild (the
-    bridged model's pruning and QAT are tests/test_keras3_pipeline.py's)."""
+    bridged model's pruning and QAT are tests/integration/test_keras3_pipeline.py's)."""
     path = tiny_copy("keras3-prune-qat-int8", tmp_path, limit=400)
     result = invoke("--json", "train", str(path), "--workdir", str(tmp_path / "work"))
     assert result.exit_code == 0, result.output

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
 from conftest import invoke, run_cli, work_copy
 
 pytestmark = pytest.mark.slow
@@ -33,6 +32,8 @@ def test_manifest_size_and_hash_match_the_model_file(default_run: dict[str, Any]
 
 
 def test_manifest_tensors_match_what_litert_reports(default_run: dict[str, Any]) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
     interp = Interpreter(model_path=str(default_run["bundle"] / "model.tflite"))
     manifest = default_run["manifest"]
     for declared, actual in (
@@ -94,7 +95,7 @@ def test_junit_of_a_passing_run_has_one_passing_case_per_budget(default_run: dic
 
 def _budget_recipe(folder: Path, name: str, budgets: str) -> Path:
     """The default recipe with only its [budgets] replaced (so every stage is a cache hit)."""
-    text = (Path(__file__).parents[1] / "recipes" / "digits.toml").read_text()
+    text = (Path(__file__).parents[2] / "recipes" / "digits.toml").read_text()
     path = folder / f"{name}.toml"
     path.write_text('name = "digits"\n' + text.split("[budgets]")[0] + "[budgets]\n" + budgets)
     return path
@@ -173,7 +174,7 @@ def test_runner_benchmarks_the_bundle_model_without_tensorflow(default_run: dict
     import subprocess
     import sys
 
-    runner = Path(__file__).parents[1] / "edgepack" / "devices" / "runner.py"
+    runner = Path(__file__).parents[2] / "edgepack" / "devices" / "runner.py"
     model = default_run["bundle"] / "model.tflite"
     code = (
         f"import runpy, sys\nsys.argv = ['runner', {str(model)!r}, '--runs', '5', '--warmup', '1']\n"

@@ -6,16 +6,16 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flatbuffers
 import numpy as np
 import pytest
-from ai_edge_litert import schema_py_generated as schema
 
-from edgepack.analyze.flatbuffer import read_model
-from edgepack.analyze.weights import WeightStat, gzip_size, match_layer, weight_stats
 from edgepack.errors import ModelError
+
+if TYPE_CHECKING:  # the module reads models with LiteRT's schema: imported where used, not at collection
+    from edgepack.analyze.weights import WeightStat
 
 KERNEL_LAYERS = ["conv1", "dw", "conv2", "conv3", "fc", "logits"]
 FIVE_VALUES = np.array([-1.0, -0.5, 0.25, 0.5, 1.0], dtype=np.float32)
@@ -115,6 +115,8 @@ def _identical_kernels(keras: Any) -> Any:
 
 
 def _by_layer(data: bytes) -> dict[str | None, WeightStat]:
+    from edgepack.analyze.weights import weight_stats
+
     stats = weight_stats(data, ["image", *KERNEL_LAYERS, "pool", "flatten", "probs"])
     assert len(stats) == len({s.layer for s in stats}), [s.layer for s in stats]
     return {s.layer: s for s in stats}
@@ -156,6 +158,8 @@ def test_kernel_dtypes_follow_the_conversion_mode(models: dict[str, bytes]) -> N
 
 
 def test_a_kernel_shared_by_two_layers_is_reported_for_each(models: dict[str, bytes]) -> None:
+    from edgepack.analyze.weights import weight_stats
+
     stats = weight_stats(models["shared"], ["a", "b", "c"])
     assert [s.layer for s in stats] == ["a", "b", "c"]
     assert stats[0].tensor == stats[1].tensor != stats[2].tensor  # one constant, renamed
@@ -172,6 +176,7 @@ def test_sparsity_is_the_fraction_of_zeros_set_in_keras(models: dict[str, bytes]
 
 def test_sparsity_counts_the_zero_point_of_asymmetric_weights(models: dict[str, bytes]) -> None:
     """The int8 model rewritten the old uint8 way (value + 128, zero point 128) keeps its zeros."""
+    from ai_edge_litert import schema_py_generated as schema
 
     def to_uint8(model: Any) -> None:
         graph = model.subgraphs[0]
@@ -189,6 +194,10 @@ def test_sparsity_counts_the_zero_point_of_asymmetric_weights(models: dict[str, 
 
 def test_int4_kernels_are_unpacked_low_nibble_first(models: dict[str, bytes]) -> None:
     """The int8 fc kernel rewritten as packed INT4 (two values a byte, low nibble first)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgepack.analyze.flatbuffer import read_model
+
     expected: dict[str, np.ndarray] = {}
 
     def to_int4(model: Any) -> None:
@@ -247,12 +256,18 @@ def test_to_dict_is_json_ready(models: dict[str, bytes]) -> None:
 
 
 def test_mostly_zero_model_gzips_smaller(models: dict[str, bytes]) -> None:
+    from edgepack.analyze.weights import gzip_size
+
     assert gzip_size(models["float32"]) < 0.8 * gzip_size(models["dense"])
     assert gzip_size(models["dense"]) == gzip_size(models["dense"])  # deterministic
     assert gzip_size(models["dense"]) < len(models["dense"])
 
 
 def test_buffers_stored_after_the_flatbuffer_read_like_inline_ones(models: dict[str, bytes]) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgepack.analyze.weights import weight_stats
+
     data = models["offsets"]
     root = schema.Model.GetRootAs(data, 0)
     if not any(root.Buffers(i).Offset() > 1 for i in range(root.BuffersLength())):
@@ -261,6 +276,8 @@ def test_buffers_stored_after_the_flatbuffer_read_like_inline_ones(models: dict[
 
 
 def test_read_model_structure(models: dict[str, bytes]) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+
     info = read_model(models["int8"])
     ops = [op.op_name for op in info.operators]
     assert ops == [
@@ -301,16 +318,22 @@ def test_read_model_structure(models: dict[str, bytes]) -> None:
     ],
 )
 def test_match_layer(name: str, expected: str | None) -> None:
+    from edgepack.analyze.weights import match_layer
+
     layers = ["conv1", "conv2", "fc", "conv2d", "conv2d_1", "block", "block_conv"]
     assert match_layer(name, layers) == expected
 
 
 def test_match_layer_keeps_wrapped_names_it_is_given() -> None:
+    from edgepack.analyze.weights import match_layer
+
     assert match_layer("digits_cnn/quant_conv1/Conv2D", ["quant_conv1"]) == "quant_conv1"
 
 
 def _rewrite(data: bytes, edit: Callable[[Any], None]) -> bytes:
     """`data` unpacked with the schema's object API, edited, and packed again."""
+    from ai_edge_litert import schema_py_generated as schema
+
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     edit(model)
     builder = flatbuffers.Builder(len(data))
@@ -348,6 +371,9 @@ MALFORMED: dict[str, Callable[[bytes], bytes]] = {
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_models_raise_model_error(models: dict[str, bytes], case: str) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.weights import weight_stats
+
     data = MALFORMED[case](models["float32"])
     with pytest.raises(ModelError, match="not a valid TFLite model"):
         read_model(data)
@@ -357,6 +383,8 @@ def test_malformed_models_raise_model_error(models: dict[str, bytes], case: str)
 
 def test_unedited_rewrite_still_reads(models: dict[str, bytes]) -> None:
     """The object-API round trip behind the edited cases keeps a model valid by itself."""
+    from edgepack.analyze.weights import weight_stats
+
     data = _rewrite(models["float32"], lambda model: None)
     assert weight_stats(data, KERNEL_LAYERS) == weight_stats(models["float32"], KERNEL_LAYERS)
 

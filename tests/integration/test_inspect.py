@@ -12,9 +12,6 @@ import numpy as np
 import pytest
 from conftest import fast_tflite, invoke, work_copy
 
-from edgepack.analyze.flatbuffer import read_model
-from edgepack.analyze.graph import activation_peak, analyze
-
 
 def inspect_json(path: Path, *extra: str) -> dict[str, Any]:
     result = invoke("--json", "inspect", str(path), *extra)
@@ -81,6 +78,9 @@ def test_mobilenetv2_224_is_300_million_macs(built: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_activation_memory_matches_a_hand_count(built: dict[str, Path]) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import activation_peak
+
     model = read_model(built["residual"].read_bytes())
     assert [op.op_name for op in model.operators] == ["CONV_2D", "CONV_2D", "ADD"]
     # float32, batch 1: input 8x8x1 = 256 B (op 0 only); c1 8x8x4 = 1024 B, read by conv 2 and add: ops 0..2;
@@ -102,6 +102,9 @@ def test_float_ops_in_an_integer_model_are_named(built: dict[str, Path]) -> None
 
 
 def test_the_digits_model_as_the_pipeline_wrote_it(default_run: dict[str, Any]) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import analyze
+
     model = default_run["bundle"] / "model.tflite"
     report = inspect_json(model)
     assert report["compute"] == "integer" and report["float_ops"] == []

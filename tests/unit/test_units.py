@@ -20,7 +20,7 @@ from edgepack.gate.budgets import Measurements, check_budgets
 from edgepack.gate.junit import junit_xml
 from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDataset, parse_size
 
-RUNNER = Path(__file__).parents[1] / "edgepack" / "devices" / "runner.py"
+RUNNER = Path(__file__).parents[2] / "edgepack" / "devices" / "runner.py"
 
 
 @pytest.mark.parametrize(
