@@ -2,7 +2,7 @@
 test sshd, and the order in which the test files run.
 
 tests/unit holds the tests that import none of TensorFlow, tf_keras, Keras, TFMOT, LiteRT, tflite-micro or
-Vela; tests/integration holds everything that trains,
+Vela (tests/unit/conftest.py makes them fail if they do); tests/integration holds everything that trains,
 converts or runs an interpreter. Test modules import the helpers below with `from conftest import ...`:
 this folder is on sys.path (put there below, whatever pytest's import mode), and the two tiers are
 packages, so their own conftest.py files never take the name `conftest`.
@@ -31,6 +31,16 @@ FAKES = TESTS / "fakes"
 EDGEPACK = Path(sys.executable).with_name("edgepack")
 if str(TESTS) not in sys.path:  # `from conftest import ...`, `from sshd import ...` in either tier
     sys.path.insert(0, str(TESTS))
+
+# What a unit test must not import (tests/unit/conftest.py), and collection must not import either: a module
+# imported while collecting is already in sys.modules when the unit tests run, where the check cannot see it.
+HEAVY = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "ai_edge_litert", "tflite_micro", "ethosu")
+
+
+def heavy_modules() -> set[str]:
+    """The modules of HEAVY (and their submodules) imported in this process so far."""
+    return {name for name in sys.modules if name.partition(".")[0] in HEAVY}
+
 
 TINY = """
 name = "{name}"
@@ -97,9 +107,35 @@ SLOWEST_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The unit files first (seconds in all), then the integration files slowest first (a stable sort: the
-    order within a file is kept)."""
+    order within a file is kept). Under xdist a worker runs its files in this order, so every unit test runs
+    before any integration test of its process has imported TensorFlow."""
     rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: (0, 0) if UNIT in item.path.parents else (1, rank.get(item.path.name, len(rank))))
+
+
+_COLLECTED_HEAVY: dict[str, set[str]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """Note which test module imports a HEAVY module when it is collected (at its top level)."""
+    before = heavy_modules()
+    report = yield
+    if isinstance(collector, pytest.Module):
+        new = {name.partition(".")[0] for name in heavy_modules() - before}
+        if new:
+            _COLLECTED_HEAVY[collector.nodeid] = new
+    return report
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection must import nothing HEAVY while unit tests are to run (see HEAVY)."""
+    if _COLLECTED_HEAVY and any(UNIT in item.path.parents for item in session.items):
+        found = "; ".join(f"{path} imports {', '.join(sorted(names))}" for path, names in _COLLECTED_HEAVY.items())
+        raise pytest.UsageError(
+            f"collecting the tests imported TensorFlow or its family ({found}): import them inside the "
+            "tests and fixtures that use them, so the unit tests' import check can see what they import"
+        )
 
 
 def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64, extra: str = "") -> Path:
