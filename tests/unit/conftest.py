@@ -3,8 +3,9 @@
 HEAVY (tests/conftest.py) is blocked by a `sys.meta_path` finder put first for the test and taken away
 after it, and the test fails if one of them was asked for (even where the test or edgepack caught the
 ImportError) or appeared in sys.modules some other way. A module already imported cannot be seen, so the
-unit files run before the integration files (tests/conftest.py orders them; collection may import none of
-them), and a test that finds one already imported fails saying so instead of passing unchecked.
+unit files run before the integration files (tests/conftest.py orders them), and a test that finds one
+already imported fails saying so (and which test module imported it at collection, if one did) instead of
+passing unchecked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import HEAVY, heavy_modules
+from conftest import COLLECTED_HEAVY, HEAVY, heavy_modules
 
 CALL_FAILED = pytest.StashKey[bool]()
 
@@ -58,10 +59,16 @@ def _no_tensorflow(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(_refusal(test, f"it uses the {', '.join(training)} fixture, which trains a model"), pytrace=False)
     before = heavy_modules()
     if before:
+        collected = "; ".join(f"{path} imports {', '.join(sorted(names))}" for path, names in COLLECTED_HEAVY.items())
         pytest.fail(
             f"cannot check that {test} imports no TensorFlow: {', '.join(sorted(before)[:3])} "
-            "were imported before it ran (by a module or session fixture, at collection, or by an integration "
-            "test earlier in this process; tests/conftest.py runs the unit files first)",
+            + (
+                f"were imported while the tests were collected ({collected}): import them inside the tests and "
+                "fixtures that use them"
+                if collected
+                else "were imported before it ran (by a module or session fixture, or by an integration test "
+                "earlier in this process; tests/conftest.py runs the unit files first)"
+            ),
             pytrace=False,
         )
     blocker = HeavyImportBlocker(test)
