@@ -13,9 +13,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,26 +188,37 @@ def fast_tflite(model: Any, path: Path, int8: bool, samples: int = 2) -> Path:
     return path
 
 
+def once_per_session(
+    request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str, make: Callable[[Path], dict[str, Any]]
+) -> dict[str, Any]:
+    """`make(folder)` run once per test session, its result (JSON, with Path values at the top) shared.
+
+    Under pytest-xdist the first worker to ask makes it in the session's shared temporary folder; the
+    others wait on a lock there and read what it wrote."""
+    if not hasattr(request.config, "workerinput"):  # one process (no xdist worker)
+        return make(factory.mktemp(name))
+    shared = factory.getbasetemp().parent  # this session's, shared by its workers
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / f"{name}.json"
+        if not done.is_file():
+            made = make(shared / name)
+            paths = [k for k, v in made.items() if isinstance(v, Path)]
+            done.write_text(
+                json.dumps({"paths": paths, "made": {k: str(v) if k in paths else v for k, v in made.items()}})
+            )
+            return made
+        record = json.loads(done.read_text())
+    return {k: Path(v) if k in record["paths"] else v for k, v in record["made"].items()}
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
     """One real `edgepack run` of the shipped default recipe, with its JSON report and files.
 
-    Made once per test session: under pytest-xdist the first worker to ask runs it (the others wait on
-    a lock in the session's shared temporary folder). It is read-only: a test that runs commands on
+    Made once per test session (`once_per_session`). It is read-only: a test that runs commands on
     its work folder runs them on `work_copy(default_run, tmp_path)`."""
-    if not hasattr(request.config, "workerinput"):  # one process (no xdist worker)
-        return _default_run(tmp_path_factory.mktemp("default"))
-    shared = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
-    with open(shared / "default-run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "default-run.json"
-        if done.is_file():
-            made = json.loads(done.read_text())
-        else:
-            made = _default_run(shared / "default-run")
-            done.write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in made.items()}))
-            return made
-    return {**made, **{k: Path(made[k]) for k in ("work", "bundle", "junit")}}
+    return once_per_session(request, tmp_path_factory, "default-run", _default_run)
 
 
 def _default_run(work: Path) -> dict[str, Any]:
@@ -222,6 +235,77 @@ def _default_run(work: Path) -> dict[str, Any]:
         "junit": junit,
         "manifest": json.loads((bundle / "manifest.json").read_text()),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_optimized(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The tiny recipe (`tiny_recipe`'s defaults, seed 0) trained and optimized once per session: the tests
+    that convert or bundle it start from these stages (`tiny_work`) instead of training it again."""
+    return once_per_session(request, tmp_path_factory, "tiny-optimized", _tiny_optimized)
+
+
+def _tiny_optimized(folder: Path) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    result = invoke("--json", "optimize", str(tiny_recipe(folder)), "--workdir", str(folder / "work"))
+    assert result.exit_code == 0, result.output
+    return {"stages": folder / "work" / "tiny"}
+
+
+def tiny_work(tiny_optimized: dict[str, Any], work: Path, name: str) -> Path:
+    """`work` holding the tiny recipe's train and optimize stages for a tiny recipe named `name` (a stage's id
+    does not depend on the recipe's name: that recipe finds them in its cache, whatever comes after)."""
+    for stage in ("train", "optimize"):
+        shutil.copytree(tiny_optimized["stages"] / stage, work / name / stage, ignore=shutil.ignore_patterns("*.lock"))
+    return work
+
+
+def tiny_copy(name: str, folder: Path, limit: int | None = None, keep_train: bool = False) -> Path:
+    """The shipped recipe `name` with every stage cut to one epoch, 32 calibration samples, 5 validation runs
+    and no budgets (and the data to `limit` images). With `keep_train` its [train] section is left as shipped:
+    where that is the default recipe's, its train stage is the default run's (`default_train`)."""
+    lines, section = [], ""
+    for line in (REPO / "recipes" / f"{name}.toml").read_text().splitlines(keepends=True):
+        section = line.split("#")[0].strip() if line.startswith("[") else section
+        lines.append(line if keep_train and section == "[train]" else re.sub(r"^epochs = \d+", "epochs = 1", line))
+    text = "".join(lines)
+    text = re.sub(r"(?m)^calibration_samples = \d+", "calibration_samples = 32", text)
+    text = re.sub(r"(?m)^runs = \d+", "runs = 5", text)
+    text = re.sub(r"(?m)^\[budgets\][^\[]*", "", text)  # tiny epochs miss real budgets by design
+    if limit:
+        text = text.replace('kind = "digits"', f'kind = "digits"\nlimit = {limit}', 1)
+    text += "\n[validate]\nwarmup = 1\nruns = 5\n" if "[validate]" not in text else ""
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def default_train(default_run: dict[str, Any], work: Path, name: str) -> None:
+    """The default run's train stage in `work` for recipe `name`: a recipe whose [train], [model] and [dataset]
+    are the default recipe's (the shipped ptq-int8, qat-int8, prune-qat-int8, ...) finds it in its cache."""
+    shutil.copytree(
+        default_run["work"] / "digits" / "train", work / name / "train", ignore=shutil.ignore_patterns("*.lock")
+    )
+
+
+@pytest.fixture(scope="session")
+def ptq_run(
+    default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """The shipped ptq-int8 recipe (`tiny_copy`) run once per session on the default run's train stage (the same
+    settings: nothing is trained): its JSON report, bundle and work folder."""
+    return once_per_session(request, tmp_path_factory, "ptq-run", lambda folder: _ptq_run(default_run, folder))
+
+
+def _ptq_run(default_run: dict[str, Any], folder: Path) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    work, bundle = folder / "work", folder / "work" / "bundle-ptq-int8"
+    default_train(default_run, work, "ptq-int8")
+    recipe = tiny_copy("ptq-int8", folder, keep_train=True)
+    result = invoke("--json", "run", str(recipe), "--workdir", str(work), "--out", str(bundle))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["stages"]["train"]["cached"], "the train stage was not the default run's"
+    return {"report": report, "bundle": bundle, "work": work}
 
 
 def work_copy(default_run: dict[str, Any], folder: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,30 @@ error_samples = 16
 """
 
 
+@pytest.fixture(scope="module")
+def ptq_train(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PTQ's float model, trained once for the file: its train stage, which every recipe below named "ptq"
+    finds in its cache (`with_ptq_train`); they differ from PTQ after training only."""
+    folder = tmp_path_factory.mktemp("ptq-train")
+    (folder / "ptq.toml").write_text(PTQ)
+    result = invoke("--json", "train", str(folder / "ptq.toml"), "--workdir", str(folder / "work"))
+    assert result.exit_code == 0, result.output
+    return folder / "work" / "ptq" / "train"
+
+
+def with_ptq_train(ptq_train: Path, work: Path) -> Path:
+    """`work` holding PTQ's trained stage."""
+    shutil.copytree(ptq_train, work / "ptq" / "train")
+    return work
+
+
 @pytest.mark.slow
-def test_post_training_int8_reports_each_layers_error_worst_first(tmp_path: Path, default_run: dict[str, Any]) -> None:
+def test_post_training_int8_reports_each_layers_error_worst_first(
+    ptq_train: Path, tmp_path: Path, default_run: dict[str, Any]
+) -> None:
     recipe = tmp_path / "ptq.toml"
     recipe.write_text(PTQ)
-    result = invoke("--json", "convert", str(recipe), "--workdir", str(tmp_path / "work"))
+    result = invoke("--json", "convert", str(recipe), "--workdir", str(with_ptq_train(ptq_train, tmp_path / "work")))
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["convert"]
     report = record["quant_error"]
@@ -166,10 +186,10 @@ def test_when_no_fallback_meets_the_criterion_the_best_attempt_is_kept_and_exit_
 
 
 @pytest.mark.slow
-def test_a_calibration_sample_that_misses_classes_is_flagged(tmp_path: Path) -> None:
+def test_a_calibration_sample_that_misses_classes_is_flagged(ptq_train: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "ptq.toml"
     recipe.write_text(PTQ.replace("calibration_samples = 64", "calibration_samples = 4\nerror_report = false"))
-    result = invoke("convert", str(recipe), "--workdir", str(tmp_path / "work"))
+    result = invoke("convert", str(recipe), "--workdir", str(with_ptq_train(ptq_train, tmp_path / "work")))
     assert result.exit_code == 0, result.output
     assert "calibration samples miss" in result.stderr and "raise convert.calibration_samples" in result.stderr
     record = json.loads(invoke("--json", "convert", str(recipe), "--workdir", str(tmp_path / "work")).stdout)
@@ -212,9 +232,11 @@ def _check_pick(search: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def search_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def search_work(ptq_train: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder for both objectives: the second takes the candidates' conversions from the cache."""
-    return tmp_path_factory.mktemp("search")
+    folder = tmp_path_factory.mktemp("search")
+    with_ptq_train(ptq_train, folder / "work")
+    return folder
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import invoke, tiny_recipe
+from conftest import invoke, tiny_recipe, tiny_work
 
 from edgepack.bundle.metadata import (
     METADATA_NAME,
@@ -40,10 +40,12 @@ license = "Apache-2.0"
 
 
 @pytest.fixture(scope="module")
-def bundled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One tiny digits run with the android format, its manifest and its converted model."""
+def bundled(tiny_optimized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny digits run with the android format (from the session's `tiny_optimized` stages), its
+    manifest and its converted model."""
     folder = tmp_path_factory.mktemp("metadata")
     recipe = tiny_recipe(folder, name="meta", extra=BUNDLE)
+    tiny_work(tiny_optimized, folder / "w", "meta")
     result = invoke("--json", "run", str(recipe), "--workdir", str(folder / "w"))
     assert result.exit_code in (0, 3), result.output
     bundle = Path(json.loads(result.stdout)["bundle"][0])

@@ -11,9 +11,10 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import EDGEPACK, run_cli, tiny_recipe
+from conftest import EDGEPACK, run_cli, tiny_recipe, tiny_work
 
 from edgepack.fsutil import TMP_MARK
 
@@ -51,13 +52,11 @@ def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section
 
 
 @pytest.fixture(scope="module")
-def optimized(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work folder with the tiny recipe trained and optimized (recipe name `shared`): the tests below
-    change only what comes after (conversion, bundle), on their own copies."""
-    folder = tmp_path_factory.mktemp("optimized")
-    proc = run_cli("optimize", str(tiny_recipe(folder, name="shared")), "--workdir", str(folder / "w"))
-    assert proc.returncode == 0, proc.stderr
-    return folder / "w"
+def optimized(tiny_optimized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work folder with the tiny recipe trained and optimized (recipe name `shared`; the session's
+    `tiny_optimized` stages): the tests below change only what comes after (conversion, bundle), on their
+    own copies."""
+    return tiny_work(tiny_optimized, tmp_path_factory.mktemp("optimized") / "w", "shared")
 
 
 def test_bundling_the_same_artifacts_twice_gives_the_same_zip(optimized: Path, tmp_path: Path) -> None:

@@ -8,24 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, invoke
+from conftest import REPO, default_train, invoke, tiny_copy
 
 RECIPES = REPO / "recipes"
-
-
-def tiny_copy(name: str, folder: Path, limit: int | None = None) -> Path:
-    """The shipped recipe `name` with every stage cut to one epoch (and the data to `limit` images)."""
-    text = (RECIPES / f"{name}.toml").read_text()
-    text = re.sub(r"(?m)^epochs = \d+", "epochs = 1", text)
-    text = re.sub(r"(?m)^calibration_samples = \d+", "calibration_samples = 32", text)
-    text = re.sub(r"(?m)^runs = \d+", "runs = 5", text)
-    text = re.sub(r"(?m)^\[budgets\][^\[]*", "", text)  # tiny epochs miss real budgets by design
-    if limit:
-        text = text.replace('kind = "digits"', f'kind = "digits"\nlimit = {limit}', 1)
-    text += "\n[validate]\nwarmup = 1\nruns = 5\n" if "[validate]" not in text else ""
-    path = folder / f"{name}.toml"
-    path.write_text(text)
-    return path
 
 
 def run_recipe(path: Path, work: Path) -> dict[str, Any]:
@@ -42,13 +27,28 @@ def stage_records(report: dict[str, Any]) -> list[dict[str, Any]]:
 SHIPPED = ["ptq-int8", "qat-int8", "prune-qat-int8", "prune24-qat-int8", "cluster-qat-int8", "distill-prune-qat-int8"]
 
 
+# Their [model], [dataset] and [train] are the default recipe's: their train stage is the default run's.
+DEFAULT_TRAIN = ["ptq-int8", "qat-int8", "prune-qat-int8", "prune24-qat-int8", "cluster-qat-int8"]
+
+
 @pytest.fixture(scope="module")
-def tiny_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """One tiny run of each shipped digits recipe, shared by the checks below."""
+def tiny_reports(
+    default_run: dict[str, Any], ptq_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """One tiny run of each shipped digits recipe, shared by the checks below: every optimize stage one epoch,
+    trained from the default run's float model where the recipe's training is the default's (ptq-int8 is the
+    session's `ptq_run`), the distillation's teacher one epoch from scratch."""
     folder = tmp_path_factory.mktemp("shipped")
-    reports = {name: run_recipe(tiny_copy(name, folder), folder / "work") for name in SHIPPED}
-    for name, report in reports.items():
-        report["manifest"] = json.loads((folder / "work" / f"bundle-{name}" / "manifest.json").read_text())
+    reports = {"ptq-int8": {**ptq_run["report"], "bundle_dir": ptq_run["bundle"]}}
+    for name in SHIPPED[1:]:
+        shared = name in DEFAULT_TRAIN
+        if shared:
+            default_train(default_run, folder / "work", name)
+        report = run_recipe(tiny_copy(name, folder, keep_train=shared), folder / "work")
+        assert report["stages"]["train"]["cached"] is shared, f"{name}: the train stage was not the default run's"
+        reports[name] = {**report, "bundle_dir": folder / "work" / f"bundle-{name}"}
+    for report in reports.values():
+        report["manifest"] = json.loads((report.pop("bundle_dir") / "manifest.json").read_text())
     return reports
 
 
