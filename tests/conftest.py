@@ -87,6 +87,7 @@ runs = 20
 # pytest-xdist hands whole files to its workers in collection order, so the long files start first
 # and the short ones fill the end instead of one worker finishing minutes after the other.
 SLOWEST_FIRST = (
+    "test_shipped_mobilenet.py",
     "test_shipped_recipes.py",
     "test_reproducible_and_atomic.py",
     "test_accuracy_aware.py",

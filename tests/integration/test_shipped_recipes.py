@@ -111,24 +111,6 @@ def test_mirrored_strategy_runs_the_same_stages(tmp_path: Path) -> None:
     assert all(w["sparsity"] >= 0.79 for w in pruned_weights(report).values())
 
 
-def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> None:
-    from edgepack.analyze.flatbuffer import read_model
-
-    report = run_recipe(tiny_copy("mobilenetv2-qat-int8", tmp_path, limit=120), tmp_path / "work")
-    manifest = json.loads((tmp_path / "work" / "bundle-mobilenetv2-qat-int8" / "manifest.json").read_text())
-    assert manifest["normalization"]["input_shape"] == [96, 96, 3]
-    assert manifest["inputs"][0]["dtype"] == "int8" and manifest["inputs"][0]["shape"][1:] == [96, 96, 3]
-    assert report["stages"]["evaluate"]["test_samples"] == 30
-    assert 0.0 <= report["stages"]["evaluate"]["tflite"] <= 1.0
-    assert report["validation"]["host"]["latency_ms"]["p50"] > 0
-    # per_channel = false: BN folded before QAT (52 conv/BN pairs), one scale per int8 kernel
-    assert len(stage_records(report)[0]["folded_batchnorm"]) == 52
-    info = read_model((tmp_path / "work" / "bundle-mobilenetv2-qat-int8" / "model.tflite").read_bytes())
-    kernels = [t for t in info.tensors if t.data is not None and t.dtype == "int8"]
-    assert len(kernels) == 53 and all(len(t.scales) == 1 for t in kernels)
-    assert manifest["model"]["size_bytes"] < 500_000
-
-
 def test_the_keras3_recipe_bridges_its_builders_model(tmp_path: Path) -> None:
     """The builder returns a Keras 3 model; the train stage bridges it and proves the rebuild (the
     bridged model's pruning and QAT are tests/integration/test_keras3_pipeline.py's)."""
