@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -60,27 +62,82 @@ def bundled(tiny_optimized: dict[str, Any], tmp_path_factory: pytest.TempPathFac
     }
 
 
+def _why(stderr: str) -> str:
+    """pip's or Python's own error lines (pip also prints warnings), else the end of what it wrote."""
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("ERROR:") or "Error" in line.split(":", 1)[0]]
+    return " / ".join(errors[-3:] or lines[-3:])[-600:]
+
+
+def _reader_imports(python: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python), "-c", "from tflite_support import metadata"], capture_output=True, text=True, timeout=120
+    )
+
+
 @pytest.fixture(scope="session")
 def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A separate virtualenv with the official tflite-support (it pins protobuf 3, which TF 2.21 cannot share)."""
-    venv = tmp_path_factory.mktemp("tflite-support-venv")
-    python = venv / "bin" / "python"
-    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot create a virtualenv for tflite-support: {made.stderr.strip()[-300:]}")
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "tflite-support"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PIP_NO_INPUT": "1"},
+    """A separate virtualenv with the official tflite-support (it pins protobuf 3, which TF 2.21 cannot share).
+
+    Made once per machine and Python (pip takes about 20 s) under $EDGEPACK_CACHE, else $XDG_CACHE_HOME/edgepack,
+    else ~/.cache/edgepack, in tests/tflite-support-pyXY; a cached one is used when its reader imports. Skipped,
+    saying what is missing and how to get it, where it cannot be made here."""
+    cache = Path(
+        os.environ.get("EDGEPACK_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgepack"
     )
-    if pip.returncode != 0:
-        pytest.skip(
-            f"tflite-support cannot be installed here (no wheel for this platform or no package index): "
-            f"{pip.stderr.strip()[-300:]}"
+    venv = cache / "tests" / f"tflite-support-py{sys.version_info.major}{sys.version_info.minor}"
+    if (venv / "bin" / "python").is_file():
+        if _reader_imports(venv / "bin" / "python").returncode == 0:
+            return venv / "bin" / "python"
+        shutil.rmtree(venv, ignore_errors=True)  # broken (an interpreter since removed, say): made again
+    try:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        draft = Path(tempfile.mkdtemp(prefix=f"{venv.name}.tmp-", dir=venv.parent))
+    except OSError:  # a read-only home: made for this session only
+        draft = venv = tmp_path_factory.mktemp("tflite-support-venv")
+    python = draft / "bin" / "python"
+
+    def skip(why: str) -> NoReturn:
+        shutil.rmtree(draft, ignore_errors=True)  # no half-made virtualenv left in the cache
+        pytest.skip(why)
+
+    made = subprocess.run([sys.executable, "-m", "venv", str(draft)], capture_output=True, text=True)
+    if made.returncode != 0:
+        skip(
+            f"cannot create a virtualenv for tflite-support (Debian: apt-get install python3-venv): {_why(made.stderr)}"
         )
-    return python
+    try:
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "tflite-support"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PIP_NO_INPUT": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        skip("`pip install tflite-support` did not finish in 600 s: is a package index reachable from here?")
+    if pip.returncode != 0:
+        skip(
+            "pip cannot install tflite-support here (no wheel of it for this platform and Python, or no package "
+            f"index reachable: PIP_INDEX_URL / PIP_FIND_LINKS point pip at a mirror): {_why(pip.stderr)}"
+        )
+    reader = _reader_imports(python)
+    if reader.returncode != 0:
+        if "libusb" in reader.stderr:
+            skip(
+                "tflite-support's metadata reader loads libusb-1.0, which is not installed here (Debian: "
+                f"apt-get install libusb-1.0-0; .ci/run installs it): {_why(reader.stderr)}"
+            )
+        skip(f"tflite-support is installed but `from tflite_support import metadata` fails: {_why(reader.stderr)}")
+    if draft != venv:
+        try:
+            draft.rename(venv)  # whole or not at all
+        except OSError:  # another session cached one meanwhile: that one, else this one uncached
+            if _reader_imports(venv / "bin" / "python").returncode != 0:
+                return python
+            shutil.rmtree(draft, ignore_errors=True)
+    return venv / "bin" / "python"
 
 
 READER = textwrap.dedent("""
