@@ -377,7 +377,7 @@ def test_malformed_models_raise_model_error(models: dict[str, bytes], case: str)
     data = MALFORMED[case](models["float32"])
     with pytest.raises(ModelError, match="not a valid TFLite model"):
         read_model(data)
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelError, match="not a valid TFLite model"):
         weight_stats(data)
 
 

@@ -56,6 +56,7 @@ def test_a_one_step_stage_still_prunes(data: Any) -> None:
     tiny = load_dataset(DigitsDataset(kind="digits", normalization={"mean": 0.0, "std": 16.0}, limit=40), 0, REPO)
     _, record = prune(small_cnn(tiny), tiny, final_sparsity=0.6, batch_size=64)
     assert record["schedule"]["total"] == 1
+    assert set(record["sparsity"]) == {"conv1", "conv2", "conv3", "fc", "logits"}
     assert all(abs(value - 0.6) < 0.01 for value in record["sparsity"].values()), record["sparsity"]
 
 

@@ -23,8 +23,13 @@ def test_mobilenetv2_qat_int8_converts_and_runs_in_litert(tmp_path: Path) -> Non
     manifest = json.loads((tmp_path / "work" / "bundle-mobilenetv2-qat-int8" / "manifest.json").read_text())
     assert manifest["normalization"]["input_shape"] == [96, 96, 3]
     assert manifest["inputs"][0]["dtype"] == "int8" and manifest["inputs"][0]["shape"][1:] == [96, 96, 3]
-    assert report["stages"]["evaluate"]["test_samples"] == 10
-    assert 0.0 <= report["stages"]["evaluate"]["tflite"] <= 1.0
+    evaluate = report["stages"]["evaluate"]
+    assert evaluate["test_samples"] == 10
+    # one epoch on 30 images learns next to nothing; the figure is still a count of the 10 test images, the
+    # manifest's, and the int8 model computes what the QAT model does (its outputs, not its accuracy)
+    assert evaluate["tflite"] == manifest["metrics"]["accuracy"]["tflite"]
+    assert round(evaluate["tflite"] * 10) == pytest.approx(evaluate["tflite"] * 10, abs=1e-9)
+    assert manifest["metrics"]["fidelity"]["worst_sqnr_db"] > 20
     assert report["validation"]["host"]["latency_ms"]["p50"] > 0
     # per_channel = false: BN folded before QAT (52 conv/BN pairs), one scale per int8 kernel
     assert len(stage_records(report)[0]["folded_batchnorm"]) == 52

@@ -31,9 +31,22 @@ def test_parse_size(text: int | str, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "KB", "12 parsecs", "-3 KB", 0, "0 KB"])
-def test_parse_size_refuses_nonsense(bad: int | str) -> None:
-    with pytest.raises(ValueError):
+NOT_A_SIZE = r"is not a size; use bytes \(an integer\) or e\.g\. '80 KB', '64 KiB', '2 MB'"
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("", "'' " + NOT_A_SIZE),
+        ("KB", "'KB' " + NOT_A_SIZE),
+        ("12 parsecs", "'12 parsecs' " + NOT_A_SIZE),
+        ("-3 KB", "'-3 KB' " + NOT_A_SIZE),
+        (0, "a size must be > 0 bytes"),
+        ("0 KB", "a size must be > 0 bytes"),
+    ],
+)
+def test_parse_size_refuses_nonsense(bad: int | str, why: str) -> None:
+    with pytest.raises(ValueError, match=f"^{why}$"):
         parse_size(bad)
 
 
