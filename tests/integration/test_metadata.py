@@ -42,14 +42,15 @@ license = "Apache-2.0"
 
 
 @pytest.fixture(scope="module")
-def bundled(tiny_optimized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One tiny digits run with the android format (from the session's `tiny_optimized` stages), its
+def bundled(tiny_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny digits run with the android format (from the session's `tiny_run` stages), its
     manifest and its converted model."""
     folder = tmp_path_factory.mktemp("metadata")
     recipe = tiny_recipe(folder, name="meta", extra=BUNDLE)
-    tiny_work(tiny_optimized, folder / "w", "meta")
+    tiny_work(tiny_run, folder / "w", "meta")
     result = invoke("--json", "run", str(recipe), "--workdir", str(folder / "w"))
     assert result.exit_code in (0, 3), result.output
+    assert json.loads(result.stdout)["stages"]["optimize"]["cached"], "the tiny run's stages were not reused"
     bundle = Path(json.loads(result.stdout)["bundle"][0])
     manifest = json.loads((bundle / "manifest.json").read_text())
     converted = folder / "w" / "meta" / "convert" / "model.tflite"

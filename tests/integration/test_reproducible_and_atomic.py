@@ -27,11 +27,12 @@ def _run_json(recipe: Path, work: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section(tmp_path: Path) -> None:
-    (tmp_path / "x").mkdir()
+def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section(
+    tiny_run: dict[str, Any], tmp_path: Path
+) -> None:
     (tmp_path / "y").mkdir()
-    first = _run_json(tiny_recipe(tmp_path / "x", seed=7), tmp_path / "a")  # the same recipe in two places
-    second = _run_json(tiny_recipe(tmp_path / "y", seed=7), tmp_path / "b")
+    first = tiny_run["report"]  # the session's run of the same recipe, elsewhere, from nothing, in another process
+    second = _run_json(tiny_recipe(tmp_path / "y"), tmp_path / "b")
     bundles = [Path(first["bundle"][0]), Path(second["bundle"][0])]
     assert bundles[0] != bundles[1]
     assert (bundles[0] / "model.tflite").read_bytes() == (bundles[1] / "model.tflite").read_bytes()
@@ -52,11 +53,11 @@ def test_two_runs_with_the_same_seed_give_the_same_model_bytes_and_build_section
 
 
 @pytest.fixture(scope="module")
-def optimized(tiny_optimized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def optimized(tiny_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A work folder with the tiny recipe trained and optimized (recipe name `shared`; the session's
-    `tiny_optimized` stages): the tests below change only what comes after (conversion, bundle), on their
-    own copies."""
-    return tiny_work(tiny_optimized, tmp_path_factory.mktemp("optimized") / "w", "shared")
+    `tiny_run` stages): the tests below change only what comes after (conversion, bundle), on their own
+    copies."""
+    return tiny_work(tiny_run, tmp_path_factory.mktemp("optimized") / "w", "shared")
 
 
 def test_bundling_the_same_artifacts_twice_gives_the_same_zip(optimized: Path, tmp_path: Path) -> None:

@@ -281,7 +281,7 @@ def test_a_signed_zip_bundle_verifies(bundle: Path, key: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_run_and_bundle_sign_what_they_write(tiny_optimized: dict[str, Any], tmp_path: Path) -> None:
+def test_run_and_bundle_sign_what_they_write(tiny_run: dict[str, Any], tmp_path: Path) -> None:
     from conftest import tiny_recipe, tiny_work
 
     private = tmp_path / "keys" / "release"
@@ -294,7 +294,7 @@ def test_run_and_bundle_sign_what_they_write(tiny_optimized: dict[str, Any], tmp
     refused = invoke("run", str(recipe), "--workdir", str(tmp_path / "w"), "--sign", str(bad))
     assert refused.exit_code == 2 and "not-a-key" in refused.stderr  # said before any training
     assert not (tmp_path / "w" / "signed" / "train").exists()
-    tiny_work(tiny_optimized, tmp_path / "w", "signed")  # trained once for the session: signing is what follows
+    tiny_work(tiny_run, tmp_path / "w", "signed")  # trained once for the session: signing is what follows
     result = invoke("--json", "run", str(recipe), "--workdir", str(tmp_path / "w"), "--sign", str(private))
     assert result.exit_code in (0, 3), result.output
     bundle = Path(json.loads(result.stdout)["bundle"][0])
