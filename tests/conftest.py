@@ -83,31 +83,35 @@ runs = 20
 """
 
 
-# Integration test files by their time on 2 cores, slowest first (as `pytest --durations=0` shows them).
+# Integration test files by their time on 2 cores, slowest first (their tests' times summed, from
+# `pytest --junitxml`; a file's time includes the session fixtures it is first to ask for).
 # pytest-xdist hands whole files to its workers in collection order, so the long files start first
 # and the short ones fill the end instead of one worker finishing minutes after the other.
 SLOWEST_FIRST = (
-    "test_shipped_mobilenet.py",
     "test_shipped_recipes.py",
+    "test_shipped_mobilenet.py",
     "test_reproducible_and_atomic.py",
     "test_optimize.py",
     "test_accuracy_aware.py",
+    "test_keras3_pipeline.py",
     "test_tasks.py",
     "test_ethos_u.py",
-    "test_keras3_pipeline.py",
     "test_devices.py",
-    "test_keras3_bridge.py",
-    "test_analyze.py",
     "test_convert_pool.py",
-    "test_tflm.py",
-    "test_metadata.py",
-    "test_fits.py",
     "test_inspect.py",
+    "test_analyze.py",
+    "test_fits.py",
+    "test_keras3_bridge.py",
+    "test_tflm.py",
     "test_init.py",
-    "test_report.py",
-    "test_signing.py",
-    "test_default_run.py",
+    "test_metadata.py",
     "test_fold.py",
+    "test_default_run.py",
+    "test_report.py",
+    "test_c_array.py",
+    "test_cli.py",
+    "test_compare.py",
+    "test_signing.py",
 )
 
 
