@@ -1,13 +1,23 @@
-"""Shared fixtures: tiny recipes, a CLI runner, and one real run of the default recipe per session."""
+"""Shared by both tiers: tiny recipes, a CLI runner, one real run of the default recipe per session, the
+test sshd, and the order in which the test files run.
+
+tests/unit holds the tests that import none of TensorFlow, tf_keras, Keras, TFMOT, LiteRT, tflite-micro or
+Vela (tests/unit/conftest.py makes them fail if they do); tests/integration holds everything that trains,
+converts or runs an interpreter. Test modules import the helpers below with `from conftest import ...`:
+this folder is on sys.path (put there below, whatever pytest's import mode), and the two tiers are
+packages, so their own conftest.py files never take the name `conftest`.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +26,23 @@ from typer.testing import CliRunner
 
 from edgepack.cli.app import app
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+UNIT = TESTS / "unit"
+FAKES = TESTS / "fakes"
 EDGEPACK = Path(sys.executable).with_name("edgepack")
+if str(TESTS) not in sys.path:  # `from conftest import ...`, `from sshd import ...` in either tier
+    sys.path.insert(0, str(TESTS))
+
+# What a unit test must not import (tests/unit/conftest.py), and collection must not import either: a module
+# imported while collecting is already in sys.modules when the unit tests run, where the check cannot see it.
+HEAVY = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "ai_edge_litert", "tflite_micro", "ethosu")
+
+
+def heavy_modules() -> set[str]:
+    """The modules of HEAVY (and their submodules) imported in this process so far."""
+    return {name for name in sys.modules if name.partition(".")[0] in HEAVY}
+
 
 TINY = """
 name = "{name}"
@@ -58,34 +83,59 @@ runs = 20
 """
 
 
-# Test files by their time on 2 cores, slowest first (as `pytest --durations=0` shows them).
+# Integration test files by their time on 2 cores, slowest first (their tests' times summed, from
+# `pytest --junitxml`; a file's time includes the session fixtures it is first to ask for).
 # pytest-xdist hands whole files to its workers in collection order, so the long files start first
 # and the short ones fill the end instead of one worker finishing minutes after the other.
 SLOWEST_FIRST = (
     "test_shipped_recipes.py",
+    "test_shipped_mobilenet.py",
     "test_reproducible_and_atomic.py",
-    "test_accuracy_aware.py",
-    "test_tasks.py",
-    "test_keras3_pipeline.py",
-    "test_devices.py",
-    "test_ethos_u.py",
-    "test_compare.py",
-    "test_inspect.py",
-    "test_metadata.py",
     "test_optimize.py",
+    "test_accuracy_aware.py",
+    "test_keras3_pipeline.py",
+    "test_tasks.py",
+    "test_ethos_u.py",
+    "test_devices.py",
+    "test_convert_pool.py",
+    "test_inspect.py",
+    "test_analyze.py",
+    "test_fits.py",
     "test_keras3_bridge.py",
     "test_tflm.py",
-    "test_analyze.py",
-    "test_signing.py",
-    "test_convert_pool.py",
+    "test_init.py",
+    "test_metadata.py",
+    "test_fold.py",
     "test_default_run.py",
+    "test_report.py",
+    "test_c_array.py",
+    "test_cli.py",
+    "test_compare.py",
+    "test_signing.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Collect the slowest files first (a stable sort: the order within a file is kept)."""
+    """The unit files first (seconds in all), then the integration files slowest first (a stable sort: the
+    order within a file is kept). Under xdist a worker runs its files in this order, so every unit test runs
+    before any integration test of its process has imported TensorFlow."""
     rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    items.sort(key=lambda item: (0, 0) if UNIT in item.path.parents else (1, rank.get(item.path.name, len(rank))))
+
+
+# Test module -> the HEAVY modules it imported when collected (at its top level); see HEAVY.
+COLLECTED_HEAVY: dict[str, set[str]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    before = heavy_modules()
+    report = yield
+    if isinstance(collector, pytest.Module):
+        new = {name.partition(".")[0] for name in heavy_modules() - before}
+        if new:
+            COLLECTED_HEAVY[collector.nodeid] = new
+    return report
 
 
 def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64, extra: str = "") -> Path:
@@ -146,26 +196,37 @@ def fast_tflite(model: Any, path: Path, int8: bool, samples: int = 2) -> Path:
     return path
 
 
+def once_per_session(
+    request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str, make: Callable[[Path], dict[str, Any]]
+) -> dict[str, Any]:
+    """`make(folder)` run once per test session, its result (JSON, with Path values at the top) shared.
+
+    Under pytest-xdist the first worker to ask makes it in the session's shared temporary folder; the
+    others wait on a lock there and read what it wrote."""
+    if not hasattr(request.config, "workerinput"):  # one process (no xdist worker)
+        return make(factory.mktemp(name))
+    shared = factory.getbasetemp().parent  # this session's, shared by its workers
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / f"{name}.json"
+        if not done.is_file():
+            made = make(shared / name)
+            paths = [k for k, v in made.items() if isinstance(v, Path)]
+            done.write_text(
+                json.dumps({"paths": paths, "made": {k: str(v) if k in paths else v for k, v in made.items()}})
+            )
+            return made
+        record = json.loads(done.read_text())
+    return {k: Path(v) if k in record["paths"] else v for k, v in record["made"].items()}
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
     """One real `edgepack run` of the shipped default recipe, with its JSON report and files.
 
-    Made once per test session: under pytest-xdist the first worker to ask runs it (the others wait on
-    a lock in the session's shared temporary folder). It is read-only: a test that runs commands on
+    Made once per test session (`once_per_session`). It is read-only: a test that runs commands on
     its work folder runs them on `work_copy(default_run, tmp_path)`."""
-    if not hasattr(request.config, "workerinput"):  # one process (no xdist worker)
-        return _default_run(tmp_path_factory.mktemp("default"))
-    shared = tmp_path_factory.getbasetemp().parent  # this session's, shared by its workers
-    with open(shared / "default-run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "default-run.json"
-        if done.is_file():
-            made = json.loads(done.read_text())
-        else:
-            made = _default_run(shared / "default-run")
-            done.write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in made.items()}))
-            return made
-    return {**made, **{k: Path(made[k]) for k in ("work", "bundle", "junit")}}
+    return once_per_session(request, tmp_path_factory, "default-run", _default_run)
 
 
 def _default_run(work: Path) -> dict[str, Any]:
@@ -182,6 +243,79 @@ def _default_run(work: Path) -> dict[str, Any]:
         "junit": junit,
         "manifest": json.loads((bundle / "manifest.json").read_text()),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The tiny recipe (`tiny_recipe`'s defaults) run once per session from nothing (`run --no-cache`, by the
+    installed script): its JSON report and work folder. test_reproducible_and_atomic compares a second such
+    run with it; the tests that convert or bundle the tiny recipe start from its train and optimize stages
+    (`tiny_work`) instead of training it again."""
+    return once_per_session(request, tmp_path_factory, "tiny-run", _tiny_run)
+
+
+def _tiny_run(folder: Path) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = run_cli("--json", "run", str(tiny_recipe(folder)), "--workdir", str(folder / "work"), "--no-cache")
+    assert proc.returncode in (0, 3), proc.stderr  # the tiny recipe has no budgets to fail, but its tests allow 3
+    return {"report": json.loads(proc.stdout), "work": folder / "work"}
+
+
+def tiny_work(tiny_run: dict[str, Any], work: Path, name: str) -> Path:
+    """`work` holding the tiny recipe's train and optimize stages for a tiny recipe named `name` (a stage's id
+    does not depend on the recipe's name: that recipe finds them in its cache, whatever comes after)."""
+    for stage in ("train", "optimize"):
+        shutil.copytree(tiny_run["work"] / "tiny" / stage, work / name / stage, ignore=shutil.ignore_patterns("*.lock"))
+    return work
+
+
+def tiny_copy(name: str, folder: Path, limit: int | None = None, keep_train: bool = False) -> Path:
+    """The shipped recipe `name` with every stage cut to one epoch, 32 calibration samples, 5 validation runs
+    and no budgets (and the data to `limit` images). With `keep_train` its [train] section is left as shipped:
+    where that is the default recipe's, its train stage is the default run's (`default_train`)."""
+    lines, section = [], ""
+    for line in (REPO / "recipes" / f"{name}.toml").read_text().splitlines(keepends=True):
+        section = line.split("#")[0].strip() if line.startswith("[") else section
+        lines.append(line if keep_train and section == "[train]" else re.sub(r"^epochs = \d+", "epochs = 1", line))
+    text = "".join(lines)
+    text = re.sub(r"(?m)^calibration_samples = \d+", "calibration_samples = 32", text)
+    text = re.sub(r"(?m)^runs = \d+", "runs = 5", text)
+    text = re.sub(r"(?m)^\[budgets\][^\[]*", "", text)  # tiny epochs miss real budgets by design
+    if limit:
+        text = text.replace('kind = "digits"', f'kind = "digits"\nlimit = {limit}', 1)
+    text += "\n[validate]\nwarmup = 1\nruns = 5\n" if "[validate]" not in text else ""
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def default_train(default_run: dict[str, Any], work: Path, name: str) -> None:
+    """The default run's train stage in `work` for recipe `name`: a recipe whose [train], [model] and [dataset]
+    are the default recipe's (the shipped ptq-int8, qat-int8, prune-qat-int8, ...) finds it in its cache."""
+    shutil.copytree(
+        default_run["work"] / "digits" / "train", work / name / "train", ignore=shutil.ignore_patterns("*.lock")
+    )
+
+
+@pytest.fixture(scope="session")
+def ptq_run(
+    default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """The shipped ptq-int8 recipe (`tiny_copy`) run once per session on the default run's train stage (the same
+    settings: nothing is trained): its JSON report, bundle and work folder."""
+    return once_per_session(request, tmp_path_factory, "ptq-run", lambda folder: _ptq_run(default_run, folder))
+
+
+def _ptq_run(default_run: dict[str, Any], folder: Path) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    work, bundle = folder / "work", folder / "work" / "bundle-ptq-int8"
+    default_train(default_run, work, "ptq-int8")
+    recipe = tiny_copy("ptq-int8", folder, keep_train=True)
+    result = invoke("--json", "run", str(recipe), "--workdir", str(work), "--out", str(bundle))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["stages"]["train"]["cached"], "the train stage was not the default run's"
+    return {"report": report, "bundle": bundle, "work": work}
 
 
 def work_copy(default_run: dict[str, Any], folder: Path) -> Path:
@@ -201,3 +335,17 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Any:
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any) -> Path:
+    """./devices with the test sshd, a fake phone, and broken variants; fake adb first on PATH."""
+    folder = tmp_path / "devices"
+    folder.mkdir()
+    python = sys.executable
+    (folder / "ssh-test.toml").write_text(sshd.profile("ssh-test", python))
+    (folder / "phone.toml").write_text(f'kind = "adb"\npython = "{python}"\nthreads = 1\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_ADB_ROOT", str(tmp_path / "phone"))
+    return folder

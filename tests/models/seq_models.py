@@ -1,4 +1,4 @@
-"""Builders for layer types that QAT handles specially, used by tests/test_optimize.py."""
+"""Builders for layer types that QAT handles specially, used by tests/integration/test_optimize.py."""
 
 from __future__ import annotations
 

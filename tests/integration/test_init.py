@@ -1,0 +1,322 @@
+"""`edgepack init`: starter recipes for a user's own saved model and data, measured and never overwritten.
+
+Two tiny models are built here: a tf_keras CNN classifier on 8x8x1 images (random weights) and a
+Keras 3 regression MLP on 10 features (saved as .keras by Keras 3 itself, two epochs of training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import invoke
+
+SAMPLES = 120
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The two saved models and their data, in one folder."""
+    from edgepack.models.keras3 import keras3_module
+    from edgepack.models.tf import load
+
+    folder = tmp_path_factory.mktemp("init")
+    rng = np.random.default_rng(0)
+    tk = load().keras
+    tk.utils.set_random_seed(0)
+    cnn = tk.Sequential(
+        [
+            tk.layers.Input((8, 8, 1)),
+            tk.layers.Conv2D(4, 3, activation="relu"),
+            tk.layers.Flatten(),
+            tk.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    cnn.save(folder / "Digits CNN.h5")
+    images = rng.integers(0, 256, size=(SAMPLES, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 3, size=SAMPLES).astype(np.int64)
+    np.savez(folder / "images.npz", images=images, labels=labels, extra=images[::-1].copy())
+    autoencoder = tk.Sequential([tk.layers.Input((6,)), tk.layers.Dense(3), tk.layers.Dense(6)])
+    autoencoder.save(folder / "ae.keras")  # tf_keras's own .keras format
+    np.savez(
+        folder / "sensors.npz",
+        readings=rng.normal(size=(40, 6)).astype(np.float32),
+        is_anomaly=(np.arange(40) % 5 == 0).astype(np.int64),
+    )
+
+    keras = keras3_module()
+    keras.utils.set_random_seed(0)
+    x = (rng.normal(size=(SAMPLES, 10)) * 3 + 5).astype(np.float32)
+    y = (0.5 * x[:, :1] - 2).astype(np.float32)
+    mlp = keras.Sequential(
+        [
+            keras.Input((10,)),
+            keras.layers.Normalization(mean=5.0, variance=9.0),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    mlp.compile("adam", "mse")
+    mlp.fit(x, y, epochs=2, verbose=0)
+    mlp.save(folder / "mlp.keras")
+    np.savez(folder / "features.npz", x=x, y=y)
+    raw = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    raw.save(folder / "raw.keras")
+    hard = keras.Sequential([keras.Input((10,)), keras.layers.Dense(4, activation="hard_silu"), keras.layers.Dense(1)])
+    hard.save(folder / "hard.keras")  # tf_keras has no hard_silu: the bridge refuses it
+    return {
+        "folder": folder,
+        "cnn": folder / "Digits CNN.h5",
+        "images": folder / "images.npz",
+        "mlp": folder / "mlp.keras",
+        "raw": folder / "raw.keras",
+        "hard": folder / "hard.keras",
+        "features": folder / "features.npz",
+        "ae": folder / "ae.keras",
+        "sensors": folder / "sensors.npz",
+    }
+
+
+def _recipe(path: Path) -> dict[str, Any]:
+    from edgepack.recipe.load import load_recipe
+
+    load_recipe(str(path))  # the written recipe validates
+    return tomllib.loads(path.read_text())
+
+
+def _line(text: str, key: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"{key} ="))
+
+
+def test_classifier_starter_is_measured_runs_within_its_budgets_and_is_never_overwritten(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    out = files["folder"] / "recipes" / "cnn.toml"  # paths in it: relative to its folder
+    result = invoke("init", str(files["cnn"]), "--data", str(files["images"]), "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "first measurement" in result.stdout and str(out) in result.stdout
+    text = out.read_text()
+    recipe = _recipe(out)
+    assert recipe["name"] == "digits-cnn"  # the file's stem, lowercased to the name pattern
+    assert recipe["task"]["kind"] == "classification"
+    data = recipe["dataset"]
+    assert (data["kind"], data["x_key"], data["y_key"]) == ("npz", "images", "labels")
+    assert data["path"] == "../" + files["images"].name and recipe["model"]["path"] == "../Digits CNN.h5"
+    assert "also fit: 'extra'" in text  # the other array that fits the input is named
+    assert '# labels = ["0", "1", "2"]' in text and "3 classes" in text
+    assert "# GUESS: values 0..255 look like 8-bit pixels" in text and "check it matches how the model" in text
+    assert data["normalization"] == {"mean": 0.0, "std": 255.0} and data["pixel_range"] == [0, 255]
+    assert recipe["convert"] == {"mode": "int8", "io": "int8", "calibration_samples": SAMPLES - SAMPLES // 4}
+    assert recipe["validate"]["devices"] == ["host"]
+    budgets = recipe["budgets"]
+    assert {"max_size", "latency_p90_ms", "max_accuracy_drop"} <= set(budgets)
+    assert set(budgets["latency_p90_ms"]) == {"host"} and budgets["max_accuracy_drop"] >= 0.01
+    for key in budgets:
+        assert "# measured " in _line(text, key) and ": tighten as you need" in _line(text, key)
+    assert not list(out.parent.glob("*.tmp-*"))  # the draft is gone
+
+    checked = invoke("recipes", "check", str(out))
+    assert checked.exit_code == 0, checked.stdout + checked.stderr
+
+    run = invoke("run", str(out), "--workdir", str(tmp_path / "build"))
+    assert run.exit_code == 0, run.stdout + run.stderr  # the recipe passes the budgets it was given
+
+    before = out.read_bytes()
+    again = invoke("init", str(files["cnn"]), "--data", str(files["images"]), "--out", str(out))
+    assert again.exit_code == 2
+    assert "exists" in again.stderr and str(out) in again.stderr and "--out" in again.stderr
+    assert "Traceback" not in again.stderr and out.read_bytes() == before
+
+
+def test_keras3_regression_starter_json_and_a_run_that_reuses_the_measurement(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "mlp.toml"
+    work = tmp_path / "build"
+    result = invoke(
+        "--json", "init", str(files["mlp"]), "--data", str(files["features"]), "--out", str(out), "--workdir", str(work)
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["recipe"] == str(out) and report["task"] == "regression"
+    assert report["model"]["saved_by"].startswith("Keras 3") and report["model"]["optimize_available"]
+    assert report["dataset"]["x_key"] == ["x"] and report["dataset"]["y_key"] == "y"
+    assert report["normalization"] == {**report["normalization"], "mean": 0.0, "std": 1.0, "guess": False}
+    measured = report["measured"]
+    assert measured["size_bytes"] > 0 and measured["latency_ms"]["p90"] > 0 and measured["metric"] == "rmse"
+    text = out.read_text()
+    recipe = _recipe(out)
+    assert recipe["task"]["kind"] == "regression" and recipe["dataset"]["y_key"] == "y"
+    assert recipe["convert"]["io"] == "float32"
+    assert "Normalization 'normalization'" in text and "fed raw" in text  # the model normalizes itself
+    budgets = recipe["budgets"]
+    assert budgets["max_rmse_increase"] >= 0.05
+    assert report["budgets"]["max_rmse_increase"] == budgets["max_rmse_increase"]
+    assert budgets["max_size"] == report["budgets"]["max_size"]
+    kb = -(-measured["size_bytes"] // 1000)
+    assert budgets["max_size"] == f"{-(-kb * 11 // 10)} KB"
+    from edgepack.starter import LATENCY_FLOOR_MS, ceil_sig
+
+    assert budgets["latency_p90_ms"]["host"] == max(LATENCY_FLOOR_MS, ceil_sig(2 * measured["latency_ms"]["p90"]))
+    assert measured["worst_sqnr_db"] is not None  # int8 is never bit-identical to float here
+    assert budgets["min_sqnr_db"] <= measured["worst_sqnr_db"] - 3
+    assert "# measured " in _line(text, "max_rmse_increase")
+
+    run = invoke("--json", "run", str(out), "--workdir", str(work))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    stages = json.loads(run.stdout)["stages"]
+    assert stages["convert"]["cached"] and stages["evaluate"]["cached"]  # --workdir kept the measurement's stages
+
+
+def test_task_the_data_cannot_serve_is_exit_2_naming_file_and_key(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "x.toml"
+    result = invoke(
+        "init", str(files["cnn"]), "--data", str(files["images"]), "--task", "regression", "--out", str(out)
+    )
+    assert result.exit_code == 2
+    assert "images.npz" in result.stderr and "'labels'" in result.stderr and "integer labels" in result.stderr
+    assert "task-unfit" in result.stderr and "hint" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_without_data_the_recipe_loads_and_says_what_to_do(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "raw.toml"
+    result = invoke("init", str(files["raw"]), "--out", str(out), "--name", "My Raw_Model")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    text = out.read_text()
+    recipe = _recipe(out)
+    assert recipe["name"] == "my-raw_model"
+    assert recipe["dataset"]["path"] == "data.npz" and "TODO: no --data" in text
+    assert recipe["task"]["kind"] == "regression"  # one output, not class scores
+    assert recipe["model"]["path"] == Path(os.path.relpath(files["raw"], out.parent)).as_posix()
+    assert "budgets" not in recipe or not recipe["budgets"]
+    assert "# GUESS: no data to look at" in text
+
+    classifier = tmp_path / "cnn.toml"
+    assert invoke("init", str(files["cnn"]), "--out", str(classifier)).exit_code == 0
+    assert _recipe(classifier)["task"]["kind"] == "classification"
+
+
+def test_a_keras3_model_the_bridge_refuses_gets_no_optimize_stages_and_says_why(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "hard.toml"
+    result = invoke("init", str(files["hard"]), "--data", str(files["features"]), "--no-measure", "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    text = " ".join(line.lstrip("# ") for line in out.read_text().splitlines())
+    assert "[[optimize]] stages (prune, qat, cluster) are not available for this model" in text
+    assert "hard_silu" in text and "# [[optimize]]" not in out.read_text().splitlines()  # no example to uncomment
+    recipe = _recipe(out)
+    assert recipe["dataset"]["normalization"]["mean"] == pytest.approx([5.0] * 10, abs=1.0)  # per feature
+    assert "budgets" not in recipe or not recipe["budgets"]
+    assert "Not measured (--no-measure)" in out.read_text()
+
+
+CUSTOM = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="starter")
+class Scale(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+"""
+
+
+def test_a_custom_layer_module_is_imported_and_written(files: dict[str, Path], tmp_path: Path) -> None:
+    import importlib
+
+    from edgepack.models.keras3 import keras3_module
+
+    (tmp_path / "starter_layers.py").write_text(CUSTOM)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        layers = importlib.import_module("starter_layers")
+    finally:
+        sys.path.remove(str(tmp_path))
+    keras = keras3_module()
+    model = keras.Sequential([keras.Input((10,)), layers.Scale(name="scale"), keras.layers.Dense(1)])
+    model.save(tmp_path / "scaled.keras")
+    out = tmp_path / "scaled.toml"
+    result = invoke(
+        "init",
+        str(tmp_path / "scaled.keras"),
+        "--data",
+        str(files["features"]),
+        "--import",
+        "starter_layers",
+        "--no-measure",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    recipe = _recipe(out)
+    assert recipe["model"]["imports"] == ["starter_layers"]
+    assert "scale" in out.read_text() and "# [[optimize]]" not in out.read_text().splitlines()  # unbridgeable
+    assert invoke("recipes", "check", str(out)).exit_code == 0
+
+
+def test_image_folder_and_anomaly_labels_are_recognised(files: dict[str, Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("ant", "bee", "cat"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for index in range(4):
+            Image.fromarray(np.full((12, 10, 3), 40 * index, np.uint8)).save(
+                tmp_path / "photos" / name / f"{index}.png"
+            )
+    out = tmp_path / "folder.toml"
+    result = invoke("init", str(files["cnn"]), "--data", str(tmp_path / "photos"), "--no-measure", "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    recipe = _recipe(out)
+    assert recipe["task"]["kind"] == "classification"
+    assert recipe["dataset"] == {
+        **recipe["dataset"],
+        "kind": "folder",
+        "path": "photos",
+        "image_size": [8, 8],
+        "color_mode": "grayscale",
+        "normalization": {"mean": 0.0, "std": 255.0},
+    }
+    assert recipe["convert"]["io"] == "int8" and "ant, bee, cat" in out.read_text()
+
+    out = tmp_path / "ae.toml"
+    result = invoke("init", str(files["ae"]), "--data", str(files["sensors"]), "--no-measure", "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    recipe = _recipe(out)
+    assert recipe["task"]["kind"] == "anomaly" and recipe["dataset"]["anomaly_key"] == "is_anomaly"
+    assert recipe["dataset"]["x_key"] == "readings" and recipe["convert"]["io"] == "float32"
+    from edgepack.datasets.core import split_indices
+
+    train, _ = split_indices(40, 0.25, 0)
+    assert recipe["convert"]["calibration_samples"] == int(np.sum(train % 5 != 0))  # the train split's normal ones
+
+
+def test_unreadable_model_and_data_are_exit_2_without_traceback(files: dict[str, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.h5"
+    broken.write_text("not a model")
+    result = invoke("init", str(broken), "--out", str(tmp_path / "a.toml"))
+    assert result.exit_code == 2 and "not a Keras model" in result.stderr and "broken.h5" in result.stderr
+    assert "Traceback" not in result.stderr
+    text = tmp_path / "data.csv"
+    text.write_text("1,2,3\n")
+    result = invoke("init", str(files["cnn"]), "--data", str(text), "--out", str(tmp_path / "b.toml"))
+    assert result.exit_code == 2 and "is not an .npz" in result.stderr and "data.csv" in result.stderr
+    result = invoke(
+        "init",
+        str(files["cnn"]),
+        "--data",
+        str(files["images"]),
+        "--task",
+        "nonsense",
+        "--out",
+        str(tmp_path / "c.toml"),
+    )
+    assert result.exit_code == 2 and "classification, regression, anomaly, fidelity" in result.stderr
+    assert not list(tmp_path.glob("*.toml"))

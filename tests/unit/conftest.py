@@ -1,0 +1,82 @@
+"""Unit tests import none of TensorFlow and its family: while each one runs, importing them fails.
+
+HEAVY (tests/conftest.py) is blocked by a `sys.meta_path` finder put first for the test and taken away
+after it, and the test fails if one of them was asked for (even where the test or edgepack caught the
+ImportError) or appeared in sys.modules some other way. A module already imported cannot be seen, so the
+unit files run before the integration files (tests/conftest.py orders them), and a test that finds one
+already imported fails saying so (and which test module imported it at collection, if one did) instead of
+passing unchecked.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import sys
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import COLLECTED_HEAVY, HEAVY, heavy_modules
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+# Session fixtures of tests/conftest.py that train a model (in a subprocess, where the blocker is not).
+TRAINING_FIXTURES = ("default_run",)
+
+
+def _refusal(test: str, what: str) -> str:
+    return f"unit tests must not import TensorFlow: move {test} to tests/integration ({what})"
+
+
+class HeavyImportBlocker(importlib.abc.MetaPathFinder):
+    """Refuses every module of HEAVY, remembering what was asked for."""
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+        self.asked: list[str] = []
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if fullname.partition(".")[0] not in HEAVY:
+            return None
+        self.asked.append(fullname)
+        raise ImportError(_refusal(self.test, f"it imports {fullname}"), name=fullname)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _no_tensorflow(request: pytest.FixtureRequest) -> Iterator[None]:
+    test = request.node.nodeid
+    training = [name for name in TRAINING_FIXTURES if name in request.fixturenames]
+    if training:
+        pytest.fail(_refusal(test, f"it uses the {', '.join(training)} fixture, which trains a model"), pytrace=False)
+    before = heavy_modules()
+    if before:
+        collected = "; ".join(f"{path} imports {', '.join(sorted(names))}" for path, names in COLLECTED_HEAVY.items())
+        pytest.fail(
+            f"cannot check that {test} imports no TensorFlow: {', '.join(sorted(before)[:3])} "
+            + (
+                f"were imported while the tests were collected ({collected}): import them inside the tests and "
+                "fixtures that use them"
+                if collected
+                else "were imported before it ran (by a module or session fixture, or by an integration test "
+                "earlier in this process; tests/conftest.py runs the unit files first)"
+            ),
+            pytrace=False,
+        )
+    blocker = HeavyImportBlocker(test)
+    sys.meta_path.insert(0, blocker)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(blocker)
+    appeared = sorted(heavy_modules() - before)
+    if (blocker.asked or appeared) and not request.node.stash.get(CALL_FAILED, False):  # failed already: once
+        pytest.fail(_refusal(test, f"it imported {', '.join(blocker.asked or appeared)}"), pytrace=False)

@@ -1,0 +1,105 @@
+"""`edgepack init` without a model: never overwriting, the normalization and budget guesses, a light
+`init --help` (starters for real saved models: tests/integration/test_init.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+def test_write_new_never_replaces_a_file(tmp_path: Path) -> None:
+    from edgepack.errors import BadInputError
+    from edgepack.starter import write_new
+
+    target = tmp_path / "r.toml"
+    write_new(target, "a = 1\n")
+    with pytest.raises(BadInputError, match="never overwrites"):
+        write_new(target, "a = 2\n")
+    assert target.read_text() == "a = 1\n" and [p.name for p in tmp_path.iterdir()] == ["r.toml"]
+
+
+def test_normalization_guesses() -> None:
+    from edgepack.starter import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
+
+    model = ModelInfo(
+        Path("m.keras"), "keras", 3, "3", [Tensor("x", (4,), "float32")], [Tensor("y", (1,), "float32")], 5, None, None
+    )
+
+    def guess(x: np.ndarray) -> Any:
+        plan = DataPlan("npz", Path("d.npz"), len(x), Fit("fidelity", ""), x_keys=["x"], inputs={"x": x})
+        return guess_normalization(plan, model)
+
+    rng = np.random.default_rng(0)
+    unit = guess(rng.random((50, 4)).astype(np.float32))
+    assert (unit.mean, unit.std, unit.guess) == (0.0, 1.0, True)
+    pixels = guess(rng.integers(0, 256, (50, 4)).astype(np.uint8))
+    assert (pixels.mean, pixels.std) == (0.0, 255.0)
+    wide = guess((rng.normal(size=(500, 4)) * [1, 10, 100, 1000]).astype(np.float32))
+    assert len(wide.mean) == 4 and wide.std == pytest.approx([1, 10, 100, 1000], rel=0.15)
+    assert all(len(f"{v:.12g}".lstrip("-0.").replace(".", "")) <= 6 for v in wide.mean + wide.std)  # 6 digits
+    itself = guess_normalization(
+        DataPlan("none", None, 0, Fit("regression", "")), ModelInfo(**{**model.__dict__, "normalizer": "Rescaling 'r'"})
+    )
+    assert (itself.mean, itself.std, itself.guess) == (0.0, 1.0, False) and "Rescaling 'r'" in itself.why
+
+
+def test_guesses_and_roundings() -> None:
+    from edgepack.starter import Measured, budgets_from, ceil_sig, recipe_name
+
+    assert (ceil_sig(0.0146), ceil_sig(0.014), ceil_sig(123.0), ceil_sig(9.99)) == (0.015, 0.014, 130.0, 10.0)
+    assert (recipe_name("My Model"), recipe_name("__x"), recipe_name("???")) == ("my-model", "x", "model")
+    measured = Measured(
+        size_bytes=10_000,
+        latency_ms={"p90": 0.5},
+        task="classification",
+        metric="accuracy",
+        float_value=0.9,
+        tflite_value=0.88,
+        worsening=0.02,
+        worst_sqnr_db=float("inf"),
+        on="2025-01-01",
+    )
+    budgets = {b.key: b.value for b in budgets_from(measured)}
+    assert budgets == {"max_size": "11 KB", "latency_p90_ms": {"host": 1.0}, "max_accuracy_drop": 0.025}
+    tiny = budgets_from(
+        replace(
+            measured, latency_ms={"p90": 0.003}, task="regression", metric="rmse", worsening=0.001, worst_sqnr_db=31.7
+        )
+    )
+    assert {b.key: b.value for b in tiny} == {
+        "max_size": "11 KB",
+        "latency_p90_ms": {"host": 0.05},
+        "max_rmse_increase": 0.05,
+        "min_sqnr_db": 28.0,
+    }
+    assert all(b.comment.startswith("measured ") and b.comment.endswith("tighten as you need") for b in tiny)
+    # A measurement beyond what a budget can hold is not made a budget the first run would fail.
+    wrecked = budgets_from(replace(measured, task="regression", metric="rmse", worsening=12.0, worst_sqnr_db=-999.0))
+    unset = {b.key: b.comment for b in wrecked if b.unset}
+    assert set(unset) == {"max_rmse_increase", "min_sqnr_db"}
+    assert "+1200.00 %" in unset["max_rmse_increase"] and "-999.00 dB" in unset["min_sqnr_db"]
+    assert {b.key for b in wrecked if not b.unset} == {"max_size", "latency_p90_ms"}
+
+
+def _modules_after(code: str) -> tuple[str, set[str]]:
+    probe = code + "\nimport sys\nsys.stderr.write(' '.join(sorted(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return proc.stdout, set(proc.stderr.split())
+
+
+def test_init_help_imports_no_tensorflow() -> None:
+    shown, modules = _modules_after(
+        "import sys\nfrom edgepack.cli.app import app\n"
+        "sys.argv = ['edgepack', 'init', '--help']\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0"
+    )
+    assert "--no-measure" in shown
+    assert not {"tensorflow", "tf_keras", "keras", "edgepack.starter"} & modules
+    _, modules = _modules_after("import edgepack.cli.init")  # the command module itself: nothing heavy at all
+    assert not {"tensorflow", "numpy", "pydantic"} & modules
