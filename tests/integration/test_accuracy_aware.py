@@ -265,6 +265,10 @@ def test_mode_search_picks_what_the_measured_figures_say(search_work: Path, obje
 
     assert schema_problems(manifest) == [] and schema_problems(measured, measurements_schema()) == []
     assert {g["name"]: g["passed"] for g in report["gate"]["results"]}["convert.search"] is True
+    # the search's own seconds (judging, timing each mode) apart from each mode's conversion and the gate
+    seconds = report["seconds"]
+    assert {"search", "convert-float32", "convert-float16", "convert-dynamic", "convert-int8"} <= set(seconds)
+    assert seconds["search"] > 0
 
 
 @pytest.mark.slow
