@@ -132,7 +132,11 @@ STEPS = (
     ("data (load, normalize, split, fingerprint)", ("data",), ("data",)),
     ("train (and the float model's test metric)", ("train",), ("train",)),
     ("optimize (prune, QAT, their metrics)", ("optimize",), ("optimize",)),
-    ("convert (calibrated int8; a [convert.search]: every mode, judged and timed)", ("convert", "search"), ("convert",)),
+    (
+        "convert (calibrated int8; a [convert.search]: every mode, judged and timed)",
+        ("convert", "search"),
+        ("convert",),
+    ),
     ("evaluate (the .tflite on the test split)", ("evaluate",), ("evaluate",)),
     ("validate (latency on the host)", ("validate",), ("validate",)),
     ("ship, gate, bundle (plain: write the file)", ("ship", "gate", "fits", "bundle"), ("bundle",)),
