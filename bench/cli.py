@@ -57,14 +57,9 @@ class Row:
 
 def help_commands() -> list[list[str]]:
     """`edgepack --help`, every command's `--help` and every group's subcommands' `--help`."""
-    from edgepack.cli.app import COMMANDS, _module_group
+    from edgepack.cli.app import command_paths
 
-    argvs = [["--help"]]
-    for name, (module, attribute, _) in COMMANDS.items():
-        argvs.append([name, "--help"])
-        if attribute is not None:
-            argvs += [[name, sub, "--help"] for sub in _module_group(module, attribute).commands]
-    return argvs
+    return [["--help"]] + [[*path, "--help"] for path in command_paths()]
 
 
 def wall(command: list[str]) -> float:

@@ -11,12 +11,14 @@ packages, so their own conftest.py files never take the name `conftest`.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,35 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
         if new:
             COLLECTED_HEAVY[collector.nodeid] = new
     return report
+
+
+# A recipe on an .npz of features for a task (the tasks tests fill in task, keys and builder)
+FEATURES = """
+seed = 0
+[task]
+kind = "{task}"
+[dataset]
+kind = "npz"
+path = "data.npz"
+{keys}
+[model]
+kind = "builder"
+builder = "edgepack.models.zoo:{builder}"
+[train]
+epochs = 1
+"""
+
+
+def zip_of(entries: list[tuple[str, bytes, int | None]]) -> bytes:
+    """A zip of (name, bytes, unix mode or None) entries, written as given (for archive checks)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name)
+            if mode is not None:
+                info.external_attr = mode << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
 
 
 def tiny_recipe(folder: Path, name: str = "tiny", seed: int = 0, calibration: int = 64, extra: str = "") -> Path:

@@ -73,6 +73,17 @@ def _module_group(module: str, attribute: str | None) -> Any:
     return typer.main.get_group(commands)
 
 
+def command_paths() -> list[list[str]]:
+    """Every command as the words that call it: ["run"], ..., ["recipes"], ["recipes", "list"], ... (imports
+    every command module: for docs, tests and benches, not for `--help`)."""
+    paths = []
+    for name, (module, attribute, _) in COMMANDS.items():
+        paths.append([name])
+        if attribute is not None:
+            paths += [[name, sub] for sub in _module_group(module, attribute).commands]
+    return paths
+
+
 class _LazyCommands(Mapping[str, Any]):
     """The top-level group's commands: the names of `COMMANDS`, each command built when first looked up
     (Typer's "Did you mean ...?" reads the names alone)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import stat
 import zipfile
@@ -10,22 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import invoke
+from conftest import invoke, zip_of
 
 from edgepack.bundle.archive import read_archive
 from edgepack.bundle.writer import zip_bytes
 from edgepack.errors import BundleError
-
-
-def _zip(entries: list[tuple[str, bytes, int | None]]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data, mode in entries:
-            info = zipfile.ZipInfo(name)
-            if mode is not None:
-                info.external_attr = mode << 16
-            archive.writestr(info, data)
-    return buffer.getvalue()
 
 
 def test_gate_reads_the_zip_edgepack_wrote(default_run: dict[str, Any], tmp_path: Path) -> None:
@@ -55,7 +43,7 @@ def test_an_archive_pointing_outside_the_bundle_is_refused(
 ) -> None:
     manifest = (default_run["bundle"] / "manifest.json").read_bytes()
     archive = tmp_path / "bad.zip"
-    archive.write_bytes(_zip([("manifest.json", manifest, None), (entry, b"/etc/passwd", mode)]))
+    archive.write_bytes(zip_of([("manifest.json", manifest, None), (entry, b"/etc/passwd", mode)]))
     with pytest.raises(BundleError, match=why) as info:
         read_archive(archive)
     assert info.value.code == "bundle-unsafe"
@@ -67,7 +55,7 @@ def test_an_archive_pointing_outside_the_bundle_is_refused(
 def test_odd_archives_are_clear_errors_and_windows_names_are_read(default_run: dict[str, Any], tmp_path: Path) -> None:
     manifest = (default_run["bundle"] / "manifest.json").read_bytes()
     nameless = tmp_path / "nameless.zip"
-    nameless.write_bytes(_zip([("manifest.json", manifest, None), ("", b"x", None)]))
+    nameless.write_bytes(zip_of([("manifest.json", manifest, None), ("", b"x", None)]))
     corrupt = tmp_path / "corrupt.zip"
     with zipfile.ZipFile(corrupt, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", manifest)
@@ -82,7 +70,7 @@ def test_odd_archives_are_clear_errors_and_windows_names_are_read(default_run: d
             result.output
         )
     windows = tmp_path / "windows.zip"
-    windows.write_bytes(_zip([("manifest.json", manifest, None), ("c\\model_data.h", b"//", None)]))
+    windows.write_bytes(zip_of([("manifest.json", manifest, None), ("c\\model_data.h", b"//", None)]))
     assert "c/model_data.h" in read_archive(windows)
 
 

@@ -11,26 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO, invoke
+from conftest import FEATURES, REPO, invoke
 
 RECIPES = REPO / "recipes"
 
 
 # -- data mistakes: exit 2, naming the file and the key -----------------------------------------
-FEATURES = """
-seed = 0
-[task]
-kind = "{task}"
-[dataset]
-kind = "npz"
-path = "data.npz"
-{keys}
-[model]
-kind = "builder"
-builder = "edgepack.models.zoo:{builder}"
-[train]
-epochs = 1
-"""
 
 
 def _saved(folder: Path, outputs: int, features: int = 6) -> Path:

@@ -40,14 +40,9 @@ HEAVY = {
 
 def every_help() -> list[list[str]]:
     """`edgepack --help`, `edgepack CMD --help` for every command and `edgepack GROUP SUB --help`."""
-    from edgepack.cli.app import COMMANDS, _module_group
+    from edgepack.cli.app import command_paths
 
-    argvs = [["--help"]]
-    for name, (module, attribute, _) in COMMANDS.items():
-        argvs.append([name, "--help"])
-        if attribute is not None:
-            argvs += [[name, sub, "--help"] for sub in _module_group(module, attribute).commands]
-    return argvs
+    return [["--help"]] + [[*path, "--help"] for path in command_paths()]
 
 
 def test_help_imports_no_heavy_module() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, invoke
+from conftest import FEATURES, REPO, invoke
 
 
 # -- metrics (numpy only) -----------------------------------------------------------------------
@@ -77,20 +77,6 @@ def test_a_judge_survives_the_trip_to_the_conversion_worker(tmp_path: Path) -> N
 
 
 # -- data mistakes: exit 2, naming the file and the key -----------------------------------------
-FEATURES = """
-seed = 0
-[task]
-kind = "{task}"
-[dataset]
-kind = "npz"
-path = "data.npz"
-{keys}
-[model]
-kind = "builder"
-builder = "edgepack.models.zoo:{builder}"
-[train]
-epochs = 1
-"""
 
 
 def _refused(tmp_path: Path, arrays: dict[str, np.ndarray], task: str, keys: str, builder: str = "mlp") -> str:
