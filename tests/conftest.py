@@ -117,12 +117,18 @@ SLOWEST_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Any:
     """The unit files first (seconds in all), then the integration files slowest first (a stable sort: the
     order within a file is kept). Under xdist a worker runs its files in this order, so every unit test runs
-    before any integration test of its process has imported TensorFlow."""
+    before any integration test of its process has imported TensorFlow. The outermost wrapper: after the
+    other plugins' reordering (`--ff`, `--nf` put what failed or is new first), the unit files are put first
+    again, each tier keeping the order it was given."""
     rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: (0, 0) if UNIT in item.path.parents else (1, rank.get(item.path.name, len(rank))))
+    result = yield
+    items.sort(key=lambda item: UNIT not in item.path.parents)
+    return result
 
 
 # Test module -> the HEAVY modules it imported when collected (at its top level); see HEAVY.
@@ -233,15 +239,22 @@ def once_per_session(
     """`make(folder)` run once per test session, its result (JSON, with Path values at the top) shared.
 
     Under pytest-xdist the first worker to ask makes it in the session's shared temporary folder; the
-    others wait on a lock there and read what it wrote."""
+    others wait on a lock there and read what it wrote. When making it fails, the others fail saying so
+    (they do not make it again in the folder the failure left)."""
     if not hasattr(request.config, "workerinput"):  # one process (no xdist worker)
         return make(factory.mktemp(name))
     shared = factory.getbasetemp().parent  # this session's, shared by its workers
     with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / f"{name}.json"
+        done, failed = shared / f"{name}.json", shared / f"{name}.failed"
+        if failed.is_file():
+            pytest.fail(f"the session fixture {name} failed in another worker:\n{failed.read_text()}", pytrace=False)
         if not done.is_file():
-            made = make(shared / name)
+            try:
+                made = make(shared / name)
+            except Exception as exc:  # (a skip is not a failure: the next worker tries)
+                failed.write_text(f"{type(exc).__name__}: {exc}"[-4000:])
+                raise
             paths = [k for k, v in made.items() if isinstance(v, Path)]
             done.write_text(
                 json.dumps({"paths": paths, "made": {k: str(v) if k in paths else v for k, v in made.items()}})

@@ -3,6 +3,7 @@ the normalization proof, and the android bundle format."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -71,9 +73,20 @@ def _why(stderr: str) -> str:
 
 
 def _reader_imports(python: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(python), "-c", "from tflite_support import metadata"], capture_output=True, text=True, timeout=120
-    )
+    """Whether the official reader imports with `python` (an interpreter that is gone, or hangs, fails)."""
+    argv = [str(python), "-c", "from tflite_support import metadata"]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(argv, 1, "", f"{type(exc).__name__}: {exc}")
+
+
+def _skip_for_libusb(reader: subprocess.CompletedProcess[str]) -> None:
+    if "libusb" in reader.stderr:
+        pytest.skip(
+            "tflite-support's metadata reader loads libusb-1.0, which is not installed here (Debian: "
+            f"apt-get install libusb-1.0-0; .ci/run installs it): {_why(reader.stderr)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +101,15 @@ def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgepack"
     )
     venv = cache / "tests" / f"tflite-support-py{sys.version_info.major}{sys.version_info.minor}"
-    if (venv / "bin" / "python").is_file():
-        if _reader_imports(venv / "bin" / "python").returncode == 0:
+    if venv.exists() or venv.is_symlink():
+        reader = _reader_imports(venv / "bin" / "python")
+        if reader.returncode == 0:
             return venv / "bin" / "python"
+        _skip_for_libusb(reader)  # the cached one is fine: this machine lacks the library
         shutil.rmtree(venv, ignore_errors=True)  # broken (an interpreter since removed, say): made again
+    for stale in venv.parent.glob(f"{venv.name}.tmp-*"):  # drafts an interrupted session left, an hour old
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     try:
         venv.parent.mkdir(parents=True, exist_ok=True)
         draft = Path(tempfile.mkdtemp(prefix=f"{venv.name}.tmp-", dir=venv.parent))
@@ -125,18 +143,22 @@ def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     reader = _reader_imports(python)
     if reader.returncode != 0:
-        if "libusb" in reader.stderr:
-            skip(
-                "tflite-support's metadata reader loads libusb-1.0, which is not installed here (Debian: "
-                f"apt-get install libusb-1.0-0; .ci/run installs it): {_why(reader.stderr)}"
-            )
+        if "libusb" in reader.stderr and draft != venv:  # cached all the same: only the library is missing
+            with contextlib.suppress(OSError):
+                draft.rename(venv)
+        _skip_for_libusb(reader)
         skip(f"tflite-support is installed but `from tflite_support import metadata` fails: {_why(reader.stderr)}")
     if draft != venv:
         try:
             draft.rename(venv)  # whole or not at all
-        except OSError:  # another session cached one meanwhile: that one, else this one uncached
+        except OSError:  # another session cached one meanwhile: that one, else this one
             if _reader_imports(venv / "bin" / "python").returncode != 0:
-                return python
+                shutil.rmtree(venv, ignore_errors=True)
+                try:
+                    draft.rename(venv)
+                except OSError:
+                    return python  # left as a draft: the next session's clean-up takes it
+                return venv / "bin" / "python"
             shutil.rmtree(draft, ignore_errors=True)
     return venv / "bin" / "python"
 

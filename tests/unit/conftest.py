@@ -22,7 +22,7 @@ from conftest import COLLECTED_HEAVY, HEAVY, heavy_modules
 CALL_FAILED = pytest.StashKey[bool]()
 
 # Session fixtures of tests/conftest.py that train a model (in a subprocess, where the blocker is not).
-TRAINING_FIXTURES = ("default_run",)
+TRAINING_FIXTURES = ("default_run", "tiny_run", "ptq_run")
 
 
 def _refusal(test: str, what: str) -> str:
@@ -51,12 +51,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture is made (a session fixture would be made before the autouse one below)."""
+    training = [name for name in TRAINING_FIXTURES if name in getattr(item, "fixturenames", ())]
+    if training:
+        what = f"it uses the {', '.join(training)} fixture, which trains a model"
+        pytest.fail(_refusal(item.nodeid, what), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _no_tensorflow(request: pytest.FixtureRequest) -> Iterator[None]:
     test = request.node.nodeid
-    training = [name for name in TRAINING_FIXTURES if name in request.fixturenames]
-    if training:
-        pytest.fail(_refusal(test, f"it uses the {', '.join(training)} fixture, which trains a model"), pytrace=False)
     before = heavy_modules()
     if before:
         collected = "; ".join(f"{path} imports {', '.join(sorted(names))}" for path, names in COLLECTED_HEAVY.items())

@@ -37,6 +37,10 @@ def test_adds_a_module_without_importing_it():
 
 def test_runs_after_a_module_was_left_imported():
     pass
+
+
+def test_asks_for_a_fixture_that_trains(tiny_run):
+    pass
 """
 
 
@@ -64,6 +68,9 @@ def test_a_unit_test_that_imports_tensorflow_fails_saying_where_it_belongs(tmp_p
     assert move.format("test_adds_a_module_without_importing_it", "it imported tflite_micro") in out
     assert "cannot check that tests/unit/test_heavy.py::test_runs_after_a_module_was_left_imported" in out
     assert "tflite_micro were imported before it ran" in out
+    assert (
+        move.format("test_asks_for_a_fixture_that_trains", "it uses the tiny_run fixture, which trains a model") in out
+    )
     assert "PASSED tests/unit/test_heavy.py::test_imports_nothing_heavy" in out
-    assert "1 failed, 3 passed, 3 errors" in out  # found after a passing call or before the test: errors
+    assert "1 failed, 3 passed, 4 errors" in out  # found after a passing call or before the test: errors
     assert "tensorflow" not in sys.modules
