@@ -75,7 +75,7 @@ def imported(command: list[str]) -> tuple[int, list[str]]:
     argv = python + (command[1:] if command[0] == sys.executable else [str(command[0]), *command[1:]])
     lines = subprocess.run(argv, capture_output=True, text=True, check=True).stderr.splitlines()
     names = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:") and "|" in line}
-    names.discard("package")  # the header line
+    names.discard("imported package")  # the header line
     return len(names), sorted(h for h in HEAVY if h in names or any(n.startswith(h + ".") for n in names))
 
 

@@ -146,6 +146,15 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     return report
 
 
+# The least a recipe needs: the digits and the zoo CNN (the recipe-validation tests add to it)
+BASE_RECIPE = """
+[dataset]
+kind = "digits"
+[model]
+kind = "builder"
+builder = "edgepack.models.zoo:digits_cnn"
+"""
+
 # A recipe on an .npz of features for a task (the tasks tests fill in task, keys and builder)
 FEATURES = """
 seed = 0

@@ -5,17 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import BASE_RECIPE as BASE
 from conftest import invoke
 
 from edgepack.recipe.load import load_recipe
-
-BASE = """
-[dataset]
-kind = "digits"
-[model]
-kind = "builder"
-builder = "edgepack.models.zoo:digits_cnn"
-"""
 
 
 @pytest.mark.parametrize(

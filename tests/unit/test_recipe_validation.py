@@ -6,18 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import BASE_RECIPE as BASE
 from conftest import invoke
 
 from edgepack.errors import RecipeError
 from edgepack.recipe.load import list_recipes, load_recipe, parse_recipe
-
-BASE = """
-[dataset]
-kind = "digits"
-[model]
-kind = "builder"
-builder = "edgepack.models.zoo:digits_cnn"
-"""
 
 PRUNE = '[[optimize]]\nkind = "prune"\n'
 DISTILL = (
