@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -72,24 +73,55 @@ def test_one_worker_serves_conversions_in_turn_and_a_dead_one_is_replaced(
     assert WORKER.proc.pid != first and (tmp_path / "c.tflite").is_file()
 
 
+class _KillOnFirstProgress:
+    """A reporter whose progress bar kills the worker the first time the worker reports progress.
+
+    No timer: while the parent is inside `advance` it reads nothing more from the worker, and the worker
+    cannot finish without writing one `progress N` line per calibration sample, far more bytes than the
+    parent's read chunk and the pipe hold together. So the worker is mid-conversion when it dies, on any
+    machine, however fast."""
+
+    def __init__(self) -> None:
+        self.killed: int | None = None
+
+    def stage(self, name: str, detail: str) -> None:
+        return None
+
+    def note(self, message: str) -> None:
+        return None
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[_KillOnFirstProgress]:
+        yield self
+
+    def advance(self, steps: int = 1, description: str | None = None) -> None:
+        from edgepack.convert.pool import WORKER
+
+        if self.killed is None and WORKER.proc is not None:
+            self.killed = WORKER.proc.pid
+            os.kill(self.killed, signal.SIGKILL)  # as a converter segfault ends it
+
+
 def test_a_worker_killed_mid_conversion_is_a_crash_and_the_next_conversion_works(
     saved_model: Path, tmp_path: Path
 ) -> None:
+    from edgepack.convert.isolated import convert_isolated
     from edgepack.convert.pool import WORKER
 
+    samples = 100_000
+    progress_bytes = sum(len(f"progress {n}\n") for n in range(1, samples + 1))
+    assert progress_bytes > 8 * 65536  # the parent's read chunk (64 KiB) and a pipe (64 KiB) hold far less
     WORKER.start()
-    victim = WORKER.proc.pid
-    timer = threading.Timer(0.5, lambda: os.kill(victim, signal.SIGKILL))  # as a converter segfault ends it
-    timer.start()
-    try:
-        with pytest.raises(StageError, match=r"crashed \(SIGKILL\)") as error:
-            _convert(saved_model, tmp_path / "dead.tflite", "int8", samples=20_000)  # calibration takes seconds
-    finally:
-        timer.cancel()
+    reporter = _KillOnFirstProgress()
+    calibration = np.random.default_rng(0).normal(size=(samples, 6)).astype(np.float32)
+    settings = ConvertSettings(mode="int8", io="int8", error_report=False)
+    with pytest.raises(StageError, match=r"crashed \(SIGKILL\)") as error:
+        convert_isolated(saved_model, settings, calibration, tmp_path / "dead.tflite", reporter)
+    assert reporter.killed is not None
     assert error.value.code == "converter-crashed"
     assert not (tmp_path / "dead.tflite").exists()
     _convert(saved_model, tmp_path / "alive.tflite")
-    assert WORKER.proc.pid != victim and (tmp_path / "alive.tflite").is_file()
+    assert WORKER.proc is not None and WORKER.proc.pid != reporter.killed and (tmp_path / "alive.tflite").is_file()
 
 
 def test_a_conversion_past_its_timeout_kills_the_worker(saved_model: Path, tmp_path: Path) -> None:
@@ -147,15 +179,15 @@ def test_a_worker_started_from_a_thread_outlives_that_thread(saved_model: Path, 
 
     def prewarm_then_work() -> None:
         WORKER.start()
-        time.sleep(3.0)  # the worker has asked for its parent-death signal by now: the thread ends after
+        # A served conversion proves the worker has asked for its parent-death signal (it does so before
+        # serving), so the thread ends after that, on any machine.
+        _convert(saved_model, tmp_path / "in-thread.tflite")
 
     WORKER.stop()
     starter = threading.Thread(target=prewarm_then_work)
     starter.start()
     starter.join()
-    assert WORKER.proc is not None
+    assert WORKER.proc is not None and (tmp_path / "in-thread.tflite").is_file()
     pid = WORKER.proc.pid
-    time.sleep(1.0)  # the kernel's signal, were it sent, is delivered at once
-    assert not _gone(pid), "the worker died with the thread that started it"
     _convert(saved_model, tmp_path / "after.tflite")
     assert WORKER.proc is not None and WORKER.proc.pid == pid and (tmp_path / "after.tflite").is_file()

@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
-import time
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EDGEPACK, run_cli, tiny_recipe, tiny_work
+from conftest import run_cli, tiny_recipe, tiny_work
 
 from edgepack.fsutil import TMP_MARK
 
@@ -78,6 +79,24 @@ def test_bundling_the_same_artifacts_twice_gives_the_same_zip(optimized: Path, t
     assert all(run["validation"]["host"]["latency_ms"]["runs"] == 20 for run in measured)  # each bundling measured
 
 
+# `edgepack run` with the conversion held once the model is written inside the stage's temporary directory:
+# the held process says where on the file descriptor in HOLD_FD and waits for a stdin that never comes.
+HELD_RUN = """
+import os, sys
+import edgepack.convert.isolated as isolated
+real = isolated.convert_isolated
+def held(*args, **kwargs):
+    result = real(*args, **kwargs)
+    os.write(int(os.environ["HOLD_FD"]), (str(args[3]) + "\\n").encode())
+    sys.stdin.read()
+    return result
+isolated.convert_isolated = held
+from edgepack.cli.app import main
+sys.argv = ["edgepack", *sys.argv[1:]]
+main()
+"""
+
+
 def test_killing_run_during_conversion_leaves_no_partial_bundle(optimized: Path, tmp_path: Path) -> None:
     recipe = tiny_recipe(tmp_path, name="shared", calibration=1347)
     work = tmp_path / "w"
@@ -86,19 +105,21 @@ def test_killing_run_during_conversion_leaves_no_partial_bundle(optimized: Path,
     good = root / "bundle"
     good.mkdir(parents=True)
     (good / "manifest.json").write_text('{"previous": "good bundle"}')
+    read_end, write_end = os.pipe()
     proc = subprocess.Popen(
-        [str(EDGEPACK), "run", str(recipe), "--workdir", str(work)],
+        [sys.executable, "-c", HELD_RUN, "run", str(recipe), "--workdir", str(work)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "HOLD_FD": str(write_end)},
+        pass_fds=(write_end,),
     )
+    os.close(write_end)
     try:
-        deadline = time.monotonic() + 300
-        while not list(root.glob(f"convert{TMP_MARK}*")):
-            assert proc.poll() is None, "edgepack ended before conversion started"
-            assert time.monotonic() < deadline, "conversion never started"
-            time.sleep(0.05)
-        time.sleep(0.5)
-        assert proc.poll() is None, "conversion finished before the kill"
+        with os.fdopen(read_end) as held:  # no timer: the run is held mid-stage until it is killed
+            model = Path(held.readline().strip())
+        assert model.is_file() and TMP_MARK in model.parent.name, "the conversion was not held inside its stage"
+        assert not (root / "convert").exists()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
