@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepack.convert.compat import mlir_quantize_granularity, set_granularity
 from edgepack.models.tf import load
 from edgepack.recipe.schema import ConvertSettings
 from edgepack.tasks.judge import Judge
@@ -34,6 +35,8 @@ def convert(
 
     Raises whatever the converter raises; the worker turns it into a report.
     """
+    if settings.dense_granularity == "auto":
+        raise ValueError("dense_granularity 'auto' is resolved before conversion: convert each candidate")
     tf = load().tf
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     mode = settings.mode
@@ -50,9 +53,7 @@ def convert(
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
-    if not settings.per_channel:
-        # The converter's only switch for per-tensor weights (experimental, no public equivalent).
-        converter._experimental_disable_per_channel = True
+    set_granularity(converter, settings.per_channel, settings.dense_per_tensor)
     if mode in CALIBRATED_MODES:
         converter.representative_dataset = _representative(calibration, progress, input_names)
     return bytes(converter.convert())
@@ -65,8 +66,7 @@ def _int8_converter(
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if not settings.per_channel:
-        converter._experimental_disable_per_channel = True
+    set_granularity(converter, settings.per_channel, settings.dense_per_tensor)
     converter.representative_dataset = _representative(calibration, lambda n: None, input_names)
     return converter
 
@@ -167,12 +167,13 @@ def selective(
     for row in rows:
         row["layer"] = match_layer(row["tensor"], layers)
     io_type = tf.int8 if settings.integer_io else tf.float32
+    granularity = mlir_quantize_granularity(settings.per_channel, settings.dense_per_tensor)
 
     def build(float_tensors: list[str]) -> bytes:
         return bytes(
             lite_convert.mlir_quantize(
                 debug.calibrated_model,
-                disable_per_channel=not settings.per_channel,
+                **granularity,
                 fully_quantize=settings.integer_io,
                 input_data_type=io_type,
                 output_data_type=io_type,
