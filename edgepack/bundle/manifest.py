@@ -181,6 +181,7 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
         },
         "quantization_error": conversion.quant_error,
         "fallback": conversion.fallback,
+        "dense_granularity": pipeline.granularity_report(),  # dense_granularity = "auto": both candidates, the pick
         "metrics": {
             "task": evaluated.task,
             "metric": evaluated.metric,

@@ -173,6 +173,31 @@ _BUDGET = {
 _OPTIONAL_OBJECT = {"type": ["object", "null"]}
 
 
+_GRANULARITY = {"enum": ["per-channel", "per-tensor"]}
+_DENSE_GRANULARITY = {  # convert.dense_granularity = "auto": both conversions judged, the one kept
+    "type": ["object", "null"],
+    "required": ["chosen", "why", "candidates"],
+    "properties": {
+        "chosen": _GRANULARITY,
+        "why": {"type": "string"},
+        "candidates": {
+            "type": "array",
+            "minItems": 2,
+            "items": {
+                "type": "object",
+                "required": ["dense_granularity", "size_bytes", "holds", "chosen", "budgets"],
+                "properties": {
+                    "dense_granularity": _GRANULARITY,
+                    "size_bytes": {"type": "integer", "minimum": 1},
+                    "worst_sqnr_db": _NUMBER_OR_NULL,
+                    "holds": {"type": "boolean"},
+                    "chosen": {"type": "boolean"},
+                    "budgets": {"type": "array", "items": {"type": "object", "required": ["name", "passed"]}},
+                },
+            },
+        },
+    },
+}
 _METRICS = {"type": "object", "additionalProperties": {"type": "number"}}
 _FIDELITY = {
     "type": "object",
@@ -423,6 +448,7 @@ def manifest_schema(version: int | None = None) -> dict[str, Any]:
             "optimization": _OPTIONAL_OBJECT,
             "quantization_error": _OPTIONAL_OBJECT,
             "fallback": _OPTIONAL_OBJECT,
+            "dense_granularity": _DENSE_GRANULARITY,
             "metrics": metrics,
             "formats": {"type": "object", "properties": {"ethos-u": ETHOS_U_FORMAT}},
             "memory": _MEMORY,

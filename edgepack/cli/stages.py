@@ -18,6 +18,7 @@ from edgepack.cli.summary import (
     budget_table,
     failures,
     fallback_table,
+    granularity_table,
     latency_figures,
     parity_text,
     quant_error_table,
@@ -221,6 +222,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
                 "stages": {name: s.to_dict() for name, s in stages.items()},
                 "validation": result.validation,
                 "search": pipeline.search_report(),
+                "dense_granularity": pipeline.granularity_report(),
                 "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
                 "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
                 "fits": result.fits,
@@ -239,6 +241,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(fallback_table(converted))
     if pipeline.search_report():
         output.print_table(search_table(pipeline.search_report()))
+    if pipeline.granularity_report():
+        output.print_table(granularity_table(pipeline.granularity_report()))
     output.print_table(
         results_table(stages["evaluate"].record, converted, result.validation, len(pipeline.shipped().data))
     )

@@ -290,6 +290,28 @@ def search_table(search: dict[str, Any]) -> Table:
     return table
 
 
+def granularity_table(choice: dict[str, Any]) -> Table:
+    """`dense_granularity = "auto"`: both conversions, their figures, the budgets each holds, the pick and why."""
+    from rich.table import Table
+
+    metric = choice.get("metric", "accuracy")
+    table = Table(title=f"Dense layers: {choice['chosen']} kept ({choice['why']})", title_justify="left")
+    for column in ("Dense layers", "size", METRIC_NAMES.get(metric, metric), "worse by", "SQNR", "budgets", "pick"):
+        table.add_column(column, justify="left" if column in ("Dense layers", "budgets", "pick") else "right")
+    for c in choice["candidates"]:
+        failed = [b["name"] for b in c["budgets"] if not b["passed"]]
+        table.add_row(
+            c["dense_granularity"],
+            f"{c['size_bytes']:,} B",
+            figure(metric, c["value"]),
+            "-" if c["drop"] is None else drop_text(metric, c["drop"]),
+            figure("sqnr_db", c["worst_sqnr_db"]),
+            "hold" if not failed else f"[red]break {', '.join(failed)}[/]",
+            "[bold]<-[/]" if c["chosen"] else "",
+        )
+    return table
+
+
 def _weights_size(value: int | None) -> str:
     return "-" if value is None else f"{value:,} B weights gz"
 

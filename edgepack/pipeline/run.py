@@ -141,7 +141,22 @@ class Pipeline:
                 return given_stage(self)
         if self.recipe.convert.search is not None:
             return mode_search(self)["stage"]
+        if self.recipe.convert.dense_granularity == "auto":
+            return self.dense_choice[0]
         return convert_stage(self, self.recipe.convert)
+
+    @cached_property
+    def dense_choice(self) -> tuple[StageOutput[ConvertRecord], dict[str, Any]]:
+        """`dense_granularity = "auto"`: the chosen conversion and the choice's figures (made once per run)."""
+        from edgepack.pipeline.granularity import dense_choice
+
+        return dense_choice(self)
+
+    def granularity_report(self) -> dict[str, Any] | None:
+        """The Dense-granularity choice as plain data (None unless `dense_granularity = "auto"` chose it)."""
+        if self.source.converted is not None or self.recipe.convert.search is not None:
+            return None
+        return self.dense_choice[1] if self.recipe.convert.dense_granularity == "auto" else None
 
     def evaluate(self) -> StageOutput[EvaluateRecord]:
         """The task's metrics of the float, optimized and `.tflite` models, and the `.tflite`'s fidelity."""
@@ -198,7 +213,16 @@ class Pipeline:
     def _conversions_on_disk(self) -> bool:
         """Whether every conversion this run needs has a stage directory (then no worker is started)."""
         search = self.recipe.convert.search
-        names = [f"convert-{mode}" for mode in search.modes] if search is not None else ["convert"]
+        if search is not None:
+            from edgepack.pipeline.search import search_candidates
+
+            names = [c.stage for c in search_candidates(self.recipe.convert)]
+        elif self.recipe.convert.dense_granularity == "auto":
+            from edgepack.pipeline.granularity import CHOICES, stage_name
+
+            names = [stage_name(g) for g in CHOICES]
+        else:
+            names = ["convert"]
         return all((self.root / name).is_dir() for name in names)
 
     # -- what the stages share ------------------------------------------------------------------

@@ -4,12 +4,14 @@ meet the criterion (else the best, marked as failing), and the Pareto front."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import BadInputError
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
+    from edgepack.recipe.schema import ConvertSettings
 
 
 def mode_search(p: Pipeline) -> dict[str, Any]:
@@ -45,26 +47,33 @@ def _search(p: Pipeline) -> dict[str, Any]:
     base = p.recipe.convert.model_dump(mode="json", exclude={"search"})
     validate = p.recipe.validation
     candidates: list[dict[str, Any]] = []
-    for mode in search.modes:
-        fields = {**base, "mode": mode.removesuffix("-fallback"), "fallback": None}
+    for candidate in search_candidates(p.recipe.convert):
+        mode, label = candidate.mode, candidate.label
+        fields = {
+            **base,
+            "mode": mode.removesuffix("-fallback"),
+            "fallback": None,
+            "dense_granularity": candidate.dense,
+        }
         if fields["mode"] != "int8":
             fields.update(io="float32", keep_float=[])
         if fields["mode"] in ("float16", "float32", "int16x8"):
             fields["per_channel"] = True
         if mode == "int8-fallback":
             fields["fallback"] = {**search.describe(), "max_ops": search.max_ops}
-        stage = convert_stage(p, ConvertSettings.model_validate(fields), f"convert-{mode}")
+        stage = convert_stage(p, ConvertSettings.model_validate(fields), candidate.stage)
         path = stage.dir / stage.record.model_file
-        verdict = referee.judge(path, p.reporter, f"search {mode}")
+        verdict = referee.judge(path, p.reporter, f"search {label}")
         record = run_device(
             device,
             RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed),
             p.reporter,
-            f"search {mode} on {device.name}",
+            f"search {label} on {device.name}",
         )
         candidates.append(
             {
-                "mode": mode,
+                "mode": label,
+                "dense_granularity": candidate.dense,
                 "size_bytes": stage.record.size_bytes,
                 "metric": p.task.metric,
                 "value": verdict.value,
@@ -107,6 +116,38 @@ def _search(p: Pipeline) -> dict[str, Any]:
         wanted = criterion_text({**search.describe(), "allowed_drop": allowed}, p.task.metric)
         p.reporter.note(f"search: no mode meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
     return result
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One conversion the search tries: its mode, its Dense-layer granularity, its label and stage name."""
+
+    mode: str
+    dense: str
+
+    @property
+    def label(self) -> str:
+        """The mode, with ", dense per-tensor" where Dense layers are per tensor and convolutions per channel."""
+        return self.mode if self.dense == "per-channel" else f"{self.mode}, dense {self.dense}"
+
+    @property
+    def stage(self) -> str:
+        """Its stage directory: `convert-int8`, `convert-int8-dense-per-tensor`."""
+        return f"convert-{self.mode}" + ("" if self.dense == "per-channel" else f"-dense-{self.dense}")
+
+
+def search_candidates(settings: ConvertSettings) -> list[Candidate]:
+    """The search's candidates: each mode of `search.modes`; with `dense_granularity = "auto"`, each mode
+    with integer weights twice, Dense layers per channel and per tensor (float modes have one way)."""
+    assert settings.search is not None
+    candidates = []
+    for mode in settings.search.modes:
+        integer = mode not in ("float16", "float32")
+        if integer and settings.dense_granularity == "auto":
+            candidates += [Candidate(mode, "per-channel"), Candidate(mode, "per-tensor")]
+        else:
+            candidates.append(Candidate(mode, settings.dense_granularity if integer else "per-channel"))
+    return candidates
 
 
 def _goodness(c: dict[str, Any], by_sqnr: bool) -> float:

@@ -363,6 +363,11 @@ class ConvertSettings(Strict):
     channel (a QAT stage then trains that way too): a smaller file for small models, where the
     per-channel scales and zero points (12 B a channel, for the kernel and again for its bias)
     are a large share of it, usually at some accuracy cost.
+
+    `dense_granularity` is the same choice for Dense (FULLY_CONNECTED) layers alone, convolutions
+    staying per channel: `per-tensor` saves about 24 B per output channel of each Dense layer;
+    `auto` converts both ways and keeps per-tensor only where it is smaller and the recipe's metric
+    and fidelity budgets hold (`[budgets]`), else per-channel.
     """
 
     mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
@@ -370,6 +375,7 @@ class ConvertSettings(Strict):
     calibration_samples: int = Field(256, ge=1, le=100_000)
     calibration_seed: int | None = Field(None, ge=0)
     per_channel: bool = True
+    dense_granularity: Literal["per-channel", "per-tensor", "auto"] = "per-channel"
     error_report: bool = True  # int8 after training: per-layer float-vs-int8 error (TFLite's debugger)
     error_samples: int = Field(32, ge=1, le=10_000)  # calibration samples the error is measured on
     keep_float: list[str] = Field(default_factory=list)  # op types (SOFTMAX) or Keras layer patterns (fc, block_1*)
@@ -387,6 +393,17 @@ class ConvertSettings(Strict):
             raise ValueError(
                 f"keep_float and fallback keep some ops in float inside an int8 model; mode is "
                 f"'{self.mode}': choose mode 'int8' or remove them"
+            )
+        if self.dense_granularity != "per-channel" and self.mode in ("float16", "float32"):
+            raise ValueError(
+                f"dense_granularity = '{self.dense_granularity}' applies to integer weights; mode "
+                f"'{self.mode}' keeps them in float: remove dense_granularity or choose mode 'int8', "
+                "'int16x8' or 'dynamic'"
+            )
+        if self.dense_granularity != "per-channel" and not self.per_channel:
+            raise ValueError(
+                f"dense_granularity = '{self.dense_granularity}' with per_channel = false: every kernel, "
+                "Dense layers included, is per tensor already; remove one of them"
             )
         if not self.per_channel and self.mode == "int16x8":
             # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
@@ -406,6 +423,11 @@ class ConvertSettings(Strict):
                 f"io = 'int8' needs mode = 'int8' (mode is '{data.get('mode')}'); use io = 'float32' or mode = 'int8'"
             )
         return {**data, "io": "float32"}  # only int8 models have integer I/O
+
+    @property
+    def dense_per_tensor(self) -> bool:
+        """True when Dense layers are converted per tensor (convolutions per channel)."""
+        return self.dense_granularity == "per-tensor"
 
     @property
     def integer_io(self) -> bool:
@@ -499,6 +521,42 @@ def _check_stage_order(kinds: Sequence[str]) -> None:
             f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
             "prune first: clustering after pruning keeps the zeros"
         )
+
+
+QUALITY_BUDGETS = (
+    "max_accuracy_drop",
+    "min_accuracy",
+    "max_rmse",
+    "max_rmse_increase",
+    "min_auc",
+    "max_auc_drop",
+    "min_sqnr_db",
+)
+"""The budgets on the task's metric and fidelity: what `dense_granularity = "auto"` must hold."""
+
+
+def _check_auto_granularity(recipe: Recipe, kinds: Sequence[str]) -> None:
+    """`auto` needs a budget to judge by, and a model whose Dense granularity the converter chooses."""
+    if "qat" in kinds:
+        raise ValueError(
+            "convert.dense_granularity = 'auto' with a QAT stage: TFMOT's QAT trains Dense layers per tensor "
+            "and the converter keeps what it learned; remove dense_granularity or the QAT stage"
+        )
+    if recipe.convert.search is None and not any(getattr(recipe.budgets, n) is not None for n in QUALITY_BUDGETS):
+        allowed = tasks_quality_budgets(recipe.task.kind)
+        raise ValueError(
+            "convert.dense_granularity = 'auto' keeps Dense layers per tensor only where the recipe's metric "
+            f"and fidelity budgets hold, and [budgets] sets none: set one of {', '.join(allowed)} "
+            "(or choose 'per-channel' or 'per-tensor')"
+        )
+
+
+def tasks_quality_budgets(kind: str) -> list[str]:
+    """The metric and fidelity budgets a task takes, in `QUALITY_BUDGETS` order."""
+    from edgepack import tasks
+
+    allowed = tasks.get(kind).budgets | {"min_sqnr_db"}
+    return [name for name in QUALITY_BUDGETS if name in allowed]
 
 
 def _check_task(recipe: Recipe) -> None:
@@ -639,6 +697,8 @@ class Recipe(Strict):
                 "convert.search and convert.fallback together: the search has its own criterion and "
                 "its 'int8-fallback' mode; put the criterion in convert.search and remove convert.fallback"
             )
+        if self.convert.dense_granularity == "auto":
+            _check_auto_granularity(self, kinds)
         if self.convert.search and "qat" in kinds:
             raise ValueError(
                 "convert.search with a QAT stage: the search compares post-training modes of one "

@@ -46,6 +46,7 @@ def render_report(
         _memory(manifest, model),
         _ethos_u(run),
         _search(run, metric),
+        _granularity(manifest),
     ]
     if comparison is not None:
         sections.append(_baseline(comparison))
@@ -311,6 +312,15 @@ def _search(run: dict[str, Any], metric: str) -> str:
         )
         + table_html(search_table(search), "search")
     )
+
+
+def _granularity(manifest: dict[str, Any]) -> str:
+    from edgepack.cli.summary import granularity_table
+
+    choice = manifest.get("dense_granularity")
+    if not choice:
+        return ""
+    return "<h2>Dense layers: per channel or per tensor</h2>\n" + table_html(granularity_table(choice), "granularity")
 
 
 def _baseline(comparison: Any) -> str:

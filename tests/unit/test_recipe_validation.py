@@ -113,6 +113,31 @@ BAD = [
         ["not supported by the converter's int16x8 mode"],
     ),
     (
+        "dense-granularity-unknown",
+        BASE + '[convert]\ndense_granularity = "per-row"\n',
+        ["convert.dense_granularity", "'per-channel', 'per-tensor' or 'auto'"],
+    ),
+    (
+        "dense-granularity-float16",
+        BASE + '[convert]\nmode = "float16"\ndense_granularity = "per-tensor"\n',
+        ["dense_granularity = 'per-tensor' applies to integer weights", "'int16x8' or 'dynamic'"],
+    ),
+    (
+        "dense-granularity-with-per-channel-false",
+        BASE + '[convert]\nper_channel = false\ndense_granularity = "auto"\n',
+        ["with per_channel = false", "Dense layers included, is per tensor already"],
+    ),
+    (
+        "dense-granularity-auto-without-budgets",
+        BASE + '[convert]\ndense_granularity = "auto"\n',
+        ["[budgets] sets none", "max_accuracy_drop, min_accuracy, min_sqnr_db"],
+    ),
+    (
+        "dense-granularity-auto-with-qat",
+        BASE + '[[optimize]]\nkind = "qat"\n[convert]\ndense_granularity = "auto"\n[budgets]\nmin_sqnr_db = 20\n',
+        ["'auto' with a QAT stage", "trains Dense layers per tensor"],
+    ),
+    (
         "per-tensor-after-prune",
         BASE + PRUNE + '[[optimize]]\nkind = "qat"\n[convert]\nper_channel = false\n',
         ["convert.per_channel = false with QAT after prune", "per channel only"],
