@@ -290,6 +290,30 @@ def search_table(search: dict[str, Any]) -> Table:
     return table
 
 
+def sparsity_table(search: dict[str, Any], metric: str) -> Table:
+    """`final_sparsity = "auto"`: each try's sparsity, its fine-tuned model's metric, the budgets, the pick."""
+    from rich.table import Table
+
+    tries = search["tries"]
+    title = (
+        f"sparsity search of optimize[{search['stage']}]: {search['chosen']:g} kept ({search['why']}); "
+        f"{len(tries)} of {len(search['grid'])} tried in {search['seconds']:.1f} s"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("final_sparsity", METRIC_NAMES.get(metric, metric), "budgets", "time", "pick"):
+        table.add_column(column, justify="right" if column in ("final_sparsity", "time") else "left")
+    for t in tries:
+        failed = [b["name"] for b in t["budgets"] if not b["passed"]]
+        table.add_row(
+            f"{t['final_sparsity']:g}",
+            figure(metric, t["metrics"].get(metric)),
+            "hold" if not failed else f"[red]break {', '.join(failed)}[/]",
+            "cached" if t["cached"] else f"{t['seconds']:.1f} s",
+            "[bold]<-[/]" if t["chosen"] else "",
+        )
+    return table
+
+
 def granularity_table(choice: dict[str, Any]) -> Table:
     """`dense_granularity = "auto"`: both conversions, their figures, the budgets each holds, the pick and why."""
     from rich.table import Table

@@ -3,6 +3,7 @@ SavedModel export and the final model's outputs on the test split (the fidelity 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,17 +14,23 @@ from edgepack.pipeline.records import OptimizeRecord
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
+    from edgepack.recipe.schema import OptimizeStage
 
 SAVED_MODEL_DIR = "saved_model"
 TEST_OUTPUTS_FILE = "test_outputs.npz"
 
 
-def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
-    """Optimize a fresh copy of the trained model (seeded with seed + 1) and export it."""
+def optimize_stage(
+    p: Pipeline, stages: Sequence[OptimizeStage] | None = None, name: str = "optimize"
+) -> StageOutput[OptimizeRecord]:
+    """Optimize a fresh copy of the trained model (seeded with seed + 1) and export it, as stage `name`.
+
+    `stages` is the recipe's `[[optimize]]` list, or one try of a search (a value in place of `auto`)."""
     trained = p.train()
     r = p.recipe
+    stages = list(r.optimize if stages is None else stages)
     config: dict[str, Any] = {
-        "stages": [s.model_dump(mode="json") for s in r.optimize],
+        "stages": [s.model_dump(mode="json") for s in stages],
         "seed": r.seed,
         "strategy": r.strategy,
         "files": _files(p),
@@ -40,12 +47,12 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
 
         model = p.model(trained)
         records: list[dict[str, Any]] = []
-        if r.optimize:
+        if stages:
             with p.clock.timed("import"):  # tfmot (after TensorFlow): timed apart from the optimization
                 _ = load().tfmot
             seed_everything(r.seed + 1)
             model, records = optimize(
-                model, r.optimize, p.data, p.reporter, p.loaded.base_dir, r.seed + 1, r.strategy, r.convert.per_channel
+                model, stages, p.data, p.reporter, p.loaded.base_dir, r.seed + 1, r.strategy, r.convert.per_channel
             )
         export_saved_model(model, out / SAVED_MODEL_DIR)
         outputs = predict(model, p.data.x_test, p.reporter, "optimize: outputs on the test split")
@@ -55,7 +62,7 @@ def optimize_stage(p: Pipeline) -> StageOutput[OptimizeRecord]:
         layers = [getattr(layer, "layer", layer).name for layer in model.layers]
         return OptimizeRecord(SAVED_MODEL_DIR, layers, records, input_names(model))
 
-    return p.cache.run("optimize", stage_id, OptimizeRecord, body)
+    return p.cache.run(name, stage_id, OptimizeRecord, body)
 
 
 def test_outputs(stage: StageOutput[OptimizeRecord]) -> list[np.ndarray]:

@@ -125,10 +125,29 @@ class Pipeline:
         return train_stage(self)
 
     def optimize(self) -> StageOutput[OptimizeRecord]:
-        """Run the `[[optimize]]` stages in order on the trained model; export the result."""
+        """Run the `[[optimize]]` stages in order on the trained model; export the result (with
+        `final_sparsity = "auto"`: the search's pick)."""
         from edgepack.pipeline.optimize import optimize_stage
+        from edgepack.pipeline.sparsity import auto_index
 
+        if auto_index(self.recipe) is not None:
+            return self.sparsity_choice[0]
         return optimize_stage(self)
+
+    @cached_property
+    def sparsity_choice(self) -> tuple[StageOutput[OptimizeRecord], dict[str, Any]]:
+        """`final_sparsity = "auto"`: the kept try and the search's figures (made once per run)."""
+        from edgepack.pipeline.sparsity import sparsity_choice
+
+        return sparsity_choice(self)
+
+    def sparsity_report(self) -> dict[str, Any] | None:
+        """The sparsity search as plain data (None unless a prune stage has `final_sparsity = "auto"`)."""
+        from edgepack.pipeline.sparsity import auto_index
+
+        if auto_index(self.recipe) is None or self.source.converted is not None:
+            return None
+        return self.sparsity_choice[1]
 
     def convert(self) -> StageOutput[ConvertRecord]:
         """The `.tflite`: converted in the recipe's mode (with `[convert.search]`: the search's pick),

@@ -195,11 +195,23 @@ class _Selection(Strict):
     skip: list[LayerPattern] = []
 
 
+DEFAULT_SPARSITY_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _fraction_or_auto(value: float | str) -> float | str:
+    if value != "auto" and not 0.0 < float(value) < 1.0:
+        raise ValueError('must be > 0 and < 1, or "auto" (the largest of sparsity_grid that holds the budgets)')
+    return value
+
+
 class PruneStage(_FineTune, _Selection):
     """Magnitude pruning; the schedule is expressed in epochs or fractions of the stage, never in steps."""
 
     kind: Literal["prune"]
-    final_sparsity: float = Field(0.5, gt=0.0, lt=1.0)
+    # "auto": the largest value of sparsity_grid (ascending) whose fine-tuned model holds the recipe's metric budgets
+    final_sparsity: Annotated[float | Literal["auto"], AfterValidator(_fraction_or_auto)] = 0.5
+    sparsity_grid: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = Field(None, min_length=1, max_length=50)
+    max_tries: int | None = Field(None, ge=1, le=50)  # "auto": at most this many fine-tunings (default: the grid's)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     schedule: Literal["polynomial", "constant"] = "polynomial"
     structure: Literal["unstructured", "2:4", "block"] = "unstructured"
@@ -214,10 +226,10 @@ class PruneStage(_FineTune, _Selection):
         # Conflicts are judged against the defaults, not on which keys were written, so that a
         # resolved recipe (every default filled in, as in the manifest) validates again.
         defaults = {name: field.default for name, field in type(self).model_fields.items()}
-        if self.initial_sparsity >= self.final_sparsity:
-            raise ValueError(
-                f"initial_sparsity ({self.initial_sparsity}) must be below final_sparsity ({self.final_sparsity})"
-            )
+        self._check_auto()
+        if self.initial_sparsity >= min(self.grid):
+            target = "the grid's lowest value" if self.final_sparsity == "auto" else "final_sparsity"
+            raise ValueError(f"initial_sparsity ({self.initial_sparsity}) must be below {target} ({min(self.grid)})")
         for edge in ("begin", "end"):
             fraction = f"{edge}_fraction"
             if getattr(self, f"{edge}_epoch") is not None and getattr(self, fraction) != defaults[fraction]:
@@ -241,6 +253,23 @@ class PruneStage(_FineTune, _Selection):
         if self.block_size != defaults["block_size"] and self.structure != "block":
             raise ValueError(f"block_size is set but structure = '{self.structure}'; set structure = 'block'")
         return self
+
+    def _check_auto(self) -> None:
+        if self.final_sparsity != "auto":
+            for name in ("sparsity_grid", "max_tries"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is for final_sparsity = 'auto' (it is {self.final_sparsity}); remove it")
+            return
+        grid = self.sparsity_grid or []
+        if grid != sorted(set(grid)):
+            raise ValueError(f"sparsity_grid {grid} must ascend, each value once (the search stops at the first miss)")
+
+    @property
+    def grid(self) -> list[float]:
+        """The sparsities tried: `sparsity_grid` (default 0.5 to 0.9 by 0.1) for "auto", else the one given."""
+        if self.final_sparsity != "auto":
+            return [self.final_sparsity]
+        return list(self.sparsity_grid or DEFAULT_SPARSITY_GRID)
 
     @property
     def begin(self) -> float:
@@ -551,6 +580,19 @@ def _check_auto_granularity(recipe: Recipe, kinds: Sequence[str]) -> None:
         )
 
 
+def _check_auto_sparsity(recipe: Recipe) -> None:
+    """`final_sparsity = "auto"`: one such stage, judged by a budget on the task's metric."""
+    autos = [i for i, stage in enumerate(recipe.optimize) if getattr(stage, "final_sparsity", None) == "auto"]
+    if len(autos) > 1:
+        raise ValueError(f"optimize{autos}: final_sparsity = 'auto' in more than one stage; search one of them")
+    metric_budgets = [name for name in tasks_quality_budgets(recipe.task.kind) if name != "min_sqnr_db"]
+    if autos and not any(getattr(recipe.budgets, name) is not None for name in metric_budgets):
+        raise ValueError(
+            f"optimize[{autos[0]}].final_sparsity = 'auto' keeps the largest sparsity whose fine-tuned model holds "
+            f"the recipe's budgets on the task's metric, and [budgets] sets none: set one of {', '.join(metric_budgets)}"
+        )
+
+
 def tasks_quality_budgets(kind: str) -> list[str]:
     """The metric and fidelity budgets a task takes, in `QUALITY_BUDGETS` order."""
     from edgepack import tasks
@@ -699,6 +741,7 @@ class Recipe(Strict):
             )
         if self.convert.dense_granularity == "auto":
             _check_auto_granularity(self, kinds)
+        _check_auto_sparsity(self)
         if self.convert.search and "qat" in kinds:
             raise ValueError(
                 "convert.search with a QAT stage: the search compares post-training modes of one "

@@ -47,6 +47,7 @@ def render_report(
         _ethos_u(run),
         _search(run, metric),
         _granularity(manifest),
+        _sparsity(manifest, metric),
     ]
     if comparison is not None:
         sections.append(_baseline(comparison))
@@ -320,7 +321,26 @@ def _granularity(manifest: dict[str, Any]) -> str:
     choice = manifest.get("dense_granularity")
     if not choice:
         return ""
-    return "<h2>Dense layers: per channel or per tensor</h2>\n" + table_html(granularity_table(choice), "granularity")
+    return (
+        "<h2>Dense layers: per channel or per tensor</h2>\n"
+        f"<p>{escape(choice['chosen'])} kept: {escape(choice['why'])}</p>\n"
+        + table_html(granularity_table(choice), "granularity")
+    )
+
+
+def _sparsity(manifest: dict[str, Any], metric: str) -> str:
+    from edgepack.cli.summary import sparsity_table
+
+    search = (manifest.get("optimization") or {}).get("sparsity_search")
+    if not search:
+        return ""
+    summary = (
+        f"optimize[{search['stage']}]: final_sparsity {search['chosen']:g} kept ({search['why']}); "
+        f"{len(search['tries'])} of {len(search['grid'])} grid values tried in {search['seconds']:.1f} s"
+    )
+    return f"<h2>Sparsity search</h2>\n<p>{escape(summary)}</p>\n" + table_html(
+        sparsity_table(search, metric), "sparsity"
+    )
 
 
 def _baseline(comparison: Any) -> str:

@@ -32,7 +32,7 @@ BAD = [
     (
         "sparsity-out-of-range",
         BASE + '[[optimize]]\nkind = "prune"\nfinal_sparsity = 1.5\n',
-        ["optimize[0].final_sparsity = 1.5", "less than 1"],
+        ["optimize[0].final_sparsity = 1.5", 'must be > 0 and < 1, or "auto"'],
     ),
     (
         "unknown-optimize-key",
@@ -111,6 +111,35 @@ BAD = [
         "per-tensor-int16x8",
         BASE + '[convert]\nmode = "int16x8"\nper_channel = false\n',
         ["not supported by the converter's int16x8 mode"],
+    ),
+    (
+        "sparsity-grid-without-auto",
+        BASE + '[[optimize]]\nkind = "prune"\nsparsity_grid = [0.5, 0.7]\n',
+        ["optimize[0]", "sparsity_grid is for final_sparsity = 'auto' (it is 0.5); remove it"],
+    ),
+    (
+        "sparsity-grid-descending",
+        BASE
+        + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\nsparsity_grid = [0.8, 0.5]\n[budgets]\nmin_accuracy = 0.9\n',
+        ["sparsity_grid [0.8, 0.5] must ascend"],
+    ),
+    (
+        "sparsity-auto-without-budgets",
+        BASE + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\n[budgets]\nmin_sqnr_db = 30\n',
+        ["optimize[0].final_sparsity = 'auto'", "[budgets] sets none: set one of max_accuracy_drop, min_accuracy"],
+    ),
+    (
+        "sparsity-auto-twice",
+        BASE
+        + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\nlayers = ["conv*"]\n'
+        + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\nlayers = ["fc"]\n[budgets]\nmin_accuracy = 0.9\n',
+        ["optimize[0, 1]: final_sparsity = 'auto' in more than one stage"],
+    ),
+    (
+        "sparsity-auto-below-initial",
+        BASE
+        + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\ninitial_sparsity = 0.6\n[budgets]\nmin_accuracy = 0.9\n',
+        ["initial_sparsity (0.6) must be below the grid's lowest value (0.5)"],
     ),
     (
         "dense-granularity-unknown",
