@@ -346,9 +346,18 @@ def _stage_name(rec: dict[str, Any]) -> str:
         "qat": rec.get("scheme"),
         "cluster": f"{rec.get('clusters')} clusters",
         "distill": f"student {rec.get('param_ratio', 0):.1%} of teacher",
+        "low-rank": _low_rank_detail(rec),
     }
     detail = extra.get(rec["kind"])
     return f"{rec['kind']} ({detail})" if detail else rec["kind"]
+
+
+def _low_rank_detail(rec: dict[str, Any]) -> str:
+    """'energy 0.9, 8/10 factored' (or 'rank 16, ...'): the target and the layers it factored of those selected."""
+    target = f"rank {rec['rank']}" if rec.get("rank") is not None else f"energy {rec.get('energy')}"
+    totals = rec.get("totals", {})
+    considered = totals.get("factored", 0) + totals.get("kept", 0)
+    return f"{target}, {totals.get('factored', 0)}/{considered} factored"
 
 
 def budget_table(results: list[BudgetResult]) -> Table:

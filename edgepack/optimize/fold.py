@@ -8,20 +8,18 @@ digits: 98 % in Keras, 79 % in LiteRT). Folding first makes QAT see the kernel t
 
 A BN is folded when it directly follows a Conv2D, DepthwiseConv2D or Dense layer that has no
 activation, is not shared, and feeds nothing else; BN's axis must be the last one. The model is
-rebuilt from its config (functional or Sequential) without the folded BN layers; every other
-layer keeps its weights.
+rebuilt from its config (functional or Sequential, `rebuild.py`) without the folded BN layers; every
+other layer keeps its weights.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgepack.errors import ModelError
-from edgepack.models.tf import load
+from edgepack.optimize.rebuild import copy_weights, edit_layers, is_sequential, model_config, rebuild, uses
 
 FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense")
 
@@ -36,30 +34,24 @@ class Fold:
 
 def fold_batchnorm(model: Any, label: str) -> tuple[Any, list[Fold]]:
     """The model with every foldable BatchNormalization folded; the folds made, in layer order."""
-    config = model.get_config()
-    sequential = type(model).__name__ == "Sequential"
+    sequential = is_sequential(model)
+    config = model_config(model, label, "to fold its BatchNormalization layers")
     folds = _sequential_folds(model) if sequential else _functional_folds(model, config)
     if not folds:
         return model, []
-    folded_config = _without_bn(copy.deepcopy(config), folds, sequential)
-    keras = load().keras
-    try:
-        rebuilt = type(model).from_config(folded_config)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelError(
-            f"{label}: cannot rebuild the model without its BatchNormalization layers to fold them "
-            f"({type(exc).__name__}: {exc})",
-            hint="per-tensor QAT needs the BN layers folded; keep convert.per_channel = true for this model",
-        ) from exc
-    into = {fold.into: model.get_layer(fold.bn) for fold in folds}
-    for layer in rebuilt.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        source = model.get_layer(layer.name)
-        if layer.name in into:
-            layer.set_weights(_folded_weights(source, into[layer.name]))
-        else:
-            layer.set_weights(source.get_weights())
+    for entry in config["layers"]:
+        if entry["config"]["name"] in {fold.into for fold in folds}:
+            entry["config"]["use_bias"] = True
+    folded_config = edit_layers(config, sequential, drop={fold.bn: fold.into for fold in folds})
+    rebuilt = rebuild(
+        model,
+        folded_config,
+        label,
+        "without its BatchNormalization layers to fold them",
+        hint="per-tensor QAT needs the BN layers folded; keep convert.per_channel = true for this model",
+    )
+    given = {fold.into: _folded_weights(model.get_layer(fold.into), model.get_layer(fold.bn)) for fold in folds}
+    copy_weights(model, rebuilt, given, label, dropped={fold.bn for fold in folds})
     return rebuilt, folds
 
 
@@ -81,13 +73,7 @@ def _sequential_folds(model: Any) -> list[Fold]:
 def _functional_folds(model: Any, config: dict[str, Any]) -> list[Fold]:
     """BN layers whose one input is a foldable layer used by nothing else (and not an output)."""
     entries = {entry["name"]: entry for entry in config["layers"]}
-    uses: dict[str, int] = {}
-    for entry in config["layers"]:
-        for node in entry["inbound_nodes"]:
-            for inbound in node:
-                uses[inbound[0]] = uses.get(inbound[0], 0) + 1
-    for output in config["output_layers"]:
-        uses[output[0]] = uses.get(output[0], 0) + 1
+    counts = uses(config)
     folds: list[Fold] = []
     for entry in config["layers"]:
         nodes = entry["inbound_nodes"]
@@ -96,33 +82,11 @@ def _functional_folds(model: Any, config: dict[str, Any]) -> list[Fold]:
         source = entries[nodes[0][0][0]]
         if (
             len(source["inbound_nodes"]) == 1
-            and uses.get(source["name"]) == 1
+            and counts.get(source["name"]) == 1
             and _foldable(model.get_layer(source["name"]), model.get_layer(entry["name"]))
         ):
             folds.append(Fold(source["name"], entry["name"]))
     return folds
-
-
-def _without_bn(config: dict[str, Any], folds: list[Fold], sequential: bool) -> dict[str, Any]:
-    bn_to_source = {fold.bn: fold.into for fold in folds}
-    targets = {fold.into for fold in folds}
-    kept = []
-    for entry in config["layers"]:
-        name = entry["config"]["name"]
-        if name in bn_to_source:
-            continue
-        if name in targets:
-            entry["config"]["use_bias"] = True
-        if not sequential:
-            entry["inbound_nodes"] = [
-                [[bn_to_source.get(inbound[0], inbound[0]), *inbound[1:]] for inbound in node]
-                for node in entry["inbound_nodes"]
-            ]
-        kept.append(entry)
-    config["layers"] = kept
-    if not sequential:
-        config["output_layers"] = [[bn_to_source.get(out[0], out[0]), *out[1:]] for out in config["output_layers"]]
-    return config
 
 
 def _folded_weights(layer: Any, bn: Any) -> list[np.ndarray]:

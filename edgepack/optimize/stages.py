@@ -17,7 +17,7 @@ import numpy as np
 from edgepack.datasets import Dataset
 from edgepack.models.tf import load, strategy_scope
 from edgepack.optimize.loop import evaluate
-from edgepack.recipe.schema import ClusterStage, DistillStage, OptimizeStage, PruneStage, QatStage
+from edgepack.recipe.schema import ClusterStage, DistillStage, LowRankStage, OptimizeStage, PruneStage, QatStage
 from edgepack.reporting import Reporter
 
 
@@ -104,6 +104,10 @@ def _run(
         from edgepack.optimize.distill import distill
 
         return distill(model, stage, data, reporter, label, base_dir, seed)
+    if isinstance(stage, LowRankStage):
+        from edgepack.optimize.lowrank import low_rank
+
+        return low_rank(model, stage, data, reporter, label)
     assert isinstance(stage, QatStage)
     from edgepack.optimize.qat import qat
 

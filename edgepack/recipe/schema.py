@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -315,7 +315,45 @@ class DistillStage(_FineTune):
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
 
 
-OptimizeStage = Annotated[PruneStage | QatStage | ClusterStage | DistillStage, Field(discriminator="kind")]
+DEFAULT_ENERGY = 0.9
+"""The fraction of the squared singular values a low-rank stage keeps when neither rank nor energy is given."""
+
+
+class LowRankStage(_FineTune, _Selection):
+    """Low-rank factorization of Dense and 1x1 Conv2D kernels (truncated SVD), then fine-tuning.
+
+    `rank` gives every selected layer that rank (at most what its kernel allows); `energy` gives each
+    layer the smallest rank that keeps that fraction of its squared singular values (0.9 when
+    neither is given). A layer is factored only where the two thinner layers have fewer parameters.
+    """
+
+    kind: Literal["low-rank"]
+    rank: int | None = Field(None, ge=1, le=65_536)
+    energy: float | None = Field(None, gt=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_energy(cls, data: Any) -> Any:
+        # Filled in here (not as the field's default) so that a resolved recipe says what was used
+        # and `rank = 8` alone is not a conflict with a default energy.
+        if isinstance(data, dict) and data.get("rank") is None and data.get("energy") is None:
+            return {**data, "energy": DEFAULT_ENERGY}
+        return data
+
+    @model_validator(mode="after")
+    def _rank_or_energy(self) -> LowRankStage:
+        if self.rank is not None and self.energy is not None:
+            raise ValueError(
+                f"give rank or energy, not both (rank = {self.rank}: the same rank for every layer; "
+                f"energy = {self.energy}: each layer's smallest rank keeping that fraction of its squared "
+                "singular values)"
+            )
+        return self
+
+
+OptimizeStage = Annotated[
+    PruneStage | QatStage | ClusterStage | DistillStage | LowRankStage, Field(discriminator="kind")
+]
 
 
 class _Criterion(Strict):
@@ -537,7 +575,7 @@ class Budgets(Strict):
 
 
 def _check_stage_order(kinds: Sequence[str]) -> None:
-    """Stages stack in one order: distill first, then prune, then cluster, QAT last."""
+    """Stages stack in one order: distill first, then low-rank, then prune, then cluster, QAT last."""
     if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
         raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")
     if kinds.count("distill") > 1 or ("distill" in kinds and kinds[0] != "distill"):
@@ -545,10 +583,25 @@ def _check_stage_order(kinds: Sequence[str]) -> None:
             f"optimize: 'distill' must be the first stage and appear once (got {kinds}); "
             "it replaces the model, so stages before it would be lost"
         )
+    if "low-rank" in kinds:
+        _check_low_rank_order(kinds)
     if "cluster" in kinds and "prune" in kinds[kinds.index("cluster") :]:
         raise ValueError(
             f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
             "prune first: clustering after pruning keeps the zeros"
+        )
+
+
+def _check_low_rank_order(kinds: Sequence[str]) -> None:
+    """low-rank once, after distill and before prune, cluster and QAT (it replaces the kernels they work on)."""
+    if kinds.count("low-rank") > 1:
+        raise ValueError(f"optimize: 'low-rank' must appear once (got {kinds}); a second one would factor the factors")
+    before = [kind for kind in kinds[: kinds.index("low-rank")] if kind in ("prune", "cluster", "qat")]
+    if before:
+        raise ValueError(
+            f"optimize: 'low-rank' after {' and '.join(repr(k) for k in before)} (got {kinds}): it replaces the "
+            "kernels with new ones, so their zeros, clusters or quantizers would be lost; put low-rank first "
+            "(after distill): distill, low-rank, prune, cluster, qat"
         )
 
 

@@ -13,6 +13,7 @@ from edgepack.errors import RecipeError
 from edgepack.recipe.load import list_recipes, load_recipe, parse_recipe
 
 PRUNE = '[[optimize]]\nkind = "prune"\n'
+LOW_RANK = '[[optimize]]\nkind = "low-rank"\n'
 DISTILL = (
     '[[optimize]]\nkind = "distill"\n'
     'student = { kind = "builder", builder = "edgepack.models.zoo:digits_cnn", args = { width = 4 } }\n'
@@ -240,6 +241,25 @@ BAD = [
         ["exactly one criterion"],
     ),
     (
+        "low-rank-rank-and-energy",
+        BASE + LOW_RANK + "rank = 8\nenergy = 0.8\n",
+        ["rank or energy, not both", "rank = 8"],
+    ),
+    (
+        "low-rank-energy-above-one",
+        BASE + LOW_RANK + "energy = 1.5\n",
+        ["optimize[0].energy = 1.5", "less than or equal to 1"],
+    ),
+    ("low-rank-energy-zero", BASE + LOW_RANK + "energy = 0\n", ["optimize[0].energy = 0", "greater than 0"]),
+    ("low-rank-rank-zero", BASE + LOW_RANK + "rank = 0\n", ["optimize[0].rank = 0", "greater than or equal to 1"]),
+    ("low-rank-unknown-key", BASE + LOW_RANK + "rnak = 4\n", ["optimize[0].rnak = 4", "unknown key", "'rank'"]),
+    (
+        "low-rank-after-prune",
+        BASE + PRUNE + LOW_RANK,
+        ["'low-rank' after 'prune'", "['prune', 'low-rank']", "distill, low-rank, prune, cluster, qat"],
+    ),
+    ("low-rank-twice", BASE + LOW_RANK + LOW_RANK, ["'low-rank' must appear once"]),
+    (
         "x-key-list-twice",
         BASE.replace('kind = "digits"', 'kind = "npz"\npath = "d.npz"\nx_key = ["a", "a"]'),
         ["dataset.x_key", "each once"],
@@ -314,6 +334,17 @@ def test_a_resolved_float16_recipe_validates_again() -> None:
     recipe = parse_recipe('name = "f16"\n' + BASE + '[convert]\nmode = "float16"\n').recipe
     assert recipe.convert.io == "float32"
     assert Recipe.model_validate(recipe.resolved()) == recipe
+
+
+def test_a_low_rank_stage_keeps_energy_0_9_unless_a_rank_is_given_and_resolves_again() -> None:
+    from edgepack.recipe.schema import Recipe
+
+    default = parse_recipe('name = "lr"\n' + BASE + LOW_RANK + '[[optimize]]\nkind = "qat"\n').recipe
+    assert (default.optimize[0].energy, default.optimize[0].rank) == (0.9, None)
+    assert Recipe.model_validate(default.resolved()) == default
+    ranked = parse_recipe('name = "lr"\n' + BASE + LOW_RANK + "rank = 4\n").recipe
+    assert (ranked.optimize[0].energy, ranked.optimize[0].rank) == (None, 4)
+    assert Recipe.model_validate(ranked.resolved()) == ranked
 
 
 def test_a_user_builder_beside_the_recipe_is_checked_and_its_kwargs_are_free(tmp_path: Path) -> None:
