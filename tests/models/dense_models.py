@@ -1,4 +1,4 @@
-"""Dense-heavy builders for the size tests (tests/integration/test_granularity.py)."""
+"""Dense-heavy builders for the size tests (tests/integration/test_granularity.py, test_lowrank.py)."""
 
 from __future__ import annotations
 
@@ -27,37 +27,33 @@ def dense_bn_autoencoder(
     `init_scale` < 1 scales every initial kernel down: training then writes the data's structure into
     kernels that start near zero, so the trained kernels' spectrum is concentrated (0.1, 10 epochs at batch
     16 on data of 8 latent factors: energy 0.9 at rank 5-30 of 128, against 60-100 at 1.0; the low-rank
-    tests, tests/integration/test_lowrank.py). With `spread` = 1 every initializer is Keras's own, so the
-    model clones and reloads from `.h5` (what optimize stages and a cached train stage need)."""
+    tests, tests/integration/test_lowrank.py).
+
+    Both are applied to the built model's weights, and every initializer is Keras's own: the model clones
+    and reloads from `.h5` (what optimize stages and a cached train stage need)."""
     keras = load().keras
     layers = keras.layers
+    init = keras.initializers.VarianceScaling(scale=init_scale**2, mode="fan_avg", distribution="uniform")
     inputs = keras.Input(shape=input_shape, name="frames")
-    h, factors = inputs, None
+    h = inputs
     for index, units in enumerate([width] * 4 + [bottleneck] + [width] * 4):
-        h = _dense(keras, units, f"dense{index + 1}", factors, init_scale)(h)
-        scales = np.geomspace(1.0, 1.0 / spread, units).astype(np.float32)
-        h = layers.BatchNormalization(
-            name=f"bn{index + 1}",
-            gamma_initializer=keras.initializers.Constant(scales.tolist()),  # a list: an array does not reload from .h5
-        )(h)
-        factors = None if spread == 1.0 else scales
+        h = layers.Dense(units, name=f"dense{index + 1}", kernel_initializer=init)(h)
+        h = layers.BatchNormalization(name=f"bn{index + 1}")(h)
         h = layers.ReLU(name=f"relu{index + 1}")(h)
-    out = _dense(keras, size, "reconstruction", factors, init_scale)(h)
-    return keras.Model(inputs, out, name="dense_bn_autoencoder")
+    out = layers.Dense(size, name="reconstruction", kernel_initializer=init)(h)
+    model = keras.Model(inputs, out, name="dense_bn_autoencoder")
+    if spread != 1.0:
+        _spread_channels(model, spread)
+    return model
 
 
-def _dense(keras: Any, units: int, name: str, row_factors: np.ndarray | None, scale: float = 1.0) -> Any:
-    """A Dense layer whose Glorot-initialized kernel, times `scale`, has its rows divided by `row_factors`
-    (its inputs' scales). Without row factors the initializer is Keras's own (Glorot uniform times `scale`
-    is variance scaling by scale^2), so the model clones and rebuilds from its config."""
-    if row_factors is None and scale == 1.0:
-        return keras.layers.Dense(units, name=name)
-    if row_factors is None:
-        init = keras.initializers.VarianceScaling(scale=scale**2, mode="fan_avg", distribution="uniform")
-        return keras.layers.Dense(units, name=name, kernel_initializer=init)
-    glorot = keras.initializers.GlorotUniform()
-
-    def init(shape: Any, dtype: Any = None) -> Any:
-        return glorot(shape, dtype) * scale / row_factors[:, None]
-
-    return keras.layers.Dense(units, name=name, kernel_initializer=init)
+def _spread_channels(model: Any, spread: float) -> None:
+    """Each BN's scales geometric from 1 down to 1/spread, the next Dense kernel's rows divided by them."""
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    norms = [layer for layer in model.layers if layer.__class__.__name__ == "BatchNormalization"]
+    for norm, following in zip(norms, dense[1:]):
+        gamma, beta, mean, variance = norm.get_weights()
+        factors = np.geomspace(1.0, 1.0 / spread, gamma.shape[0]).astype(np.float32)
+        norm.set_weights([gamma * factors, beta * factors, mean, variance])
+        kernel, bias = following.get_weights()
+        following.set_weights([kernel / factors[:, None], bias])
