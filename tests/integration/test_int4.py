@@ -123,3 +123,25 @@ def test_int4_model_runs_on_host_with_int8_io_and_records_its_weights(runs: dict
     kernels = manifest["optimization"]["tflite_weights"]
     assert kernels and {k["dtype"] for k in kernels.values() if k["op"] == "FULLY_CONNECTED"} == {"int4"}
     assert manifest["quantization_error"]["measured"] is False and "int4" in manifest["quantization_error"]["why"]
+
+
+def test_conv_kernels_are_int4_and_depthwise_stays_int8(tmp_path: Path) -> None:
+    import io
+    from contextlib import redirect_stdout
+
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.convert.tflite import convert
+    from edgepack.models.tf import load
+    from edgepack.recipe.schema import ConvertSettings
+
+    keras = load().keras
+    inputs = keras.Input((8, 8, 2))
+    h = keras.layers.DepthwiseConv2D(3, activation="relu")(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(6)(keras.layers.Flatten()(h)))
+    with redirect_stdout(io.StringIO()):
+        model.export(str(tmp_path / "sm"))
+    calibration = np.random.default_rng(0).normal(size=(16, 8, 8, 2)).astype(np.float32)
+    info = read_model(convert(tmp_path / "sm", ConvertSettings(weights="int4", error_report=False), calibration))
+    kernels = {op.op_name: info.tensors[op.inputs[1]].dtype for op in info.operators if len(op.inputs) > 1}
+    assert kernels["CONV_2D"] == kernels["FULLY_CONNECTED"] == "int4"
+    assert kernels["DEPTHWISE_CONV_2D"] == "int8"
