@@ -140,6 +140,7 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
             "gzip_bytes": conversion.gzip_bytes,
             "mode": conversion.mode,
             "io": conversion.io,
+            "weights": sorted({k["dtype"] for k in conversion.weights.values()}),  # the kernels' dtypes (int4, int8...)
             "metadata": shipped.record,
         },
         "source": trained.record.source,

@@ -399,6 +399,7 @@ def manifest_schema(version: int | None = None) -> dict[str, Any]:
                     "converted_size_bytes": _COUNT,
                     "mode": {"enum": ["int8", "int16x8", "dynamic", "float16", "float32"]},
                     "io": {"enum": ["int8", "float32"]},
+                    "weights": {"type": "array", "items": {"type": "string"}},
                     "metadata": {
                         "type": "object",
                         "required": ["embedded"],

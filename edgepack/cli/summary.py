@@ -176,13 +176,14 @@ def weights_table(convert: Any) -> Table:
     from rich.table import Table
 
     table = Table(title=f"kernels in the {convert.mode} .tflite", title_justify="left")
-    for column in ("layer", "op", "shape", "sparsity", "distinct values", "max non-zeros / 4"):
-        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for column in ("layer", "op", "dtype", "shape", "sparsity", "distinct values", "max non-zeros / 4"):
+        table.add_column(column, justify="left" if column in ("layer", "op", "dtype") else "right")
     for layer, w in convert.weights.items():
         per4 = "-" if w["max_nonzeros_per_4"] is None else str(w["max_nonzeros_per_4"])
         table.add_row(
             layer,
             w["op"],
+            w.get("dtype") or "-",  # int4 where the kernel is 4-bit
             "x".join(map(str, w["shape"])),
             f"{w['sparsity']:.2f}",
             f"{w['unique_values']:,} ({w['unique_per_channel_max']:,}/channel)",

@@ -38,6 +38,8 @@ def convert(
     if settings.dense_granularity == "auto":
         raise ValueError("dense_granularity 'auto' is resolved before conversion: convert each candidate")
     tf = load().tf
+    if settings.weights == "int4":
+        return _int4(tf, saved_model, calibration, progress, input_names)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     mode = settings.mode
     if mode != "float32":
@@ -57,6 +59,23 @@ def convert(
     if mode in CALIBRATED_MODES:
         converter.representative_dataset = _representative(calibration, progress, input_names)
     return bytes(converter.convert())
+
+
+def _int4(
+    tf: Any,
+    saved_model: Path,
+    calibration: Calibration,
+    progress: Callable[[int], None],
+    input_names: list[str] | None,
+) -> bytes:
+    """float32 by TFLite's converter, then int4 weights and int8 activations by litert-quantizer."""
+    from edgepack.convert.int4 import quantize_w4a8, signature_inputs
+
+    float_model = bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert())
+    arrays = calibration if isinstance(calibration, list) else [calibration]
+    names = input_names if len(arrays) > 1 and input_names else signature_inputs(float_model)
+    progress(len(arrays[0]))
+    return quantize_w4a8(float_model, arrays, names)
 
 
 def _int8_converter(

@@ -207,6 +207,10 @@ class Pipeline:
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
+        if self.recipe.convert.weights == "int4":
+            from edgepack.convert.int4 import check_int4
+
+            check_int4(self.recipe.name, self.devices())  # ... and an int4 model nothing named can run
         if self.recipe.budgets.fits:
             from edgepack.devices.mcu import require_tflm
 

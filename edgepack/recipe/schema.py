@@ -438,6 +438,7 @@ class ConvertSettings(Strict):
     """
 
     mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
+    weights: Literal["int8", "int4"] = "int8"  # int4: FULLY_CONNECTED / CONV_2D kernels 4-bit (litert-quantizer)
     io: Literal["int8", "float32"] = "int8"
     calibration_samples: int = Field(256, ge=1, le=100_000)
     calibration_seed: int | None = Field(None, ge=0)
@@ -472,6 +473,7 @@ class ConvertSettings(Strict):
                 f"dense_granularity = '{self.dense_granularity}' with per_channel = false: every kernel, "
                 "Dense layers included, is per tensor already; remove one of them"
             )
+        _check_int4(self)
         if not self.per_channel and self.mode == "int16x8":
             # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
             raise ValueError(
@@ -500,6 +502,33 @@ class ConvertSettings(Strict):
     def integer_io(self) -> bool:
         """True when the model's inputs and outputs are int8 tensors."""
         return self.mode == "int8" and self.io == "int8"
+
+
+def _check_int4(settings: ConvertSettings) -> None:
+    """weights = 'int4': int8 mode, int8 I/O, per-channel kernels, no selective int8 or search (this slice)."""
+    if settings.weights != "int4":
+        return
+    if settings.mode != "int8":
+        raise ValueError(
+            f"weights = 'int4' needs mode = 'int8' (mode is '{settings.mode}'): int4 kernels go with int8 "
+            "activations; choose mode 'int8' or remove weights"
+        )
+    if settings.io != "int8":
+        raise ValueError(
+            "weights = 'int4' with io = 'float32': litert-quantizer's full-integer model has int8 inputs "
+            "and outputs; use io = 'int8' or weights = 'int8'"
+        )
+    if not settings.per_channel or settings.dense_granularity != "per-channel":
+        raise ValueError(
+            "weights = 'int4' quantizes kernels per channel; remove per_channel = false / dense_granularity"
+        )
+    if settings.keep_float or settings.fallback:
+        raise ValueError(
+            "weights = 'int4' with keep_float or fallback: keeping ops in float is done by TFLite's int8 "
+            "converter, not the int4 quantizer; remove them or weights = 'int4'"
+        )
+    if settings.search:
+        raise ValueError("weights = 'int4' with convert.search: the search does not try int4 yet; remove one of them")
 
 
 class ValidateSettings(Strict):
@@ -630,6 +659,23 @@ def _check_auto_granularity(recipe: Recipe, kinds: Sequence[str]) -> None:
             "convert.dense_granularity = 'auto' keeps Dense layers per tensor only where the recipe's metric "
             f"and fidelity budgets hold, and [budgets] sets none: set one of {', '.join(allowed)} "
             "(or choose 'per-channel' or 'per-tensor')"
+        )
+
+
+INT4_REFUSED = "per-channel int4 FULLY_CONNECTED kernels do not run in TFLite Micro, nor compile with Vela"
+
+
+def _check_int4_runtime(recipe: Recipe) -> None:
+    """weights = 'int4' runs on LiteRT only: no MCU board, TFLM device, c-array or ethos-u format."""
+    if recipe.convert.weights != "int4":
+        return
+    uses = [f'bundle.formats "{f}"' for f in recipe.bundle.formats if f in ("c-array", "ethos-u")]
+    uses += [f"budgets.fits {recipe.budgets.fits}"] if recipe.budgets.fits else []
+    uses += [f"validate.devices '{d}'" for d in recipe.validation.devices if d == "tflm" or d.startswith("ethos-u")]
+    if uses:
+        raise ValueError(
+            f"convert.weights = 'int4' with {', '.join(uses)}: {INT4_REFUSED}; use weights = 'int8' "
+            "for microcontrollers, or drop them"
         )
 
 
@@ -819,6 +865,7 @@ class Recipe(Strict):
                 f"bundle.formats has \"ethos-u\" but convert.mode = '{self.convert.mode}': an Ethos-U "
                 "NPU runs integer models; convert to int8 (or int16x8), or drop the format"
             )
+        _check_int4_runtime(self)
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
             unknown = sorted(set(budget) - set(self.validation.devices))

@@ -264,6 +264,47 @@ BAD = [
         BASE.replace('kind = "digits"', 'kind = "npz"\npath = "d.npz"\nx_key = ["a", "a"]'),
         ["dataset.x_key", "each once"],
     ),
+    (
+        "int4-weights-float-mode",
+        BASE + '[convert]\nmode = "float16"\nweights = "int4"\n',
+        ["weights = 'int4' needs mode = 'int8'", "mode is 'float16'"],
+    ),
+    ("int4-unknown-weights", BASE + '[convert]\nweights = "int2"\n', ["convert.weights = 'int2'", "'int8' or 'int4'"]),
+    (
+        "int4-float-io",
+        BASE + '[convert]\nweights = "int4"\nio = "float32"\n',
+        ["weights = 'int4' with io = 'float32'", "int8 inputs"],
+    ),
+    (
+        "int4-per-tensor",
+        BASE + '[convert]\nweights = "int4"\nper_channel = false\n',
+        ["weights = 'int4' quantizes kernels per channel"],
+    ),
+    (
+        "int4-keep-float",
+        BASE + '[convert]\nweights = "int4"\nkeep_float = ["SOFTMAX"]\n',
+        ["weights = 'int4' with keep_float or fallback"],
+    ),
+    (
+        "int4-search",
+        BASE + '[convert]\nweights = "int4"\n[convert.search]\nmodes = ["int8", "float16"]\nmax_drop = 0.01\n',
+        ["weights = 'int4' with convert.search", "does not try int4"],
+    ),
+    (
+        "int4-c-array",
+        BASE + '[convert]\nweights = "int4"\n[bundle]\nformats = ["c-array"]\n',
+        ["convert.weights = 'int4' with bundle.formats \"c-array\"", "TFLite Micro", "Vela"],
+    ),
+    (
+        "int4-tflm-device",
+        BASE + '[convert]\nweights = "int4"\n[validate]\ndevices = ["host", "tflm"]\n',
+        ["validate.devices 'tflm'", "TFLite Micro"],
+    ),
+    (
+        "int4-fits",
+        BASE + '[convert]\nweights = "int4"\n[budgets]\nfits = ["pico"]\n',
+        ["budgets.fits ['pico']", "weights = 'int8' for microcontrollers"],
+    ),
 ]
 
 
