@@ -38,11 +38,59 @@ def uses(config: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for entry in config["layers"]:
         for node in entry["inbound_nodes"]:
-            for inbound in node:
-                counts[inbound[0]] = counts.get(inbound[0], 0) + 1
+            for name in _names(node):
+                counts[name] = counts.get(name, 0) + 1
     for output in config["output_layers"]:
         counts[output[0]] = counts.get(output[0], 0) + 1
     return counts
+
+
+def _is_ref(value: Any) -> bool:
+    """A tensor reference of a config: [layer name, node index, tensor index(, kwargs)]."""
+    return (
+        isinstance(value, list)
+        and len(value) >= 3
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and isinstance(value[2], int)
+    )
+
+
+def _refs(node: Any) -> list[Any]:
+    """The references of one inbound node: a list of them, or (a TF op layer, `x * 2.0`) one flat reference
+    whose kwargs may hold more (`y`: another tensor)."""
+    found: list[Any] = []
+    for ref in [node] if _is_ref(node) else list(node):
+        found.append(ref)
+        if len(ref) > 3:
+            found.extend(_nested_refs(ref[3]))
+    return found
+
+
+def _nested_refs(value: Any) -> list[Any]:
+    if _is_ref(value):
+        return [value, *(_nested_refs(value[3]) if len(value) > 3 else [])]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _nested_refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _nested_refs(v)]
+    return []
+
+
+def _names(node: Any) -> list[str]:
+    """The layers an inbound node reads."""
+    return [ref[0] for ref in _refs(node)]
+
+
+def _renamed(value: Any, drop: Mapping[str, str]) -> Any:
+    """An inbound node (or any part of it) with each reference to a dropped layer pointing at its stand-in."""
+    if _is_ref(value):
+        return [drop.get(value[0], value[0]), *(_renamed(v, drop) for v in value[1:])]
+    if isinstance(value, dict):
+        return {k: _renamed(v, drop) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, drop) for v in value]
+    return value
 
 
 def edit_layers(
@@ -61,10 +109,7 @@ def edit_layers(
         if name in drop:
             continue
         if not sequential:
-            entry["inbound_nodes"] = [
-                [[drop.get(inbound[0], inbound[0]), *inbound[1:]] for inbound in node]
-                for node in entry["inbound_nodes"]
-            ]
+            entry["inbound_nodes"] = [_renamed(node, drop) for node in entry["inbound_nodes"]]
         if name in insert:
             kept.append(_placed(insert[name], entry, sequential))
         kept.append(entry)

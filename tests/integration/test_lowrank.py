@@ -318,3 +318,28 @@ def test_low_rank_then_qat_runs_end_to_end_and_converts_to_int8(runs: dict[str, 
     assert {model.tensors[op.inputs[1]].dtype for op in fc} == {"int8"}  # every kernel, both halves, in int8
     assert np.isfinite(manifest["metrics"]["tflite"]["rmse"])
     print(f"low-rank + QAT: rmse .tflite {manifest['metrics']['tflite']['rmse']}, {convert['size_bytes']} B")
+
+
+def test_a_model_with_tensorflow_ops_between_its_layers_is_rebuilt() -> None:
+    """tf_keras writes a TF op layer's inbound node flat (`x * 2.0`, `x + y`): the rebuild reads and rewires it."""
+    from edgepack.models.tf import load
+    from edgepack.optimize.lowrank import SUFFIX, factorize
+
+    keras = load().keras
+    inputs = keras.Input((16,), name="x")
+    hidden = keras.layers.Dense(24, activation="relu", name="hidden")(inputs * 2.0)
+    mixed = hidden + keras.layers.Dense(24, name="side")(inputs)  # a TF op reading two layers
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(mixed))
+    for name in ("hidden", "side"):  # kernels of rank 2: factored exactly at energy 1
+        layer = model.get_layer(name)
+        layer.set_weights([_rank2(16, 24), layer.get_weights()[1]])
+    factored, factors, _ = factorize(model, stage(energy=1.0, layers=["hidden", "side"]), "t")
+    assert {f.name for f in factors if f.left is None} == {"hidden", "side"} and {f.rank for f in factors} == {2}
+    assert {f"hidden{SUFFIX}", f"side{SUFFIX}"} <= {layer.name for layer in factored.layers}
+    x = np.random.default_rng(4).normal(size=(8, 16)).astype(np.float32)
+    assert np.abs(np.asarray(factored(x)) - np.asarray(model(x))).max() < 1e-4
+
+
+def _rank2(n_in: int, n_out: int) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return (rng.normal(size=(n_in, 2)) @ rng.normal(size=(2, n_out))).astype(np.float32)
