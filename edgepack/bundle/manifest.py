@@ -17,7 +17,16 @@ MEASUREMENTS = "measurements.json"
 REPORT = "report.html"  # evidence of a run, like measurements.json: not an artifact, not in the zip
 MODEL_FILE = "model.tflite"
 LABELS_FILE = "labels.txt"
-TOOLCHAIN = ("edgepack", "tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
+TOOLCHAIN = (
+    "edgepack",
+    "tensorflow",
+    "tf-keras",
+    "keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "numpy",
+    "litert-quantizer",  # weights = "int4": it makes the shipped kernels
+)
 # ... and what shapes the bundle but no stage: the c-array's arena is measured with tflite-micro, the
 # ethos-u format is compiled by Vela
 BUNDLE_TOOLCHAIN = (*TOOLCHAIN, "tflite-micro", "ethos-u-vela")
