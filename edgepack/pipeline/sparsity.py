@@ -67,7 +67,7 @@ def _fine_tuned(p: Pipeline, index: int, value: float) -> StageOutput[OptimizeRe
     from edgepack.pipeline.optimize import optimize_stage
 
     stages = list(p.recipe.optimize)
-    stages[index] = stages[index].model_copy(update={"final_sparsity": value})
+    stages[index] = stages[index].model_copy(update={"final_sparsity": value, "sparsity_grid": None, "max_tries": None})
     return optimize_stage(p, stages, stage_name(value))
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -198,8 +199,10 @@ class _Selection(Strict):
 DEFAULT_SPARSITY_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def _fraction_or_auto(value: float | str) -> float | str:
-    if value != "auto" and not 0.0 < float(value) < 1.0:
+def _fraction_or_auto(value: object) -> object:
+    """A fraction in (0, 1) or "auto", checked before the union is (one message, not one per member)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value != "auto" and not (number and 0.0 < float(value) < 1.0):  # type: ignore[arg-type]
         raise ValueError('must be > 0 and < 1, or "auto" (the largest of sparsity_grid that holds the budgets)')
     return value
 
@@ -209,7 +212,7 @@ class PruneStage(_FineTune, _Selection):
 
     kind: Literal["prune"]
     # "auto": the largest value of sparsity_grid (ascending) whose fine-tuned model holds the recipe's metric budgets
-    final_sparsity: Annotated[float | Literal["auto"], AfterValidator(_fraction_or_auto)] = 0.5
+    final_sparsity: Annotated[float | Literal["auto"], BeforeValidator(_fraction_or_auto)] = 0.5
     sparsity_grid: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = Field(None, min_length=1, max_length=50)
     max_tries: int | None = Field(None, ge=1, le=50)  # "auto": at most this many fine-tunings (default: the grid's)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)

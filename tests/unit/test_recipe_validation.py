@@ -114,6 +114,11 @@ BAD = [
         ["not supported by the converter's int16x8 mode"],
     ),
     (
+        "sparsity-neither-number-nor-auto",
+        BASE + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "most"\n',
+        ["1 problem(s)", "optimize[0].final_sparsity = 'most': must be > 0 and < 1, or \"auto\""],
+    ),
+    (
         "sparsity-grid-without-auto",
         BASE + '[[optimize]]\nkind = "prune"\nsparsity_grid = [0.5, 0.7]\n',
         ["optimize[0]", "sparsity_grid is for final_sparsity = 'auto' (it is 0.5); remove it"],
