@@ -235,7 +235,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         return
     optimized, converted = stages["optimize"].record, stages["convert"].record
     output.print_table(stages_table(stages["train"].record, optimized, converted, stages["evaluate"].record))
-    if any(s["kind"] in ("prune", "cluster") for s in optimized.stages):
+    int4 = any(w.get("dtype") == "int4" for w in converted.weights.values())
+    if int4 or any(s["kind"] in ("prune", "cluster") for s in optimized.stages):
         output.print_table(weights_table(converted))
     if converted.quant_error.get("measured"):
         output.print_table(quant_error_table(converted))
