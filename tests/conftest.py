@@ -172,6 +172,45 @@ epochs = 1
 """
 
 
+# The Dense autoencoder's recipe head (tests/models/dense_models.py) on synthetic frames: the granularity,
+# int4 and low-rank tests add [train] and what follows
+DENSE_AE = """
+name = "{name}"
+seed = 3
+
+[task]
+kind = "regression"
+
+[dataset]
+kind = "npz"
+path = "{data}"
+x_key = "x"
+y_key = "x"
+normalization = {{ mean = 0.0, std = 1.0 }}
+
+[model]
+kind = "builder"
+builder = "models.dense_models:dense_bn_autoencoder"
+args = {args}
+"""
+
+
+def dense_ae_recipe(folder: Path, name: str, args: str, rest: str, file: str | None = None) -> Path:
+    """Write the autoencoder recipe `name` (builder `args`, then `rest`) beside its frames: 480 samples of
+    8 latent factors through a fixed mixing, channels of widely varied scale (seeded)."""
+    import numpy as np
+
+    data = folder / "frames.npz"
+    if not data.exists():
+        rng = np.random.default_rng(0)
+        latent = rng.normal(size=(480, 8)).astype(np.float32)
+        mixing = rng.normal(size=(8, 640)).astype(np.float32) * np.geomspace(0.05, 3.0, 640, dtype=np.float32)
+        np.savez(data, x=np.tanh(latent @ mixing).astype(np.float32))
+    path = folder / (file or f"{name}.toml")
+    path.write_text(DENSE_AE.format(name=name, data=data, args=args) + rest)
+    return path
+
+
 def zip_of(entries: list[tuple[str, bytes, int | None]]) -> bytes:
     """A zip of (name, bytes, unix mode or None) entries, written as given (for archive checks)."""
     buffer = io.BytesIO()

@@ -11,29 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import dense_ae_recipe, invoke
 
 pytestmark = pytest.mark.slow
 
 RECIPE = """
-name = "dense-ae"
-seed = 3
-
-[task]
-kind = "regression"
-
-[dataset]
-kind = "npz"
-path = "{data}"
-x_key = "x"
-y_key = "x"
-normalization = {{ mean = 0.0, std = 1.0 }}
-
-[model]
-kind = "builder"
-builder = "models.dense_models:dense_bn_autoencoder"
-args = {{ spread = 8.0 }}
-
 [train]
 epochs = 2
 batch_size = 64
@@ -56,16 +38,8 @@ min_sqnr_db = {sqnr}
 
 
 def _recipe(folder: Path, granularity: str = "auto", sqnr: float = 5.0) -> Path:
-    """Frames with structure an autoencoder can learn: 8 latent factors, channels of widely varied scale."""
-    data = folder / "frames.npz"
-    if not data.exists():
-        rng = np.random.default_rng(0)
-        latent = rng.normal(size=(480, 8)).astype(np.float32)
-        mixing = rng.normal(size=(8, 640)).astype(np.float32) * np.geomspace(0.05, 3.0, 640, dtype=np.float32)
-        np.savez(data, x=np.tanh(latent @ mixing).astype(np.float32))
-    path = folder / f"dense-ae-{granularity}-{sqnr:.4f}.toml"
-    path.write_text(RECIPE.format(data=data, granularity=granularity, sqnr=f"{sqnr:.4f}"))
-    return path
+    rest = RECIPE.format(granularity=granularity, sqnr=f"{sqnr:.4f}")
+    return dense_ae_recipe(folder, "dense-ae", "{ spread = 8.0 }", rest, f"dense-ae-{granularity}-{sqnr:.4f}.toml")
 
 
 def _run(recipe: Path, work: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:

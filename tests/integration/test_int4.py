@@ -9,29 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import dense_ae_recipe, invoke
 
 pytestmark = pytest.mark.slow
 
 RECIPE = """
-name = "dense-ae-int4"
-seed = 3
-
-[task]
-kind = "regression"
-
-[dataset]
-kind = "npz"
-path = "{data}"
-x_key = "x"
-y_key = "x"
-normalization = {{ mean = 0.0, std = 1.0 }}
-
-[model]
-kind = "builder"
-builder = "models.dense_models:dense_bn_autoencoder"
-args = {{ spread = 8.0 }}
-
 [train]
 epochs = 2
 batch_size = 64
@@ -53,16 +35,9 @@ max_rmse_increase = 2.0
 
 
 def _recipe(folder: Path, weights: str) -> Path:
-    """Frames an autoencoder can learn: 8 latent factors, channels of widely varied scale."""
-    data = folder / "frames.npz"
-    if not data.exists():
-        rng = np.random.default_rng(0)
-        latent = rng.normal(size=(480, 8)).astype(np.float32)
-        mixing = rng.normal(size=(8, 640)).astype(np.float32) * np.geomspace(0.05, 3.0, 640, dtype=np.float32)
-        np.savez(data, x=np.tanh(latent @ mixing).astype(np.float32))
-    path = folder / f"dense-ae-{weights}.toml"
-    path.write_text(RECIPE.format(data=data, weights=weights))
-    return path
+    return dense_ae_recipe(
+        folder, "dense-ae-int4", "{ spread = 8.0 }", RECIPE.format(weights=weights), f"dense-ae-{weights}.toml"
+    )
 
 
 def _run(recipe: Path, work: Path) -> dict[str, Any]:

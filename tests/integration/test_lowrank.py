@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import dense_ae_recipe
 from typer.testing import CliRunner
 
 from edgepack.cli.app import app
@@ -154,24 +155,6 @@ def test_tfmot_prunes_clusters_and_quantizes_the_factored_layers() -> None:
 
 
 RECIPE = """
-name = "dense-ae-lowrank"
-seed = 3
-
-[task]
-kind = "regression"
-
-[dataset]
-kind = "npz"
-path = "{data}"
-x_key = "x"
-y_key = "x"
-normalization = {{ mean = 0.0, std = 1.0 }}
-
-[model]
-kind = "builder"
-builder = "models.dense_models:dense_bn_autoencoder"
-args = {{ init_scale = 0.1 }}
-
 [train]
 epochs = 10
 batch_size = 16
@@ -205,16 +188,8 @@ learning_rate = 0.0001
 
 
 def _recipe(folder: Path, more: str = "") -> Path:
-    """Frames of 8 latent factors (tests/integration/test_granularity.py's data)."""
-    data = folder / "frames.npz"
-    if not data.exists():
-        rng = np.random.default_rng(0)
-        latent = rng.normal(size=(480, 8)).astype(np.float32)
-        mixing = rng.normal(size=(8, 640)).astype(np.float32) * np.geomspace(0.05, 3.0, 640, dtype=np.float32)
-        np.savez(data, x=np.tanh(latent @ mixing).astype(np.float32))
-    path = folder / ("lowrank-qat.toml" if more else "lowrank.toml")
-    path.write_text(RECIPE.format(data=data, more=more))
-    return path
+    file = "lowrank-qat.toml" if more else "lowrank.toml"
+    return dense_ae_recipe(folder, "dense-ae-lowrank", "{ init_scale = 0.1 }", RECIPE.format(more=more), file)
 
 
 def _run(recipe: Path, work: Path, *flags: str) -> tuple[Any, dict[str, Any]]:
