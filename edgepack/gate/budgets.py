@@ -135,6 +135,29 @@ def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
     return results
 
 
+def candidate_budgets(
+    budgets: Budgets, metrics_float: dict[str, float], metrics: dict[str, float], fidelity: dict[str, Any] | None
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether a candidate not yet shipped (a conversion, a fine-tuned model) holds the recipe's budgets on the
+    task's metric, and on fidelity when `fidelity` is given; each of those budgets as plain data. Checked by
+    `check_budgets`, so a candidate holds exactly where the gate would pass those figures."""
+    from edgepack.recipe.schema import QUALITY_BUDGETS
+
+    names = set(QUALITY_BUDGETS) - (set() if fidelity is not None else {"min_sqnr_db"})
+    measured = Measurements(
+        size_bytes=1,  # size and latency budgets are not the candidates' to hold
+        accuracy_float=metrics_float.get("accuracy"),
+        accuracy_tflite=metrics.get("accuracy"),
+        latency_p90_ms={},
+        metrics_float=dict(metrics_float),
+        metrics_tflite=dict(metrics),
+        fidelity=fidelity,
+    )
+    results = [r for r in check_budgets(budgets, measured) if r.name in names]
+    rows = [{"name": r.name, "limit": r.limit, "measured": r.measured, "passed": r.passed} for r in results]
+    return all(r.passed for r in results), rows
+
+
 def _fits(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
     """Two results per board of `fits`: flash (the model and the firmware allowance) and RAM (the arena
     TFLM measured, the input and output buffers, the RAM allowance), each with its headroom."""

@@ -165,7 +165,7 @@ def error_report_skipped(p: Pipeline, settings: Any = None) -> str | None:
         return "convert.error_report = false"
     if settings.mode != "int8":
         return f"mode {settings.mode}: the report compares int8 with float"
-    if getattr(settings, "weights", "int8") == "int4":
+    if settings.weights == "int4":
         return "weights int4: TFLite's debugger measures its own int8 conversion, not litert-quantizer's int4 model"
     if any(stage.kind == "qat" for stage in p.recipe.optimize):
         return "a QAT model's quantization is learned; TFLite's debugger measures post-training quantization"

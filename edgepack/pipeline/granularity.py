@@ -47,22 +47,12 @@ def dense_choice(p: Pipeline) -> tuple[StageOutput[ConvertRecord], dict[str, Any
 
 def _judged(p: Pipeline, referee: Judge, granularity: str, stage: StageOutput[ConvertRecord]) -> dict[str, Any]:
     """One candidate: its size, the task's metrics and fidelity on the test split, the quality budgets."""
-    from edgepack.gate.budgets import Measurements, check_budgets
-    from edgepack.recipe.schema import QUALITY_BUDGETS
+    from edgepack.gate.budgets import candidate_budgets
 
     path = stage.dir / stage.record.model_file
     verdict = referee.judge(path, p.reporter, f"dense {granularity}")
     trained = p.train().record.test_metrics
-    measured = Measurements(
-        size_bytes=stage.record.size_bytes,
-        accuracy_float=trained.get("accuracy"),
-        accuracy_tflite=verdict.metrics.get("accuracy"),
-        latency_p90_ms={},
-        metrics_float=dict(trained),
-        metrics_tflite=dict(verdict.metrics),
-        fidelity=verdict.fidelity,
-    )
-    budgets = [r for r in check_budgets(p.recipe.budgets, measured) if r.name in QUALITY_BUDGETS]
+    holds, budgets = candidate_budgets(p.recipe.budgets, trained, verdict.metrics, verdict.fidelity)
     return {
         "dense_granularity": granularity,
         "stage": stage.name,
@@ -70,8 +60,8 @@ def _judged(p: Pipeline, referee: Judge, granularity: str, stage: StageOutput[Co
         "value": verdict.value,
         "drop": verdict.drop,
         "worst_sqnr_db": verdict.worst_sqnr_db,
-        "holds": all(r.passed for r in budgets),
-        "budgets": [{"name": r.name, "limit": r.limit, "measured": r.measured, "passed": r.passed} for r in budgets],
+        "holds": holds,
+        "budgets": budgets,
     }
 
 

@@ -160,7 +160,7 @@ class Pipeline:
                 return given_stage(self)
         if self.recipe.convert.search is not None:
             return mode_search(self)["stage"]
-        if self.recipe.convert.weights == "int4":
+        if self.recipe.convert.weights == "int4" and "convert" not in self.cache.done:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, [])  # the quantizer installed (a single-stage `convert` too)

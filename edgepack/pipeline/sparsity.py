@@ -73,27 +73,17 @@ def _fine_tuned(p: Pipeline, index: int, value: float) -> StageOutput[OptimizeRe
 
 def _judged(p: Pipeline, stage: StageOutput[OptimizeRecord]) -> dict[str, Any]:
     """A try's fine-tuned model against the recipe's metric budgets (the trained float model as reference)."""
-    from edgepack.gate.budgets import Measurements, check_budgets
-    from edgepack.recipe.schema import QUALITY_BUDGETS
+    from edgepack.gate.budgets import candidate_budgets
 
-    trained = p.train().record.test_metrics
     tuned = stage.record.stages[-1]["test_metrics"]
-    measured = Measurements(
-        size_bytes=1,
-        accuracy_float=trained.get("accuracy"),
-        accuracy_tflite=tuned.get("accuracy"),
-        latency_p90_ms={},
-        metrics_float=dict(trained),
-        metrics_tflite=dict(tuned),
-    )
-    names = set(QUALITY_BUDGETS) - {"min_sqnr_db"}  # fidelity is the .tflite's against this model: not yet made
-    budgets = [r for r in check_budgets(p.recipe.budgets, measured) if r.name in names]
+    # no fidelity: that is the .tflite's against this model, not made for a try
+    holds, budgets = candidate_budgets(p.recipe.budgets, p.train().record.test_metrics, tuned, None)
     return {
         "stage_name": stage.name,
         "cached": stage.cached,
         "metrics": dict(tuned),
-        "holds": all(r.passed for r in budgets),
-        "budgets": [{"name": r.name, "limit": r.limit, "measured": r.measured, "passed": r.passed} for r in budgets],
+        "holds": holds,
+        "budgets": budgets,
     }
 
 
