@@ -44,7 +44,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 from edgepack.pipeline import Pipeline  # noqa: E402
 from edgepack.recipe import load_recipe  # noqa: E402
-from edgepack.recipe.schema import ConvertSettings  # noqa: E402
+from edgepack.recipe.convert import ConvertSettings  # noqa: E402
 
 Row = tuple[str, str, str, bool | None]  # (recipe, measure, value, check passed / None: figure only)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgepack.convert.tflite import CALIBRATED_MODES
 from edgepack.errors import StageError
-from edgepack.recipe.schema import ConvertSettings
+from edgepack.recipe.convert import ConvertSettings
 from edgepack.reporting import Reporter
 
 TIMEOUT_S = 3600.0

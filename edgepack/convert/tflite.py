@@ -15,7 +15,7 @@ import numpy as np
 
 from edgepack.convert.compat import mlir_quantize_granularity, set_granularity
 from edgepack.models.tf import load
-from edgepack.recipe.schema import ConvertSettings
+from edgepack.recipe.convert import ConvertSettings
 from edgepack.tasks.judge import Judge
 
 CALIBRATED_MODES = {"int8", "int16x8"}

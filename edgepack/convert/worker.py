@@ -22,7 +22,7 @@ def main(request_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     from edgepack.convert.tflite import convert
     from edgepack.fsutil import atomic_write_bytes
-    from edgepack.recipe.schema import ConvertSettings
+    from edgepack.recipe.convert import ConvertSettings
 
     settings = ConvertSettings.model_validate(request["settings"])
     calibration = _calibration(request.get("calibration"))

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from edgepack.errors import BadInputError
-from edgepack.recipe.schema import Size, Strict, parse_size
+from edgepack.recipe.base import Size, Strict, parse_size
 from edgepack.resources import shipped_dir
 
 Runtime = Literal["auto", "ai-edge-litert", "tflite-runtime"]

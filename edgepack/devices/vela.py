@@ -27,7 +27,7 @@ from typing import Any
 from edgepack.devices.profiles import EthosUDevice, profile_path
 from edgepack.errors import BadInputError, DeviceUnreachable, EdgepackError, ModelError, StageError
 from edgepack.fsutil import atomic_write_text, replace_dir, temp_dir_beside
-from edgepack.recipe.schema import parse_size
+from edgepack.recipe.base import parse_size
 
 INSTALL_HINT = "pip install ethos-u-vela, or pip install 'edgepack[mcu]'"
 DEFAULT_CONFIG = "Arm/vela.ini"  # Vela's own file, inside its package's config_files/

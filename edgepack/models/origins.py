@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgepack.errors import ModelError
-from edgepack.recipe.schema import BuilderModel, SavedModel
+from edgepack.recipe.model import BuilderModel, SavedModel
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from edgepack.datasets import Dataset
 from edgepack.models.tf import load
 from edgepack.optimize.loop import fit
 from edgepack.optimize.select import Selection, has_kernel, select_layers
-from edgepack.recipe.schema import ClusterStage
+from edgepack.recipe.optimize import ClusterStage
 from edgepack.reporting import Reporter
 
 INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED", "random": "RANDOM"}

@@ -18,7 +18,7 @@ from edgepack.models.origins import recipe_source
 from edgepack.models.source import count_params
 from edgepack.models.tf import load, seed_everything
 from edgepack.optimize.loop import accuracy, fit, make_optimizer, outputs_probabilities
-from edgepack.recipe.schema import DistillStage
+from edgepack.recipe.optimize import DistillStage
 from edgepack.reporting import Reporter
 
 
@@ -55,7 +55,7 @@ def _load_teacher(path: str, base_dir: Path, data: Dataset) -> Any:
     """The teacher file, tf_keras or Keras 3 (bridged: it runs inside the tf_keras distiller)."""
     from edgepack import tasks
     from edgepack.models.origins import SavedSource
-    from edgepack.recipe.schema import SavedModel
+    from edgepack.recipe.model import SavedModel
 
     source = SavedSource(SavedModel(kind="saved", path=path), base_dir, field="optimize distill.teacher_path")
     return source.load(data, tasks.get(data.task), optimizable=True).model

@@ -18,7 +18,7 @@ from edgepack.models.tf import load
 from edgepack.optimize.fold import Fold, fold_batchnorm
 from edgepack.optimize.loop import fit
 from edgepack.optimize.select import select_layers
-from edgepack.recipe.schema import QatStage
+from edgepack.recipe.optimize import QatStage
 from edgepack.reporting import Reporter
 
 EXTRA_SUPPORTED = ("Conv1D",)

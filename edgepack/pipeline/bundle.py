@@ -144,7 +144,7 @@ def measure_arena(p: Pipeline) -> tuple[Any, str]:
     margin, or None and why."""
     from edgepack.bundle.c_array import MeasuredArena
     from edgepack.pipeline.fits import arena
-    from edgepack.recipe.schema import parse_size
+    from edgepack.recipe.base import parse_size
 
     measured, why = arena(p)
     if measured is None:

@@ -14,7 +14,7 @@ from edgepack.pipeline.records import OptimizeRecord
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
-    from edgepack.recipe.schema import OptimizeStage
+    from edgepack.recipe.optimize import OptimizeStage
 
 SAVED_MODEL_DIR = "saved_model"
 TEST_OUTPUTS_FILE = "test_outputs.npz"

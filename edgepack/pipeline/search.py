@@ -11,7 +11,7 @@ from edgepack.errors import BadInputError
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
-    from edgepack.recipe.schema import ConvertSettings
+    from edgepack.recipe.convert import ConvertSettings
 
 
 def mode_search(p: Pipeline) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def _search(p: Pipeline) -> dict[str, Any]:
     from edgepack.devices.drivers import run_device
     from edgepack.pipeline.convert import convert_stage
     from edgepack.pipeline.evaluate import judge
-    from edgepack.recipe.schema import ConvertSettings
+    from edgepack.recipe.convert import ConvertSettings
     from edgepack.tasks.judge import allowed_drop, meets
 
     search = p.recipe.convert.search

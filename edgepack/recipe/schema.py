@@ -7,28 +7,15 @@ validators whose messages name every field involved.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)?\s*$")
-_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2}
-
-
-class Strict(BaseModel):
-    """Base of every recipe section: frozen, and unknown keys are an error."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+from edgepack.recipe.base import Optimizer, Size, Strict, parse_size
+from edgepack.recipe.convert import ConvertSettings
+from edgepack.recipe.model import ModelSpec, SavedModel
+from edgepack.recipe.optimize import OptimizeStage, check_stage_order
 
 
 class Normalization(Strict):
@@ -113,30 +100,6 @@ class FolderDataset(_DatasetBase):
 DatasetSpec = Annotated[DigitsDataset | NpzDataset | FolderDataset, Field(discriminator="kind")]
 
 
-class BuilderModel(Strict):
-    """A model built by a Python function `module:function(input_shape, num_classes, **args)`."""
-
-    kind: Literal["builder"]
-    builder: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    args: dict[str, int | float | str | bool | list[int] | list[float]] = {}
-
-
-class SavedModel(Strict):
-    """A saved model: Keras 3 or tf_keras (Keras 2) `.keras` / `.h5`, or a SavedModel directory.
-
-    A Keras 3 model is rebuilt in tf_keras (and the rebuild proven on the test inputs) so the
-    optimize stages can work on it; `imports` are modules to import first (they register a Keras 3
-    model's custom layers), found beside the recipe or installed.
-    """
-
-    kind: Literal["saved"]
-    path: str = Field(min_length=1)
-    imports: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*$")]] = []
-
-
-ModelSpec = Annotated[BuilderModel | SavedModel, Field(discriminator="kind")]
-
-
 class ClassificationTask(Strict):
     """Integer class labels; top-1 accuracy (the default task)."""
 
@@ -167,8 +130,6 @@ class FidelityTask(Strict):
 
 TaskSpec = Annotated[ClassificationTask | RegressionTask | AnomalyTask | FidelityTask, Field(discriminator="kind")]
 
-Optimizer = Literal["adam", "sgd", "rmsprop"]
-
 
 class TrainSettings(Strict):
     """How a built model is trained from scratch."""
@@ -177,361 +138,6 @@ class TrainSettings(Strict):
     batch_size: int = Field(32, ge=1, le=65_536)
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
     optimizer: Optimizer = "adam"
-
-
-class _FineTune(Strict):
-    epochs: int = Field(2, ge=1, le=10_000)
-    batch_size: int = Field(32, ge=1, le=65_536)
-    learning_rate: float = Field(1e-4, gt=0.0, le=10.0)
-    optimizer: Optimizer = "adam"
-
-
-LayerPattern = Annotated[str, Field(min_length=1)]
-
-
-class _Selection(Strict):
-    """Which layers a stage touches: name or class patterns (`conv*`, `Dense`), minus `skip`."""
-
-    layers: list[LayerPattern] | None = None
-    skip: list[LayerPattern] = []
-
-
-DEFAULT_SPARSITY_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def _fraction_or_auto(value: object) -> object:
-    """A fraction in (0, 1) or "auto", checked before the union is (one message, not one per member)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if value != "auto" and not (number and 0.0 < float(value) < 1.0):  # type: ignore[arg-type]
-        raise ValueError('must be > 0 and < 1, or "auto" (the largest of sparsity_grid that holds the budgets)')
-    return value
-
-
-class PruneStage(_FineTune, _Selection):
-    """Magnitude pruning; the schedule is expressed in epochs or fractions of the stage, never in steps."""
-
-    kind: Literal["prune"]
-    # "auto": the largest value of sparsity_grid (ascending) whose fine-tuned model holds the recipe's metric budgets
-    final_sparsity: Annotated[float | Literal["auto"], BeforeValidator(_fraction_or_auto)] = 0.5
-    sparsity_grid: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = Field(None, min_length=1, max_length=50)
-    max_tries: int | None = Field(None, ge=1, le=50)  # "auto": at most this many fine-tunings (default: the grid's)
-    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
-    schedule: Literal["polynomial", "constant"] = "polynomial"
-    structure: Literal["unstructured", "2:4", "block"] = "unstructured"
-    block_size: tuple[Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=1, le=64)]] = (1, 4)
-    begin_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    end_fraction: float = Field(0.7, gt=0.0, le=1.0)
-    begin_epoch: float | None = Field(None, ge=0.0)
-    end_epoch: float | None = Field(None, gt=0.0)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PruneStage:
-        # Conflicts are judged against the defaults, not on which keys were written, so that a
-        # resolved recipe (every default filled in, as in the manifest) validates again.
-        defaults = {name: field.default for name, field in type(self).model_fields.items()}
-        self._check_auto()
-        if self.initial_sparsity >= min(self.grid):
-            target = "the grid's lowest value" if self.final_sparsity == "auto" else "final_sparsity"
-            raise ValueError(f"initial_sparsity ({self.initial_sparsity}) must be below {target} ({min(self.grid)})")
-        for edge in ("begin", "end"):
-            fraction = f"{edge}_fraction"
-            if getattr(self, f"{edge}_epoch") is not None and getattr(self, fraction) != defaults[fraction]:
-                raise ValueError(f"give {edge}_epoch or {edge}_fraction, not both")
-        if self.end_epoch is not None and self.end_epoch > self.epochs:
-            raise ValueError(f"end_epoch ({self.end_epoch}) is after the stage's last epoch (epochs = {self.epochs})")
-        if self.begin >= self.end:
-            raise ValueError(
-                f"pruning must begin before it ends (begin at {self.begin:.2f}, end at "
-                f"{self.end:.2f} of the stage; see begin_*/end_* and epochs)"
-            )
-        if self.structure == "2:4" and (self.final_sparsity, self.initial_sparsity) != (0.5, 0.0):
-            raise ValueError(
-                "structure = '2:4' fixes the sparsity at 50 % in every block of 4; "
-                "remove final_sparsity / initial_sparsity"
-            )
-        if self.structure == "2:4" and self.begin > 0:
-            raise ValueError(
-                "structure = '2:4' sets its mask once, at the first step; remove begin_epoch / begin_fraction"
-            )
-        if self.block_size != defaults["block_size"] and self.structure != "block":
-            raise ValueError(f"block_size is set but structure = '{self.structure}'; set structure = 'block'")
-        return self
-
-    def _check_auto(self) -> None:
-        if self.final_sparsity != "auto":
-            for name in ("sparsity_grid", "max_tries"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name} is for final_sparsity = 'auto' (it is {self.final_sparsity}); remove it")
-            return
-        grid = self.sparsity_grid or []
-        if grid != sorted(set(grid)):
-            raise ValueError(f"sparsity_grid {grid} must ascend, each value once (the search stops at the first miss)")
-
-    @property
-    def grid(self) -> list[float]:
-        """The sparsities tried: `sparsity_grid` (default 0.5 to 0.9 by 0.1) for "auto", else the one given."""
-        if self.final_sparsity != "auto":
-            return [self.final_sparsity]
-        return list(self.sparsity_grid or DEFAULT_SPARSITY_GRID)
-
-    @property
-    def begin(self) -> float:
-        """Where pruning starts, as a fraction of the stage."""
-        return self.begin_fraction if self.begin_epoch is None else self.begin_epoch / self.epochs
-
-    @property
-    def end(self) -> float:
-        """Where the target sparsity is reached, as a fraction of the stage."""
-        return self.end_fraction if self.end_epoch is None else self.end_epoch / self.epochs
-
-
-class QatStage(_FineTune, _Selection):
-    """Quantization-aware training of the whole model or of the selected layers.
-
-    It preserves what earlier stages made: sparsity after `prune`, clusters after `cluster`.
-    """
-
-    kind: Literal["qat"]
-
-
-class ClusterStage(_FineTune, _Selection):
-    """Weight clustering: each selected kernel keeps at most `clusters` distinct values."""
-
-    kind: Literal["cluster"]
-    clusters: int = Field(16, ge=2, le=65_536)
-    init: Literal["kmeans++", "linear", "density", "random"] = "kmeans++"
-
-
-class DistillStage(_FineTune):
-    """Knowledge distillation: the trained model (or `teacher_path`) teaches a smaller `student`.
-
-    loss = alpha * hard-label loss + (1 - alpha) * T^2 * KL(teacher_T || student_T).
-    """
-
-    kind: Literal["distill"]
-    student: ModelSpec
-    teacher_path: str | None = Field(None, min_length=1)
-    temperature: float = Field(4.0, gt=0.0, le=100.0)
-    alpha: float = Field(0.1, ge=0.0, le=1.0)
-    compare_scratch: bool = False
-    epochs: int = Field(10, ge=1, le=10_000)
-    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
-
-
-DEFAULT_ENERGY = 0.9
-"""The fraction of the squared singular values a low-rank stage keeps when neither rank nor energy is given."""
-
-
-class LowRankStage(_FineTune, _Selection):
-    """Low-rank factorization of Dense and 1x1 Conv2D kernels (truncated SVD), then fine-tuning.
-
-    `rank` gives every selected layer that rank (at most what its kernel allows); `energy` gives each
-    layer the smallest rank that keeps that fraction of its squared singular values (0.9 when
-    neither is given). A layer is factored only where the two thinner layers have fewer parameters.
-    """
-
-    kind: Literal["low-rank"]
-    rank: int | None = Field(None, ge=1, le=65_536)
-    energy: float | None = Field(None, gt=0.0, le=1.0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_energy(cls, data: Any) -> Any:
-        # Filled in here (not as the field's default) so that a resolved recipe says what was used
-        # and `rank = 8` alone is not a conflict with a default energy.
-        if isinstance(data, dict) and data.get("rank") is None and data.get("energy") is None:
-            return {**data, "energy": DEFAULT_ENERGY}
-        return data
-
-    @model_validator(mode="after")
-    def _rank_or_energy(self) -> LowRankStage:
-        if self.rank is not None and self.energy is not None:
-            raise ValueError(
-                f"give rank or energy, not both (rank = {self.rank}: the same rank for every layer; "
-                f"energy = {self.energy}: each layer's smallest rank keeping that fraction of its squared "
-                "singular values)"
-            )
-        return self
-
-
-OptimizeStage = Annotated[
-    PruneStage | QatStage | ClusterStage | DistillStage | LowRankStage, Field(discriminator="kind")
-]
-
-
-class _Criterion(Strict):
-    """How much worse than the float model a converted one may be, in the task's headline metric
-    (accuracy, RMSE, AUC): `max_drop` absolute (accuracy 0.01 = 1 point; RMSE in the targets' units),
-    `max_relative_drop` as a fraction of the float figure (0.02 = 2 %); or `min_sqnr_db`, the worst
-    output's SQNR against the float model (the only criterion of a fidelity task)."""
-
-    max_drop: float | None = Field(None, ge=0)
-    max_relative_drop: float | None = Field(None, ge=0, le=10)
-    min_sqnr_db: float | None = Field(None, ge=-100, le=300)
-
-    @model_validator(mode="after")
-    def _one_criterion(self) -> _Criterion:
-        given = [v for v in (self.max_drop, self.max_relative_drop, self.min_sqnr_db) if v is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one criterion: max_drop (absolute, 0.01 = 1 point), max_relative_drop "
-                "(0.02 = 2 % of the float figure) or min_sqnr_db (the worst output's SQNR)"
-            )
-        return self
-
-    def allowed_drop(self, float_value: float) -> float:
-        """The largest worsening the criterion allows, in the metric's units (SQNR criteria: none)."""
-        if self.max_drop is not None:
-            return self.max_drop
-        if self.max_relative_drop is not None:
-            return abs(float_value) * float(self.max_relative_drop)
-        return float("inf")
-
-    def describe(self) -> dict[str, float | None]:
-        """The criterion as written."""
-        return {"max_drop": self.max_drop, "max_relative_drop": self.max_relative_drop, "min_sqnr_db": self.min_sqnr_db}
-
-
-class FallbackSettings(_Criterion):
-    """Keep the ops int8 hurts most in float until the criterion holds (post-training int8).
-
-    The criterion compares the `.tflite` with the float model on the test split. Ops are tried
-    worst first (by the quantization error report), in growing groups (1, 2, 4... up to
-    `max_ops`), then the smallest group that holds is searched.
-    """
-
-    max_ops: int = Field(8, ge=1, le=1000)
-
-
-SearchMode = Literal["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback"]
-
-
-class SearchSettings(_Criterion):
-    """Convert to several modes, measure each, keep the one the objective prefers among those that
-    meet the criterion (the task's metric of the .tflite against the float model's, on the test split).
-
-    `int8-fallback` is int8 with the fallback search under the same criterion. Latency is the
-    runner's p50 on `device` (default: the first of validate.devices), which must be a real one.
-    """
-
-    modes: list[SearchMode] = Field(min_length=2)
-    objective: Literal["smallest", "fastest"] = "smallest"
-    max_ops: int = Field(8, ge=1, le=1000)  # for int8-fallback
-    device: str | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> SearchSettings:
-        if len(set(self.modes)) != len(self.modes):
-            raise ValueError(f"modes {self.modes} name a mode twice")
-        return self
-
-
-class ConvertSettings(Strict):
-    """TFLite conversion mode and calibration.
-
-    `per_channel = false` gives each convolution kernel one scale instead of one per output
-    channel (a QAT stage then trains that way too): a smaller file for small models, where the
-    per-channel scales and zero points (12 B a channel, for the kernel and again for its bias)
-    are a large share of it, usually at some accuracy cost.
-
-    `dense_granularity` is the same choice for Dense (FULLY_CONNECTED) layers alone, convolutions
-    staying per channel: `per-tensor` saves about 24 B per output channel of each Dense layer;
-    `auto` converts both ways and keeps per-tensor only where it is smaller and the recipe's metric
-    and fidelity budgets hold (`[budgets]`), else per-channel.
-    """
-
-    mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
-    weights: Literal["int8", "int4"] = "int8"  # int4: FULLY_CONNECTED / CONV_2D kernels 4-bit (litert-quantizer)
-    io: Literal["int8", "float32"] = "int8"
-    calibration_samples: int = Field(256, ge=1, le=100_000)
-    calibration_seed: int | None = Field(None, ge=0)
-    per_channel: bool = True
-    dense_granularity: Literal["per-channel", "per-tensor", "auto"] = "per-channel"
-    error_report: bool = True  # int8 after training: per-layer float-vs-int8 error (TFLite's debugger)
-    error_samples: int = Field(32, ge=1, le=10_000)  # calibration samples the error is measured on
-    keep_float: list[str] = Field(default_factory=list)  # op types (SOFTMAX) or Keras layer patterns (fc, block_1*)
-    fallback: FallbackSettings | None = None
-    search: SearchSettings | None = None
-
-    @model_validator(mode="after")
-    def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
-        if not self.per_channel and self.mode in ("float16", "float32"):
-            raise ValueError(
-                f"per_channel = false applies to integer weights; mode '{self.mode}' keeps "
-                "them in float: remove per_channel or choose mode 'int8' or 'dynamic'"
-            )
-        if (self.keep_float or self.fallback) and self.mode != "int8":
-            raise ValueError(
-                f"keep_float and fallback keep some ops in float inside an int8 model; mode is "
-                f"'{self.mode}': choose mode 'int8' or remove them"
-            )
-        if self.dense_granularity != "per-channel" and self.mode in ("float16", "float32"):
-            raise ValueError(
-                f"dense_granularity = '{self.dense_granularity}' applies to integer weights; mode "
-                f"'{self.mode}' keeps them in float: remove dense_granularity or choose mode 'int8', "
-                "'int16x8' or 'dynamic'"
-            )
-        if self.dense_granularity != "per-channel" and not self.per_channel:
-            raise ValueError(
-                f"dense_granularity = '{self.dense_granularity}' with per_channel = false: every kernel, "
-                "Dense layers included, is per tensor already; remove one of them"
-            )
-        _check_int4(self)
-        if not self.per_channel and self.mode == "int16x8":
-            # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
-            raise ValueError(
-                "per_channel = false is not supported by the converter's int16x8 mode: "
-                "remove per_channel or choose mode 'int8' or 'dynamic'"
-            )
-        return self
-
-    @model_validator(mode="before")
-    @classmethod
-    def _io_needs_int8(cls, data: object) -> object:
-        if not isinstance(data, dict) or data.get("mode", "int8") == "int8":
-            return data
-        if data.get("io") == "int8":
-            raise ValueError(
-                f"io = 'int8' needs mode = 'int8' (mode is '{data.get('mode')}'); use io = 'float32' or mode = 'int8'"
-            )
-        return {**data, "io": "float32"}  # only int8 models have integer I/O
-
-    @property
-    def dense_per_tensor(self) -> bool:
-        """True when Dense layers are converted per tensor (convolutions per channel)."""
-        return self.dense_granularity == "per-tensor"
-
-    @property
-    def integer_io(self) -> bool:
-        """True when the model's inputs and outputs are int8 tensors."""
-        return self.mode == "int8" and self.io == "int8"
-
-
-def _check_int4(settings: ConvertSettings) -> None:
-    """weights = 'int4': int8 mode, int8 I/O, per-channel kernels, no selective int8 or search (this slice)."""
-    if settings.weights != "int4":
-        return
-    if settings.mode != "int8":
-        raise ValueError(
-            f"weights = 'int4' needs mode = 'int8' (mode is '{settings.mode}'): int4 kernels go with int8 "
-            "activations; choose mode 'int8' or remove weights"
-        )
-    if settings.io != "int8":
-        raise ValueError(
-            "weights = 'int4' with io = 'float32': litert-quantizer's full-integer model has int8 inputs "
-            "and outputs; use io = 'int8' or weights = 'int8'"
-        )
-    if not settings.per_channel or settings.dense_granularity != "per-channel":
-        raise ValueError(
-            "weights = 'int4' quantizes kernels per channel; remove per_channel = false / dense_granularity"
-        )
-    if settings.keep_float or settings.fallback:
-        raise ValueError(
-            "weights = 'int4' with keep_float or fallback: keeping ops in float is done by TFLite's int8 "
-            "converter, not the int4 quantizer; remove them or weights = 'int4'"
-        )
-    if settings.search:
-        raise ValueError("weights = 'int4' with convert.search: the search does not try int4 yet; remove one of them")
 
 
 class ValidateSettings(Strict):
@@ -543,15 +149,6 @@ class ValidateSettings(Strict):
     warmup: int = Field(20, ge=0, le=100_000)
     runs: int = Field(200, ge=1, le=1_000_000)
     threads: int = Field(1, ge=1, le=256)
-
-
-def _checked_size(value: int | str) -> int | str:
-    parse_size(value)
-    return value
-
-
-Size = Annotated[int | str, AfterValidator(_checked_size)]
-"""A size as written in a file: bytes, or "80 KB" / "64 KiB"; read it with `parse_size`."""
 
 
 class Budgets(Strict):
@@ -604,37 +201,6 @@ class Budgets(Strict):
     def max_size_bytes(self) -> int | None:
         """The size budget in bytes."""
         return None if self.max_size is None else parse_size(self.max_size)
-
-
-def _check_stage_order(kinds: Sequence[str]) -> None:
-    """Stages stack in one order: distill first, then low-rank, then prune, then cluster, QAT last."""
-    if kinds.count("qat") > 1 or ("qat" in kinds and kinds[-1] != "qat"):
-        raise ValueError(f"optimize: 'qat' must be the last stage and appear once (got {kinds})")
-    if kinds.count("distill") > 1 or ("distill" in kinds and kinds[0] != "distill"):
-        raise ValueError(
-            f"optimize: 'distill' must be the first stage and appear once (got {kinds}); "
-            "it replaces the model, so stages before it would be lost"
-        )
-    if "low-rank" in kinds:
-        _check_low_rank_order(kinds)
-    if "cluster" in kinds and "prune" in kinds[kinds.index("cluster") :]:
-        raise ValueError(
-            f"optimize: 'prune' after 'cluster' undoes the clusters (got {kinds}); "
-            "prune first: clustering after pruning keeps the zeros"
-        )
-
-
-def _check_low_rank_order(kinds: Sequence[str]) -> None:
-    """low-rank once, after distill and before prune, cluster and QAT (it replaces the kernels they work on)."""
-    if kinds.count("low-rank") > 1:
-        raise ValueError(f"optimize: 'low-rank' must appear once (got {kinds}); a second one would factor the factors")
-    before = [kind for kind in kinds[: kinds.index("low-rank")] if kind in ("prune", "cluster", "qat")]
-    if before:
-        raise ValueError(
-            f"optimize: 'low-rank' after {' and '.join(repr(k) for k in before)} (got {kinds}): it replaces the "
-            "kernels with new ones, so their zeros, clusters or quantizers would be lost; put low-rank first "
-            "(after distill): distill, low-rank, prune, cluster, qat"
-        )
 
 
 QUALITY_BUDGETS = (
@@ -755,21 +321,6 @@ def _check_task(recipe: Recipe) -> None:
             )
 
 
-def parse_size(value: int | str) -> int:
-    """Parse `12345`, `"80 KB"` (1000 B) or `"64 KiB"` (1024 B) into bytes."""
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("a size must be > 0 bytes")
-        return value
-    match = _SIZE_RE.match(value)
-    if not match:
-        raise ValueError(f"'{value}' is not a size; use bytes (an integer) or e.g. '80 KB', '64 KiB', '2 MB'")
-    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
-    if size <= 0:
-        raise ValueError("a size must be > 0 bytes")
-    return size
-
-
 class BundleSettings(Strict):
     """Where the bundle goes and in which forms."""
 
@@ -827,7 +378,7 @@ class Recipe(Strict):
                 "scratch; remove [train] or fine-tune it in an [[optimize]] stage"
             )
         kinds = [stage.kind for stage in self.optimize]
-        _check_stage_order(kinds)
+        check_stage_order(kinds)
         _check_task(self)
         kept = sorted({kind for kind in kinds if kind in ("prune", "cluster")})
         if not self.convert.per_channel and "qat" in kinds and kept:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edgepack.errors import StageError
-from edgepack.recipe.schema import ConvertSettings
+from edgepack.recipe.convert import ConvertSettings
 from edgepack.reporting import NullReporter
 
 

@@ -129,7 +129,7 @@ def test_per_tensor_converts_dense_per_tensor_and_convolutions_stay_per_channel(
     from edgepack.analyze.flatbuffer import read_model
     from edgepack.convert.tflite import convert
     from edgepack.models.tf import load
-    from edgepack.recipe.schema import ConvertSettings
+    from edgepack.recipe.convert import ConvertSettings
 
     keras = load().keras
     inputs = keras.Input((8, 8, 1))

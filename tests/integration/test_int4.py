@@ -107,7 +107,7 @@ def test_conv_kernels_are_int4_and_depthwise_stays_int8(tmp_path: Path) -> None:
     from edgepack.analyze.flatbuffer import read_model
     from edgepack.convert.tflite import convert
     from edgepack.models.tf import load
-    from edgepack.recipe.schema import ConvertSettings
+    from edgepack.recipe.convert import ConvertSettings
 
     keras = load().keras
     inputs = keras.Input((8, 8, 2))

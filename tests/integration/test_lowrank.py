@@ -60,7 +60,7 @@ def conv_model() -> Any:
 
 
 def stage(**settings: Any) -> Any:
-    from edgepack.recipe.schema import LowRankStage
+    from edgepack.recipe.optimize import LowRankStage
 
     return LowRankStage(kind="low-rank", **settings)
 

@@ -12,7 +12,8 @@ from conftest import REPO, invoke
 
 from edgepack.datasets import load_dataset
 from edgepack.errors import ModelError
-from edgepack.recipe.schema import DigitsDataset, PruneStage
+from edgepack.recipe.optimize import PruneStage
+from edgepack.recipe.schema import DigitsDataset
 from edgepack.reporting import NullReporter
 
 MODELS = Path(__file__).parents[1] / "models"
@@ -142,7 +143,7 @@ def test_qat_with_the_unsupported_layer_skipped_trains_the_rest(tmp_path: Path) 
     finally:
         sys.path.remove(str(MODELS))
     from edgepack.optimize.qat import qat
-    from edgepack.recipe.schema import QatStage
+    from edgepack.recipe.optimize import QatStage
 
     data = load_dataset(DigitsDataset(kind="digits", limit=200), 0, REPO)
     model = lstm_classifier(data.input_shape, data.num_classes)

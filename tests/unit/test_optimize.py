@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgepack.recipe.schema import PruneStage
+from edgepack.recipe.optimize import PruneStage
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from edgepack.datasets.core import split_indices
 from edgepack.fsutil import replace_dir, temp_dir_beside
 from edgepack.gate.budgets import Measurements, check_budgets
 from edgepack.gate.junit import junit_xml
-from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDataset, parse_size
+from edgepack.recipe.base import parse_size
+from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDataset
 
 RUNNER = Path(__file__).parents[2] / "edgepack" / "devices" / "runner.py"
 

@@ -1,0 +1,185 @@
+"""The `[convert]` section of a recipe: the TFLite mode, calibration, granularity, int4 weights, and the
+criteria of the fallback and mode searches."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edgepack.recipe.base import Strict
+
+
+class _Criterion(Strict):
+    """How much worse than the float model a converted one may be, in the task's headline metric
+    (accuracy, RMSE, AUC): `max_drop` absolute (accuracy 0.01 = 1 point; RMSE in the targets' units),
+    `max_relative_drop` as a fraction of the float figure (0.02 = 2 %); or `min_sqnr_db`, the worst
+    output's SQNR against the float model (the only criterion of a fidelity task)."""
+
+    max_drop: float | None = Field(None, ge=0)
+    max_relative_drop: float | None = Field(None, ge=0, le=10)
+    min_sqnr_db: float | None = Field(None, ge=-100, le=300)
+
+    @model_validator(mode="after")
+    def _one_criterion(self) -> _Criterion:
+        given = [v for v in (self.max_drop, self.max_relative_drop, self.min_sqnr_db) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one criterion: max_drop (absolute, 0.01 = 1 point), max_relative_drop "
+                "(0.02 = 2 % of the float figure) or min_sqnr_db (the worst output's SQNR)"
+            )
+        return self
+
+    def allowed_drop(self, float_value: float) -> float:
+        """The largest worsening the criterion allows, in the metric's units (SQNR criteria: none)."""
+        if self.max_drop is not None:
+            return self.max_drop
+        if self.max_relative_drop is not None:
+            return abs(float_value) * float(self.max_relative_drop)
+        return float("inf")
+
+    def describe(self) -> dict[str, float | None]:
+        """The criterion as written."""
+        return {"max_drop": self.max_drop, "max_relative_drop": self.max_relative_drop, "min_sqnr_db": self.min_sqnr_db}
+
+
+class FallbackSettings(_Criterion):
+    """Keep the ops int8 hurts most in float until the criterion holds (post-training int8).
+
+    The criterion compares the `.tflite` with the float model on the test split. Ops are tried
+    worst first (by the quantization error report), in growing groups (1, 2, 4... up to
+    `max_ops`), then the smallest group that holds is searched.
+    """
+
+    max_ops: int = Field(8, ge=1, le=1000)
+
+
+SearchMode = Literal["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback"]
+
+
+class SearchSettings(_Criterion):
+    """Convert to several modes, measure each, keep the one the objective prefers among those that
+    meet the criterion (the task's metric of the .tflite against the float model's, on the test split).
+
+    `int8-fallback` is int8 with the fallback search under the same criterion. Latency is the
+    runner's p50 on `device` (default: the first of validate.devices), which must be a real one.
+    """
+
+    modes: list[SearchMode] = Field(min_length=2)
+    objective: Literal["smallest", "fastest"] = "smallest"
+    max_ops: int = Field(8, ge=1, le=1000)  # for int8-fallback
+    device: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchSettings:
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes {self.modes} name a mode twice")
+        return self
+
+
+class ConvertSettings(Strict):
+    """TFLite conversion mode and calibration.
+
+    `per_channel = false` gives each convolution kernel one scale instead of one per output
+    channel (a QAT stage then trains that way too): a smaller file for small models, where the
+    per-channel scales and zero points (12 B a channel, for the kernel and again for its bias)
+    are a large share of it, usually at some accuracy cost.
+
+    `dense_granularity` is the same choice for Dense (FULLY_CONNECTED) layers alone, convolutions
+    staying per channel: `per-tensor` saves about 24 B per output channel of each Dense layer;
+    `auto` converts both ways and keeps per-tensor only where it is smaller and the recipe's metric
+    and fidelity budgets hold (`[budgets]`), else per-channel.
+    """
+
+    mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
+    weights: Literal["int8", "int4"] = "int8"  # int4: FULLY_CONNECTED / CONV_2D kernels 4-bit (litert-quantizer)
+    io: Literal["int8", "float32"] = "int8"
+    calibration_samples: int = Field(256, ge=1, le=100_000)
+    calibration_seed: int | None = Field(None, ge=0)
+    per_channel: bool = True
+    dense_granularity: Literal["per-channel", "per-tensor", "auto"] = "per-channel"
+    error_report: bool = True  # int8 after training: per-layer float-vs-int8 error (TFLite's debugger)
+    error_samples: int = Field(32, ge=1, le=10_000)  # calibration samples the error is measured on
+    keep_float: list[str] = Field(default_factory=list)  # op types (SOFTMAX) or Keras layer patterns (fc, block_1*)
+    fallback: FallbackSettings | None = None
+    search: SearchSettings | None = None
+
+    @model_validator(mode="after")
+    def _per_channel_needs_quantized_weights(self) -> ConvertSettings:
+        if not self.per_channel and self.mode in ("float16", "float32"):
+            raise ValueError(
+                f"per_channel = false applies to integer weights; mode '{self.mode}' keeps "
+                "them in float: remove per_channel or choose mode 'int8' or 'dynamic'"
+            )
+        if (self.keep_float or self.fallback) and self.mode != "int8":
+            raise ValueError(
+                f"keep_float and fallback keep some ops in float inside an int8 model; mode is "
+                f"'{self.mode}': choose mode 'int8' or remove them"
+            )
+        if self.dense_granularity != "per-channel" and self.mode in ("float16", "float32"):
+            raise ValueError(
+                f"dense_granularity = '{self.dense_granularity}' applies to integer weights; mode "
+                f"'{self.mode}' keeps them in float: remove dense_granularity or choose mode 'int8', "
+                "'int16x8' or 'dynamic'"
+            )
+        if self.dense_granularity != "per-channel" and not self.per_channel:
+            raise ValueError(
+                f"dense_granularity = '{self.dense_granularity}' with per_channel = false: every kernel, "
+                "Dense layers included, is per tensor already; remove one of them"
+            )
+        _check_int4(self)
+        if not self.per_channel and self.mode == "int16x8":
+            # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
+            raise ValueError(
+                "per_channel = false is not supported by the converter's int16x8 mode: "
+                "remove per_channel or choose mode 'int8' or 'dynamic'"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _io_needs_int8(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("mode", "int8") == "int8":
+            return data
+        if data.get("io") == "int8":
+            raise ValueError(
+                f"io = 'int8' needs mode = 'int8' (mode is '{data.get('mode')}'); use io = 'float32' or mode = 'int8'"
+            )
+        return {**data, "io": "float32"}  # only int8 models have integer I/O
+
+    @property
+    def dense_per_tensor(self) -> bool:
+        """True when Dense layers are converted per tensor (convolutions per channel)."""
+        return self.dense_granularity == "per-tensor"
+
+    @property
+    def integer_io(self) -> bool:
+        """True when the model's inputs and outputs are int8 tensors."""
+        return self.mode == "int8" and self.io == "int8"
+
+
+def _check_int4(settings: ConvertSettings) -> None:
+    """weights = 'int4': int8 mode, int8 I/O, per-channel kernels, no selective int8 or search (this slice)."""
+    if settings.weights != "int4":
+        return
+    if settings.mode != "int8":
+        raise ValueError(
+            f"weights = 'int4' needs mode = 'int8' (mode is '{settings.mode}'): int4 kernels go with int8 "
+            "activations; choose mode 'int8' or remove weights"
+        )
+    if settings.io != "int8":
+        raise ValueError(
+            "weights = 'int4' with io = 'float32': litert-quantizer's full-integer model has int8 inputs "
+            "and outputs; use io = 'int8' or weights = 'int8'"
+        )
+    if not settings.per_channel or settings.dense_granularity != "per-channel":
+        raise ValueError(
+            "weights = 'int4' quantizes kernels per channel; remove per_channel = false / dense_granularity"
+        )
+    if settings.keep_float or settings.fallback:
+        raise ValueError(
+            "weights = 'int4' with keep_float or fallback: keeping ops in float is done by TFLite's int8 "
+            "converter, not the int4 quantizer; remove them or weights = 'int4'"
+        )
+    if settings.search:
+        raise ValueError("weights = 'int4' with convert.search: the search does not try int4 yet; remove one of them")
