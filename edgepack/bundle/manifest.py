@@ -188,7 +188,7 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
             "params_float": trained.record.params,
             "stages": optimized.record.stages,
             "tflite_weights": conversion.weights,
-            "sparsity_search": pipeline.sparsity_report(),  # final_sparsity = "auto": every try, the pick
+            **pipeline.tune_report(),  # final_sparsity / rank = "auto": `sparsity_search` / `rank_search`
         },
         "quantization_error": conversion.quant_error,
         "fallback": conversion.fallback,

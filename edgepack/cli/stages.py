@@ -24,8 +24,8 @@ from edgepack.cli.summary import (
     quant_error_table,
     results_table,
     search_table,
-    sparsity_table,
     stages_table,
+    tune_table,
     weights_table,
 )
 from edgepack.errors import EXIT_BUDGET, BudgetExceeded
@@ -224,7 +224,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
                 "validation": result.validation,
                 "search": pipeline.search_report(),
                 "dense_granularity": pipeline.granularity_report(),
-                "sparsity_search": pipeline.sparsity_report(),
+                **pipeline.tune_report(),
                 "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
                 "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
                 "fits": result.fits,
@@ -244,8 +244,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(fallback_table(converted))
     if pipeline.search_report():
         output.print_table(search_table(pipeline.search_report()))
-    if pipeline.sparsity_report():
-        output.print_table(sparsity_table(pipeline.sparsity_report(), pipeline.task.metric))
+    for search in pipeline.tune_report().values():
+        output.print_table(tune_table(search, pipeline.task.metric))
     if pipeline.granularity_report():
         output.print_table(granularity_table(pipeline.granularity_report()))
     output.print_table(

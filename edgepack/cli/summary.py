@@ -291,28 +291,33 @@ def search_table(search: dict[str, Any]) -> Table:
     return table
 
 
-def sparsity_table(search: dict[str, Any], metric: str) -> Table:
-    """`final_sparsity = "auto"`: each try's sparsity, its fine-tuned model's metric, the budgets, the pick."""
+def tune_table(search: dict[str, Any], metric: str) -> Table:
+    """An "auto" optimize value (`final_sparsity`, `rank`): each try's value, its fine-tuned model's
+    metric, the budgets, the pick."""
     from rich.table import Table
 
-    tries = search["tries"]
-    title = (
-        f"sparsity search of optimize[{search['stage']}]: {search['chosen']:g} kept ({search['why']}); "
-        f"{len(tries)} of {len(search['grid'])} tried in {search['seconds']:.1f} s"
-    )
-    table = Table(title=title, title_justify="left")
-    for column in ("final_sparsity", METRIC_NAMES.get(metric, metric), "budgets", "time", "pick"):
-        table.add_column(column, justify="right" if column in ("final_sparsity", "time") else "left")
+    tries, field = search["tries"], search["field"]
+    table = Table(title=tune_summary(search), title_justify="left")
+    for column in (field, METRIC_NAMES.get(metric, metric), "budgets", "time", "pick"):
+        table.add_column(column, justify="right" if column in (field, "time") else "left")
     for t in tries:
         failed = [b["name"] for b in t["budgets"] if not b["passed"]]
         table.add_row(
-            f"{t['final_sparsity']:g}",
+            f"{t[field]:g}",
             figure(metric, t["metrics"].get(metric)),
             "hold" if not failed else f"[red]break {', '.join(failed)}[/]",
             "cached" if t["cached"] else f"{t['seconds']:.1f} s",
             "[bold]<-[/]" if t["chosen"] else "",
         )
     return table
+
+
+def tune_summary(search: dict[str, Any]) -> str:
+    """One line: which stage's value was searched, what was kept and why, how many tries in how long."""
+    return (
+        f"optimize[{search['stage']}].{search['field']} = 'auto': {search['chosen']:g} kept ({search['why']}); "
+        f"{len(search['tries'])} of {len(search['grid'])} grid values tried in {search['seconds']:.1f} s"
+    )
 
 
 def granularity_table(choice: dict[str, Any]) -> Table:

@@ -137,6 +137,8 @@ def factorize(model: Any, stage: LowRankStage, label: str) -> tuple[Any, list[La
     shared = {} if sequential else _shared(config)
     selection = select_layers(model, stage.layers, stage.skip, label, factorable(shared), "low-rank factorization")
     entries = {entry["config"]["name"]: entry for entry in config["layers"]}
+    if stage.rank == "auto":  # the pipeline's search gives each try its own rank
+        raise ValueError(f"{label}: rank = 'auto' reached the stage itself; the search should have replaced it")
     factors: list[LayerFactor] = []
     given: dict[str, list[np.ndarray]] = {}
     insert: dict[str, dict[str, Any]] = {}

@@ -126,28 +126,30 @@ class Pipeline:
 
     def optimize(self) -> StageOutput[OptimizeRecord]:
         """Run the `[[optimize]]` stages in order on the trained model; export the result (with
-        `final_sparsity = "auto"`: the search's pick)."""
+        `final_sparsity = "auto"` or `rank = "auto"`: the search's pick)."""
         from edgepack.pipeline.optimize import optimize_stage
-        from edgepack.pipeline.sparsity import auto_index
+        from edgepack.pipeline.tune import auto_stage
 
-        if auto_index(self.recipe) is not None:
-            return self.sparsity_choice[0]
+        if auto_stage(self.recipe) is not None:
+            return self.tuned[0]
         return optimize_stage(self)
 
     @cached_property
-    def sparsity_choice(self) -> tuple[StageOutput[OptimizeRecord], dict[str, Any]]:
-        """`final_sparsity = "auto"`: the kept try and the search's figures (made once per run)."""
-        from edgepack.pipeline.sparsity import sparsity_choice
+    def tuned(self) -> tuple[StageOutput[OptimizeRecord], dict[str, Any]]:
+        """An "auto" optimize value: the kept try and the search's figures (made once per run)."""
+        from edgepack.pipeline.tune import tuned
 
-        return sparsity_choice(self)
+        return tuned(self)
 
-    def sparsity_report(self) -> dict[str, Any] | None:
-        """The sparsity search as plain data (None unless a prune stage has `final_sparsity = "auto"`)."""
-        from edgepack.pipeline.sparsity import auto_index
+    def tune_report(self) -> dict[str, dict[str, Any]]:
+        """The search of an "auto" optimize value as plain data, under its key (`sparsity_search`,
+        `rank_search`); empty without one, or for a converted model given to the run."""
+        from edgepack.pipeline.tune import auto_stage
 
-        if auto_index(self.recipe) is None or self.source.converted is not None:
-            return None
-        return self.sparsity_choice[1]
+        found = auto_stage(self.recipe)
+        if found is None or self.source.converted is not None:
+            return {}
+        return {found[1].report_key: self.tuned[1]}
 
     def convert(self) -> StageOutput[ConvertRecord]:
         """The `.tflite`: converted in the recipe's mode (with `[convert.search]`: the search's pick),

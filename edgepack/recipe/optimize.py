@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -150,6 +151,18 @@ class DistillStage(_FineTune):
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
 
 
+def _rank_or_auto(value: object) -> object:
+    """A rank from 1 to 65,536 or "auto", checked before the union is (one message, not one per member)."""
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if value is not None and value != "auto" and not (number and 1 <= value <= 65_536):  # type: ignore[operator]
+        raise ValueError(
+            'must be an integer from 1 to 65536, or "auto" (the smallest of rank_grid that holds the budgets)'
+        )
+    return value
+
+
+DEFAULT_RANK_GRID = (64, 32, 16, 8, 4)
+
 DEFAULT_ENERGY = 0.9
 """The fraction of the squared singular values a low-rank stage keeps when neither rank nor energy is given."""
 
@@ -160,10 +173,14 @@ class LowRankStage(_FineTune, _Selection):
     `rank` gives every selected layer that rank (at most what its kernel allows); `energy` gives each
     layer the smallest rank that keeps that fraction of its squared singular values (0.9 when
     neither is given). A layer is factored only where the two thinner layers have fewer parameters.
+    `rank = "auto"`: the smallest rank of `rank_grid` (tried from the largest down) whose fine-tuned
+    model holds the recipe's budgets on the task's metric.
     """
 
     kind: Literal["low-rank"]
-    rank: int | None = Field(None, ge=1, le=65_536)
+    rank: Annotated[int | Literal["auto"], BeforeValidator(_rank_or_auto)] | None = None
+    rank_grid: list[Annotated[int, Field(ge=1, le=65_536)]] | None = Field(None, min_length=1, max_length=50)
+    max_tries: int | None = Field(None, ge=1, le=50)  # "auto": at most this many fine-tunings (default: the grid's)
     energy: float | None = Field(None, gt=0.0, le=1.0)
 
     @model_validator(mode="before")
@@ -183,7 +200,25 @@ class LowRankStage(_FineTune, _Selection):
                 f"energy = {self.energy}: each layer's smallest rank keeping that fraction of its squared "
                 "singular values)"
             )
+        if self.rank != "auto":
+            for name in ("rank_grid", "max_tries"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is for rank = 'auto' (it is {self.rank}); remove it")
+            return self
+        grid = self.rank_grid or []
+        if grid != sorted(set(grid), reverse=True):
+            raise ValueError(
+                f"rank_grid {grid} must descend, each value once (the search tries the largest rank first "
+                "and stops at the first that breaks a budget)"
+            )
         return self
+
+    @property
+    def grid(self) -> list[int]:
+        """The ranks tried: `rank_grid` (default 64 down to 4, halving) for "auto", else the one given."""
+        if self.rank == "auto":
+            return list(self.rank_grid or DEFAULT_RANK_GRID)
+        return [] if self.rank is None else [self.rank]
 
 
 OptimizeStage = Annotated[
@@ -220,3 +255,39 @@ def _check_low_rank_order(kinds: Sequence[str]) -> None:
             "kernels with new ones, so their zeros, clusters or quantizers would be lost; put low-rank first "
             "(after distill): distill, low-rank, prune, cluster, qat"
         )
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One value a stage may leave to the search: its field, its grid's field, the word for it and
+    which end of the grid is the smaller model (the search walks towards it)."""
+
+    kind: str
+    field: str
+    grid_field: str
+    word: str
+    keeps: str  # "largest" or "smallest": the value the search keeps among those that hold
+
+    def stage_name(self, value: float) -> str:
+        """One try's stage directory: `optimize-sparsity-0.7`, `optimize-rank-8`."""
+        return f"optimize-{self.word}-{value:g}"
+
+    @property
+    def report_key(self) -> str:
+        """Where the search goes in the manifest's `optimization` and in `--json`: `sparsity_search`."""
+        return f"{self.word}_search"
+
+
+KNOBS = {
+    "prune": Knob("prune", "final_sparsity", "sparsity_grid", "sparsity", "largest"),
+    "low-rank": Knob("low-rank", "rank", "rank_grid", "rank", "smallest"),
+}
+
+
+def auto_stages(stages: Sequence[OptimizeStage]) -> list[tuple[int, Knob]]:
+    """Every `[[optimize]]` stage with a value left to the search, and which value."""
+    return [
+        (i, KNOBS[stage.kind])
+        for i, stage in enumerate(stages)
+        if stage.kind in KNOBS and getattr(stage, KNOBS[stage.kind].field) == "auto"
+    ]

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from edgepack.recipe.base import Optimizer, Size, Strict, parse_size
 from edgepack.recipe.convert import ConvertSettings
 from edgepack.recipe.model import ModelSpec, SavedModel
-from edgepack.recipe.optimize import OptimizeStage, check_stage_order
+from edgepack.recipe.optimize import OptimizeStage, auto_stages, check_stage_order
 
 
 class Normalization(Strict):
@@ -248,15 +248,17 @@ def _check_int4_runtime(recipe: Recipe) -> None:
         )
 
 
-def _check_auto_sparsity(recipe: Recipe) -> None:
-    """`final_sparsity = "auto"`: one such stage, judged by a budget on the task's metric."""
-    autos = [i for i, stage in enumerate(recipe.optimize) if getattr(stage, "final_sparsity", None) == "auto"]
+def _check_auto_values(recipe: Recipe) -> None:
+    """`final_sparsity = "auto"` or `rank = "auto"`: one such value, judged by a budget on the task's metric."""
+    autos = auto_stages(recipe.optimize)
+    where = [f"optimize[{i}].{knob.field}" for i, knob in autos]
     if len(autos) > 1:
-        raise ValueError(f"optimize{autos}: final_sparsity = 'auto' in more than one stage; search one of them")
+        raise ValueError(f"{' and '.join(where)} are both 'auto': the search tries one value at a time; fix the others")
     metric_budgets = [name for name in tasks_quality_budgets(recipe.task.kind) if name != "min_sqnr_db"]
     if autos and not any(getattr(recipe.budgets, name) is not None for name in metric_budgets):
+        knob = autos[0][1]
         raise ValueError(
-            f"optimize[{autos[0]}].final_sparsity = 'auto' keeps the largest sparsity whose fine-tuned model holds "
+            f"{where[0]} = 'auto' keeps the {knob.keeps} {knob.word} whose fine-tuned model holds "
             f"the recipe's budgets on the task's metric, and [budgets] sets none: set one of {', '.join(metric_budgets)}"
         )
 
@@ -394,7 +396,7 @@ class Recipe(Strict):
             )
         if self.convert.dense_granularity == "auto":
             _check_auto_granularity(self, kinds)
-        _check_auto_sparsity(self)
+        _check_auto_values(self)
         if self.convert.search and "qat" in kinds:
             raise ValueError(
                 "convert.search with a QAT stage: the search compares post-training modes of one "

@@ -47,7 +47,7 @@ def render_report(
         _ethos_u(run),
         _search(run, metric),
         _granularity(manifest),
-        _sparsity(manifest, metric),
+        _tuned(manifest, metric),
     ]
     if comparison is not None:
         sections.append(_baseline(comparison))
@@ -328,19 +328,19 @@ def _granularity(manifest: dict[str, Any]) -> str:
     )
 
 
-def _sparsity(manifest: dict[str, Any], metric: str) -> str:
-    from edgepack.cli.summary import sparsity_table
+def _tuned(manifest: dict[str, Any], metric: str) -> str:
+    from edgepack.cli.summary import tune_summary, tune_table
 
-    search = (manifest.get("optimization") or {}).get("sparsity_search")
-    if not search:
-        return ""
-    summary = (
-        f"optimize[{search['stage']}]: final_sparsity {search['chosen']:g} kept ({search['why']}); "
-        f"{len(search['tries'])} of {len(search['grid'])} grid values tried in {search['seconds']:.1f} s"
-    )
-    return f"<h2>Sparsity search</h2>\n<p>{escape(summary)}</p>\n" + table_html(
-        sparsity_table(search, metric), "sparsity"
-    )
+    optimization = manifest.get("optimization") or {}
+    parts = []
+    for key, heading in (("sparsity_search", "Sparsity search"), ("rank_search", "Rank search")):
+        search = optimization.get(key)
+        if search:
+            parts.append(
+                f"<h2>{heading}</h2>\n<p>{escape(tune_summary(search))}</p>\n"
+                + table_html(tune_table(search, metric), key.removesuffix("_search"))
+            )
+    return "".join(parts)
 
 
 def _baseline(comparison: Any) -> str:

@@ -318,3 +318,33 @@ def test_a_model_with_tensorflow_ops_between_its_layers_is_rebuilt() -> None:
 def _rank2(n_in: int, n_out: int) -> np.ndarray:
     rng = np.random.default_rng(5)
     return (rng.normal(size=(n_in, 2)) @ rng.normal(size=(2, n_out))).astype(np.float32)
+
+
+def test_rank_auto_keeps_the_smallest_rank_that_holds_the_budget_and_reruns_cached(runs: dict[str, Any]) -> None:
+    """Ranks 32 and 8 keep the 8-factor data (RMSE within 0.03 of the float model's); 2 does not."""
+    text = RECIPE.format(more="").replace("energy = 0.9", 'rank = "auto"\nrank_grid = [32, 8, 2]')
+    text += "\n[budgets]\nmax_rmse_increase = 0.03\n"
+    recipe = dense_ae_recipe(runs["folder"], "dense-ae-lowrank", "{ init_scale = 0.1 }", text, "lowrank-auto.toml")
+    result, manifest = _run(recipe, runs["work"], "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["stages"]["train"]["cached"]  # the low-rank run's training
+    search = report["rank_search"]
+    float_rmse = report["stages"]["train"]["test_metrics"]["rmse"]
+    tries = {t["rank"]: t for t in search["tries"]}
+    assert list(tries) == [32, 8, 2]  # from the largest rank down, stopped at the first that breaks
+    for rank, t in tries.items():
+        assert t["holds"] == (t["metrics"]["rmse"] <= float_rmse + 0.03), (rank, t["metrics"], float_rmse)
+    assert tries[32]["holds"] and tries[8]["holds"] and not tries[2]["holds"]
+    assert search["chosen"] == 8 and tries[8]["chosen"] and search["met"]
+    assert search["why"] == "2 breaks max_rmse_increase; 8 is the smallest that holds"
+    (record,) = report["stages"]["optimize"]["stages"]
+    assert record["rank"] == 8 and report["stages"]["optimize"]["dir"].endswith("optimize-rank-8")
+    assert {entry["rank"] for entry in record["layers"] if entry["factored"]} == {8}
+    assert manifest["optimization"]["rank_search"]["chosen"] == 8
+    again, manifest_again = _run(recipe, runs["work"], "--json")
+    assert again.exit_code == 0, again.output
+    cached = json.loads(again.stdout)["rank_search"]["tries"]
+    assert [t["rank"] for t in cached] == [32, 8, 2] and {t["cached"] for t in cached} == {True}
+    assert manifest_again["optimization"]["stages"] == manifest["optimization"]["stages"]
+    assert manifest_again["metrics"] == manifest["metrics"]

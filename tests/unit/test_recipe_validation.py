@@ -139,7 +139,7 @@ BAD = [
         BASE
         + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\nlayers = ["conv*"]\n'
         + '[[optimize]]\nkind = "prune"\nfinal_sparsity = "auto"\nlayers = ["fc"]\n[budgets]\nmin_accuracy = 0.9\n',
-        ["optimize[0, 1]: final_sparsity = 'auto' in more than one stage"],
+        ["optimize[0].final_sparsity and optimize[1].final_sparsity are both 'auto'", "one value at a time"],
     ),
     (
         "sparsity-auto-below-initial",
@@ -256,7 +256,33 @@ BAD = [
         ["optimize[0].energy = 1.5", "less than or equal to 1"],
     ),
     ("low-rank-energy-zero", BASE + LOW_RANK + "energy = 0\n", ["optimize[0].energy = 0", "greater than 0"]),
-    ("low-rank-rank-zero", BASE + LOW_RANK + "rank = 0\n", ["optimize[0].rank = 0", "greater than or equal to 1"]),
+    ("low-rank-rank-zero", BASE + LOW_RANK + "rank = 0\n", ["optimize[0].rank = 0", 'from 1 to 65536, or "auto"']),
+    ("low-rank-rank-word", BASE + LOW_RANK + 'rank = "low"\n', ["1 problem(s)", "optimize[0].rank = 'low'", '"auto"']),
+    (
+        "low-rank-grid-without-auto",
+        BASE + LOW_RANK + "rank = 8\nrank_grid = [16, 8]\n",
+        ["optimize[0]", "rank_grid is for rank = 'auto' (it is 8); remove it"],
+    ),
+    (
+        "low-rank-grid-ascending",
+        BASE + LOW_RANK + 'rank = "auto"\nrank_grid = [4, 16]\n[budgets]\nmin_accuracy = 0.9\n',
+        ["rank_grid [4, 16] must descend"],
+    ),
+    (
+        "low-rank-auto-without-budgets",
+        BASE + LOW_RANK + 'rank = "auto"\n',
+        ["optimize[0].rank = 'auto' keeps the smallest rank", "[budgets] sets none: set one of max_accuracy_drop"],
+    ),
+    (
+        "low-rank-auto-and-energy",
+        BASE + LOW_RANK + 'rank = "auto"\nenergy = 0.8\n[budgets]\nmin_accuracy = 0.9\n',
+        ["give rank or energy, not both"],
+    ),
+    (
+        "auto-rank-and-sparsity",
+        BASE + LOW_RANK + 'rank = "auto"\n' + PRUNE + 'final_sparsity = "auto"\n[budgets]\nmin_accuracy = 0.9\n',
+        ["optimize[0].rank and optimize[1].final_sparsity are both 'auto'"],
+    ),
     ("low-rank-unknown-key", BASE + LOW_RANK + "rnak = 4\n", ["optimize[0].rnak = 4", "unknown key", "'rank'"]),
     (
         "low-rank-after-prune",
