@@ -259,28 +259,33 @@ def fallback_table(convert: Any) -> Table:
 
 
 def search_table(search: dict[str, Any]) -> Table:
-    """Every candidate mode: size, latency, the task's metric; which meet the criterion, the Pareto front, the pick."""
+    """Every candidate: size, latency, arena, the task's metric; which meet the criterion, the Pareto front
+    (over all four), the pick and why."""
     from rich.table import Table
 
-    from edgepack.tasks.judge import criterion_text
+    from edgepack.tasks.judge import criterion_text, search_goal
 
     metric = search.get("metric", "accuracy")
-    verdict = "[green]met[/]" if search["met"] else "[red]no mode meets it: the best is kept[/]"
+    verdict = "[green]met[/]" if search["met"] else "[red]no candidate meets it: the best is kept[/]"
     criterion = {**(search.get("criterion") or {}), "allowed_drop": search["allowed_drop"]}
-    table = Table(
-        title=f"mode search: the {search['objective']} with {criterion_text(criterion, metric)} "
-        f"({verdict}); latency on {search['device']}",
-        title_justify="left",
+    title = (
+        f"search: the {search_goal(search)} with {criterion_text(criterion, metric)} ({verdict}); "
+        f"latency on {search['device']}"
     )
+    if search.get("why"):
+        title += f"\n{search['chosen']} kept: {search['why']}"
+    table = Table(title=title, title_justify="left")
     name = METRIC_NAMES.get(metric, metric)
-    for column in ("mode", "size", f"p50 on {search['device']}", name, "worse by", "SQNR", "meets", "Pareto", "pick"):
-        table.add_column(column, justify="left" if column in ("mode", "meets", "Pareto", "pick") else "right")
+    columns = ("candidate", "size", f"p50 on {search['device']}", "arena", name, "worse by", "SQNR", "meets", "Pareto")
+    for column in (*columns, "pick"):
+        table.add_column(column, justify="left" if column in ("candidate", "meets", "Pareto", "pick") else "right")
     for c in search["candidates"]:
         worse = "-" if c["drop"] is None else drop_text(metric, c["drop"])
         table.add_row(
             c["mode"],
             f"{c['size_bytes']:,} B",
             f"{c['latency_p50_ms']:.3f} ms",
+            "-" if c.get("arena_bytes") is None else f"{c['arena_bytes']:,} B",
             figure(metric, c["value"]),
             worse,
             figure("sqnr_db", c["worst_sqnr_db"]),

@@ -48,7 +48,7 @@ def check_int4(recipe: str, devices: list[Any]) -> None:
     micro = [d.name for d in devices if d.kind in ("tflm", "ethos-u")]
     if micro:
         raise RecipeError(
-            f"convert.weights = 'int4' with validate.devices {micro}: {INT4_REFUSED}",
+            f"int4 kernels (convert.weights or convert.search.modes) with validate.devices {micro}: {INT4_REFUSED}",
             context=f"recipe '{recipe}'",
             hint="use weights = 'int8' for microcontrollers, or validate on LiteRT devices (host, android...)",
             code="recipe-invalid",

@@ -316,11 +316,13 @@ def conversion_results(
     (in the convert stage, or a bundle's manifest and measurements). Both judge against the float
     model the conversion started from (after the optimize stages). `tflite_accuracy` serves the
     records of 0.2 bundles, which kept only accuracies."""
+    from edgepack.tasks.judge import search_goal
+
     results = []
     if search:
         chosen = next(c for c in search["candidates"] if c["chosen"])
         verdict = (
-            f"{chosen['mode']}, the {search['objective']} of the modes that meet the criterion"
+            f"{chosen['mode']}, the {search_goal(search)} of the candidates that meet the criterion"
             if search["met"]
             else f"no mode meets it; {chosen['mode']} is the best"
         )

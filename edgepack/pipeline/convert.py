@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgepack.bundle.manifest import MODEL_FILE
 from edgepack.pipeline.cache import StageOutput
-from edgepack.pipeline.records import ConvertRecord
+from edgepack.pipeline.records import ConvertRecord, OptimizeRecord
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
@@ -20,9 +20,12 @@ QUANT_ERROR_FILE = "quant_error.json"
 FALLBACK_FILE = "fallback.json"
 
 
-def convert_stage(p: Pipeline, settings: Any, name: str = "convert") -> StageOutput[ConvertRecord]:
-    """Convert in `settings`' mode (the recipe's, or a search candidate's) as stage `name`."""
-    optimized = p.optimize()
+def convert_stage(
+    p: Pipeline, settings: Any, name: str = "convert", optimized: StageOutput[OptimizeRecord] | None = None
+) -> StageOutput[ConvertRecord]:
+    """Convert `optimized` (default: the run's optimize stage) in `settings`' mode (the recipe's, or a
+    search candidate's) as stage `name`."""
+    optimized = optimized or p.optimize()
     calibration_seed = p.recipe.seed if settings.calibration_seed is None else settings.calibration_seed
     inputs = {"optimize": optimized.id, "calibration": p.fingerprints["calibration"]}
     if settings.fallback:  # the fallback judges attempts on the test split
@@ -39,7 +42,11 @@ def convert_stage(p: Pipeline, settings: Any, name: str = "convert") -> StageOut
         error_file = out / QUANT_ERROR_FILE
         selective = None
         if settings.keep_float or settings.fallback:
-            selective = {"judge": judge(p), "layers": optimized.record.layers, "report_out": out / FALLBACK_FILE}
+            selective = {
+                "judge": judge(p, optimized),
+                "layers": optimized.record.layers,
+                "report_out": out / FALLBACK_FILE,
+            }
         failed = convert_isolated(
             optimized.dir / optimized.record.saved_model,
             settings,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgepack.pipeline.cache import StageOutput
-from edgepack.pipeline.records import EvaluateRecord
+from edgepack.pipeline.records import EvaluateRecord, OptimizeRecord
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline
@@ -61,13 +61,16 @@ def optimized_metrics(p: Pipeline) -> dict[str, float]:
     return dict(stages[-1]["test_metrics"]) if stages else dict(p.train().record.test_metrics)
 
 
-def judge(p: Pipeline) -> Judge:
+def judge(p: Pipeline, optimized: StageOutput[OptimizeRecord] | None = None) -> Judge:
     """The judge of this recipe's `.tflite` models: its test split, and the optimized Keras model's outputs
-    on it (the fidelity reference) and headline figure (what criteria compare with)."""
+    on it (the fidelity reference) and headline figure (what criteria compare with). `optimized`: one try
+    of an "auto" optimize value instead of the run's optimize stage (the search judges each)."""
     from edgepack.pipeline.optimize import test_outputs
     from edgepack.tasks.judge import Judge
 
-    optimized = p.optimize()
-    return Judge(
-        p.task.kind, p.data.test_split(), test_outputs(optimized), p.float_figure(), list(optimized.record.inputs), None
-    )
+    if optimized is None:
+        optimized, figure = p.optimize(), p.float_figure()
+    else:
+        stages = optimized.record.stages
+        figure = (stages[-1]["test_metrics"] if stages else p.train().record.test_metrics).get(p.task.metric)
+    return Judge(p.task.kind, p.data.test_split(), test_outputs(optimized), figure, list(optimized.record.inputs), None)

@@ -131,12 +131,14 @@ class Pipeline:
         from edgepack.pipeline.tune import auto_stage
 
         if auto_stage(self.recipe) is not None:
-            return self.tuned[0]
+            _ = self.tuned  # its pick, or [convert.search]'s among the tries that held
+            return self.cache.done["optimize"]
         return optimize_stage(self)
 
     @cached_property
-    def tuned(self) -> tuple[StageOutput[OptimizeRecord], dict[str, Any]]:
-        """An "auto" optimize value: the kept try and the search's figures (made once per run)."""
+    def tuned(self) -> Any:
+        """An "auto" optimize value: the tries, the kept one and the search's figures (a `tune.Tuned`,
+        made once per run)."""
         from edgepack.pipeline.tune import tuned
 
         return tuned(self)
@@ -149,7 +151,7 @@ class Pipeline:
         found = auto_stage(self.recipe)
         if found is None or self.source.converted is not None:
             return {}
-        return {found[1].report_key: self.tuned[1]}
+        return {found[1].report_key: self.tuned.report}
 
     def convert(self) -> StageOutput[ConvertRecord]:
         """The `.tflite`: converted in the recipe's mode (with `[convert.search]`: the search's pick),
@@ -213,7 +215,7 @@ class Pipeline:
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
         self.devices()  # a device mistake is said before the training
-        if self.recipe.convert.weights == "int4":
+        if self.recipe.convert.int4_possible:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, self.devices())  # ... and an int4 model nothing named can run
@@ -244,6 +246,10 @@ class Pipeline:
         search = self.recipe.convert.search
         if search is not None:
             from edgepack.pipeline.search import search_candidates
+            from edgepack.pipeline.tune import auto_stage
+
+            if auto_stage(self.recipe) is not None:
+                return False  # its tries, each a source of every candidate, are known once tuned
 
             names = [c.stage for c in search_candidates(self.recipe.convert)]
         elif self.recipe.convert.dense_granularity == "auto":

@@ -1,6 +1,8 @@
-"""The mode search (`[convert.search]`): every candidate mode converted (its own cached stage),
-judged on the test split and timed on the search device; the pick by the objective among those that
-meet the criterion (else the best, marked as failing), and the Pareto front."""
+"""The search (`[convert.search]`): every candidate conversion (a mode, its Dense granularity, int4
+kernels; each "auto" optimize try that held the budgets as its source) converted as its own cached
+stage, judged on the test split against its Keras model, timed on the search device and its arena read
+from the file; the pick minimizes `minimize` among those that meet the criterion (else the best, marked
+as failing), and the Pareto front over size, latency, arena and the metric."""
 
 from __future__ import annotations
 
@@ -10,8 +12,13 @@ from typing import TYPE_CHECKING, Any
 from edgepack.errors import BadInputError
 
 if TYPE_CHECKING:
+    from edgepack.pipeline.cache import StageOutput
+    from edgepack.pipeline.records import OptimizeRecord
     from edgepack.pipeline.run import Pipeline
     from edgepack.recipe.convert import ConvertSettings
+
+KEYS = {"size": "size_bytes", "latency": "latency_p50_ms", "arena": "arena_bytes"}
+"""The candidate's figure each `minimize` value picks by."""
 
 
 def mode_search(p: Pipeline) -> dict[str, Any]:
@@ -24,14 +31,36 @@ def mode_search(p: Pipeline) -> dict[str, Any]:
     return p.search_result
 
 
-def _search(p: Pipeline) -> dict[str, Any]:
-    from edgepack.devices.base import RunRequest
-    from edgepack.devices.drivers import run_device
-    from edgepack.pipeline.convert import convert_stage
-    from edgepack.pipeline.evaluate import judge
-    from edgepack.recipe.convert import ConvertSettings
-    from edgepack.tasks.judge import allowed_drop, meets
+@dataclass(frozen=True)
+class Source:
+    """A model the search converts: the run's optimize stage, or one try of an "auto" optimize value."""
 
+    stage: StageOutput[OptimizeRecord]
+    field: str | None = None  # the "auto" value's field (final_sparsity, rank) and this try's value
+    value: float | None = None
+
+    @property
+    def suffix(self) -> str:
+        """What a candidate's label and stage name get for this source: ` @ rank 8`, `-rank-8`."""
+        return "" if self.field is None else f" @ {self.field} {self.value:g}"
+
+    @property
+    def stage_suffix(self) -> str:
+        return "" if self.field is None else f"-{self.field.replace('_', '-')}-{self.value:g}"
+
+
+def _sources(p: Pipeline) -> list[Source]:
+    """The run's optimize stage; with an "auto" optimize value, each try that held the budgets (else its pick)."""
+    from edgepack.pipeline.tune import auto_stage
+
+    if auto_stage(p.recipe) is None:
+        return [Source(p.optimize())]
+    tuned = p.tuned
+    held = tuned.held or {tuned.report["chosen"]: tuned.stage}
+    return [Source(stage, tuned.knob.field, value) for value, stage in held.items()]
+
+
+def _search(p: Pipeline) -> dict[str, Any]:
     search = p.recipe.convert.search
     assert search is not None
     device = p.devices([search.device or p.recipe.validation.devices[0]])[0]
@@ -42,51 +71,9 @@ def _search(p: Pipeline) -> dict[str, Any]:
             code="search-emulated",
             hint="set convert.search.device to a real device (local, ssh or adb)",
         )
-    referee = judge(p)
-    allowed = allowed_drop(search, referee.reference_value)
-    base = p.recipe.convert.model_dump(mode="json", exclude={"search"})
-    validate = p.recipe.validation
-    candidates: list[dict[str, Any]] = []
-    for candidate in search_candidates(p.recipe.convert):
-        mode, label = candidate.mode, candidate.label
-        fields = {
-            **base,
-            "mode": mode.removesuffix("-fallback"),
-            "fallback": None,
-            "dense_granularity": candidate.dense,
-        }
-        if fields["mode"] != "int8":
-            fields.update(io="float32", keep_float=[])
-        if fields["mode"] in ("float16", "float32", "int16x8"):
-            fields["per_channel"] = True
-        if mode == "int8-fallback":
-            fields["fallback"] = {**search.describe(), "max_ops": search.max_ops}
-        stage = convert_stage(p, ConvertSettings.model_validate(fields), candidate.stage)
-        path = stage.dir / stage.record.model_file
-        verdict = referee.judge(path, p.reporter, f"search {label}")
-        record = run_device(
-            device,
-            RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed),
-            p.reporter,
-            f"search {label} on {device.name}",
-        )
-        candidates.append(
-            {
-                "mode": label,
-                "dense_granularity": candidate.dense,
-                "size_bytes": stage.record.size_bytes,
-                "metric": p.task.metric,
-                "value": verdict.value,
-                "drop": verdict.drop,
-                "worst_sqnr_db": verdict.worst_sqnr_db,
-                "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
-                "meets": meets(search, allowed, verdict),
-                "stage": stage.name,
-                "_stage": stage,
-                "float_ops": len((stage.record.fallback or {}).get("kept_float", [])),
-            }
-        )
-    key = "size_bytes" if search.objective == "smallest" else "latency_p50_ms"
+    sources = _sources(p)
+    candidates = [_measured(p, device, source, c) for source in sources for c in search_candidates(p.recipe.convert)]
+    key = KEYS[search.minimize]
     meeting = [c for c in candidates if c["meets"]]
     by_sqnr = search.min_sqnr_db is not None
     chosen = (
@@ -94,28 +81,112 @@ def _search(p: Pipeline) -> dict[str, Any]:
         if meeting
         else max(candidates, key=lambda c: _goodness(c, by_sqnr))
     )
-    for c in candidates:  # on the front when no other candidate is as good on all three and better on one
+    for c in candidates:  # on the front when no other candidate is as good on all four and better on one
         c["pareto"] = not any(_dominates(o, c, by_sqnr) for o in candidates if o is not c)
         c["chosen"] = c is chosen
     p.cache.done["convert"] = chosen["_stage"]
+    if chosen["optimize"] is not None:  # the search over both: its try becomes the run's optimize stage
+        from edgepack.pipeline.tune import picked_by_search
+
+        p.cache.done["optimize"] = chosen["_source"].stage
+        picked_by_search(p.tuned, chosen["optimize"]["value"])
     result = {
         "stage": chosen["_stage"],
-        "objective": search.objective,
+        "minimize": search.minimize,
         "device": device.name,
         "metric": p.task.metric,
-        "float_value": referee.reference_value,
+        "float_value": chosen["float_value"],
         "criterion": search.describe(),
-        "allowed_drop": allowed,
+        "allowed_drop": chosen["allowed_drop"],
         "met": chosen["meets"],
         "chosen": chosen["mode"],
-        "candidates": [{k: v for k, v in c.items() if k != "_stage"} for c in candidates],
+        "why": _why(search.minimize, chosen, candidates, meeting),
+        "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates],
     }
     if not chosen["meets"]:
         from edgepack.tasks.judge import criterion_text
 
-        wanted = criterion_text({**search.describe(), "allowed_drop": allowed}, p.task.metric)
-        p.reporter.note(f"search: no mode meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
+        wanted = criterion_text({**search.describe(), "allowed_drop": chosen["allowed_drop"]}, p.task.metric)
+        p.reporter.note(f"search: no candidate meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
     return result
+
+
+def _measured(p: Pipeline, device: Any, source: Source, candidate: Candidate) -> dict[str, Any]:
+    """One candidate converted from `source` (its own cached stage), judged, timed, its arena read."""
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import activation_peak
+    from edgepack.devices.base import RunRequest
+    from edgepack.devices.drivers import run_device
+    from edgepack.pipeline.convert import convert_stage
+    from edgepack.pipeline.evaluate import judge
+    from edgepack.tasks.judge import allowed_drop, meets
+
+    search = p.recipe.convert.search
+    assert search is not None
+    validate = p.recipe.validation
+    label = candidate.label + source.suffix
+    settings = candidate_settings(p.recipe.convert, candidate)
+    stage = convert_stage(p, settings, candidate.stage + source.stage_suffix, source.stage)
+    path = stage.dir / stage.record.model_file
+    referee = judge(p, source.stage)
+    allowed = allowed_drop(search, referee.reference_value)
+    verdict = referee.judge(path, p.reporter, f"search {label}")
+    request = RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed)
+    record = run_device(device, request, p.reporter, f"search {label} on {device.name}")
+    held = source.field is None or source.value in p.tuned.held
+    return {
+        "mode": label,
+        "dense_granularity": candidate.dense,
+        "weights": settings.weights,
+        "optimize": None if source.field is None else {"field": source.field, "value": source.value},
+        "size_bytes": stage.record.size_bytes,
+        "arena_bytes": activation_peak(read_model(path.read_bytes()))[0],
+        "metric": p.task.metric,
+        "float_value": referee.reference_value,
+        "allowed_drop": allowed,
+        "value": verdict.value,
+        "drop": verdict.drop,
+        "worst_sqnr_db": verdict.worst_sqnr_db,
+        "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
+        "meets": held and meets(search, allowed, verdict),
+        "stage": stage.name,
+        "_stage": stage,
+        "_source": source,
+        "float_ops": len((stage.record.fallback or {}).get("kept_float", [])),
+    }
+
+
+def candidate_settings(settings: ConvertSettings, candidate: Candidate) -> ConvertSettings:
+    """The recipe's `[convert]` with the candidate's mode, granularity and weights (and what they imply)."""
+    from edgepack.recipe.convert import ConvertSettings
+
+    search = settings.search
+    assert search is not None
+    fields = {
+        **settings.model_dump(mode="json", exclude={"search"}),
+        "mode": candidate.mode.removesuffix("-fallback").replace("int4", "int8"),
+        "fallback": None,
+        "dense_granularity": candidate.dense,
+        "weights": "int4" if candidate.mode == "int4" else "int8",
+    }
+    if fields["mode"] != "int8":
+        fields.update(io="float32", keep_float=[])
+    if fields["mode"] in ("float16", "float32", "int16x8"):
+        fields["per_channel"] = True
+    if candidate.mode == "int4":  # litert-quantizer's model: int8 I/O, per-channel kernels, nothing kept float
+        fields.update(io="int8", keep_float=[], per_channel=True)
+    if candidate.mode == "int8-fallback":
+        fields["fallback"] = {**search.describe(), "max_ops": search.max_ops}
+    return ConvertSettings.model_validate(fields)
+
+
+def _why(minimize: str, chosen: dict[str, Any], candidates: list[dict[str, Any]], meeting: list[dict[str, Any]]) -> str:
+    """Why the pick: the objective among those that meet the criterion, or the best when none does."""
+    from edgepack.tasks.judge import GOALS
+
+    if not meeting:
+        return f"none of the {len(candidates)} candidates meets the criterion: the best in the metric is kept"
+    return f"the {GOALS[minimize]} of the {len(meeting)} of {len(candidates)} candidates that meet the criterion"
 
 
 @dataclass(frozen=True)
@@ -138,11 +209,12 @@ class Candidate:
 
 def search_candidates(settings: ConvertSettings) -> list[Candidate]:
     """The search's candidates: each mode of `search.modes`; with `dense_granularity = "auto"`, each mode
-    with integer weights twice, Dense layers per channel and per tensor (float modes have one way)."""
+    with integer weights from TFLite's converter twice, Dense layers per channel and per tensor (float
+    modes have one way; int4 kernels are per channel)."""
     assert settings.search is not None
     candidates = []
     for mode in settings.search.modes:
-        integer = mode not in ("float16", "float32")
+        integer = mode not in ("float16", "float32", "int4")
         if integer and settings.dense_granularity == "auto":
             candidates += [Candidate(mode, "per-channel"), Candidate(mode, "per-tensor")]
         else:
@@ -164,10 +236,6 @@ def _p50_or_mean(latency: dict[str, Any]) -> float:
 
 
 def _dominates(a: dict[str, Any], b: dict[str, Any], by_sqnr: bool) -> bool:
-    """`a` is at least as small, fast and good as `b`, and better in one."""
-    pairs = (
-        (a["size_bytes"], b["size_bytes"]),
-        (a["latency_p50_ms"], b["latency_p50_ms"]),
-        (-_goodness(a, by_sqnr), -_goodness(b, by_sqnr)),
-    )
+    """`a` is at least as small, fast, light and good as `b`, and better in one."""
+    pairs = [(a[key], b[key]) for key in KEYS.values()] + [(-_goodness(a, by_sqnr), -_goodness(b, by_sqnr))]
     return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgepack.recipe.optimize import Knob, auto_stages
@@ -25,9 +26,20 @@ def auto_stage(recipe: Recipe) -> tuple[int, Knob] | None:
     return found[0] if found else None
 
 
-def tuned(p: Pipeline) -> tuple[StageOutput[OptimizeRecord], dict[str, Any]]:
-    """The kept try's stage (it becomes `optimize`) and the search as plain data: each try's value,
-    the task's metrics of its fine-tuned model, the budgets, its seconds; the pick and why."""
+@dataclass(frozen=True)
+class Tuned:
+    """The search of an "auto" optimize value: the kept try's stage (it becomes `optimize`), the search as
+    plain data (each try's value, the task's metrics of its fine-tuned model, the budgets, its seconds;
+    the pick and why) and the stage of every try that held the budgets (what `[convert.search]` tries)."""
+
+    stage: StageOutput[OptimizeRecord]
+    report: dict[str, Any]
+    held: dict[float, StageOutput[OptimizeRecord]]
+    knob: Knob
+
+
+def tuned(p: Pipeline) -> Tuned:
+    """Fine-tune each value of the grid towards the smaller model until one breaks a budget."""
     found = auto_stage(p.recipe)
     assert found is not None
     index, knob = found
@@ -63,7 +75,16 @@ def tuned(p: Pipeline) -> tuple[StageOutput[OptimizeRecord], dict[str, Any]]:
     if not held:
         safest = f"{grid[0]:g}"
         p.reporter.note(f"optimize[{index}]: no {knob.field} of {grid} holds the budgets; keeping the safest, {safest}")
-    return stages[chosen[knob.field]], report
+    held_stages = {t[knob.field]: stages[t[knob.field]] for t in held}
+    return Tuned(stages[chosen[knob.field]], report, held_stages, knob)
+
+
+def picked_by_search(tuned: Tuned, value: float) -> None:
+    """`[convert.search]` chose the try of `value` (the search over both): the report says so."""
+    field = tuned.knob.field
+    tuned.report.update(chosen=value, why=f"{value:g} chosen by convert.search among the values that held")
+    for t in tuned.report["tries"]:
+        t["chosen"] = t[field] == value
 
 
 def _fine_tuned(p: Pipeline, index: int, knob: Knob, value: float) -> StageOutput[OptimizeRecord]:

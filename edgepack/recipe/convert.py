@@ -3,7 +3,7 @@ criteria of the fallback and mode searches."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -54,21 +54,41 @@ class FallbackSettings(_Criterion):
     max_ops: int = Field(8, ge=1, le=1000)
 
 
-SearchMode = Literal["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback"]
+SearchMode = Literal["float32", "float16", "dynamic", "int8", "int16x8", "int8-fallback", "int4"]
+
+OBJECTIVE_WORDS = {"smallest": "size", "fastest": "latency"}
+"""`objective`, as 0.3 recipes wrote it, in the words of `minimize`."""
 
 
 class SearchSettings(_Criterion):
-    """Convert to several modes, measure each, keep the one the objective prefers among those that
-    meet the criterion (the task's metric of the .tflite against the float model's, on the test split).
+    """Convert to several modes, measure each, keep the one that minimizes `minimize` among those that
+    meet the criterion (the task's metric of the .tflite against its Keras model's, on the test split).
 
-    `int8-fallback` is int8 with the fallback search under the same criterion. Latency is the
-    runner's p50 on `device` (default: the first of validate.devices), which must be a real one.
+    `int8-fallback` is int8 with the fallback search under the same criterion; `int4` is int8 with
+    4-bit FULLY_CONNECTED / CONV_2D kernels (litert-quantizer). `minimize`: the file's `size`, the
+    runner's p50 `latency` on `device` (default: the first of validate.devices, a real one), or the
+    `arena` (the activation peak, from the file). With `dense_granularity = "auto"` each integer mode
+    is tried both ways; with an "auto" optimize value, each of its tries that held the budgets is.
     """
 
     modes: list[SearchMode] = Field(min_length=2)
-    objective: Literal["smallest", "fastest"] = "smallest"
+    minimize: Literal["size", "latency", "arena"] = "size"
     max_ops: int = Field(8, ge=1, le=1000)  # for int8-fallback
     device: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_is_minimize(cls, data: Any) -> Any:
+        # `objective = "smallest" | "fastest"` (0.3 recipes) reads as minimize = "size" | "latency".
+        if not isinstance(data, dict) or "objective" not in data:
+            return data
+        data = dict(data)
+        objective = data.pop("objective")
+        if "minimize" in data:
+            raise ValueError("give minimize or objective, not both (objective is the older name: use minimize)")
+        if objective not in OBJECTIVE_WORDS:
+            raise ValueError(f"objective = {objective!r}: use minimize = 'size', 'latency' or 'arena'")
+        return {**data, "minimize": OBJECTIVE_WORDS[objective]}
 
     @model_validator(mode="after")
     def _check(self) -> SearchSettings:
@@ -153,6 +173,11 @@ class ConvertSettings(Strict):
         return self.dense_granularity == "per-tensor"
 
     @property
+    def int4_possible(self) -> bool:
+        """True when the model may ship with int4 kernels: `weights = "int4"`, or a search that tries them."""
+        return self.weights == "int4" or (self.search is not None and "int4" in self.search.modes)
+
+    @property
     def integer_io(self) -> bool:
         """True when the model's inputs and outputs are int8 tensors."""
         return self.mode == "int8" and self.io == "int8"
@@ -182,4 +207,7 @@ def _check_int4(settings: ConvertSettings) -> None:
             "converter, not the int4 quantizer; remove them or weights = 'int4'"
         )
     if settings.search:
-        raise ValueError("weights = 'int4' with convert.search: the search does not try int4 yet; remove one of them")
+        raise ValueError(
+            "weights = 'int4' with convert.search: the search sets each candidate's weights; "
+            "remove weights and put 'int4' in convert.search.modes"
+        )

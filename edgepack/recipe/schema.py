@@ -235,17 +235,17 @@ INT4_REFUSED = "per-channel int4 FULLY_CONNECTED kernels do not run in TFLite Mi
 
 
 def _check_int4_runtime(recipe: Recipe) -> None:
-    """weights = 'int4' runs on LiteRT only: no MCU board, TFLM device, c-array or ethos-u format."""
-    if recipe.convert.weights != "int4":
+    """int4 kernels run on LiteRT only: no MCU board, TFLM device, c-array or ethos-u format, with
+    weights = 'int4' or with a search that may pick 'int4'."""
+    if not recipe.convert.int4_possible:
         return
     uses = [f'bundle.formats "{f}"' for f in recipe.bundle.formats if f in ("c-array", "ethos-u")]
     uses += [f"budgets.fits {recipe.budgets.fits}"] if recipe.budgets.fits else []
     uses += [f"validate.devices '{d}'" for d in recipe.validation.devices if d == "tflm" or d.startswith("ethos-u")]
     if uses:
-        raise ValueError(
-            f"convert.weights = 'int4' with {', '.join(uses)}: {INT4_REFUSED}; use weights = 'int8' "
-            "for microcontrollers, or drop them"
-        )
+        given = "convert.weights = 'int4'" if recipe.convert.weights == "int4" else "'int4' in convert.search.modes"
+        fix = "use weights = 'int8'" if recipe.convert.weights == "int4" else "take 'int4' out of the search's modes"
+        raise ValueError(f"{given} with {', '.join(uses)}: {INT4_REFUSED}; {fix} for microcontrollers, or drop them")
 
 
 def _check_auto_values(recipe: Recipe) -> None:

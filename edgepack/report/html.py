@@ -307,7 +307,8 @@ def _search(run: dict[str, Any], metric: str) -> str:
         return ""
     name = METRIC_NAMES.get(metric, metric)
     return (
-        "<h2>Mode search</h2>\n"
+        "<h2>Search</h2>\n"
+        + (f"<p>{escape(search['chosen'])} kept: {escape(search['why'])}</p>\n" if search.get("why") else "")
         + _plot(
             plots.pareto(search["candidates"], name, metric == "accuracy"), "plot-pareto", "mode search Pareto front"
         )

@@ -98,6 +98,16 @@ class Judge:
         )
 
 
+GOALS = {"size": "smallest file", "latency": "lowest p50 latency", "arena": "smallest arena"}
+"""What `[convert.search] minimize` picks, in words (0.3 records say `objective`: smallest, fastest)."""
+
+
+def search_goal(search: dict[str, Any]) -> str:
+    """A search record's objective in words: 'smallest file' (a 0.3 record's 'smallest' / 'fastest' too)."""
+    minimize = search.get("minimize") or {"smallest": "size", "fastest": "latency"}[search["objective"]]
+    return GOALS[minimize]
+
+
 def criterion_text(criterion: dict[str, Any], metric: str) -> str:
     """A criterion as a person reads it: 'accuracy drop <= 1.00 points', 'SQNR >= 30 dB'."""
     if criterion.get("min_sqnr_db") is not None:

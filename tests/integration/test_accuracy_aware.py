@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from conftest import invoke
 
+from edgepack.tasks.judge import GOALS
+
 PTQ = """
 name = "ptq"
 seed = 0
@@ -204,7 +206,7 @@ def test_a_calibration_sample_that_misses_classes_is_flagged(ptq_train: Path, tm
 SEARCH = """
 [convert.search]
 modes = ["float32", "float16", "dynamic", "int8"]
-objective = "{objective}"
+{objective}
 max_drop = 0.02
 """
 
@@ -212,18 +214,19 @@ max_drop = 0.02
 def _check_pick(search: dict[str, Any]) -> dict[str, Any]:
     """The pick is what the measured figures say it should be; the Pareto flags match the figures."""
     candidates = search["candidates"]
-    key = "size_bytes" if search["objective"] == "smallest" else "latency_p50_ms"
+    key = {"size": "size_bytes", "latency": "latency_p50_ms", "arena": "arena_bytes"}[search["minimize"]]
     meeting = [c for c in candidates if c["drop"] <= search["allowed_drop"] + 1e-9]
     expected = (
         min(meeting, key=lambda c: (c[key], -c["value"])) if meeting else max(candidates, key=lambda c: c["value"])
     )
     assert search["chosen"] == expected["mode"] and [c["mode"] for c in candidates if c["chosen"]] == [expected["mode"]]
+    figures = ("size_bytes", "latency_p50_ms", "arena_bytes")
     for c in candidates:
+        assert c["arena_bytes"] > 0  # read from each file's tensor lifetimes
         beaten = any(
-            o["size_bytes"] <= c["size_bytes"]
-            and o["latency_p50_ms"] <= c["latency_p50_ms"]
+            all(o[k] <= c[k] for k in figures)
             and o["value"] >= c["value"]
-            and (o["size_bytes"], o["latency_p50_ms"], o["value"]) != (c["size_bytes"], c["latency_p50_ms"], c["value"])
+            and tuple(o[k] for k in (*figures, "value")) != tuple(c[k] for k in (*figures, "value"))
             for o in candidates
             if o is not c
         )
@@ -240,9 +243,14 @@ def search_work(ptq_train: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", ["smallest", "fastest"])
+@pytest.mark.parametrize(
+    "objective",
+    ['objective = "smallest"', 'minimize = "latency"', 'minimize = "arena"'],
+    ids=["size", "latency", "arena"],
+)
 def test_mode_search_picks_what_the_measured_figures_say(search_work: Path, objective: str) -> None:
-    recipe = search_work / f"ptq-{objective}.toml"
+    """`objective = "smallest"` is how 0.3 recipes said `minimize = "size"`."""
+    recipe = search_work / f"ptq-{objective.split()[-1].strip(chr(34))}.toml"
     recipe.write_text(
         PTQ.replace("error_samples = 16", "error_report = false")
         + SEARCH.format(objective=objective)
@@ -254,7 +262,9 @@ def test_mode_search_picks_what_the_measured_figures_say(search_work: Path, obje
     search = report["search"]
     assert [c["mode"] for c in search["candidates"]] == ["float32", "float16", "dynamic", "int8"]
     assert search["met"] is True and search["device"] == "host"
+    assert search["minimize"] == {"smallest": "size"}.get(objective.split('"')[1], objective.split('"')[1])
     chosen = _check_pick(search)
+    assert search["why"].startswith(f"the {GOALS[search['minimize']]} of ") and "candidates that meet" in search["why"]
     sizes = {c["mode"]: c["size_bytes"] for c in search["candidates"]}
     assert sizes["float32"] > sizes["float16"] > sizes["int8"]
     assert report["stages"]["convert"]["mode"] == chosen["mode"]  # the pick is what is evaluated and bundled

@@ -348,3 +348,63 @@ def test_rank_auto_keeps_the_smallest_rank_that_holds_the_budget_and_reruns_cach
     assert [t["rank"] for t in cached] == [32, 8, 2] and {t["cached"] for t in cached} == {True}
     assert manifest_again["optimization"]["stages"] == manifest["optimization"]["stages"]
     assert manifest_again["metrics"] == manifest["metrics"]
+
+
+JOINT = """
+[convert.search]
+modes = ["int8", "int4"]
+max_relative_drop = 0.05
+minimize = "{minimize}"
+
+[budgets]
+max_rmse_increase = 0.03
+"""
+
+
+def test_the_search_over_ranks_granularity_and_int4_minimizes_what_it_is_asked(runs: dict[str, Any]) -> None:
+    """rank = "auto", dense_granularity = "auto" and int4 in one search: every held rank x every conversion,
+    the pick by the objective among those that meet the criterion, the run's stages the pick's."""
+    text = RECIPE.format(more="").replace("energy = 0.9", 'rank = "auto"\nrank_grid = [32, 8, 2]')
+    text = text.replace('mode = "int8"', 'mode = "int8"\ndense_granularity = "auto"')
+    recipe = dense_ae_recipe(
+        runs["folder"], "dense-ae-lowrank", "{ init_scale = 0.1 }", text + JOINT.format(minimize="size"), "joint.toml"
+    )
+    result, manifest = _run(recipe, runs["work"], "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    search = report["search"]
+    held = [t["rank"] for t in report["rank_search"]["tries"] if t["holds"]]
+    assert held and 2 not in held  # rank 2 breaks the RMSE budget: no conversion of it is tried
+    conversions = ["int8", "int8, dense per-tensor", "int4"]
+    assert [c["mode"] for c in search["candidates"]] == [f"{m} @ rank {r}" for r in held for m in conversions]
+    measured = json.loads((Path(report["bundle"][0]) / "measurements.json").read_text())["search"]
+    for c in measured["candidates"]:
+        assert c["size_bytes"] > 0 and c["arena_bytes"] > 0 and c["latency_p50_ms"] > 0, c
+        assert c["value"] is not None and c["worst_sqnr_db"] is not None and c["optimize"]["field"] == "rank"
+    assert {c["weights"] for c in search["candidates"]} == {"int8", "int4"}
+    meeting = [c for c in search["candidates"] if c["meets"]]
+    chosen = min(meeting, key=lambda c: c["size_bytes"])
+    assert search["chosen"] == chosen["mode"] and chosen["chosen"] and search["met"]
+    assert (
+        search["why"]
+        == f"the smallest file of the {len(meeting)} of {len(search['candidates'])} candidates that meet the criterion"
+    )
+    # the pick's try and conversion are the run's: what is evaluated, bundled and recorded
+    rank = chosen["optimize"]["value"]
+    assert report["stages"]["optimize"]["dir"].endswith(f"optimize-rank-{rank:g}")
+    assert report["stages"]["convert"]["size_bytes"] == chosen["size_bytes"]
+    assert (Path(report["bundle"][0]) / "model.tflite").stat().st_size >= chosen["size_bytes"]  # + metadata
+    assert report["rank_search"]["chosen"] == rank and manifest["optimization"]["rank_search"]["chosen"] == rank
+    assert manifest["optimization"]["stages"][0]["rank"] == rank
+    # the same search minimizing the arena: the conversions from the cache, the summary and report say why
+    recipe.write_text(recipe.read_text().replace('minimize = "size"', 'minimize = "arena"'))
+    again = CliRunner().invoke(app, ["run", str(recipe), "--workdir", str(runs["work"])], env={"COLUMNS": "220"})
+    assert again.exit_code == 0, again.output
+    by_arena = json.loads((runs["work"] / "dense-ae-lowrank" / "bundle" / "measurements.json").read_text())["search"]
+    lightest = min((c for c in by_arena["candidates"] if c["meets"]), key=lambda c: (c["arena_bytes"], c["drop"]))
+    assert by_arena["chosen"] == lightest["mode"] and by_arena["minimize"] == "arena"
+    assert (
+        "search: the smallest arena" in again.stdout and f"{lightest['mode']} kept: the smallest arena" in again.stdout
+    )
+    html = (runs["work"] / "dense-ae-lowrank" / "bundle" / "report.html").read_text()
+    assert f"{lightest['mode']} kept: the smallest arena of" in html and 'id="search"' in html

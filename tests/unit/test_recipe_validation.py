@@ -319,7 +319,23 @@ BAD = [
     (
         "int4-search",
         BASE + '[convert]\nweights = "int4"\n[convert.search]\nmodes = ["int8", "float16"]\nmax_drop = 0.01\n',
-        ["weights = 'int4' with convert.search", "does not try int4"],
+        ["weights = 'int4' with convert.search", "put 'int4' in convert.search.modes"],
+    ),
+    (
+        "int4-searched-for-tflm",
+        BASE + '[convert.search]\nmodes = ["int8", "int4"]\nmax_drop = 0.01\n[validate]\ndevices = ["host", "tflm"]\n',
+        ["'int4' in convert.search.modes with validate.devices 'tflm'", "take 'int4' out of the search's modes"],
+    ),
+    (
+        "search-objective-and-minimize",
+        BASE
+        + '[convert.search]\nmodes = ["int8", "int4"]\nmax_drop = 0.01\nobjective = "fastest"\nminimize = "size"\n',
+        ["give minimize or objective, not both"],
+    ),
+    (
+        "search-minimize-unknown",
+        BASE + '[convert.search]\nmodes = ["int8", "int4"]\nmax_drop = 0.01\nminimize = "power"\n',
+        ["convert.search.minimize = 'power'", "'size', 'latency' or 'arena'"],
     ),
     (
         "int4-c-array",
