@@ -13,20 +13,22 @@ with one table decodes to wrong values without any error (tests/integration/test
 Only LiteRT refuses the result (unknown custom op): it is for TFLM alone. The compression is pure
 Python flatbuffer work plus tflite-micro's C++ re-alignment of a model edgepack has already read, so
 it runs in process (about 0.3 s for a 240 KB model); its failures are Python exceptions, reported as
-`StageError`s. tflite-micro is imported inside the functions (its import is not free, and many
-installs lack it).
+`StageError`s. tflite-micro (and the flatbuffer reader, which needs ai-edge-litert's schema) is imported
+inside the functions: the pre-training check `check_lut` stays light.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgepack.analyze.flatbuffer import TensorInfo, operator_codes, read_model
 from edgepack.errors import DeviceUnreachable, StageError
+
+if TYPE_CHECKING:
+    from edgepack.analyze.flatbuffer import TensorInfo
 
 DECODE_OP = "TFLM_DECODE"  # the custom op tflite-micro's compressor inserts
 MAX_BITS = 7  # 8-bit indices would not be smaller than the int8 values themselves
@@ -82,6 +84,8 @@ class Compressed:
 
 def plan(flatbuffer: bytes) -> list[TensorPlan]:
     """What each constant int8 tensor of the main subgraph would become (TFLM's rules, no tflite-micro)."""
+    from edgepack.analyze.flatbuffer import read_model
+
     info = read_model(flatbuffer)
     return [_plan(t) for t in info.tensors if t.dtype == "int8" and t.data is not None and t.size > 0]
 
@@ -179,6 +183,8 @@ def _without_encoded_quantization(data: bytes) -> bytes:
 
 def _tensor_records(data: bytes, chosen: list[TensorPlan]) -> list[dict[str, Any]]:
     """Per compressed tensor, its bytes after: the encoded indices and the value tables the DECODE op reads."""
+    from edgepack.analyze.flatbuffer import read_model
+
     info = read_model(data)
     after: dict[str, int] = {}
     for op in info.operators:
@@ -220,6 +226,8 @@ def _bytes(tensor: TensorInfo) -> int:
 
 def is_compressed(flatbuffer: bytes) -> bool:
     """True when the model holds TFLM's DECODE op (LiteRT cannot run it)."""
+    from edgepack.analyze.flatbuffer import operator_codes
+
     return any(name == "CUSTOM" and code == DECODE_OP for name, code in operator_codes(flatbuffer))
 
 
@@ -234,3 +242,31 @@ def _modules(label: str) -> tuple[Any, Any, Any, Any]:
             code="device-no-runtime",
         ) from exc
     return tc, spec, constant_inputs, model_editor
+
+
+def check_lut(recipe: str, devices: list[Any]) -> None:
+    """Before training: tflite-micro is installed and every device is TFLite Micro (a profile of another
+    kind under a name the schema does not know: LiteRT and Vela cannot run the compressed model)."""
+    import importlib.util
+
+    from edgepack.errors import RecipeError
+    from edgepack.recipe.schema import LUT_LITERT, LUT_VELA
+
+    others = [d for d in devices if d.kind != "tflm"]
+    if others:
+        names = [f"'{d.name}' (kind {d.kind})" for d in others]
+        why = LUT_VELA if others[0].kind == "ethos-u" else LUT_LITERT
+        raise RecipeError(
+            f"convert.compression = 'lut' with validate.devices {', '.join(names)}: only TensorFlow Lite Micro "
+            f"runs the compressed model ({why})",
+            context=f"recipe '{recipe}'",
+            hint='validate on "tflm" (or a profile of kind tflm), or remove convert.compression',
+            code="recipe-invalid",
+        )
+    if importlib.util.find_spec("tflite_micro") is None:
+        raise DeviceUnreachable(
+            "convert.compression = 'lut' needs tflite-micro (its compressor), which is not installed",
+            context=f"recipe '{recipe}'",
+            hint=INSTALL_HINT,
+            code="device-no-runtime",
+        )
