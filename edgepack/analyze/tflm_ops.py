@@ -106,7 +106,11 @@ TFLM_METHODS = {
     "WHILE": "AddWhile",
     "ZEROS_LIKE": "AddZerosLike",
 }
-CUSTOM_METHODS = {"TFLite_Detection_PostProcess": "AddDetectionPostprocess", "ethos-u": "AddEthosU"}
+CUSTOM_METHODS = {
+    "TFLite_Detection_PostProcess": "AddDetectionPostprocess",
+    "ethos-u": "AddEthosU",
+    "TFLM_DECODE": "AddDecode",  # compression = "lut": the look-up-table decoder (TFLM built with compression)
+}
 
 
 def resolver_method(op_name: str) -> str | None:

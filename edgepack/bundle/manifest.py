@@ -193,6 +193,7 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
         "quantization_error": conversion.quant_error,
         "fallback": conversion.fallback,
         "dense_granularity": pipeline.granularity_report(),  # dense_granularity = "auto": both candidates, the pick
+        "compression": pipeline.compression_report(),  # compression = "lut": the tensors, sizes, TFLM's arena
         "metrics": {
             "task": evaluated.task,
             "metric": evaluated.metric,
@@ -219,6 +220,16 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
         "memory": memory_record(shipped.data, pipeline.measured_arena),
         **({"fits": pipeline.result.fits} if pipeline.result.fits else {}),
     }
+
+
+def flash_size(manifest: dict[str, Any]) -> int | None:
+    """The bytes a bundle's model takes in a board's flash (what its c-array embeds): the LUT-compressed model
+    with `compression = "lut"`, else the converted one without metadata (None when the manifest lists neither)."""
+    compression = manifest.get("compression")
+    if compression:
+        return int(compression["size_bytes"])
+    size = (manifest.get("model") or {}).get("converted_size_bytes")
+    return None if size is None else int(size)
 
 
 def memory_record(flatbuffer: bytes, measured: tuple[Any, str] | None = None) -> dict[str, Any]:

@@ -171,6 +171,55 @@ _BUDGET = {
     },
 }
 _OPTIONAL_OBJECT = {"type": ["object", "null"]}
+_COUNT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
+_COMPRESSION = {  # convert.compression = "lut": TFLM's look-up tables (the shipped model is the compressed one)
+    "type": ["object", "null"],
+    "required": ["method", "runtime", "size_before_bytes", "size_bytes", "tensors"],
+    "properties": {
+        "method": {"enum": ["lut"]},
+        "runtime": {"enum": ["tflm"]},
+        "decode_op": {"type": "string"},
+        "size_before_bytes": {"type": "integer", "minimum": 1},
+        "size_bytes": {"type": "integer", "minimum": 1},
+        "ratio": {"type": ["number", "null"]},
+        "tensor_bytes_before": {"type": "integer", "minimum": 0},
+        "tensor_bytes_after": {"type": "integer", "minimum": 0},
+        "tensors": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "bits", "mode", "bytes_before", "bytes_after"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "bits": {"type": "integer", "minimum": 1, "maximum": 7},
+                    "mode": {"enum": ["per-tensor", "per-channel"]},
+                    "axis": {"type": ["integer", "null"]},
+                    "values": {"type": "integer", "minimum": 1},
+                    "tables": {"type": "integer", "minimum": 1},
+                    "bytes_before": {"type": "integer", "minimum": 1},
+                    "bytes_after": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+        "skipped": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name", "why"], "properties": {"why": {"type": "string"}}},
+        },
+        "arena": {
+            "type": "object",
+            "required": ["how"],
+            "properties": {
+                "how": {"enum": ["measured", "not measured"]},
+                "bytes": {"type": "integer", "minimum": 1},
+                "uncompressed_model_bytes": _COUNT_OR_NULL,
+                "decoded_bytes": {"type": ["integer", "null"]},
+                "includes": {"type": "string"},
+                "why": {"type": "string"},
+            },
+        },
+    },
+}
 
 
 _GRANULARITY = {"enum": ["per-channel", "per-tensor"]}
@@ -450,6 +499,7 @@ def manifest_schema(version: int | None = None) -> dict[str, Any]:
             "quantization_error": _OPTIONAL_OBJECT,
             "fallback": _OPTIONAL_OBJECT,
             "dense_granularity": _DENSE_GRANULARITY,
+            "compression": _COMPRESSION,
             "metrics": metrics,
             "formats": {"type": "object", "properties": {"ethos-u": ETHOS_U_FORMAT}},
             "memory": _MEMORY,

@@ -228,11 +228,14 @@ def _flash_bytes(model: Path, data: bytes) -> tuple[int, str]:
     import hashlib
     import json
 
+    from edgepack.bundle.manifest import flash_size
+
     try:
         manifest = json.loads((model.parent / "manifest.json").read_text(encoding="utf-8"))
         listed = manifest["model"]
-        if listed["sha256"] == hashlib.sha256(data).hexdigest() and listed.get("converted_size_bytes"):
-            return int(listed["converted_size_bytes"]), "flash: the converted model, as the bundle's c-array embeds it"
+        if listed["sha256"] == hashlib.sha256(data).hexdigest() and flash_size(manifest):
+            what = "LUT-compressed model" if manifest.get("compression") else "converted model"
+            return int(flash_size(manifest) or 0), f"flash: the {what}, as the bundle's c-array embeds it"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return len(data), "flash: the file as given, its TFLite metadata included"

@@ -265,5 +265,6 @@ def _refit(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[st
         if recorded.get("how") == "measured"
         else None
     )
-    converted = (manifest.get("model") or {}).get("converted_size_bytes")
-    return model_fits(boards, model, arena, output.reporter(), flash_bytes=converted)
+    from edgepack.bundle.manifest import flash_size
+
+    return model_fits(boards, model, arena, output.reporter(), flash_bytes=flash_size(manifest))

@@ -16,6 +16,7 @@ from edgepack.cli.boundary import boundary
 from edgepack.cli.mcu_tables import arena_text, ethos_u_table, memory_table
 from edgepack.cli.summary import (
     budget_table,
+    compression_table,
     failures,
     fallback_table,
     granularity_table,
@@ -224,6 +225,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
                 "validation": result.validation,
                 "search": pipeline.search_report(),
                 "dense_granularity": pipeline.granularity_report(),
+                "compression": pipeline.compression_report(),
                 **pipeline.tune_report(),
                 "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
                 "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
@@ -248,6 +250,8 @@ def _report_run(pipeline: Any, result: Any) -> None:
         output.print_table(tune_table(search, pipeline.task.metric))
     if pipeline.granularity_report():
         output.print_table(granularity_table(pipeline.granularity_report()))
+    if pipeline.compression_report():
+        output.print_table(compression_table(pipeline.compression_report()))
     output.print_table(
         results_table(stages["evaluate"].record, converted, result.validation, len(pipeline.shipped().data))
     )

@@ -51,8 +51,8 @@ def drop_text(metric: str, drop: float) -> str:
 def results_table(
     evaluate: Any, convert: Any, validation: dict[str, dict[str, Any]], shipped_bytes: int | None = None
 ) -> Table:
-    """The task's metric float vs .tflite, fidelity per output, size (and with its metadata:
-    `shipped_bytes`), latency per device."""
+    """The task's metric float vs .tflite, fidelity per output, size (and as shipped, with its metadata or
+    LUT-compressed: `shipped_bytes`), latency per device."""
     from rich.table import Table
 
     table = Table(title="edgepack results", title_justify="left")
@@ -81,7 +81,9 @@ def results_table(
         )
     table.add_row(f"model size ({mode}, {convert.io} I/O)", size(convert.size_bytes))
     if shipped_bytes is not None and shipped_bytes != convert.size_bytes:
-        table.add_row("model size with its TFLite metadata (shipped)", size(shipped_bytes))
+        smaller = shipped_bytes < convert.size_bytes  # metadata only adds; compression = "lut" shrinks it
+        what = "LUT-compressed for TFLite Micro" if smaller else "with its TFLite metadata"
+        table.add_row(f"model size {what} (shipped)", size(shipped_bytes))
     cal = convert.calibration or {}
     if mode in ("int8", "int16x8") and "input_range" in cal:
         coverage = ""
@@ -343,6 +345,35 @@ def granularity_table(choice: dict[str, Any]) -> Table:
             figure("sqnr_db", c["worst_sqnr_db"]),
             "hold" if not failed else f"[red]break {', '.join(failed)}[/]",
             "[bold]<-[/]" if c["chosen"] else "",
+        )
+    return table
+
+
+def compression_table(record: dict[str, Any]) -> Table:
+    """`compression = "lut"`: each compressed tensor (bits, table mode, bytes before and after), the file's
+    size before and after, and TFLM's arena with what it includes."""
+    from rich.table import Table
+
+    ratio = f"{record['ratio']:.2f}x" if record.get("ratio") is not None else "-"
+    title = (
+        f"TFLM look-up-table compression: {record['size_before_bytes']:,} B -> {record['size_bytes']:,} B ({ratio}), "
+        f"{len(record['tensors'])} tensor(s), {len(record.get('skipped') or [])} left as they were"
+    )
+    arena = record.get("arena") or {}
+    if arena.get("how") == "measured":
+        plain = arena.get("uncompressed_model_bytes")
+        title += f"; arena {arena['bytes']:,} B" + (
+            f" ({plain:,} B uncompressed + {arena['decoded_bytes']:,} B of decoded tensors)"
+            if plain is not None
+            else ""
+        )
+    table = Table(title=title, title_justify="left")
+    for column in ("tensor", "values", "bits", "tables", "before", "after"):
+        table.add_column(column, justify="left" if column in ("tensor", "tables") else "right")
+    for t in record["tensors"]:
+        tables = "1 (per tensor)" if t["mode"] == "per-tensor" else f"{t['tables']} (per channel, axis {t['axis']})"
+        table.add_row(
+            t["name"], str(t["values"]), str(t["bits"]), tables, f"{t['bytes_before']:,} B", f"{t['bytes_after']:,} B"
         )
     return table
 

@@ -59,7 +59,7 @@ def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
     """The c-array format's files and its manifest entry (the converted model: TFLM ignores metadata)."""
     from edgepack.bundle.c_array import c_sources
 
-    converted = p.tflite_path.read_bytes()
+    converted = p.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
     measured, why = measure_arena(p)
     sources = c_sources(converted, measured=measured)
     files: dict[str, str | bytes] = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}

@@ -1,6 +1,7 @@
-"""The run's microcontroller figures: TFLM's measured arena of the converted model (once a run, shared by
-the c-array and the board fits, taken from a tflm validation when there was one) and how each board of
-`budgets.fits` holds the converted model (the bytes the c-array embeds)."""
+"""The run's microcontroller figures: TFLM's measured arena of the microcontroller model (the converted one,
+or the shipped LUT-compressed one; once a run, shared by the c-array and the board fits, taken from a tflm
+validation when there was one) and how each board of `budgets.fits` holds that model (the bytes the c-array
+embeds)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def arena(p: Pipeline) -> tuple[Arena | None, str]:
             )
             return p.measured_arena
         try:
-            p.measured_arena = (measure_arena(p.tflite_path, p.reporter, "arena in TFLM"), "")
+            p.measured_arena = (measure_arena(p.micro_path(), p.reporter, "arena in TFLM"), "")
         except EdgepackError as exc:  # no tflite-micro (the c-array keeps its estimate), an op TFLM lacks
             p.measured_arena = (None, exc.message)
     return p.measured_arena
@@ -45,7 +46,7 @@ def fits(p: Pipeline) -> list[Fit]:
     measured, why = arena(p)
     if measured is None:
         require_tflm(f"recipe '{p.recipe.name}': budgets.fits")  # no tflite-micro is exit 4, not a budget failure
-    data = p.tflite_path.read_bytes()
+    data = p.micro_path().read_bytes()
     io = io_bytes(data)
     return [board_fit(board, len(data), io, measured, why) for board in boards]
 

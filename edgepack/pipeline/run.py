@@ -70,7 +70,11 @@ class Pipeline:
         self.shipped_model: tuple[Path, Any] | None = None
         self.gated = False
         self._devices: list[Any] | None = None
-        self.measured_arena: tuple[Any, str] | None = None  # TFLM's arena of the converted model (pipeline/fits.py)
+        self.measured_arena: tuple[Any, str] | None = (
+            None  # TFLM's arena of the microcontroller model (pipeline/fits.py)
+        )
+        self.compressed_model: tuple[Path, Any] | None = None  # compression = "lut": the converted file, compressed
+        self.uncompressed_arena: int | None = None  # ... and TFLM's arena of the uncompressed model
 
     @property
     def quiet_native(self) -> bool:
@@ -219,6 +223,10 @@ class Pipeline:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, self.devices())  # ... and an int4 model nothing named can run
+        if self.recipe.convert.compression == "lut":
+            from edgepack.convert.lut import check_lut
+
+            check_lut(self.recipe.name, self.devices())  # ... and a compressed one only TFLM runs
         if self.recipe.budgets.fits:
             from edgepack.devices.mcu import require_tflm
 
@@ -311,8 +319,28 @@ class Pipeline:
         output it is (`keras_index`), as the manifest lists them."""
         from edgepack.pipeline.ship import tensor_layout
 
-        _, inputs, outputs = tensor_layout(self, self.shipped_path())
+        _, inputs, outputs = tensor_layout(self, self.litert_path())
         return inputs, outputs
+
+    def litert_path(self) -> Path:
+        """The shipped model as LiteRT runs it (the parity reference, the tensor records): the shipped file, or
+        the converted one when the shipped one is LUT-compressed (the same tensors and weight values)."""
+        from edgepack.pipeline.compress import applies
+
+        return self.tflite_path if applies(self) else self.shipped_path()
+
+    def micro_path(self) -> Path:
+        """The model a microcontroller holds (the c-array's bytes, the boards' flash, TFLM's arena): the
+        converted model without metadata, or the shipped LUT-compressed one."""
+        from edgepack.pipeline.compress import applies
+
+        return self.shipped_path() if applies(self) else self.tflite_path
+
+    def compression_report(self) -> dict[str, Any] | None:
+        """`compression = "lut"` as plain data: what was compressed, the sizes, TFLM's arena (None without it)."""
+        from edgepack.pipeline.compress import compression_report
+
+        return compression_report(self)
 
     def shipped_path(self) -> Path:
         """The shipped model as a file (what every device validates), beside the stages."""

@@ -18,9 +18,13 @@ def shipped(p: Pipeline) -> Any:
     """The shipped model (a `bundle.shipped.Shipped`); the converted bytes as they are with
     `bundle.metadata = false`, for `validate --model`, or when the tensors do not fit the data."""
     from edgepack.bundle.shipped import Shipped, describe, ship_model
+    from edgepack.pipeline.compress import WHY_NO_METADATA, applies, compressed
 
     source = p.tflite_path
     if p.shipped_model is not None and p.shipped_model[0] == source:
+        return p.shipped_model[1]
+    if applies(p):  # compression = "lut": the compressed bytes, for TFLM alone (no metadata: the schema's rule)
+        p.shipped_model = (source, Shipped(compressed(p).data, {"embedded": False, "why": WHY_NO_METADATA}))
         return p.shipped_model[1]
     converted = source.read_bytes()
     layout, inputs, outputs = tensor_layout(p, source)
@@ -98,8 +102,10 @@ def tensor_layout(p: Pipeline, model: Path) -> tuple[Any, list[dict[str, Any]], 
 
 def shipped_path(p: Pipeline) -> Path:
     """The shipped model as a file (what every device validates), beside the stages."""
+    from edgepack.pipeline.compress import applies
+
     result = p.shipped()  # timed as the run's `ship`
-    if not result.record["embedded"]:
+    if not result.record["embedded"] and not applies(p):
         return p.tflite_path
     path = p.root / "ship" / MODEL_FILE
     if not path.is_file() or path.read_bytes() != result.data:

@@ -152,11 +152,12 @@ def validation_inputs(p: Pipeline) -> Path | None:
 
 
 def reference_outputs(p: Pipeline, inputs: Path | None) -> list[dict[str, Any]]:
-    """The shipped model's outputs on this machine, one invoke: the parity reference."""
+    """The shipped model's outputs on this machine, one invoke: the parity reference (a LUT-compressed model's
+    are the uncompressed model's: LiteRT cannot run the compressed one, and the weights are the same)."""
     from edgepack.devices.base import RunRequest
     from edgepack.devices.local import run_local
     from edgepack.devices.profiles import LocalDevice
 
     host = LocalDevice(name="host", kind="local")
-    req = RunRequest(p.shipped_path(), inputs, 1, 0, 1, p.recipe.seed)
+    req = RunRequest(p.litert_path(), inputs, 1, 0, 1, p.recipe.seed)
     return list(run_local(host, req, NullReporter(), "validate: host reference")["outputs"])

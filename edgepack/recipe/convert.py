@@ -1,4 +1,4 @@
-"""The `[convert]` section of a recipe: the TFLite mode, calibration, granularity, int4 weights, and the
+"""The `[convert]` section of a recipe: the TFLite mode, calibration, granularity, int4 weights, compression, and the
 criteria of the fallback and mode searches."""
 
 from __future__ import annotations
@@ -109,10 +109,17 @@ class ConvertSettings(Strict):
     staying per channel: `per-tensor` saves about 24 B per output channel of each Dense layer;
     `auto` converts both ways and keeps per-tensor only where it is smaller and the recipe's metric
     and fidelity budgets hold (`[budgets]`), else per-channel.
+
+    `compression = "lut"` ships the int8 model with TensorFlow Lite Micro's look-up-table compression
+    (`edgepack.convert.lut`): lossless, so the task's metric is the uncompressed model's, but only TFLM
+    runs it.
     """
 
     mode: Literal["int8", "float16", "dynamic", "int16x8", "float32"] = "int8"
     weights: Literal["int8", "int4"] = "int8"  # int4: FULLY_CONNECTED / CONV_2D kernels 4-bit (litert-quantizer)
+    # lut: TFLite Micro's look-up-table compression of the shipped model (clustered kernels as 4-bit indices);
+    # only TFLM runs the result (validate on tflm, c-array, budgets.fits)
+    compression: Literal["none", "lut"] = "none"
     io: Literal["int8", "float32"] = "int8"
     calibration_samples: int = Field(256, ge=1, le=100_000)
     calibration_seed: int | None = Field(None, ge=0)
@@ -148,6 +155,7 @@ class ConvertSettings(Strict):
                 "Dense layers included, is per tensor already; remove one of them"
             )
         _check_int4(self)
+        _check_lut(self)
         if not self.per_channel and self.mode == "int16x8":
             # The converter fails with "Quantized dimension ... do not match" (TF 2.21).
             raise ValueError(
@@ -210,4 +218,25 @@ def _check_int4(settings: ConvertSettings) -> None:
         raise ValueError(
             "weights = 'int4' with convert.search: the search sets each candidate's weights; "
             "remove weights and put 'int4' in convert.search.modes"
+        )
+
+
+def _check_lut(settings: ConvertSettings) -> None:
+    """compression = 'lut': an int8 model with int8 weights (TFLM's tables hold int8 values), no search."""
+    if settings.compression != "lut":
+        return
+    if settings.mode != "int8":
+        raise ValueError(
+            f"compression = 'lut' needs mode = 'int8' (mode is '{settings.mode}'): TFLite Micro's look-up "
+            "tables hold int8 weights; choose mode 'int8' or remove compression"
+        )
+    if settings.weights != "int8":
+        raise ValueError(
+            f"compression = 'lut' with weights = '{settings.weights}': the look-up tables are for int8 kernels, "
+            "and int4 ones run in LiteRT only; remove one of them"
+        )
+    if settings.search:
+        raise ValueError(
+            "compression = 'lut' with convert.search: the search tries modes the tables cannot take "
+            "(float, int16x8); remove one of them"
         )

@@ -248,6 +248,46 @@ def _check_int4_runtime(recipe: Recipe) -> None:
         raise ValueError(f"{given} with {', '.join(uses)}: {INT4_REFUSED}; {fix} for microcontrollers, or drop them")
 
 
+LUT_LITERT = "LiteRT refuses TFLM's TFLM_DECODE custom op"
+LUT_VELA = (
+    "Vela leaves TFLM_DECODE on the CPU and sees the decoded weights as no constants to place on the NPU "
+    "(it compresses weights its own way)"
+)
+_LITERT_NAMES = ("host", "rpi4", "android", "ssh")  # the shipped LiteRT profiles' names (host-1core, rpi4-emulated)
+
+
+def lut_runtime(device: str) -> str | None:
+    """Why a device named `device` cannot run a LUT-compressed model (by the shipped profiles' names), or None;
+    the pipeline checks every profile's kind before training as well."""
+    if device.startswith("ethos-u"):
+        return LUT_VELA
+    if device.startswith(_LITERT_NAMES):
+        return LUT_LITERT
+    return None
+
+
+def _check_lut_runtime(recipe: Recipe) -> None:
+    """compression = 'lut' runs in TFLite Micro only: no LiteRT or Vela device, no android or ethos-u format,
+    and no metadata asked for (TFLM ignores it: flash spent for nothing)."""
+    if recipe.convert.compression != "lut":
+        return
+    uses = [(f"validate.devices '{d}'", lut_runtime(d)) for d in recipe.validation.devices if lut_runtime(d)]
+    uses += [('bundle.formats "android"', LUT_LITERT)] if "android" in recipe.bundle.formats else []
+    uses += [('bundle.formats "ethos-u"', LUT_VELA)] if "ethos-u" in recipe.bundle.formats else []
+    if uses:
+        _, why = uses[0]
+        raise ValueError(
+            f"convert.compression = 'lut' with {', '.join(u for u, _ in uses)}: only TensorFlow Lite Micro runs "
+            f'the compressed model ({why}); validate on "tflm", bundle the c-array, fit boards with '
+            "budgets.fits, or remove compression"
+        )
+    if recipe.bundle.metadata and "metadata" in recipe.bundle.model_fields_set:
+        raise ValueError(
+            "convert.compression = 'lut' with bundle.metadata = true: TFLite Micro ignores metadata, so in a "
+            "microcontroller's flash it is waste, and the compressed model ships without it; remove bundle.metadata"
+        )
+
+
 def _check_auto_values(recipe: Recipe) -> None:
     """`final_sparsity = "auto"` or `rank = "auto"`: one such value, judged by a budget on the task's metric."""
     autos = auto_stages(recipe.optimize)
@@ -422,6 +462,7 @@ class Recipe(Strict):
                 "NPU runs integer models; convert to int8 (or int16x8), or drop the format"
             )
         _check_int4_runtime(self)
+        _check_lut_runtime(self)
         budget = self.budgets.latency_p90_ms
         if isinstance(budget, dict):
             unknown = sorted(set(budget) - set(self.validation.devices))

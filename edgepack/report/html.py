@@ -47,6 +47,7 @@ def render_report(
         _ethos_u(run),
         _search(run, metric),
         _granularity(manifest),
+        _compression(manifest),
         _tuned(manifest, metric),
     ]
     if comparison is not None:
@@ -313,6 +314,20 @@ def _search(run: dict[str, Any], metric: str) -> str:
             plots.pareto(search["candidates"], name, metric == "accuracy"), "plot-pareto", "mode search Pareto front"
         )
         + table_html(search_table(search), "search")
+    )
+
+
+def _compression(manifest: dict[str, Any]) -> str:
+    from edgepack.cli.summary import compression_table
+
+    record = manifest.get("compression")
+    if not record:
+        return ""
+    return (
+        "<h2>TFLite Micro look-up-table compression</h2>\n"
+        "<p>The shipped model runs in TensorFlow Lite Micro only (its TFLM_DECODE op); the task's metric is the "
+        "uncompressed model's, whose weight values it decodes to.</p>\n"
+        + table_html(compression_table(record), "compression")
     )
 
 

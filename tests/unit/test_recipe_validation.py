@@ -348,6 +348,56 @@ BAD = [
         ["validate.devices 'tflm'", "TFLite Micro"],
     ),
     (
+        "lut-float-mode",
+        BASE + '[convert]\nmode = "float16"\ncompression = "lut"\n',
+        ["compression = 'lut' needs mode = 'int8'", "mode is 'float16'"],
+    ),
+    (
+        "lut-int4",
+        BASE + '[convert]\nweights = "int4"\ncompression = "lut"\n',
+        ["compression = 'lut' with weights = 'int4'"],
+    ),
+    (
+        "lut-unknown",
+        BASE + '[convert]\ncompression = "huffman"\n',
+        ["convert.compression = 'huffman'", "'none' or 'lut'"],
+    ),
+    (
+        "lut-search",
+        BASE + '[convert]\ncompression = "lut"\n[convert.search]\nmodes = ["int8", "float16"]\nmax_drop = 0.01\n',
+        ["compression = 'lut' with convert.search"],
+    ),
+    (
+        "lut-default-host",
+        BASE + '[convert]\ncompression = "lut"\n',
+        ["convert.compression = 'lut' with validate.devices 'host'", "LiteRT refuses TFLM's TFLM_DECODE", '"tflm"'],
+    ),
+    (
+        "lut-rpi4",
+        BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm", "rpi4-emulated"]\n',
+        ["validate.devices 'rpi4-emulated'", "LiteRT"],
+    ),
+    (
+        "lut-ethos-u-device",
+        BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm", "ethos-u55-128"]\n',
+        ["validate.devices 'ethos-u55-128'", "Vela leaves TFLM_DECODE on the CPU"],
+    ),
+    (
+        "lut-android-format",
+        BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm"]\n[bundle]\nformats = ["android"]\n',
+        ['bundle.formats "android"', "LiteRT refuses"],
+    ),
+    (
+        "lut-ethos-u-format",
+        BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm"]\n[bundle]\nformats = ["ethos-u"]\n',
+        ['bundle.formats "ethos-u"', "Vela"],
+    ),
+    (
+        "lut-metadata",
+        BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm"]\n[bundle]\nmetadata = true\n',
+        ["compression = 'lut' with bundle.metadata = true", "TFLite Micro ignores metadata"],
+    ),
+    (
         "int4-fits",
         BASE + '[convert]\nweights = "int4"\n[budgets]\nfits = ["pico"]\n',
         ["budgets.fits ['pico']", "weights = 'int8' for microcontrollers"],

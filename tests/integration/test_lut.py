@@ -1,0 +1,229 @@
+"""`[convert] compression = "lut"`: a 16-cluster Dense autoencoder shipped with TensorFlow Lite Micro's
+look-up-table compression, proven end to end: the flash it needs, parity in TFLM's interpreter, the arena
+TFLM measured, the c-array carrying the compressed bytes; and the rule that a per-channel tensor must get
+one table per channel (one table for the whole tensor decodes to wrong values without an error)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import dense_ae_recipe, invoke
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("tflite_micro") is None,
+        reason="tflite-micro has wheels for Linux x86-64 only; not installed here",
+    ),
+]
+
+RECIPE = """
+[train]
+epochs = 3
+batch_size = 32
+learning_rate = 0.003
+
+[[optimize]]
+kind = "cluster"
+clusters = 16
+epochs = 1
+learning_rate = 0.0005
+
+[convert]
+mode = "int8"
+io = "int8"
+calibration_samples = 64
+error_report = false
+dense_granularity = "{granularity}"
+compression = "lut"
+
+[validate]
+devices = ["tflm"]
+
+[budgets]
+fits = ["pico"]
+
+[bundle]
+formats = ["c-array"]
+arena_margin = "512 B"
+"""
+BUILDER = "edgepack.models.zoo:dense_autoencoder"  # plain Dense layers: a BN folded into a kernel spreads its values
+
+# The model in TFLM on seeded int8 inputs (outputs to an .npy), or only whether it allocates and invokes in
+# a given arena (a child process: TFLM's interpreter may abort its process).
+TFLM = textwrap.dedent("""
+    import sys, numpy as np
+    from tflite_micro.python.tflite_micro import runtime
+    model, arena, out = open(sys.argv[1], "rb").read(), int(sys.argv[2]), sys.argv[3]
+    try:
+        interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena)
+    except Exception:
+        sys.exit(7)
+    shape = interpreter.get_input_details(0)["shape"]
+    rng, outputs = np.random.default_rng(0), []
+    for _ in range(8):
+        interpreter.set_input(rng.integers(-128, 128, size=shape, dtype=np.int8), 0)
+        interpreter.invoke()
+        outputs.append(interpreter.get_output(0).copy())
+    np.save(out, np.stack(outputs))
+""")
+
+
+def tflm(model: Path, arena: int, folder: Path) -> np.ndarray | None:
+    """The model's TFLM outputs with `arena` bytes, None when it does not allocate in them."""
+    out = folder / f"{model.stem}-{arena}.npy"
+    proc = subprocess.run(
+        [sys.executable, "-c", TFLM, str(model), str(arena), str(out)], capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode == 7:
+        return None
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return np.asarray(np.load(out))
+
+
+def _recipe(folder: Path, granularity: str) -> Path:
+    path = dense_ae_recipe(
+        folder, "ae-lut", "{ hidden = [128, 128, 128], bottleneck = 8 }", RECIPE.format(granularity=granularity),
+        f"ae-lut-{granularity}.toml",
+    )  # fmt: skip
+    text = path.read_text()
+    assert "models.dense_models:dense_bn_autoencoder" in text
+    path.write_text(text.replace("models.dense_models:dense_bn_autoencoder", BUILDER))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lut_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The recipe run once (Dense per tensor): its JSON report, manifest and bundle."""
+    folder = tmp_path_factory.mktemp("lut")
+    result = invoke("--json", "run", str(_recipe(folder, "per-tensor")), "--workdir", str(folder / "work"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    bundle = Path(report["bundle"][0])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    converted = Path(report["stages"]["convert"]["dir"]) / report["stages"]["convert"]["model_file"]
+    return {"folder": folder, "report": report, "manifest": manifest, "bundle": bundle, "converted": converted}
+
+
+def test_flash_need_is_at_most_0_6x_the_int8_files(lut_run: dict[str, Any]) -> None:
+    manifest, shipped = lut_run["manifest"], (lut_run["bundle"] / "model.tflite").read_bytes()
+    int8 = lut_run["converted"].read_bytes()
+    fit = lut_run["report"]["fits"]["pico"]
+    assert (
+        fit["model_bytes"] == len(shipped) == manifest["compression"]["size_bytes"] == manifest["model"]["size_bytes"]
+    )
+    assert fit["model_bytes"] <= 0.6 * len(int8), (fit["model_bytes"], len(int8))
+    assert fit["flash_need"] == fit["model_bytes"] + fit["runtime_flash_bytes"] and fit["fits"]
+    compression = manifest["compression"]
+    assert compression["size_before_bytes"] == len(int8) == manifest["model"]["converted_size_bytes"]
+    kernels = [t for t in compression["tensors"] if t["values"] == 16]
+    assert kernels and all(t["bits"] == 4 and t["mode"] == "per-tensor" for t in kernels)  # 16 clusters: 4 bits
+    assert manifest["model"]["metadata"] == {"embedded": False, "why": manifest["model"]["metadata"]["why"]}
+    assert "TensorFlow Lite Micro" in manifest["model"]["metadata"]["why"]
+
+
+def test_the_shipped_file_is_tflms_alone_and_the_metric_is_the_uncompressed_models(lut_run: dict[str, Any]) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgepack.convert.lut import is_compressed
+
+    shipped = (lut_run["bundle"] / "model.tflite").read_bytes()
+    assert is_compressed(shipped) and not is_compressed(lut_run["converted"].read_bytes())
+    with pytest.raises(RuntimeError, match="TFLM_DECODE"):  # why the recipe refuses LiteRT devices
+        Interpreter(model_content=shipped).allocate_tensors()
+    evaluate = lut_run["report"]["stages"]["evaluate"]
+    assert evaluate["metrics"]["tflite"]["rmse"] is not None  # judged in LiteRT, on the int8 file
+
+
+def test_tflm_parity_within_one_step_and_the_arena_measured(lut_run: dict[str, Any]) -> None:
+    record = lut_run["report"]["validation"]["tflm"]
+    assert record["parity"]["ok"] and record["parity"]["tolerance_steps"] == 1
+    need = record["arena"]["bytes"]
+    manifest = lut_run["manifest"]
+    assert manifest["memory"]["arena"]["need"] == need == manifest["compression"]["arena"]["bytes"]
+    model, folder = lut_run["bundle"] / "model.tflite", lut_run["folder"]
+    assert tflm(model, need, folder) is not None and tflm(model, need - 16, folder) is None  # TFLM's own figure
+    arena = manifest["compression"]["arena"]
+    largest = max(t["bytes_before"] for t in manifest["compression"]["tensors"])
+    assert arena["decoded_bytes"] == need - arena["uncompressed_model_bytes"] >= largest  # it says what it holds
+
+
+def test_tflm_outputs_of_the_compressed_model_are_the_uncompressed_ones(lut_run: dict[str, Any]) -> None:
+    folder, arena = lut_run["folder"], 1 << 20
+    compressed = tflm(lut_run["bundle"] / "model.tflite", arena, folder)
+    plain = tflm(lut_run["converted"], arena, folder)
+    assert compressed is not None and plain is not None and np.array_equal(compressed, plain)
+
+
+def test_the_c_array_header_carries_the_compressed_model(lut_run: dict[str, Any]) -> None:
+    bundle, manifest = lut_run["bundle"], lut_run["manifest"]
+    shipped = (bundle / "model.tflite").read_bytes()
+    source, header = (bundle / "c" / "model_data.cc").read_text(), (bundle / "c" / "model_data.h").read_text()
+    body = source[source.index("{") + 1 : source.index("};")]
+    assert bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body)) == shipped
+    assert f"g_model_data_len = {len(shipped)};" in source
+    assert "resolver.AddDecode();" in header and "LUT-compressed" in header
+    need = manifest["memory"]["arena"]["need"]
+    assert f"kModelDataArenaSize = {need + 512};" in header
+    entry = manifest["formats"]["c-array"]
+    assert entry["model_sha256"] == manifest["model"]["sha256"] and "AddDecode" in entry["resolver_ops"]
+
+
+def test_the_manifest_validates_and_the_summary_names_the_compression(lut_run: dict[str, Any]) -> None:
+    from edgepack.bundle.schema import manifest_schema, schema_problems
+
+    assert schema_problems(lut_run["manifest"], manifest_schema()) == []
+    assert manifest_schema()["properties"]["compression"]["required"]  # the key is in the published schema
+    html = (lut_run["bundle"] / "report.html").read_text()
+    assert "look-up-table compression" in html
+    result = invoke("gate", str(lut_run["bundle"]))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def per_channel(lut_run: dict[str, Any]) -> Path:
+    """The same optimized model converted with Dense layers per channel (train and optimize cached)."""
+    folder = lut_run["folder"]
+    result = invoke("--json", "convert", str(_recipe(folder, "per-channel")), "--workdir", str(folder / "work"))
+    assert result.exit_code == 0, result.output
+    stage = json.loads(result.stdout)["convert"]
+    return Path(stage["dir"]) / stage["model_file"]
+
+
+def test_per_channel_tensors_get_one_table_per_channel(per_channel: Path, lut_run: dict[str, Any]) -> None:
+    from tflite_micro.tensorflow.lite.micro import compression as tc
+    from tflite_micro.tensorflow.lite.micro.compression import spec
+
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.convert.lut import compress
+
+    data, folder, arena = per_channel.read_bytes(), lut_run["folder"], 1 << 20
+    result = compress(data)
+    assert {t["mode"] for t in result.tensors} == {"per-channel"}
+    ours = folder / "per-channel-lut.tflite"
+    ours.write_bytes(result.data)
+    plain = tflm(per_channel, arena, folder)
+    decoded = tflm(ours, arena, folder)
+    assert plain is not None and decoded is not None and np.array_equal(decoded, plain)
+    # The same tensors with one table each, wide enough to hold every value (a lossless encoding): wrong outputs.
+    builder = tc.SpecBuilder()
+    for tensor in read_model(data).tensors:
+        if tensor.dtype == "int8" and tensor.data is not None and len(tensor.scales) > 1:
+            bits = max(1, int(np.ceil(np.log2(len(np.unique(tensor.data))))))
+            builder.add_tensor(subgraph=0, tensor=tensor.index).with_lut(index_bitwidth=bits, mode=spec.PerTensor())
+    wrong = folder / "per-tensor-tables.tflite"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the compressor warns where a small tensor grows: not the point here
+        wrong.write_bytes(bytes(tc.compress(data, builder.build())))
+    outputs = tflm(wrong, arena, folder)
+    assert outputs is not None and not np.array_equal(outputs, plain)

@@ -1,0 +1,55 @@
+"""`compression = "lut"`'s checks: a recipe for TFLite Micro alone validates (metadata left out, not refused
+by default); before training, a device of another kind under any name is refused naming its runtime, and a
+missing tflite-micro names the install command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import BASE_RECIPE as BASE
+
+from edgepack.convert.lut import INSTALL_HINT, check_lut
+from edgepack.errors import DeviceUnreachable, RecipeError
+from edgepack.recipe.load import load_recipe
+
+GOOD = (
+    BASE
+    + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm"]\n'
+    + '[budgets]\nfits = ["pico"]\n[bundle]\nformats = ["c-array", "zip"]\n'
+)
+
+
+def test_a_recipe_for_tflm_alone_validates(tmp_path: Path) -> None:
+    path = tmp_path / "lut.toml"
+    path.write_text(GOOD)
+    recipe = load_recipe(str(path)).recipe
+    assert recipe.convert.compression == "lut" and recipe.bundle.metadata  # the default: left out, said why
+
+
+def test_the_shipped_default_is_no_compression(tmp_path: Path) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text(BASE)
+    assert load_recipe(str(path)).recipe.convert.compression == "none"
+
+
+@pytest.mark.parametrize(
+    ("kind", "runtime"), [("local", "LiteRT"), ("ssh", "LiteRT"), ("adb", "LiteRT"), ("ethos-u", "Vela")]
+)
+def test_a_profile_of_another_kind_under_any_name_is_refused(kind: str, runtime: str) -> None:
+    devices = [SimpleNamespace(name="tflm", kind="tflm"), SimpleNamespace(name="bench", kind=kind)]
+    with pytest.raises(RecipeError) as caught:
+        check_lut("ae", devices)
+    assert f"'bench' (kind {kind})" in caught.value.message and runtime in caught.value.message
+    assert caught.value.code == "recipe-invalid" and "tflm" in (caught.value.hint or "")
+
+
+def test_a_missing_tflite_micro_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tflite_micro" else real(name))
+    with pytest.raises(DeviceUnreachable) as caught:
+        check_lut("ae", [SimpleNamespace(name="tflm", kind="tflm")])
+    assert caught.value.hint == INSTALL_HINT and "tflite-micro" in caught.value.message
