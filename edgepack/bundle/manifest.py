@@ -127,7 +127,8 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
     how they were made. Nothing in it depends on when or where the run happened, so the same recipe,
     data, seed and toolchain give the same bytes. Measurements live in `measurements.json`."""
     recipe, loaded, data = pipeline.recipe, pipeline.loaded, pipeline.data
-    trained, optimized, converted = pipeline.train(), pipeline.optimize(), pipeline.convert()
+    converted = pipeline.convert()  # first: a search over "auto" optimize tries decides the run's optimize stage
+    trained, optimized = pipeline.train(), pipeline.optimize()
     evaluated = pipeline.evaluate().record
     converted_digest, converted_size = file_digest(pipeline.tflite_path)
     norm = data.normalization

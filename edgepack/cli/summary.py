@@ -303,7 +303,7 @@ def tune_table(search: dict[str, Any], metric: str) -> Table:
     metric, the budgets, the pick."""
     from rich.table import Table
 
-    tries, field = search["tries"], search["field"]
+    tries, field = search["tries"], search.get("field", "final_sparsity")  # records before rank search: sparsity
     table = Table(title=tune_summary(search), title_justify="left")
     for column in (field, METRIC_NAMES.get(metric, metric), "budgets", "time", "pick"):
         table.add_column(column, justify="right" if column in (field, "time") else "left")
@@ -322,7 +322,7 @@ def tune_table(search: dict[str, Any], metric: str) -> Table:
 def tune_summary(search: dict[str, Any]) -> str:
     """One line: which stage's value was searched, what was kept and why, how many tries in how long."""
     return (
-        f"optimize[{search['stage']}].{search['field']} = 'auto': {search['chosen']:g} kept ({search['why']}); "
+        f"optimize[{search['stage']}].{search.get('field', 'final_sparsity')} = 'auto': {search['chosen']:g} kept ({search['why']}); "
         f"{len(search['tries'])} of {len(search['grid'])} grid values tried in {search['seconds']:.1f} s"
     )
 

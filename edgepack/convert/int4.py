@@ -50,12 +50,12 @@ def check_int4(recipe: str, devices: list[Any]) -> None:
         raise RecipeError(
             f"int4 kernels (convert.weights or convert.search.modes) with validate.devices {micro}: {INT4_REFUSED}",
             context=f"recipe '{recipe}'",
-            hint="use weights = 'int8' for microcontrollers, or validate on LiteRT devices (host, android...)",
+            hint="use int8 weights for microcontrollers, or validate on LiteRT devices (host, android...)",
             code="recipe-invalid",
         )
     if importlib.util.find_spec("litert_quantizer") is None:
         raise RecipeError(
-            "convert.weights = 'int4' needs litert-quantizer, which is not installed",
+            "int4 kernels (convert.weights = 'int4', or 'int4' in convert.search.modes) need litert-quantizer, which is not installed",
             context=f"recipe '{recipe}'",
             hint=INSTALL_HINT,
             code="recipe-invalid",

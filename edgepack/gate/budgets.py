@@ -324,7 +324,7 @@ def conversion_results(
         verdict = (
             f"{chosen['mode']}, the {search_goal(search)} of the candidates that meet the criterion"
             if search["met"]
-            else f"no mode meets it; {chosen['mode']} is the best"
+            else f"no candidate meets it; {chosen['mode']} is the best"
         )
         results.append(
             _criterion(

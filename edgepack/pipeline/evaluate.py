@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
     """Judge the `.tflite` on the test split against the float model."""
-    trained, optimized, converted = p.train(), p.optimize(), p.convert()
+    converted = p.convert()  # first: a search over "auto" optimize tries decides which try is the run's
+    trained, optimized = p.train(), p.optimize()
     stage_id = p.cache.stage_id(
         "evaluate",
         {"task": p.task.kind},

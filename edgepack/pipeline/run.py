@@ -166,12 +166,12 @@ class Pipeline:
         if self.source.converted is not None:
             with self.clock.timed("convert"):  # reading and checking the given file
                 return given_stage(self)
-        if self.recipe.convert.search is not None:
-            return mode_search(self)["stage"]
-        if self.recipe.convert.weights == "int4" and "convert" not in self.cache.done:
+        if self.recipe.convert.int4_possible and "convert" not in self.cache.done:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, [])  # the quantizer installed (a single-stage `convert` too)
+        if self.recipe.convert.search is not None:
+            return mode_search(self)["stage"]
         if self.recipe.convert.dense_granularity == "auto":
             return self.dense_choice[0]
         return convert_stage(self, self.recipe.convert)

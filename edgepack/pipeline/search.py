@@ -36,17 +36,19 @@ class Source:
     """A model the search converts: the run's optimize stage, or one try of an "auto" optimize value."""
 
     stage: StageOutput[OptimizeRecord]
-    field: str | None = None  # the "auto" value's field (final_sparsity, rank) and this try's value
+    field: str | None = None  # the "auto" value's field (final_sparsity, rank), its word, this try's value
+    word: str | None = None
     value: float | None = None
 
     @property
     def suffix(self) -> str:
         """What a candidate's label and stage name get for this source: ` @ rank 8`, `-rank-8`."""
-        return "" if self.field is None else f" @ {self.field} {self.value:g}"
+        return "" if self.word is None else f" @ {self.word} {self.value:g}"
 
     @property
     def stage_suffix(self) -> str:
-        return "" if self.field is None else f"-{self.field.replace('_', '-')}-{self.value:g}"
+        """Its try's stage name's tail: `-rank-8` (the try is `optimize-rank-8`)."""
+        return "" if self.word is None else f"-{self.word}-{self.value:g}"
 
 
 def _sources(p: Pipeline) -> list[Source]:
@@ -57,7 +59,7 @@ def _sources(p: Pipeline) -> list[Source]:
         return [Source(p.optimize())]
     tuned = p.tuned
     held = tuned.held or {tuned.report["chosen"]: tuned.stage}
-    return [Source(stage, tuned.knob.field, value) for value, stage in held.items()]
+    return [Source(stage, tuned.knob.field, tuned.knob.word, value) for value, stage in held.items()]
 
 
 def _search(p: Pipeline) -> dict[str, Any]:
@@ -73,23 +75,14 @@ def _search(p: Pipeline) -> dict[str, Any]:
         )
     sources = _sources(p)
     candidates = [_measured(p, device, source, c) for source in sources for c in search_candidates(p.recipe.convert)]
-    key = KEYS[search.minimize]
-    meeting = [c for c in candidates if c["meets"]]
-    by_sqnr = search.min_sqnr_db is not None
-    chosen = (
-        min(meeting, key=lambda c: (c[key], -_goodness(c, by_sqnr)))
-        if meeting
-        else max(candidates, key=lambda c: _goodness(c, by_sqnr))
-    )
-    for c in candidates:  # on the front when no other candidate is as good on all four and better on one
-        c["pareto"] = not any(_dominates(o, c, by_sqnr) for o in candidates if o is not c)
-        c["chosen"] = c is chosen
+    chosen = pick(candidates, search.minimize, search.min_sqnr_db is not None)
     p.cache.done["convert"] = chosen["_stage"]
     if chosen["optimize"] is not None:  # the search over both: its try becomes the run's optimize stage
         from edgepack.pipeline.tune import picked_by_search
 
         p.cache.done["optimize"] = chosen["_source"].stage
         picked_by_search(p.tuned, chosen["optimize"]["value"])
+    meeting = [c for c in candidates if c["meets"]]
     result = {
         "stage": chosen["_stage"],
         "minimize": search.minimize,
@@ -100,7 +93,7 @@ def _search(p: Pipeline) -> dict[str, Any]:
         "allowed_drop": chosen["allowed_drop"],
         "met": chosen["meets"],
         "chosen": chosen["mode"],
-        "why": _why(search.minimize, chosen, candidates, meeting),
+        "why": _why(search.minimize, candidates, meeting, bool(p.tuned.held) if sources[0].field else True),
         "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates],
     }
     if not chosen["meets"]:
@@ -117,8 +110,10 @@ def _measured(p: Pipeline, device: Any, source: Source, candidate: Candidate) ->
     from edgepack.analyze.graph import activation_peak
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers import run_device
+    from edgepack.gate.budgets import candidate_budgets
     from edgepack.pipeline.convert import convert_stage
     from edgepack.pipeline.evaluate import judge
+    from edgepack.tasks import worsening
     from edgepack.tasks.judge import allowed_drop, meets
 
     search = p.recipe.convert.search
@@ -134,6 +129,10 @@ def _measured(p: Pipeline, device: Any, source: Source, candidate: Candidate) ->
     request = RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed)
     record = run_device(device, request, p.reporter, f"search {label} on {device.name}")
     held = source.field is None or source.value in p.tuned.held
+    trained = p.train().record.test_metrics
+    holds, budgets = candidate_budgets(p.recipe.budgets, trained, verdict.metrics, verdict.fidelity)
+    reference = trained.get(p.task.metric)
+    from_float = None if reference is None or verdict.value is None else worsening(p.task, reference, verdict.value)
     return {
         "mode": label,
         "dense_granularity": candidate.dense,
@@ -145,10 +144,12 @@ def _measured(p: Pipeline, device: Any, source: Source, candidate: Candidate) ->
         "float_value": referee.reference_value,
         "allowed_drop": allowed,
         "value": verdict.value,
-        "drop": verdict.drop,
+        "drop": verdict.drop,  # against its own Keras model: the criterion's
+        "drop_from_float": from_float,  # against the trained float model: what candidates are ranked by
         "worst_sqnr_db": verdict.worst_sqnr_db,
+        "budgets": budgets,
         "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
-        "meets": held and meets(search, allowed, verdict),
+        "meets": held and holds and meets(search, allowed, verdict),
         "stage": stage.name,
         "_stage": stage,
         "_source": source,
@@ -180,13 +181,40 @@ def candidate_settings(settings: ConvertSettings, candidate: Candidate) -> Conve
     return ConvertSettings.model_validate(fields)
 
 
-def _why(minimize: str, chosen: dict[str, Any], candidates: list[dict[str, Any]], meeting: list[dict[str, Any]]) -> str:
-    """Why the pick: the objective among those that meet the criterion, or the best when none does."""
+def pick(candidates: list[dict[str, Any]], minimize: str, by_sqnr: bool) -> dict[str, Any]:
+    """The candidate with the least `minimize` among those that meet (ties: the better metric), else the best
+    in the metric; each candidate marked `pareto` (no other is as good in size, latency, arena and metric and
+    better in one) and `chosen`."""
+    key = KEYS[minimize]
+    meeting = [c for c in candidates if c["meets"]]
+    chosen = (
+        min(meeting, key=lambda c: (c[key], -_goodness(c, by_sqnr)))
+        if meeting
+        else max(candidates, key=lambda c: _goodness(c, by_sqnr))
+    )
+    for c in candidates:
+        c["pareto"] = not any(_dominates(o, c, by_sqnr) for o in candidates if o is not c)
+        c["chosen"] = c is chosen
+    return chosen
+
+
+def _why(minimize: str, candidates: list[dict[str, Any]], meeting: list[dict[str, Any]], tries_held: bool) -> str:
+    """Why the pick: the objective among those that meet the criterion and budgets, or the best when none does."""
     from edgepack.tasks.judge import GOALS
 
+    if not tries_held:
+        return (
+            "no try of the 'auto' optimize value holds the budgets, so no candidate can: the best in the metric is kept"
+        )
     if not meeting:
-        return f"none of the {len(candidates)} candidates meets the criterion: the best in the metric is kept"
-    return f"the {GOALS[minimize]} of the {len(meeting)} of {len(candidates)} candidates that meet the criterion"
+        return (
+            f"none of the {len(candidates)} candidates meets the criterion and the budgets: the best in the metric "
+            "is kept"
+        )
+    return (
+        f"the {GOALS[minimize]} of the {len(meeting)} of {len(candidates)} candidates that meet the criterion "
+        "and the budgets"
+    )
 
 
 @dataclass(frozen=True)
@@ -223,10 +251,12 @@ def search_candidates(settings: ConvertSettings) -> list[Candidate]:
 
 
 def _goodness(c: dict[str, Any], by_sqnr: bool) -> float:
-    """Higher is better, in what the criterion judges: the least worse than float in the task's metric,
-    or (an SQNR criterion, a fidelity task) the highest worst-output SQNR (identical: the best)."""
-    if c["drop"] is not None and not by_sqnr:
-        return -float(c["drop"])
+    """Higher is better, in what the criterion judges: the least worse than the trained float model in the
+    task's metric (candidates from different optimize tries compare so), or (an SQNR criterion, a fidelity
+    task) the highest worst-output SQNR (identical: the best). Records before 0.4 have only `drop`."""
+    drop = c.get("drop_from_float", c["drop"])
+    if drop is not None and not by_sqnr:
+        return -float(drop)
     return float("inf") if c["worst_sqnr_db"] is None else float(c["worst_sqnr_db"])
 
 

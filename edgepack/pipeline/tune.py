@@ -80,9 +80,13 @@ def tuned(p: Pipeline) -> Tuned:
 
 
 def picked_by_search(tuned: Tuned, value: float) -> None:
-    """`[convert.search]` chose the try of `value` (the search over both): the report says so."""
+    """`[convert.search]` chose the try of `value` (the search over both): where that is not the grid's own
+    pick, the report says so, keeping the grid's reason."""
     field = tuned.knob.field
-    tuned.report.update(chosen=value, why=f"{value:g} chosen by convert.search among the values that held")
+    if value == tuned.report["chosen"]:
+        return
+    grid = f"the grid alone would keep {tuned.report['chosen']:g}: {tuned.report['why']}"
+    tuned.report.update(chosen=value, why=f"{value:g} chosen by convert.search among the values that held ({grid})")
     for t in tuned.report["tries"]:
         t["chosen"] = t[field] == value
 

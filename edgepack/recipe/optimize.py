@@ -203,7 +203,8 @@ class LowRankStage(_FineTune, _Selection):
         if self.rank != "auto":
             for name in ("rank_grid", "max_tries"):
                 if getattr(self, name) is not None:
-                    raise ValueError(f"{name} is for rank = 'auto' (it is {self.rank}); remove it")
+                    given = "not set" if self.rank is None else f"rank = {self.rank}"
+                    raise ValueError(f"{name} is for rank = 'auto' ({given}); remove it or set rank = 'auto'")
             return self
         grid = self.rank_grid or []
         if grid != sorted(set(grid), reverse=True):

@@ -164,7 +164,8 @@ def activation_memory(live: list[int], op_names: list[str], peak_at: int | None)
 
 @_isolated
 def pareto(candidates: list[dict[str, Any]], metric: str, percent: bool) -> str | None:
-    """The mode search's candidates: size against the metric, the Pareto front joined, the pick ringed."""
+    """The search's candidates: size against the metric, the Pareto front (over size, latency, arena and the
+    metric: a point on it may look beaten in this plane) joined, the pick ringed."""
     points = [c for c in candidates if c.get("value") is not None]
     if not points:
         return None
@@ -184,6 +185,6 @@ def pareto(candidates: list[dict[str, Any]], metric: str, percent: bool) -> str 
             ax.scatter(*xy(c), s=180, facecolors="none", edgecolors=COLOURS["accent"], label="pick", zorder=4)
     ax.set_xlabel("size (KB)")
     ax.set_ylabel(f"{metric} (%)" if percent else metric)
-    ax.set_title("mode search: size against the task's metric")
+    ax.set_title("search: size against the task's metric (front over size, latency, arena, metric)")
     ax.legend(fontsize=8)
     return _svg(fig)

@@ -215,7 +215,11 @@ def _check_pick(search: dict[str, Any]) -> dict[str, Any]:
     """The pick is what the measured figures say it should be; the Pareto flags match the figures."""
     candidates = search["candidates"]
     key = {"size": "size_bytes", "latency": "latency_p50_ms", "arena": "arena_bytes"}[search["minimize"]]
-    meeting = [c for c in candidates if c["drop"] <= search["allowed_drop"] + 1e-9]
+    meeting = [
+        c
+        for c in candidates
+        if c["drop"] <= search["allowed_drop"] + 1e-9 and not [b for b in c["budgets"] if not b["passed"]]
+    ]
     expected = (
         min(meeting, key=lambda c: (c[key], -c["value"])) if meeting else max(candidates, key=lambda c: c["value"])
     )

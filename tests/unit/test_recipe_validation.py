@@ -261,7 +261,7 @@ BAD = [
     (
         "low-rank-grid-without-auto",
         BASE + LOW_RANK + "rank = 8\nrank_grid = [16, 8]\n",
-        ["optimize[0]", "rank_grid is for rank = 'auto' (it is 8); remove it"],
+        ["optimize[0]", "rank_grid is for rank = 'auto' (rank = 8); remove it or set rank = 'auto'"],
     ),
     (
         "low-rank-grid-ascending",
