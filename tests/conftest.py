@@ -11,6 +11,7 @@ packages, so their own conftest.py files never take the name `conftest`.
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import json
 import os
@@ -441,3 +442,52 @@ def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any) -> Path
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_ADB_ROOT", str(tmp_path / "phone"))
     return folder
+
+
+PYPI = "https://pypi.org/simple"
+
+
+def _pip_sources() -> list[str]:
+    """Where pip would look for packages: its index URLs and find-links, from the environment and pip's
+    configuration files (`pip config list`); PyPI when no index is named."""
+    keys = ("index-url", "extra-index-url", "find-links")
+    found = [(key, os.environ.get(f"PIP_{key.upper().replace('-', '_')}", "")) for key in keys]
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+    ).stdout
+    for line in listed.splitlines():
+        name, _, value = line.partition("=")
+        if name.rpartition(".")[2] in keys:
+            found.append((name.rpartition(".")[2], value.strip().strip("'\"")))
+    sources = list(dict.fromkeys(source for _, entry in found for source in entry.split()))
+    named_index = any(key == "index-url" and entry for key, entry in found)
+    local = [source for source in sources if "://" not in source or source.startswith("file:")]
+    return local + [source for source in sources if source not in local] + ([] if named_index else [PYPI])
+
+
+@functools.cache
+def package_index_unreachable() -> str | None:
+    """Why pip could not reach any package index from here (None when one answers): a local folder or
+    file:// index that exists, or an http(s) index whose host resolves and accepts a connection within 5 s.
+    Asked once per test process."""
+    import socket
+    import urllib.parse
+
+    tried = []
+    for source in _pip_sources():
+        url = urllib.parse.urlparse(source)
+        if url.scheme in ("", "file"):
+            if Path(url.path or source).exists():
+                return None
+            tried.append(f"{source} (no such folder)")
+            continue
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.hostname or "", port), timeout=5).close()
+            return None
+        except OSError as exc:
+            tried.append(f"{url.hostname}:{port} ({type(exc).__name__}: {exc})")
+    return (
+        f"offline: no package index is reachable from here (tried {'; '.join(tried)}); "
+        "PIP_INDEX_URL or PIP_FIND_LINKS can point pip at a mirror"
+    )

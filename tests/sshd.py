@@ -105,9 +105,8 @@ def start_sshd(folder: Path) -> Sshd:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory must exist
     except PermissionError:
         pass  # not root: sshd runs unprivileged and does not need it
-    process = subprocess.Popen(
-        [binary, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "wb")
-    )
+    with open(folder / "sshd.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:

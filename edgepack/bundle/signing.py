@@ -238,12 +238,18 @@ def _wrong_type(path: Path, key: Any, detail: str | None = None) -> BundleError:
 
 
 def _kind(key: Any) -> str:
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448, x25519
+    import warnings
 
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448, x25519
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():  # naming DSA's classes warns that DSA is deprecated: here it is refused
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        dsa_types = (dsa.DSAPrivateKey, dsa.DSAPublicKey)
     kinds = (
         ((rsa.RSAPrivateKey, rsa.RSAPublicKey), "an RSA key"),
         ((ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey), "an EC (ECDSA) key"),
-        ((dsa.DSAPrivateKey, dsa.DSAPublicKey), "a DSA key"),
+        (dsa_types, "a DSA key"),
         ((ed448.Ed448PrivateKey, ed448.Ed448PublicKey), "an Ed448 key"),
         ((x25519.X25519PrivateKey, x25519.X25519PublicKey), "an X25519 key"),
         ((x448.X448PrivateKey, x448.X448PublicKey), "an X448 key"),

@@ -54,7 +54,8 @@ def load_npz(spec: NpzDataset, base_dir: Path) -> RawData:
     path = _resolve(spec.path, base_dir)
     wanted = [*as_list(spec.y_key), *as_list(spec.anomaly_key)]
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # the file opened here: numpy's np.load(path) leaves its handle open when the zip is damaged
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
             names = list(data.files)
             missing = [k for k in as_list(spec.x_key) if k not in names]
             if missing:

@@ -7,6 +7,7 @@ one of edgepack's errors with `runner_failure`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import signal
@@ -209,6 +210,17 @@ def collect(
         proc.wait()
     finally:
         timer.cancel()
+        _close_pipes(proc, reader)
     if expired.is_set():
         raise subprocess.TimeoutExpired(proc.args, timeout_s)
     return b"".join(chunks).decode(errors="replace"), "\n".join(other)
+
+
+def _close_pipes(proc: subprocess.Popen[bytes], reader: threading.Thread) -> None:
+    """The child's pipes closed once read (left open they leak a descriptor each, a ResourceWarning);
+    stdout stays open while the reader thread may still be reading it (after an error mid-way)."""
+    streams = [proc.stdin, proc.stderr] + ([] if reader.is_alive() else [proc.stdout])
+    for stream in streams:
+        if stream is not None:
+            with contextlib.suppress(OSError):  # stdin: a child that ended before reading (BrokenPipeError)
+                stream.close()

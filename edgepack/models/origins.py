@@ -13,16 +13,13 @@ stages: it is trained (if built), evaluated and converted from Keras 3 directly.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgepack.errors import ModelError
+from edgepack.models.builders import build, on_path
 from edgepack.recipe.model import BuilderModel, SavedModel
 
 
@@ -72,6 +69,7 @@ class BuilderSource:
     kind: str = "builder"
     trains: bool = True
     converted: Path | None = None
+    field: str = "model"  # where the recipe names it, for messages: `model`, `optimize[N].student`
 
     @property
     def imports(self) -> tuple[str, ...]:
@@ -82,8 +80,8 @@ class BuilderSource:
         return {"model": self.spec.model_dump(mode="json"), "modules": module_digests(self.imports, self.base_dir)}
 
     def load(self, data: Any, task: Any, optimizable: bool) -> LoadedModel:
-        where = f"model.builder = '{self.spec.builder}'"
-        model = build(self.spec, data.input_shape, task.builder_size(data), self.base_dir)
+        where = f"{self.field}.builder = '{self.spec.builder}'"
+        model = build(self.spec, data.input_shape, task.builder_size(data), self.base_dir, self.field)
         loaded = adopt(model, data, optimizable, where, {"kind": "builder", "builder": self.spec.builder})
         check_fits(loaded.model, data, task, where)
         return loaded
@@ -167,11 +165,11 @@ class GivenTflite:
         return self.reference.load(data, task, optimizable)
 
 
-def recipe_source(spec: BuilderModel | SavedModel, base_dir: Path) -> ModelSource:
-    """The source a recipe's `[model]` names."""
+def recipe_source(spec: BuilderModel | SavedModel, base_dir: Path, field: str = "model") -> ModelSource:
+    """The source a recipe's `[model]` (or the model at `field`) names."""
     if isinstance(spec, BuilderModel):
-        return BuilderSource(spec, base_dir)
-    return SavedSource(spec, base_dir)
+        return BuilderSource(spec, base_dir, field=field)
+    return SavedSource(spec, base_dir, field=f"{field}.path")
 
 
 def adopt(model: Any, data: Any, optimizable: bool, where: str, origin: dict[str, Any]) -> LoadedModel:
@@ -216,105 +214,6 @@ def adopt(model: Any, data: Any, optimizable: bool, where: str, origin: dict[str
             ) from exc
         return LoadedModel(model, 3, {**origin, "bridge": {"bridged": False, "why": exc.message}})
     return LoadedModel(bridged, 2, {**origin, "bridge": {"bridged": True, **proof.to_dict()}})
-
-
-def build(spec: BuilderModel, input_shape: Any, size: int, base_dir: Path) -> Any:
-    """Call the builder `module:function(input_shape, size, **args)`, its arguments checked first."""
-    func = builder_function(spec, base_dir)
-    check_builder_args(spec, func)
-    try:
-        return func(input_shape, size, **spec.args)
-    except TypeError as exc:
-        raise ModelError(
-            f"builder '{spec.builder}' rejected its arguments: {exc}",
-            context=f"model.args = {spec.args}",
-            hint="a builder is called as f(input_shape, size, **model.args): size is the class count "
-            "(classification), the target size (regression) or the input size (anomaly)",
-        ) from exc
-
-
-def builder_function(spec: BuilderModel, base_dir: Path) -> Any:
-    """The builder's function, its module imported (beside the recipe first)."""
-    module_name, func_name = spec.builder.split(":")
-    with on_path(base_dir):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ModelError(
-                f"cannot import builder module '{module_name}': {exc}",
-                context=f"model.builder = '{spec.builder}'",
-                hint=f"put {module_name}.py beside the recipe or install its package",
-            ) from exc
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise ModelError(f"'{module_name}' has no function '{func_name}'", context=f"model.builder = '{spec.builder}'")
-    return func
-
-
-def check_builder_args(spec: BuilderModel, func: Any) -> None:
-    """`model.args` against the builder's signature: an argument it does not take, or a value of another
-    type than its annotation, is a recipe error naming the argument and the builder (before anything
-    trains, and in `recipes check`)."""
-    import inspect
-    import typing
-
-    from pydantic import TypeAdapter, ValidationError
-
-    from edgepack.errors import RecipeError
-
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):  # no signature to read (a C function): checked when called
-        return
-    params = list(signature.parameters.values())
-    named = [q for q in params[2:] if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
-    takes = ", ".join(q.name for q in named) or "none"
-    if not any(q.kind == q.VAR_KEYWORD for q in params):
-        for name in spec.args:
-            if name not in {q.name for q in named}:
-                raise RecipeError(
-                    f"model.args.{name}: builder '{spec.builder}' takes no argument '{name}'",
-                    context=f"model.args = {spec.args}",
-                    hint=f"its arguments besides the input shape and size: {takes}",
-                    code="builder-args",
-                )
-    try:
-        signature.bind(None, None, **spec.args)
-    except TypeError as exc:
-        raise RecipeError(
-            f"model.args: builder '{spec.builder}' cannot be called with them: {exc}",
-            context=f"model.args = {spec.args}",
-            hint=f"its arguments: {takes}",
-            code="builder-args",
-        ) from exc
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # annotations that do not resolve (names the module imports lazily): not checked
-        hints = {}
-    for name, value in spec.args.items():
-        hint = hints.get(name)
-        if hint is None or hint is Any:
-            continue
-        try:
-            adapter: TypeAdapter[Any] = TypeAdapter(hint)
-        except Exception:  # a type pydantic cannot check (a Keras class): the builder decides
-            continue
-        try:
-            try:
-                adapter.validate_python(value, strict=True)
-            except ValidationError:
-                if not isinstance(value, list):
-                    raise
-                adapter.validate_python(tuple(value), strict=True)  # TOML has arrays only: a tuple is given as one
-        except ValidationError:
-            shown = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
-            raise RecipeError(
-                f"model.args.{name} = {value!r}: builder '{spec.builder}' takes "
-                f"{shown or str(hint).replace('typing.', '')} for '{name}'",
-                context=f"model.args = {spec.args}",
-                code="builder-args",
-                hint=f"give '{name}' a value of that type in [model] args",
-            ) from None
 
 
 def check_fits(model: Any, data: Any, task: Any, where: str) -> None:
@@ -365,14 +264,3 @@ def module_digests(names: tuple[str, ...], base_dir: Path) -> dict[str, str]:
             path = Path(origin) if origin and origin not in ("built-in", "frozen") else None
             digests[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else "not found"
     return digests
-
-
-@contextmanager
-def on_path(folder: Path) -> Iterator[None]:
-    """`folder` first on sys.path while importing a recipe's modules."""
-    entry = str(folder.resolve())
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        sys.path.remove(entry)

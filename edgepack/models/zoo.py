@@ -2,14 +2,53 @@
 
 A builder is called as `f(input_shape, size, **args)`: `size` is the class count (classification),
 the target size (regression) or the input size (an anomaly autoencoder).
+
+Each builder declares the bounds of its arguments in its annotations, and `validate_call` holds a Python
+caller to them; `recipes check` reads the same annotations without building anything (this module
+imports no TensorFlow until a builder runs), so `width = -5` or `width = 10**18` is a recipe error naming
+`width`, not a Keras error or an out-of-memory. The bounds are sized for edge models: a digits CNN of
+width 256 already has about 11 M parameters.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, validate_call
+
+MAX_WIDTH = 256
+"""The widest convolution base (`width`) of the CNNs: filters per layer, up to 4x in their last layers."""
+MAX_UNITS = 4096
+"""The most units in one Dense layer of `hidden`, or in an autoencoder's `bottleneck`."""
+MAX_LAYERS = 16
+"""The most hidden layers (`hidden`) of the MLP and the autoencoder."""
+
+Shape = tuple[Annotated[int, Field(gt=0)], ...]
+Size = Annotated[int, Field(gt=0)]
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+Units = Annotated[int, Field(gt=0, le=MAX_UNITS)]
+Hidden = Annotated[list[Units], Field(max_length=MAX_LAYERS)]
+Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
+Momentum = Annotated[float, Field(ge=0.0, le=1.0)]
+Activation = Literal[
+    "relu",
+    "elu",
+    "selu",
+    "gelu",
+    "swish",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "softplus",
+    "softsign",
+    "exponential",
+    "linear",
+]  # tf_keras's activations by name (softmax left out: not a hidden layer's)
 
 
-def digits_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) -> Any:
+@validate_call
+def digits_cnn(input_shape: Shape, num_classes: Size, width: Width = 16) -> Any:
     """A small CNN for 8x8 digits: three 3x3 convolutions, one pooling, two dense layers.
 
     Every layer is supported by TFMOT's QAT and by full-integer TFLite conversion.
@@ -29,8 +68,13 @@ def digits_cnn(input_shape: tuple[int, ...], num_classes: int, width: int = 16) 
     return keras.Model(inputs, probs, name="digits_cnn")
 
 
+@validate_call
 def mobilenetv2(
-    input_shape: tuple[int, ...], num_classes: int, alpha: float = 0.35, dropout: float = 0.0, bn_momentum: float = 0.9
+    input_shape: Shape,
+    num_classes: Size,
+    alpha: Annotated[float, Field(gt=0.0, le=2.0)] = 0.35,
+    dropout: Dropout = 0.0,
+    bn_momentum: Momentum = 0.9,
 ) -> Any:
     """MobileNetV2 (`alpha` width) from scratch (`weights=None`: nothing is downloaded).
 
@@ -52,7 +96,8 @@ def mobilenetv2(
     return keras.Model(base.input, probs, name=f"mobilenetv2_{alpha}")
 
 
-def mlp(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None, activation: str = "relu") -> Any:
+@validate_call
+def mlp(input_shape: Shape, size: Size, hidden: Hidden | None = None, activation: Activation = "relu") -> Any:
     """A multilayer perceptron for feature vectors: Dense layers of `hidden` units, then `size` linear
     outputs (a regression's targets, or a classifier's logits)."""
     from edgepack.models.tf import load
@@ -66,9 +111,8 @@ def mlp(input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None
     return keras.Model(inputs, outputs, name="mlp")
 
 
-def dense_autoencoder(
-    input_shape: tuple[int, ...], size: int, hidden: list[int] | None = None, bottleneck: int = 8
-) -> Any:
+@validate_call
+def dense_autoencoder(input_shape: Shape, size: Size, hidden: Hidden | None = None, bottleneck: Units = 8) -> Any:
     """A dense autoencoder (the shape of the MLPerf Tiny anomaly-detection model, smaller): the flattened
     input through `hidden` units down to `bottleneck` and back, reshaped like the input. Its anomaly
     score is the reconstruction error."""
@@ -89,8 +133,9 @@ def dense_autoencoder(
     return keras.Model(inputs, outputs, name="dense_autoencoder")
 
 
+@validate_call
 def keras3_cnn(
-    input_shape: tuple[int, ...], num_classes: int, width: int = 16, dropout: float = 0.1, bn_momentum: float = 0.9
+    input_shape: Shape, num_classes: Size, width: Width = 16, dropout: Dropout = 0.1, bn_momentum: Momentum = 0.9
 ) -> Any:
     """A small residual CNN built with Keras 3 (`import keras`), as users hold models today:
     convolution, BatchNormalization, ReLU, a depthwise block with a residual Add, global pooling,

@@ -30,7 +30,8 @@ def distill(
     seed_everything(seed)
     from edgepack import tasks
 
-    student = recipe_source(stage.student, base_dir).load(data, tasks.get(data.task), optimizable=True).model
+    where = f"{label.split()[0]}.student"  # optimize[N].student
+    student = recipe_source(stage.student, base_dir, where).load(data, tasks.get(data.task), optimizable=True).model
     initial = student.get_weights()
     distiller = _distiller(teacher, student, stage)
     distiller.compile(optimizer=make_optimizer(stage))

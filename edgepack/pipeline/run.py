@@ -218,6 +218,9 @@ class Pipeline:
 
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
+        from edgepack.models.builders import check_recipe_builders
+
+        check_recipe_builders(self.loaded)  # bad builder args before any data or TensorFlow
         self.devices()  # a device mistake is said before the training
         if self.recipe.convert.int4_possible:
             from edgepack.convert.int4 import check_int4

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli, tiny_recipe
+import pytest
+from conftest import BASE_RECIPE, invoke, run_cli, tiny_recipe
 
 
 def test_unknown_builder_module_is_exit_2(tmp_path: Path) -> None:
@@ -16,3 +17,38 @@ def test_unknown_builder_module_is_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "cannot import builder module 'no_such_mod'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+BUILDERS = """
+def value(input_shape, size, width: int = 8):
+    raise ValueError(f"width {width} is not a multiple of 3")
+
+
+def memory(input_shape, size, width: int = 8):
+    raise MemoryError("Unable to allocate 7.28 EiB for an array with shape (1000000000000000000, 8)")
+"""
+
+
+@pytest.mark.parametrize(
+    "function, code, words",
+    [
+        ("value", "builder-failed", "failed: ValueError: width 8 is not a multiple of 3"),
+        ("memory", "builder-out-of-memory", "ran out of memory building the model: MemoryError: Unable to allocate"),
+    ],
+)
+def test_a_builder_that_raises_while_building_is_exit_2_naming_it_before_training(
+    tmp_path: Path, function: str, code: str, words: str
+) -> None:
+    (tmp_path / "raising_builders.py").write_text(BUILDERS)
+    path = tmp_path / "raising.toml"
+    path.write_text(
+        BASE_RECIPE.replace("edgepack.models.zoo:digits_cnn", f"raising_builders:{function}") + "args = { width = 8 }\n"
+    )
+    result = invoke("run", str(path), "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 2, result.output
+    assert (
+        f"error ({code}): builder 'raising_builders:{function}' with model.args = {{'width': 8}} {words}"
+        in result.stderr
+    )
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "w").rglob("stage.json"))  # nothing trained

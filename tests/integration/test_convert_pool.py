@@ -170,6 +170,7 @@ def test_the_worker_dies_with_its_parent(tmp_path: Path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+        parent.stdout.close()  # type: ignore[union-attr]
 
 
 def test_a_worker_started_from_a_thread_outlives_that_thread(saved_model: Path, tmp_path: Path) -> None:

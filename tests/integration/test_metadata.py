@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pytest
-from conftest import invoke, tiny_recipe, tiny_work
+from conftest import invoke, package_index_unreachable, tiny_recipe, tiny_work
 
 from edgepack.bundle.metadata import (
     METADATA_NAME,
@@ -95,7 +95,8 @@ def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Made once per machine and Python (pip takes about 20 s) under $EDGEPACK_CACHE, else $XDG_CACHE_HOME/edgepack,
     else ~/.cache/edgepack, in tests/tflite-support-pyXY; a cached one is used when its reader imports. Skipped,
-    saying what is missing and how to get it, where it cannot be made here."""
+    saying what is missing and how to get it, where it cannot be made here: offline (no package index answers,
+    checked once before pip runs), no wheel, no libusb."""
     cache = Path(
         os.environ.get("EDGEPACK_CACHE")
         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgepack"
@@ -107,6 +108,9 @@ def tflite_support(tmp_path_factory: pytest.TempPathFactory) -> Path:
             return venv / "bin" / "python"
         _skip_for_libusb(reader)  # the cached one is fine: this machine lacks the library
         shutil.rmtree(venv, ignore_errors=True)  # broken (an interpreter since removed, say): made again
+    offline = package_index_unreachable()  # asked only when there is something to install
+    if offline:
+        pytest.skip(f"`pip install tflite-support` needs a package index: {offline}")
     for stale in venv.parent.glob(f"{venv.name}.tmp-*"):  # drafts an interrupted session left, an hour old
         if time.time() - stale.stat().st_mtime > 3600:
             shutil.rmtree(stale, ignore_errors=True)
@@ -185,6 +189,7 @@ POPULATE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.network  # its tflite_support fixture pip-installs the reader once per machine (then cached)
 def test_the_official_reader_reports_what_edgepack_wrote(
     bundled: dict[str, Any], tflite_support: Path, tmp_path: Path
 ) -> None:

@@ -23,11 +23,14 @@ from edgepack.recipe.load import load_recipe
         ),
         (
             '{ width = "ten" }',
-            ["model.args.width = 'ten': builder 'edgepack.models.zoo:digits_cnn' takes int for 'width'"],
+            [
+                "model.args.width = 'ten': must be a valid integer",
+                "builder 'edgepack.models.zoo:digits_cnn' takes 'width': int, > 0 and <= 256",
+            ],
         ),
         (
             "{ width = 16.5 }",
-            ["model.args.width = 16.5: builder 'edgepack.models.zoo:digits_cnn' takes int for 'width'"],
+            ["model.args.width = 16.5: must be a valid integer"],
         ),
     ],
 )

@@ -125,6 +125,7 @@ def test_killing_run_during_conversion_leaves_no_partial_bundle(optimized: Path,
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.stdin.close()  # type: ignore[union-attr]  # held open for the run, closed after it
     assert (good / "manifest.json").read_text() == '{"previous": "good bundle"}'
     assert sorted(p.name for p in good.iterdir()) == ["manifest.json"]
     assert not (root / "convert").exists(), "a half-done conversion must not look like a finished stage"

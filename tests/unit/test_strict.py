@@ -1,0 +1,77 @@
+"""The suite's own strictness: sockets off in unit tests, edgepack's warnings as errors, third-party ones not."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+
+from unit.conftest import NetworkBlocked, NetworkBlocker
+
+
+def _connect_ex_ipv6() -> None:
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.connect_ex(("2001:db8::1", 80))  # documentation prefix: nothing answers
+
+
+def _udp() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"x", ("192.0.2.1", 53))
+
+
+@pytest.mark.parametrize(
+    "reach",
+    [
+        lambda: socket.create_connection(("192.0.2.1", 443), timeout=1),  # TEST-NET-1: nothing answers
+        lambda: socket.create_connection(("pypi.org", 443), timeout=1),
+        lambda: socket.getaddrinfo("pypi.org", 443),
+        _connect_ex_ipv6,
+        _udp,
+    ],
+    ids=["connect", "by-name", "resolve", "connect_ex-ipv6", "udp"],
+)
+def test_a_unit_test_cannot_reach_the_network(_no_network: NetworkBlocker, reach: object) -> None:
+    with pytest.raises(NetworkBlocked, match="unit tests must not use the network"):
+        reach()  # type: ignore[operator]
+    assert _no_network.attempts  # remembered: had the test caught it, it would fail all the same
+    _no_network.attempts.clear()
+
+
+def test_loopback_and_unix_sockets_still_work() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        socket.create_connection(server.getsockname(), timeout=1).close()
+    left, right = socket.socketpair(socket.AF_UNIX)
+    left.sendall(b"ok")
+    assert right.recv(2) == b"ok"
+    left.close()
+    right.close()
+
+
+def _warn_from(module: str) -> None:
+    """A warning issued by code of `module` (the filters match the module that calls warnings.warn)."""
+    exec("import warnings\nwarnings.warn('from ' + __name__, DeprecationWarning)", {"__name__": module})
+
+
+def test_edgepacks_own_warnings_are_errors_and_third_party_ones_are_not() -> None:
+    with pytest.raises(DeprecationWarning, match="from edgepack.models.probe"):
+        _warn_from("edgepack.models.probe")
+    with warnings.catch_warnings(record=True) as caught:  # the configured filters stay as they are
+        _warn_from("tensorflow_model_optimization.probe")
+    assert not any("probe" in str(w.message) for w in caught)  # ignored by module, not raised
+
+
+def test_an_install_test_knows_when_no_package_index_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from conftest import package_index_unreachable
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # pip's configuration files: none
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "gone").as_uri())
+    why = package_index_unreachable.__wrapped__()  # not the cached answer of this process
+    assert why is not None and why.startswith("offline: no package index is reachable") and "gone" in why
+    (tmp_path / "gone").mkdir()  # a local mirror: reachable
+    assert package_index_unreachable.__wrapped__() is None
