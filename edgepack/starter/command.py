@@ -133,7 +133,8 @@ def _checked(starter: Starter) -> Starter:
 
     if starter.plan.fit.kind == "fidelity":
         check = not_checked("no labels or targets (a fidelity task) to judge the float model by")
-    else:
+    else:  # the recipe's relative paths go through its folder, which must exist to be walked through
+        starter.target.parent.mkdir(parents=True, exist_ok=True)
         check = check_normalization(
             parse_recipe(render(starter), starter.target), starter.model, starter.plan.fit.classes
         )

@@ -40,7 +40,9 @@ def choose_layout(shape: tuple[int, ...], low: float, high: float, want: Shape) 
     problem = _not_image(height, width, channels, low, high)
     if problem is None:
         return LayoutChoice(
-            "auto", f"images: {text} per sample, {channels} channel(s), values {low:.4g}..{high:.4g} (pixel values)", True
+            "auto",
+            f"images: {text} per sample, {channels} channel(s), values {low:.4g}..{high:.4g} (pixel values)",
+            True,
         )
     if needs_channel:
         return LayoutChoice(
