@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepack.errors import DatasetError
+from edgepack.errors import DatasetError, EdgepackError
 from edgepack.starter.model import ModelInfo
 
 MAX_SAMPLES = 256  # test samples the candidates are judged on: enough to tell right from wrong, and fast
@@ -68,6 +68,8 @@ class NormCheck:
         best, chance = self.best, self.chance
         if best is None or chance is None:
             return False
+        if not np.isfinite(best.value):  # no candidate gave a figure at all
+            return True
         return best.value <= chance.limit if self.higher_is_better else best.value >= chance.limit
 
     def warning(self) -> str | None:
@@ -133,8 +135,11 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
     ):
         norm = Normalization(mean=mean, std=std)
         xs = [_normalize(v, norm) if s else v for v, s in zip(x, scaled)]
-        value = impl.metrics(_predict(model.loaded, xs), _split(xs, y))[impl.metric]
-        found.append(Candidate(name, mean, std, round(float(value), 6)))
+        try:
+            value = float(impl.metrics(_predict(model.loaded, xs), _split(xs, y))[impl.metric])
+        except (ValueError, EdgepackError):  # outputs that are no numbers there (an overflow), or one kind only
+            value = float("nan")
+        found.append(Candidate(name, mean, std, round(value, 6)))
     higher = bool(impl.higher_is_better)
     split = "test samples" if count == data.test_samples else f"of {data.test_samples} test samples"
     return NormCheck(
