@@ -7,12 +7,9 @@ The logic is `edgepack.starter`; this module parses the options and shows the re
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
@@ -78,8 +75,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a commented starter recipe for your own model and data.
 
-        It has the shapes, the task, a guessed normalization (flagged as a guess), post-training int8, the
-        host and budgets from a first measurement.
+        It has the shapes, the task, the normalization measured on the float model (without labels, a
+        guess, flagged), images or tensors with the reason, post-training int8, the host and budgets from
+        a first measurement (none when the float model scores near chance).
 
         Exit 2 when the model or data cannot be read, the data cannot serve --task, or the file exists.
         """
@@ -103,6 +101,9 @@ def register(app: typer.Typer) -> None:
 def _report(result: Any) -> None:
     from rich.markup import escape
 
+    from edgepack.cli.starter_tables import candidates_table, measured_table
+    from edgepack.starter.render import IO_WHY
+
     if output.state.json:
         output.emit_json(result.to_dict())
         return
@@ -114,29 +115,20 @@ def _report(result: Any) -> None:
         output.message(f"  [yellow]no [[optimize]] stages[/]: {escape(s.model.bridge_problem)}")
     if s.plan.kind == "none":
         output.message("  [yellow]TODO[/]: no --data: the recipe reads data.npz beside it")
-    norm = "GUESS" if s.norm.guess else "from the model"
+    if s.plan.layout_why:
+        output.message(f"  layout {s.plan.layout}: {escape(s.plan.layout_why)}")
+    check = s.check
+    if check is not None and check.candidates:
+        output.print_table(candidates_table(check))
+    norm = "GUESS" if s.norm.guess else ("measured" if check is not None and check.best else "from the model")
     output.message(f"  normalization ({norm}): mean {s.norm.mean}, std {s.norm.std}: {escape(s.norm.why)}")
-    if s.measured is None:
+    if check is not None and not check.checked:
+        output.warning(f"normalization not checked: {check.why}; it is a guess the float model was never tried on")
+    if s.warning:
+        output.warning(s.warning)
+    output.message(f"  io {s.io}: {escape(IO_WHY)}")
+    if s.measured is not None:
+        output.print_table(measured_table(s.measured, s.budgets or []))
+    if s.budgets is None:
         output.message(f"  no budgets: {escape(s.unmeasured_why)}")
-    else:
-        output.print_table(_measured_table(s.measured, s.budgets))
     output.message(f"next: edgepack run {escape(str(result.path))}")
-
-
-def _measured_table(measured: Any, budgets: list[Any]) -> Table:
-    from rich.table import Table
-
-    table = Table(title=f"first measurement ({measured.on})", title_justify="left")
-    for column in ("figure", "measured"):
-        table.add_column(column, justify="right" if column == "measured" else "left")
-    table.add_row("model size (shipped)", f"{measured.size_bytes:,} B")
-    if measured.latency_ms:
-        figures = " / ".join(f"{measured.latency_ms[k]:.3f}" for k in ("p50", "p90", "p99") if k in measured.latency_ms)
-        table.add_row("latency on host p50 / p90 / p99", f"{figures} ms")
-    if measured.float_value is not None:
-        table.add_row(f"{measured.metric}, float / int8", f"{measured.float_value:.4g} / {measured.tflite_value:.4g}")
-    if measured.worst_sqnr_db is not None:
-        table.add_row("worst output SQNR, int8 vs float", f"{measured.worst_sqnr_db:.2f} dB")
-    for budget in budgets:
-        table.add_row(f"budget {budget.key}", "not set (see the recipe)" if budget.unset else budget.toml)
-    return table

@@ -67,6 +67,14 @@ def message(text: str) -> None:
         stdout().print(text)
 
 
+def warning(text: str) -> None:
+    """A loud warning on stderr (suppressed with --json, whose document carries it)."""
+    from rich.markup import escape
+
+    if not state.json:
+        stderr().print(f"[bold red]WARNING[/]: {escape(text)}", highlight=False)
+
+
 def render_error(error: EdgepackError) -> None:
     """Show an edgepack error: JSON on stdout with --json, else a short report on stderr."""
     from rich.markup import escape

@@ -17,8 +17,8 @@ from edgepack.reporting import NullReporter, Reporter
 from edgepack.starter.data import plan_data
 from edgepack.starter.measure import Measured, budgets_from, measure
 from edgepack.starter.model import inspect_model
-from edgepack.starter.normalization import guess_normalization
-from edgepack.starter.render import Starter, render
+from edgepack.starter.normalization import guess_normalization, measured_normalization
+from edgepack.starter.render import IO_WHY, Starter, render
 from edgepack.starter.task import check_task
 from edgepack.starter.write import exists_error, write_new
 
@@ -73,7 +73,10 @@ class StarterResult:
                 "guess": s.norm.guess,
                 "why": s.norm.why,
             },
-            "convert": {"mode": "int8", "io": s.io, "calibration_samples": s.calibration_samples},
+            "layout": {"layout": s.plan.layout, "why": s.plan.layout_why or None},
+            "normalization_check": None if s.check is None else s.check.to_dict(),
+            "warning": s.warning,
+            "convert": {"mode": "int8", "io": s.io, "io_why": IO_WHY, "calibration_samples": s.calibration_samples},
             "measured": None if s.measured is None else s.measured.to_dict(),
             "budgets": None if s.budgets is None else {b.key: b.value for b in s.budgets if not b.unset},
             "unmeasured_why": s.unmeasured_why or None,
@@ -105,13 +108,39 @@ def write_starter(
     plan = plan_data(data, info, task)
     why = "no --data" if data is None else ("--no-measure" if not measure_it else "")
     starter = Starter(recipe, target, info, plan, guess_normalization(plan, info), None, why or "measuring")
-    if data is not None and measure_it:
+    if data is not None:
+        starter = _checked(starter)
+    if data is not None and measure_it and not starter.at_chance:
         figures = _measure_draft(starter, reporter or NullReporter(), quiet_native, workdir)
-        starter = replace(starter, budgets=budgets_from(figures), measured=figures, unmeasured_why="")
+        starter = replace(starter, measured=figures)
+        if starter.at_chance:  # the run's own float figure (the whole test split) is near chance
+            starter = replace(starter, unmeasured_why=CHANCE_WHY)
+        else:
+            starter = replace(starter, budgets=budgets_from(figures), unmeasured_why="")
     text = render(starter)
     parse_recipe(text, target)  # what is written loads
     write_new(target, text)
     return StarterResult(target, starter)
+
+
+CHANCE_WHY = "the float model scores near chance, so budgets from this run would hold a broken preprocessing"
+
+
+def _checked(starter: Starter) -> Starter:
+    """The starter with its normalization measured on the data (or with the reason it could not be)."""
+    from edgepack.recipe.load import parse_recipe
+    from edgepack.starter.candidates import check_normalization, not_checked
+
+    if starter.plan.fit.kind == "fidelity":
+        check = not_checked("no labels or targets (a fidelity task) to judge the float model by")
+    else:  # the recipe's relative paths go through its folder, which must exist to be walked through
+        starter.target.parent.mkdir(parents=True, exist_ok=True)
+        check = check_normalization(
+            parse_recipe(render(starter), starter.target), starter.model, starter.plan.fit.classes
+        )
+    norm = measured_normalization(check, starter.plan) if check.best is not None else starter.norm
+    starter = replace(starter, check=check, norm=norm)
+    return replace(starter, unmeasured_why=CHANCE_WHY) if check.at_chance else starter
 
 
 def _measure_draft(starter: Starter, reporter: Reporter, quiet_native: bool, workdir: Path | None) -> Measured:

@@ -50,6 +50,7 @@ class DataPlan:
     x_keys: list[str] = field(default_factory=list)
     x_notes: list[str] = field(default_factory=list)  # ambiguities: other arrays that fit an input
     layout: str = "auto"
+    layout_why: str = ""  # why the arrays are read as images, feature vectors or tensors
     inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the chosen input arrays
     class_names: list[str] = field(default_factory=list)  # a folder's classes
     class_counts: list[int] = field(default_factory=list)  # a folder's images per class, in that order
@@ -154,7 +155,7 @@ def _plan_npz(path: Path, model: ModelInfo, task: str | None) -> DataPlan:
             context="--data",
             hint="save the arrays with numpy.savez('data.npz', x=..., y=...)",
         )
-    x_keys, notes, layout = _pick_inputs(path, arrays, model)
+    x_keys, notes, layout, layout_why = _pick_inputs(path, arrays, model)
     for key in x_keys:
         check_finite(values[key], str(path), key)  # NaN would poison the normalization guess and the run
     samples = arrays_by_key(arrays)[x_keys[0]].shape[0]
@@ -169,6 +170,7 @@ def _plan_npz(path: Path, model: ModelInfo, task: str | None) -> DataPlan:
         x_keys=x_keys,
         x_notes=notes,
         layout=layout,
+        layout_why=layout_why,
         inputs={k: values[k] for k in x_keys},
     )
 
@@ -193,11 +195,14 @@ def input_layout(array: Array, want: Shape) -> str | None:
     return None
 
 
-def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[list[str], list[str], str]:
-    """One array per model input, in the model's input order; the others that fit are named."""
+def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[list[str], list[str], str, str]:
+    """One array per model input, in the model's input order (the others that fit are named), and the layout
+    that reads them, with its reason (`edgepack.starter.layout`)."""
+    from edgepack.starter.layout import choose_layout
+
     chosen: list[str] = []
     notes: list[str] = []
-    layouts: list[str] = []
+    choices = []
     samples = None
     for tensor in model.inputs:
         candidates = [(a, input_layout(a, tensor.shape)) for a in arrays if a.key not in chosen]
@@ -209,15 +214,17 @@ def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[lis
                 context=f"arrays: {listing}",
                 hint="store one array per model input, shaped (samples, *input shape)",
             )
-        (array, layout), others = fits[0], [a.key for a, _ in fits[1:]]
+        array, others = fits[0][0], [a.key for a, _ in fits[1:]]
         if others:
             notes.append(
                 f"'{array.key}' chosen for input '{tensor.name}'; also fit: " + ", ".join(f"'{k}'" for k in others)
             )
         chosen.append(array.key)
-        layouts.append(layout)
+        choices.append(choose_layout(array.shape, array.low or 0.0, array.high or 0.0, tensor.shape))
         samples = array.shape[0]
-    return chosen, notes, "tensors" if "tensors" in layouts else "auto"
+    layout = "tensors" if any(c.layout == "tensors" for c in choices) else "auto"
+    why = "; ".join(f"'{k}': {c.why}" if len(choices) > 1 else c.why for k, c in zip(chosen, choices))
+    return chosen, notes, layout, why
 
 
 def _plan_folder(root: Path, model: ModelInfo, task: str | None) -> DataPlan:

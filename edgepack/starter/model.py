@@ -8,7 +8,7 @@ TensorFlow and Keras are imported inside the functions that load the model, neve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class ModelInfo:
     bridge_problem: str | None  # Keras 3: why the tf_keras rebuild is refused (None: it works, or tf_keras)
     normalizer: str | None  # the first layer, when it normalizes the raw input itself
     imports: tuple[str, ...] = ()  # modules registering its custom Keras 3 layers (`--import`)
+    loaded: Any = field(default=None, repr=False, compare=False)  # the Keras model itself, to judge it on the data
 
     @property
     def saved_by(self) -> str:
@@ -110,6 +111,7 @@ def inspect_model(path: Path, imports: tuple[str, ...] = ()) -> ModelInfo:
         bridge_problem=problem,
         normalizer=first_normalizer(model),
         imports=tuple(imports),
+        loaded=model,
     )
 
 

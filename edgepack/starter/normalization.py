@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgepack.starter.candidates import NormCheck
 from edgepack.starter.data import DataPlan
 from edgepack.starter.model import ModelInfo
 
@@ -62,7 +63,7 @@ def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
             f"values {low:g}..{high:g} are already within [{span[0]:g}, {span[1]:g}]: mean 0, std 1",
         )
     # one value per channel of an image (one, for (N, H, W)), per feature of a vector or sequence
-    mean, std = _feature_stats([a[..., None] if images and a.ndim == 3 else a for a in arrays])
+    mean, std = feature_stats([a[..., None] if images and a.ndim == 3 else a for a in arrays])
     per = "per feature (the last axis)" if isinstance(mean, list) else "over all values"
     return NormGuess(mean, std, None, f"values {low:g}..{high:g}: the data's own mean and std {per}")
 
@@ -74,18 +75,39 @@ def _pixels_as_stored(plan: DataPlan) -> tuple[float, float] | None:
     return (0.0, 255.0) if first.dtype == np.uint8 or (first.min() >= 0 and 1 < first.max() <= 255) else None
 
 
-def _feature_stats(arrays: list[np.ndarray]) -> tuple[float | list[float], float | list[float]]:
+def pixel_range_of(plan: DataPlan) -> tuple[float, float] | None:
+    """The raw values of black and white, for image data only: 0..255 for 8-bit pixels, 0..1 for unit floats."""
+    if plan.kind == "folder":
+        return (0.0, 255.0)
+    if plan.kind != "npz" or not plan.images:
+        return None
+    first = plan.inputs[plan.x_keys[0]]
+    low, high = float(first.min()), float(first.max())
+    if first.dtype == np.uint8 or (low >= 0 and 1 < high <= 255):
+        return (0.0, 255.0)
+    return (0.0, 1.0) if low >= 0 and high <= 1 else None
+
+
+def measured_normalization(check: NormCheck, plan: DataPlan) -> NormGuess:
+    """The normalization the check chose (it must have chosen one), said to be measured."""
+    best = check.best
+    assert best is not None  # the caller checks
+    why = f"{best.name} gives the best {check.why}: {best.value:.4g} (of {len(check.candidates)} candidates)"
+    return NormGuess(best.mean, best.std, pixel_range_of(plan), why, guess=False)
+
+
+def feature_stats(arrays: list[np.ndarray]) -> tuple[float | list[float], float | list[float]]:
     """Per-feature mean and std over the last axis (one value when the inputs differ in it, or it is 1)."""
     lasts = {a.shape[-1] for a in arrays}
     if len(lasts) == 1 and next(iter(lasts)) > 1:
         flat = np.concatenate([a.reshape(-1, a.shape[-1]).astype(np.float64) for a in arrays])
         mean, std = flat.mean(axis=0), flat.std(axis=0)
-        return [_sig(v) for v in mean], [_sig(v) if v > 0 else 1.0 for v in std]
+        return [sig(v) for v in mean], [sig(v) if v > 0 else 1.0 for v in std]
     values = np.concatenate([a.reshape(-1).astype(np.float64) for a in arrays])
     std = float(values.std())
-    return _sig(float(values.mean())), _sig(std) if std > 0 else 1.0
+    return sig(float(values.mean())), sig(std) if std > 0 else 1.0
 
 
-def _sig(value: float, digits: int = 6) -> float:
+def sig(value: float, digits: int = 6) -> float:
     """`value` rounded to `digits` significant digits."""
     return float(f"{value:.{digits}g}")

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from edgepack.starter.candidates import NormCheck
 from edgepack.starter.data import SEED, TEST_FRACTION, DataPlan, arrays_by_key
 from edgepack.starter.measure import Budget, Measured
 from edgepack.starter.model import ModelInfo
@@ -21,6 +22,11 @@ from edgepack.starter.tomlvalue import toml_value
 from edgepack.tasks.base import shape_text
 
 MAX_CALIBRATION = 256
+# One rule for every task: the app's values cross the model's edge as floats, as the float model takes them.
+IO_WHY = (
+    "float32 I/O for every task (int8 inside): the app feeds and reads the float model's values (one quantize "
+    'and one dequantize op); set io = "int8" for an app that holds int8 values (scale and zero point: the manifest)'
+)
 COMMENT_COLUMN = 29
 WIDTH = 120  # recipe lines wrap their comments here
 
@@ -54,11 +60,39 @@ class Starter:
     budgets: list[Budget] | None  # None: not measured
     unmeasured_why: str = ""
     measured: Measured | None = None
+    check: NormCheck | None = None  # the normalization candidates measured on the data
 
     @property
     def io(self) -> str:
-        """int8 input and output tensors for an image classifier, else float32."""
-        return "int8" if self.plan.fit.kind == "classification" and self.plan.images else "float32"
+        """float32 input and output tensors, for every task (IO_WHY)."""
+        return "float32"
+
+    @property
+    def at_chance(self) -> bool:
+        """The float model scores near chance: in the normalization check, or in the first measurement."""
+        if self.check is None:
+            return False
+        if self.check.at_chance:
+            return True
+        m, chance = self.measured, self.check.chance
+        if m is None or m.float_value is None or chance is None:
+            return False
+        return m.float_value <= chance.limit if self.check.higher_is_better else m.float_value >= chance.limit
+
+    @property
+    def warning(self) -> str | None:
+        """The loud warning of a float model near chance (None: there is none)."""
+        if not self.at_chance or self.check is None:
+            return None
+        said = self.check.warning()
+        if said is not None:
+            return said
+        value = self.measured.float_value if self.measured else None
+        return (
+            f"the first measurement's float {self.check.metric} is {value:.4g}, near chance "
+            f"({self.check.chance.why if self.check.chance else ''}): no budgets are written; check "
+            "dataset.normalization against the training's preprocessing"
+        )
 
     @property
     def calibration_samples(self) -> int:
@@ -160,8 +194,9 @@ def _npz_lines(s: Starter) -> list[str]:
     inputs = ", ".join(f"'{t.name}' ({shape_text(t.shape)} per sample)" for t in s.model.inputs)
     which = "input" if len(s.model.inputs) == 1 else "inputs, in order:"
     lines += _line(f"x_key = {toml_value(x_key)}", [f"feeds the model's {which} {inputs}", *plan.x_notes])
-    if plan.layout != "auto":
-        lines += _line(f"layout = {toml_value(plan.layout)}", "read the arrays as stored (no image channel added)")
+    if plan.kind == "npz" and plan.layout_why:
+        how = "read as stored, no image channel added" if plan.layout == "tensors" else "images or feature vectors"
+        lines += _line(f"layout = {toml_value(plan.layout)}", f"{how}: {plan.layout_why}")
     if fit.y_key is not None:
         shapes = ", ".join(f"{by_key[k].dtype} {by_key[k].shape}" for k in _keys(fit.y_key) if k in by_key)
         also = f"; also possible: {', '.join(map(repr, fit.others))}" if fit.others else ""
@@ -197,11 +232,20 @@ def _labels_lines(fit: Fit) -> list[str]:
 
 
 def _norm_lines(s: Starter) -> list[str]:
-    norm = s.norm
-    lead = "GUESS" if norm.guess else "From the model"
+    norm, checked = s.norm, s.check
+    lead = "GUESS" if norm.guess else ("MEASURED" if checked is not None and checked.best else "From the model")
     check = "; check it matches how the model was trained" if norm.guess else ""
-    lines = [
-        *_comment(f"{lead}: {norm.why}{check}."),
+    lines = [*_comment(f"{lead}: {norm.why}{check}.")]
+    if checked is not None and not checked.checked:
+        lines += _comment(f"NOT CHECKED: {checked.why}, so this normalization could not be tried on the float model.")
+    if checked is not None and checked.candidates:
+        lines += [f"# Candidates ({checked.why}):"]
+        for index, c in enumerate(checked.candidates):
+            mark = "  <- written" if index == checked.chosen else ""
+            lines += [f"#   {c.name}: mean {toml_value(c.mean)}, std {toml_value(c.std)}: {c.value:.4g}{mark}"]
+    if s.warning:
+        lines += _comment(f"WARNING: {s.warning}.")
+    lines += [
         "# x' = (x - mean) / std is applied to every input before the model (and recorded in the manifest).",
     ]
     value = {"mean": norm.mean, "std": norm.std}
@@ -265,16 +309,11 @@ def _optimize_section(s: Starter) -> list[str]:
 
 
 def _convert_section(s: Starter) -> list[str]:
-    io_why = (
-        "int8 input and output tensors (scale and zero point in the manifest)"
-        if s.io == "int8"
-        else "float input and output tensors; int8 inside"
-    )
     return [
         "# Post-training full-integer quantization, calibrated on a sample of the train split.",
         "[convert]",
         *_line('mode = "int8"', "int8 | int16x8 | dynamic | float16 | float32"),
-        *_line(f"io = {toml_value(s.io)}", io_why),
+        *_line(f"io = {toml_value(s.io)}", IO_WHY),
         *_line(f"calibration_samples = {s.calibration_samples}", "drawn from the train split with the seed"),
     ]
 

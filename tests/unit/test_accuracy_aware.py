@@ -14,3 +14,6 @@ def test_calibration_quality_counts_classes_and_clipped_inputs() -> None:
     quality = calibration_quality(x_cal, y_cal, x_test, y_test, ["zero", "one", "two"])
     assert quality["classes"] == 2 and quality["test_classes"] == 3 and quality["missing_classes"] == ["two"]
     assert quality["input_range"] == {"calibration": [0.0, 0.5], "test": [-1.0, 2.0], "test_outside_fraction": 0.5}
+    # classes the calibration sample holds but the test split lacks are not coverage ("31/29 classes")
+    wide = calibration_quality(np.zeros(4), np.array([0, 1, 3, 4]), np.zeros(3), np.array([0, 1, 2]), [])
+    assert (wide["classes"], wide["test_classes"], wide["missing_classes"]) == (2, 3, ["2"])

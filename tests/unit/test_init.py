@@ -103,3 +103,40 @@ def test_init_help_imports_no_tensorflow() -> None:
     assert not {"tensorflow", "tf_keras", "keras", "edgepack.starter"} & modules
     _, modules = _modules_after("import edgepack.cli.init")  # the command module itself: nothing heavy at all
     assert not {"tensorflow", "numpy", "pydantic"} & modules
+
+
+def test_images_or_tensors_from_rank_channels_sides_and_values() -> None:
+    from edgepack.starter.layout import choose_layout
+
+    digits = choose_layout((10, 8, 8), 0, 255, (8, 8, 1))  # (N, H, W): an image read adds the channel
+    assert (digits.layout, digits.image) == ("auto", True) and "images: 8x8" in digits.why
+    accel = choose_layout((10, 24, 3, 1), -7.8, 6.1, (24, 3, 1))
+    assert (accel.layout, accel.image) == ("tensors", False) and "a side under 8" in accel.why
+    spectrogram = choose_layout((10, 64, 50, 1), -80, 0, (64, 50, 1))
+    assert spectrogram.layout == "tensors" and "below 0" in spectrogram.why
+    assert choose_layout((10, 16, 16, 5), 0, 1, (16, 16, 5)).layout == "tensors"  # 5 channels
+    assert choose_layout((10, 20, 6), 0, 1, (20, 6)).layout == "tensors"  # a sequence
+    assert choose_layout((10, 6), -3, 3, (6,)).layout == "auto"  # feature vectors
+    bare = choose_layout((10, 64, 50), -80, 0, (64, 50, 1))  # no channel stored: only an image read gives it
+    assert bare.layout == "auto" and "(N, H, W, 1)" in bare.why
+
+
+def test_chance_levels_and_the_choice_among_candidates() -> None:
+    from edgepack.starter.candidates import Candidate, NormCheck, _choose, chance_of
+
+    ten = chance_of("classification", np.arange(100) % 10, 10)
+    assert ten is not None and (ten.level, ten.limit) == (0.1, 0.2)  # within 2x of 1/classes
+    two = chance_of("classification", np.array([0, 1, 1, 1]), 2)  # majority 0.75: halfway to 1 is the limit
+    assert two is not None and (two.level, two.limit) == (0.75, 0.875)
+    mean = chance_of("regression", np.array([1.0, 3.0]), None)
+    assert mean is not None and mean.limit == 1.0  # predicting the mean
+    auc = chance_of("anomaly", np.array([0, 1]), None)
+    assert auc is not None and auc.limit == 0.55
+    found = [Candidate("as stored", 0.0, 1.0, 0.9), Candidate("[0, 1]", 0.0, 255.0, 0.903), Candidate("x", 1, 2, 0.95)]
+    assert _choose(found, "accuracy", True) == 2
+    assert _choose(found[:2], "accuracy", True) == 0  # within the tie margin: the earlier one
+    assert _choose([Candidate("a", 0, 1, 1.0), Candidate("b", 0, 2, 0.5)], "rmse", False) == 1
+    check = NormCheck(True, "", "accuracy", True, 100, found, 2, ten)
+    assert not check.at_chance and check.warning() is None
+    low = NormCheck(True, "", "accuracy", True, 100, [Candidate("a", 0, 1, 0.15)], 0, ten)
+    assert low.at_chance and "near chance" in (low.warning() or "")

@@ -1,0 +1,53 @@
+"""The tables of `edgepack init`: the normalization candidates measured on the float model, and the first
+measurement with the budgets set from it (the records are `edgepack.starter`'s; only the CLI renders them)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def candidates_table(check: Any) -> Table:
+    """One row per normalization tried: its mean and std and the float metric under it; the written one marked."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"normalization candidates ({check.why})", title_justify="left")
+    for column in ("candidate", "mean", "std", f"float {check.metric}", ""):
+        table.add_column(column, justify="right" if column.startswith("float") else "left")
+    for index, c in enumerate(check.candidates):
+        chosen = index == check.chosen
+        mark = ("[bold red]written, near chance[/]" if check.at_chance else "[bold green]written[/]") if chosen else ""
+        table.add_row(escape(c.name), _short(c.mean), _short(c.std), f"{c.value:.4g}", mark)
+    if check.chance is not None:
+        table.caption = escape(f"chance: {check.chance.why}")
+    return table
+
+
+def _short(value: float | list[float]) -> str:
+    if isinstance(value, list):
+        shown = ", ".join(f"{v:.4g}" for v in value[:3])
+        return f"[{shown}{', ...' if len(value) > 3 else ''}] ({len(value)})"
+    return f"{value:.6g}"
+
+
+def measured_table(measured: Any, budgets: list[Any]) -> Table:
+    """The first measurement's figures and the budgets set from them."""
+    from rich.table import Table
+
+    table = Table(title=f"first measurement ({measured.on})", title_justify="left")
+    for column in ("figure", "measured"):
+        table.add_column(column, justify="right" if column == "measured" else "left")
+    table.add_row("model size (shipped)", f"{measured.size_bytes:,} B")
+    if measured.latency_ms:
+        figures = " / ".join(f"{measured.latency_ms[k]:.3f}" for k in ("p50", "p90", "p99") if k in measured.latency_ms)
+        table.add_row("latency on host p50 / p90 / p99", f"{figures} ms")
+    if measured.float_value is not None:
+        table.add_row(f"{measured.metric}, float / int8", f"{measured.float_value:.4g} / {measured.tflite_value:.4g}")
+    if measured.worst_sqnr_db is not None:
+        table.add_row("worst output SQNR, int8 vs float", f"{measured.worst_sqnr_db:.2f} dB")
+    for budget in budgets:
+        table.add_row(f"budget {budget.key}", "not set (see the recipe)" if budget.unset else budget.toml)
+    return table
