@@ -401,7 +401,9 @@ def test_the_search_over_ranks_granularity_and_int4_minimizes_what_it_is_asked(r
     again = CliRunner().invoke(app, ["run", str(recipe), "--workdir", str(runs["work"])], env={"COLUMNS": "220"})
     assert again.exit_code == 0, again.output
     by_arena = json.loads((runs["work"] / "dense-ae-lowrank" / "bundle" / "measurements.json").read_text())["search"]
-    lightest = min((c for c in by_arena["candidates"] if c["meets"]), key=lambda c: (c["arena_bytes"], c["drop_from_float"]))
+    lightest = min(
+        (c for c in by_arena["candidates"] if c["meets"]), key=lambda c: (c["arena_bytes"], c["drop_from_float"])
+    )
     assert by_arena["chosen"] == lightest["mode"] and by_arena["minimize"] == "arena"
     assert (
         "search: the smallest arena" in again.stdout and f"{lightest['mode']} kept: the smallest arena" in again.stdout
