@@ -6,9 +6,13 @@ latent factors), converts the same float model with Dense layers per channel (th
 per tensor (`dense_granularity = "per-tensor"`) and with 4-bit kernels (`weights = "int4"`), and reports
 each file's size, the task's metric and the worst output SQNR against the float model. Then what
 `dense_granularity = "auto"` costs: its wall time (both conversions and judging both on the test split)
-against one plain conversion of the same model, both from a warm conversion worker.
+against one plain conversion of the same model, both from a warm conversion worker. For the
+autoencoder also: 16 clusters with TFLite Micro's look-up-table compression (`compression = "lut"`,
+the flash a board needs against the int8 file), and the search over everything (`rank = "auto"`,
+`dense_granularity = "auto"`, int8 and int4 in `[convert.search]`): its candidates, its pick and its
+wall time, fine-tuning each rank included, against one plain conversion.
 
-    python bench/granularity.py         # about 2 minutes; the training is cached in bench/.work-granularity
+    python bench/granularity.py         # about 4 minutes; the training is cached in bench/.work-granularity
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "granularity.md"
 WORK = BENCH / ".work-granularity"
+JOINT_BUDGET = 0.1  # max_rmse_increase (relative: 10 %) of the searched autoencoder's tries and their conversions
+JOINT_CRITERION = 0.1  # the search's max_relative_drop: a conversion against the try it came from
 CHOICES = {  # label -> the [convert] fields that make it
     "int8, Dense per channel": {"dense_granularity": "per-channel"},
     "int8, Dense per tensor": {"dense_granularity": "per-tensor"},
@@ -123,7 +129,78 @@ def auto_cost(data: dict[str, Any], work: Path) -> tuple[float, float, str]:
     return plain, time.perf_counter() - start, q.dense_choice[1]["chosen"]
 
 
-def report(tables: dict[str, list[dict[str, Any]]], costs: dict[str, tuple[float, float, str]]) -> str:
+def lut_row(work: Path) -> dict[str, Any]:
+    """16 clusters on a plain-Dense autoencoder (a BatchNorm folded into a kernel spreads its 16 values),
+    Dense per tensor, LUT-compressed for TFLite Micro: the int8 file against the compressed one, TFLM's arena."""
+    data = {
+        "name": "dense-autoencoder-lut",
+        "seed": 3,
+        "task": {"kind": "regression"},
+        "dataset": {"kind": "npz", "path": str(autoencoder_data(work)), "x_key": "x", "y_key": "x"},
+        "model": {
+            "kind": "builder",
+            "builder": "edgepack.models.zoo:dense_autoencoder",
+            "args": {"hidden": [128, 128, 128, 128], "bottleneck": 8},
+        },
+        "train": {"epochs": 10, "batch_size": 32, "learning_rate": 0.002},
+        "optimize": [{"kind": "cluster", "clusters": 16, "epochs": 2, "learning_rate": 0.0005}],
+        "convert": {"mode": "int8", "io": "int8", "dense_granularity": "per-tensor", "compression": "lut"},
+        "validate": {"devices": ["tflm"]},
+        "bundle": {"formats": ["c-array"]},
+    }
+    p = pipeline(data, work)
+    evaluated = p.evaluate().record
+    record = p.compression_report()
+    return {
+        "int8": record["size_before_bytes"],
+        "lut": record["size_bytes"],
+        "value": evaluated.tflite,
+        "float": evaluated.float,
+        "arena": record["arena"],
+    }
+
+
+def joint_search(data: dict[str, Any], work: Path) -> dict[str, Any]:
+    """The search over ranks, Dense granularity and int4 (cache off: every rank fine-tuned, every candidate
+    converted) against one plain conversion of the trained model."""
+    from edgepack.convert.pool import prewarm
+
+    prewarm()
+    plain = pipeline(data, work)
+    plain.optimize()
+    plain.cache.use_cache = False
+    start = time.perf_counter()
+    base = plain.convert().record.size_bytes
+    plain_seconds = time.perf_counter() - start
+    searched = {
+        **data,
+        "optimize": [
+            {"kind": "low-rank", "rank": "auto", "rank_grid": [48, 32, 16], "epochs": 2, "learning_rate": 0.001}
+        ],
+        "budgets": {"max_rmse_increase": JOINT_BUDGET},
+    }
+    search = {"modes": ["int8", "int4"], "max_relative_drop": JOINT_CRITERION, "minimize": "size"}
+    q = pipeline(searched, work, dense_granularity="auto", search=search)
+    q.train()
+    q.cache.use_cache = False
+    start = time.perf_counter()
+    q.convert()
+    seconds = time.perf_counter() - start
+    return {
+        "base": base,
+        "plain": plain_seconds,
+        "seconds": seconds,
+        "search": q.search_report(),
+        "tune": q.tuned.report,
+    }
+
+
+def report(
+    tables: dict[str, list[dict[str, Any]]],
+    costs: dict[str, tuple[float, float, str]],
+    lut: dict[str, Any],
+    joint: dict[str, Any],
+) -> str:
     lines = [
         "# bench/granularity.py: size, metric and SQNR of every weights choice",
         "",
@@ -152,6 +229,47 @@ def report(tables: dict[str, list[dict[str, Any]]], costs: dict[str, tuple[float
             f"conversion ({auto / plain:.2f}x); it kept {chosen}.",
             "",
         ]
+    arena = lut["arena"]
+    arena_text = (
+        f"TFLM's measured arena {arena['bytes']:,} B (the uncompressed model's {arena['uncompressed_model_bytes']:,} B: "
+        "TFLM decodes the tables into the arena)"
+        if arena.get("how") == "measured"
+        else f"arena not measured ({arena.get('why')})"
+    )
+    search = joint["search"]
+    chosen = next(c for c in search["candidates"] if c["chosen"])
+    lines += [
+        "## 16 clusters, TFLite Micro look-up tables (plain-Dense autoencoder 640-128x4-8-128x4-640, Dense per tensor)",
+        "",
+        f"int8 file {lut['int8']:,} B; compressed {lut['lut']:,} B ({lut['lut'] / lut['int8']:.3f}x, the flash a "
+        f"board needs for the model); rmse {lut['value']:.4f} (float {lut['float']:.4f}); {arena_text}.",
+        "",
+        "## The search over everything (autoencoder: rank auto x Dense granularity x int8/int4, minimize size)",
+        "",
+        f"Budget max_rmse_increase = {JOINT_BUDGET} (a fraction of the float RMSE) on every try and candidate; criterion: a conversion at most "
+        f"{100 * JOINT_CRITERION:g} % worse than the try it came from. Rank tries (fine-tuned Keras model): "
+        + "; ".join(
+            f"{t['rank']} rmse {t['metrics']['rmse']:.4f} {'holds' if t['holds'] else 'breaks'}"
+            for t in joint["tune"]["tries"]
+        )
+        + ".",
+        "",
+        "| candidate | size | vs plain int8 | p50 (ms) | arena | rmse | meets | Pareto |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for c in search["candidates"]:
+        lines.append(
+            f"| {c['mode']} | {c['size_bytes']:,} B | {c['size_bytes'] / joint['base']:.3f}x | "
+            f"{c['latency_p50_ms']:.3f} | {c['arena_bytes']:,} B | {c['value']:.4f} | "
+            f"{'yes' if c['meets'] else 'no'} | {'yes' if c['pareto'] else ''} |"
+        )
+    lines += [
+        "",
+        f"Kept **{chosen['mode']}** ({search['why']}): {chosen['size_bytes'] / joint['base']:.3f}x the plain int8 "
+        f"file. The search took {joint['seconds']:.1f} s (every rank fine-tuned, {len(search['candidates'])} "
+        f"conversions judged and timed) against {joint['plain']:.1f} s for one plain conversion.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -160,10 +278,12 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=WORK, help="stage cache folder (default bench/.work-granularity)")
     args = parser.parse_args()
     tables, costs = {}, {}
-    for model, data in recipes(args.work).items():
+    models = recipes(args.work)
+    for model, data in models.items():
         tables[model] = measure(data, args.work)
         costs[model] = auto_cost(data, args.work)
-    text = report(tables, costs)
+    autoencoder = models["Dense autoencoder 640-128x4-8-128x4-640"]
+    text = report(tables, costs, lut_row(args.work), joint_search(autoencoder, args.work))
     print(text)
     write_report(text, RESULTS)
     print(f"wrote {RESULTS}", file=sys.stderr)
