@@ -227,3 +227,71 @@ def test_per_channel_tensors_get_one_table_per_channel(per_channel: Path, lut_ru
         wrong.write_bytes(bytes(tc.compress(data, builder.build())))
     outputs = tflm(wrong, arena, folder)
     assert outputs is not None and not np.array_equal(outputs, plain)
+
+
+def _dense_int8(folder: Path, name: str, widths: list[int], levels: list[int]) -> bytes:
+    """An int8 model of Dense layers (`widths`, input `widths[0]`) whose kernels take `levels[i]` values each
+    (seeded), converted by the real TFLite converter."""
+    from conftest import fast_tflite
+
+    from edgepack.models.tf import load
+
+    keras, rng = load().keras, np.random.default_rng(0)
+    model = keras.Sequential([keras.layers.Input((widths[0],))] + [keras.layers.Dense(w) for w in widths[1:]])
+    for layer, count in zip(model.layers, levels):
+        kernel, bias = layer.get_weights()
+        values = np.linspace(-0.5, 0.5, count, dtype=np.float32)
+        layer.set_weights([rng.choice(values, size=kernel.shape), bias])
+    return fast_tflite(model, folder / f"{name}.tflite", int8=True, samples=4).read_bytes()
+
+
+def _named_as_the_converter_does(data: bytes) -> bytes:
+    """The model with its int8 constants renamed `arith.constant`, `arith.constant1` ... as edgepack's
+    conversions name them: `arith.constant1` is a prefix of `arith.constant11`."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgepack.convert.lut import plan
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    for number, item in enumerate(plan(data)):
+        model.subgraphs[0].tensors[item.index].name = f"arith.constant{number or ''}".encode()
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_bytes_after_are_each_tensors_own_read_from_the_file(tmp_path: Path) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.convert.lut import DECODE_OP, compress
+
+    widths = [64, 96, 48, 80, 64, 112, 56, 72, 88, 64, 104, 48, 96]  # 12 kernels, all of different sizes
+    data = _named_as_the_converter_does(_dense_int8(tmp_path, "twelve", widths, [2, 4, 8, 16] * 3))
+    result = compress(data)
+    info = read_model(result.data)
+    names = {t.name: t.index for t in info.tensors}
+    pairs = {op.inputs[k]: op.inputs[k + 1] for op in info.operators if op.custom_code == DECODE_OP
+             for k in range(0, len(op.inputs), 2)}  # fmt: skip
+    assert len(result.tensors) == len(pairs) == 12 and "arith.constant11" in names
+    for record in result.tensors:
+        encoded = names[record["name"]]  # the encoded tensor keeps the original's name and index
+        assert encoded == record["index"] and encoded in pairs
+        own = sum(np.asarray(info.tensors[i].data).nbytes for i in (encoded, pairs[encoded]))
+        assert record["bytes_after"] == own, record
+        elements, bits, tables = record["bytes_before"], record["bits"], record["tables"]
+        assert own == -(-elements * bits // 8) + 2**bits * tables + 16  # the plan's estimate is the file's
+    assert len({t["bytes_after"] for t in result.tensors}) > 6  # a wrong tensor's figure would show
+    assert result.record()["tensor_bytes_after"] == sum(t["bytes_after"] for t in result.tensors)
+
+
+def test_a_compressed_model_no_smaller_than_the_int8_one_is_refused(tmp_path: Path) -> None:
+    from edgepack.convert.lut import compress, plan
+    from edgepack.errors import StageError
+
+    data = _dense_int8(tmp_path, "small", [16, 8], [2])  # 128 weights, 2 values: 48 B instead of 128 B
+    assert [item.skipped for item in plan(data)] == [None]  # the tensor shrinks, the DECODE op costs more
+    with pytest.raises(StageError) as caught:
+        compress(data)
+    error = caught.value
+    assert error.code == "compression-useless" and "not smaller than the int8 one" in error.message
+    assert "few enough distinct values" in error.message and "kind = 'cluster'" in (error.hint or "")
