@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import BASE_RECIPE as BASE
@@ -53,3 +54,17 @@ def test_a_missing_tflite_micro_names_the_install(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(DeviceUnreachable) as caught:
         check_lut("ae", [SimpleNamespace(name="tflm", kind="tflm")])
     assert caught.value.hint == INSTALL_HINT and "tflite-micro" in caught.value.message
+
+
+@pytest.mark.parametrize(("compression", "label"), [(None, "with its TFLite metadata"), ({"method": "lut"}, "LUT")])
+def test_the_shipped_size_is_labelled_from_the_compression_record(compression: Any, label: str) -> None:
+    from rich.console import Console
+
+    from edgepack.cli.summary import results_table
+
+    evaluate = SimpleNamespace(metric="rmse", float=None, metrics={"tflite": {}, "float": {}}, tflite=None,
+                               drop=None, fidelity={})  # fmt: skip
+    convert = SimpleNamespace(mode="int8", io="int8", size_bytes=1256, gzip_bytes=900, calibration=None)
+    console = Console(width=200, record=True)
+    console.print(results_table(evaluate, convert, {}, 1488, compression))  # a compressed file may be larger
+    assert label in console.export_text()
