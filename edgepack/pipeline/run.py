@@ -221,15 +221,11 @@ class Pipeline:
         from edgepack.models.builders import check_recipe_builders
 
         check_recipe_builders(self.loaded)  # bad builder args before any data or TensorFlow
-        self.devices()  # a device mistake is said before the training
+        self.devices()  # a device mistake (a LUT-compressed model on a non-TFLM one too) is said before the training
         if self.recipe.convert.int4_possible:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, self.devices())  # ... and an int4 model nothing named can run
-        if self.recipe.convert.compression == "lut":
-            from edgepack.convert.lut import check_lut
-
-            check_lut(self.recipe.name, self.devices())  # ... and a compressed one only TFLM runs
         if self.recipe.budgets.fits:
             from edgepack.devices.mcu import require_tflm
 
