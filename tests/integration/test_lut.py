@@ -229,16 +229,19 @@ def test_per_channel_tensors_get_one_table_per_channel(per_channel: Path, lut_ru
     assert outputs is not None and not np.array_equal(outputs, plain)
 
 
-def _dense_int8(folder: Path, name: str, widths: list[int], levels: list[int]) -> bytes:
-    """An int8 model of Dense layers (`widths`, input `widths[0]`) whose kernels take `levels[i]` values each
-    (seeded), converted by the real TFLite converter."""
+def _dense_int8(
+    folder: Path, name: str, widths: list[int], levels: list[int], shape: tuple[int, ...] | None = None
+) -> bytes:
+    """An int8 model of Dense layers (`widths`, input `widths[0]`, or `shape` flattened) whose kernels take
+    `levels[i]` values each (seeded), converted by the real TFLite converter."""
     from conftest import fast_tflite
 
     from edgepack.models.tf import load
 
     keras, rng = load().keras, np.random.default_rng(0)
-    model = keras.Sequential([keras.layers.Input((widths[0],))] + [keras.layers.Dense(w) for w in widths[1:]])
-    for layer, count in zip(model.layers, levels):
+    head = [keras.layers.Input((widths[0],))] if shape is None else [keras.layers.Input(shape), keras.layers.Flatten()]
+    model = keras.Sequential(head + [keras.layers.Dense(w) for w in widths[1:]])
+    for layer, count in zip([layer for layer in model.layers if layer.weights], levels):
         kernel, bias = layer.get_weights()
         values = np.linspace(-0.5, 0.5, count, dtype=np.float32)
         layer.set_weights([rng.choice(values, size=kernel.shape), bias])
@@ -295,3 +298,43 @@ def test_a_compressed_model_no_smaller_than_the_int8_one_is_refused(tmp_path: Pa
     error = caught.value
     assert error.code == "compression-useless" and "not smaller than the int8 one" in error.message
     assert "few enough distinct values" in error.message and "kind = 'cluster'" in (error.hint or "")
+
+
+@pytest.fixture(scope="module")
+def given_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A LUT recipe for TFLM on the digits, an int8 model LUT-compressed already and a float32 one (converted
+    elsewhere), both taking the digits and giving 10 scores."""
+    from conftest import BASE_RECIPE, fast_tflite
+
+    from edgepack.convert.lut import compress
+    from edgepack.models.tf import load
+
+    folder = tmp_path_factory.mktemp("given")
+    int8 = _dense_int8(folder, "int8", [64, 64, 10], [16, 16], shape=(8, 8, 1))
+    (folder / "lut.tflite").write_bytes(compress(int8).data)
+    keras = load().keras
+    model = keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    fast_tflite(model, folder / "float.tflite", int8=False)
+    recipe = folder / "lut.toml"
+    recipe.write_text(BASE_RECIPE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm"]\n')
+    return {"recipe": recipe, "lut": folder / "lut.tflite", "float": folder / "float.tflite", "work": folder / "w"}
+
+
+@pytest.mark.parametrize("command", ["validate", "bundle"])
+def test_a_given_model_compressed_already_is_exit_2_naming_what_to_give(
+    given_models: dict[str, Path], command: str
+) -> None:
+    paths = given_models
+    result = invoke(command, str(paths["recipe"]), "--model", str(paths["lut"]), "--workdir", str(paths["work"]))
+    assert result.exit_code == 2, result.output
+    assert "error (model-compressed)" in result.stderr and "TFLM_DECODE" in result.stderr
+    assert "LUT-compressed already" in result.stderr and "uncompressed int8 .tflite" in result.stderr
+    assert "is it a .tflite" not in result.stderr and not list(paths["work"].rglob("stage.json"))
+
+
+def test_a_given_model_not_int8_is_refused_by_a_lut_recipe(given_models: dict[str, Path]) -> None:
+    paths = given_models
+    result = invoke("bundle", str(paths["recipe"]), "--model", str(paths["float"]), "--workdir", str(paths["work"]))
+    assert result.exit_code == 2, result.output
+    assert "error (model-not-int8)" in result.stderr and "not full-integer int8" in result.stderr
+    assert not list(paths["work"].rglob("stage.json"))
