@@ -260,11 +260,10 @@ def check_lut(recipe: str, devices: list[Any]) -> None:
 
     others = [d for d in devices if d.kind != "tflm"]
     if others:
-        names = [f"'{d.name}' (kind {d.kind})" for d in others]
-        why = LUT_VELA if others[0].kind == "ethos-u" else LUT_LITERT
+        names = [f"'{d.name}' (kind {d.kind}: {LUT_VELA if d.kind == 'ethos-u' else LUT_LITERT})" for d in others]
         raise RecipeError(
             f"convert.compression = 'lut' with validate.devices {', '.join(names)}: only TensorFlow Lite Micro "
-            f"runs the compressed model ({why})",
+            "runs the compressed model",
             context=f"recipe '{recipe}'",
             hint='validate on "tflm" (or a profile of kind tflm), or remove convert.compression',
             code="recipe-invalid",

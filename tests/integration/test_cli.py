@@ -59,7 +59,7 @@ LUT_RECIPE = BASE_RECIPE + '[convert]\ncompression = "lut"\n[validate]\ndevices 
 
 @pytest.mark.parametrize(
     ("command", "device", "named"),
-    [("bundle", None, "'bench' (kind local)"), ("validate", "host", "'host' (kind local)")],
+    [("bundle", None, "'bench' (kind local: "), ("validate", "host", "'host' (kind local: ")],
 )
 def test_a_lut_recipe_on_a_device_not_tflm_is_exit_2_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, device: str | None, named: str

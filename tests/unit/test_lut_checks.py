@@ -42,7 +42,7 @@ def test_a_profile_of_another_kind_under_any_name_is_refused(kind: str, runtime:
     devices = [SimpleNamespace(name="tflm", kind="tflm"), SimpleNamespace(name="bench", kind=kind)]
     with pytest.raises(RecipeError) as caught:
         check_lut("ae", devices)
-    assert f"'bench' (kind {kind})" in caught.value.message and runtime in caught.value.message
+    assert f"'bench' (kind {kind}: {runtime}" in caught.value.message
     assert caught.value.code == "recipe-invalid" and "tflm" in (caught.value.hint or "")
 
 
@@ -68,3 +68,26 @@ def test_the_shipped_size_is_labelled_from_the_compression_record(compression: A
     console = Console(width=200, record=True)
     console.print(results_table(evaluate, convert, {}, 1488, compression))  # a compressed file may be larger
     assert label in console.export_text()
+
+
+def test_each_refused_device_is_named_with_its_own_runtime() -> None:
+    devices = [SimpleNamespace(name="npu", kind="ethos-u"), SimpleNamespace(name="bench", kind="local")]
+    with pytest.raises(RecipeError) as caught:
+        check_lut("ae", devices)
+    assert "'npu' (kind ethos-u: Vela" in caught.value.message and "'bench' (kind local: LiteRT" in caught.value.message
+
+
+def test_a_recipe_naming_both_kinds_of_shipped_profile_names_each_runtime(tmp_path: Path) -> None:
+    path = tmp_path / "both.toml"
+    path.write_text(BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["ethos-u55-128", "host"]\n')
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(str(path))
+    text = str(caught.value.message) + str(caught.value.context)
+    assert "'ethos-u55-128' (Vela leaves" in text and "'host' (LiteRT refuses" in text
+
+
+@pytest.mark.parametrize("name", ["host-tflm", "rpi4-tflm", "android-mcu", "ssh-board"])
+def test_a_user_profile_whose_name_starts_like_a_shipped_one_is_not_refused_by_name(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "named.toml"
+    path.write_text(BASE + f'[convert]\ncompression = "lut"\n[validate]\ndevices = ["{name}"]\n')
+    assert load_recipe(str(path)).recipe.validation.devices == [name]  # its kind is checked before training
