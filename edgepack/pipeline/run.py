@@ -74,7 +74,9 @@ class Pipeline:
             None  # TFLM's arena of the microcontroller model (pipeline/fits.py)
         )
         self.compressed_model: tuple[Path, Any] | None = None  # compression = "lut": the converted file, compressed
-        self.uncompressed_arena: int | None = None  # ... and TFLM's arena of the uncompressed model
+        self.uncompressed_arena: tuple[int | None, str] | None = (
+            None  # ... TFLM's arena of the uncompressed one (or why not)
+        )
 
     @property
     def quiet_native(self) -> bool:

@@ -91,3 +91,20 @@ def test_a_user_profile_whose_name_starts_like_a_shipped_one_is_not_refused_by_n
     path = tmp_path / "named.toml"
     path.write_text(BASE + f'[convert]\ncompression = "lut"\n[validate]\ndevices = ["{name}"]\n')
     assert load_recipe(str(path)).recipe.validation.devices == [name]  # its kind is checked before training
+
+
+def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgepack.devices import mcu
+    from edgepack.errors import StageError
+    from edgepack.pipeline.compress import _uncompressed_arena
+
+    calls = []
+
+    def fails(*args: Any) -> Any:
+        calls.append(args)
+        raise StageError("TFLM lacks an op", code="tflm-failed")
+
+    monkeypatch.setattr(mcu, "measure_arena", fails)
+    pipeline: Any = SimpleNamespace(uncompressed_arena=None, tflite_path=Path("m.tflite"), reporter=None)
+    assert [_uncompressed_arena(pipeline) for _ in range(4)] == [None] * 4
+    assert len(calls) == 1 and pipeline.uncompressed_arena == (None, "TFLM lacks an op")
