@@ -30,7 +30,7 @@ def convert_stage(
     inputs = {"optimize": optimized.id, "calibration": p.fingerprints["calibration"]}
     if settings.fallback:  # the fallback judges attempts on the test split
         inputs["test"] = p.fingerprints["test"]
-    stage_id = p.cache.stage_id("convert", settings.model_dump(mode="json"), inputs)
+    stage_id = p.cache.stage_id("convert", stage_config(settings), inputs)
 
     def body(out: Path) -> ConvertRecord:
         from edgepack.analyze.weights import gzip_size
@@ -87,6 +87,12 @@ def convert_stage(
         )
 
     return p.cache.run(name, stage_id, ConvertRecord, body)
+
+
+def stage_config(settings: Any) -> dict[str, Any]:
+    """The conversion's settings as its stage id hashes them: all but `compression`, which changes nothing
+    converted (the compressed model is made in memory from this stage's file, not cached)."""
+    return dict(settings.model_dump(mode="json", exclude={"compression"}))
 
 
 def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:

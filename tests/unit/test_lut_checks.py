@@ -108,3 +108,18 @@ def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatc
     pipeline: Any = SimpleNamespace(uncompressed_arena=None, tflite_path=Path("m.tflite"), reporter=None)
     assert [_uncompressed_arena(pipeline) for _ in range(4)] == [None] * 4
     assert len(calls) == 1 and pipeline.uncompressed_arena == (None, "TFLM lacks an op")
+
+
+def test_switching_compression_keeps_the_convert_stage_id() -> None:
+    from edgepack.pipeline.convert import convert_stage
+    from edgepack.recipe.convert import ConvertSettings
+
+    configs: list[Any] = []
+    cache = SimpleNamespace(stage_id=lambda name, config, inputs: configs.append(config) or "id", run=lambda *a: a[1])
+    pipeline: Any = SimpleNamespace(
+        recipe=SimpleNamespace(seed=0), optimize=lambda: SimpleNamespace(id="opt"), fingerprints={"calibration": "c"},
+        cache=cache,
+    )  # fmt: skip
+    for compression in ("none", "lut"):
+        convert_stage(pipeline, ConvertSettings(mode="int8", compression=compression))
+    assert configs[0] == configs[1] and "compression" not in configs[0] and configs[0]["mode"] == "int8"
