@@ -29,8 +29,7 @@ WHY_NO_METADATA = (
 def applies(p: Pipeline) -> bool:
     """Whether the shipped model is compressed: the recipe asks, and the model is not one given to
     `validate --model` (measured as it is)."""
-    given = p.source.converted is not None and not getattr(p.source, "bundled", False)
-    return p.recipe.convert.compression == "lut" and not given
+    return p.recipe.convert.compression == "lut" and not p.measured_as_given
 
 
 def compressed(p: Pipeline) -> Compressed:

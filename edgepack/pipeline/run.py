@@ -79,6 +79,12 @@ class Pipeline:
         )
 
     @property
+    def measured_as_given(self) -> bool:
+        """True for a model given to `validate --model`: measured as it is (no metadata, no compression, nothing
+        trained), unlike one given to `bundle --model`."""
+        return self.source.converted is not None and not getattr(self.source, "bundled", False)
+
+    @property
     def quiet_native(self) -> bool:
         """Keep TensorFlow's and LiteRT's native log lines off the terminal (not with --debug)."""
         return self.cache.quiet_native
@@ -283,7 +289,7 @@ class Pipeline:
     def input_names(self) -> list[str] | None:
         """The Keras model's input names, which map a `.tflite`'s inputs through its signature; None for
         a model given to `validate --model` (nothing is trained: inputs are told apart by shape)."""
-        if self.source.converted is not None and not getattr(self.source, "bundled", False):
+        if self.measured_as_given:
             return None
         return list(self.optimize().record.inputs)
 

@@ -123,3 +123,25 @@ def test_switching_compression_keeps_the_convert_stage_id() -> None:
     for compression in ("none", "lut"):
         convert_stage(pipeline, ConvertSettings(mode="int8", compression=compression))
     assert configs[0] == configs[1] and "compression" not in configs[0] and configs[0]["mode"] == "int8"
+
+
+@pytest.mark.parametrize(
+    ("given", "bundled", "as_given"), [(False, False, False), (True, False, True), (True, True, False)]
+)
+def test_only_a_model_given_to_validate_is_measured_as_given_and_left_uncompressed(
+    tmp_path: Path, given: bool, bundled: bool, as_given: bool
+) -> None:
+    from edgepack.models.origins import GivenTflite, recipe_source
+    from edgepack.pipeline import Pipeline
+    from edgepack.pipeline.compress import applies
+
+    path = tmp_path / "lut.toml"
+    path.write_text(GOOD)
+    loaded = load_recipe(str(path))
+    source = None
+    if given:
+        source = GivenTflite(
+            tmp_path / "m.tflite", recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled
+        )
+    pipeline = Pipeline(loaded, tmp_path / "w", source=source)
+    assert pipeline.measured_as_given is as_given and applies(pipeline) is not as_given
