@@ -338,3 +338,12 @@ def test_a_given_model_not_int8_is_refused_by_a_lut_recipe(given_models: dict[st
     assert result.exit_code == 2, result.output
     assert "error (model-not-int8)" in result.stderr and "not full-integer int8" in result.stderr
     assert not list(paths["work"].rglob("stage.json"))
+
+
+def test_the_c_array_header_says_which_tflite_micro_has_add_decode(tmp_path: Path) -> None:
+    from edgepack.bundle.c_array import c_sources
+    from edgepack.convert.lut import compress
+
+    header = c_sources(compress(_dense_int8(tmp_path, "m", [64, 64], [16])).data).header
+    assert "resolver.AddDecode();" in header  # checked in tflite-micro's micro_mutable_op_resolver.h
+    assert "MicroMutableOpResolver::AddDecode()" in header and "d96fe66" in header and "older checkout" in header
