@@ -253,7 +253,13 @@ def _report_run(pipeline: Any, result: Any) -> None:
     if pipeline.compression_report():
         output.print_table(compression_table(pipeline.compression_report()))
     output.print_table(
-        results_table(stages["evaluate"].record, converted, result.validation, len(pipeline.shipped().data))
+        results_table(
+            stages["evaluate"].record,
+            converted,
+            result.validation,
+            len(pipeline.shipped().data),
+            pipeline.compression_report(),
+        )
     )
     estimates = ethos_u_table(result.validation)
     if estimates is not None:
@@ -276,7 +282,11 @@ def _run_markdown(pipeline: Any, result: Any, path: Path) -> None:
     stages = result.stages
     tables = [
         results_table(
-            stages["evaluate"].record, stages["convert"].record, result.validation, len(pipeline.shipped().data)
+            stages["evaluate"].record,
+            stages["convert"].record,
+            result.validation,
+            len(pipeline.shipped().data),
+            pipeline.compression_report(),
         ),
         budget_table(result.gate),
     ]

@@ -49,10 +49,14 @@ def drop_text(metric: str, drop: float) -> str:
 
 
 def results_table(
-    evaluate: Any, convert: Any, validation: dict[str, dict[str, Any]], shipped_bytes: int | None = None
+    evaluate: Any,
+    convert: Any,
+    validation: dict[str, dict[str, Any]],
+    shipped_bytes: int | None = None,
+    compression: dict[str, Any] | None = None,
 ) -> Table:
     """The task's metric float vs .tflite, fidelity per output, size (and as shipped, with its metadata or
-    LUT-compressed: `shipped_bytes`), latency per device."""
+    LUT-compressed, as the `compression` record says: `shipped_bytes`), latency per device."""
     from rich.table import Table
 
     table = Table(title="edgepack results", title_justify="left")
@@ -81,8 +85,7 @@ def results_table(
         )
     table.add_row(f"model size ({mode}, {convert.io} I/O)", size(convert.size_bytes))
     if shipped_bytes is not None and shipped_bytes != convert.size_bytes:
-        smaller = shipped_bytes < convert.size_bytes  # metadata only adds; compression = "lut" shrinks it
-        what = "LUT-compressed for TFLite Micro" if smaller else "with its TFLite metadata"
+        what = "LUT-compressed for TFLite Micro" if compression else "with its TFLite metadata"
         table.add_row(f"model size {what} (shipped)", size(shipped_bytes))
     cal = convert.calibration or {}
     if mode in ("int8", "int16x8") and "input_range" in cal:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 DECODE_OP = "TFLM_DECODE"  # the custom op tflite-micro's compressor inserts
 MAX_BITS = 7  # 8-bit indices would not be smaller than the int8 values themselves
+ANCILLARY_HEADER = 16  # the bytes of the DECODE op's ancillary tensor before its value tables
+CLUSTER_HINT = "cluster the kernels first ([[optimize]] kind = 'cluster', clusters = 16), or remove compression"
 INSTALL_HINT = "pip install tflite-micro (wheels for Linux x86-64 only), or pip install 'edgepack[mcu]'"
 
 
@@ -51,8 +53,9 @@ class TensorPlan:
 
     @property
     def estimate(self) -> int:
-        """The compressed bytes expected: packed indices and the value tables."""
-        return math.ceil(self.elements * self.bits / 8) + self.values * self.tables
+        """The compressed bytes expected: packed indices, the value tables (each padded to 2**bits entries, as
+        TFLM's decoder reads them) and the ancillary tensor's 16 B header."""
+        return math.ceil(self.elements * self.bits / 8) + 2**self.bits * self.tables + ANCILLARY_HEADER
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Compressed:
 
     data: bytes
     size_before: int
-    tensors: list[dict[str, Any]]  # per compressed tensor: name, bits, mode, axis, values, bytes before / after
+    tensors: list[dict[str, Any]]  # per compressed tensor: name, index, bits, mode, axis, values, bytes
     skipped: list[dict[str, Any]]  # per constant int8 tensor left as it was: name, why
 
     def record(self) -> dict[str, Any]:
@@ -128,11 +131,9 @@ def compress(flatbuffer: bytes, label: str = "convert.compression = 'lut'") -> C
         else:
             skipped.append({"name": item.name, "why": why})
     if not chosen:
-        raise StageError(
+        raise _useless(
             f"{label}: no constant int8 tensor of the model gets smaller with look-up tables",
-            context="; ".join(f"{s['name']}: {s['why']}" for s in skipped) or "the model has no constant int8 tensor",
-            hint="cluster the kernels first ([[optimize]] kind = 'cluster', clusters = 16), or remove compression",
-            code="compression-useless",
+            "; ".join(f"{s['name']}: {s['why']}" for s in skipped) or "the model has no constant int8 tensor",
         )
     builder = tc.SpecBuilder()
     for item in chosen:
@@ -146,7 +147,18 @@ def compress(flatbuffer: bytes, label: str = "convert.compression = 'lut'") -> C
             hint="report it with the model; remove convert.compression meanwhile",
             code="compression-failed",
         ) from exc
-    return Compressed(data, len(flatbuffer), _tensor_records(data, chosen), skipped)
+    if len(data) >= len(flatbuffer):  # the DECODE ops and their tensors outweigh what the tables saved
+        raise _useless(
+            f"{label}: the compressed model ({len(data):,} B) is not smaller than the int8 one "
+            f"({len(flatbuffer):,} B): the model has no tensors with few enough distinct values",
+            f"{len(chosen)} tensor(s) compressed: {', '.join(item.name for item in chosen)}",
+        )
+    records, left = _tensor_records(data, chosen)
+    return Compressed(data, len(flatbuffer), records, skipped + left)
+
+
+def _useless(message: str, context: str) -> StageError:
+    return StageError(message, context=context, hint=CLUSTER_HINT, code="compression-useless")
 
 
 def _without_encoded_quantization(data: bytes) -> bytes:
@@ -181,43 +193,37 @@ def _without_encoded_quantization(data: bytes) -> bytes:
             return aligned.read()
 
 
-def _tensor_records(data: bytes, chosen: list[TensorPlan]) -> list[dict[str, Any]]:
-    """Per compressed tensor, its bytes after: the encoded indices and the value tables the DECODE op reads."""
+def _tensor_records(data: bytes, chosen: list[TensorPlan]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per chosen tensor the DECODE ops really read, its bytes after (the encoded indices and the value tables);
+    and those the compressor left as they were. The encoded tensor keeps the original's index (its name too,
+    but names are no key: `arith.constant1` is a prefix of `arith.constant11_decoded`)."""
     from edgepack.analyze.flatbuffer import read_model
 
     info = read_model(data)
-    after: dict[str, int] = {}
+    after: dict[int, int] = {}
     for op in info.operators:
-        if op.custom_code != DECODE_OP:
-            continue
-        for position, output in enumerate(op.outputs):  # inputs are (encoded, ancillary) pairs, one per output
-            encoded, ancillary = (info.tensors[i] for i in op.inputs[2 * position : 2 * position + 2])
-            after[info.tensors[output].name] = _bytes(encoded) + _bytes(ancillary)
-    return [
+        if op.custom_code == DECODE_OP:  # inputs are (encoded, ancillary) pairs, one per output
+            for encoded, ancillary in zip(op.inputs[0::2], op.inputs[1::2]):
+                after[encoded] = _bytes(info.tensors[encoded]) + _bytes(info.tensors[ancillary])
+    records = [
         {
             "name": item.name,
+            "index": item.index,
             "bits": item.bits,
             "mode": item.mode,
             "axis": item.axis,
             "values": item.values,
             "tables": item.tables,
             "bytes_before": item.elements,
-            "bytes_after": after.get(item.name, _decoded_name(after, item.name)),
+            "bytes_after": after[item.index],
         }
         for item in chosen
+        if item.index in after
     ]
-
-
-def _decoded_name(after: dict[str, int], name: str) -> int:
-    """The bytes after of a tensor whose decoded output was renamed (`NAME_decoded`, as the wheel names it)."""
-    for key, value in after.items():
-        if key.startswith(name):
-            return value
-    raise StageError(
-        f"the compressed model has no DECODE output for tensor '{name}'",
-        hint="report it with the model; remove convert.compression meanwhile",
-        code="compression-failed",
-    )
+    left = [
+        {"name": i.name, "why": "tflite-micro's compressor left it as it was"} for i in chosen if i.index not in after
+    ]
+    return records, left
 
 
 def _bytes(tensor: TensorInfo) -> int:
@@ -254,11 +260,10 @@ def check_lut(recipe: str, devices: list[Any]) -> None:
 
     others = [d for d in devices if d.kind != "tflm"]
     if others:
-        names = [f"'{d.name}' (kind {d.kind})" for d in others]
-        why = LUT_VELA if others[0].kind == "ethos-u" else LUT_LITERT
+        names = [f"'{d.name}' (kind {d.kind}: {LUT_VELA if d.kind == 'ethos-u' else LUT_LITERT})" for d in others]
         raise RecipeError(
             f"convert.compression = 'lut' with validate.devices {', '.join(names)}: only TensorFlow Lite Micro "
-            f"runs the compressed model ({why})",
+            "runs the compressed model",
             context=f"recipe '{recipe}'",
             hint='validate on "tflm" (or a profile of kind tflm), or remove convert.compression',
             code="recipe-invalid",

@@ -20,6 +20,8 @@ def bundle(
     from edgepack.bundle.manifest import build_manifest, run_measurements
     from edgepack.bundle.writer import write_bundle
 
+    if not p.gated:
+        p.devices()  # a device mistake is said before the training (`edgepack bundle` gates first)
     gate = p.result.gate if p.gated else p.gate()
     p.reporter.stage("bundle", "writing")
     shipped = p.shipped()

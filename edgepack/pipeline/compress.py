@@ -29,8 +29,7 @@ WHY_NO_METADATA = (
 def applies(p: Pipeline) -> bool:
     """Whether the shipped model is compressed: the recipe asks, and the model is not one given to
     `validate --model` (measured as it is)."""
-    given = p.source.converted is not None and not getattr(p.source, "bundled", False)
-    return p.recipe.convert.compression == "lut" and not given
+    return p.recipe.convert.compression == "lut" and not p.measured_as_given
 
 
 def compressed(p: Pipeline) -> Compressed:
@@ -70,13 +69,15 @@ def compression_report(p: Pipeline) -> dict[str, Any] | None:
 
 
 def _uncompressed_arena(p: Pipeline) -> int | None:
-    """TFLM's arena for the converted (uncompressed) model, measured once per run."""
+    """TFLM's arena for the converted (uncompressed) model, measured once per run (a failure too: each try
+    spawns TFLM, and the answer would not change)."""
     from edgepack.devices.mcu import measure_arena
     from edgepack.errors import EdgepackError
 
     if p.uncompressed_arena is None:
         try:
-            p.uncompressed_arena = measure_arena(p.tflite_path, p.reporter, "arena in TFLM (uncompressed)").need
-        except EdgepackError:
-            return None
-    return p.uncompressed_arena
+            need = measure_arena(p.tflite_path, p.reporter, "arena in TFLM (uncompressed)").need
+            p.uncompressed_arena = (need, "")
+        except EdgepackError as exc:
+            p.uncompressed_arena = (None, exc.message)
+    return p.uncompressed_arena[0]

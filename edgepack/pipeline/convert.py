@@ -30,7 +30,7 @@ def convert_stage(
     inputs = {"optimize": optimized.id, "calibration": p.fingerprints["calibration"]}
     if settings.fallback:  # the fallback judges attempts on the test split
         inputs["test"] = p.fingerprints["test"]
-    stage_id = p.cache.stage_id("convert", settings.model_dump(mode="json"), inputs)
+    stage_id = p.cache.stage_id("convert", stage_config(settings), inputs)
 
     def body(out: Path) -> ConvertRecord:
         from edgepack.analyze.weights import gzip_size
@@ -89,6 +89,12 @@ def convert_stage(
     return p.cache.run(name, stage_id, ConvertRecord, body)
 
 
+def stage_config(settings: Any) -> dict[str, Any]:
+    """The conversion's settings as its stage id hashes them: all but `compression`, which changes nothing
+    converted (the compressed model is made in memory from this stage's file, not cached)."""
+    return dict(settings.model_dump(mode="json", exclude={"compression"}))
+
+
 def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
     """A `.tflite` converted elsewhere as the convert stage's output (read and checked, nothing converted)."""
     if "convert" in p.cache.done:
@@ -100,16 +106,18 @@ def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
     path = p.source.converted
     assert path is not None
     data, model = read_model_file(path)
-    if getattr(p.source, "bundled", False):
-        check_given_fits(p, path, model)
+    check_not_compressed(p, path, data)
     compute = analyze(model).compute
-    dtypes = [model.tensors[i].dtype for i in model.inputs]
     mode = {
         "integer": "int8",
         "integer (int16 activations)": "int16x8",
         "dynamic range": "dynamic",
         "float16 weights": "float16",
     }.get(compute, "float32")
+    check_compressible(p, path, mode, compute)
+    if getattr(p.source, "bundled", False):
+        check_given_fits(p, path, model)
+    dtypes = [model.tensors[i].dtype for i in model.inputs]
     record = ConvertRecord(
         model_file=path.name,
         mode=mode,
@@ -126,6 +134,38 @@ def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
     stage = StageOutput("convert", "given-" + record.sha256[:16], path.parent, record)
     p.cache.done["convert"] = stage
     return stage
+
+
+def check_not_compressed(p: Pipeline, path: Path, data: bytes) -> None:
+    """A given model must not be LUT-compressed already: LiteRT, which judges and measures it, cannot run
+    TFLM's TFLM_DECODE op (exit 2, naming the file to give instead)."""
+    from edgepack.convert.lut import DECODE_OP, is_compressed
+    from edgepack.errors import ModelError
+
+    if is_compressed(data):
+        raise ModelError(
+            f"{path}: it is LUT-compressed already (TFLite Micro's {DECODE_OP} custom op), which LiteRT cannot "
+            "run, so it cannot be evaluated, validated or bundled here",
+            context=f"recipe '{p.recipe.name}'",
+            hint='give the uncompressed int8 .tflite, with [convert] compression = "lut" in the recipe: the '
+            "bundle ships it compressed",
+            code="model-compressed",
+        )
+
+
+def check_compressible(p: Pipeline, path: Path, mode: str, compute: str) -> None:
+    """With `compression = "lut"`, a model given to `bundle --model` must be full-integer int8 (exit 2)."""
+    from edgepack.errors import ModelError
+    from edgepack.pipeline.compress import applies
+
+    if applies(p) and mode != "int8":
+        raise ModelError(
+            f"{path}: its compute is {compute}, not full-integer int8: convert.compression = 'lut' compresses "
+            "int8 weights for TFLite Micro's int8 kernels",
+            context=f"recipe '{p.recipe.name}'",
+            hint="give a full-integer int8 .tflite (int8 weights and activations), or remove convert.compression",
+            code="model-not-int8",
+        )
 
 
 def check_given_fits(p: Pipeline, path: Path, model: Any) -> None:

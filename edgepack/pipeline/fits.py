@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def arena(p: Pipeline) -> tuple[Arena | None, str]:
-    """The arena TFLM's interpreter needs for the converted model (what the c-array embeds), or None and why
+    """The arena TFLM's interpreter needs for the microcontroller model (`p.micro_path()`: what the c-array
+    embeds, the converted model or, with `compression = "lut"`, the shipped compressed one), or None and why
     (tflite-micro missing, an op TFLM lacks); measured once per run."""
     from edgepack.devices.mcu import Arena, measure_arena
     from edgepack.errors import EdgepackError
@@ -36,8 +37,8 @@ def arena(p: Pipeline) -> tuple[Arena | None, str]:
 
 
 def fits(p: Pipeline) -> list[Fit]:
-    """Each board of `budgets.fits` against the converted model (flash: what the c-array embeds, without the
-    TFLite metadata) and the measured arena (RAM)."""
+    """Each board of `budgets.fits` against the microcontroller model (flash: what the c-array embeds, the
+    converted model without TFLite metadata or the shipped LUT-compressed one) and the measured arena (RAM)."""
     from edgepack.devices.mcu import board_fit, io_bytes, load_boards, require_tflm
 
     boards = load_boards(p.recipe.budgets.fits)

@@ -74,7 +74,15 @@ class Pipeline:
             None  # TFLM's arena of the microcontroller model (pipeline/fits.py)
         )
         self.compressed_model: tuple[Path, Any] | None = None  # compression = "lut": the converted file, compressed
-        self.uncompressed_arena: int | None = None  # ... and TFLM's arena of the uncompressed model
+        self.uncompressed_arena: tuple[int | None, str] | None = (
+            None  # ... TFLM's arena of the uncompressed one (or why not)
+        )
+
+    @property
+    def measured_as_given(self) -> bool:
+        """True for a model given to `validate --model`: measured as it is (no metadata, no compression, nothing
+        trained), unlike one given to `bundle --model`."""
+        return self.source.converted is not None and not getattr(self.source, "bundled", False)
 
     @property
     def quiet_native(self) -> bool:
@@ -221,15 +229,11 @@ class Pipeline:
         from edgepack.models.builders import check_recipe_builders
 
         check_recipe_builders(self.loaded)  # bad builder args before any data or TensorFlow
-        self.devices()  # a device mistake is said before the training
+        self.devices()  # a device mistake (a LUT-compressed model on a non-TFLM one too) is said before the training
         if self.recipe.convert.int4_possible:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, self.devices())  # ... and an int4 model nothing named can run
-        if self.recipe.convert.compression == "lut":
-            from edgepack.convert.lut import check_lut
-
-            check_lut(self.recipe.name, self.devices())  # ... and a compressed one only TFLM runs
         if self.recipe.budgets.fits:
             from edgepack.devices.mcu import require_tflm
 
@@ -285,7 +289,7 @@ class Pipeline:
     def input_names(self) -> list[str] | None:
         """The Keras model's input names, which map a `.tflite`'s inputs through its signature; None for
         a model given to `validate --model` (nothing is trained: inputs are told apart by shape)."""
-        if self.source.converted is not None and not getattr(self.source, "bundled", False):
+        if self.measured_as_given:
             return None
         return list(self.optimize().record.inputs)
 

@@ -31,7 +31,7 @@ def shipped(p: Pipeline) -> Any:
     why = None
     if not p.recipe.bundle.metadata:
         why = "bundle.metadata = false"
-    elif p.source.converted is not None and not getattr(p.source, "bundled", False):
+    elif p.measured_as_given:
         why = "a model given to validate --model is measured as it is"
     elif layout is None:
         why = "the model's tensors do not match the recipe's samples, so metadata would describe other inputs"

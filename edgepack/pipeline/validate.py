@@ -83,13 +83,21 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
 def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     """The device profiles `names` (default: the recipe's), checked against its budgets (before any stage
     runs: an unknown device or a budget on an emulated one is a recipe mistake; an ethos-u profile's
-    latency is Vela's estimate, budgetable as such)."""
+    latency is Vela's estimate, budgetable as such) and, with `compression = "lut"`, all of kind tflm."""
     from edgepack.devices.mcu import load_boards
     from edgepack.devices.profiles import load_device
+    from edgepack.pipeline.compress import applies
 
+    where = "--device" if names is not None else "validation.devices"
+    devices = _runnable(
+        [load_device(name) for name in (p.recipe.validation.devices if names is None else names)], where
+    )
+    if applies(p):  # a compressed model only TFLM runs: any other kind, under any name (run, bundle, validate)
+        from edgepack.convert.lut import check_lut
+
+        check_lut(p.recipe.name, devices)
     if names is not None:
-        return _runnable([load_device(name) for name in names], "--device")
-    devices = _runnable([load_device(name) for name in p.recipe.validation.devices], "validation.devices")
+        return devices
     load_boards(p.recipe.budgets.fits)  # every board of budgets.fits is a board profile
     budget = p.recipe.budgets.latency_p90_ms
     emulated = sorted(

@@ -253,17 +253,18 @@ LUT_VELA = (
     "Vela leaves TFLM_DECODE on the CPU and sees the decoded weights as no constants to place on the NPU "
     "(it compresses weights its own way)"
 )
-_LITERT_NAMES = ("host", "rpi4", "android", "ssh")  # the shipped LiteRT profiles' names (host-1core, rpi4-emulated)
+# The shipped profiles (devices/*.toml) that are not TFLM, by exact name: a user's profile may take any other
+# name (`host-tflm` of kind tflm); the pipeline refuses every profile of another kind before training.
+_LUT_REFUSED = {
+    **dict.fromkeys(("host", "host-1core", "rpi4", "rpi4-emulated", "android"), LUT_LITERT),
+    **dict.fromkeys(("ethos-u55-128", "ethos-u85-256"), LUT_VELA),
+}
 
 
 def lut_runtime(device: str) -> str | None:
-    """Why a device named `device` cannot run a LUT-compressed model (by the shipped profiles' names), or None;
-    the pipeline checks every profile's kind before training as well."""
-    if device.startswith("ethos-u"):
-        return LUT_VELA
-    if device.startswith(_LITERT_NAMES):
-        return LUT_LITERT
-    return None
+    """Why the shipped device profile `device` cannot run a LUT-compressed model, or None (any other name: its
+    kind is checked when the pipeline loads it)."""
+    return _LUT_REFUSED.get(device)
 
 
 def _check_lut_runtime(recipe: Recipe) -> None:
@@ -275,10 +276,9 @@ def _check_lut_runtime(recipe: Recipe) -> None:
     uses += [('bundle.formats "android"', LUT_LITERT)] if "android" in recipe.bundle.formats else []
     uses += [('bundle.formats "ethos-u"', LUT_VELA)] if "ethos-u" in recipe.bundle.formats else []
     if uses:
-        _, why = uses[0]
         raise ValueError(
-            f"convert.compression = 'lut' with {', '.join(u for u, _ in uses)}: only TensorFlow Lite Micro runs "
-            f'the compressed model ({why}); validate on "tflm", bundle the c-array, fit boards with '
+            f"convert.compression = 'lut' with {', '.join(f'{use} ({why})' for use, why in uses)}: only TensorFlow "
+            'Lite Micro runs the compressed model; validate on "tflm", bundle the c-array, fit boards with '
             "budgets.fits, or remove compression"
         )
     if recipe.bundle.metadata and "metadata" in recipe.bundle.model_fields_set:

@@ -52,3 +52,23 @@ def test_a_builder_that_raises_while_building_is_exit_2_naming_it_before_trainin
     )
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
     assert not list((tmp_path / "w").rglob("stage.json"))  # nothing trained
+
+
+LUT_RECIPE = BASE_RECIPE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm", "bench"]\n'
+
+
+@pytest.mark.parametrize(
+    ("command", "device", "named"),
+    [("bundle", None, "'bench' (kind local: "), ("validate", "host", "'host' (kind local: ")],
+)
+def test_a_lut_recipe_on_a_device_not_tflm_is_exit_2_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, device: str | None, named: str
+) -> None:
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "bench.toml").write_text('kind = "local"\n')  # a user's LiteRT profile, any name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lut.toml").write_text(LUT_RECIPE)
+    result = invoke(command, "lut.toml", "--workdir", "w", *(["--device", device] if device else []))
+    assert result.exit_code == 2, result.output
+    assert "error (recipe-invalid)" in result.stderr and named in result.stderr and "LiteRT" in result.stderr
+    assert not list((tmp_path / "w").rglob("stage.json")) and not list((tmp_path / "w").rglob("train*"))

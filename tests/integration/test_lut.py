@@ -227,3 +227,123 @@ def test_per_channel_tensors_get_one_table_per_channel(per_channel: Path, lut_ru
         wrong.write_bytes(bytes(tc.compress(data, builder.build())))
     outputs = tflm(wrong, arena, folder)
     assert outputs is not None and not np.array_equal(outputs, plain)
+
+
+def _dense_int8(
+    folder: Path, name: str, widths: list[int], levels: list[int], shape: tuple[int, ...] | None = None
+) -> bytes:
+    """An int8 model of Dense layers (`widths`, input `widths[0]`, or `shape` flattened) whose kernels take
+    `levels[i]` values each (seeded), converted by the real TFLite converter."""
+    from conftest import fast_tflite
+
+    from edgepack.models.tf import load
+
+    keras, rng = load().keras, np.random.default_rng(0)
+    head = [keras.layers.Input((widths[0],))] if shape is None else [keras.layers.Input(shape), keras.layers.Flatten()]
+    model = keras.Sequential(head + [keras.layers.Dense(w) for w in widths[1:]])
+    for layer, count in zip([layer for layer in model.layers if layer.weights], levels):
+        kernel, bias = layer.get_weights()
+        values = np.linspace(-0.5, 0.5, count, dtype=np.float32)
+        layer.set_weights([rng.choice(values, size=kernel.shape), bias])
+    return fast_tflite(model, folder / f"{name}.tflite", int8=True, samples=4).read_bytes()
+
+
+def _named_as_the_converter_does(data: bytes) -> bytes:
+    """The model with its int8 constants renamed `arith.constant`, `arith.constant1` ... as edgepack's
+    conversions name them: `arith.constant1` is a prefix of `arith.constant11`."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgepack.convert.lut import plan
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    for number, item in enumerate(plan(data)):
+        model.subgraphs[0].tensors[item.index].name = f"arith.constant{number or ''}".encode()
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_bytes_after_are_each_tensors_own_read_from_the_file(tmp_path: Path) -> None:
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.convert.lut import DECODE_OP, compress
+
+    widths = [64, 96, 48, 80, 64, 112, 56, 72, 88, 64, 104, 48, 96]  # 12 kernels, all of different sizes
+    data = _named_as_the_converter_does(_dense_int8(tmp_path, "twelve", widths, [2, 4, 8, 16] * 3))
+    result = compress(data)
+    info = read_model(result.data)
+    names = {t.name: t.index for t in info.tensors}
+    pairs = {op.inputs[k]: op.inputs[k + 1] for op in info.operators if op.custom_code == DECODE_OP
+             for k in range(0, len(op.inputs), 2)}  # fmt: skip
+    assert len(result.tensors) == len(pairs) == 12 and "arith.constant11" in names
+    for record in result.tensors:
+        encoded = names[record["name"]]  # the encoded tensor keeps the original's name and index
+        assert encoded == record["index"] and encoded in pairs
+        own = sum(np.asarray(info.tensors[i].data).nbytes for i in (encoded, pairs[encoded]))
+        assert record["bytes_after"] == own, record
+        elements, bits, tables = record["bytes_before"], record["bits"], record["tables"]
+        assert own == -(-elements * bits // 8) + 2**bits * tables + 16  # the plan's estimate is the file's
+    assert len({t["bytes_after"] for t in result.tensors}) > 6  # a wrong tensor's figure would show
+    assert result.record()["tensor_bytes_after"] == sum(t["bytes_after"] for t in result.tensors)
+
+
+def test_a_compressed_model_no_smaller_than_the_int8_one_is_refused(tmp_path: Path) -> None:
+    from edgepack.convert.lut import compress, plan
+    from edgepack.errors import StageError
+
+    data = _dense_int8(tmp_path, "small", [16, 8], [2])  # 128 weights, 2 values: 48 B instead of 128 B
+    assert [item.skipped for item in plan(data)] == [None]  # the tensor shrinks, the DECODE op costs more
+    with pytest.raises(StageError) as caught:
+        compress(data)
+    error = caught.value
+    assert error.code == "compression-useless" and "not smaller than the int8 one" in error.message
+    assert "few enough distinct values" in error.message and "kind = 'cluster'" in (error.hint or "")
+
+
+@pytest.fixture(scope="module")
+def given_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A LUT recipe for TFLM on the digits, an int8 model LUT-compressed already and a float32 one (converted
+    elsewhere), both taking the digits and giving 10 scores."""
+    from conftest import BASE_RECIPE, fast_tflite
+
+    from edgepack.convert.lut import compress
+    from edgepack.models.tf import load
+
+    folder = tmp_path_factory.mktemp("given")
+    int8 = _dense_int8(folder, "int8", [64, 64, 10], [16, 16], shape=(8, 8, 1))
+    (folder / "lut.tflite").write_bytes(compress(int8).data)
+    keras = load().keras
+    model = keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    fast_tflite(model, folder / "float.tflite", int8=False)
+    recipe = folder / "lut.toml"
+    recipe.write_text(BASE_RECIPE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["tflm"]\n')
+    return {"recipe": recipe, "lut": folder / "lut.tflite", "float": folder / "float.tflite", "work": folder / "w"}
+
+
+@pytest.mark.parametrize("command", ["validate", "bundle"])
+def test_a_given_model_compressed_already_is_exit_2_naming_what_to_give(
+    given_models: dict[str, Path], command: str
+) -> None:
+    paths = given_models
+    result = invoke(command, str(paths["recipe"]), "--model", str(paths["lut"]), "--workdir", str(paths["work"]))
+    assert result.exit_code == 2, result.output
+    assert "error (model-compressed)" in result.stderr and "TFLM_DECODE" in result.stderr
+    assert "LUT-compressed already" in result.stderr and "uncompressed int8 .tflite" in result.stderr
+    assert "is it a .tflite" not in result.stderr and not list(paths["work"].rglob("stage.json"))
+
+
+def test_a_given_model_not_int8_is_refused_by_a_lut_recipe(given_models: dict[str, Path]) -> None:
+    paths = given_models
+    result = invoke("bundle", str(paths["recipe"]), "--model", str(paths["float"]), "--workdir", str(paths["work"]))
+    assert result.exit_code == 2, result.output
+    assert "error (model-not-int8)" in result.stderr and "not full-integer int8" in result.stderr
+    assert not list(paths["work"].rglob("stage.json"))
+
+
+def test_the_c_array_header_says_which_tflite_micro_has_add_decode(tmp_path: Path) -> None:
+    from edgepack.bundle.c_array import c_sources
+    from edgepack.convert.lut import compress
+
+    header = c_sources(compress(_dense_int8(tmp_path, "m", [64, 64], [16])).data).header
+    assert "resolver.AddDecode();" in header  # checked in tflite-micro's micro_mutable_op_resolver.h
+    assert "MicroMutableOpResolver::AddDecode()" in header and "d96fe66" in header and "older checkout" in header

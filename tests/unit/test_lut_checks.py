@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import BASE_RECIPE as BASE
@@ -41,7 +42,7 @@ def test_a_profile_of_another_kind_under_any_name_is_refused(kind: str, runtime:
     devices = [SimpleNamespace(name="tflm", kind="tflm"), SimpleNamespace(name="bench", kind=kind)]
     with pytest.raises(RecipeError) as caught:
         check_lut("ae", devices)
-    assert f"'bench' (kind {kind})" in caught.value.message and runtime in caught.value.message
+    assert f"'bench' (kind {kind}: {runtime}" in caught.value.message
     assert caught.value.code == "recipe-invalid" and "tflm" in (caught.value.hint or "")
 
 
@@ -53,3 +54,94 @@ def test_a_missing_tflite_micro_names_the_install(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(DeviceUnreachable) as caught:
         check_lut("ae", [SimpleNamespace(name="tflm", kind="tflm")])
     assert caught.value.hint == INSTALL_HINT and "tflite-micro" in caught.value.message
+
+
+@pytest.mark.parametrize(("compression", "label"), [(None, "with its TFLite metadata"), ({"method": "lut"}, "LUT")])
+def test_the_shipped_size_is_labelled_from_the_compression_record(compression: Any, label: str) -> None:
+    from rich.console import Console
+
+    from edgepack.cli.summary import results_table
+
+    evaluate = SimpleNamespace(metric="rmse", float=None, metrics={"tflite": {}, "float": {}}, tflite=None,
+                               drop=None, fidelity={})  # fmt: skip
+    convert = SimpleNamespace(mode="int8", io="int8", size_bytes=1256, gzip_bytes=900, calibration=None)
+    console = Console(width=200, record=True)
+    console.print(results_table(evaluate, convert, {}, 1488, compression))  # a compressed file may be larger
+    assert label in console.export_text()
+
+
+def test_each_refused_device_is_named_with_its_own_runtime() -> None:
+    devices = [SimpleNamespace(name="npu", kind="ethos-u"), SimpleNamespace(name="bench", kind="local")]
+    with pytest.raises(RecipeError) as caught:
+        check_lut("ae", devices)
+    assert "'npu' (kind ethos-u: Vela" in caught.value.message and "'bench' (kind local: LiteRT" in caught.value.message
+
+
+def test_a_recipe_naming_both_kinds_of_shipped_profile_names_each_runtime(tmp_path: Path) -> None:
+    path = tmp_path / "both.toml"
+    path.write_text(BASE + '[convert]\ncompression = "lut"\n[validate]\ndevices = ["ethos-u55-128", "host"]\n')
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(str(path))
+    text = str(caught.value.message) + str(caught.value.context)
+    assert "'ethos-u55-128' (Vela leaves" in text and "'host' (LiteRT refuses" in text
+
+
+@pytest.mark.parametrize("name", ["host-tflm", "rpi4-tflm", "android-mcu", "ssh-board"])
+def test_a_user_profile_whose_name_starts_like_a_shipped_one_is_not_refused_by_name(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "named.toml"
+    path.write_text(BASE + f'[convert]\ncompression = "lut"\n[validate]\ndevices = ["{name}"]\n')
+    assert load_recipe(str(path)).recipe.validation.devices == [name]  # its kind is checked before training
+
+
+def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgepack.devices import mcu
+    from edgepack.errors import StageError
+    from edgepack.pipeline.compress import _uncompressed_arena
+
+    calls = []
+
+    def fails(*args: Any) -> Any:
+        calls.append(args)
+        raise StageError("TFLM lacks an op", code="tflm-failed")
+
+    monkeypatch.setattr(mcu, "measure_arena", fails)
+    pipeline: Any = SimpleNamespace(uncompressed_arena=None, tflite_path=Path("m.tflite"), reporter=None)
+    assert [_uncompressed_arena(pipeline) for _ in range(4)] == [None] * 4
+    assert len(calls) == 1 and pipeline.uncompressed_arena == (None, "TFLM lacks an op")
+
+
+def test_switching_compression_keeps_the_convert_stage_id() -> None:
+    from edgepack.pipeline.convert import convert_stage
+    from edgepack.recipe.convert import ConvertSettings
+
+    configs: list[Any] = []
+    cache = SimpleNamespace(stage_id=lambda name, config, inputs: configs.append(config) or "id", run=lambda *a: a[1])
+    pipeline: Any = SimpleNamespace(
+        recipe=SimpleNamespace(seed=0), optimize=lambda: SimpleNamespace(id="opt"), fingerprints={"calibration": "c"},
+        cache=cache,
+    )  # fmt: skip
+    for compression in ("none", "lut"):
+        convert_stage(pipeline, ConvertSettings(mode="int8", compression=compression))
+    assert configs[0] == configs[1] and "compression" not in configs[0] and configs[0]["mode"] == "int8"
+
+
+@pytest.mark.parametrize(
+    ("given", "bundled", "as_given"), [(False, False, False), (True, False, True), (True, True, False)]
+)
+def test_only_a_model_given_to_validate_is_measured_as_given_and_left_uncompressed(
+    tmp_path: Path, given: bool, bundled: bool, as_given: bool
+) -> None:
+    from edgepack.models.origins import GivenTflite, recipe_source
+    from edgepack.pipeline import Pipeline
+    from edgepack.pipeline.compress import applies
+
+    path = tmp_path / "lut.toml"
+    path.write_text(GOOD)
+    loaded = load_recipe(str(path))
+    source = None
+    if given:
+        source = GivenTflite(
+            tmp_path / "m.tflite", recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled
+        )
+    pipeline = Pipeline(loaded, tmp_path / "w", source=source)
+    assert pipeline.measured_as_given is as_given and applies(pipeline) is not as_given
