@@ -109,7 +109,7 @@ def not_checked(why: str) -> NormCheck:
 def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> NormCheck:
     """Judge the float model under each candidate normalization on `recipe`'s data (a `LoadedRecipe`)."""
     from edgepack import tasks
-    from edgepack.datasets.core import load_dataset
+    from edgepack.datasets.core import integers_are_ids, load_dataset
     from edgepack.recipe.schema import Normalization
 
     spec, task = recipe.recipe.dataset, recipe.recipe.task
@@ -117,7 +117,9 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
     if task.kind == "fidelity" or model.loaded is None:
         return not_checked("no labels or targets to judge the float model by")
     try:
-        raw = spec.model_copy(update={"normalization": Normalization()})
+        # the identity, with integer arrays read as the recipe reads them: readings become floats to scale
+        ids = "ids" if integers_are_ids(spec) else "readings"
+        raw = spec.model_copy(update={"normalization": Normalization(), "integers": ids})
         data = load_dataset(raw, recipe.recipe.seed, recipe.base_dir, task)
     except DatasetError as exc:
         return not_checked(f"the data did not load for it: {exc.message}")

@@ -40,6 +40,8 @@ def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
     if plan.kind == "none":
         return NormGuess(0.0, 1.0, None, "no data to look at, so mean 0, std 1 (the values as stored)")
     arrays = [plan.inputs[k] for k in plan.x_keys]
+    if plan.integers == "ids" and all(np.issubdtype(a.dtype, np.integer) for a in arrays):
+        return NormGuess(0.0, 1.0, None, "the inputs are token ids the model takes as integers: mean 0, std 1")
     low = min(float(a.min()) for a in arrays)
     high = max(float(a.max()) for a in arrays)
     # as the dataset reads them: with layout "auto", (N, H, W[, C]) arrays are images, and (N, H, W) ones get a

@@ -449,3 +449,49 @@ def test_accelerometer_windows_and_spectrograms_are_tensors_without_a_pixel_rang
         assert "first measurement" in result.stdout  # measured: the run's ship stage would note a missing range
         assert "pixel_range" not in result.stdout + result.stderr and "pixel_range" not in out.read_text()
         assert _recipe(out)["dataset"]["layout"] == "tensors" and why in _line(out.read_text(), "layout")
+
+
+def _windows(rng: np.random.Generator, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """int16 accelerometer windows (24 readings x 3 axes x 1, counts within +-3000, gravity on z); the class
+    is how hard the device shakes (a reading's spread), which only the right scale tells apart."""
+    y = rng.integers(0, 3, samples)
+    spread = np.array([150.0, 400.0, 900.0])[y].reshape(-1, 1, 1, 1)
+    x = rng.normal(0, 1, (samples, 24, 3, 1)) * spread + np.array([0, 0, 1000]).reshape(1, 1, 3, 1)
+    return np.clip(x, -3000, 3000).astype(np.int16), y.astype(np.int64)
+
+
+def test_integer_sensor_readings_are_measured_and_normalized_for_a_float_model(tmp_path: Path) -> None:
+    """int16 readings feeding a float input are values, not token ids: init measures them and writes
+    `integers = "readings"`, and the loader normalizes them as the recipe says."""
+    from edgepack.datasets.core import load_dataset
+    from edgepack.models.tf import load
+    from edgepack.recipe.load import load_recipe
+
+    tk = load().keras
+    rng = np.random.default_rng(0)
+    tk.utils.set_random_seed(0)
+    x, y = _windows(rng, 600)
+    mean, std = float(x.mean()), float(x.std())
+    model = tk.Sequential(
+        [tk.layers.Input((24, 3, 1)), tk.layers.Flatten(), tk.layers.Dense(32, activation="relu"), tk.layers.Dense(3)]
+    )
+    model.compile(tk.optimizers.Adam(0.01), tk.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit((x - mean) / std, y, epochs=20, batch_size=64, verbose=0)  # trained on the data's mean and std
+    model.save(tmp_path / "accel.h5")
+    np.savez(tmp_path / "accel.npz", x=x[:200], y=y[:200])
+    out = tmp_path / "accel.toml"
+    result = invoke("init", str(tmp_path / "accel.h5"), "--data", str(tmp_path / "accel.npz"), "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "not checked" not in result.stdout + result.stderr
+    row = next(line for line in result.stdout.splitlines() if "written" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[0] == "mean/std" and float(cells[3]) >= 0.9, result.stdout
+    recipe = _recipe(out)["dataset"]
+    assert recipe["layout"] == "tensors" and recipe["integers"] == "readings"
+    assert recipe["normalization"]["mean"] == pytest.approx(float(x[:200].mean()), rel=0.02)  # the train split's
+    loaded = load_recipe(str(out))
+    data = load_dataset(loaded.recipe.dataset, loaded.recipe.seed, loaded.base_dir)
+    assert data.x_train.dtype == np.float32 and float(np.abs(data.x_train).max()) < 10  # normalized, not counts
+    norm = recipe["normalization"]
+    raw = data.raw_tests[0].astype(np.float32)
+    assert data.x_test == pytest.approx((raw - norm["mean"]) / norm["std"], abs=1e-4)
