@@ -249,7 +249,7 @@ def _message(exc: BaseException) -> str:
     """The exception's message (TensorFlow's carry a long traceback of graph nodes after the first lines)."""
     text = str(exc).strip() or "(no message)"
     lines = text.splitlines()
-    return lines[0] if len(lines) <= 6 else "\n".join(lines[:6]) + " ..."
+    return "\n".join(lines[:6]) + (" ..." if len(lines) > 6 else "")
 
 
 @contextmanager
