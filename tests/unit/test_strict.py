@@ -68,8 +68,10 @@ def test_edgepacks_own_warnings_are_errors_and_third_party_ones_are_not() -> Non
 def test_an_install_test_knows_when_no_package_index_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from conftest import package_index_unreachable
 
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://example.org/simple")  # as a developer's shell may have
+    for key in [key for key in os.environ if key.startswith("PIP_")]:  # every pip setting of the environment
+        monkeypatch.delenv(key)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # pip's configuration files: none
-    monkeypatch.setenv("PIP_FIND_LINKS", "")
     monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "gone").as_uri())
     why = package_index_unreachable.__wrapped__()  # not the cached answer of this process
     assert why is not None and why.startswith("offline: no package index is reachable") and "gone" in why
