@@ -77,3 +77,41 @@ def test_an_install_test_knows_when_no_package_index_answers(monkeypatch: pytest
     assert why is not None and why.startswith("offline: no package index is reachable") and "gone" in why
     (tmp_path / "gone").mkdir()  # a local mirror: reachable
     assert package_index_unreachable.__wrapped__() is None
+
+
+def test_the_package_index_check_has_one_deadline_and_a_silent_pip_is_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that never answers (a name lookup with no timeout of its own, traffic dropped) costs the
+    deadline once, however many indexes are named; a `pip config list` that hangs is offline, not an error."""
+    import subprocess
+    import threading
+    import time
+
+    import conftest
+
+    release = threading.Event()
+
+    def silent(*args: object, **kwargs: object) -> socket.socket:  # past any timeout it was given
+        release.wait(60)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    monkeypatch.setattr(conftest, "INDEX_DEADLINE_S", 0.5)
+    for key in [key for key in os.environ if key.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://a.example/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://b.example/simple https://c.example/simple")
+    started = time.monotonic()
+    why = conftest.package_index_unreachable.__wrapped__()
+    release.set()
+    assert time.monotonic() - started < 0.5 + 3  # one deadline (and pip config list), not one per host
+    assert why is not None and why.count("no answer within 0.5 s") == 3 and "c.example:443" in why
+
+    def hangs(*args: object, **kwargs: object) -> None:
+        raise subprocess.TimeoutExpired(["pip", "config", "list"], 20)
+
+    monkeypatch.setattr(subprocess, "run", hangs)
+    why = conftest.package_index_unreachable.__wrapped__()
+    assert why is not None and why.startswith("offline: `pip config list` did not answer")
