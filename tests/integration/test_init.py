@@ -380,27 +380,31 @@ def test_init_measures_the_normalization_each_model_takes(
     scaled: dict[str, Path], tmp_path: Path, model: str, written: str, normalization: tuple[float, float]
 ) -> None:
     out = tmp_path / "scaled.toml"
-    measure = () if model == "signed.h5" else ("--no-measure",)  # one first measurement and run: the slow part
-    result = invoke("init", str(scaled[model]), "--data", str(scaled["db.npz"]), "--out", str(out), *measure)
+    result = invoke("init", str(scaled[model]), "--data", str(scaled["db.npz"]), "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
-    table = result.stdout
-    for name in ("as stored", "[0, 1] from -80..0", "[-1, 1] from -80..0", "mean/std", "per-feature mean/std"):
-        assert name in table  # every candidate, with its figure
-    row = next(line for line in table.splitlines() if "written" in line)
-    assert written in row and "near chance" not in row and "WARNING" not in result.stderr
+    names = ("as stored", "[0, 1] from -80..0", "[-1, 1] from -80..0", "mean/std", "per-feature mean/std")
+    table = {cells[0]: cells for cells in _table_rows(result.stdout) if cells[0] in names}
+    assert set(table) == set(names), result.stdout  # every candidate, with its figure
+    row = next(cells for cells in table.values() if cells[-1] == "written")
+    assert written in row[0] and "near chance" not in result.stdout and "WARNING" not in result.stderr
     recipe = _recipe(out)
     assert (recipe["dataset"]["normalization"]["mean"], recipe["dataset"]["normalization"]["std"]) == normalization
     text = out.read_text()
     shown = [line for line in text.splitlines() if line.startswith("#   ") and ": mean " in line]  # candidates
     assert len(shown) == 5 and sum("<- written" in line for line in shown) == 1
-    chosen = float(next(line for line in shown if "<- written" in line).split(": ")[-1].split()[0])
-    others = [float(line.rsplit(": ", 1)[-1]) for line in shown if "<- written" not in line]
-    assert chosen >= 0.9 and max(others) < chosen - 0.1  # the right one, by far
-    if measure:
-        return
+    figures = {line[4:].split(": mean ")[0]: float(line.split("<-")[0].rsplit(": ", 1)[1]) for line in shown}
+    for name, cells in table.items():  # the terminal's figure is the recipe's, to its 4 digits
+        assert float(cells[3]) == pytest.approx(figures[name], abs=1e-3), (name, cells, figures)
+    chosen = figures[row[0]]
+    assert chosen >= 0.9 and max(v for k, v in figures.items() if k != row[0]) < chosen - 0.1  # the right one, by far
     assert {"max_size", "latency_p90_ms", "max_accuracy_drop"} <= set(recipe["budgets"])
     run = invoke("run", str(out), "--workdir", str(tmp_path / "build"))
     assert run.exit_code == 0, run.stdout + run.stderr  # the recipe holds the budgets it was given
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The cells of each row of the rich tables in `text`."""
+    return [[c.strip() for c in line.strip().strip("│").split("│")] for line in text.splitlines() if "│" in line]
 
 
 def test_wrong_scale_unlabelled_is_not_checked_and_labelled_at_chance_has_no_budgets(
@@ -483,8 +487,7 @@ def test_integer_sensor_readings_are_measured_and_normalized_for_a_float_model(t
     result = invoke("init", str(tmp_path / "accel.h5"), "--data", str(tmp_path / "accel.npz"), "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "not checked" not in result.stdout + result.stderr
-    row = next(line for line in result.stdout.splitlines() if "written" in line)
-    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    cells = next(cells for cells in _table_rows(result.stdout) if cells[-1] == "written")
     assert cells[0] == "mean/std" and float(cells[3]) >= 0.9, result.stdout
     recipe = _recipe(out)["dataset"]
     assert recipe["layout"] == "tensors" and recipe["integers"] == "readings"
