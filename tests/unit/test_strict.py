@@ -1,4 +1,5 @@
-"""The suite's own strictness: sockets off in unit tests, edgepack's warnings as errors, third-party ones not."""
+"""The suite's own strictness: sockets off in unit tests, edgepack's UserWarning and RuntimeWarning as errors
+(a DeprecationWarning or FutureWarning at its call site shown, not failed), third-party ones ignored."""
 
 from __future__ import annotations
 
@@ -52,14 +53,30 @@ def test_loopback_and_unix_sockets_still_work() -> None:
     right.close()
 
 
-def _warn_from(module: str) -> None:
+def _warn_from(module: str, category: type[Warning] = DeprecationWarning) -> None:
     """A warning issued by code of `module` (the filters match the module that calls warnings.warn)."""
-    exec("import warnings\nwarnings.warn('from ' + __name__, DeprecationWarning)", {"__name__": module})
+    code = f"import warnings\nwarnings.warn('from ' + __name__, {category.__name__})"
+    exec(code, {"__name__": module})
 
 
-def test_edgepacks_own_warnings_are_errors_and_third_party_ones_are_not() -> None:
-    with pytest.raises(DeprecationWarning, match="from edgepack.models.probe"):
-        _warn_from("edgepack.models.probe")
+@pytest.mark.parametrize("category", [UserWarning, RuntimeWarning])
+@pytest.mark.parametrize("module", ["edgepack.models.probe", "unit.probe"])
+def test_edgepacks_own_user_and_runtime_warnings_are_errors(module: str, category: type[Warning]) -> None:
+    with pytest.raises(category, match=f"from {module}"):
+        _warn_from(module, category)
+
+
+@pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning])
+@pytest.mark.parametrize("module", ["edgepack.models.probe", "unit.probe"])
+def test_a_deprecation_at_edgepacks_call_site_is_shown_not_failed(module: str, category: type[Warning]) -> None:
+    """numpy, typer, rich... issue a DeprecationWarning or FutureWarning at their caller's line (here:
+    edgepack's, or a test's) and have no upper bound: a new release must not fail a clean machine's suite."""
+    with warnings.catch_warnings(record=True) as caught:  # the configured filters stay as they are
+        _warn_from(module, category)
+    assert [(w.category, str(w.message)) for w in caught] == [(category, f"from {module}")]  # shown, once
+
+
+def test_third_party_warnings_are_ignored_by_module() -> None:
     with warnings.catch_warnings(record=True) as caught:  # the configured filters stay as they are
         _warn_from("tensorflow_model_optimization.probe")
     assert not any("probe" in str(w.message) for w in caught)  # ignored by module, not raised
