@@ -21,10 +21,8 @@ def candidates_table(check: Any) -> Table:
         chosen = index == check.chosen
         mark = ("[bold red]written, near chance[/]" if check.at_chance else "[bold green]written[/]") if chosen else ""
         table.add_row(escape(c.name), _short(c.mean), _short(c.std), f"{c.value:.4g}", mark)
-    notes = [f"chance: {check.chance.why}"] if check.chance is not None else []
-    notes += [check.stats] if check.stats else []
-    if notes:
-        table.caption = escape("; ".join(notes))
+    if check.chance is not None:
+        table.caption = escape(f"chance: {check.chance.why}")
     return table
 
 

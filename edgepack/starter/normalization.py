@@ -99,5 +99,6 @@ def measured_normalization(check: NormCheck, plan: DataPlan) -> NormGuess:
     """The normalization the check chose (it must have chosen one), said to be measured."""
     best = check.best
     assert best is not None  # the caller checks
-    why = f"{best.name} gives the best {check.why}: {best.value:.4g} (of {len(check.candidates)} candidates)"
+    stats = f"; {check.stats}" if check.stats else ""
+    why = f"{best.name} gives the best {check.why}: {best.value:.4g} (of {len(check.candidates)} candidates{stats})"
     return NormGuess(best.mean, best.std, pixel_range_of(plan), why, guess=False)

@@ -241,7 +241,7 @@ def _norm_lines(s: Starter) -> list[str]:
     if checked is not None and not checked.checked:
         lines += _comment(f"NOT CHECKED: {checked.why}, so this normalization could not be tried on the float model.")
     if checked is not None and checked.candidates:
-        lines += [f"# Candidates ({checked.why}{'; ' + checked.stats if checked.stats else ''}):"]
+        lines += [f"# Candidates ({checked.why}):"]
         for index, c in enumerate(checked.candidates):
             mark = "  <- written" if index == checked.chosen else ""
             lines += [f"#   {c.name}: mean {toml_value(c.mean)}, std {toml_value(c.std)}: {c.value:.4g}{mark}"]

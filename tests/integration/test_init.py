@@ -489,7 +489,7 @@ def test_integer_sensor_readings_are_measured_and_normalized_for_a_float_model(t
     assert "not checked" not in result.stdout + result.stderr
     cells = next(cells for cells in _table_rows(result.stdout) if cells[-1] == "written")
     assert cells[0] == "mean/std" and float(cells[3]) >= 0.9, result.stdout
-    assert "range and statistics from all 150 train samples" in result.stdout  # a bounded sample: all of these
+    assert "candidates; range and statistics from all 150 train samples)" in result.stdout  # bounded: all of 150
     recipe = _recipe(out)["dataset"]
     assert recipe["layout"] == "tensors" and recipe["integers"] == "readings"
     assert recipe["normalization"]["mean"] == pytest.approx(float(x[:200].mean()), rel=0.02)  # the train split's
