@@ -445,6 +445,8 @@ def profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any) -> Path
 
 
 PYPI = "https://pypi.org/simple"
+INDEX_DEADLINE_S = 5.0  # every package index's name resolved and a connection tried, all within this
+PIP_CONFIG_TIMEOUT_S = 20.0  # `pip config list`, a local process (slow only on a loaded machine)
 
 
 def _pip_sources() -> list[str]:
@@ -453,7 +455,7 @@ def _pip_sources() -> list[str]:
     keys = ("index-url", "extra-index-url", "find-links")
     found = [(key, os.environ.get(f"PIP_{key.upper().replace('-', '_')}", "")) for key in keys]
     listed = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=PIP_CONFIG_TIMEOUT_S
     ).stdout
     for line in listed.splitlines():
         name, _, value = line.partition("=")
@@ -468,26 +470,61 @@ def _pip_sources() -> list[str]:
 @functools.cache
 def package_index_unreachable() -> str | None:
     """Why pip could not reach any package index from here (None when one answers): a local folder or
-    file:// index that exists, or an http(s) index whose host resolves and accepts a connection within 5 s.
-    Asked once per test process."""
-    import socket
+    file:// index that exists, or an http(s) index whose host resolves and accepts a connection, every host
+    tried at once within INDEX_DEADLINE_S in all (a name lookup has no timeout of its own, so each runs in a
+    daemon thread that is left behind when the deadline passes). Asked once per test process."""
     import urllib.parse
 
-    tried = []
-    for source in _pip_sources():
+    try:
+        sources = _pip_sources()
+    except subprocess.TimeoutExpired:
+        return f"offline: `pip config list` did not answer within {PIP_CONFIG_TIMEOUT_S:g} s, so no index was tried"
+    tried, hosts = [], []
+    for source in sources:
         url = urllib.parse.urlparse(source)
         if url.scheme in ("", "file"):
             if Path(url.path or source).exists():
                 return None
             tried.append(f"{source} (no such folder)")
             continue
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            socket.create_connection((url.hostname or "", port), timeout=5).close()
-            return None
-        except OSError as exc:
-            tried.append(f"{url.hostname}:{port} ({type(exc).__name__}: {exc})")
+        hosts.append((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)))
+    if hosts and reach_any(hosts, INDEX_DEADLINE_S, tried):
+        return None
     return (
         f"offline: no package index is reachable from here (tried {'; '.join(tried)}); "
         "PIP_INDEX_URL or PIP_FIND_LINKS can point pip at a mirror"
     )
+
+
+def reach_any(hosts: list[tuple[str, int]], deadline_s: float, tried: list[str]) -> bool:
+    """Whether any of `hosts` resolves and accepts a connection within `deadline_s` in all; each failure (or
+    silence) is added to `tried`."""
+    import queue
+    import socket
+    import threading
+    import time
+
+    answers: queue.Queue[tuple[str, int, str | None]] = queue.Queue()
+    end = time.monotonic() + deadline_s
+
+    def knock(host: str, port: int) -> None:
+        try:
+            socket.create_connection((host, port), timeout=max(0.1, end - time.monotonic())).close()
+            answers.put((host, port, None))
+        except OSError as exc:
+            answers.put((host, port, f"{type(exc).__name__}: {exc}"))
+
+    for host, port in hosts:
+        threading.Thread(target=knock, args=(host, port), daemon=True, name=f"index {host}").start()
+    waiting = set(hosts)
+    while waiting and (left := end - time.monotonic()) > 0:
+        try:
+            host, port, error = answers.get(timeout=left)
+        except queue.Empty:
+            break
+        if error is None:
+            return True
+        waiting.discard((host, port))
+        tried.append(f"{host}:{port} ({error})")
+    tried += [f"{host}:{port} (no answer within {deadline_s:g} s)" for host, port in hosts if (host, port) in waiting]
+    return False

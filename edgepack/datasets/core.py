@@ -129,11 +129,12 @@ def load_dataset(
             hint="remove them, or give images (N, H, W[, C])",
         )
     raws = [_nhwc(x) if is_image else _features(x, raw.where, key) for key, x, is_image in zip(keys, inputs, images)]
+    ids = integers_are_ids(spec)
     prepared = [
         preprocess(r, spec.resize, spec.channels, spec.normalization)
         if is_image
         else r.astype(np.int32)
-        if np.issubdtype(r.dtype, np.integer)  # token ids, codes: as they are
+        if ids and np.issubdtype(r.dtype, np.integer)  # token ids, codes: as they are
         else normalize(r, spec.normalization)
         for r, is_image in zip(raws, images)
     ]
@@ -169,6 +170,21 @@ def load_dataset(
         where=raw.where,
         input_keys=list(keys) if getattr(spec, "x_key", None) else [],
     )
+
+
+def integers_are_ids(spec: DigitsDataset | NpzDataset | FolderDataset) -> bool:
+    """Integer arrays that are no images are token ids (int32, as stored) rather than readings to normalize:
+    `dataset.integers`, or with "auto", when the normalization is the identity (none was given to apply)."""
+    if spec.integers != "auto":
+        return spec.integers == "ids"
+    return is_identity(spec.normalization)
+
+
+def is_identity(norm: Normalization) -> bool:
+    """`(x - mean) / std` leaves every value as it is: mean 0 and std 1 (for each channel, when lists)."""
+    means = norm.mean if isinstance(norm.mean, list) else [norm.mean]
+    stds = norm.std if isinstance(norm.std, list) else [norm.std]
+    return all(m == 0 for m in means) and all(s == 1 for s in stds)
 
 
 def check_finite(x: np.ndarray, where: str, key: str) -> None:

@@ -223,6 +223,18 @@ def build(spec: BuilderModel, input_shape: Any, size: int, base_dir: Path, field
                 code="builder-out-of-memory",
                 hint=f"give smaller {field}.args (widths, units, layers) or a smaller input; the model must fit in memory",
             ) from exc
+        data = _data_parameters(exc, func)
+        if data:  # the data's shape or size (a multi-input dataset for a one-input builder): no arg to change
+            given = {"input_shape": input_shape, "size": size}
+            named = ", ".join(f"{name} = {given.get(name, (input_shape, size)[i])}" for i, name in data)
+            raise ModelError(
+                f"builder '{spec.builder}' cannot take what the data gives, {named}: {_message(exc)}",
+                context=f"{field}.builder = '{spec.builder}'; the inputs of dataset.x_key",
+                code="builder-failed",
+                hint="a shipped builder takes one input, its input_shape one tuple of sizes: give one array in "
+                f"dataset.x_key, or a builder of your own that takes a list of shapes ({field}.args cannot change "
+                "the data's shape)",
+            ) from exc
         if isinstance(exc, TypeError):
             raise ModelError(
                 f"builder '{spec.builder}' rejected its arguments: {exc}",
@@ -238,6 +250,26 @@ def build(spec: BuilderModel, input_shape: Any, size: int, base_dir: Path, field
         ) from exc
 
 
+def _data_parameters(exc: BaseException, func: Any) -> list[tuple[int, str]]:
+    """The builder's data parameters (its first two: the input shape and the size, by position and name)
+    that a pydantic validation error of its `validate_call` names; none for any other exception."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors) or type(exc).__name__ != "ValidationError":
+        return []
+    try:
+        params = list(inspect.signature(func).parameters)[:2]
+    except (TypeError, ValueError):
+        return []
+    found: list[tuple[int, str]] = []
+    for error in errors():
+        loc = error.get("loc") or ()
+        first = loc[0] if loc else None
+        index = first if isinstance(first, int) else (params.index(first) if first in params else None)
+        if index is not None and index < len(params) and (index, params[index]) not in found:
+            found.append((index, params[index]))
+    return found
+
+
 def out_of_memory(exc: BaseException) -> bool:
     """A failed allocation: Python's `MemoryError`, TensorFlow's `ResourceExhaustedError` (OOM) or a
     C++ `std::bad_alloc` surfaced as an exception; known by name, so TensorFlow is never imported here."""
@@ -249,7 +281,7 @@ def _message(exc: BaseException) -> str:
     """The exception's message (TensorFlow's carry a long traceback of graph nodes after the first lines)."""
     text = str(exc).strip() or "(no message)"
     lines = text.splitlines()
-    return lines[0] if len(lines) <= 6 else "\n".join(lines[:6]) + " ..."
+    return "\n".join(lines[:6]) + (" ..." if len(lines) > 6 else "")
 
 
 @contextmanager

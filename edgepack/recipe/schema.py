@@ -49,6 +49,10 @@ class _DatasetBase(Strict):
     # how inputs are read: "auto" takes (N, F) arrays as feature vectors and (N, H, W[, C]) as images;
     # "tensors" takes every array as stored (sequences, spectrograms: no channel axis added)
     layout: Literal["auto", "tensors"] = "auto"
+    # integer arrays that are no images: "ids" (token ids, codes) are fed as int32, never normalized, for a
+    # model that takes integers; "readings" (int16 sensor samples, counts) are values, normalized to float32;
+    # "auto": ids when the normalization is the identity, readings when one is given
+    integers: Literal["auto", "ids", "readings"] = "auto"
 
     @field_validator("pixel_range")
     @classmethod

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgepack.errors import DatasetError, EdgepackError
 from edgepack.starter.model import ModelInfo
+from edgepack.starter.stats import feature_stats, sample_rows, sig
 
 MAX_SAMPLES = 256  # test samples the candidates are judged on: enough to tell right from wrong, and fast
 AUC_CHANCE = 0.55
@@ -56,6 +57,7 @@ class NormCheck:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: int | None = None
     chance: Chance | None = None
+    stats: str = ""  # which train samples the candidates' range and statistics come from
 
     @property
     def best(self) -> Candidate | None:
@@ -89,6 +91,7 @@ class NormCheck:
             "why": self.why,
             "metric": self.metric or None,
             "samples": self.samples,
+            "stats_from": self.stats or None,
             "candidates": [
                 {"name": c.name, "mean": c.mean, "std": c.std, self.metric: c.value, "chosen": i == self.chosen}
                 for i, c in enumerate(self.candidates)
@@ -109,7 +112,7 @@ def not_checked(why: str) -> NormCheck:
 def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> NormCheck:
     """Judge the float model under each candidate normalization on `recipe`'s data (a `LoadedRecipe`)."""
     from edgepack import tasks
-    from edgepack.datasets.core import load_dataset
+    from edgepack.datasets.core import integers_are_ids, load_dataset
     from edgepack.recipe.schema import Normalization
 
     spec, task = recipe.recipe.dataset, recipe.recipe.task
@@ -117,7 +120,9 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
     if task.kind == "fidelity" or model.loaded is None:
         return not_checked("no labels or targets to judge the float model by")
     try:
-        raw = spec.model_copy(update={"normalization": Normalization()})
+        # the identity, with integer arrays read as the recipe reads them: readings become floats to scale
+        ids = "ids" if integers_are_ids(spec) else "readings"
+        raw = spec.model_copy(update={"normalization": Normalization(), "integers": ids})
         data = load_dataset(raw, recipe.recipe.seed, recipe.base_dir, task)
     except DatasetError as exc:
         return not_checked(f"the data did not load for it: {exc.message}")
@@ -129,10 +134,9 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
     scaled = [np.issubdtype(v.dtype, np.floating) for v in data.train_inputs]  # integer indices stay as they are
     if not any(scaled):
         return not_checked("the inputs are integer indices, fed as they are")
+    train, stats = sample_rows([v for v, s in zip(data.train_inputs, scaled) if s], recipe.recipe.seed)
     found = []
-    for name, mean, std in _candidates(
-        [v for v, s in zip(data.train_inputs, scaled) if s], model.normalizer, data.image
-    ):
+    for name, mean, std in _candidates(train, model.normalizer, data.image):
         norm = Normalization(mean=mean, std=std)
         xs = [_normalize(v, norm) if s else v for v, s in zip(x, scaled)]
         try:
@@ -151,6 +155,7 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
         found,
         _choose(found, impl.metric, higher),
         chance_of(task.kind, y, classes),
+        f"range and statistics from {stats.replace('samples', 'train samples', 1)}",
     )
 
 
@@ -176,9 +181,8 @@ def _predict(model: Any, x: list[np.ndarray]) -> list[np.ndarray]:
 def _candidates(
     arrays: list[np.ndarray], normalizer: str | None, image: bool
 ) -> list[tuple[str, float | list[float], float | list[float]]]:
-    """(name, mean, std) of each candidate, from the train split's raw values; equal ones merged."""
-    from edgepack.starter.normalization import feature_stats, sig
-
+    """(name, mean, std) of each candidate, from the train split's raw values (a bounded sample of them);
+    equal ones merged."""
     low = min(float(a.min()) for a in arrays)
     high = max(float(a.max()) for a in arrays)
     stored = "as stored" + (f" ({normalizer} in the model)" if normalizer else "")

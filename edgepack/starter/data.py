@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepack.errors import DatasetError, ModelError
-from edgepack.starter.model import ModelInfo, Shape, same_shape
+from edgepack.starter.model import ModelInfo, Shape, Tensor, same_shape
 from edgepack.starter.task import Fit, check_task, fit_arrays, fit_folder, fit_placeholder
 from edgepack.tasks.base import shape_text
 
@@ -51,6 +51,8 @@ class DataPlan:
     x_notes: list[str] = field(default_factory=list)  # ambiguities: other arrays that fit an input
     layout: str = "auto"
     layout_why: str = ""  # why the arrays are read as images, feature vectors or tensors
+    integers: str = "auto"  # integer arrays that are no images: ids (fed as int32) | readings (normalized)
+    integers_why: str = ""
     inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the chosen input arrays
     class_names: list[str] = field(default_factory=list)  # a folder's classes
     class_counts: list[int] = field(default_factory=list)  # a folder's images per class, in that order
@@ -156,6 +158,8 @@ def _plan_npz(path: Path, model: ModelInfo, task: str | None) -> DataPlan:
             hint="save the arrays with numpy.savez('data.npz', x=..., y=...)",
         )
     x_keys, notes, layout, layout_why = _pick_inputs(path, arrays, model)
+    by_key = arrays_by_key(arrays)
+    integers, integers_why = integers_of([(by_key[k], t) for k, t in zip(x_keys, model.inputs)], layout)
     for key in x_keys:
         check_finite(values[key], str(path), key)  # NaN would poison the normalization guess and the run
     samples = arrays_by_key(arrays)[x_keys[0]].shape[0]
@@ -171,6 +175,8 @@ def _plan_npz(path: Path, model: ModelInfo, task: str | None) -> DataPlan:
         x_notes=notes,
         layout=layout,
         layout_why=layout_why,
+        integers=integers,
+        integers_why=integers_why,
         inputs={k: values[k] for k in x_keys},
     )
 
@@ -225,6 +231,20 @@ def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[lis
     layout = "tensors" if any(c.layout == "tensors" for c in choices) else "auto"
     why = "; ".join(f"'{k}': {c.why}" if len(choices) > 1 else c.why for k, c in zip(chosen, choices))
     return chosen, notes, layout, why
+
+
+def integers_of(feeds: list[tuple[Array, Tensor]], layout: str) -> tuple[str, str]:
+    """How the integer arrays that are no images are read, and why: token ids ("ids", fed as int32) only for a
+    model input that takes integers; for a float input they are readings ("readings": normalized)."""
+    ints = [(a, t) for a, t in feeds if a.integer and (layout == "tensors" or len(a.shape) not in (3, 4))]
+    if not ints:
+        return "auto", ""
+    readings = [(a, t) for a, t in ints if not t.dtype.startswith(("int", "uint"))]
+    if readings:
+        which = ", ".join(f"'{a.key}' ({a.dtype}) feeds {t.text} {t.dtype}" for a, t in readings)
+        return "readings", f"{which}: integer readings, normalized like any value"
+    which = ", ".join(f"'{a.key}' ({a.dtype}) feeds {t.text} {t.dtype}" for a, t in ints)
+    return "ids", f"{which}: token ids or codes, fed as they are (never normalized)"
 
 
 def _plan_folder(root: Path, model: ModelInfo, task: str | None) -> DataPlan:

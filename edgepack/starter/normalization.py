@@ -5,12 +5,16 @@ unless the model's first layer normalizes the raw input itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgepack.starter.candidates import NormCheck
-from edgepack.starter.data import DataPlan
+from edgepack.starter.data import SEED, DataPlan
 from edgepack.starter.model import ModelInfo
+from edgepack.starter.stats import feature_stats, sample_rows
+
+if TYPE_CHECKING:  # the check's record only: candidates does not import this module, nor this one it
+    from edgepack.starter.candidates import NormCheck
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
     if plan.kind == "none":
         return NormGuess(0.0, 1.0, None, "no data to look at, so mean 0, std 1 (the values as stored)")
     arrays = [plan.inputs[k] for k in plan.x_keys]
+    if plan.integers == "ids" and all(np.issubdtype(a.dtype, np.integer) for a in arrays):
+        return NormGuess(0.0, 1.0, None, "the inputs are token ids the model takes as integers: mean 0, std 1")
     low = min(float(a.min()) for a in arrays)
     high = max(float(a.max()) for a in arrays)
     # as the dataset reads them: with layout "auto", (N, H, W[, C]) arrays are images, and (N, H, W) ones get a
@@ -63,9 +69,10 @@ def guess_normalization(plan: DataPlan, model: ModelInfo) -> NormGuess:
             f"values {low:g}..{high:g} are already within [{span[0]:g}, {span[1]:g}]: mean 0, std 1",
         )
     # one value per channel of an image (one, for (N, H, W)), per feature of a vector or sequence
-    mean, std = feature_stats([a[..., None] if images and a.ndim == 3 else a for a in arrays])
+    sample, rows = sample_rows([a[..., None] if images and a.ndim == 3 else a for a in arrays], SEED)
+    mean, std = feature_stats(sample)
     per = "per feature (the last axis)" if isinstance(mean, list) else "over all values"
-    return NormGuess(mean, std, None, f"values {low:g}..{high:g}: the data's own mean and std {per}")
+    return NormGuess(mean, std, None, f"values {low:g}..{high:g}: the data's own mean and std {per}, of {rows}")
 
 
 def _pixels_as_stored(plan: DataPlan) -> tuple[float, float] | None:
@@ -92,22 +99,6 @@ def measured_normalization(check: NormCheck, plan: DataPlan) -> NormGuess:
     """The normalization the check chose (it must have chosen one), said to be measured."""
     best = check.best
     assert best is not None  # the caller checks
-    why = f"{best.name} gives the best {check.why}: {best.value:.4g} (of {len(check.candidates)} candidates)"
+    stats = f"; {check.stats}" if check.stats else ""
+    why = f"{best.name} gives the best {check.why}: {best.value:.4g} (of {len(check.candidates)} candidates{stats})"
     return NormGuess(best.mean, best.std, pixel_range_of(plan), why, guess=False)
-
-
-def feature_stats(arrays: list[np.ndarray]) -> tuple[float | list[float], float | list[float]]:
-    """Per-feature mean and std over the last axis (one value when the inputs differ in it, or it is 1)."""
-    lasts = {a.shape[-1] for a in arrays}
-    if len(lasts) == 1 and next(iter(lasts)) > 1:
-        flat = np.concatenate([a.reshape(-1, a.shape[-1]).astype(np.float64) for a in arrays])
-        mean, std = flat.mean(axis=0), flat.std(axis=0)
-        return [sig(v) for v in mean], [sig(v) if v > 0 else 1.0 for v in std]
-    values = np.concatenate([a.reshape(-1).astype(np.float64) for a in arrays])
-    std = float(values.std())
-    return sig(float(values.mean())), sig(std) if std > 0 else 1.0
-
-
-def sig(value: float, digits: int = 6) -> float:
-    """`value` rounded to `digits` significant digits."""
-    return float(f"{value:.{digits}g}")

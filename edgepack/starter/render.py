@@ -197,6 +197,8 @@ def _npz_lines(s: Starter) -> list[str]:
     if plan.kind == "npz" and plan.layout_why:
         how = "read as stored, no image channel added" if plan.layout == "tensors" else "images or feature vectors"
         lines += _line(f"layout = {toml_value(plan.layout)}", f"{how}: {plan.layout_why}")
+    if plan.kind == "npz" and plan.integers_why:
+        lines += _line(f"integers = {toml_value(plan.integers)}", plan.integers_why)
     if fit.y_key is not None:
         shapes = ", ".join(f"{by_key[k].dtype} {by_key[k].shape}" for k in _keys(fit.y_key) if k in by_key)
         also = f"; also possible: {', '.join(map(repr, fit.others))}" if fit.others else ""

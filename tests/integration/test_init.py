@@ -380,27 +380,31 @@ def test_init_measures_the_normalization_each_model_takes(
     scaled: dict[str, Path], tmp_path: Path, model: str, written: str, normalization: tuple[float, float]
 ) -> None:
     out = tmp_path / "scaled.toml"
-    measure = () if model == "signed.h5" else ("--no-measure",)  # one first measurement and run: the slow part
-    result = invoke("init", str(scaled[model]), "--data", str(scaled["db.npz"]), "--out", str(out), *measure)
+    result = invoke("init", str(scaled[model]), "--data", str(scaled["db.npz"]), "--out", str(out))
     assert result.exit_code == 0, result.stdout + result.stderr
-    table = result.stdout
-    for name in ("as stored", "[0, 1] from -80..0", "[-1, 1] from -80..0", "mean/std", "per-feature mean/std"):
-        assert name in table  # every candidate, with its figure
-    row = next(line for line in table.splitlines() if "written" in line)
-    assert written in row and "near chance" not in row and "WARNING" not in result.stderr
+    names = ("as stored", "[0, 1] from -80..0", "[-1, 1] from -80..0", "mean/std", "per-feature mean/std")
+    table = {cells[0]: cells for cells in _table_rows(result.stdout) if cells[0] in names}
+    assert set(table) == set(names), result.stdout  # every candidate, with its figure
+    row = next(cells for cells in table.values() if cells[-1] == "written")
+    assert written in row[0] and "near chance" not in result.stdout and "WARNING" not in result.stderr
     recipe = _recipe(out)
     assert (recipe["dataset"]["normalization"]["mean"], recipe["dataset"]["normalization"]["std"]) == normalization
     text = out.read_text()
     shown = [line for line in text.splitlines() if line.startswith("#   ") and ": mean " in line]  # candidates
     assert len(shown) == 5 and sum("<- written" in line for line in shown) == 1
-    chosen = float(next(line for line in shown if "<- written" in line).split(": ")[-1].split()[0])
-    others = [float(line.rsplit(": ", 1)[-1]) for line in shown if "<- written" not in line]
-    assert chosen >= 0.9 and max(others) < chosen - 0.1  # the right one, by far
-    if measure:
-        return
+    figures = {line[4:].split(": mean ")[0]: float(line.split("<-")[0].rsplit(": ", 1)[1]) for line in shown}
+    for name, cells in table.items():  # the terminal's figure is the recipe's, to its 4 digits
+        assert float(cells[3]) == pytest.approx(figures[name], abs=1e-3), (name, cells, figures)
+    chosen = figures[row[0]]
+    assert chosen >= 0.9 and max(v for k, v in figures.items() if k != row[0]) < chosen - 0.1  # the right one, by far
     assert {"max_size", "latency_p90_ms", "max_accuracy_drop"} <= set(recipe["budgets"])
     run = invoke("run", str(out), "--workdir", str(tmp_path / "build"))
     assert run.exit_code == 0, run.stdout + run.stderr  # the recipe holds the budgets it was given
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The cells of each row of the rich tables in `text`."""
+    return [[c.strip() for c in line.strip().strip("│").split("│")] for line in text.splitlines() if "│" in line]
 
 
 def test_wrong_scale_unlabelled_is_not_checked_and_labelled_at_chance_has_no_budgets(
@@ -449,3 +453,49 @@ def test_accelerometer_windows_and_spectrograms_are_tensors_without_a_pixel_rang
         assert "first measurement" in result.stdout  # measured: the run's ship stage would note a missing range
         assert "pixel_range" not in result.stdout + result.stderr and "pixel_range" not in out.read_text()
         assert _recipe(out)["dataset"]["layout"] == "tensors" and why in _line(out.read_text(), "layout")
+
+
+def _windows(rng: np.random.Generator, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """int16 accelerometer windows (24 readings x 3 axes x 1, counts within +-3000, gravity on z); the class
+    is how hard the device shakes (a reading's spread), which only the right scale tells apart."""
+    y = rng.integers(0, 3, samples)
+    spread = np.array([150.0, 400.0, 900.0])[y].reshape(-1, 1, 1, 1)
+    x = rng.normal(0, 1, (samples, 24, 3, 1)) * spread + np.array([0, 0, 1000]).reshape(1, 1, 3, 1)
+    return np.clip(x, -3000, 3000).astype(np.int16), y.astype(np.int64)
+
+
+def test_integer_sensor_readings_are_measured_and_normalized_for_a_float_model(tmp_path: Path) -> None:
+    """int16 readings feeding a float input are values, not token ids: init measures them and writes
+    `integers = "readings"`, and the loader normalizes them as the recipe says."""
+    from edgepack.datasets.core import load_dataset
+    from edgepack.models.tf import load
+    from edgepack.recipe.load import load_recipe
+
+    tk = load().keras
+    rng = np.random.default_rng(0)
+    tk.utils.set_random_seed(0)
+    x, y = _windows(rng, 600)
+    mean, std = float(x.mean()), float(x.std())
+    model = tk.Sequential(
+        [tk.layers.Input((24, 3, 1)), tk.layers.Flatten(), tk.layers.Dense(32, activation="relu"), tk.layers.Dense(3)]
+    )
+    model.compile(tk.optimizers.Adam(0.01), tk.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit((x - mean) / std, y, epochs=20, batch_size=64, verbose=0)  # trained on the data's mean and std
+    model.save(tmp_path / "accel.h5")
+    np.savez(tmp_path / "accel.npz", x=x[:200], y=y[:200])
+    out = tmp_path / "accel.toml"
+    result = invoke("init", str(tmp_path / "accel.h5"), "--data", str(tmp_path / "accel.npz"), "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "not checked" not in result.stdout + result.stderr
+    cells = next(cells for cells in _table_rows(result.stdout) if cells[-1] == "written")
+    assert cells[0] == "mean/std" and float(cells[3]) >= 0.9, result.stdout
+    assert "candidates; range and statistics from all 150 train samples)" in result.stdout  # bounded: all of 150
+    recipe = _recipe(out)["dataset"]
+    assert recipe["layout"] == "tensors" and recipe["integers"] == "readings"
+    assert recipe["normalization"]["mean"] == pytest.approx(float(x[:200].mean()), rel=0.02)  # the train split's
+    loaded = load_recipe(str(out))
+    data = load_dataset(loaded.recipe.dataset, loaded.recipe.seed, loaded.base_dir)
+    assert data.x_train.dtype == np.float32 and float(np.abs(data.x_train).max()) < 10  # normalized, not counts
+    norm = recipe["normalization"]
+    raw = data.raw_tests[0].astype(np.float32)
+    assert data.x_test == pytest.approx((raw - norm["mean"]) / norm["std"], abs=1e-4)

@@ -121,6 +121,39 @@ def test_what_a_builder_raises_is_a_bad_input_naming_it_and_its_args(
     assert error.__cause__ is exc
 
 
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        (
+            "1 validation error for digits_cnn\ninput_shape.0\n  Input should be greater than 0",
+            "1 validation error for digits_cnn\ninput_shape.0\n  Input should be greater than 0",
+        ),
+        ("Exception encountered when calling layer 'conv'\n\nnegative dimension", "\n\nnegative dimension"),
+        ("\n".join(f"line {i}" for i in range(9)), "line 5 ..."),
+    ],
+)
+def test_a_builders_message_keeps_its_first_six_lines(monkeypatch: pytest.MonkeyPatch, text: str, shown: str) -> None:
+    """A short message is kept whole (pydantic's field and reason, Keras's reason after its first line);
+    a long one (TensorFlow's graph nodes) is cut after six lines."""
+    monkeypatch.setattr("edgepack.models.builders.builder_function", lambda *a: _raising(ValueError(text)))
+    with pytest.raises(ModelError) as caught:
+        build(BuilderModel(kind="builder", builder="mine:net"), (8, 8, 1), 10, Path.cwd())
+    assert caught.value.message.endswith(shown) and "line 6" not in caught.value.message
+
+
+def test_a_multi_input_dataset_for_a_shipped_builder_names_input_shape_not_args() -> None:
+    """Two input arrays for a one-input builder: the data's shape is wrong, not model.args (refused by the
+    builder's own validate_call before it imports TensorFlow)."""
+    spec = BuilderModel(kind="builder", builder="edgepack.models.zoo:mlp", args={"hidden": [8]})
+    with pytest.raises(ModelError) as caught:
+        build(spec, [(4,), (3,)], 3, Path.cwd())
+    error = caught.value
+    assert error.exit_code == EXIT_BAD_INPUT and error.code == "builder-failed"
+    assert "cannot take what the data gives, input_shape = [(4,), (3,)]" in error.message
+    assert "validation error" in error.message and "Input should be a valid integer" in error.message  # kept
+    assert "dataset.x_key" in error.hint and "change model.args" not in error.hint
+
+
 def test_edgepacks_own_error_from_a_builder_passes_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     own = EdgepackError("TensorFlow is not installed", code="tensorflow-missing")
     monkeypatch.setattr("edgepack.models.builders.builder_function", lambda *a: _raising(own))

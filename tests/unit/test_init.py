@@ -140,3 +140,52 @@ def test_chance_levels_and_the_choice_among_candidates() -> None:
     assert not check.at_chance and check.warning() is None
     low = NormCheck(True, "", "accuracy", True, 100, [Candidate("a", 0, 1, 0.15)], 0, ten)
     assert low.at_chance and "near chance" in (low.warning() or "")
+
+
+def _runtime_imports(module: str) -> set[str]:
+    """The edgepack modules `module`'s source imports when it runs (anywhere, lazily too; not for types only)."""
+    import ast
+    import importlib.util
+
+    origin = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+    tree = ast.parse(Path(str(origin)).read_text())
+    typing_only = {
+        id(node)
+        for guard in ast.walk(tree)
+        if isinstance(guard, ast.If) and "TYPE_CHECKING" in ast.unparse(guard.test)
+        for node in ast.walk(guard)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
+            found.add(node.module)
+        if isinstance(node, ast.Import) and id(node) not in typing_only:
+            found |= {alias.name for alias in node.names}
+    return {name for name in found if name.startswith("edgepack.")}
+
+
+def test_the_normalization_modules_import_without_a_cycle() -> None:
+    """The guess and the measured candidates share their statistics through `starter.stats`: neither
+    module imports the other when it runs (the check's record is a type only)."""
+    guess, measured = (
+        _runtime_imports("edgepack.starter.normalization"),
+        _runtime_imports("edgepack.starter.candidates"),
+    )
+    assert "edgepack.starter.stats" in guess and "edgepack.starter.candidates" not in guess
+    assert "edgepack.starter.stats" in measured and "edgepack.starter.normalization" not in measured
+
+
+def test_statistics_come_from_a_bounded_seeded_sample_and_say_so() -> None:
+    from edgepack.starter import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
+    from edgepack.starter.stats import STATS_ROWS, sample_rows
+
+    x = np.arange(10_000 * 3, dtype=np.float32).reshape(10_000, 3)
+    (sample,), where = sample_rows([x], 0)
+    assert len(sample) == STATS_ROWS == 2048 and where == "2,048 of 10,000 samples (seeded)"
+    assert np.array_equal(sample, sample_rows([x], 0)[0][0]) and np.all(np.diff(sample[:, 0]) > 0)  # seeded, in order
+    (whole,), where = sample_rows([x[:100]], 0)
+    assert whole is not None and len(whole) == 100 and where == "all 100 samples"
+    model = ModelInfo(Path("m.h5"), "h5", 2, None, [Tensor("x", (3,), "float32")], [], 5, None, None)
+    plan = DataPlan("npz", Path("d.npz"), len(x), Fit("fidelity", ""), x_keys=["x"], inputs={"x": x})
+    guess = guess_normalization(plan, model)
+    assert "of 2,048 of 10,000 samples (seeded)" in guess.why and guess.mean[0] == pytest.approx(15_000, rel=0.05)

@@ -1,4 +1,5 @@
-"""The suite's own strictness: sockets off in unit tests, edgepack's warnings as errors, third-party ones not."""
+"""The suite's own strictness: sockets off in unit tests, edgepack's UserWarning and RuntimeWarning as errors
+(a DeprecationWarning or FutureWarning at its call site shown, not failed), third-party ones ignored."""
 
 from __future__ import annotations
 
@@ -52,14 +53,30 @@ def test_loopback_and_unix_sockets_still_work() -> None:
     right.close()
 
 
-def _warn_from(module: str) -> None:
+def _warn_from(module: str, category: type[Warning] = DeprecationWarning) -> None:
     """A warning issued by code of `module` (the filters match the module that calls warnings.warn)."""
-    exec("import warnings\nwarnings.warn('from ' + __name__, DeprecationWarning)", {"__name__": module})
+    code = f"import warnings\nwarnings.warn('from ' + __name__, {category.__name__})"
+    exec(code, {"__name__": module})
 
 
-def test_edgepacks_own_warnings_are_errors_and_third_party_ones_are_not() -> None:
-    with pytest.raises(DeprecationWarning, match="from edgepack.models.probe"):
-        _warn_from("edgepack.models.probe")
+@pytest.mark.parametrize("category", [UserWarning, RuntimeWarning])
+@pytest.mark.parametrize("module", ["edgepack.models.probe", "unit.probe"])
+def test_edgepacks_own_user_and_runtime_warnings_are_errors(module: str, category: type[Warning]) -> None:
+    with pytest.raises(category, match=f"from {module}"):
+        _warn_from(module, category)
+
+
+@pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning])
+@pytest.mark.parametrize("module", ["edgepack.models.probe", "unit.probe"])
+def test_a_deprecation_at_edgepacks_call_site_is_shown_not_failed(module: str, category: type[Warning]) -> None:
+    """numpy, typer, rich... issue a DeprecationWarning or FutureWarning at their caller's line (here:
+    edgepack's, or a test's) and have no upper bound: a new release must not fail a clean machine's suite."""
+    with warnings.catch_warnings(record=True) as caught:  # the configured filters stay as they are
+        _warn_from(module, category)
+    assert [(w.category, str(w.message)) for w in caught] == [(category, f"from {module}")]  # shown, once
+
+
+def test_third_party_warnings_are_ignored_by_module() -> None:
     with warnings.catch_warnings(record=True) as caught:  # the configured filters stay as they are
         _warn_from("tensorflow_model_optimization.probe")
     assert not any("probe" in str(w.message) for w in caught)  # ignored by module, not raised
@@ -68,10 +85,50 @@ def test_edgepacks_own_warnings_are_errors_and_third_party_ones_are_not() -> Non
 def test_an_install_test_knows_when_no_package_index_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from conftest import package_index_unreachable
 
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://example.org/simple")  # as a developer's shell may have
+    for key in [key for key in os.environ if key.startswith("PIP_")]:  # every pip setting of the environment
+        monkeypatch.delenv(key)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # pip's configuration files: none
-    monkeypatch.setenv("PIP_FIND_LINKS", "")
     monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "gone").as_uri())
     why = package_index_unreachable.__wrapped__()  # not the cached answer of this process
     assert why is not None and why.startswith("offline: no package index is reachable") and "gone" in why
     (tmp_path / "gone").mkdir()  # a local mirror: reachable
     assert package_index_unreachable.__wrapped__() is None
+
+
+def test_the_package_index_check_has_one_deadline_and_a_silent_pip_is_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that never answers (a name lookup with no timeout of its own, traffic dropped) costs the
+    deadline once, however many indexes are named; a `pip config list` that hangs is offline, not an error."""
+    import subprocess
+    import threading
+    import time
+
+    import conftest
+
+    release = threading.Event()
+
+    def silent(*args: object, **kwargs: object) -> socket.socket:  # past any timeout it was given
+        release.wait(60)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    monkeypatch.setattr(conftest, "INDEX_DEADLINE_S", 0.5)
+    for key in [key for key in os.environ if key.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://a.example/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://b.example/simple https://c.example/simple")
+    started = time.monotonic()
+    why = conftest.package_index_unreachable.__wrapped__()
+    release.set()
+    assert time.monotonic() - started < 0.5 + 3  # one deadline (and pip config list), not one per host
+    assert why is not None and why.count("no answer within 0.5 s") == 3 and "c.example:443" in why
+
+    def hangs(*args: object, **kwargs: object) -> None:
+        raise subprocess.TimeoutExpired(["pip", "config", "list"], 20)
+
+    monkeypatch.setattr(subprocess, "run", hangs)
+    why = conftest.package_index_unreachable.__wrapped__()
+    assert why is not None and why.startswith("offline: `pip config list` did not answer")

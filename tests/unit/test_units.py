@@ -85,6 +85,24 @@ def test_npz_and_folder_sources(tmp_path: Path) -> None:
     assert sorted(np.concatenate([folder.y_train, folder.y_test]).tolist()) == [0, 0, 0, 1, 1, 1]
 
 
+def test_integer_arrays_are_token_ids_or_readings(tmp_path: Path) -> None:
+    """Integer arrays that are no images: ids (int32, as stored) with the identity normalization or when told,
+    readings (normalized float32) when a normalization is given or `integers = "readings"`."""
+    x = np.random.default_rng(0).integers(-3000, 3000, (20, 24, 3, 1)).astype(np.int16)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(20) % 3)
+    base = {"kind": "npz", "path": "d.npz", "layout": "tensors"}
+    ids = load_dataset(NpzDataset(**base), 0, tmp_path)
+    assert ids.x_train.dtype == np.int32 and np.abs(ids.x_train).max() > 1000
+    norm = {"mean": 10.0, "std": 1000.0}
+    readings = load_dataset(NpzDataset(**base, normalization=norm), 0, tmp_path)
+    assert readings.x_train.dtype == np.float32 and np.abs(readings.x_train).max() < 3.1
+    assert readings.x_test == pytest.approx((readings.raw_tests[0] - 10.0) / 1000.0)
+    told = load_dataset(NpzDataset(**base, normalization=norm, integers="ids"), 0, tmp_path)
+    assert told.x_train.dtype == np.int32
+    floats = load_dataset(NpzDataset(**base, integers="readings"), 0, tmp_path)
+    assert floats.x_train.dtype == np.float32
+
+
 def test_budgets_margins_and_pass_fail() -> None:
     budgets = Budgets(max_size="10 KB", latency_p90_ms={"host": 1.0}, max_accuracy_drop=0.01, min_accuracy=0.9)
     measured = Measurements(size_bytes=10_001, accuracy_float=0.99, accuracy_tflite=0.985, latency_p90_ms={"host": 0.5})
