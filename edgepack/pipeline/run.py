@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack import tasks
 from edgepack.datasets import Dataset, calibration_indices, fingerprint, load_dataset
@@ -22,6 +22,9 @@ from edgepack.pipeline.cache import StageCache, StageOutput
 from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
 from edgepack.recipe import LoadedRecipe
 from edgepack.reporting import NullReporter, Reporter
+
+if TYPE_CHECKING:
+    from edgepack.pipeline.tune import Tuned
 
 
 @dataclass
@@ -148,9 +151,8 @@ class Pipeline:
         return optimize_stage(self)
 
     @cached_property
-    def tuned(self) -> Any:
-        """An "auto" optimize value: the tries, the kept one and the search's figures (a `tune.Tuned`,
-        made once per run)."""
+    def tuned(self) -> Tuned:
+        """An "auto" optimize value: the tries, the kept one and the search's figures (made once per run)."""
         from edgepack.pipeline.tune import tuned
 
         return tuned(self)

@@ -74,7 +74,12 @@ def _search(p: Pipeline) -> dict[str, Any]:
             hint="set convert.search.device to a real device (local, ssh or adb)",
         )
     sources = _sources(p)
-    candidates = [_measured(p, device, source, c) for source in sources for c in search_candidates(p.recipe.convert)]
+    from edgepack.pipeline.evaluate import judge
+
+    candidates = []
+    for source in sources:  # one judge per source: its Keras model's outputs on the test split, read once
+        referee = judge(p, source.stage)
+        candidates += [_measured(p, device, source, referee, c) for c in search_candidates(p.recipe.convert)]
     chosen = pick(candidates, search.minimize, search.min_sqnr_db is not None)
     p.cache.done["convert"] = chosen["_stage"]
     if chosen["optimize"] is not None:  # the search over both: its try becomes the run's optimize stage
@@ -104,15 +109,14 @@ def _search(p: Pipeline) -> dict[str, Any]:
     return result
 
 
-def _measured(p: Pipeline, device: Any, source: Source, candidate: Candidate) -> dict[str, Any]:
-    """One candidate converted from `source` (its own cached stage), judged, timed, its arena read."""
+def _measured(p: Pipeline, device: Any, source: Source, referee: Any, candidate: Candidate) -> dict[str, Any]:
+    """One candidate converted from `source` (its own cached stage), judged by `referee`, timed, its arena read."""
     from edgepack.analyze.flatbuffer import read_model
     from edgepack.analyze.graph import activation_peak
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers import run_device
     from edgepack.gate.budgets import candidate_budgets
     from edgepack.pipeline.convert import convert_stage
-    from edgepack.pipeline.evaluate import judge
     from edgepack.tasks import worsening
     from edgepack.tasks.judge import allowed_drop, meets
 
@@ -123,7 +127,6 @@ def _measured(p: Pipeline, device: Any, source: Source, candidate: Candidate) ->
     settings = candidate_settings(p.recipe.convert, candidate)
     stage = convert_stage(p, settings, candidate.stage + source.stage_suffix, source.stage)
     path = stage.dir / stage.record.model_file
-    referee = judge(p, source.stage)
     allowed = allowed_drop(search, referee.reference_value)
     verdict = referee.judge(path, p.reporter, f"search {label}")
     request = RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed)

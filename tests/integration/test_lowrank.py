@@ -332,6 +332,7 @@ def test_rank_auto_keeps_the_smallest_rank_that_holds_the_budget_and_reruns_cach
     search = report["rank_search"]
     float_rmse = report["stages"]["train"]["test_metrics"]["rmse"]
     tries = {t["rank"]: t for t in search["tries"]}
+    print("rank tries:", {r: round(t["metrics"]["rmse"], 3) for r, t in tries.items()}, f"float {float_rmse:.3f}")
     assert list(tries) == [32, 8, 2]  # from the largest rank down, stopped at the first that breaks
     for rank, t in tries.items():
         assert t["holds"] == (t["metrics"]["rmse"] <= float_rmse + 0.03), (rank, t["metrics"], float_rmse)
@@ -382,6 +383,7 @@ def test_the_search_over_ranks_granularity_and_int4_minimizes_what_it_is_asked(r
         assert c["size_bytes"] > 0 and c["arena_bytes"] > 0 and c["latency_p50_ms"] > 0, c
         assert c["value"] is not None and c["worst_sqnr_db"] is not None and c["optimize"]["field"] == "rank"
     assert {c["weights"] for c in search["candidates"]} == {"int8", "int4"}
+    print("search:", [(c["mode"], c["size_bytes"], c["meets"]) for c in search["candidates"]])  # the README's figures
     meeting = [c for c in search["candidates"] if c["meets"]]
     chosen = min(meeting, key=lambda c: c["size_bytes"])
     assert search["chosen"] == chosen["mode"] and chosen["chosen"] and search["met"]
