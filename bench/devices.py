@@ -55,7 +55,7 @@ from edgepack.devices.base import RunRequest  # noqa: E402
 from edgepack.devices.drivers import run_device  # noqa: E402
 from edgepack.devices.profiles import LocalDevice, SshDevice  # noqa: E402
 from edgepack.fsutil import atomic_write_bytes  # noqa: E402
-from edgepack.reporting import NullReporter  # noqa: E402
+from edgepack.progress import NullReporter  # noqa: E402
 
 
 def build_models() -> dict[str, Path]:

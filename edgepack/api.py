@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from edgepack.gate.budgets import BudgetResult
     from edgepack.pipeline import Pipeline, RunResult, StageOutput
     from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
-    from edgepack.reporting import Reporter
+    from edgepack.progress import Reporter
 
 DEFAULT_WORKDIR = "build"
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgepack.errors import BadInputError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 
 def interpreter(model: Path, threads: int = 1) -> Any:

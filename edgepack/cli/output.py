@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 from edgepack.errors import EdgepackError
-from edgepack.reporting import NullReporter, Reporter
+from edgepack.progress import NullReporter, Reporter
 
 
 @dataclass

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgepack.convert.tflite import CALIBRATED_MODES
 from edgepack.errors import StageError
+from edgepack.progress import Reporter
 from edgepack.recipe.convert import ConvertSettings
-from edgepack.reporting import Reporter
 
 TIMEOUT_S = 3600.0
 

@@ -28,7 +28,7 @@ from edgepack.devices.base import (
 )
 from edgepack.devices.profiles import AdbDevice
 from edgepack.errors import BadInputError, DeviceUnreachable, StageError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 ADB_TIMEOUT_S = 30.0
 KILL_GRACE_S = 5

@@ -10,7 +10,7 @@ import numpy as np
 from edgepack.devices.base import RunRequest
 from edgepack.devices.profiles import Device
 from edgepack.errors import BadInputError
-from edgepack.reporting import NullReporter, Reporter
+from edgepack.progress import NullReporter, Reporter
 
 FLOAT_RTOL = 1e-5
 FLOAT_ATOL = 1e-6

@@ -21,7 +21,7 @@ from edgepack.devices.profiles import EthosUDevice
 from edgepack.devices.vela import compile_model, probe
 from edgepack.devices.vela_report import VelaEstimate, read_estimate
 from edgepack.errors import ModelError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 NOT_RUN = "not checked: nothing executes on an Ethos-U profile; Vela compiles the model and estimates its performance"
 

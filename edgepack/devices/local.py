@@ -21,7 +21,7 @@ from edgepack.devices.base import (
 )
 from edgepack.devices.profiles import LocalDevice
 from edgepack.errors import StageError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 
 def run_local(

@@ -14,7 +14,7 @@ from typing import Any
 
 from edgepack.devices.profiles import McuDevice, TflmDevice
 from edgepack.errors import BadInputError
-from edgepack.reporting import NullReporter, Reporter
+from edgepack.progress import NullReporter, Reporter
 
 
 @dataclass(frozen=True)

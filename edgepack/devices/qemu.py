@@ -44,7 +44,7 @@ from edgepack.devices.base import (
 )
 from edgepack.devices.profiles import ARM_CORES, DEBIAN_PYTHON, QemuDevice, profile_path
 from edgepack.errors import BadInputError, DeviceUnreachable, StageError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 PACKAGES = ("python3", "python3-numpy", "libstdc++6")
 SITE = "/opt/edgepack/site"  # where the wheel is unpacked, inside the root filesystem

@@ -28,7 +28,7 @@ from edgepack.devices.base import (
 )
 from edgepack.devices.profiles import SshDevice
 from edgepack.errors import DeviceUnreachable, EdgepackError, StageError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 SSH_FAILED = 255  # the client's own exit status for connection and authentication failures
 KILL_GRACE_S = 5

@@ -19,7 +19,7 @@ from edgepack.analyze.tflm_ops import missing_ops, model_ops
 from edgepack.devices.base import UNTIMED, RunRequest, collect, parse_result, runner_failure
 from edgepack.devices.profiles import TflmDevice
 from edgepack.errors import DeviceUnreachable, ModelError, StageError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 TFLM_RUNNER = Path(__file__).with_name("tflm_runner.py")
 # TFLM's reference kernels may round a requantization (or softmax's lookup) differently from LiteRT's

@@ -14,8 +14,8 @@ from edgepack.datasets import Dataset
 from edgepack.models.tf import load
 from edgepack.optimize.loop import fit
 from edgepack.optimize.select import Selection, has_kernel, select_layers
+from edgepack.progress import Reporter
 from edgepack.recipe.optimize import ClusterStage
-from edgepack.reporting import Reporter
 
 INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED", "random": "RANDOM"}
 

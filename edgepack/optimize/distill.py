@@ -18,8 +18,8 @@ from edgepack.models.origins import recipe_source
 from edgepack.models.source import count_params
 from edgepack.models.tf import load, seed_everything
 from edgepack.optimize.loop import accuracy, fit, make_optimizer, outputs_probabilities
+from edgepack.progress import Reporter
 from edgepack.recipe.optimize import DistillStage
-from edgepack.reporting import Reporter
 
 
 def distill(

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgepack.datasets import Dataset
 from edgepack.models.tf import load
-from edgepack.reporting import NullReporter, Reporter, Task
+from edgepack.progress import NullReporter, Reporter, Task
 
 
 class Settings(Protocol):

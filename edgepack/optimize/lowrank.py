@@ -25,8 +25,8 @@ from edgepack.datasets import Dataset
 from edgepack.optimize.loop import evaluate, fit
 from edgepack.optimize.rebuild import copy_weights, edit_layers, is_sequential, model_config, rebuild
 from edgepack.optimize.select import Selection, select_layers
+from edgepack.progress import Reporter
 from edgepack.recipe.optimize import LowRankStage
-from edgepack.reporting import Reporter
 
 SUFFIX = "_lowrank"
 _UNSET = ("kernel_regularizer", "kernel_constraint", "bias_regularizer", "bias_constraint", "activity_regularizer")

@@ -19,8 +19,8 @@ from edgepack.datasets import Dataset
 from edgepack.models.tf import load
 from edgepack.optimize.loop import fit, steps_per_epoch
 from edgepack.optimize.select import has_kernel, select_layers
+from edgepack.progress import Reporter
 from edgepack.recipe.optimize import PruneStage
-from edgepack.reporting import Reporter
 
 UPDATES_PER_RAMP = 10
 

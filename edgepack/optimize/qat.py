@@ -18,8 +18,8 @@ from edgepack.models.tf import load
 from edgepack.optimize.fold import Fold, fold_batchnorm
 from edgepack.optimize.loop import fit
 from edgepack.optimize.select import select_layers
+from edgepack.progress import Reporter
 from edgepack.recipe.optimize import QatStage
-from edgepack.reporting import Reporter
 
 EXTRA_SUPPORTED = ("Conv1D",)
 MAX_PROBES = 64

@@ -17,8 +17,8 @@ import numpy as np
 from edgepack.datasets import Dataset
 from edgepack.models.tf import load, strategy_scope
 from edgepack.optimize.loop import evaluate
+from edgepack.progress import Reporter
 from edgepack.recipe.optimize import ClusterStage, DistillStage, LowRankStage, OptimizeStage, PruneStage, QatStage
-from edgepack.reporting import Reporter
 
 
 def optimize(

@@ -8,7 +8,7 @@ from edgepack.datasets import Dataset
 from edgepack.errors import ModelError
 from edgepack.models.origins import LoadedModel, ModelSource
 from edgepack.optimize.loop import fit
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 
 
 def train(

@@ -24,8 +24,8 @@ from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.native import captured_native_logs
 from edgepack.pipeline.records import Record
 from edgepack.pipeline.timing import StageClock
+from edgepack.progress import Reporter
 from edgepack.recipe.load import canonical_json
-from edgepack.reporting import Reporter
 
 STAGE_FILE = "stage.json"
 R = TypeVar("R", bound=Record)

@@ -20,8 +20,8 @@ from edgepack.gate.budgets import BudgetResult
 from edgepack.models.origins import ModelSource, recipe_source
 from edgepack.pipeline.cache import StageCache, StageOutput
 from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
+from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
-from edgepack.reporting import NullReporter, Reporter
 
 if TYPE_CHECKING:
     from edgepack.pipeline.tune import Tuned

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import BadInputError
 from edgepack.fsutil import atomic_write_bytes
-from edgepack.reporting import NullReporter
+from edgepack.progress import NullReporter
 
 if TYPE_CHECKING:
     from edgepack.pipeline.run import Pipeline

@@ -173,7 +173,7 @@ def _normalize(x: np.ndarray, norm: Any) -> np.ndarray:
 
 def _predict(model: Any, x: list[np.ndarray]) -> list[np.ndarray]:
     from edgepack.optimize.loop import predict
-    from edgepack.reporting import NullReporter
+    from edgepack.progress import NullReporter
 
     return predict(model, x if len(x) > 1 else x[0], NullReporter(), "normalization candidates")
 

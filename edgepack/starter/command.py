@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.fsutil import TMP_MARK
-from edgepack.reporting import NullReporter, Reporter
+from edgepack.progress import NullReporter, Reporter
 from edgepack.starter.data import plan_data
 from edgepack.starter.measure import Measured, budgets_from, measure
 from edgepack.starter.model import inspect_model

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.errors import EdgepackError
-from edgepack.reporting import Reporter
+from edgepack.progress import Reporter
 from edgepack.starter.tomlvalue import toml_value
 
 # The smallest latency budget written: a p90 of a few microseconds varies 2-3x from run to run (the

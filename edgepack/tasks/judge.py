@@ -47,7 +47,7 @@ class Judge:
     def judge(self, model: Path | bytes, reporter: Any = None, label: str = "judge") -> Verdict:
         """Run `model` on the test split in LiteRT and judge its outputs."""
         from edgepack.litert import tflite_predict
-        from edgepack.reporting import NullReporter
+        from edgepack.progress import NullReporter
 
         predictions = tflite_predict(model, self.split.x, reporter or NullReporter(), label, self.input_names)
         return self.verdict(predictions)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from edgepack.errors import StageError
+from edgepack.progress import NullReporter
 from edgepack.recipe.convert import ConvertSettings
-from edgepack.reporting import NullReporter
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from conftest import FAKES, REPO, invoke, package_index_unreachable, run_cli, wo
 
 from edgepack.devices.base import RunRequest
 from edgepack.errors import DeviceUnreachable, StageError
-from edgepack.reporting import NullReporter
+from edgepack.progress import NullReporter
 
 # A one-output model whose int8 outputs match the host's exactly, overall and per output.
 IDENTICAL = {

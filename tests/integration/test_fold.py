@@ -125,9 +125,9 @@ def test_per_tensor_qat_ships_one_scale_per_kernel_and_matches_keras(tmp_path: P
     from edgepack.models.source import export_saved_model
     from edgepack.models.tf import load, seed_everything
     from edgepack.optimize.qat import qat
+    from edgepack.progress import NullReporter
     from edgepack.recipe.convert import ConvertSettings
     from edgepack.recipe.optimize import QatStage
-    from edgepack.reporting import NullReporter
 
     data = load_dataset(DigitsDataset(kind="digits", normalization={"mean": 8.0, "std": 8.0}, limit=600), 0, REPO)
     keras = load().keras

@@ -12,9 +12,9 @@ from conftest import REPO, invoke
 
 from edgepack.datasets import load_dataset
 from edgepack.errors import ModelError
+from edgepack.progress import NullReporter
 from edgepack.recipe.optimize import PruneStage
 from edgepack.recipe.schema import DigitsDataset
-from edgepack.reporting import NullReporter
 
 MODELS = Path(__file__).parents[1] / "models"
 

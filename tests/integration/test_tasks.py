@@ -238,7 +238,7 @@ def test_two_inputs_two_outputs_no_labels_judged_by_sqnr_on_every_output(tmp_pat
     assert all(o["sqnr_db"] > 20 and o["cosine"] > 0.99 for o in fidelity["outputs"]), fidelity
     # What the .tflite gives, in the Keras order, is what the Keras model gives (int8 noise aside).
     from edgepack.litert import tflite_predict
-    from edgepack.reporting import NullReporter
+    from edgepack.progress import NullReporter
 
     tflite = Path(report["stages"]["convert"]["dir"]) / "model.tflite"
     got = tflite_predict(tflite, [x1[:50], x2[:50]], NullReporter(), "check", ["zeta", "alpha"])

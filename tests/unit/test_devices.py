@@ -21,7 +21,7 @@ from conftest import FAKES, REPO, invoke
 
 from edgepack.devices.base import RunRequest
 from edgepack.errors import DeviceUnreachable, StageError
-from edgepack.reporting import NullReporter
+from edgepack.progress import NullReporter
 
 
 def load(name: str) -> Any:

@@ -249,7 +249,7 @@ def test_editing_a_file_of_edgepack_changes_every_stage_id(tmp_path: Path) -> No
     shutil.copytree(Path(edgepack.__file__).parent, copy / "edgepack", ignore=shutil.ignore_patterns("__pycache__"))
     probe = (
         "import json, sys, edgepack\nfrom pathlib import Path\nfrom edgepack.pipeline.cache import StageCache\n"
-        "from edgepack.reporting import NullReporter\nassert edgepack.__file__.startswith(sys.argv[1])\n"
+        "from edgepack.progress import NullReporter\nassert edgepack.__file__.startswith(sys.argv[1])\n"
         "cache = StageCache(Path(sys.argv[2]), NullReporter())\n"
         "print(json.dumps({s: cache.stage_id(s, {'epochs': 1}, {'data': 'x'}) for s in "
         "('train', 'optimize', 'convert', 'evaluate')}))"
