@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import rich.table
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
+    from rich.text import Text
 
 from edgepack.errors import EdgepackError
 from edgepack.progress import NullReporter, Reporter
+from edgepack.table import Cell, Table, plain
+
+STYLES = {"good": "green", "bad": "red", "fail": "bold red", "warn": "yellow", "dim": "dim", "strong": "bold"}
+_ALIGN = {"left": ":---", "right": "---:"}
 
 
 @dataclass
@@ -56,9 +61,50 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(table: Table) -> None:
-    """Show a rich table on stdout."""
-    stdout().print(table)
+def rich_text(value: Cell) -> Text:
+    """A cell as rich text, each span in its tone's style (the text itself never read as markup)."""
+    from rich.text import Text
+
+    text = Text()
+    for span in value:
+        text.append(span.text, style=STYLES[span.tone] if span.tone else "")
+    return text
+
+
+def rich_table(table: Table) -> rich.table.Table:
+    """A neutral table as the terminal shows it."""
+    from rich.table import Table as RichTable
+
+    out = RichTable(title=rich_text(table.title) if table.title else None, title_justify="left")
+    out.show_header = table.show_header
+    if table.caption:
+        out.caption = rich_text(table.caption)
+    for column in table.columns:
+        out.add_column(column.header, justify=column.align)
+    for row in table.rows:
+        out.add_row(*(rich_text(c) for c in row))
+    return out
+
+
+def print_table(table: Table | rich.table.Table) -> None:
+    """Show a table on stdout."""
+    stdout().print(rich_table(table) if isinstance(table, Table) else table)
+
+
+def markdown_table(table: Table) -> str:
+    """A table as GitHub-flavoured Markdown under its title (in bold)."""
+
+    def text(value: Cell | str) -> str:
+        raw = value if isinstance(value, str) else plain(value)
+        return raw.replace("|", "\\|").replace("\n", "<br>").strip() or " "
+
+    lines = [f"**{text(table.title)}**", ""] if table.title else []
+    lines.append("| " + " | ".join(text(c.header) for c in table.columns) + " |")
+    lines.append("|" + "|".join(_ALIGN[c.align] for c in table.columns) + "|")
+    lines.extend("| " + " | ".join(text(c) for c in row) + " |" for row in table.rows)
+    if table.caption:
+        lines += ["", text(table.caption)]
+    return "\n".join(lines)
 
 
 def message(text: str) -> None:
