@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -59,3 +60,14 @@ def clean_stale_temps(folder: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+
+
+def path_digest(path: Path) -> str:
+    """sha256 over a file, or over every file of a directory (names and bytes)."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        digest.update(path.read_bytes())
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []:
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()

@@ -179,13 +179,6 @@ def tflite_predict(
     return [np.concatenate(out) for out in results]
 
 
-def tflite_accuracy(model: Path, x: np.ndarray, y: np.ndarray, reporter: Reporter, label: str) -> float:
-    """Top-1 accuracy of a single-input classifier `.tflite` on (x, y), one sample per invoke."""
-    from edgepack.tasks import metrics
-
-    return metrics.accuracy(tflite_predict(model, x, reporter, label)[0], y)
-
-
 _PARTITIONS = """
 import json, sys
 from ai_edge_litert.interpreter import Interpreter

@@ -108,7 +108,7 @@ class SavedSource:
         return Path(self.spec.path) if Path(self.spec.path).is_absolute() else self.base_dir / self.spec.path
 
     def stage_config(self) -> dict[str, Any]:
-        from edgepack.pipeline.cache import path_digest
+        from edgepack.fsutil import path_digest
 
         return {
             "model": self.spec.model_dump(mode="json"),

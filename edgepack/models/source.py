@@ -44,8 +44,8 @@ def load_stage_model(path: Path, keras: int, imports: Sequence[str] = (), base_d
     """A model a stage saved (`keras` 3: a Keras 3 model kept as it is, its custom layers' modules imported)."""
     if keras != 3:
         return load_model(path)
+    from edgepack.models.builders import on_path
     from edgepack.models.keras3 import load_keras3
-    from edgepack.models.origins import on_path
 
     with on_path(base_dir or Path.cwd()):  # the file is edgepack's own: safe mode has checked it already
         return load_keras3(path, "the train stage's model", imports, safe_mode=False)

@@ -17,9 +17,10 @@ from edgepack.datasets import Dataset
 from edgepack.models.origins import recipe_source
 from edgepack.models.source import count_params
 from edgepack.models.tf import load, seed_everything
-from edgepack.optimize.loop import accuracy, fit, make_optimizer, outputs_probabilities
+from edgepack.optimize.loop import accuracy, fit, make_optimizer
 from edgepack.progress import Reporter
 from edgepack.recipe.optimize import DistillStage
+from edgepack.tasks.classification import outputs_probabilities
 
 
 def distill(

@@ -60,20 +60,6 @@ def compile_model(model: Any, settings: Settings, task: Any) -> None:
     model.compile(optimizer=make_optimizer(settings, keras), loss=task.loss(keras, model), metrics=task.fit_metrics())
 
 
-def outputs_probabilities(model: Any) -> bool:
-    """True when the model ends in a softmax (layer or activation), so it outputs probabilities.
-
-    Looks through TFMOT's wrappers: QAT wraps the layer and its activation, pruning the layer.
-    """
-    last = model.layers[-1]
-    inner = getattr(last, "layer", last)
-    names = {type(last).__name__, type(inner).__name__, last.name, inner.name}
-    for activation in (getattr(last, "activation", None), getattr(inner, "activation", None)):
-        wrapped = getattr(activation, "activation", activation)
-        names.add(getattr(wrapped, "__name__", ""))
-    return any("softmax" in name.lower() for name in names)
-
-
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Batches in one epoch over `n` samples."""
     return max(1, math.ceil(n / batch_size))

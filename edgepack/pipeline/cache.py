@@ -119,14 +119,3 @@ def code_fingerprint(package: Path | None = None) -> str:
             digest.update(file.relative_to(root).as_posix().encode() + b"\0")
             digest.update(file.read_bytes())
     return digest.hexdigest()
-
-
-def path_digest(path: Path) -> str:
-    """sha256 over a file, or over every file of a directory (names and bytes)."""
-    digest = hashlib.sha256()
-    if path.is_file():
-        digest.update(path.read_bytes())
-    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []:
-        digest.update(file.relative_to(path).as_posix().encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()

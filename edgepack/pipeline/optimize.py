@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgepack.pipeline.cache import StageOutput, path_digest
+from edgepack.fsutil import path_digest
+from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.records import OptimizeRecord
 
 if TYPE_CHECKING:

@@ -12,30 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from edgepack.errors import DatasetError, ModelError
+from edgepack.starter.arrays import Array
 from edgepack.starter.model import ModelInfo, Shape, Tensor, same_shape
 from edgepack.starter.task import Fit, check_task, fit_arrays, fit_folder, fit_placeholder
 from edgepack.tasks.base import shape_text
 
 TEST_FRACTION = 0.25
 SEED = 0
-
-
-@dataclass(frozen=True)
-class Array:
-    """One array of an `.npz`: its shape, dtype and value range."""
-
-    key: str
-    shape: tuple[int, ...]
-    dtype: str
-    low: float | None  # None: not numbers
-    high: float | None
-    integer: bool
-    binary: bool  # one value per sample, every value 0 or 1
-
-    @property
-    def text(self) -> str:
-        """`'images' uint8 (200, 8, 8)`."""
-        return f"'{self.key}' {self.dtype} {self.shape}"
 
 
 @dataclass(frozen=True)

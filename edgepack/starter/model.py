@@ -83,8 +83,8 @@ def inspect_model(path: Path, imports: tuple[str, ...] = ()) -> ModelInfo:
         raise
     problem = None
     if fmt.keras == 3:
+        from edgepack.models.builders import on_path
         from edgepack.models.keras3 import load_keras3
-        from edgepack.models.origins import on_path
 
         with on_path(path.parent):
             model = load_keras3(path, where, imports)

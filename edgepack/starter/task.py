@@ -17,7 +17,7 @@ from edgepack.starter.model import ModelInfo, Shape, autoencoder, one_score, sam
 from edgepack.tasks.base import shape_text
 
 if TYPE_CHECKING:
-    from edgepack.starter.data import Array
+    from edgepack.starter.arrays import Array
 
 TASK_KINDS = ("classification", "regression", "anomaly", "fidelity")
 

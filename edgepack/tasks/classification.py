@@ -68,8 +68,6 @@ class Classification:
         return data.y_train
 
     def loss(self, keras: Any, model: Any) -> Any:
-        from edgepack.optimize.loop import outputs_probabilities
-
         return keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model))
 
     def fit_metrics(self) -> list[str]:
@@ -77,3 +75,17 @@ class Classification:
 
     def metrics(self, predictions: Sequence[np.ndarray], split: Split) -> dict[str, float]:
         return {"accuracy": metrics.accuracy(predictions[0], split.y)}
+
+
+def outputs_probabilities(model: Any) -> bool:
+    """True when the model ends in a softmax (layer or activation), so it outputs probabilities.
+
+    Looks through TFMOT's wrappers: QAT wraps the layer and its activation, pruning the layer.
+    """
+    last = model.layers[-1]
+    inner = getattr(last, "layer", last)
+    names = {type(last).__name__, type(inner).__name__, last.name, inner.name}
+    for activation in (getattr(last, "activation", None), getattr(inner, "activation", None)):
+        wrapped = getattr(activation, "activation", activation)
+        names.add(getattr(wrapped, "__name__", ""))
+    return any("softmax" in name.lower() for name in names)
