@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -85,6 +86,20 @@ class Dataset:
         return Split(list(self.test_inputs), self.y_test)
 
 
+SOURCES = {"digits": "load_digits", "npz": "load_npz", "folder": "load_folder"}
+"""Dataset kind -> its reader in `datasets/sources.py` (imported when used: Pillow is for folders only)."""
+
+
+def source(kind: str) -> Callable[[Any, Path], RawData]:
+    """The raw-data reader of a `[dataset]` kind; a kind without one is a bad input listing those there are."""
+    from edgepack.datasets import sources
+
+    try:
+        return cast("Callable[[Any, Path], RawData]", getattr(sources, SOURCES[kind]))
+    except KeyError:
+        raise DatasetError(f"no dataset source '{kind}'", hint=f"sources: {', '.join(SOURCES)}") from None
+
+
 def load_dataset(
     spec: DigitsDataset | NpzDataset | FolderDataset, seed: int, base_dir: Path, task: Any = None
 ) -> Dataset:
@@ -97,18 +112,7 @@ def load_dataset(
     settings = task if task is not None else ClassificationTask(kind="classification")
     impl = tasks.get(settings.kind)
     raw: RawData
-    if isinstance(spec, DigitsDataset):
-        from edgepack.datasets.sources import load_digits
-
-        raw = load_digits(spec, base_dir)
-    elif isinstance(spec, NpzDataset):
-        from edgepack.datasets.sources import load_npz
-
-        raw = load_npz(spec, base_dir)
-    else:
-        from edgepack.datasets.sources import load_folder
-
-        raw = load_folder(spec, base_dir)
+    raw = source(spec.kind)(spec, base_dir)
     keys = as_list(getattr(spec, "x_key", None)) or ["images"]
     for key, x in zip(keys, raw.inputs):
         check_finite(x, raw.where, key)

@@ -8,13 +8,15 @@ way: the task's test metrics, parameter count, kernel sparsity and the gzip size
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgepack.datasets import Dataset
+from edgepack.errors import BadInputError
 from edgepack.models.tf import load, strategy_scope
 from edgepack.optimize.loop import evaluate
 from edgepack.progress import Reporter
@@ -40,8 +42,9 @@ def optimize(
     for index, stage in enumerate(stages):
         label = f"optimize[{index}] {stage.kind}"
         params_before = param_count(model)
+        run = StageRun(data, reporter, label, frozenset(done), base_dir, seed, per_channel)
         with strategy_scope(strategy):
-            model, metrics = _run(fresh_copy(model), stage, data, reporter, label, done, base_dir, seed, per_channel)
+            model, metrics = technique(stage.kind)(fresh_copy(model), stage, run)
         done.add(stage.kind)
         metrics["test_metrics"] = evaluate(model, data, reporter, f"{label}: evaluate")
         if "accuracy" in metrics["test_metrics"]:
@@ -81,46 +84,73 @@ def lost_sparsity(before: dict[str, float], after: dict[str, float], kind: str) 
     ]
 
 
-def _run(
-    model: Any,
-    stage: OptimizeStage,
-    data: Dataset,
-    reporter: Reporter,
-    label: str,
-    done: set[str],
-    base_dir: Path,
-    seed: int,
-    per_channel: bool,
-) -> tuple[Any, dict[str, Any]]:
-    if isinstance(stage, PruneStage):
-        from edgepack.optimize.prune import prune
+@dataclass(frozen=True)
+class StageRun:
+    """What every technique is given beside the model and its own `[[optimize]]` entry."""
 
-        return prune(model, stage, data, reporter, label)
-    if isinstance(stage, ClusterStage):
-        from edgepack.optimize.cluster import cluster
+    data: Dataset
+    reporter: Reporter
+    label: str  # `optimize[1] qat`, for progress and errors
+    done: frozenset[str]  # the kinds of the stages before it (QAT preserves what prune and cluster made)
+    base_dir: Path
+    seed: int
+    per_channel: bool  # the converter's weight granularity, which QAT trains for
 
-        return cluster(model, stage, data, reporter, label, pruned="prune" in done)
-    if isinstance(stage, DistillStage):
-        from edgepack.optimize.distill import distill
 
-        return distill(model, stage, data, reporter, label, base_dir, seed)
-    if isinstance(stage, LowRankStage):
-        from edgepack.optimize.lowrank import low_rank
+Technique = Callable[[Any, Any, StageRun], tuple[Any, dict[str, Any]]]
+"""A technique: (a fresh copy of the model, its recipe entry, the run) -> (the new model, its metrics)."""
 
-        return low_rank(model, stage, data, reporter, label)
-    assert isinstance(stage, QatStage)
+
+def _prune(model: Any, stage: PruneStage, run: StageRun) -> tuple[Any, dict[str, Any]]:
+    from edgepack.optimize.prune import prune
+
+    return prune(model, stage, run.data, run.reporter, run.label)
+
+
+def _cluster(model: Any, stage: ClusterStage, run: StageRun) -> tuple[Any, dict[str, Any]]:
+    from edgepack.optimize.cluster import cluster
+
+    return cluster(model, stage, run.data, run.reporter, run.label, pruned="prune" in run.done)
+
+
+def _distill(model: Any, stage: DistillStage, run: StageRun) -> tuple[Any, dict[str, Any]]:
+    from edgepack.optimize.distill import distill
+
+    return distill(model, stage, run.data, run.reporter, run.label, run.base_dir, run.seed)
+
+
+def _low_rank(model: Any, stage: LowRankStage, run: StageRun) -> tuple[Any, dict[str, Any]]:
+    from edgepack.optimize.lowrank import low_rank
+
+    return low_rank(model, stage, run.data, run.reporter, run.label)
+
+
+def _qat(model: Any, stage: QatStage, run: StageRun) -> tuple[Any, dict[str, Any]]:
     from edgepack.optimize.qat import qat
 
+    pruned, clustered = "prune" in run.done, "cluster" in run.done
     return qat(
-        model,
-        stage,
-        data,
-        reporter,
-        label,
-        pruned="prune" in done,
-        clustered="cluster" in done,
-        per_channel=per_channel,
+        model, stage, run.data, run.reporter, run.label, pruned=pruned, clustered=clustered, per_channel=run.per_channel
     )
+
+
+TECHNIQUES: dict[str, Technique] = {
+    "prune": _prune,
+    "cluster": _cluster,
+    "distill": _distill,
+    "low-rank": _low_rank,
+    "qat": _qat,
+}
+
+
+def technique(kind: str) -> Technique:
+    """The technique of an `[[optimize]]` kind; a kind without one is a bad input listing those there are."""
+    try:
+        return TECHNIQUES[kind]
+    except KeyError:
+        raise BadInputError(
+            f"no optimize technique '{kind}'", hint=f"techniques: {', '.join(TECHNIQUES)}", code="recipe-invalid"
+        ) from None
 
 
 def fresh_copy(model: Any) -> Any:
