@@ -327,44 +327,9 @@ def _check_task(recipe: Recipe) -> None:
             f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
             f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'fits'])}"
         )
-    if kind != "classification" and any(stage.kind == "distill" for stage in recipe.optimize):
-        raise ValueError(f"optimize: 'distill' teaches class scores; task.kind = '{kind}' has none: remove the stage")
-    if kind == "fidelity" and recipe.model.kind == "builder":
-        raise ValueError(
-            "task.kind = 'fidelity' has no targets to train a built model on: give a trained model "
-            "(model.kind = 'saved') or another task"
-        )
-    if kind == "fidelity" and recipe.optimize:
-        raise ValueError("task.kind = 'fidelity' has no targets to fine-tune on: remove the [[optimize]] stages")
-    dataset = recipe.dataset
-    key = getattr(dataset, "anomaly_key", None)
-    if kind == "anomaly":
-        classes = recipe.task.normal_classes  # type: ignore[union-attr]
-        if (key is None) == (classes is None):
-            raise ValueError(
-                "task.kind = 'anomaly' takes its labels from dataset.anomaly_key (npz: 0 normal, "
-                "1 anomalous) or task.normal_classes (classes that are normal): give exactly one"
-            )
-    elif key is not None:
-        raise ValueError(
-            f"dataset.anomaly_key is set but task.kind = '{kind}': set [task] kind = 'anomaly' or remove it"
-        )
-    if kind not in ("classification", "regression") and isinstance(dataset.__dict__.get("y_key"), list):
-        raise ValueError(f"dataset.y_key is a list: several target arrays are for regression, not '{kind}'")
-    for name in ("fallback", "search"):
-        criterion = getattr(recipe.convert, name)
-        if criterion is None:
-            continue
-        if kind == "fidelity" and criterion.min_sqnr_db is None:
-            raise ValueError(
-                f"convert.{name}: a fidelity task is judged by SQNR alone; give min_sqnr_db "
-                "instead of max_drop / max_relative_drop"
-            )
-        if kind in ("classification", "anomaly") and (criterion.max_drop or 0) > 1:
-            raise ValueError(
-                f"convert.{name}.max_drop = {criterion.max_drop}: an accuracy or AUC drop is a "
-                "fraction (0.01 = 1 point)"
-            )
+    problem = tasks.get(kind).recipe_problem(recipe)
+    if problem:
+        raise ValueError(problem)
 
 
 class BundleSettings(Strict):

@@ -17,7 +17,7 @@ budgets), `render` (the commented TOML text, with `tomlvalue`), `write` (never o
 is loaded, and the pipeline run, inside the functions that need them.
 """
 
-from edgepack.starter.candidates import Candidate, Chance, NormCheck, chance_of, check_normalization
+from edgepack.starter.candidates import Candidate, NormCheck, chance_of, check_normalization
 from edgepack.starter.command import NAME_RE, StarterResult, recipe_name, write_starter
 from edgepack.starter.data import SEED, TEST_FRACTION, Array, DataPlan, describe_array, plan_data, read_npz
 from edgepack.starter.layout import LayoutChoice, choose_layout
@@ -27,6 +27,7 @@ from edgepack.starter.normalization import NormGuess, guess_normalization
 from edgepack.starter.render import Starter, render
 from edgepack.starter.task import TASK_KINDS, Fit, check_task, model_problem
 from edgepack.starter.write import exists_error, write_new
+from edgepack.tasks.base import Chance
 
 __all__ = [
     "LATENCY_FLOOR_MS",

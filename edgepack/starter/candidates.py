@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from edgepack import tasks
 from edgepack.errors import DatasetError, EdgepackError
 from edgepack.starter.model import ModelInfo
 from edgepack.starter.stats import feature_stats, sample_rows, sig
+from edgepack.tasks.base import Chance
 
 MAX_SAMPLES = 256  # test samples the candidates are judged on: enough to tell right from wrong, and fast
-AUC_CHANCE = 0.55
 TIE = {"accuracy": 0.005, "auc": 0.005}  # closer than this to the best: the earlier candidate is kept
 RMSE_TIE = 0.01  # RMSE within 1 % of the best
 
@@ -34,15 +35,6 @@ class Candidate:
     mean: float | list[float]
     std: float | list[float]
     value: float
-
-
-@dataclass(frozen=True)
-class Chance:
-    """What a model that learned nothing scores, and the figure at (or beyond) which a model is near it."""
-
-    level: float
-    limit: float
-    why: str
 
 
 @dataclass(frozen=True)
@@ -220,17 +212,4 @@ def _choose(found: list[Candidate], metric: str, higher: bool) -> int:
 
 def chance_of(kind: str, y: Any, classes: int | None) -> Chance | None:
     """The chance level of a task on targets `y` (None: the task has none)."""
-    if kind == "classification":
-        k = max(2, int(classes or (int(np.max(y)) + 1)))
-        majority = float(np.max(np.bincount(np.asarray(y).astype(np.int64), minlength=k)) / max(1, len(y)))
-        level = max(1.0 / k, majority)
-        limit = min(2 * level, (1 + level) / 2)
-        return Chance(level, limit, f"{k} classes, chance {level:.3g}: near it up to {limit:.3g}")
-    if kind == "regression":
-        targets = y if isinstance(y, list) else [y]
-        flat = np.concatenate([np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in targets], axis=1)
-        level = float(np.sqrt(np.mean(np.square(flat - flat.mean(axis=0)))))
-        return Chance(level, level, f"predicting the targets' mean gives RMSE {level:.4g}")
-    if kind == "anomaly":
-        return Chance(0.5, AUC_CHANCE, f"chance AUC is 0.5; near it up to {AUC_CHANCE}")
-    return None
+    return tasks.get(kind).chance(y, classes)

@@ -13,9 +13,12 @@ import numpy as np
 
 from edgepack.errors import DatasetError, ModelError
 from edgepack.tasks import metrics
-from edgepack.tasks.base import RawData, Shape, Split, Targets, require_array, shape_text
+from edgepack.tasks.base import Chance, RawData, Shape, Split, Targets, common_recipe_problem, require_array, shape_text
 
 LABELS = ["normal", "anomalous"]
+
+
+AUC_CHANCE = 0.55  # an AUC up to this is near chance (0.5)
 
 
 class Anomaly:
@@ -27,6 +30,8 @@ class Anomaly:
     budgets = frozenset({"min_auc", "max_auc_drop"})
     trainable = True
     class_scores = False
+    fraction_metric = True
+    several_targets = False
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         key = getattr(spec, "anomaly_key", None)
@@ -111,6 +116,17 @@ class Anomaly:
 
     def loss(self, keras: Any, model: Any) -> Any:
         return keras.losses.MeanSquaredError()
+
+    def recipe_problem(self, recipe: Any) -> str | None:
+        if (getattr(recipe.dataset, "anomaly_key", None) is None) == (recipe.task.normal_classes is None):
+            return (
+                "task.kind = 'anomaly' takes its labels from dataset.anomaly_key (npz: 0 normal, "
+                "1 anomalous) or task.normal_classes (classes that are normal): give exactly one"
+            )
+        return common_recipe_problem(self, recipe)
+
+    def chance(self, y: Any, classes: int | None) -> Chance | None:
+        return Chance(0.5, AUC_CHANCE, f"chance AUC is 0.5; near it up to {AUC_CHANCE}")
 
     def fit_metrics(self) -> list[str]:
         return []

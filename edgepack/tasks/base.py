@@ -53,6 +53,15 @@ class Split:
     y: Any
 
 
+@dataclass(frozen=True)
+class Chance:
+    """What a model that learned nothing scores, and the figure at (or beyond) which a model is near it."""
+
+    level: float
+    limit: float
+    why: str
+
+
 class Task(Protocol):
     """One kind of task."""
 
@@ -62,6 +71,8 @@ class Task(Protocol):
     budgets: frozenset[str]  # the [budgets] keys that apply to this task
     trainable: bool
     class_scores: bool  # its output is one score per class: labels, class coverage, the label file
+    fraction_metric: bool  # the headline metric is a fraction (accuracy, AUC): a drop above 1 is a mistake
+    several_targets: bool  # `dataset.y_key` may name several arrays
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         """Pick and check the targets in `raw` (a `DatasetError` naming the file and key when they do not fit)."""
@@ -83,6 +94,51 @@ class Task(Protocol):
 
     def metrics(self, predictions: Sequence[np.ndarray], split: Split) -> dict[str, float]:
         """The task's metrics of predictions (one array per output) on `split`."""
+
+    def recipe_problem(self, recipe: Any) -> str | None:
+        """What this task refuses in a recipe beyond its budgets (None: nothing)."""
+
+    def chance(self, y: Any, classes: int | None) -> Chance | None:
+        """What a model that learned nothing scores on targets `y` (None: the task has no such level)."""
+
+
+def common_recipe_problem(task: Task, recipe: Any) -> str | None:
+    """The rules every task states through its attributes: training needs targets, distillation class
+    scores, a fraction metric's drop is a fraction, a task judged by SQNR alone takes an SQNR criterion."""
+    kind = task.kind
+    if not task.class_scores and any(stage.kind == "distill" for stage in recipe.optimize):
+        return f"optimize: 'distill' teaches class scores; task.kind = '{kind}' has none: remove the stage"
+    if not task.trainable and recipe.model.kind == "builder":
+        return (
+            f"task.kind = '{kind}' has no targets to train a built model on: give a trained model "
+            "(model.kind = 'saved') or another task"
+        )
+    if not task.trainable and recipe.optimize:
+        return f"task.kind = '{kind}' has no targets to fine-tune on: remove the [[optimize]] stages"
+    if not task.several_targets and isinstance(recipe.dataset.__dict__.get("y_key"), list):
+        return f"dataset.y_key is a list: several target arrays are for regression, not '{kind}'"
+    for name in ("fallback", "search"):
+        criterion = getattr(recipe.convert, name)
+        if criterion is None:
+            continue
+        if task.metric == "sqnr_db" and criterion.min_sqnr_db is None:
+            return (
+                f"convert.{name}: a {kind} task is judged by SQNR alone; give min_sqnr_db "
+                "instead of max_drop / max_relative_drop"
+            )
+        if task.fraction_metric and (criterion.max_drop or 0) > 1:
+            return (
+                f"convert.{name}.max_drop = {criterion.max_drop}: an accuracy or AUC drop is a "
+                "fraction (0.01 = 1 point)"
+            )
+    return None
+
+
+def no_anomaly_key(task: Task, recipe: Any) -> str | None:
+    """A task that does not take anomaly labels refuses `dataset.anomaly_key`."""
+    if getattr(recipe.dataset, "anomaly_key", None) is not None:
+        return f"dataset.anomaly_key is set but task.kind = '{task.kind}': set [task] kind = 'anomaly' or remove it"
+    return None
 
 
 def require_array(raw: RawData, key: str, context: str) -> np.ndarray:

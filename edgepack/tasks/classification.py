@@ -9,7 +9,17 @@ import numpy as np
 
 from edgepack.errors import DatasetError
 from edgepack.tasks import metrics
-from edgepack.tasks.base import RawData, Shape, Split, Targets, require_array, shape_text
+from edgepack.tasks.base import (
+    Chance,
+    RawData,
+    Shape,
+    Split,
+    Targets,
+    common_recipe_problem,
+    no_anomaly_key,
+    require_array,
+    shape_text,
+)
 
 
 class Classification:
@@ -21,6 +31,8 @@ class Classification:
     budgets = frozenset({"max_accuracy_drop", "min_accuracy"})
     trainable = True
     class_scores = True
+    fraction_metric = True
+    several_targets = True
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         if raw.classes is not None:
@@ -69,6 +81,16 @@ class Classification:
 
     def loss(self, keras: Any, model: Any) -> Any:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(model))
+
+    def recipe_problem(self, recipe: Any) -> str | None:
+        return common_recipe_problem(self, recipe) or no_anomaly_key(self, recipe)
+
+    def chance(self, y: Any, classes: int | None) -> Chance | None:
+        k = max(2, int(classes or (int(np.max(y)) + 1)))
+        majority = float(np.max(np.bincount(np.asarray(y).astype(np.int64), minlength=k)) / max(1, len(y)))
+        level = max(1.0 / k, majority)
+        limit = min(2 * level, (1 + level) / 2)
+        return Chance(level, limit, f"{k} classes, chance {level:.3g}: near it up to {limit:.3g}")
 
     def fit_metrics(self) -> list[str]:
         return ["accuracy"]

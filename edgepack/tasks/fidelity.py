@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgepack.tasks.base import RawData, Shape, Split, Targets
+from edgepack.tasks.base import Chance, RawData, Shape, Split, Targets, common_recipe_problem, no_anomaly_key
 
 
 class Fidelity:
@@ -19,6 +19,8 @@ class Fidelity:
     budgets: frozenset[str] = frozenset()
     trainable = False
     class_scores = False
+    fraction_metric = False
+    several_targets = False
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         return Targets(None, [])
@@ -34,6 +36,12 @@ class Fidelity:
 
     def loss(self, keras: Any, model: Any) -> Any:
         raise NotImplementedError("a fidelity task has no targets to train on")
+
+    def recipe_problem(self, recipe: Any) -> str | None:
+        return common_recipe_problem(self, recipe) or no_anomaly_key(self, recipe)
+
+    def chance(self, y: Any, classes: int | None) -> Chance | None:
+        return None
 
     def fit_metrics(self) -> list[str]:
         return []

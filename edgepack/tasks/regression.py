@@ -9,7 +9,18 @@ import numpy as np
 
 from edgepack.errors import DatasetError
 from edgepack.tasks import metrics
-from edgepack.tasks.base import RawData, Shape, Split, Targets, as_list, require_array, shape_text
+from edgepack.tasks.base import (
+    Chance,
+    RawData,
+    Shape,
+    Split,
+    Targets,
+    as_list,
+    common_recipe_problem,
+    no_anomaly_key,
+    require_array,
+    shape_text,
+)
 
 
 class Regression:
@@ -21,6 +32,8 @@ class Regression:
     budgets = frozenset({"max_rmse", "max_rmse_increase"})
     trainable = True
     class_scores = False
+    fraction_metric = False
+    several_targets = True
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         keys = as_list(getattr(spec, "y_key", None))
@@ -70,6 +83,15 @@ class Regression:
 
     def loss(self, keras: Any, model: Any) -> Any:
         return keras.losses.MeanSquaredError()
+
+    def recipe_problem(self, recipe: Any) -> str | None:
+        return common_recipe_problem(self, recipe) or no_anomaly_key(self, recipe)
+
+    def chance(self, y: Any, classes: int | None) -> Chance | None:
+        targets = y if isinstance(y, list) else [y]
+        flat = np.concatenate([np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in targets], axis=1)
+        level = float(np.sqrt(np.mean(np.square(flat - flat.mean(axis=0)))))
+        return Chance(level, level, f"predicting the targets' mean gives RMSE {level:.4g}")
 
     def fit_metrics(self) -> list[str]:
         return ["mae"]
