@@ -72,3 +72,10 @@ def test_every_relative_link_points_to_an_existing_file_and_heading(page: Path) 
 def test_the_link_checker_sees_links_and_anchors() -> None:
     assert _links(ROOT / "README.md"), "README.md links to its docs pages"
     assert "arm-ethos-u-npus-velas-estimate" in _anchors(ROOT / "docs" / "devices.md")
+
+
+def test_the_readme_keeps_its_two_set_up_commands() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = text.split("## Set-up: two commands", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", setup, re.S)
+    assert commands == ["pip install -e . && edgepack run", 'pip install -e ".[test]" && pytest']
