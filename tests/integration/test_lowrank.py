@@ -383,7 +383,8 @@ def test_the_search_over_ranks_granularity_and_int4_minimizes_what_it_is_asked(r
         assert c["size_bytes"] > 0 and c["arena_bytes"] > 0 and c["latency_p50_ms"] > 0, c
         assert c["value"] is not None and c["worst_sqnr_db"] is not None and c["optimize"]["field"] == "rank"
     assert {c["weights"] for c in search["candidates"]} == {"int8", "int4"}
-    print("search:", [(c["mode"], c["size_bytes"], c["meets"]) for c in search["candidates"]])  # the README's figures
+    # the figures docs/optimize.md quotes
+    print("search:", [(c["mode"], c["size_bytes"], c["meets"]) for c in search["candidates"]])
     meeting = [c for c in search["candidates"] if c["meets"]]
     chosen = min(meeting, key=lambda c: c["size_bytes"])
     assert search["chosen"] == chosen["mode"] and chosen["chosen"] and search["met"]
