@@ -3,7 +3,7 @@
 Three measurements, printed as one markdown report and written to `bench/results/devices.md`:
 
 1. **Runner vs litert-benchmark.** On the same model, thread count, warm-up and run count, the
-   median invoke latency that edgepack's runner reports (`edgepack/devices/runner.py` in a
+   median invoke latency that edgepack's runner reports (`edgepack/devices/runners/runner.py` in a
    subprocess, as `validate` runs it on `host`) beside the median of `litert-benchmark` (the
    benchmark tool shipped with ai-edge-litert; it runs the CompiledModel API), each repeated,
    alternating. Target: within 5 %.
@@ -194,7 +194,7 @@ def ssh_overhead(model: Path, repeats: int) -> dict[str, Any] | None:
                 python=sys.executable,
                 remote_dir=str(Path(tmp) / "remote"),
             )
-            from edgepack.devices.ssh import ssh_command
+            from edgepack.devices.drivers.ssh import ssh_command
 
             walls: dict[str, list[float]] = {"local": [], "ssh": [], "ssh true": []}
             p50s: dict[str, list[float]] = {"local": [], "ssh": []}

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgepack.devices.profiles import EthosUDevice
-from edgepack.devices.vela import VelaRun
-from edgepack.devices.vela_report import VelaEstimate
+from edgepack.devices.toolchains.vela import VelaRun
+from edgepack.devices.toolchains.vela_report import VelaEstimate
 
 FOLDER = "ethos-u"
 

@@ -318,7 +318,7 @@ _MEMORY = {  # where activation memory peaks, and the arena TFLM measured (when 
         },
     },
 }
-_FIT = {  # one board of budgets.fits (devices.mcu.Fit)
+_FIT = {  # one board of budgets.fits (devices.boards.Fit)
     "type": "object",
     "required": [
         "board",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
@@ -12,27 +12,7 @@ from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.cli.group import typer_app
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from edgepack.devices.profiles import Device
-
 app = typer_app(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
-
-
-def _where(device: Device) -> str:
-    if device.kind == "ssh":
-        return f"{device.user + '@' if device.user else ''}{device.host}:{device.port}"
-    if device.kind == "adb":
-        return device.serial or "(the one attached)"
-    if device.kind == "qemu-arm64":
-        return f"qemu-aarch64 -cpu {device.cpu}"
-    if device.kind == "ethos-u":
-        return f"Vela estimate: {device.accelerator}, {device.system_config}"
-    if device.kind == "mcu":
-        return f"a board: {device.core}, {device.clock_mhz:g} MHz"
-    cpus = device.cpus if device.kind == "local" else None
-    return "this machine" + (f", CPUs {cpus}" if cpus else "")
 
 
 @app.command("list")
@@ -41,6 +21,7 @@ def list_cmd() -> None:
     """List the device profiles (./devices first, then the shipped ones)."""
     from rich.table import Table
 
+    from edgepack.devices.drivers import driver_for
     from edgepack.devices.profiles import known_devices, load_device, profile_path
 
     rows = []
@@ -50,7 +31,7 @@ def list_cmd() -> None:
             {
                 "name": name,
                 "kind": device.kind,
-                "where": _where(device),
+                "where": driver_for(device.kind).where(device),
                 "description": device.description,
                 "path": str(profile_path(name)),
             }
@@ -82,13 +63,14 @@ def check(
     For a board, its flash, RAM and core, and with --model whether the model fits."""
     from rich.table import Table
 
-    from edgepack.devices.drivers import check_device
+    from edgepack.devices.drivers import check_device, driver_for
     from edgepack.devices.profiles import load_device
-    from edgepack.errors import EXIT_DEVICE, BadInputError, DeviceUnreachable
+    from edgepack.errors import EXIT_DEVICE, BadInputError
 
     device = load_device(name)
+    driver = driver_for(device.kind)
     if model is not None:
-        if device.kind != "mcu":
+        if not driver.is_board:
             raise BadInputError(
                 f"--model is for boards (kind \"mcu\"); '{name}' is a {device.kind} device",
                 code="device-not-a-board",
@@ -110,89 +92,21 @@ def check(
         if probe["runtime"] is None:  # one JSON document: it says runtime null
             raise typer.Exit(EXIT_DEVICE)
     else:
-        table = Table(title=f"device {name} ({device.kind}, {_where(device)})", title_justify="left")
+        table = Table(title=f"device {name} ({device.kind}, {driver.where(device)})", title_justify="left")
         table.add_column("check")
         table.add_column("found")
-        runtime = probe["runtime"]
-        image = probe.get("image")
-        if image:
-            table.add_row(
-                "root filesystem",
-                f"{image['path']} ("
-                + ("cached" if image["cached"] else f"built now in {image['seconds']:.0f} s")
-                + f"; Debian {image['suite']}, "
-                f"ai-edge-litert {image['litert_version']})",
-            )
-        if device.kind == "mcu":
-            _board_rows(table, probe)
-        table.add_row(
-            "estimate (nothing runs)"
-            if device.kind == "ethos-u"
-            else "a board (nothing runs)"
-            if device.kind == "mcu"
-            else "emulated"
-            if device.emulated
-            else "reachable",
-            f"yes ({probe['seconds']:.2f} s)",
-        )
-        table.add_row(
-            "LiteRT runtime"
-            if device.kind not in ("tflm", "ethos-u", "mcu")
-            else "compiler"
-            if device.kind == "ethos-u"
-            else "arena measured by"
-            if device.kind == "mcu"
-            else "runtime",
-            f"{runtime['name']} {runtime['version']}" if runtime else "[red]none[/]",
-        )
-        if device.kind == "ethos-u":
-            clock = f", {probe['clock_mhz']:g} MHz (clock_mhz)" if probe.get("clock_mhz") else ""
-            table.add_row(
-                "configuration", f"{probe['accelerator']}, {probe['system_config']}, {probe['memory_mode']}{clock}"
-            )
-            table.add_row("Python", probe["python"])
-        elif probe.get("python"):
-            table.add_row("Python / numpy", f"{probe['python']} / {probe['numpy']}")
-        else:
-            table.add_row("Python / numpy", "not needed (benchmark binary)")
-        usable = f", {probe['cpus']} usable" if probe.get("cpus") else ""
-        if device.kind not in ("ethos-u", "mcu"):  # nothing runs on this machine's CPU for an estimate or a board
-            table.add_row("CPU", f"{probe['cpu']} ({probe['machine']}{usable})")
+        for what, found in driver.check_rows(device, probe):
+            table.add_row(what, "[red]none[/]" if found is None else found)
         output.print_table(table)
-    if probe["runtime"] is None and device.kind == "mcu":
-        from edgepack.devices.tflm import INSTALL_HINT
-
-        raise DeviceUnreachable(
-            f"device '{name}': tflite-micro, which measures a model's arena for the board, is not installed",
-            code="device-no-runtime",
-            hint=INSTALL_HINT,
-        )
     if probe["runtime"] is None:
-        raise DeviceUnreachable(
-            f"device '{name}': no LiteRT runtime",
-            code="device-no-runtime",
-            hint="install one there: pip install ai-edge-litert (or tflite-runtime on older boards)",
-        )
-
-
-def _board_rows(table: Table, probe: dict[str, Any]) -> None:
-    from edgepack.cli.mcu_tables import kib
-
-    table.add_row("board", probe["board"])
-    table.add_row(
-        "core / clock",
-        f"{probe['core']} at {probe['clock_mhz']:g} MHz" + (f", NPU {probe['npu']}" if probe.get("npu") else ""),
-    )
-    table.add_row("flash", f"{kib(probe['flash_bytes'])}, {kib(probe['runtime_flash_bytes'])} of it for the firmware")
-    table.add_row(
-        "RAM", f"{kib(probe['ram_bytes'])}, {kib(probe['runtime_ram_bytes'])} of it for stack, heap and the application"
-    )
+        raise driver.no_runtime(name)
 
 
 def _fit(board: Any, model: Path) -> None:
     """Whether `model` fits `board`: a table (or JSON) of flash and RAM with their headroom; exit 3 when not."""
     from edgepack.cli.mcu_tables import fit_table
-    from edgepack.devices.mcu import measure_arena, model_fits
+    from edgepack.devices.boards import model_fits
+    from edgepack.devices.toolchains.tflm_arena import measure_arena
     from edgepack.errors import EXIT_BUDGET, BadInputError, BudgetExceeded
 
     try:

@@ -238,7 +238,8 @@ def _refit(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[st
     import hashlib
 
     from edgepack.bundle.manifest import MODEL_FILE
-    from edgepack.devices.mcu import Arena, model_fits
+    from edgepack.devices.boards import model_fits
+    from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.errors import BundleError
 
     if bundle.is_file() and bundle.suffix.lower() == ".zip":

@@ -255,12 +255,15 @@ def check_lut(recipe: str, devices: list[Any]) -> None:
     kind under a name the schema does not know: LiteRT and Vela cannot run the compressed model)."""
     import importlib.util
 
+    from edgepack.devices.drivers import driver_for
     from edgepack.errors import RecipeError
     from edgepack.recipe.schema import LUT_LITERT, LUT_VELA
 
-    others = [d for d in devices if d.kind != "tflm"]
+    others = [d for d in devices if not driver_for(d.kind).runs_compressed]
     if others:
-        names = [f"'{d.name}' (kind {d.kind}: {LUT_VELA if d.kind == 'ethos-u' else LUT_LITERT})" for d in others]
+        names = [
+            f"'{d.name}' (kind {d.kind}: {LUT_VELA if driver_for(d.kind).estimates else LUT_LITERT})" for d in others
+        ]
         raise RecipeError(
             f"convert.compression = 'lut' with validate.devices {', '.join(names)}: only TensorFlow Lite Micro "
             "runs the compressed model",

@@ -1,6 +1,6 @@
 """What every device driver shares: the run request, the runner's command line, its exit codes.
 
-The runner (`runner.py`) is the only code that runs on a device. Each driver ships it with the
+The runner (`runners/runner.py`) is the only code that runs on a device. Each driver ships it with the
 model (and the inputs), runs it with the arguments built here, and turns its exit status into
 one of edgepack's errors with `runner_failure`.
 """
@@ -20,7 +20,6 @@ from typing import Any
 
 from edgepack.errors import DeviceUnreachable, EdgepackError, StageError
 
-RUNNER = Path(__file__).with_name("runner.py")
 EXIT_NO_RUNTIME = 3  # the runner's own exit codes (see runner.py)
 EXIT_MEMORY = 5
 EXIT_BAD_MODEL = 6

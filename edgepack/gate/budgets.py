@@ -46,7 +46,7 @@ class Measurements:
     metrics_float: dict[str, float] = field(default_factory=dict)  # the task's metrics of the float model
     metrics_tflite: dict[str, float] = field(default_factory=dict)  # ... and of the .tflite
     fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
-    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> devices.mcu.Fit.to_dict()
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> devices.boards.Fit.to_dict()
 
 
 def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, float], dict[str, str]]:

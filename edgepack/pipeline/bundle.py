@@ -122,9 +122,9 @@ def ethos_u(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
     """The ethos-u format's files and manifest entry: the shipped model compiled by Vela for the profile (the
     validation's compile when it is of this model for this profile, else compiled now, once)."""
     from edgepack.bundle.ethos_u import ethos_u_files
-    from edgepack.devices.ethos_u import check_integer, refuse_all_cpu
-    from edgepack.devices.vela import compile_model, reusable
-    from edgepack.devices.vela_report import read_estimate
+    from edgepack.devices.drivers.ethos_u import check_integer, refuse_all_cpu
+    from edgepack.devices.toolchains.vela import compile_model, reusable
+    from edgepack.devices.toolchains.vela_report import read_estimate
 
     device = ethos_u_profile(p)
     model, label = p.shipped_path(), f"bundle ethos-u ({device.name})"

@@ -71,7 +71,7 @@ def compression_report(p: Pipeline) -> dict[str, Any] | None:
 def _uncompressed_arena(p: Pipeline) -> int | None:
     """TFLM's arena for the converted (uncompressed) model, measured once per run (a failure too: each try
     spawns TFLM, and the answer would not change)."""
-    from edgepack.devices.mcu import measure_arena
+    from edgepack.devices.toolchains.tflm_arena import measure_arena
     from edgepack.errors import EdgepackError
 
     if p.uncompressed_arena is None:

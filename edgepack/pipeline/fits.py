@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgepack.devices.mcu import Arena, Fit
+    from edgepack.devices.boards import Fit
+    from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.run import Pipeline
 
 
@@ -16,7 +17,7 @@ def arena(p: Pipeline) -> tuple[Arena | None, str]:
     """The arena TFLM's interpreter needs for the microcontroller model (`p.micro_path()`: what the c-array
     embeds, the converted model or, with `compression = "lut"`, the shipped compressed one), or None and why
     (tflite-micro missing, an op TFLM lacks); measured once per run."""
-    from edgepack.devices.mcu import Arena, measure_arena
+    from edgepack.devices.toolchains.tflm_arena import Arena, measure_arena
     from edgepack.errors import EdgepackError
 
     if p.measured_arena is None:
@@ -39,7 +40,8 @@ def arena(p: Pipeline) -> tuple[Arena | None, str]:
 def fits(p: Pipeline) -> list[Fit]:
     """Each board of `budgets.fits` against the microcontroller model (flash: what the c-array embeds, the
     converted model without TFLite metadata or the shipped LUT-compressed one) and the measured arena (RAM)."""
-    from edgepack.devices.mcu import board_fit, io_bytes, load_boards, require_tflm
+    from edgepack.devices.boards import board_fit, io_bytes, load_boards
+    from edgepack.devices.toolchains.tflm_arena import require_tflm
 
     boards = load_boards(p.recipe.budgets.fits)
     if not boards:

@@ -237,7 +237,7 @@ class Pipeline:
 
             check_int4(self.recipe.name, self.devices())  # ... and an int4 model nothing named can run
         if self.recipe.budgets.fits:
-            from edgepack.devices.mcu import require_tflm
+            from edgepack.devices.toolchains.tflm_arena import require_tflm
 
             require_tflm(f"recipe '{self.recipe.name}': budgets.fits")  # the boards' RAM can be measured (else exit 4)
         if "ethos-u" in self.recipe.bundle.formats:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run the shipped model on each device of the recipe (or `devices`); one record per device."""
     from edgepack.devices.base import RunRequest
-    from edgepack.devices.drivers import parity, run_device
+    from edgepack.devices.drivers import run_device
+    from edgepack.devices.parity import parity
     from edgepack.devices.profiles import Device, LocalDevice
     from edgepack.devices.schedule import run_all
 
@@ -84,7 +85,8 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     """The device profiles `names` (default: the recipe's), checked against its budgets (before any stage
     runs: an unknown device or a budget on an emulated one is a recipe mistake; an ethos-u profile's
     latency is Vela's estimate, budgetable as such) and, with `compression = "lut"`, all of kind tflm."""
-    from edgepack.devices.mcu import load_boards
+    from edgepack.devices.boards import load_boards
+    from edgepack.devices.drivers import driver_for
     from edgepack.devices.profiles import load_device
     from edgepack.pipeline.compress import applies
 
@@ -101,7 +103,9 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
     load_boards(p.recipe.budgets.fits)  # every board of budgets.fits is a board profile
     budget = p.recipe.budgets.latency_p90_ms
     emulated = sorted(
-        d.name for d in devices if d.emulated and d.kind != "ethos-u" and isinstance(budget, dict) and d.name in budget
+        d.name
+        for d in devices
+        if d.emulated and not driver_for(d.kind).estimates and isinstance(budget, dict) and d.name in budget
     )
     if emulated:
         raise BadInputError(
@@ -116,7 +120,9 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
 
 def _runnable(devices: list[Any], where: str) -> list[Any]:
     """The devices, unless one is a board (kind "mcu"): boards are fitted, not run on."""
-    boards = [d.name for d in devices if d.kind == "mcu"]
+    from edgepack.devices.drivers import driver_for
+
+    boards = [d.name for d in devices if driver_for(d.kind).is_board]
     if boards:
         raise BadInputError(
             f'{where} names {", ".join(boards)}: a board (kind "mcu") is not a run target',
@@ -163,7 +169,7 @@ def reference_outputs(p: Pipeline, inputs: Path | None) -> list[dict[str, Any]]:
     """The shipped model's outputs on this machine, one invoke: the parity reference (a LUT-compressed model's
     are the uncompressed model's: LiteRT cannot run the compressed one, and the weights are the same)."""
     from edgepack.devices.base import RunRequest
-    from edgepack.devices.local import run_local
+    from edgepack.devices.drivers.local import run_local
     from edgepack.devices.profiles import LocalDevice
 
     host = LocalDevice(name="host", kind="local")

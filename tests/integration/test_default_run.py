@@ -175,7 +175,7 @@ def test_runner_benchmarks_the_bundle_model_without_tensorflow(default_run: dict
     import subprocess
     import sys
 
-    runner = Path(__file__).parents[2] / "edgepack" / "devices" / "runner.py"
+    runner = Path(__file__).parents[2] / "edgepack" / "devices" / "runners" / "runner.py"
     model = default_run["bundle"] / "model.tflite"
     code = (
         f"import runpy, sys\nsys.argv = ['runner', {str(model)!r}, '--runs', '5', '--warmup', '1']\n"

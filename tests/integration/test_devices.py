@@ -68,7 +68,7 @@ def run(name: str, model: Path, inputs: Path | None = None, runs: int = 20, **ch
 def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(
     model: Path, profiles: Path, tmp_path: Path
 ) -> None:
-    from edgepack.devices.drivers import parity
+    from edgepack.devices.parity import parity
 
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, input_0=np.random.default_rng(3).integers(-128, 128, (1, 8, 8, 1), dtype=np.int8))
@@ -185,7 +185,7 @@ def test_a_memory_cap_below_the_models_needs_is_a_clear_error(profiles: Path, mo
 
 
 def _qemu_missing() -> list[str]:
-    from edgepack.devices.qemu import missing_tools
+    from edgepack.devices.toolchains.qemu_rootfs import missing_tools
 
     return missing_tools()
 
@@ -194,7 +194,7 @@ def _skip_if_offline_and_not_built(name: str) -> None:
     """Building the root filesystem downloads (mmdebstrap from the Debian mirror, the aarch64 wheel with
     `pip download`): where none is cached and no package index answers, the test cannot run here."""
     from edgepack.devices.profiles import load_device
-    from edgepack.devices.qemu import cache_dir, image_key
+    from edgepack.devices.toolchains.qemu_rootfs import cache_dir, image_key
 
     if (cache_dir() / image_key(load_device(name)) / "build.json").is_file():  # type: ignore[arg-type]
         return

@@ -165,7 +165,7 @@ def test_an_op_tflm_lacks_is_named_before_anything_runs(
     )
     assert real.returncode != 0 and "TILE" in real.stdout + real.stderr
     # ... and edgepack names it before starting the TFLM runner (exit 2, no traceback).
-    import edgepack.devices.tflm as tflm
+    import edgepack.devices.drivers.tflm as tflm
 
     def no_runner(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the TFLM runner was started")
@@ -189,7 +189,7 @@ def test_devices_check_tflm_names_the_runtime_or_how_to_install_it(tmp_path: Pat
 
 
 def test_tolerances_follow_each_outputs_quantization(on_tflm: dict[str, Any], tile_model: Path) -> None:
-    from edgepack.devices.tflm import output_tolerances
+    from edgepack.devices.drivers.tflm import output_tolerances
 
     assert output_tolerances(on_tflm["bundle"] / "model.tflite") == [1.0]  # int8 output: one step
     assert output_tolerances(tile_model) == [0.0]  # a float model: the float rule alone

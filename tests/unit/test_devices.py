@@ -38,7 +38,7 @@ def run(name: str, model: Path, inputs: Path | None = None, runs: int = 20, **ch
 
 
 def test_parity_flags_a_different_int8_output() -> None:
-    from edgepack.devices.drivers import parity
+    from edgepack.devices.parity import parity
 
     out = {"shape": [1, 2], "dtype": "int8", "values": [1, 2], "sha256": "a"}
     assert parity([out], [{**out, "values": [1, 3], "sha256": "b"}])["ok"] is False
@@ -132,7 +132,7 @@ def test_a_bad_profile_names_the_file_and_field(profiles: Path, text: str, expec
 
 def test_the_runner_names_arm_cores_from_cpuinfo(tmp_path: Path) -> None:
     """Arm kernels write no "model name": the core comes from "CPU part", the board from "Model"."""
-    sys.path.insert(0, str(REPO / "edgepack" / "devices"))
+    sys.path.insert(0, str(REPO / "edgepack" / "devices" / "runners"))
     try:
         import runner
     finally:
@@ -169,7 +169,7 @@ def test_a_missing_emulator_names_the_debian_packages(
 def test_a_wheel_with_entries_outside_its_folder_is_refused(tmp_path: Path) -> None:
     import zipfile
 
-    from edgepack.devices.qemu import _unpack
+    from edgepack.devices.toolchains.qemu_rootfs import _unpack
     from edgepack.errors import BadInputError
 
     for name, entry in (("evil.whl", "../../etc/evil"), ("other.whl", "numpy/__init__.py")):
@@ -244,7 +244,7 @@ TRANSCRIPTS = FAKES / "benchmark_model_transcripts"
 
 
 def test_benchmark_model_logs_are_read_in_both_layouts() -> None:
-    from edgepack.devices.benchmark_model import parse
+    from edgepack.devices.toolchains.benchmark_model import parse
 
     new = parse((TRANSCRIPTS / "with-percentiles.txt").read_text(), 50, "phone")
     assert new["latency_ms"] == pytest.approx(

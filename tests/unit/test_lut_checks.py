@@ -94,7 +94,7 @@ def test_a_user_profile_whose_name_starts_like_a_shipped_one_is_not_refused_by_n
 
 
 def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgepack.devices import mcu
+    from edgepack.devices.toolchains import tflm_arena
     from edgepack.errors import StageError
     from edgepack.pipeline.compress import _uncompressed_arena
 
@@ -104,7 +104,7 @@ def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatc
         calls.append(args)
         raise StageError("TFLM lacks an op", code="tflm-failed")
 
-    monkeypatch.setattr(mcu, "measure_arena", fails)
+    monkeypatch.setattr(tflm_arena, "measure_arena", fails)
     pipeline: Any = SimpleNamespace(uncompressed_arena=None, tflite_path=Path("m.tflite"), reporter=None)
     assert [_uncompressed_arena(pipeline) for _ in range(4)] == [None] * 4
     assert len(calls) == 1 and pipeline.uncompressed_arena == (None, "TFLM lacks an op")

@@ -21,7 +21,7 @@ from edgepack.gate.junit import junit_xml
 from edgepack.recipe.base import parse_size
 from edgepack.recipe.schema import Budgets, DigitsDataset, FolderDataset, NpzDataset
 
-RUNNER = Path(__file__).parents[2] / "edgepack" / "devices" / "runner.py"
+RUNNER = Path(__file__).parents[2] / "edgepack" / "devices" / "runners" / "runner.py"
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_editing_a_file_of_edgepack_changes_every_stage_id(tmp_path: Path) -> No
 
     before, again = ids(), ids()
     assert before == again and len(set(before.values())) == 4  # stable across processes, one per stage
-    runner = copy / "edgepack" / "devices" / "runner.py"
+    runner = copy / "edgepack" / "devices" / "runners" / "runner.py"
     runner.write_text(runner.read_text() + "\n# an edit\n")
     after = ids()
     assert set(after) == set(before) and all(after[s] != before[s] for s in before)

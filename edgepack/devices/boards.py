@@ -1,9 +1,9 @@
 """Boards (`kind = "mcu"`): whether a model fits a microcontroller's flash and RAM, with the headroom of each.
 
 Flash holds the model and the firmware (a stated `runtime_flash` allowance: TFLM, its kernels, the
-application); RAM holds TFLM's tensor arena (measured by TFLM's own interpreter, see `tflm.py`), the
-application's copies of the inputs and outputs, and a stated `runtime_ram` allowance (stack, heap, the
-application's data). A board is not a run target: nothing executes on it here.
+application); RAM holds TFLM's tensor arena (measured by TFLM's own interpreter, see
+`toolchains/tflm_arena.py`), the application's copies of the inputs and outputs, and a stated `runtime_ram`
+allowance (stack, heap, the application's data). A board is not a run target: nothing executes on it here.
 """
 
 from __future__ import annotations
@@ -12,23 +12,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgepack.devices.profiles import McuDevice, TflmDevice
+from edgepack.devices.profiles import EthosUDevice, McuDevice
+from edgepack.devices.toolchains.tflm_arena import Arena, measure_arena, require_tflm
 from edgepack.errors import BadInputError
-from edgepack.progress import NullReporter, Reporter
+from edgepack.progress import Reporter
 
 
-@dataclass(frozen=True)
-class Arena:
-    """The tensor arena TFLM's interpreter needed for a model: the smallest multiple of 16 bytes with which
-    it allocates and invokes, and the recording allocator's split."""
-
-    need: int
-    non_persistent: int | None
-    persistent: int | None
-    runtime: str  # "tflite-micro VERSION"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def kib(value: int) -> str:
+    """Bytes with a KiB figure beside them (boards' datasheets count memory in binary units)."""
+    return f"{value:,} B ({value / 1024:g} KiB)" if value % 1024 == 0 else f"{value:,} B ({value / 1024:.1f} KiB)"
 
 
 @dataclass(frozen=True)
@@ -91,54 +83,6 @@ def io_bytes(flatbuffer: bytes) -> int:
     return sum(tensor_bytes(info.tensors[i]) for i in {*info.inputs, *info.outputs})
 
 
-def measure_arena(model: Path, reporter: Reporter | None = None, label: str = "tflm arena") -> Arena:
-    """TFLM's measured arena for `model` (its ops checked first); raises the tflm driver's errors (no
-    tflite-micro: DeviceUnreachable; an op TFLM lacks: ModelError)."""
-    from edgepack.devices.base import RunRequest
-    from edgepack.devices.tflm import run_tflm
-
-    record = run_tflm(tflm_profile(), RunRequest(model, None, 0, 0, 1), reporter or NullReporter(), label)
-    arena = record["arena"]
-    return Arena(
-        arena["bytes"],
-        arena.get("non_persistent"),
-        arena.get("persistent"),
-        f"{record['runtime']['name']} {record['runtime']['version']}",
-    )
-
-
-def tflm_profile() -> TflmDevice:
-    """The `tflm` profile (a project's own `devices/tflm.toml` first: its max_arena, its timeout), else the
-    defaults."""
-    from edgepack.devices.profiles import load_device
-
-    try:
-        device = load_device("tflm")
-    except BadInputError:
-        device = None
-    return device if isinstance(device, TflmDevice) else TflmDevice(name="tflm", kind="tflm")
-
-
-def require_tflm(context: str) -> None:
-    """tflite-micro must work here to measure an arena: else exit 4 with how to install it (said before
-    anything trains, not as a budget that fails). The TFLM runner's own probe answers (an import that
-    fails is as missing as no package)."""
-    from edgepack.devices.tflm import INSTALL_HINT, check_tflm
-    from edgepack.errors import DeviceUnreachable
-
-    try:
-        check_tflm(tflm_profile())
-    except DeviceUnreachable as exc:
-        if exc.code != "device-no-runtime":  # a probe that timed out says so itself
-            raise
-        raise DeviceUnreachable(
-            f"{context}: tflite-micro, which measures the arena a board's RAM must hold, is not installed",
-            context=exc.context,
-            hint=INSTALL_HINT,
-            code="device-no-runtime",
-        ) from exc
-
-
 def board_fit(board: McuDevice, model_bytes: int, io: int, arena: Arena | None, why: str = "") -> Fit:
     """How `board` holds a model of `model_bytes` with `io` bytes of inputs and outputs and `arena`."""
     return Fit(
@@ -166,7 +110,7 @@ def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevi
     for name in names:
         device = load_device(name)
         if not isinstance(device, McuDevice):
-            known = [n for n in known_devices() if load_device(n).kind == "mcu"]
+            known = [n for n in known_devices() if isinstance(load_device(n), McuDevice)]
             raise BadInputError(
                 f"{context} names '{name}', a {device.kind} device, not a board",
                 context=context,
@@ -174,7 +118,7 @@ def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevi
                 f'devices/NAME.toml with kind = "mcu", flash, ram, core, clock_mhz',
                 code="budget-fits-board",
             )
-        if device.npu is not None and load_device(device.npu).kind != "ethos-u":
+        if device.npu is not None and not isinstance(load_device(device.npu), EthosUDevice):
             raise BadInputError(
                 f"board '{name}': npu = '{device.npu}' is not an ethos-u profile",
                 context=f"devices/{name}.toml",
@@ -183,39 +127,6 @@ def load_boards(names: list[str], context: str = "budgets.fits") -> list[McuDevi
             )
         boards.append(device)
     return boards
-
-
-def run_mcu(device: McuDevice, req: Any, reporter: Reporter, label: str) -> dict[str, Any]:
-    """A board is not a run target: say where it belongs."""
-    raise BadInputError(
-        f"{label}: '{device.name}' is a board (kind \"mcu\"), which edgepack does not run on",
-        context=f"device '{device.name}'",
-        code="device-not-runnable",
-        hint=f'check the fit with [budgets] fits = ["{device.name}"] or `edgepack devices check '
-        f'{device.name} --model MODEL.tflite`; validate on "tflm" for TFLM\'s outputs and arena',
-    )
-
-
-def check_mcu(device: McuDevice) -> dict[str, Any]:
-    """The board's figures and whether TFLM (which measures the arena of a fit) is installed here."""
-    from edgepack.devices.tflm import check_tflm
-    from edgepack.errors import DeviceUnreachable
-
-    try:
-        probe = check_tflm(TflmDevice(name="tflm", kind="tflm"))
-    except DeviceUnreachable:
-        probe = {"runtime": None}
-    return {
-        **probe,
-        "board": device.board,
-        "core": device.core,
-        "clock_mhz": device.clock_mhz,
-        "flash_bytes": device.flash_bytes,
-        "ram_bytes": device.ram_bytes,
-        "npu": device.npu,
-        "runtime_flash_bytes": device.runtime_flash_bytes,
-        "runtime_ram_bytes": device.runtime_ram_bytes,
-    }
 
 
 def model_fits(

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.devices.base import (
-    RUNNER,
     RunRequest,
     collect,
     parse_result,
@@ -26,7 +25,9 @@ from edgepack.devices.base import (
     shell_join,
     tail,
 )
+from edgepack.devices.drivers.driver import Driver, RunnerDriver
 from edgepack.devices.profiles import SshDevice
+from edgepack.devices.runners import RUNNER
 from edgepack.errors import DeviceUnreachable, EdgepackError, StageError
 from edgepack.progress import Reporter
 
@@ -185,3 +186,19 @@ def _connection_error(device: SshDevice, label: str, stderr: str) -> EdgepackErr
         code="ssh-failed",
         hint="run the same `ssh` by hand to see why",
     )
+
+
+class SshDriver(RunnerDriver[SshDevice]):
+    kind = "ssh"
+
+    def run(self, device: SshDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+        return run_ssh(device, req, reporter, label)
+
+    def check(self, device: SshDevice, reporter: Reporter) -> dict[str, Any]:
+        return check_ssh(device)
+
+    def where(self, device: SshDevice) -> str:
+        return f"{device.user + '@' if device.user else ''}{device.host}:{device.port}"
+
+
+DRIVER: Driver[SshDevice] = SshDriver()  # checked against the protocol

@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgepack.analyze.flatbuffer import read_model
-from edgepack.analyze.tflm_ops import missing_ops, model_ops
 from edgepack.devices.base import UNTIMED, RunRequest, collect, parse_result, runner_failure
+from edgepack.devices.drivers.driver import Driver, RunnerDriver
 from edgepack.devices.profiles import TflmDevice
+from edgepack.devices.runners import TFLM_RUNNER
 from edgepack.errors import DeviceUnreachable, ModelError, StageError
 from edgepack.progress import Reporter
 
-TFLM_RUNNER = Path(__file__).with_name("tflm_runner.py")
 # TFLM's reference kernels may round a requantization (or softmax's lookup) differently from LiteRT's
 # optimized ones: an int8 output may differ by this many quantization steps.
 PARITY_STEPS = 1
@@ -33,6 +32,8 @@ INSTALL_HINT = "pip install tflite-micro (wheels for Linux x86-64 only), or pip 
 
 def check_ops(model: Path, label: str) -> None:
     """Refuse a model with ops TFLM has no kernel for, naming them."""
+    from edgepack.analyze.tflm_ops import missing_ops, model_ops
+
     builtin, custom = model_ops(model.read_bytes())
     missing = missing_ops(builtin, custom)
     if missing:
@@ -48,6 +49,8 @@ def output_tolerances(model: Path, steps: int = PARITY_STEPS) -> list[float]:
     """Per output of the model, how far TFLM's value may be from LiteRT's, in the output's own units:
     `steps` for a quantized integer output, `steps` x the scale for a float output dequantized from
     one (float I/O of an int8 model), 0 otherwise (non-quantized integers, float models: the float rule)."""
+    from edgepack.analyze.flatbuffer import read_model
+
     info = read_model(model.read_bytes())
     producer = {out: op for op in info.operators for out in op.outputs}
     tolerances = []
@@ -134,3 +137,20 @@ def _failure(label: str, code: int, stderr: str, device: TflmDevice) -> Exceptio
             "profile); an op whose version TFLM lacks also ends here",
         )
     return runner_failure(label, code, stderr)
+
+
+class TflmDriver(RunnerDriver[TflmDevice]):
+    """TFLM on this machine: the TFLM runner, not LiteRT's."""
+
+    kind = "tflm"
+    runs_compressed = True  # TFLM decompresses LUT-compressed tensors; LiteRT and Vela cannot
+    runtime_label = "runtime"
+
+    def run(self, device: TflmDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+        return run_tflm(device, req, reporter, label)
+
+    def check(self, device: TflmDevice, reporter: Reporter) -> dict[str, Any]:
+        return check_tflm(device)
+
+
+DRIVER: Driver[TflmDevice] = TflmDriver()  # checked against the protocol

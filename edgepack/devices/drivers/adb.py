@@ -18,7 +18,6 @@ from typing import Any
 
 from edgepack.devices.base import (
     EXIT_TIMEOUT,
-    RUNNER,
     RunRequest,
     parse_result,
     runner_args,
@@ -26,7 +25,9 @@ from edgepack.devices.base import (
     shell_join,
     tail,
 )
+from edgepack.devices.drivers.driver import Driver, RunnerDriver
 from edgepack.devices.profiles import AdbDevice
+from edgepack.devices.runners import RUNNER
 from edgepack.errors import BadInputError, DeviceUnreachable, StageError
 from edgepack.progress import Reporter
 
@@ -82,7 +83,7 @@ def _run_runner(
 
 def _run_benchmark(device: AdbDevice, serial: str, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
     """benchmark_model on the device: latency statistics and memory, no outputs (no parity)."""
-    from edgepack.devices.benchmark_model import benchmark_args, parse
+    from edgepack.devices.toolchains.benchmark_model import benchmark_args, parse
 
     files = {"benchmark_model": _benchmark_binary(device, label), "model.tflite": req.model}
     argv = [
@@ -136,7 +137,7 @@ def _benchmark_binary(device: AdbDevice, label: str) -> Path:
 
 def _device_info(device: AdbDevice, serial: str, label: str) -> dict[str, str]:
     """The device's machine (uname -m) and CPU (from its /proc/cpuinfo, with the phone's model name)."""
-    from edgepack.devices.runner import describe_cpu
+    from edgepack.devices.runners.runner import describe_cpu
 
     script = "uname -m; echo ---; getprop ro.product.model 2>/dev/null; echo ---; cat /proc/cpuinfo"
     parts = (_adb(serial, ["shell", script], label).stdout.replace("\r\n", "\n").split("---\n") + ["", ""])[:3]
@@ -258,3 +259,19 @@ def _adb_error(output: str, label: str, serial: str | None) -> DeviceUnreachable
         code="adb-failed",
         hint="run the same adb command by hand to see why",
     )
+
+
+class AdbDriver(RunnerDriver[AdbDevice]):
+    kind = "adb"
+
+    def run(self, device: AdbDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+        return run_adb(device, req, reporter, label)
+
+    def check(self, device: AdbDevice, reporter: Reporter) -> dict[str, Any]:
+        return check_adb(device)
+
+    def where(self, device: AdbDevice) -> str:
+        return device.serial or "(the one attached)"
+
+
+DRIVER: Driver[AdbDevice] = AdbDriver()  # checked against the protocol

@@ -1,56 +1,13 @@
-"""One entry point per action over every device kind: run the runner, probe the device, compare outputs."""
+"""Output parity: a device's outputs against the reference run's, every output."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 
-from edgepack.devices.base import RunRequest
-from edgepack.devices.profiles import Device
-from edgepack.errors import BadInputError
-from edgepack.progress import NullReporter, Reporter
-
 FLOAT_RTOL = 1e-5
 FLOAT_ATOL = 1e-6
-
-
-_DRIVERS = {  # kind -> (module, its run function, its check function); imported when used
-    "local": ("edgepack.devices.local", "run_local", "check_local"),
-    "ssh": ("edgepack.devices.ssh", "run_ssh", "check_ssh"),
-    "adb": ("edgepack.devices.adb", "run_adb", "check_adb"),
-    "qemu-arm64": ("edgepack.devices.qemu", "run_qemu", "check_qemu"),
-    "tflm": ("edgepack.devices.tflm", "run_tflm", "check_tflm"),
-    "ethos-u": ("edgepack.devices.ethos_u", "run_ethos_u", "check_ethos_u"),
-    "mcu": ("edgepack.devices.mcu", "run_mcu", "check_mcu"),  # a board: checked, never run
-}
-
-
-def _driver(kind: str, which: int) -> Any:
-    try:
-        module, *functions = _DRIVERS[kind]
-    except KeyError:
-        raise BadInputError(
-            f"no driver for device kind '{kind}'", hint=f"kinds: {', '.join(_DRIVERS)}", code="device-invalid"
-        ) from None
-    return getattr(importlib.import_module(module), functions[which])
-
-
-def run_device(device: Device, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
-    """The runner's record from `device` (latency, memory, runtime, CPU, outputs)."""
-    return _driver(device.kind, 0)(device, req, reporter, label)
-
-
-def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, Any]:
-    """The runner's probe on `device`: Python, numpy, the runtime and its version, CPU.
-
-    An emulated board's root filesystem is built first when it is not cached yet.
-    """
-    check = _driver(device.kind, 1)
-    if device.kind == "qemu-arm64":
-        return check(device, reporter or NullReporter())
-    return check(device)
 
 
 def parity(

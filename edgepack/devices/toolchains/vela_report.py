@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgepack.devices.vela import VelaRun
+from edgepack.devices.toolchains.vela import VelaRun
 from edgepack.errors import StageError
 
 _COUNT = re.compile(r"^(CPU|NPU) operators = (\d+) \(")

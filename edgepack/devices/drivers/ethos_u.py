@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgepack.analyze.flatbuffer import read_model
-from edgepack.analyze.graph import analyze
 from edgepack.devices.base import UNTIMED, RunRequest
+from edgepack.devices.drivers.driver import Driver, Row, RunnerDriver
 from edgepack.devices.profiles import EthosUDevice
-from edgepack.devices.vela import compile_model, probe
-from edgepack.devices.vela_report import VelaEstimate, read_estimate
 from edgepack.errors import ModelError
 from edgepack.progress import Reporter
+
+if TYPE_CHECKING:
+    from edgepack.devices.toolchains.vela_report import VelaEstimate
 
 NOT_RUN = "not checked: nothing executes on an Ethos-U profile; Vela compiles the model and estimates its performance"
 
 
 def check_integer(model: Path, device: EthosUDevice, label: str) -> None:
     """Refuse a model whose arithmetic is not integer: nothing of it maps to the NPU."""
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.graph import analyze
+
     report = analyze(read_model(model.read_bytes()))
     if not report.integer_model:
         raise ModelError(
@@ -41,6 +44,9 @@ def check_integer(model: Path, device: EthosUDevice, label: str) -> None:
 
 def compile_for(device: EthosUDevice, model: Path, folder: Path, label: str) -> VelaEstimate:
     """Compile `model` for `device` into `folder` and read Vela's estimate; nothing on the NPU is refused."""
+    from edgepack.devices.toolchains.vela import compile_model
+    from edgepack.devices.toolchains.vela_report import read_estimate
+
     check_integer(model, device, label)
     estimate = read_estimate(compile_model(device, model, folder, label), label)
     refuse_all_cpu(estimate, device, model, label)
@@ -79,6 +85,8 @@ def run_ethos_u(device: EthosUDevice, req: RunRequest, reporter: Reporter, label
 
 def check_ethos_u(device: EthosUDevice) -> dict[str, Any]:
     """Vela's probe in a child process: its version (exit 4 with the install hint when it is missing)."""
+    from edgepack.devices.toolchains.vela import probe
+
     found = probe(f"device '{device.name}'")
     return {
         "runtime": {"name": "vela", "version": found["version"]},
@@ -89,3 +97,33 @@ def check_ethos_u(device: EthosUDevice) -> dict[str, Any]:
         "memory_mode": device.memory_mode,
         "clock_mhz": device.clock_mhz,
     }
+
+
+class EthosUDriver(RunnerDriver[EthosUDevice]):
+    """Vela's estimate for an NPU configuration: nothing runs, on this machine's CPU or elsewhere."""
+
+    kind = "ethos-u"
+    estimates = True
+    runtime_label = "compiler"
+
+    def run(self, device: EthosUDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+        return run_ethos_u(device, req, reporter, label)
+
+    def check(self, device: EthosUDevice, reporter: Reporter) -> dict[str, Any]:
+        return check_ethos_u(device)
+
+    def where(self, device: EthosUDevice) -> str:
+        return f"Vela estimate: {device.accelerator}, {device.system_config}"
+
+    def reached(self, device: EthosUDevice) -> str:
+        return "estimate (nothing runs)"
+
+    def detail_rows(self, device: EthosUDevice, probe: dict[str, Any]) -> list[Row]:
+        clock = f", {probe['clock_mhz']:g} MHz (clock_mhz)" if probe.get("clock_mhz") else ""
+        return [
+            ("configuration", f"{probe['accelerator']}, {probe['system_config']}, {probe['memory_mode']}{clock}"),
+            ("Python", probe["python"]),
+        ]
+
+
+DRIVER: Driver[EthosUDevice] = EthosUDriver()  # checked against the protocol

@@ -12,14 +12,15 @@ import sys
 from typing import Any
 
 from edgepack.devices.base import (
-    RUNNER,
     RunRequest,
     collect,
     parse_result,
     runner_args,
     runner_failure,
 )
+from edgepack.devices.drivers.driver import Driver, RunnerDriver
 from edgepack.devices.profiles import LocalDevice
+from edgepack.devices.runners import RUNNER
 from edgepack.errors import StageError
 from edgepack.progress import Reporter
 
@@ -57,3 +58,19 @@ def check_local(device: LocalDevice) -> dict[str, Any]:
     if proc.returncode != 0:
         raise runner_failure(f"device '{device.name}'", proc.returncode, proc.stderr)
     return parse_result(proc.stdout, f"device '{device.name}'")
+
+
+class LocalDriver(RunnerDriver[LocalDevice]):
+    kind = "local"
+
+    def run(self, device: LocalDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
+        return run_local(device, req, reporter, label)
+
+    def check(self, device: LocalDevice, reporter: Reporter) -> dict[str, Any]:
+        return check_local(device)
+
+    def where(self, device: LocalDevice) -> str:
+        return "this machine" + (f", CPUs {device.cpus}" if device.cpus else "")
+
+
+DRIVER: Driver[LocalDevice] = LocalDriver()  # checked against the protocol
