@@ -176,7 +176,7 @@ def check(
 
 
 def _board_rows(table: Table, probe: dict[str, Any]) -> None:
-    from edgepack.cli.mcu_tables import kib
+    from edgepack.summary.figures import kib
 
     table.add_row("board", probe["board"])
     table.add_row(
@@ -191,9 +191,9 @@ def _board_rows(table: Table, probe: dict[str, Any]) -> None:
 
 def _fit(board: Any, model: Path) -> None:
     """Whether `model` fits `board`: a table (or JSON) of flash and RAM with their headroom; exit 3 when not."""
-    from edgepack.cli.mcu_tables import fit_table
     from edgepack.devices.mcu import measure_arena, model_fits
     from edgepack.errors import EXIT_BUDGET, BadInputError, BudgetExceeded
+    from edgepack.summary.mcu import fit_table
 
     try:
         data = model.read_bytes()
