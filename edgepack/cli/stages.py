@@ -141,7 +141,8 @@ def register(app: typer.Typer) -> None:
         """Measure latency, memory and output parity of the .tflite on the recipe's devices."""
         pipeline = _pipeline(recipe, workdir, no_cache, given=model)
         validation = pipeline.validate(devices=device or None)
-        output.result(validation, *_validation_lines(validation), ethos_u_table(validation))
+        if not output.result(validation):  # the lines and Vela's table are built for people only
+            output.show(*_validation_lines(validation), ethos_u_table(validation))
 
     @app.command()
     @boundary
@@ -178,10 +179,10 @@ def _validation_lines(validation: dict[str, Any]) -> list[list[Piece]]:
     estimates are a table)."""
     lines = []
     for name, rec in validation.items():
-        lat = rec["latency_ms"]
-        runtime = f"{rec['runtime']['name']} {rec['runtime']['version']}"
         if rec.get("estimate"):  # ethos-u: Vela's estimate, in its table
             continue
+        lat = rec["latency_ms"]
+        runtime = f"{rec['runtime']['name']} {rec['runtime']['version']}"
         if lat is None:  # tflm: the arena, not a latency
             lines.append(
                 [f"{name}: TFLM arena {arena_text(rec['arena'])} ({runtime}), outputs ", *parity_text(rec["parity"])]
