@@ -100,15 +100,17 @@ def rich_text(value: Cell, style: str = "") -> Text:
     return text
 
 
-def markup(pieces: Iterable[Piece]) -> str:
-    """Pieces as rich markup: the text escaped, each span in its tone's style."""
-    from rich.markup import escape
+def rich_line(pieces: Iterable[Piece], highlight: bool = True) -> Text:
+    """Pieces as one line of rich text, each span in its tone's style; with `highlight`, numbers, paths and the
+    like coloured under the spans' styles, as rich highlights a printed string (the text never read as markup)."""
+    from rich.highlighter import ReprHighlighter
 
-    out = []
-    for piece in cell(pieces):
-        text = escape(piece.text)
-        out.append(f"[{STYLES[piece.tone]}]{text}[/]" if piece.tone and text else text)
-    return "".join(out)
+    text = rich_text(cell(pieces))
+    if not highlight:
+        return text
+    shown = ReprHighlighter()(text.plain)
+    shown.copy_styles(text)
+    return shown
 
 
 def rich_table(table: Table) -> rich.table.Table:
@@ -157,7 +159,7 @@ def summary_markdown(heading: str, verdict: str, tables: list[Table]) -> str:
 def message(*pieces: Piece) -> None:
     """A line for people, its pieces plain text or toned spans (suppressed with --json)."""
     if not state.json:
-        stdout().print(markup(pieces))
+        stdout().print(rich_line(pieces))
 
 
 def pretty_json(data: Any) -> None:
@@ -175,7 +177,7 @@ def verbatim(text: str) -> None:
 def warning(text: str) -> None:
     """A loud warning on stderr (suppressed with --json, whose document carries it)."""
     if not state.json:
-        stderr().print(markup([Span("WARNING", "fail"), f": {text}"]), highlight=False)
+        stderr().print(rich_line([Span("WARNING", "fail"), f": {text}"], highlight=False))
 
 
 def render_error(error: EdgepackError) -> None:
@@ -185,14 +187,12 @@ def render_error(error: EdgepackError) -> None:
         return
     console = stderr()
     console.soft_wrap = True  # never break a path or a field name across lines
-    console.print(
-        markup([Span("error", "fail"), " ", Span(f"({error.code})", "dim"), f": {error.message}"]), highlight=False
-    )
+    console.print(rich_line([Span("error", "fail"), " ", Span(f"({error.code})", "dim"), f": {error.message}"], False))
     if error.context:
         for line in error.context.splitlines():
             console.print(f"  {line}", highlight=False, markup=False)
     if error.hint:  # messages quote recipe tables ("[train]"): not rich markup
-        console.print(markup([Span("hint", "strong"), f": {error.hint}"]), highlight=False)
+        console.print(rich_line([Span("hint", "strong"), f": {error.hint}"], highlight=False))
 
 
 def reporter() -> Reporter:
