@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Tone = Literal["good", "bad", "fail", "warn", "dim", "strong"]
-"""What a span means, for renderers to colour: good (green), bad (red), fail (bold red), warn (yellow),
-dim, strong (bold)."""
+Tone = Literal["good", "best", "bad", "fail", "warn", "dim", "strong"]
+"""What a span means, for renderers to colour: good (green), best (bold green: the one picked), bad (red),
+fail (bold red), warn (yellow), dim, strong (bold)."""
 
 Align = Literal["left", "right"]
 
@@ -26,8 +26,11 @@ class Span:
     tone: Tone | None = None
 
 
+Piece = str | Span
+"""Plain text or a toned span: what cells, titles and messages are made of."""
+
 Cell = tuple[Span, ...]
-CellLike = str | Span | Iterable[str | Span]
+CellLike = str | Span | Iterable[Piece]
 
 
 def cell(value: CellLike) -> Cell:

@@ -36,19 +36,17 @@ def register(app: typer.Typer) -> None:
         flagged (latency beyond 5 %, timings vary; quantization error beyond 10 %; the rest at any change
         for the worse). Exit 0 either way: budgets (`[budgets] baseline`) are what fail a CI job."""
         from edgepack.bundle.figures import read_figures
-        from edgepack.cli.summary import compare_table
         from edgepack.gate.compare import compare as compare_figures
+        from edgepack.summary.gate import compare_table
 
         comparison = compare_figures(read_figures(old, old_measurements), read_figures(new, new_measurements))
-        if output.state.json:
-            output.emit_json(comparison.to_dict())
-            return
-        output.print_table(compare_table(comparison))
         regressions = comparison.regressions
-        output.message(
+        output.result(
+            comparison.to_dict(),
+            compare_table(comparison),
             f"{len(regressions)} regression(s): {', '.join(c.name for c in regressions)}"
             if regressions
-            else "no regressions"
+            else "no regressions",
         )
 
     @app.command()
@@ -75,15 +73,10 @@ def register(app: typer.Typer) -> None:
         with the run's identity, budgets, the task's metric after each stage, latency per device, per-layer
         quantization error, activation memory across ops, the mode search and the baseline comparison.
         It is evidence, like measurements.json: `verify` accepts it, the zip and the manifest leave it out."""
-        from rich.markup import escape
-
         from edgepack.fsutil import atomic_write_text
         from edgepack.report import default_report_path, report_for
 
         page = report_for(bundle, baseline, measurements)
         target = out or default_report_path(bundle)
         atomic_write_text(target, page)
-        if output.state.json:
-            output.emit_json({"report": str(target)})
-        else:
-            output.message(f"wrote {escape(str(target))}")
+        output.result({"report": str(target)}, f"wrote {target}")

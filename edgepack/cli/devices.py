@@ -11,6 +11,7 @@ import typer
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.cli.group import typer_app
+from edgepack.table import Span, Table
 
 app = typer_app(help="List device profiles and check that a device is reachable and ready.", no_args_is_help=True)
 
@@ -19,8 +20,6 @@ app = typer_app(help="List device profiles and check that a device is reachable 
 @boundary
 def list_cmd() -> None:
     """List the device profiles (./devices first, then the shipped ones)."""
-    from rich.table import Table
-
     from edgepack.devices.drivers import driver_for
     from edgepack.devices.profiles import known_devices, load_device, profile_path
 
@@ -36,15 +35,10 @@ def list_cmd() -> None:
                 "path": str(profile_path(name)),
             }
         )
-    if output.state.json:
-        output.emit_json(rows)
-        return
-    table = Table(title="devices", title_justify="left")
-    for column in ("name", "kind", "where", "description"):
-        table.add_column(column)
+    table = Table.of("devices", ["name", "kind", "where", "description"])
     for row in rows:
         table.add_row(row["name"], row["kind"], row["where"], row["description"])
-    output.print_table(table)
+    output.result(rows, table)
 
 
 @app.command("check")
@@ -61,8 +55,6 @@ def check(
 ) -> None:
     """Reach the device and report its Python, numpy, LiteRT runtime and CPU; exit 4 when it is not ready.
     For a board, its flash, RAM and core, and with --model whether the model fits."""
-    from rich.table import Table
-
     from edgepack.devices.drivers import check_device, driver_for
     from edgepack.devices.profiles import load_device
     from edgepack.errors import EXIT_DEVICE, BadInputError
@@ -87,27 +79,21 @@ def check(
         "seconds": round(time.perf_counter() - start, 3),
         **probe,
     }
-    if output.state.json:
-        output.emit_json(probe)
-        if probe["runtime"] is None:  # one JSON document: it says runtime null
-            raise typer.Exit(EXIT_DEVICE)
-    else:
-        table = Table(title=f"device {name} ({device.kind}, {driver.where(device)})", title_justify="left")
-        table.add_column("check")
-        table.add_column("found")
-        for what, found in driver.check_rows(device, probe):
-            table.add_row(what, "[red]none[/]" if found is None else found)
-        output.print_table(table)
+    table = Table.of(f"device {name} ({device.kind}, {driver.where(device)})", ["check", "found"])
+    for what, found in driver.check_rows(device, probe):
+        table.add_row(what, Span("none", "bad") if found is None else found)
+    if output.result(probe, table) and probe["runtime"] is None:  # one JSON document: it says runtime null
+        raise typer.Exit(EXIT_DEVICE)
     if probe["runtime"] is None:
         raise driver.no_runtime(name)
 
 
 def _fit(board: Any, model: Path) -> None:
     """Whether `model` fits `board`: a table (or JSON) of flash and RAM with their headroom; exit 3 when not."""
-    from edgepack.cli.mcu_tables import fit_table
     from edgepack.devices.boards import model_fits
     from edgepack.devices.toolchains.tflm_arena import measure_arena
     from edgepack.errors import EXIT_BUDGET, BadInputError, BudgetExceeded
+    from edgepack.summary.mcu import fit_table
 
     try:
         data = model.read_bytes()

@@ -12,7 +12,8 @@ from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.cli.group import typer_app
 from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
-from edgepack.cli.summary import budget_table
+from edgepack.summary.gate import budget_table
+from edgepack.table import Span, Table
 
 BASELINE = typer.Option(
     None,
@@ -111,16 +112,14 @@ def register(app: typer.Typer) -> None:
                 f"{bundle}: the manifest or measurements.json lacks or garbles a field the gate needs: {exc!r}",
                 hint="re-create the bundle with `edgepack bundle`",
             ) from exc
-        if output.state.json:
-            output.emit_json(
-                {
-                    "bundle": str(bundle),
-                    "passed": all(r.passed for r in results),
-                    "results": [r.to_dict() for r in results],
-                }
-            )
-        else:
-            output.print_table(budget_table(results))
+        output.result(
+            {
+                "bundle": str(bundle),
+                "passed": all(r.passed for r in results),
+                "results": [r.to_dict() for r in results],
+            },
+            budget_table(results),
+        )
         if markdown is not None:
             tables = [budget_table(results)]
             if old is not None:
@@ -144,27 +143,12 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed."""
-        from rich.markup import escape
-        from rich.table import Table
-
         from edgepack.bundle.verify import verify as verify_bundle
         from edgepack.errors import EXIT_BAD_INPUT, BundleError
 
         report = verify_bundle(bundle, public_key=key)
         signature = report["signature"]
-        if output.state.json:
-            output.emit_json(report)
-        else:
-            table = Table(title=f"verify {bundle}", title_justify="left")
-            table.add_column("artifact")
-            table.add_column("status")
-            for row in report["artifacts"]:
-                table.add_row(
-                    escape(row["path"]), row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/]"
-                )
-            if signature["checked"]:
-                table.add_row("manifest.sig", "signed" if signature["ok"] else "[red]not verified[/]")
-            output.print_table(table)
+        output.result(report, _verify_table(bundle, report))
         if not report["ok"] and output.state.json:
             raise typer.Exit(EXIT_BAD_INPUT)  # the report says what changed: one JSON document
         if not report["ok"]:
@@ -175,12 +159,22 @@ def register(app: typer.Typer) -> None:
             )
         if signature["checked"]:
             output.message(
-                f"{escape(str(bundle))}: signed by key {signature['key_sha256'][:16]}, "
-                "and every artifact matches its manifest"
+                f"{bundle}: signed by key {signature['key_sha256'][:16]}, and every artifact matches its manifest"
             )
         else:
             note = "; it carries manifest.sig: check it with --key KEY.pub" if signature["present"] else ""
-            output.message(f"{escape(str(bundle))}: every artifact matches its manifest{note}")
+            output.message(f"{bundle}: every artifact matches its manifest{note}")
+
+
+def _verify_table(bundle: Path, report: dict[str, Any]) -> Table:
+    """Each artifact's status (and the signature's, when checked)."""
+    table = Table.of(f"verify {bundle}", ["artifact", "status"])
+    for row in report["artifacts"]:
+        table.add_row(row["path"], row["status"] if row["status"] == "ok" else Span(row["status"], "bad"))
+    signature = report["signature"]
+    if signature["checked"]:
+        table.add_row("manifest.sig", "signed" if signature["ok"] else Span("not verified", "bad"))
+    return table
 
 
 def _verify_hint(signature: dict[str, object]) -> str:

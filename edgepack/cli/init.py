@@ -13,6 +13,7 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
+from edgepack.table import Span
 
 MODEL = typer.Argument(
     ..., help="The saved model: .keras or .h5 (Keras 3 or tf_keras), or a SavedModel directory.", show_default=False
@@ -99,36 +100,33 @@ def register(app: typer.Typer) -> None:
 
 
 def _report(result: Any) -> None:
-    from rich.markup import escape
-
     from edgepack.cli.starter_tables import candidates_table, measured_table
     from edgepack.starter.render import IO_WHY
 
-    if output.state.json:
-        output.emit_json(result.to_dict())
+    if output.result(result.to_dict()):
         return
     s = result.starter
     fit = s.plan.fit
-    output.message(f"[bold]wrote[/] {escape(str(result.path))}: task {fit.kind} ({escape(fit.why)})")
-    output.message(f"  model: {escape(s.model.summary())}")
+    output.message(Span("wrote", "strong"), f" {result.path}: task {fit.kind} ({fit.why})")
+    output.message(f"  model: {s.model.summary()}")
     if s.model.bridge_problem:
-        output.message(f"  [yellow]no [[optimize]] stages[/]: {escape(s.model.bridge_problem)}")
+        output.message("  ", Span("no [[optimize]] stages", "warn"), f": {s.model.bridge_problem}")
     if s.plan.kind == "none":
-        output.message("  [yellow]TODO[/]: no --data: the recipe reads data.npz beside it")
+        output.message("  ", Span("TODO", "warn"), ": no --data: the recipe reads data.npz beside it")
     if s.plan.layout_why:
-        output.message(f"  layout {s.plan.layout}: {escape(s.plan.layout_why)}")
+        output.message(f"  layout {s.plan.layout}: {s.plan.layout_why}")
     check = s.check
     if check is not None and check.candidates:
         output.print_table(candidates_table(check))
     norm = "GUESS" if s.norm.guess else ("measured" if check is not None and check.best else "from the model")
-    output.message(f"  normalization ({norm}): mean {s.norm.mean}, std {s.norm.std}: {escape(s.norm.why)}")
+    output.message(f"  normalization ({norm}): mean {s.norm.mean}, std {s.norm.std}: {s.norm.why}")
     if check is not None and not check.checked:
         output.warning(f"normalization not checked: {check.why}; it is a guess the float model was never tried on")
     if s.warning:
         output.warning(s.warning)
-    output.message(f"  io {s.io}: {escape(IO_WHY)}")
+    output.message(f"  io {s.io}: {IO_WHY}")
     if s.measured is not None:
         output.print_table(measured_table(s.measured, s.budgets or []))
     if s.budgets is None:
-        output.message(f"  no budgets: {escape(s.unmeasured_why)}")
-    output.message(f"next: edgepack run {escape(str(result.path))}")
+        output.message(f"  no budgets: {s.unmeasured_why}")
+    output.message(f"next: edgepack run {result.path}")

@@ -9,6 +9,7 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
+from edgepack.table import Column, Span, Table
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +26,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops."""
         report = inspect_model(model, runtime)
-        if output.state.json:
-            output.emit_json(report)
-            return
-        _print(report, ops)
+        output.result(report, *_tables(report, ops))
 
 
 def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
@@ -84,14 +82,11 @@ def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
     return report
 
 
-def _print(report: dict[str, Any], ops: bool) -> None:
-    from rich.table import Table
+def _tables(report: dict[str, Any], ops: bool) -> list[Table]:
+    """The report as people read it: the totals, inputs and outputs, the op histogram, every operator (`ops`)."""
+    from edgepack.summary.figures import size
 
-    from edgepack.cli.summary import size
-
-    summary = Table(title=f"{report['model']}", title_justify="left", show_header=False)
-    summary.add_column("what")
-    summary.add_column("value", justify="right")
+    summary = Table.of(report["model"], ["what", Column("value", "right")], show_header=False)
     summary.add_row("file size", size(report["size_bytes"]))
     summary.add_row("operators", f"{report['ops']:,}")
     summary.add_row("MACs", _count(report["macs"]))
@@ -112,44 +107,43 @@ def _print(report: dict[str, Any], ops: bool) -> None:
         xnn = report["xnnpack"]
         summary.add_row(
             "XNNPACK partitions (this machine)",
-            str(xnn["partitions"]) if xnn["partitions"] is not None else f"[yellow]{xnn['error']}[/]",
+            str(xnn["partitions"]) if xnn["partitions"] is not None else Span(str(xnn["error"]), "warn"),
         )
-    output.print_table(summary)
+    tables = [summary]
 
-    io = Table(title="inputs and outputs", title_justify="left")
-    for column in ("", "name", "shape", "dtype", "quantization"):
-        io.add_column(column)
+    io = Table.of("inputs and outputs", ["", "name", "shape", "dtype", "quantization"])
     for kind in ("inputs", "outputs"):
         for t in report[kind]:
             io.add_row(kind[:-1], t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"], _quant(t))
-    output.print_table(io)
+    tables.append(io)
 
-    histogram = Table(title="op histogram", title_justify="left")
-    for column in ("op", "count", "MACs", "share of MACs"):
-        histogram.add_column(column, justify="left" if column == "op" else "right")
+    histogram = Table.of(
+        "op histogram", [Column(c, "left" if c == "op" else "right") for c in ("op", "count", "MACs", "share of MACs")]
+    )
     per_op: dict[str, int] = {}
     for op in report["operators"]:
         per_op[op["op"]] = per_op.get(op["op"], 0) + op["macs"]
     for name, count in report["histogram"].items():
         share = per_op[name] / report["macs"] if report["macs"] else 0.0
         histogram.add_row(name, str(count), _count(per_op[name]), f"{100 * share:.1f} %")
-    output.print_table(histogram)
+    tables.append(histogram)
 
     if ops:
-        table = Table(title="operators", title_justify="left")
-        for column in ("#", "op", "inputs", "outputs", "params", "MACs", "options"):
-            table.add_column(column, justify="right" if column in ("#", "params", "MACs") else "left")
+        headers = ("#", "op", "inputs", "outputs", "params", "MACs", "options")
+        table = Table.of("operators", [Column(c, "right" if c in ("#", "params", "MACs") else "left") for c in headers])
         for op in report["operators"]:
+            floated = op["float"] and report["compute"] == "integer"
             table.add_row(
                 str(op["index"]),
-                op["op"] + (" [yellow](float)[/]" if op["float"] and report["compute"] == "integer" else ""),
+                [op["op"], " ", Span("(float)", "warn")] if floated else op["op"],
                 _tensors([t for t in op["inputs"] if not t["constant"]]),
                 _tensors(op["outputs"]),
                 f"{op['params']:,}" if op["params"] else "",
                 _count(op["macs"]) if op["macs"] else "",
                 ", ".join(f"{k} {v}" for k, v in op["options"].items()),
             )
-        output.print_table(table)
+        tables.append(table)
+    return tables
 
 
 def _tensors(tensors: list[dict[str, Any]]) -> str:

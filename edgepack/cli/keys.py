@@ -24,15 +24,13 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a new Ed25519 key pair to sign bundles with (`run --sign PATH`, `verify --key PATH.pub`)."""
-        from rich.markup import escape
-
         from edgepack.bundle.signing import generate_keypair, public_key_sha256
 
         public = generate_keypair(path)
         fingerprint = public_key_sha256(public)
-        if output.state.json:
-            output.emit_json({"private_key": str(path), "public_key": str(public), "public_key_sha256": fingerprint})
-            return
-        output.message(f"private key: {escape(str(path))} (mode 0600: keep it secret, sign with `--sign`)")
-        output.message(f"public key:  {escape(str(public))} (give it to whoever checks: `verify --key`)")
-        output.message(f"fingerprint: {fingerprint}")  # sha256 of the raw public key, as manifest.sig records it
+        output.result(
+            {"private_key": str(path), "public_key": str(public), "public_key_sha256": fingerprint},
+            f"private key: {path} (mode 0600: keep it secret, sign with `--sign`)",
+            f"public key:  {public} (give it to whoever checks: `verify --key`)",
+            f"fingerprint: {fingerprint}",  # sha256 of the raw public key, as manifest.sig records it
+        )

@@ -1,31 +1,41 @@
-"""The output sink: the only module that prints. Rich for people, JSON with `--json`.
+"""The output sink: the only module that prints. Rich for people, JSON with `--json`, Markdown for summaries.
 
-Tables and results go to stdout; progress bars and errors to stderr, so that stdout can be
-piped. With `--json`, stdout carries exactly one JSON document and there are no progress bars.
+Tables and results go to stdout; progress bars (`cli/progress.py`) and errors to stderr, so that stdout can be
+piped. With `--json`, stdout carries exactly one JSON document (`result`) and nothing for people: no
+messages, no tables, no progress bars. Tables are `edgepack.table.Table`s, rendered here for the terminal
+(`rich_table`) and as Markdown (`markdown_table`); messages are pieces of text and toned spans.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import rich.table
     from rich.console import Console
-    from rich.progress import Progress
     from rich.text import Text
 
 from edgepack.errors import EdgepackError
 from edgepack.progress import NullReporter, Reporter
-from edgepack.table import Cell, Table, plain
+from edgepack.table import Cell, Piece, Span, Table, cell, plain
 
-STYLES = {"good": "green", "bad": "red", "fail": "bold red", "warn": "yellow", "dim": "dim", "strong": "bold"}
+STYLES = {
+    "good": "green",
+    "best": "bold green",
+    "bad": "red",
+    "fail": "bold red",
+    "warn": "yellow",
+    "dim": "dim",
+    "strong": "bold",
+}
 _ALIGN = {"left": ":---", "right": "---:"}
+
+Line = Piece | Iterable[Piece]
+"""A message line: a piece, or several."""
 
 
 @dataclass
@@ -61,24 +71,57 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def rich_text(value: Cell) -> Text:
-    """A cell as rich text, each span in its tone's style (the text itself never read as markup)."""
+def result(data: Any, *shown: Table | Line | None) -> bool:
+    """A command's result: with --json the document `data`, else each table and message line of `shown` (None
+    left out) in order. True when the JSON document went out (the caller has nothing more to show)."""
+    if state.json:
+        emit_json(data)
+        return True
+    show(*shown)
+    return False
+
+
+def show(*shown: Table | Line | None) -> None:
+    """Each table and message line of `shown` (None left out) in order, for people (suppressed with --json)."""
+    for item in shown:
+        if isinstance(item, Table):
+            print_table(item)
+        elif item is not None:
+            message(*cell(item))
+
+
+def rich_text(value: Cell, style: str = "") -> Text:
+    """A cell as rich text (in `style`), each span in its tone's style (the text itself never read as markup)."""
     from rich.text import Text
 
-    text = Text()
+    text = Text(style=style)
     for span in value:
         text.append(span.text, style=STYLES[span.tone] if span.tone else "")
     return text
+
+
+def rich_line(pieces: Iterable[Piece], highlight: bool = True) -> Text:
+    """Pieces as one line of rich text, each span in its tone's style; with `highlight`, numbers, paths and the
+    like coloured under the spans' styles, as rich highlights a printed string (the text never read as markup)."""
+    from rich.highlighter import ReprHighlighter
+
+    text = rich_text(cell(pieces))
+    if not highlight:
+        return text
+    shown = ReprHighlighter()(text.plain)
+    shown.copy_styles(text)
+    return shown
 
 
 def rich_table(table: Table) -> rich.table.Table:
     """A neutral table as the terminal shows it."""
     from rich.table import Table as RichTable
 
-    out = RichTable(title=rich_text(table.title) if table.title else None, title_justify="left")
+    title = rich_text(table.title, "table.title") if table.title else None
+    out = RichTable(title=title, title_justify="left")
     out.show_header = table.show_header
     if table.caption:
-        out.caption = rich_text(table.caption)
+        out.caption = rich_text(table.caption, "table.caption")
     for column in table.columns:
         out.add_column(column.header, justify=column.align)
     for row in table.rows:
@@ -87,8 +130,9 @@ def rich_table(table: Table) -> rich.table.Table:
 
 
 def print_table(table: Table | rich.table.Table) -> None:
-    """Show a table on stdout."""
-    stdout().print(rich_table(table) if isinstance(table, Table) else table)
+    """Show a table on stdout (suppressed with --json)."""
+    if not state.json:
+        stdout().print(rich_table(table) if isinstance(table, Table) else table)
 
 
 def markdown_table(table: Table) -> str:
@@ -107,87 +151,54 @@ def markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def message(text: str) -> None:
-    """A line for people (suppressed with --json)."""
+def summary_markdown(heading: str, verdict: str, tables: list[Table]) -> str:
+    """A Markdown summary (`--markdown FILE`): a heading, the verdict line, then each table."""
+    return "\n\n".join([f"## {heading}", verdict, *(markdown_table(t) for t in tables)]) + "\n"
+
+
+def message(*pieces: Piece) -> None:
+    """A line for people, its pieces plain text or toned spans (suppressed with --json)."""
     if not state.json:
-        stdout().print(text)
+        stdout().print(rich_line(pieces))
+
+
+def pretty_json(data: Any) -> None:
+    """A JSON value for people, indented and coloured (suppressed with --json)."""
+    if not state.json:
+        stdout().print_json(json.dumps(data, default=str))
+
+
+def verbatim(text: str) -> None:
+    """Text for people as it is: no markup, no highlighting (suppressed with --json)."""
+    if not state.json:
+        stdout().print(text, markup=False, highlight=False)
 
 
 def warning(text: str) -> None:
     """A loud warning on stderr (suppressed with --json, whose document carries it)."""
-    from rich.markup import escape
-
     if not state.json:
-        stderr().print(f"[bold red]WARNING[/]: {escape(text)}", highlight=False)
+        stderr().print(rich_line([Span("WARNING", "fail"), f": {text}"], highlight=False))
 
 
 def render_error(error: EdgepackError) -> None:
     """Show an edgepack error: JSON on stdout with --json, else a short report on stderr."""
-    from rich.markup import escape
-
     if state.json:
         emit_json(error.to_dict())
         return
     console = stderr()
     console.soft_wrap = True  # never break a path or a field name across lines
-    console.print(f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}", highlight=False)
+    console.print(rich_line([Span("error", "fail"), " ", Span(f"({error.code})", "dim"), f": {error.message}"], False))
     if error.context:
         for line in error.context.splitlines():
             console.print(f"  {line}", highlight=False, markup=False)
     if error.hint:  # messages quote recipe tables ("[train]"): not rich markup
-        console.print(f"[bold]hint[/]: {escape(error.hint)}", highlight=False)
-
-
-class _RichTask:
-    def __init__(self, progress: Progress, task_id: Any) -> None:
-        self.progress, self.task_id = progress, task_id
-
-    def advance(self, steps: int = 1, description: str | None = None) -> None:
-        if description is not None:
-            self.progress.update(self.task_id, description=description)
-        if steps:
-            self.progress.advance(self.task_id, steps)
-
-
-class RichReporter:
-    """Progress bars and stage lines on stderr; bars of runs on several devices at once share one display."""
-
-    def __init__(self) -> None:
-        self.console = stderr()
-        self._lock = threading.Lock()
-        self._progress: Progress | None = None
-        self._open = 0
-
-    def stage(self, name: str, detail: str) -> None:
-        self.console.print(f"[bold cyan]{name}[/] [dim]{detail}[/]", highlight=False)
-
-    @contextmanager
-    def task(self, description: str, total: int | None) -> Iterator[_RichTask]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with self._lock:  # rich allows one live display at a time: open it for the first bar only
-            if self._progress is None:
-                columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-                self._progress = Progress(*columns, console=self.console, transient=False)
-                self._progress.start()
-            progress = self._progress
-            self._open += 1
-            task_id = progress.add_task(description, total=total)
-        try:
-            yield _RichTask(progress, task_id)
-        finally:
-            with self._lock:
-                self._open -= 1
-                if self._open == 0:
-                    progress.stop()
-                    self._progress = None
-
-    def note(self, message: str) -> None:
-        from rich.markup import escape
-
-        self.console.print(f"[yellow]note[/]: {escape(message)}", highlight=False)
+        console.print(rich_line([Span("hint", "strong"), f": {error.hint}"], highlight=False))
 
 
 def reporter() -> Reporter:
-    """The reporter for the current mode: none with --json."""
-    return NullReporter() if state.json else RichReporter()
+    """The reporter for the current mode: none with --json, else progress bars on stderr (`cli/progress.py`)."""
+    if state.json:
+        return NullReporter()
+    from edgepack.cli.progress import RichReporter
+
+    return RichReporter()

@@ -11,6 +11,7 @@ from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.cli.group import typer_app
 from edgepack.errors import EXIT_BAD_INPUT, BadInputError
+from edgepack.table import Span, Table
 
 app = typer_app(help="List, show and check recipes.", no_args_is_help=True)
 
@@ -19,23 +20,16 @@ app = typer_app(help="List, show and check recipes.", no_args_is_help=True)
 @boundary
 def list_cmd() -> None:
     """List the shipped recipes."""
-    from rich.table import Table
-
     from edgepack.recipe.load import list_recipes, load_recipe
 
     rows = []
     for path in list_recipes():
         loaded = load_recipe(str(path))
         rows.append({"name": path.stem, "path": str(path), "description": loaded.recipe.description})
-    if output.state.json:
-        output.emit_json(rows)
-        return
-    table = Table(title="recipes", title_justify="left")
-    table.add_column("name")
-    table.add_column("description")
+    table = Table.of("recipes", ["name", "description"])
     for row in rows:
         table.add_row(row["name"], row["description"])
-    output.print_table(table)
+    output.result(rows, table)
 
 
 @app.command("show")
@@ -46,10 +40,8 @@ def show(name: str = typer.Argument(..., help="A recipe name in recipes/ or a pa
 
     path = resolve_recipe_path(name)
     loaded = load_recipe(str(path))
-    if output.state.json:
-        output.emit_json({"path": str(path), "sha256": loaded.sha256, "recipe": loaded.recipe.resolved()})
-        return
-    output.stdout().print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+    if not output.result({"path": str(path), "sha256": loaded.sha256, "recipe": loaded.recipe.resolved()}):
+        output.verbatim(path.read_text(encoding="utf-8"))
 
 
 @app.command("check")
@@ -75,7 +67,7 @@ def check(files: list[Path] = typer.Argument(..., help="Recipe files (or shipped
         return
     for row in checked:
         if row["ok"]:
-            output.message(f"[green]ok[/] {row['recipe']}")
+            output.message(Span("ok", "good"), f" {row['recipe']}")
     for problem in problems[:-1]:
         output.render_error(problem)
     if problems:

@@ -13,23 +13,20 @@ import typer
 
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
-from edgepack.cli.mcu_tables import arena_text, ethos_u_table, memory_table
-from edgepack.cli.summary import (
-    budget_table,
-    compression_table,
-    failures,
+from edgepack.errors import EXIT_BUDGET, BudgetExceeded
+from edgepack.summary.figures import arena_text, latency_figures
+from edgepack.summary.gate import budget_table, failures
+from edgepack.summary.mcu import ethos_u_table, memory_table
+from edgepack.summary.run import (
     fallback_table,
-    granularity_table,
-    latency_figures,
     parity_text,
     quant_error_table,
     results_table,
-    search_table,
     stages_table,
-    tune_table,
     weights_table,
 )
-from edgepack.errors import EXIT_BUDGET, BudgetExceeded
+from edgepack.summary.search import compression_table, granularity_table, search_table, tune_table
+from edgepack.table import Piece, Span, Table
 
 RECIPE = typer.Argument(
     None, help="Recipe name in recipes/ or a path to a .toml (default: digits).", show_default=False
@@ -144,28 +141,8 @@ def register(app: typer.Typer) -> None:
         """Measure latency, memory and output parity of the .tflite on the recipe's devices."""
         pipeline = _pipeline(recipe, workdir, no_cache, given=model)
         validation = pipeline.validate(devices=device or None)
-        if output.state.json:
-            output.emit_json(validation)
-            return
-        estimates = ethos_u_table(validation)
-        for name, rec in validation.items():
-            lat = rec["latency_ms"]
-            if rec.get("estimate"):  # ethos-u: Vela's estimate, in its table
-                continue
-            if lat is None:  # tflm: the arena, not a latency
-                output.message(
-                    f"{name}: TFLM arena {arena_text(rec['arena'])} ({rec['runtime']['name']} "
-                    f"{rec['runtime']['version']}), outputs {parity_text(rec['parity'])}"
-                )
-                continue
-            figures = ", ".join(f"{key} {value:.3f} ms" for key, value in latency_figures(lat).items())
-            memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
-            output.message(
-                f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), "
-                f"{rec['runtime']['name']} {rec['runtime']['version']}){memory}"
-            )
-        if estimates is not None:
-            output.print_table(estimates)
+        if not output.result(validation):  # the lines and Vela's table are built for people only
+            output.show(*_validation_lines(validation), ethos_u_table(validation))
 
     @app.command()
     @boundary
@@ -194,65 +171,90 @@ def register(app: typer.Typer) -> None:
             load_private_key(sign)  # a bad key is said before any stage runs
         pipeline = _pipeline(recipe, workdir, no_cache, given=model, bundled=True)
         written = pipeline.bundle(out, zip, sign)
-        if output.state.json:
-            output.emit_json({"bundle": [str(p) for p in written]})
-            return
-        for path in written:
-            output.message(f"wrote {path}")
+        output.result({"bundle": [str(p) for p in written]}, *(f"wrote {path}" for path in written))
+
+
+def _validation_lines(validation: dict[str, Any]) -> list[list[Piece]]:
+    """A line per device that ran the model: its latency (or TFLM's arena), runs, runtime, memory (Vela's
+    estimates are a table)."""
+    lines = []
+    for name, rec in validation.items():
+        if rec.get("estimate"):  # ethos-u: Vela's estimate, in its table
+            continue
+        lat = rec["latency_ms"]
+        runtime = f"{rec['runtime']['name']} {rec['runtime']['version']}"
+        if lat is None:  # tflm: the arena, not a latency
+            lines.append(
+                [f"{name}: TFLM arena {arena_text(rec['arena'])} ({runtime}), outputs ", *parity_text(rec["parity"])]
+            )
+            continue
+        figures = ", ".join(f"{key} {value:.3f} ms" for key, value in latency_figures(lat).items())
+        memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
+        lines.append([f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), {runtime}){memory}"])
+    return lines
 
 
 def _show_stage(stage: Any) -> None:
-    if output.state.json:
-        output.emit_json({stage.name: stage.to_dict()})
-        return
-    import json
-
     state = "cached" if stage.cached else "done"
-    output.message(f"[bold]{stage.name}[/] {state} (id {stage.id}) in {stage.dir}")
-    output.stdout().print_json(json.dumps(stage.record.to_dict()))
+    if not output.result(
+        {stage.name: stage.to_dict()}, [Span(stage.name, "strong"), f" {state} (id {stage.id}) in {stage.dir}"]
+    ):
+        output.pretty_json(stage.record.to_dict())
 
 
 def _report_run(pipeline: Any, result: Any) -> None:
     from edgepack.bundle.manifest import memory_record
 
     stages = result.stages
-    if output.state.json:
-        output.emit_json(
-            {
-                "recipe": pipeline.recipe.name,
-                "recipe_sha256": pipeline.loaded.sha256,
-                "stages": {name: s.to_dict() for name, s in stages.items()},
-                "validation": result.validation,
-                "search": pipeline.search_report(),
-                "dense_granularity": pipeline.granularity_report(),
-                "compression": pipeline.compression_report(),
-                **pipeline.tune_report(),
-                "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
-                "memory": memory_record(pipeline.shipped().data, pipeline.measured_arena),
-                "fits": result.fits,
-                "bundle": [str(p) for p in result.bundle],
-                "seconds": {name: round(s, 3) for name, s in result.seconds.items()},
-            }
-        )
-        return
+    memory = memory_record(pipeline.shipped().data, pipeline.measured_arena)
+    data = {
+        "recipe": pipeline.recipe.name,
+        "recipe_sha256": pipeline.loaded.sha256,
+        "stages": {name: s.to_dict() for name, s in stages.items()},
+        "validation": result.validation,
+        "search": pipeline.search_report(),
+        "dense_granularity": pipeline.granularity_report(),
+        "compression": pipeline.compression_report(),
+        **pipeline.tune_report(),
+        "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
+        "memory": memory,
+        "fits": result.fits,
+        "bundle": [str(p) for p in result.bundle],
+        "seconds": {name: round(s, 3) for name, s in result.seconds.items()},
+    }
+    if output.result(data):
+        return  # the tables are built for people only
+    output.show(
+        *_run_tables(pipeline, result),
+        ethos_u_table(result.validation),
+        memory_table(memory, result.fits),
+        budget_table(result.gate),
+        *(f"bundle: {path}" for path in result.bundle),
+        time_line(result.seconds),
+    )
+
+
+def _run_tables(pipeline: Any, result: Any) -> list[Table]:
+    """The run's tables down to its results: after each stage, kernels, quantization error, ops kept in float,
+    the searches and choices, the results."""
+    stages = result.stages
     optimized, converted = stages["optimize"].record, stages["convert"].record
-    output.print_table(stages_table(stages["train"].record, optimized, converted, stages["evaluate"].record))
+    tables = [stages_table(stages["train"].record, optimized, converted, stages["evaluate"].record)]
     int4 = any(w.get("dtype") == "int4" for w in converted.weights.values())
     if int4 or any(s["kind"] in ("prune", "cluster") for s in optimized.stages):
-        output.print_table(weights_table(converted))
+        tables.append(weights_table(converted))
     if converted.quant_error.get("measured"):
-        output.print_table(quant_error_table(converted))
+        tables.append(quant_error_table(converted))
     if converted.fallback:
-        output.print_table(fallback_table(converted))
+        tables.append(fallback_table(converted))
     if pipeline.search_report():
-        output.print_table(search_table(pipeline.search_report()))
-    for search in pipeline.tune_report().values():
-        output.print_table(tune_table(search, pipeline.task.metric))
+        tables.append(search_table(pipeline.search_report()))
+    tables += [tune_table(search, pipeline.task.metric) for search in pipeline.tune_report().values()]
     if pipeline.granularity_report():
-        output.print_table(granularity_table(pipeline.granularity_report()))
+        tables.append(granularity_table(pipeline.granularity_report()))
     if pipeline.compression_report():
-        output.print_table(compression_table(pipeline.compression_report()))
-    output.print_table(
+        tables.append(compression_table(pipeline.compression_report()))
+    tables.append(
         results_table(
             stages["evaluate"].record,
             converted,
@@ -261,20 +263,13 @@ def _report_run(pipeline: Any, result: Any) -> None:
             pipeline.compression_report(),
         )
     )
-    estimates = ethos_u_table(result.validation)
-    if estimates is not None:
-        output.print_table(estimates)
-    output.print_table(memory_table(memory_record(pipeline.shipped().data, pipeline.measured_arena), result.fits))
-    output.print_table(budget_table(result.gate))
-    for path in result.bundle:
-        output.message(f"bundle: {path}")
-    output.message(time_line(result.seconds))
+    return tables
 
 
-def time_line(seconds: dict[str, float]) -> str:
+def time_line(seconds: dict[str, float]) -> Span:
     """Where the run's time went: 'time: 31.2 s (train 14.1 s, optimize 9.0 s, ...)', stages over 0.05 s."""
     parts = ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items() if s >= 0.05)
-    return f"[dim]time: {sum(seconds.values()):.1f} s" + (f" ({parts})" if parts else "") + "[/]"
+    return Span(f"time: {sum(seconds.values()):.1f} s" + (f" ({parts})" if parts else ""), "dim")
 
 
 def _run_markdown(pipeline: Any, result: Any, path: Path) -> None:
@@ -297,24 +292,22 @@ def _run_markdown(pipeline: Any, result: Any, path: Path) -> None:
     write_markdown(path, f"edgepack run: {pipeline.recipe.name}", result.gate, tables)
 
 
-def baseline_table(baseline: Any, figures: Any) -> Any:
+def baseline_table(baseline: Any, figures: Any) -> Table:
     """The comparison of a bundle's figures with its baseline's, as a table."""
-    from edgepack.cli.summary import compare_table
     from edgepack.gate.compare import compare
+    from edgepack.summary.gate import compare_table
 
     return compare_table(compare(baseline, figures), title=f"against the baseline {baseline.source}")
 
 
-def write_markdown(path: Path, heading: str, results: list[Any], tables: list[Any]) -> None:
+def write_markdown(path: Path, heading: str, results: list[Any], tables: list[Table]) -> None:
     """Write the summary to `path` (and $GITHUB_STEP_SUMMARY), saying so on the terminal."""
-    from rich.markup import escape
-
-    from edgepack.cli.markdown import summary_markdown, write_summary
+    from edgepack.cli.markdown import write_summary
 
     failed = failures(results)
     verdict = f"**{len(failed)} budget(s) exceeded**" if failed else "Every budget holds."
-    for written in write_summary(path, summary_markdown(heading, verdict, tables)):
-        output.message(f"summary: {escape(str(written))}")
+    for written in write_summary(path, output.summary_markdown(heading, verdict, tables)):
+        output.message(f"summary: {written}")
 
 
 def finish_gate(results: list[Any], junit: Path | None, suite: str) -> None:

@@ -1,28 +1,27 @@
 """The tables of `edgepack init`: the normalization candidates measured on the float model, and the first
-measurement with the budgets set from it (the records are `edgepack.starter`'s; only the CLI renders them)."""
+measurement with the budgets set from it (the records are `edgepack.starter`'s; only the CLI shows them)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rich.table import Table
+from edgepack.table import Column, Piece, Span, Table
 
 
 def candidates_table(check: Any) -> Table:
     """One row per normalization tried: its mean and std and the float metric under it; the written one marked."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"normalization candidates ({check.why})", title_justify="left")
-    for column in ("candidate", "mean", "std", f"float {check.metric}", ""):
-        table.add_column(column, justify="right" if column.startswith("float") else "left")
+    columns = ("candidate", "mean", "std", f"float {check.metric}", "")
+    caption = f"chance: {check.chance.why}" if check.chance is not None else ""
+    table = Table.of(
+        f"normalization candidates ({check.why})",
+        [Column(c, "right" if c.startswith("float") else "left") for c in columns],
+        caption=caption,
+    )
     for index, c in enumerate(check.candidates):
-        chosen = index == check.chosen
-        mark = ("[bold red]written, near chance[/]" if check.at_chance else "[bold green]written[/]") if chosen else ""
-        table.add_row(escape(c.name), _short(c.mean), _short(c.std), f"{c.value:.4g}", mark)
-    if check.chance is not None:
-        table.caption = escape(f"chance: {check.chance.why}")
+        mark: Piece = ""
+        if index == check.chosen:
+            mark = Span("written, near chance", "fail") if check.at_chance else Span("written", "best")
+        table.add_row(c.name, _short(c.mean), _short(c.std), f"{c.value:.4g}", mark)
     return table
 
 
@@ -35,11 +34,7 @@ def _short(value: float | list[float]) -> str:
 
 def measured_table(measured: Any, budgets: list[Any]) -> Table:
     """The first measurement's figures and the budgets set from them."""
-    from rich.table import Table
-
-    table = Table(title=f"first measurement ({measured.on})", title_justify="left")
-    for column in ("figure", "measured"):
-        table.add_column(column, justify="right" if column == "measured" else "left")
+    table = Table.of(f"first measurement ({measured.on})", ["figure", Column("measured", "right")])
     table.add_row("model size (shipped)", f"{measured.size_bytes:,} B")
     if measured.latency_ms:
         figures = " / ".join(f"{measured.latency_ms[k]:.3f}" for k in ("p50", "p90", "p99") if k in measured.latency_ms)

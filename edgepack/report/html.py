@@ -2,7 +2,7 @@
 
 It opens offline: no scripts, no fonts, no stylesheets or images from anywhere (a Content-Security-Policy
 meta tag, `default-src 'none'; img-src data:; style-src 'unsafe-inline'`, makes any fetch impossible);
-the plots are inline SVG (`data:` images). The tables are the terminal's (`cli/summary.py`), and key
+the plots are inline SVG (`data:` images). The tables are the terminal's (`edgepack.summary`), and key
 figures carry their raw value in `data-value` for scripts. Like measurements.json it is evidence of a
 run: not an artifact of the manifest, not in the zip.
 """
@@ -14,7 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from edgepack.table import Table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -62,17 +62,17 @@ def render_report(
 
 
 def table_html(table: Table, css_id: str | None = None) -> str:
-    """A rich table (as the terminal shows it) as an HTML table, markup stripped; FAIL cells marked."""
-    from edgepack.cli.markdown import plain
+    """A table (as the terminal shows it) as an HTML table, its cells' text without tones; FAIL cells marked."""
+    from edgepack.table import plain
 
-    head = "".join(f"<th>{escape(plain(c.header))}</th>" for c in table.columns)
+    head = "".join(f"<th>{escape(c.header)}</th>" for c in table.columns)
     rows = []
-    for row in zip(*(list(c.cells) for c in table.columns)):
+    for row in table.rows:
         cells = []
         for column, value in zip(table.columns, row):
             text = plain(value)
             css = {"FAIL": "fail", "pass": "pass", "worse": "fail"}.get(text, "")
-            css = " ".join(filter(None, [css, "right" if column.justify == "right" else ""]))
+            css = " ".join(filter(None, [css, "right" if column.align == "right" else ""]))
             cells.append(f'<td class="{css}">{escape(text)}</td>' if css else f"<td>{escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{css_id}"' if css_id else ""
@@ -125,8 +125,8 @@ def _identity(manifest: dict[str, Any], run: dict[str, Any]) -> str:
 
 
 def _budgets(run: dict[str, Any]) -> str:
-    from edgepack.cli.summary import budget_table
     from edgepack.gate.budgets import BudgetResult
+    from edgepack.summary.gate import budget_table
 
     gate = run.get("gate")
     if not gate:
@@ -140,8 +140,8 @@ def _budgets(run: dict[str, Any]) -> str:
 
 
 def _stages(manifest: dict[str, Any], metric: str) -> str:
-    from edgepack.cli.summary import METRIC_NAMES, figure
     from edgepack.report import plots
+    from edgepack.summary.figures import METRIC_NAMES, figure
 
     metrics = manifest.get("metrics") or {}
     stages: list[tuple[str, float]] = []
@@ -257,7 +257,7 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
         )
     boards = ""
     if manifest.get("memory"):  # the largest tensors at the peak, the arena, each board's flash and RAM
-        from edgepack.cli.mcu_tables import memory_table
+        from edgepack.summary.mcu import memory_table
 
         boards = table_html(memory_table(manifest["memory"], manifest.get("fits") or {}), "memory-detail")
     return (
@@ -270,7 +270,7 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
 
 def _ethos_u(run: dict[str, Any]) -> str:
     """Vela's estimate per Ethos-U device, and its per-layer figures (nothing was run: an estimate)."""
-    from edgepack.cli.mcu_tables import ethos_u_table
+    from edgepack.summary.mcu import ethos_u_table
 
     validation = run.get("validation") or {}
     table = ethos_u_table(validation)
@@ -300,8 +300,9 @@ def _ethos_u(run: dict[str, Any]) -> str:
 
 
 def _search(run: dict[str, Any], metric: str) -> str:
-    from edgepack.cli.summary import METRIC_NAMES, search_table
     from edgepack.report import plots
+    from edgepack.summary.figures import METRIC_NAMES
+    from edgepack.summary.search import search_table
 
     search = run.get("search")
     if not search:
@@ -318,7 +319,7 @@ def _search(run: dict[str, Any], metric: str) -> str:
 
 
 def _compression(manifest: dict[str, Any]) -> str:
-    from edgepack.cli.summary import compression_table
+    from edgepack.summary.search import compression_table
 
     record = manifest.get("compression")
     if not record:
@@ -332,7 +333,7 @@ def _compression(manifest: dict[str, Any]) -> str:
 
 
 def _granularity(manifest: dict[str, Any]) -> str:
-    from edgepack.cli.summary import granularity_table
+    from edgepack.summary.search import granularity_table
 
     choice = manifest.get("dense_granularity")
     if not choice:
@@ -345,7 +346,7 @@ def _granularity(manifest: dict[str, Any]) -> str:
 
 
 def _tuned(manifest: dict[str, Any], metric: str) -> str:
-    from edgepack.cli.summary import tune_summary, tune_table
+    from edgepack.summary.search import tune_summary, tune_table
 
     optimization = manifest.get("optimization") or {}
     parts = []
@@ -360,7 +361,7 @@ def _tuned(manifest: dict[str, Any], metric: str) -> str:
 
 
 def _baseline(comparison: Any) -> str:
-    from edgepack.cli.summary import compare_table
+    from edgepack.summary.gate import compare_table
 
     return (
         f"<h2>Against the baseline</h2>\n<p>{escape(comparison.old)} (old) against this bundle (new).</p>\n"

@@ -60,13 +60,16 @@ def test_a_missing_tflite_micro_names_the_install(monkeypatch: pytest.MonkeyPatc
 def test_the_shipped_size_is_labelled_from_the_compression_record(compression: Any, label: str) -> None:
     from rich.console import Console
 
-    from edgepack.cli.summary import results_table
+    from edgepack.cli.output import rich_table
+    from edgepack.summary.run import results_table
 
     evaluate = SimpleNamespace(metric="rmse", float=None, metrics={"tflite": {}, "float": {}}, tflite=None,
                                drop=None, fidelity={})  # fmt: skip
     convert = SimpleNamespace(mode="int8", io="int8", size_bytes=1256, gzip_bytes=900, calibration=None)
     console = Console(width=200, record=True)
-    console.print(results_table(evaluate, convert, {}, 1488, compression))  # a compressed file may be larger
+    console.print(
+        rich_table(results_table(evaluate, convert, {}, 1488, compression))
+    )  # a compressed file may be larger
     assert label in console.export_text()
 
 

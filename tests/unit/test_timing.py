@@ -7,6 +7,7 @@ import pytest
 from edgepack.cli.stages import time_line
 from edgepack.pipeline import timing
 from edgepack.pipeline.timing import StageClock
+from edgepack.table import Span
 
 
 def test_a_stage_is_charged_its_own_time_not_its_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,5 +42,5 @@ def test_a_failing_stage_still_gives_its_time_to_the_stage_around_it(monkeypatch
 
 def test_the_time_line_sums_the_stages_and_leaves_out_the_instant_ones() -> None:
     line = time_line({"data": 0.01, "train": 12.34, "optimize": 8.0, "gate": 0.04})
-    assert line == "[dim]time: 20.4 s (train 12.3 s, optimize 8.0 s)[/]"
-    assert time_line({"gate": 0.01}) == "[dim]time: 0.0 s[/]"  # a cached run: no empty brackets
+    assert line == Span("time: 20.4 s (train 12.3 s, optimize 8.0 s)", "dim")
+    assert time_line({"gate": 0.01}) == Span("time: 0.0 s", "dim")  # a cached run: no empty brackets

@@ -3,29 +3,26 @@ model (flash and RAM with their headroom), and Vela's estimate per Ethos-U devic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rich.table import Table
+from edgepack.devices.boards import kib
+from edgepack.summary.figures import arena_text
+from edgepack.table import Column, Piece, Span, Table
 
+__all__ = ["arena_text", "ethos_u_table", "fit_table", "kib", "memory_table"]
 
-def kib(value: int) -> str:
-    """Bytes with a KiB figure beside them (boards' datasheets count memory in binary units)."""
-    return f"{value:,} B ({value / 1024:g} KiB)" if value % 1024 == 0 else f"{value:,} B ({value / 1024:.1f} KiB)"
+MEMORY_COLUMNS = [Column("what"), Column("bytes", "right"), Column("detail")]
 
 
 def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
     """Vela's estimate per Ethos-U device (a column each): inference time at the clock, operators on the NPU
     and the CPU (those named), SRAM, flash, MACs."""
-    from rich.table import Table
-
     estimates = {name: rec["estimate"] for name, rec in validation.items() if rec.get("estimate")}
     if not estimates:
         return None
-    table = Table(title="Ethos-U estimates (Vela; nothing was run)", title_justify="left")
-    table.add_column("estimate")
-    for name in estimates:
-        table.add_column(name, justify="right")
+    table = Table.of(
+        "Ethos-U estimates (Vela; nothing was run)", ["estimate", *(Column(name, "right") for name in estimates)]
+    )
     rows: dict[str, list[str]] = {}
     for est in estimates.values():
         memory, ips = est["memory_bytes"], est.get("inferences_per_second")
@@ -46,25 +43,10 @@ def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
     return table
 
 
-def arena_text(arena: dict[str, Any]) -> str:
-    """The measured TFLM arena and its split, as one line."""
-    split = (
-        f" ({arena['non_persistent']:,} B planned buffers + {arena['persistent']:,} B persistent)"
-        if arena.get("non_persistent") is not None and arena.get("persistent") is not None
-        else ""
-    )
-    return f"{arena['bytes']:,} B{split}"
-
-
 def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Table:
     """Where activation memory peaks (the op, its layer, the largest tensors live there), the arena TFLM
     measured, and each board of `budgets.fits` with the headroom of its flash and RAM."""
-    from rich.table import Table
-
-    table = Table(title="memory", title_justify="left")
-    table.add_column("what")
-    table.add_column("bytes", justify="right")
-    table.add_column("detail")
+    table = Table.of("memory", MEMORY_COLUMNS)
     where = f"at op {memory['peak_op_index']} {memory['peak_op']}" if memory.get("peak_op") else "before any op"
     table.add_row(
         "activation peak",
@@ -102,43 +84,42 @@ def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Tab
 
 def fit_table(fit: dict[str, Any], model: str) -> Table:
     """One board against one model: flash and RAM, what each holds, the headroom."""
-    from rich.table import Table
-
-    table = Table(
-        title=f"{model} on {fit['board_name']} ({fit['core']}, {fit['clock_mhz']:g} MHz)", title_justify="left"
-    )
-    table.add_column("what")
-    table.add_column("bytes", justify="right")
-    table.add_column("detail")
+    table = Table.of(f"{model} on {fit['board_name']} ({fit['core']}, {fit['clock_mhz']:g} MHz)", MEMORY_COLUMNS)
     for row in _fit_rows(fit):
         table.add_row(*row)
     return table
 
 
-def _fit_rows(fit: dict[str, Any]) -> list[tuple[str, str, str]]:
-    def headroom(value: int | None) -> str:
-        if value is None:
-            return "[bold red]not measured[/]"
-        return f"[green]{value:+,} headroom[/]" if value >= 0 else f"[bold red]{value:+,} short[/]"
+def _headroom(value: int | None) -> Span:
+    if value is None:
+        return Span("not measured", "fail")
+    return Span(f"{value:+,} headroom", "good") if value >= 0 else Span(f"{value:+,} short", "fail")
 
+
+def _fit_rows(fit: dict[str, Any]) -> list[tuple[str, str, list[Piece]]]:
     board = fit["board"]
-    rows = [
+    rows: list[tuple[str, str, list[Piece]]] = [
         (
             f"{board} flash",
             f"{fit['flash_need']:,} of {fit['flash_bytes']:,}",
-            f"{headroom(fit['flash_headroom'])}: model {fit['model_bytes']:,} + firmware allowance "
-            f"{fit['runtime_flash_bytes']:,}",
+            [
+                _headroom(fit["flash_headroom"]),
+                f": model {fit['model_bytes']:,} + firmware allowance {fit['runtime_flash_bytes']:,}",
+            ],
         )
     ]
     if fit["ram_need"] is None:
-        rows.append((f"{board} RAM", f"? of {fit['ram_bytes']:,}", f"{headroom(None)}: {fit['arena_why']}"))
+        rows.append((f"{board} RAM", f"? of {fit['ram_bytes']:,}", [_headroom(None), f": {fit['arena_why']}"]))
     else:
         rows.append(
             (
                 f"{board} RAM",
                 f"{fit['ram_need']:,} of {fit['ram_bytes']:,}",
-                f"{headroom(fit['ram_headroom'])}: arena {fit['arena_bytes']:,} + I/O buffers "
-                f"{fit['io_bytes']:,} + RAM allowance {fit['runtime_ram_bytes']:,}",
+                [
+                    _headroom(fit["ram_headroom"]),
+                    f": arena {fit['arena_bytes']:,} + I/O buffers {fit['io_bytes']:,} + RAM allowance "
+                    f"{fit['runtime_ram_bytes']:,}",
+                ],
             )
         )
     return rows
