@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
+from edgepack.cli.progress import stderr
 from edgepack.errors import EdgepackError
 from edgepack.progress import NullReporter, Reporter
 from edgepack.table import Cell, Piece, Span, Table, cell, plain
@@ -54,15 +55,6 @@ def stdout() -> Console:
     from rich.console import Console
 
     return Console(soft_wrap=False)
-
-
-def stderr() -> Console:
-    """The console for progress, notes and errors (the real stderr, even while fd 2 is captured)."""
-    from rich.console import Console
-
-    from edgepack.native import terminal_stderr
-
-    return Console(file=terminal_stderr())
 
 
 def emit_json(data: Any) -> None:

@@ -8,10 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from edgepack.cli.output import stderr
-
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
+
+
+def stderr() -> Console:
+    """The console for progress, notes and errors (the real stderr, even while fd 2 is captured)."""
+    from rich.console import Console
+
+    from edgepack.native import terminal_stderr
+
+    return Console(file=terminal_stderr())
 
 
 class _RichTask:

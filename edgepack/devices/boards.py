@@ -18,11 +18,6 @@ from edgepack.errors import BadInputError
 from edgepack.progress import Reporter
 
 
-def kib(value: int) -> str:
-    """Bytes with a KiB figure beside them (boards' datasheets count memory in binary units)."""
-    return f"{value:,} B ({value / 1024:g} KiB)" if value % 1024 == 0 else f"{value:,} B ({value / 1024:.1f} KiB)"
-
-
 @dataclass(frozen=True)
 class Fit:
     """One board against one model: flash and RAM needed, the board's figures, the headroom of each."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgepack.devices.boards import kib
 from edgepack.summary.figures import arena_text
 from edgepack.table import Column, Piece, Span, Table
+from edgepack.units import kib
 
 __all__ = ["arena_text", "ethos_u_table", "fit_table", "kib", "memory_table"]
 

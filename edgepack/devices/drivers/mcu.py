@@ -64,7 +64,7 @@ class McuDriver(RunnerDriver[McuDevice]):
         return "a board (nothing runs)"
 
     def leading_rows(self, device: McuDevice, probe: dict[str, Any]) -> list[Row]:
-        from edgepack.devices.boards import kib
+        from edgepack.units import kib
 
         npu = f", NPU {probe['npu']}" if probe.get("npu") else ""
         return [
