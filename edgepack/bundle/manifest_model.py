@@ -28,6 +28,7 @@ class Bridge(Record):
 
 class Source(Record):
     kind: Literal["builder", "saved"]
+    builder: Opt[str] = None
     saved_by: Opt[str] = None
     keras_version: str | None = None
     bridge: Opt[Bridge] = None
@@ -38,6 +39,7 @@ class Metadata(Record):
 
     embedded: bool
     min_parser_version: Opt[str] = None
+    associated_files: Opt[list[Any]] = None
     normalization_proof: Opt[dict[str, Any] | list[Any]] = None
     same_outputs: Opt[dict[str, Any]] = None
 
@@ -64,6 +66,7 @@ class Tensor(Record):
     dtype: str
     scale: Num | None
     zero_point: int | None
+    keras_index: Opt[Count] = None
 
 
 class Normalization(Record):
@@ -84,12 +87,22 @@ class RecipeRef(Record):
 
 class Split(Record):
     fingerprint: Sha256
+    samples: Opt[Count] = None
+    left_out: Opt[Any] = None
 
 
 class Data(Record):
     train: Split
     calibration: dict[str, Any] | None = None
     test: Split
+
+
+class Optimization(Record):
+    """What optimized the model: the float model's parameters, the optimize stages, the converted weights."""
+
+    params_float: Opt[Any] = None
+    stages: Opt[Any] = None
+    tflite_weights: Opt[dict[str, Any]] = None
 
 
 class BudgetRef(Record):
@@ -191,13 +204,18 @@ class Metrics(Record):
     tflite: Scores
     drop: Num | None = None
     fidelity: Fidelity
+    test_samples: Opt[Count] = None
+    size_bytes: Opt[Count] = None
 
 
 class MetricsV2(Record):
     accuracy: Accuracy
+    test_samples: Opt[Count] = None
+    size_bytes: Opt[Count] = None
 
 
 class LiveTensor(Record):
+    index: Opt[Count] = None
     name: str
     bytes_: Count = Field(alias="bytes")
     dtype: str
@@ -334,7 +352,7 @@ class Build(Record):
     toolchain: dict[str, str]
     data: Data
     stages: dict[str, str]
-    optimization: dict[str, Any] | None = None
+    optimization: Optimization | None = None
     quantization_error: dict[str, Any] | None = None
     fallback: dict[str, Any] | None = None
     dense_granularity: DenseGranularity | None = None
@@ -357,7 +375,7 @@ class ManifestV2(ManifestV3):
     schema_version: Literal[2]  # type: ignore[assignment]
     task: Opt[Task] = None  # type: ignore[assignment]
     source: Opt[Source] = None  # type: ignore[assignment]
-    labels_file: str  # type: ignore[assignment]
+    labels_file: str
     metrics: MetricsV2  # type: ignore[assignment]
 
 

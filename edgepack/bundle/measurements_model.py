@@ -95,7 +95,13 @@ class Runtime(Record):
 
 
 class Parity(Record):
+    """The device's outputs against LiteRT's on this host."""
+
     ok: bool | None
+    identical: bool | None = None
+    max_abs_diff: Num | None = None
+    reference: Opt[Any] = None
+    outputs: Opt[Any] = None
 
 
 class DeviceRecord(Record):
@@ -106,9 +112,17 @@ class DeviceRecord(Record):
     emulated: bool
     latency_ms: Latency | None
     init_ms: Num | None = None
+    warmup: Count | None = None
+    threads: int | None = None
+    cpus: list[int] | None = None
+    memory_limit: Opt[Any] = None
     arena: Opt[DeviceArena] = None
     peak_rss_kb: int | None = None
     runtime: Runtime
+    python: str | None = None
+    numpy: str | None = None
+    cpu: str | None = None
+    machine: str | None = None
     parity: Parity
     outputs_sha256: list[Sha256] | None = None
     estimate: Opt[Estimate] = None

@@ -8,7 +8,7 @@ prints are generated from these models (`document`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 T = TypeVar("T")
 # a key a record may leave out, but not null: absent from the dump unless given (dumps exclude unset keys)
-Opt = T | SkipJsonSchema[None]
+if TYPE_CHECKING:
+    Opt: TypeAlias = T | None
+else:
+    Opt = T | SkipJsonSchema[None]
 Num = Annotated[int | float, WithJsonSchema({"type": "number"})]  # an int stays an int (1, not 1.0)
 Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
@@ -68,6 +71,11 @@ class Record(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The record as plain data: the keys given (null ones too), in their order, under their JSON names."""
         return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+def only(**keys: Any) -> dict[str, Any]:
+    """The keys that are not None: for a record's keys that are left out rather than null."""
+    return {key: value for key, value in keys.items() if value is not None}
 
 
 def document(model: type[BaseModel], kind: str, version: int) -> dict[str, Any]:
