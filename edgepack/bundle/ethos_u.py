@@ -4,7 +4,8 @@ and per-layer reports, and the manifest entry with the configuration and Vela's 
 
 from __future__ import annotations
 
-from edgepack.bundle.manifest_model import CpuOp, EthosUFormat
+from edgepack.bundle.formats_model import EthosUFormat
+from edgepack.bundle.measurements_model import CpuOp
 from edgepack.devices.profiles import EthosUDevice
 from edgepack.devices.vela import VelaRun
 from edgepack.devices.vela_report import VelaEstimate

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from edgepack.errors import BundleError
 
 if TYPE_CHECKING:
-    from edgepack.bundle.manifest_model import Formats
+    from edgepack.bundle.formats_model import Formats
 
 SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2: measurements.json split out
 READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from edgepack.native import captured_native_logs
 
 if TYPE_CHECKING:
-    from edgepack.bundle.manifest_model import CArrayFormat, EthosUFormat
+    from edgepack.bundle.formats_model import CArrayFormat, EthosUFormat
     from edgepack.pipeline.run import Pipeline
 
 
@@ -18,8 +18,8 @@ def bundle(
     p: Pipeline, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None
 ) -> list[Path]:
     """Gate (unless done), then write the bundle; returns the paths written."""
+    from edgepack.bundle.formats_model import AndroidFormat, Formats
     from edgepack.bundle.manifest import build_manifest, run_measurements
-    from edgepack.bundle.manifest_model import AndroidFormat, Formats
     from edgepack.bundle.writer import write_bundle
 
     if not p.gated:
@@ -61,7 +61,7 @@ def bundle(
 def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], CArrayFormat]:
     """The c-array format's files and its manifest entry (the converted model: TFLM ignores metadata)."""
     from edgepack.bundle.c_array import c_sources
-    from edgepack.bundle.manifest_model import CArrayArena, CArrayFormat
+    from edgepack.bundle.formats_model import CArrayArena, CArrayFormat
 
     converted = p.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
     measured, why = measure_arena(p)
