@@ -6,9 +6,12 @@ import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import BundleError
+
+if TYPE_CHECKING:
+    from edgepack.bundle.formats_model import Formats
 
 SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2: measurements.json split out
 READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read
@@ -122,10 +125,14 @@ def _checked(data: Any, path: Path) -> dict[str, Any]:
     return data
 
 
-def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
-    """The build section of a finished pipeline's bundle (`manifest.json`): what the artifacts are and
-    how they were made. Nothing in it depends on when or where the run happened, so the same recipe,
-    data, seed and toolchain give the same bytes. Measurements live in `measurements.json`."""
+def build_manifest(pipeline: Any, shipped: Any, formats: Formats | None = None) -> dict[str, Any]:
+    """The build section of a finished pipeline's bundle (`manifest.json`, but the artifacts, which the writer
+    lists as written): what the artifacts are and how they were made. Nothing in it depends on when or where
+    the run happened, so the same recipe, data, seed and toolchain give the same bytes. Measurements live in
+    `measurements.json`."""
+    from edgepack.bundle import manifest_model as m
+    from edgepack.bundle.record_model import only
+
     recipe, loaded, data = pipeline.recipe, pipeline.loaded, pipeline.data
     converted = pipeline.convert()  # first: a search over "auto" optimize tries decides the run's optimize stage
     trained, optimized = pipeline.train(), pipeline.optimize()
@@ -135,92 +142,81 @@ def build_manifest(pipeline: Any, shipped: Any) -> dict[str, Any]:
     inputs, outputs = pipeline.tensor_records()
     conversion = converted.record
     classifier = evaluated.task == "classification"
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "name": recipe.name,
-        "version": recipe.version,
-        "description": recipe.description,
-        "task": recipe.task.model_dump(mode="json"),
-        "model": {
-            "file": MODEL_FILE,
-            "sha256": hashlib.sha256(shipped.data).hexdigest(),
-            "size_bytes": len(shipped.data),
-            "converted_sha256": converted_digest,
-            "converted_size_bytes": converted_size,
-            "gzip_bytes": conversion.gzip_bytes,
-            "mode": conversion.mode,
-            "io": conversion.io,
-            "weights": sorted({k["dtype"] for k in conversion.weights.values()}),  # the kernels' dtypes (int4, int8...)
-            "metadata": shipped.record,
-        },
-        "source": trained.record.source,
-        "inputs": inputs,  # in the file's order; keras_index: the Keras model's input (output) it is
-        "outputs": outputs,
-        "labels": list(data.labels),
-        "labels_file": LABELS_FILE if data.labels and classifier else None,
-        "normalization": {
-            "mean": norm.mean,
-            "std": norm.std,
-            "formula": "(x - mean) / std",
-            "input_layout": "NHWC" if data.image else "as stored",
-            "input_shape": list(data.input_shape)
-            if len(data.train_inputs) == 1
-            else [list(s) for s in data.input_shape],
-            "resize": list(recipe.dataset.resize) if recipe.dataset.resize else None,
-            "resize_method": "bilinear" if recipe.dataset.resize else None,
-        },
-        "recipe": {
-            "sha256": loaded.sha256,
-            "source": loaded.path.name if loaded.path else None,
-            "resolved": recipe.resolved(),
-        },
-        "toolchain": toolchain_versions(BUNDLE_TOOLCHAIN),
-        "data": {
-            "train": {
-                "fingerprint": pipeline.fingerprints["train"],
-                "samples": data.train_samples,
-                "left_out": data.left_out,
-            },
-            "calibration": conversion.calibration,
-            "test": {"fingerprint": pipeline.fingerprints["test"], "samples": data.test_samples},
-        },
-        "stages": {name: out.id for name, out in pipeline.result.stages.items()},
-        "optimization": {
-            "params_float": trained.record.params,
-            "stages": optimized.record.stages,
-            "tflite_weights": conversion.weights,
-            **pipeline.tune_report(),  # final_sparsity / rank = "auto": `sparsity_search` / `rank_search`
-        },
-        "quantization_error": conversion.quant_error,
-        "fallback": conversion.fallback,
-        "dense_granularity": pipeline.granularity_report(),  # dense_granularity = "auto": both candidates, the pick
-        "compression": pipeline.compression_report(),  # compression = "lut": the tensors, sizes, TFLM's arena
-        "metrics": {
-            "task": evaluated.task,
-            "metric": evaluated.metric,
-            **(
-                {
-                    "accuracy": {
-                        "float": evaluated.float,
-                        "optimized": evaluated.optimized,
-                        "tflite": evaluated.tflite,
-                        "drop": evaluated.drop,
-                    }
-                }
-                if classifier
-                else {}
+    accuracy = m.Accuracy(
+        float=evaluated.float, optimized=evaluated.optimized, tflite=evaluated.tflite, drop=evaluated.drop
+    )
+    fits = pipeline.result.fits
+    build = m.Build(
+        schema_version=SCHEMA_VERSION,
+        name=recipe.name,
+        version=recipe.version,
+        description=recipe.description,
+        task=m.Task.model_validate(recipe.task.model_dump(mode="json")),
+        model=m.ModelFile(
+            file=MODEL_FILE,
+            sha256=hashlib.sha256(shipped.data).hexdigest(),
+            size_bytes=len(shipped.data),
+            converted_sha256=converted_digest,
+            converted_size_bytes=converted_size,
+            gzip_bytes=conversion.gzip_bytes,
+            mode=conversion.mode,
+            io=conversion.io,
+            weights=sorted({k["dtype"] for k in conversion.weights.values()}),  # the kernels' dtypes (int4, int8...)
+            metadata=m.Metadata.model_validate(shipped.record),
+        ),
+        source=m.Source.model_validate(trained.record.source),
+        inputs=[m.Tensor.model_validate(t) for t in inputs],  # in the file's order; keras_index: the Keras one
+        outputs=[m.Tensor.model_validate(t) for t in outputs],
+        labels=list(data.labels),
+        labels_file=LABELS_FILE if data.labels and classifier else None,
+        normalization=m.Normalization(
+            mean=norm.mean,
+            std=norm.std,
+            formula="(x - mean) / std",
+            input_layout="NHWC" if data.image else "as stored",
+            input_shape=list(data.input_shape) if len(data.train_inputs) == 1 else [list(s) for s in data.input_shape],
+            resize=list(recipe.dataset.resize) if recipe.dataset.resize else None,
+            resize_method="bilinear" if recipe.dataset.resize else None,
+        ),
+        recipe=m.RecipeRef(
+            sha256=loaded.sha256, source=loaded.path.name if loaded.path else None, resolved=recipe.resolved()
+        ),
+        toolchain=toolchain_versions(BUNDLE_TOOLCHAIN),
+        data=m.Data(
+            train=m.Split(
+                fingerprint=pipeline.fingerprints["train"], samples=data.train_samples, left_out=data.left_out
             ),
-            "float": evaluated.metrics["float"],
-            "optimized": evaluated.metrics["optimized"],
-            "tflite": evaluated.metrics["tflite"],
-            "drop": evaluated.drop,
-            "fidelity": evaluated.fidelity,
-            "test_samples": evaluated.test_samples,
-            "size_bytes": len(shipped.data),
-        },
-        "memory": memory_record(shipped.data, pipeline.measured_arena),
-        **({"fits": pipeline.result.fits} if pipeline.result.fits else {}),
-    }
+            calibration=conversion.calibration,
+            test=m.Split(fingerprint=pipeline.fingerprints["test"], samples=data.test_samples),
+        ),
+        stages={name: out.id for name, out in pipeline.result.stages.items()},
+        optimization=m.Optimization(
+            params_float=trained.record.params,
+            stages=optimized.record.stages,
+            tflite_weights=conversion.weights,
+            **pipeline.tune_report(),  # final_sparsity / rank = "auto": `sparsity_search` / `rank_search`
+        ),
+        quantization_error=conversion.quant_error,
+        fallback=conversion.fallback,
+        dense_granularity=pipeline.granularity_report(),  # dense_granularity = "auto": both candidates, the pick
+        compression=pipeline.compression_report(),  # compression = "lut": the tensors, sizes, TFLM's arena
+        metrics=m.Metrics(
+            task=evaluated.task,
+            metric=evaluated.metric,
+            **only(accuracy=accuracy if classifier else None),  # classifiers only
+            float=evaluated.metrics["float"],
+            optimized=evaluated.metrics["optimized"],
+            tflite=evaluated.metrics["tflite"],
+            drop=evaluated.drop,
+            fidelity=evaluated.fidelity,
+            test_samples=evaluated.test_samples,
+            size_bytes=len(shipped.data),
+        ),
+        memory=m.Memory.model_validate(memory_record(shipped.data, pipeline.measured_arena)),
+        **only(fits=fits or None),
+        **only(formats=formats),
+    )
+    return build.dump()
 
 
 def flash_size(manifest: dict[str, Any]) -> int | None:
@@ -254,19 +250,21 @@ def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, 
     import datetime
     import platform
 
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "model_sha256": hashlib.sha256(shipped.data).hexdigest(),
-        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": {
+    from edgepack.bundle.measurements_model import Budget, Gate, MeasurementsV3
+
+    return MeasurementsV3(
+        schema_version=SCHEMA_VERSION,
+        model_sha256=hashlib.sha256(shipped.data).hexdigest(),
+        measured_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        host={
             "node": platform.node(),
             "system": platform.system(),
             "release": platform.release(),
             "machine": platform.machine(),
             "python": platform.python_version(),
         },
-        "edgepack": toolchain_versions()["edgepack"],
-        "validation": pipeline.result.validation,
-        "search": pipeline.search_report(),
-        "gate": {"passed": all(r.passed for r in gate), "results": [r.to_dict() for r in gate]},
-    }
+        edgepack=toolchain_versions()["edgepack"],
+        validation=pipeline.result.validation,
+        search=pipeline.search_report(),
+        gate=Gate(passed=all(r.passed for r in gate), results=[Budget.model_validate(r.to_dict()) for r in gate]),
+    ).dump()

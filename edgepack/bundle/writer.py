@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MEASUREMENTS, MODEL_FILE, REPORT
+from edgepack.bundle.manifest_model import Artifact
 from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -83,7 +84,7 @@ def artifacts(folder: Path) -> list[dict[str, Any]]:
         if relative in NOT_ARTIFACTS:
             continue
         data = path.read_bytes()
-        rows.append({"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)})
+        rows.append(Artifact(path=relative, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)).dump())
     return rows
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from edgepack.native import captured_native_logs
 
 if TYPE_CHECKING:
+    from edgepack.bundle.formats_model import CArrayFormat, EthosUFormat
     from edgepack.pipeline.run import Pipeline
 
 
@@ -17,6 +18,7 @@ def bundle(
     p: Pipeline, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None
 ) -> list[Path]:
     """Gate (unless done), then write the bundle; returns the paths written."""
+    from edgepack.bundle.formats_model import AndroidFormat, Formats
     from edgepack.bundle.manifest import build_manifest, run_measurements
     from edgepack.bundle.writer import write_bundle
 
@@ -27,7 +29,7 @@ def bundle(
     shipped = p.shipped()
     settings = p.recipe.bundle
     extra: dict[str, str | bytes] = {}
-    formats: dict[str, Any] = {}
+    formats: dict[str, Any] = {}  # the formats' manifest entries, in the order the recipe's formats are made
     if "android" in settings.formats:
         from edgepack.bundle.android import android_files
         from edgepack.litert import model_tensors
@@ -36,7 +38,7 @@ def bundle(
             p.recipe.name, shipped, p.data.labels, model_tensors(p.tflite_path), p.task.kind, p.data.image
         )
         extra.update(files)
-        formats["android"] = {"files": sorted(files), "metadata": shipped.record["embedded"]}
+        formats["android"] = AndroidFormat(files=sorted(files), metadata=shipped.record["embedded"])
     if "c-array" in settings.formats:
         files, formats["c-array"] = c_array(p)
         extra.update(files)
@@ -44,8 +46,7 @@ def bundle(
         files, formats["ethos-u"] = ethos_u(p)
         extra.update(files)
     with captured_native_logs(p.quiet_native):
-        manifest = build_manifest(p, shipped)
-    manifest["formats"] = formats
+        manifest = build_manifest(p, shipped, Formats.model_validate(formats))
     measurements = run_measurements(p, gate, shipped)
     target = out or p.default_bundle_dir()
     do_zip = (settings.zip or "zip" in settings.formats) if make_zip is None else make_zip
@@ -57,9 +58,10 @@ def bundle(
     return p.result.bundle
 
 
-def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
+def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], CArrayFormat]:
     """The c-array format's files and its manifest entry (the converted model: TFLM ignores metadata)."""
     from edgepack.bundle.c_array import c_sources
+    from edgepack.bundle.formats_model import CArrayArena, CArrayFormat
 
     converted = p.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
     measured, why = measure_arena(p)
@@ -73,26 +75,27 @@ def c_array(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
     if measured is None:
         p.reporter.note(f"bundle c-array: the arena is an estimate ({sources.arena_bytes:,} B): {why}")
     arena = (
-        {"how": "estimate", "why": why}
+        CArrayArena(how="estimate", why=why, estimate_bytes=sources.arena_estimate)
         if measured is None
-        else {
-            "how": "measured",
-            "need_bytes": measured.need,
-            "margin_bytes": measured.margin,
-            "non_persistent_bytes": measured.non_persistent,
-            "persistent_bytes": measured.persistent,
-            "runtime": measured.runtime,
-        }
+        else CArrayArena(
+            how="measured",
+            need_bytes=measured.need,
+            margin_bytes=measured.margin,
+            non_persistent_bytes=measured.non_persistent,
+            persistent_bytes=measured.persistent,
+            runtime=measured.runtime,
+            estimate_bytes=sources.arena_estimate,
+        )
     )
-    return files, {
-        "files": sorted(files),
-        "model_sha256": hashlib.sha256(converted).hexdigest(),
-        "arena_bytes": sources.arena_bytes,
-        "arena": {**arena, "estimate_bytes": sources.arena_estimate},
-        "activation_peak_bytes": sources.activation_peak_bytes,
-        "resolver_ops": list(sources.resolver_calls),
-        "unsupported_ops": list(sources.unsupported_ops),
-    }
+    return files, CArrayFormat(
+        files=sorted(files),
+        model_sha256=hashlib.sha256(converted).hexdigest(),
+        arena_bytes=sources.arena_bytes,
+        arena=arena,
+        activation_peak_bytes=sources.activation_peak_bytes,
+        resolver_ops=list(sources.resolver_calls),
+        unsupported_ops=list(sources.unsupported_ops),
+    )
 
 
 DEFAULT_ETHOS_U = "ethos-u55-128"
@@ -118,7 +121,7 @@ def ethos_u_profile(p: Pipeline) -> Any:
     return device
 
 
-def ethos_u(p: Pipeline) -> tuple[dict[str, str | bytes], dict[str, Any]]:
+def ethos_u(p: Pipeline) -> tuple[dict[str, str | bytes], EthosUFormat]:
     """The ethos-u format's files and manifest entry: the shipped model compiled by Vela for the profile (the
     validation's compile when it is of this model for this profile, else compiled now, once)."""
     from edgepack.bundle.ethos_u import ethos_u_files
