@@ -19,6 +19,8 @@ from edgepack.datasets import Dataset, calibration_indices, fingerprint, load_da
 from edgepack.gate.budgets import BudgetResult
 from edgepack.models.origins import ModelSource, recipe_source
 from edgepack.pipeline.cache import StageCache, StageOutput
+from edgepack.pipeline.inputs import RunInputs
+from edgepack.pipeline.plan import Plan
 from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
 from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
@@ -58,6 +60,7 @@ class Pipeline:
         use_cache: bool = True,
         quiet_native: bool = True,
         source: ModelSource | None = None,
+        plan: Plan | None = None,
     ) -> None:
         self.loaded = loaded
         self.recipe = loaded.recipe
@@ -65,6 +68,10 @@ class Pipeline:
         self.reporter = reporter or NullReporter()
         self.cache = StageCache(self.root, self.reporter, use_cache, quiet_native)
         self.source = source or recipe_source(self.recipe.model, loaded.base_dir)
+        given = self.source.converted
+        if plan is None and given is not None:  # a GivenTflite source: its plan
+            plan = Plan.bundle_given(given) if getattr(self.source, "bundled", False) else Plan.measure_given(given)
+        self.plan = plan or Plan()
         self.task = tasks.get(self.recipe.task.kind)
         self.clock = self.cache.clock
         self.result = RunResult(stages=self.cache.done, seconds=self.clock.seconds)
@@ -91,6 +98,23 @@ class Pipeline:
     def quiet_native(self) -> bool:
         """Keep TensorFlow's and LiteRT's native log lines off the terminal (not with --debug)."""
         return self.cache.quiet_native
+
+    @cached_property
+    def inputs(self) -> RunInputs:
+        """What every stage reads (made once, with the data, before the first stage runs)."""
+        return RunInputs(
+            self.loaded,
+            self.plan,
+            self.root,
+            self.task,
+            self.source,
+            self.data,
+            self.calibration_indices,
+            self.calibration,
+            self.fingerprints,
+            self.cache,
+            self.reporter,
+        )
 
     # -- data -----------------------------------------------------------------------------------
     @cached_property
