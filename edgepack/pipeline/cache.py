@@ -70,6 +70,11 @@ class StageCache:
         }
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
+    def adopt(self, name: str, stage: StageOutput[R]) -> StageOutput[R]:
+        """Make `stage` this run's stage `name` (a choice's pick: `convert-dense-per-tensor` as `convert`)."""
+        self.done[name] = stage
+        return stage
+
     def run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
         """The stage from the cache when its id matches, else `body(tmp_dir)` written atomically."""
         if name in self.done:

@@ -26,6 +26,7 @@ from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
 
 if TYPE_CHECKING:
+    from edgepack.pipeline.search import SearchResult
     from edgepack.pipeline.tune import Tuned
 
 
@@ -76,7 +77,6 @@ class Pipeline:
         self.clock = self.cache.clock
         self.result = RunResult(stages=self.cache.done, seconds=self.clock.seconds)
         self.models: dict[str, Any] = {}  # stage name -> its Keras model, once in memory
-        self.search_result: dict[str, Any] | None = None
         self.shipped_model: tuple[Path, Any] | None = None
         self.gated = False
         self._devices: list[Any] | None = None
@@ -161,7 +161,11 @@ class Pipeline:
         """Get (and, for a built model, train) the float reference model; its test metrics."""
         from edgepack.pipeline.train import train_stage
 
-        return train_stage(self)
+        if "train" not in self.cache.done:
+            stage, model = train_stage(self.inputs)
+            if model is not None:
+                self.models[stage.name] = model
+        return self.cache.done["train"]
 
     def optimize(self) -> StageOutput[OptimizeRecord]:
         """Run the `[[optimize]]` stages in order on the trained model; export the result (with
@@ -169,17 +173,22 @@ class Pipeline:
         from edgepack.pipeline.optimize import optimize_stage
         from edgepack.pipeline.tune import auto_stage
 
-        if auto_stage(self.recipe) is not None:
-            _ = self.tuned  # its pick, or [convert.search]'s among the tries that held
+        if "optimize" in self.cache.done:
             return self.cache.done["optimize"]
-        return optimize_stage(self)
+        if auto_stage(self.recipe) is not None:
+            return self.tuned.stage  # the grid's pick (until [convert.search] picks among the tries that held)
+        trained = self.train()
+        return optimize_stage(self.inputs, trained, lambda: self.model(trained))
 
     @cached_property
     def tuned(self) -> Tuned:
         """An "auto" optimize value: the tries, the kept one and the search's figures (made once per run)."""
         from edgepack.pipeline.tune import tuned
 
-        return tuned(self)
+        trained = self.train()
+        found = tuned(self.inputs, trained, lambda: self.model(trained))
+        self.cache.adopt("optimize", found.stage)
+        return found
 
     def tune_report(self) -> dict[str, dict[str, Any]]:
         """The search of an "auto" optimize value as plain data, under its key (`sparsity_search`,
@@ -187,7 +196,7 @@ class Pipeline:
         from edgepack.pipeline.tune import auto_stage
 
         found = auto_stage(self.recipe)
-        if found is None or self.source.converted is not None:
+        if found is None or not self.plan.converts:
             return {}
         return {found[1].report_key: self.tuned.report}
 
@@ -195,31 +204,55 @@ class Pipeline:
         """The `.tflite`: converted in the recipe's mode (with `[convert.search]`: the search's pick),
         or the model the source gives."""
         from edgepack.pipeline.convert import convert_stage, given_stage
-        from edgepack.pipeline.search import mode_search
 
-        if self.source.converted is not None:
+        if "convert" in self.cache.done:
+            return self.cache.done["convert"]
+        if not self.plan.converts:
             with self.clock.timed("convert"):  # reading and checking the given file
-                return given_stage(self)
-        if self.recipe.convert.int4_possible and "convert" not in self.cache.done:
+                return self.cache.adopt("convert", given_stage(self.inputs, self.input_names))
+        if self.recipe.convert.int4_possible:
             from edgepack.convert.int4 import check_int4
 
             check_int4(self.recipe.name, [])  # the quantizer installed (a single-stage `convert` too)
         if self.recipe.convert.search is not None:
-            return mode_search(self)["stage"]
+            return self.searched.stage
         if self.recipe.convert.dense_granularity == "auto":
             return self.dense_choice[0]
-        return convert_stage(self, self.recipe.convert)
+        return convert_stage(self.inputs, self.recipe.convert, self.optimize(), self.train())
 
     @cached_property
     def dense_choice(self) -> tuple[StageOutput[ConvertRecord], dict[str, Any]]:
         """`dense_granularity = "auto"`: the chosen conversion and the choice's figures (made once per run)."""
         from edgepack.pipeline.granularity import dense_choice
 
-        return dense_choice(self)
+        chosen, report = dense_choice(self.inputs, self.optimize(), self.train())
+        return self.cache.adopt("convert", chosen), report
+
+    @cached_property
+    def searched(self) -> SearchResult:
+        """`[convert.search]`: every candidate judged and timed once per run (latency is never cached); its pick
+        becomes the run's convert stage (and, among an "auto" value's tries, its optimize stage). Its own
+        seconds (judging and timing) are the run's `search`; each conversion is its `convert-MODE` stage's."""
+        from edgepack.pipeline.search import Source, search, tried_sources
+        from edgepack.pipeline.tune import auto_stage, picked_by_search
+
+        settings = self.recipe.convert.search
+        assert settings is not None
+        with self.clock.timed("search"):
+            device = self.devices([settings.device or self.recipe.validation.devices[0]])[0]
+            auto = auto_stage(self.recipe) is not None
+            sources = tried_sources(self.tuned) if auto else [Source(self.optimize())]
+            found = search(self.inputs, device, sources, self.train())
+        self.cache.adopt("convert", found.stage)
+        if found.source.field is not None:  # the search over both: its try becomes the run's optimize stage
+            self.cache.adopt("optimize", found.source.stage)
+            assert found.source.value is not None
+            picked_by_search(self.tuned, found.source.value)
+        return found
 
     def granularity_report(self) -> dict[str, Any] | None:
         """The Dense-granularity choice as plain data (None unless `dense_granularity = "auto"` chose it)."""
-        if self.source.converted is not None or self.recipe.convert.search is not None:
+        if not self.plan.converts or self.recipe.convert.search is not None:
             return None
         return self.dense_choice[1] if self.recipe.convert.dense_granularity == "auto" else None
 
@@ -227,7 +260,8 @@ class Pipeline:
         """The task's metrics of the float, optimized and `.tflite` models, and the `.tflite`'s fidelity."""
         from edgepack.pipeline.evaluate import evaluate_stage
 
-        return evaluate_stage(self)
+        converted = self.convert()  # first: a search over "auto" optimize tries decides which try is the run's
+        return evaluate_stage(self.inputs, self.train(), self.optimize(), converted)
 
     def validate(self, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Latency, memory and output parity of the shipped model on each device (never cached)."""
@@ -269,7 +303,7 @@ class Pipeline:
 
             ethos_u_profile(self)  # ... and so is a bundle.ethos_u that is not an ethos-u profile
         _ = self.baseline  # ... and a missing baseline
-        if self.source.converted is None and not (self.cache.use_cache and self._conversions_on_disk()):
+        if self.plan.converts and not (self.cache.use_cache and self._conversions_on_disk()):
             from edgepack.convert.pool import prewarm
 
             prewarm()  # the conversion worker imports TensorFlow while the model trains
@@ -330,15 +364,13 @@ class Pipeline:
         what the search and fallback criteria compare with."""
         from edgepack.pipeline.evaluate import optimized_metrics
 
-        return optimized_metrics(self).get(self.task.metric)
+        return optimized_metrics(self.train(), self.optimize()).get(self.task.metric)
 
     def search_report(self) -> dict[str, Any] | None:
         """The search's figures as plain data (None without `[convert.search]`)."""
-        from edgepack.pipeline.search import mode_search
-
-        if self.recipe.convert.search is None or self.source.converted is not None:
+        if self.recipe.convert.search is None or not self.plan.converts:
             return None
-        return {k: v for k, v in mode_search(self).items() if k != "stage"}
+        return self.searched.report
 
     def shipped(self) -> Any:
         """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven."""

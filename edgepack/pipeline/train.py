@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from edgepack.pipeline.cache import StageOutput
+from edgepack.pipeline.inputs import RunInputs
 from edgepack.pipeline.records import TrainRecord
 
-if TYPE_CHECKING:
-    from edgepack.pipeline.run import Pipeline
 
-
-def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
-    """Build and train (or load) the model; a Keras 3 model is bridged to tf_keras and proven first."""
+def train_stage(p: RunInputs) -> tuple[StageOutput[TrainRecord], Any]:
+    """Build and train (or load) the model; a Keras 3 model is bridged to tf_keras and proven first. The
+    stage and the Keras model when it was made in this process (None: the stage came from the cache)."""
     r = p.recipe
     config = {
         **p.source.stage_config(),
@@ -24,6 +23,7 @@ def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
     }
     # the bridge is proven on the test inputs, and the test metrics are part of the record
     stage_id = p.cache.stage_id("train", config, {"data": p.fingerprints["train"], "test": p.fingerprints["test"]})
+    made: list[Any] = []
 
     def body(out: Path) -> TrainRecord:
         from edgepack.models.source import count_params, save_model, stage_model_file
@@ -39,7 +39,7 @@ def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
         test_metrics = evaluate(loaded.model, p.data, p.reporter, "train: evaluate")
         model_file = stage_model_file(loaded.keras)
         save_model(loaded.model, out / model_file)
-        p.models["train"] = loaded.model
+        made.append(loaded.model)
         if loaded.keras == 3:
             p.reporter.note(
                 f"train: the Keras 3 model is kept as it is ({loaded.source['bridge']['why']}); "
@@ -58,4 +58,4 @@ def train_stage(p: Pipeline) -> StageOutput[TrainRecord]:
             hint="the [[optimize]] stages (TFMOT) need a tf_keras model: replace the layer, or remove "
             "the [[optimize]] stages to convert the Keras 3 model directly",
         )
-    return stage
+    return stage, (made[0] if made else None)

@@ -119,12 +119,10 @@ def test_switching_compression_keeps_the_convert_stage_id() -> None:
 
     configs: list[Any] = []
     cache = SimpleNamespace(stage_id=lambda name, config, inputs: configs.append(config) or "id", run=lambda *a: a[1])
-    pipeline: Any = SimpleNamespace(
-        recipe=SimpleNamespace(seed=0), optimize=lambda: SimpleNamespace(id="opt"), fingerprints={"calibration": "c"},
-        cache=cache,
-    )  # fmt: skip
+    inputs: Any = SimpleNamespace(recipe=SimpleNamespace(seed=0), fingerprints={"calibration": "c"}, cache=cache)
+    optimized: Any = SimpleNamespace(id="opt")
     for compression in ("none", "lut"):
-        convert_stage(pipeline, ConvertSettings(mode="int8", compression=compression))
+        convert_stage(inputs, ConvertSettings(mode="int8", compression=compression), optimized, optimized)
     assert configs[0] == configs[1] and "compression" not in configs[0] and configs[0]["mode"] == "int8"
 
 
