@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("summary", ("summary",)),
     ("report", ("report",)),
     ("pipeline", ("pipeline",)),
-    ("front ends", ("starter", "api")),
+    ("front ends", ("init", "api")),
     ("cli", ("cli",)),
 ]
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}

@@ -12,13 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from edgepack.starter.candidates import NormCheck
-from edgepack.starter.data import SEED, TEST_FRACTION, DataPlan, arrays_by_key
-from edgepack.starter.measure import Budget, Measured
-from edgepack.starter.model import ModelInfo
-from edgepack.starter.normalization import NormGuess
-from edgepack.starter.task import Fit
-from edgepack.starter.tomlvalue import toml_value
+from edgepack.init.candidates import NormCheck
+from edgepack.init.data import SEED, TEST_FRACTION, DataPlan, arrays_by_key
+from edgepack.init.measure import Budget, Measured
+from edgepack.init.model import ModelInfo
+from edgepack.init.normalization import NormGuess
+from edgepack.init.task import Fit
+from edgepack.init.tomlvalue import toml_value
 from edgepack.tasks.base import shape_text
 
 MAX_CALIBRATION = 256

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgepack.errors import BadInputError, DatasetError, ModelError
-from edgepack.starter.model import ModelInfo, Shape, autoencoder, one_score, same_shape
+from edgepack.init.model import ModelInfo, Shape, autoencoder, one_score, same_shape
 from edgepack.tasks.base import shape_text
 
 if TYPE_CHECKING:
-    from edgepack.starter.arrays import Array
+    from edgepack.init.arrays import Array
 
 TASK_KINDS = ("classification", "regression", "anomaly", "fidelity")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.errors import EdgepackError
+from edgepack.init.tomlvalue import toml_value
 from edgepack.progress import Reporter
-from edgepack.starter.tomlvalue import toml_value
 
 # The smallest latency budget written: a p90 of a few microseconds varies 2-3x from run to run (the
 # timer, the scheduler, the caches), so twice such a figure would fail the next run by chance.

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgepack import tasks
 from edgepack.errors import DatasetError, EdgepackError
-from edgepack.starter.model import ModelInfo
-from edgepack.starter.stats import feature_stats, sample_rows, sig
+from edgepack.init.model import ModelInfo
+from edgepack.init.stats import feature_stats, sample_rows, sig
 from edgepack.tasks.base import Chance
 
 MAX_SAMPLES = 256  # test samples the candidates are judged on: enough to tell right from wrong, and fast
