@@ -316,7 +316,7 @@ def conversion_results(
     (in the convert stage, or a bundle's manifest and measurements). Both judge against the float
     model the conversion started from (after the optimize stages). `tflite_accuracy` serves the
     records of 0.2 bundles, which kept only accuracies."""
-    from edgepack.tasks.judge import search_goal
+    from edgepack.evaluate.judge import search_goal
 
     results = []
     if search:

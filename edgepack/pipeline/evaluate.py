@@ -12,7 +12,7 @@ from edgepack.pipeline.inputs import RunInputs
 from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
-    from edgepack.tasks.judge import Judge
+    from edgepack.evaluate.judge import Judge
 
 
 def evaluate_stage(
@@ -70,8 +70,8 @@ def judge(p: RunInputs, optimized: StageOutput[OptimizeRecord], trained: StageOu
     """The judge of `.tflite` models converted from `optimized` (the run's optimize stage, or one try of an
     "auto" optimize value): the test split, the optimized Keras model's outputs on it (the fidelity
     reference) and its headline figure (what criteria compare with)."""
+    from edgepack.evaluate.judge import Judge
     from edgepack.pipeline.optimize import test_outputs
-    from edgepack.tasks.judge import Judge
 
     figure = optimized_metrics(trained, optimized).get(p.task.metric)
     return Judge(p.task.kind, p.data.test_split(), test_outputs(optimized), figure, list(optimized.record.inputs), None)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edgepack.evaluate.judge import Judge
     from edgepack.pipeline.cache import StageOutput
     from edgepack.pipeline.inputs import RunInputs
     from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
-    from edgepack.tasks.judge import Judge
 
 CHOICES = ("per-channel", "per-tensor")
 

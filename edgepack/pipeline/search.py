@@ -92,7 +92,7 @@ def search(p: RunInputs, device: Any, sources: list[Source], trained: StageOutpu
         "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates],
     }
     if not chosen["meets"]:
-        from edgepack.tasks.judge import criterion_text
+        from edgepack.evaluate.judge import criterion_text
 
         wanted = criterion_text({**search.describe(), "allowed_drop": chosen["allowed_drop"]}, p.task.metric)
         p.reporter.note(f"search: no candidate meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
@@ -112,10 +112,10 @@ def _measured(
     from edgepack.analyze.graph import activation_peak
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers import run_device
+    from edgepack.evaluate.judge import allowed_drop, meets
     from edgepack.gate.budgets import candidate_budgets
     from edgepack.pipeline.convert import convert_stage
     from edgepack.tasks import worsening
-    from edgepack.tasks.judge import allowed_drop, meets
 
     search = p.recipe.convert.search
     assert search is not None
@@ -199,7 +199,7 @@ def pick(candidates: list[dict[str, Any]], minimize: str, by_sqnr: bool) -> dict
 
 def _why(minimize: str, candidates: list[dict[str, Any]], meeting: list[dict[str, Any]], tries_held: bool) -> str:
     """Why the pick: the objective among those that meet the criterion and budgets, or the best when none does."""
-    from edgepack.tasks.judge import GOALS
+    from edgepack.evaluate.judge import GOALS
 
     if not tries_held:
         return (

@@ -175,7 +175,7 @@ def quant_error_table(convert: Any, top: int = 5) -> Table:
 
 def fallback_table(convert: Any) -> Table:
     """The ops kept in float, and what it bought (the task's metric) and cost (size, host latency)."""
-    from edgepack.tasks.judge import criterion_text
+    from edgepack.evaluate.judge import criterion_text
 
     report = convert.fallback
     criterion, metric = report["criterion"], report["metric"]

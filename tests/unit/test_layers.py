@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("fsutil", "resources", "native", "progress")),
     ("readers", ("analyze", "litert")),
     ("tasks", ("tasks",)),
+    ("evaluation", ("evaluate",)),
     ("recipe", ("recipe",)),
     ("inputs", ("datasets", "models")),
     ("targets", ("devices",)),
