@@ -158,7 +158,7 @@ def check_compressible(p: Pipeline, path: Path, mode: str, compute: str) -> None
     from edgepack.errors import ModelError
     from edgepack.pipeline.compress import applies
 
-    if applies(p) and mode != "int8":
+    if applies(p.recipe, p.plan) and mode != "int8":
         raise ModelError(
             f"{path}: its compute is {compute}, not full-integer int8: convert.compression = 'lut' compresses "
             "int8 weights for TFLite Micro's int8 kernels",
