@@ -41,7 +41,7 @@ KNOWN_CYCLES: list[frozenset[str]] = [
     frozenset(
         f"edgepack.pipeline.{m}"
         for m in (
-            "bundle compress convert evaluate fits gate granularity optimize run search ship train tune validate"
+            "convert evaluate granularity optimize run search train tune"
         ).split()
     )
 ]
