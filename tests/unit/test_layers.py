@@ -38,12 +38,7 @@ RICH_ALLOWED = {"edgepack.cli.output", "edgepack.cli.progress"}
 # imports them. Issue 23 item 1 (stages as functions of typed inputs, run by a plan) removes it; the test
 # fails when it grows, when another cycle appears, or when this one is gone and the entry is stale.
 KNOWN_CYCLES: list[frozenset[str]] = [
-    frozenset(
-        f"edgepack.pipeline.{m}"
-        for m in (
-            "convert evaluate granularity optimize run search train tune"
-        ).split()
-    )
+    frozenset(f"edgepack.pipeline.{m}" for m in ("convert evaluate granularity optimize run search train tune").split())
 ]
 
 
