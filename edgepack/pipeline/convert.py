@@ -156,8 +156,9 @@ def check_not_compressed(p: RunInputs, path: Path, data: bytes) -> None:
 def check_compressible(p: RunInputs, path: Path, mode: str, compute: str) -> None:
     """With `compression = "lut"`, a model given to `bundle --model` must be full-integer int8 (exit 2)."""
     from edgepack.errors import ModelError
+    from edgepack.pipeline.compress import applies
 
-    if p.recipe.convert.compression == "lut" and not p.plan.as_given and mode != "int8":
+    if applies(p.recipe, p.plan) and mode != "int8":
         raise ModelError(
             f"{path}: its compute is {compute}, not full-integer int8: convert.compression = 'lut' compresses "
             "int8 weights for TFLite Micro's int8 kernels",

@@ -26,6 +26,9 @@ from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
 
 if TYPE_CHECKING:
+    from edgepack.bundle.shipped import Shipped
+    from edgepack.convert.lut import Compressed
+    from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.search import SearchResult
     from edgepack.pipeline.tune import Tuned
 
@@ -77,22 +80,24 @@ class Pipeline:
         self.clock = self.cache.clock
         self.result = RunResult(stages=self.cache.done, seconds=self.clock.seconds)
         self.models: dict[str, Any] = {}  # stage name -> its Keras model, once in memory
-        self.shipped_model: tuple[Path, Any] | None = None
-        self.gated = False
+        # the back half's memos, the runner's own (each kept with the converted file it was made from)
+        self._shipped: tuple[Path, Shipped] | None = None
+        self._gated = False
         self._devices: list[Any] | None = None
-        self.measured_arena: tuple[Any, str] | None = (
-            None  # TFLM's arena of the microcontroller model (pipeline/fits.py)
-        )
-        self.compressed_model: tuple[Path, Any] | None = None  # compression = "lut": the converted file, compressed
-        self.uncompressed_arena: tuple[int | None, str] | None = (
-            None  # ... TFLM's arena of the uncompressed one (or why not)
-        )
+        self._arena: tuple[Arena | None, str] | None = None  # TFLM's arena of the microcontroller model
+        self._compressed: tuple[Path, Compressed] | None = None  # compression = "lut": the converted file, compressed
+        self._uncompressed_arena: tuple[int | None, str] | None = None  # ... TFLM's arena of the uncompressed one
 
     @property
     def measured_as_given(self) -> bool:
         """True for a model given to `validate --model`: measured as it is (no metadata, no compression, nothing
         trained), unlike one given to `bundle --model`."""
-        return self.source.converted is not None and not getattr(self.source, "bundled", False)
+        return self.plan.as_given
+
+    @property
+    def measured_arena(self) -> tuple[Arena | None, str] | None:
+        """TFLM's arena of the microcontroller model and why not, once this run measured it (else None)."""
+        return self._arena
 
     @property
     def quiet_native(self) -> bool:
@@ -264,25 +269,115 @@ class Pipeline:
         return evaluate_stage(self.inputs, self.train(), self.optimize(), converted)
 
     def validate(self, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Latency, memory and output parity of the shipped model on each device (never cached)."""
-        from edgepack.pipeline.validate import validate
+        """Latency, memory and output parity of the shipped model on each device (never cached); the records
+        join the run's result (one per device validated)."""
+        from edgepack.pipeline.validate import validate, validation_inputs
 
         with self.clock.timed("validate"):
-            return validate(self, devices)
+            chosen = self.devices(devices)
+            samples = validation_inputs(self.inputs, self.tflite_path, self.input_names)
+            shipped = self.shipped_path()  # made here, not in the devices' threads (the stage clock is one thread's)
+            self.result.validation.update(validate(self.inputs, chosen, samples, shipped, self.litert_path()))
+            return self.result.validation
 
     def gate(self) -> list[BudgetResult]:
-        """Check the recipe's budgets against the measured figures."""
+        """Check the recipe's budgets against the measured figures (kept in the run's result and measurements.json)."""
+        from edgepack.pipeline.fits import fit_records
         from edgepack.pipeline.gate import gate
 
         with self.clock.timed("gate"):
-            return gate(self)
+            evaluated = self.evaluate().record
+            validation = self.result.validation or self.validate()
+            with self.clock.timed("fits"):  # the boards' fits: a TFLM arena when validation did not measure one
+                self.result.fits = fit_records(self._fits())
+            self.result.gate = gate(
+                self.recipe.budgets,
+                evaluated,
+                validation,
+                len(self.shipped().data),
+                self.result.fits,
+                self.search_report(),
+                self.convert().record.fallback,
+                self.baseline,
+                self.task.metric,
+            )
+            self._gated = True
+            return self.result.gate
 
     def bundle(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> list[Path]:
-        """Write the bundle: the shipped model, labels, formats, manifest and measurements.json."""
-        from edgepack.pipeline.bundle import bundle
+        """Gate (unless done), then write the bundle: the shipped model, labels, formats, manifest and
+        measurements.json; returns the paths written."""
+        from edgepack.bundle.formats_model import Formats
+        from edgepack.bundle.manifest import build_manifest, run_measurements
+        from edgepack.native import captured_native_logs
+        from edgepack.pipeline.bundle import write
 
         with self.clock.timed("bundle"):
-            return bundle(self, out, make_zip, sign_key)
+            if not self._gated:
+                self.devices()  # a device mistake is said before the training (`edgepack bundle` gates first)
+            gate = self.result.gate if self._gated else self.gate()
+            self.reporter.stage("bundle", "writing")
+            shipped = self.shipped()
+            extra, formats = self._formats(shipped)
+            with captured_native_logs(self.quiet_native):
+                manifest = build_manifest(self._build_inputs(shipped), Formats.model_validate(formats))
+            measurements = run_measurements(gate, shipped, self.result.validation, self.search_report())
+            target = out or self.default_bundle_dir()
+            self.result.bundle = write(
+                self.inputs, target, shipped, manifest, measurements, extra, make_zip, sign_key, self.baseline
+            )
+            return self.result.bundle
+
+    def _formats(self, shipped: Shipped) -> tuple[dict[str, str | bytes], dict[str, Any]]:
+        """The formats' files and their manifest entries, in the order the recipe's formats are made."""
+        from edgepack.pipeline import bundle
+
+        wanted = self.recipe.bundle.formats
+        extra: dict[str, str | bytes] = {}
+        formats: dict[str, Any] = {}
+        if "android" in wanted:
+            files, formats["android"] = bundle.android(self.inputs, shipped, self.tflite_path)
+            extra.update(files)
+        if "c-array" in wanted:
+            micro = self.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
+            files, formats["c-array"] = bundle.c_array(self.inputs, micro, self._micro_arena())
+            extra.update(files)
+        if "ethos-u" in wanted:
+            device = bundle.ethos_u_profile(self.recipe, self.devices())
+            files, formats["ethos-u"] = bundle.ethos_u(self.inputs, device, self.shipped_path())
+            extra.update(files)
+        return extra, formats
+
+    def _build_inputs(self, shipped: Shipped) -> Any:
+        """What the manifest's build section is made of (`bundle.manifest.BuildInputs`), asked for in the order
+        the stages decide one another."""
+        from edgepack.bundle.manifest import BuildInputs
+
+        converted = self.convert()  # first: a search over "auto" optimize tries decides the run's optimize stage
+        trained, optimized = self.train(), self.optimize()
+        evaluated = self.evaluate().record
+        converted_file = self.tflite_path
+        inputs, outputs = self.tensor_records()
+        stages = {name: out.id for name, out in self.result.stages.items()}
+        return BuildInputs(
+            loaded=self.loaded,
+            data=self.data,
+            fingerprints=self.fingerprints,
+            shipped=shipped,
+            trained=trained.record,
+            optimized=optimized.record,
+            converted=converted.record,
+            evaluated=evaluated,
+            converted_file=converted_file,
+            inputs=inputs,
+            outputs=outputs,
+            stages=stages,
+            tune_report=self.tune_report(),
+            granularity=self.granularity_report(),
+            compression=self.compression_report(),
+            measured_arena=self._arena,  # after the compression report, which may measure it
+            fits=self.result.fits,
+        )
 
     def run(self, out: Path | None = None, make_zip: bool | None = None, sign_key: Path | None = None) -> RunResult:
         """Every stage, in order, ending with the bundle."""
@@ -301,7 +396,9 @@ class Pipeline:
         if "ethos-u" in self.recipe.bundle.formats:
             from edgepack.pipeline.bundle import ethos_u_profile
 
-            ethos_u_profile(self)  # ... and so is a bundle.ethos_u that is not an ethos-u profile
+            ethos_u_profile(
+                self.recipe, self.devices()
+            )  # ... and so is a bundle.ethos_u that is not an ethos-u profile
         _ = self.baseline  # ... and a missing baseline
         if self.plan.converts and not (self.cache.use_cache and self._conversions_on_disk()):
             from edgepack.convert.pool import prewarm
@@ -372,55 +469,108 @@ class Pipeline:
             return None
         return self.searched.report
 
-    def shipped(self) -> Any:
-        """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven."""
-        from edgepack.pipeline.ship import shipped
+    def shipped(self) -> Shipped:
+        """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven (made
+        once per converted file)."""
+        from edgepack.pipeline.ship import ship, ship_compressed
 
         with self.clock.timed("ship"):
-            return shipped(self)
+            source = self.tflite_path
+            if self._shipped is None or self._shipped[0] != source:
+                if self._compresses:  # compression = "lut": the compressed bytes, for TFLM alone
+                    made = ship_compressed(self._compressed_model())
+                else:
+                    made = ship(self.inputs, source, self.input_names)
+                self._shipped = (source, made)
+            return self._shipped[1]
 
     def tensor_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The shipped model's input and output tensors in the file's order, each with the Keras input or
         output it is (`keras_index`), as the manifest lists them."""
         from edgepack.pipeline.ship import tensor_layout
 
-        _, inputs, outputs = tensor_layout(self, self.litert_path())
+        _, inputs, outputs = tensor_layout(self.inputs, self.litert_path(), self.input_names)
         return inputs, outputs
+
+    @property
+    def _compresses(self) -> bool:
+        """Whether the shipped model is LUT-compressed (`pipeline.compress.applies`)."""
+        from edgepack.pipeline.compress import applies
+
+        return applies(self.recipe, self.plan)
 
     def litert_path(self) -> Path:
         """The shipped model as LiteRT runs it (the parity reference, the tensor records): the shipped file, or
         the converted one when the shipped one is LUT-compressed (the same tensors and weight values)."""
-        from edgepack.pipeline.compress import applies
-
-        return self.tflite_path if applies(self) else self.shipped_path()
+        return self.tflite_path if self._compresses else self.shipped_path()
 
     def micro_path(self) -> Path:
         """The model a microcontroller holds (the c-array's bytes, the boards' flash, TFLM's arena): the
         converted model without metadata, or the shipped LUT-compressed one."""
-        from edgepack.pipeline.compress import applies
-
-        return self.shipped_path() if applies(self) else self.tflite_path
+        return self.shipped_path() if self._compresses else self.tflite_path
 
     def compression_report(self) -> dict[str, Any] | None:
         """`compression = "lut"` as plain data: what was compressed, the sizes, TFLM's arena (None without it)."""
         from edgepack.pipeline.compress import compression_report
 
-        return compression_report(self)
+        if not self._compresses:
+            return None
+        compressed = self._compressed_model()
+        measured = self._micro_arena()
+        plain = self._plain_arena()[0] if measured[0] is not None else None
+        return compression_report(compressed, measured, plain)
+
+    def _compressed_model(self) -> Compressed:
+        """The converted model, LUT-compressed (made once per converted file)."""
+        from edgepack.pipeline.compress import compress_model
+
+        source = self.tflite_path
+        if self._compressed is None or self._compressed[0] != source:
+            self._compressed = (source, compress_model(source, self.reporter))
+        return self._compressed[1]
+
+    def _plain_arena(self) -> tuple[int | None, str]:
+        """TFLM's arena for the converted (uncompressed) model, measured once per run (a failure too)."""
+        from edgepack.pipeline.compress import uncompressed_arena
+
+        if self._uncompressed_arena is None:
+            self._uncompressed_arena = uncompressed_arena(self.tflite_path, self.reporter)
+        return self._uncompressed_arena
+
+    def _micro_arena(self) -> tuple[Arena | None, str]:
+        """TFLM's arena of the microcontroller model (`micro_path`), or None and why; once per run, taken from a
+        tflm validation when there was one (the c-array, the fits and the compression report share it)."""
+        from edgepack.pipeline.fits import measured_arena, validated_arena
+
+        if self._arena is None:
+            self._arena = validated_arena(self.result.validation) or measured_arena(self.micro_path(), self.reporter)
+        return self._arena
+
+    def _fits(self) -> list[Any]:
+        """Each board of `budgets.fits` against the microcontroller model and its arena."""
+        from edgepack.pipeline.fits import boards, fits
+
+        found = boards(self.recipe)
+        if not found:
+            return []
+        arena = self._micro_arena()
+        return fits(self.recipe, found, arena, self.micro_path().read_bytes())
 
     def shipped_path(self) -> Path:
         """The shipped model as a file (what every device validates), beside the stages."""
-        from edgepack.pipeline.ship import shipped_path
+        from edgepack.pipeline.ship import shipped_file
 
-        return shipped_path(self)
+        shipped = self.shipped()  # timed as the run's `ship`
+        return shipped_file(self.root, shipped, self.tflite_path, self._compresses)
 
     def devices(self, names: list[str] | None = None) -> list[Any]:
         """The recipe's device profiles (or those `names`), loaded and checked against its budgets."""
         from edgepack.pipeline.validate import load_devices
 
         if names is not None:
-            return load_devices(self, names)
+            return load_devices(self.recipe, names, self._compresses)
         if self._devices is None:
-            self._devices = load_devices(self, None)
+            self._devices = load_devices(self.recipe, None, self._compresses)
         return self._devices
 
     def default_bundle_dir(self) -> Path:

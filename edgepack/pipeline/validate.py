@@ -17,38 +17,44 @@ from edgepack.fsutil import atomic_write_bytes
 from edgepack.progress import NullReporter
 
 if TYPE_CHECKING:
-    from edgepack.pipeline.run import Pipeline
+    from collections.abc import Callable
+
+    from edgepack.devices.profiles import Device
+    from edgepack.pipeline.inputs import RunInputs
+    from edgepack.recipe.schema import Recipe
 
 
-def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Run the shipped model on each device of the recipe (or `devices`); one record per device."""
+def validate(
+    inputs: RunInputs, devices: list[Device], samples: Path | None, shipped: Path, litert: Path
+) -> dict[str, dict[str, Any]]:
+    """Run the `shipped` model file on each of `devices` with the `samples` (`validation_inputs`); one record
+    per device, in their order. `litert` is the shipped model as LiteRT runs it (the parity reference)."""
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers import run_device
     from edgepack.devices.parity import parity
-    from edgepack.devices.profiles import Device, LocalDevice
+    from edgepack.devices.profiles import LocalDevice
     from edgepack.devices.schedule import run_all
 
-    settings = p.recipe.validation
-    chosen = p.devices(devices)
-    inputs = validation_inputs(p)
-    shipped = p.shipped_path()  # made here, not in the devices' threads (the stage clock is one thread's)
+    recipe, reporter = inputs.recipe, inputs.reporter
+    settings = recipe.validation
 
     def measure(device: Device) -> dict[str, Any]:
-        p.reporter.stage("validate", f"on {device.name}")
+        reporter.stage("validate", f"on {device.name}")
         req = RunRequest(
             shipped,
-            inputs,
+            samples,
             settings.runs,
             settings.warmup,
             device.threads or settings.threads,
-            p.recipe.seed,
-            work_dir=p.root / "validate",
+            recipe.seed,
+            work_dir=inputs.root / "validate",
         )
-        return run_device(device, req, p.reporter, f"validate {device.name}")
+        return run_device(device, req, reporter, f"validate {device.name}")
 
-    records = run_all(chosen, measure)  # different machines at once, one machine's devices in turn
+    records = run_all(devices, measure)  # different machines at once, one machine's devices in turn
     reference: list[dict[str, Any]] | None = None
-    for device in chosen:
+    validation: dict[str, dict[str, Any]] = {}
+    for device in devices:
         record = records[device.name]
         outputs = record.pop("outputs")
         tolerance = record.pop("tolerance", None)  # a device that states how far its outputs may be (tflm)
@@ -66,42 +72,39 @@ def validate(p: Pipeline, devices: list[str] | None = None) -> dict[str, dict[st
                 "outputs": len(outputs),
             }
         else:
-            reference = reference or reference_outputs(p, inputs)
+            reference = reference or reference_outputs(recipe.seed, litert, samples)
             record["parity"] = parity(reference, outputs, tolerance)
             if not record["parity"]["ok"]:
-                p.reporter.note(f"validate {device.name}: outputs differ from the host's: {record['parity']['why']}")
+                reporter.note(f"validate {device.name}: outputs differ from the host's: {record['parity']['why']}")
         if outputs is not None:
             record["outputs_sha256"] = [o["sha256"] for o in outputs]
-        p.result.validation[device.name] = {
+        validation[device.name] = {
             "device": device.name,
             "kind": device.kind,
             "emulated": device.emulated,
             **record,
         }
-    return p.result.validation
+    return validation
 
 
-def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
+def load_devices(recipe: Recipe, names: list[str] | None, compressed: bool) -> list[Any]:
     """The device profiles `names` (default: the recipe's), checked against its budgets (before any stage
     runs: an unknown device or a budget on an emulated one is a recipe mistake; an ethos-u profile's
-    latency is Vela's estimate, budgetable as such) and, with `compression = "lut"`, all of kind tflm."""
+    latency is Vela's estimate, budgetable as such) and, for a `compressed` (LUT) model, all of kind tflm."""
     from edgepack.devices.boards import load_boards
     from edgepack.devices.drivers import driver_for
     from edgepack.devices.profiles import load_device
-    from edgepack.pipeline.compress import applies
 
     where = "--device" if names is not None else "validation.devices"
-    devices = _runnable(
-        [load_device(name) for name in (p.recipe.validation.devices if names is None else names)], where
-    )
-    if applies(p):  # a compressed model only TFLM runs: any other kind, under any name (run, bundle, validate)
+    devices = _runnable([load_device(name) for name in (recipe.validation.devices if names is None else names)], where)
+    if compressed:  # a compressed model only TFLM runs: any other kind, under any name (run, bundle, validate)
         from edgepack.convert.lut import check_lut
 
-        check_lut(p.recipe.name, devices)
+        check_lut(recipe.name, devices)
     if names is not None:
         return devices
-    load_boards(p.recipe.budgets.fits)  # every board of budgets.fits is a board profile
-    budget = p.recipe.budgets.latency_p90_ms
+    load_boards(recipe.budgets.fits)  # every board of budgets.fits is a board profile
+    budget = recipe.budgets.latency_p90_ms
     emulated = sorted(
         d.name
         for d in devices
@@ -111,7 +114,7 @@ def load_devices(p: Pipeline, names: list[str] | None) -> list[Any]:
         raise BadInputError(
             f"budgets.latency_p90_ms names {', '.join(emulated)}: an emulated device's latency is the "
             "emulator's (tflm: this host's, with reference kernels), not a board's, and is never checked",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             hint="budget a real device (kind local, ssh or adb), or an ethos-u profile's estimate, instead",
             code="budget-emulated",
         )
@@ -134,26 +137,26 @@ def _runnable(devices: list[Any], where: str) -> list[Any]:
     return devices
 
 
-def validation_inputs(p: Pipeline) -> Path | None:
-    """An .npz holding the first test sample of each input in its tensor's type and in the model's tensor
-    order (`input_0`, `input_1`...); None when the model's inputs do not take the recipe's samples (the
-    runner then feeds seeded random inputs)."""
+def validation_inputs(inputs: RunInputs, converted: Path, input_names: Callable[[], list[str] | None]) -> Path | None:
+    """An .npz holding the first test sample of each input in its tensor's type and in the `converted` model's
+    tensor order (`input_0`, `input_1`...); None when the model's inputs do not take the recipe's samples (the
+    runner then feeds seeded random inputs). `input_names` is asked only for a model of several inputs."""
     import numpy as np
 
     from edgepack.errors import BadInputError
     from edgepack.litert import input_order, interpreter, to_input
 
-    interp = interpreter(p.tflite_path)
-    arrays = p.data.test_inputs
+    interp = interpreter(converted)
+    arrays = inputs.data.test_inputs
     details = interp.get_input_details()
     try:
-        ordered = input_order(interp, p.input_names() if len(details) > 1 else None, [x.shape[1:] for x in arrays])
+        ordered = input_order(interp, input_names() if len(details) > 1 else None, [x.shape[1:] for x in arrays])
     except BadInputError as exc:
-        p.reporter.note(f"validate: random inputs: {exc.message}")
+        inputs.reporter.note(f"validate: random inputs: {exc.message}")
         return None
     if len(ordered) != len(arrays) or any(tuple(d["shape"][1:]) != tuple(x.shape[1:]) for d, x in zip(ordered, arrays)):
         return None
-    path = p.root / "validate" / "inputs.npz"
+    path = inputs.root / "validate" / "inputs.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     by_index = {d["index"]: x for d, x in zip(ordered, arrays)}
     samples = {
@@ -165,13 +168,13 @@ def validation_inputs(p: Pipeline) -> Path | None:
     return path
 
 
-def reference_outputs(p: Pipeline, inputs: Path | None) -> list[dict[str, Any]]:
-    """The shipped model's outputs on this machine, one invoke: the parity reference (a LUT-compressed model's
-    are the uncompressed model's: LiteRT cannot run the compressed one, and the weights are the same)."""
+def reference_outputs(seed: int, litert: Path, samples: Path | None) -> list[dict[str, Any]]:
+    """The shipped model's outputs on this machine, one invoke: the parity reference (`litert`: a LUT-compressed
+    model's are the uncompressed model's: LiteRT cannot run the compressed one, and the weights are the same)."""
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers.local import run_local
     from edgepack.devices.profiles import LocalDevice
 
     host = LocalDevice(name="host", kind="local")
-    req = RunRequest(p.litert_path(), inputs, 1, 0, 1, p.recipe.seed)
+    req = RunRequest(litert, samples, 1, 0, 1, seed)
     return list(run_local(host, req, NullReporter(), "validate: host reference")["outputs"])
