@@ -39,15 +39,13 @@ def pipeline(
 ) -> Pipeline:
     """The recipe's `Pipeline` (default recipe: digits). With `model`, a `.tflite` converted elsewhere
     stands in for the convert stage (as `validate --model`), judged against the recipe's model."""
-    from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
+    from edgepack.pipeline.plan import Plan
     from edgepack.recipe import load_recipe
 
     loaded = load_recipe(None if recipe is None else str(recipe))
-    source = None
-    if model is not None:
-        source = GivenTflite(Path(model), recipe_source(loaded.recipe.model, loaded.base_dir))
-    return Pipeline(loaded, Path(workdir), reporter, use_cache=use_cache, source=source)
+    plan = None if model is None else Plan.measure_given(Path(model))
+    return Pipeline(loaded, Path(workdir), reporter, use_cache=use_cache, plan=plan)
 
 
 def run(

@@ -55,16 +55,16 @@ def _pipeline(
     recipe: str | None, workdir: Path, no_cache: bool, given: Path | None = None, bundled: bool = False
 ) -> Any:
     """The recipe's pipeline; with `given`, a .tflite converted elsewhere is its model (bundled: with metadata)."""
-    from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
+    from edgepack.pipeline.plan import Plan
     from edgepack.recipe import load_recipe
 
     loaded = load_recipe(recipe)
-    source = None
+    plan = None
     if given is not None:
-        source = GivenTflite(given, recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled)
+        plan = Plan.bundle_given(given) if bundled else Plan.measure_given(given)
     pipeline = Pipeline(
-        loaded, workdir, output.reporter(), use_cache=not no_cache, quiet_native=not output.state.debug, source=source
+        loaded, workdir, output.reporter(), use_cache=not no_cache, quiet_native=not output.state.debug, plan=plan
     )
     if given is not None:
         pipeline.convert()  # a file that is not a model (or, to bundle, does not fit the recipe) is said now

@@ -51,10 +51,11 @@ class RunResult:
 
 
 class Pipeline:
-    """The stages of one recipe, sharing data and in-memory models, cached in `workdir`.
-
-    `source` is where the model comes from (default: the recipe's `[model]`); a `GivenTflite`
-    source makes a `.tflite` converted elsewhere the convert stage's output."""
+    """The runner of one recipe's stages: it follows its `Plan` (default: the recipe's model trained, optimized
+    and converted here; `Plan.measure_given` / `Plan.bundle_given`: a `.tflite` converted elsewhere read as
+    the convert stage), hands each stage function `RunInputs` and the records before it, memoizes what is made
+    once per run and keeps the run's result; stages are cached in `workdir`. `source` is where the recipe's
+    model comes from (default: its `[model]`; for a given file, the float model it is judged against)."""
 
     def __init__(
         self,
@@ -72,9 +73,6 @@ class Pipeline:
         self.reporter = reporter or NullReporter()
         self.cache = StageCache(self.root, self.reporter, use_cache, quiet_native)
         self.source = source or recipe_source(self.recipe.model, loaded.base_dir)
-        given = self.source.converted
-        if plan is None and given is not None:  # a GivenTflite source: its plan
-            plan = Plan.bundle_given(given) if getattr(self.source, "bundled", False) else Plan.measure_given(given)
         self.plan = plan or Plan()
         self.task = tasks.get(self.recipe.task.kind)
         self.clock = self.cache.clock
@@ -576,6 +574,6 @@ class Pipeline:
     def default_bundle_dir(self) -> Path:
         """`bundle.out` from the recipe (relative to the working directory), else WORKDIR/RECIPE/bundle
         (WORKDIR/RECIPE/bundle-NAME for a model given with --model: the recipe's own bundle stays)."""
-        if self.source.converted is not None:
-            return self.root / f"bundle-{self.source.converted.stem}"
+        if self.plan.given is not None:
+            return self.root / f"bundle-{self.plan.given.stem}"
         return Path(self.recipe.bundle.out) if self.recipe.bundle.out else self.root / "bundle"

@@ -139,17 +139,15 @@ def test_switching_compression_keeps_the_convert_stage_id() -> None:
 def test_only_a_model_given_to_validate_is_measured_as_given_and_left_uncompressed(
     tmp_path: Path, given: bool, bundled: bool, as_given: bool
 ) -> None:
-    from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
     from edgepack.pipeline.compress import applies
+    from edgepack.pipeline.plan import Plan
 
     path = tmp_path / "lut.toml"
     path.write_text(GOOD)
     loaded = load_recipe(str(path))
-    source = None
+    plan = None
     if given:
-        source = GivenTflite(
-            tmp_path / "m.tflite", recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled
-        )
-    pipeline = Pipeline(loaded, tmp_path / "w", source=source)
+        plan = (Plan.bundle_given if bundled else Plan.measure_given)(tmp_path / "m.tflite")
+    pipeline = Pipeline(loaded, tmp_path / "w", plan=plan)
     assert pipeline.measured_as_given is as_given and applies(pipeline.recipe, pipeline.plan) is not as_given
