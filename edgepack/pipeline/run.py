@@ -269,11 +269,15 @@ class Pipeline:
     def validate(self, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Latency, memory and output parity of the shipped model on each device (never cached); the records
         join the run's result (one per device validated)."""
-        from edgepack.pipeline.validate import validate, validation_inputs
+        from edgepack.pipeline.validate import validate
+        from edgepack.validate.samples import validation_inputs
 
         with self.clock.timed("validate"):
             chosen = self.devices(devices)
-            samples = validation_inputs(self.inputs, self.tflite_path, self.input_names)
+            folder = self.root / "validate"
+            samples = validation_inputs(
+                self.data.test_inputs, folder, self.reporter, self.tflite_path, self.input_names
+            )
             shipped = self.shipped_path()  # made here, not in the devices' threads (the stage clock is one thread's)
             self.result.validation.update(validate(self.inputs, chosen, samples, shipped, self.litert_path()))
             return self.result.validation
@@ -563,7 +567,7 @@ class Pipeline:
 
     def devices(self, names: list[str] | None = None) -> list[Any]:
         """The recipe's device profiles (or those `names`), loaded and checked against its budgets."""
-        from edgepack.pipeline.validate import load_devices
+        from edgepack.validate.devices import load_devices
 
         if names is not None:
             return load_devices(self.recipe, names, self._compresses)

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("inputs", ("datasets", "models")),
     ("targets", ("devices",)),
     ("techniques", ("optimize", "convert")),
+    ("validation", ("validate",)),
     ("bundle", ("bundle",)),
     ("gate", ("gate",)),
     ("summary", ("summary",)),
