@@ -4,6 +4,7 @@ build section, signed with a key) and measurements.json (the run section), writt
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from edgepack.devices.profiles import EthosUDevice
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.inputs import RunInputs
+    from edgepack.pipeline.shipment import Shipment
     from edgepack.recipe.schema import Recipe
 
 Files = dict[str, "str | bytes"]
@@ -40,6 +42,26 @@ def write(
     labels = inputs.data.labels if inputs.task.class_scores else []  # labels.txt names a classifier's scores
     report = html_report(baseline, target, manifest, measurements, shipped.data)
     return write_bundle(target, shipped.data, labels, manifest, do_zip, extra, measurements, sign_key, report)
+
+
+def formats(inputs: RunInputs, shipment: Shipment, devices: Callable[[], list[Any]]) -> tuple[Files, dict[str, Any]]:
+    """The recipe's formats' files and their manifest entries, in the order the formats are made; `devices`
+    gives the recipe's devices (an ethos-u one is the profile the ethos-u format compiles for)."""
+    wanted = inputs.recipe.bundle.formats
+    extra: Files = {}
+    entries: dict[str, Any] = {}
+    if "android" in wanted:
+        files, entries["android"] = android(inputs, shipment.shipped(), shipment.converted)
+        extra.update(files)
+    if "c-array" in wanted:
+        micro = shipment.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
+        files, entries["c-array"] = c_array(inputs, micro, shipment.micro_arena())
+        extra.update(files)
+    if "ethos-u" in wanted:
+        device = ethos_u_profile(inputs.recipe, devices())
+        files, entries["ethos-u"] = ethos_u(inputs, device, shipment.shipped_path())
+        extra.update(files)
+    return extra, entries
 
 
 def android(inputs: RunInputs, shipped: Shipped, converted: Path) -> tuple[Files, AndroidFormat]:

@@ -22,12 +22,12 @@ from edgepack.pipeline.cache import StageCache, StageOutput
 from edgepack.pipeline.inputs import RunInputs
 from edgepack.pipeline.plan import Plan
 from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
+from edgepack.pipeline.shipment import Shipment
 from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
 
 if TYPE_CHECKING:
     from edgepack.bundle.shipped import Shipped
-    from edgepack.convert.lut import Compressed
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.search import SearchResult
     from edgepack.pipeline.tune import Tuned
@@ -78,13 +78,9 @@ class Pipeline:
         self.clock = self.cache.clock
         self.result = RunResult(stages=self.cache.done, seconds=self.clock.seconds)
         self.models: dict[str, Any] = {}  # stage name -> its Keras model, once in memory
-        # the back half's memos, the runner's own (each kept with the converted file it was made from)
-        self._shipped: tuple[Path, Shipped] | None = None
+        self._shipment: Shipment | None = None  # what ships from the converted model (made with it)
         self._gated = False
         self._devices: list[Any] | None = None
-        self._arena: tuple[Arena | None, str] | None = None  # TFLM's arena of the microcontroller model
-        self._compressed: tuple[Path, Compressed] | None = None  # compression = "lut": the converted file, compressed
-        self._uncompressed_arena: tuple[int | None, str] | None = None  # ... TFLM's arena of the uncompressed one
 
     @property
     def measured_as_given(self) -> bool:
@@ -95,7 +91,7 @@ class Pipeline:
     @property
     def measured_arena(self) -> tuple[Arena | None, str] | None:
         """TFLM's arena of the microcontroller model and why not, once this run measured it (else None)."""
-        return self._arena
+        return None if self._shipment is None else self._shipment.arena
 
     @property
     def quiet_native(self) -> bool:
@@ -291,7 +287,7 @@ class Pipeline:
             evaluated = self.evaluate().record
             validation = self.result.validation or self.validate()
             with self.clock.timed("fits"):  # the boards' fits: a TFLM arena when validation did not measure one
-                self.result.fits = fit_records(self._fits())
+                self.result.fits = fit_records(self.shipment.fits())
             self.result.gate = gate(
                 self.recipe.budgets,
                 evaluated,
@@ -312,6 +308,7 @@ class Pipeline:
         from edgepack.bundle.formats_model import Formats
         from edgepack.bundle.manifest import build_manifest, run_measurements
         from edgepack.native import captured_native_logs
+        from edgepack.pipeline.bundle import formats as bundle_formats
         from edgepack.pipeline.bundle import write
 
         with self.clock.timed("bundle"):
@@ -320,7 +317,7 @@ class Pipeline:
             gate = self.result.gate if self._gated else self.gate()
             self.reporter.stage("bundle", "writing")
             shipped = self.shipped()
-            extra, formats = self._formats(shipped)
+            extra, formats = bundle_formats(self.inputs, self.shipment, self.devices)
             with captured_native_logs(self.quiet_native):
                 manifest = build_manifest(self._build_inputs(shipped), Formats.model_validate(formats))
             measurements = run_measurements(gate, shipped, self.result.validation, self.search_report())
@@ -329,26 +326,6 @@ class Pipeline:
                 self.inputs, target, shipped, manifest, measurements, extra, make_zip, sign_key, self.baseline
             )
             return self.result.bundle
-
-    def _formats(self, shipped: Shipped) -> tuple[dict[str, str | bytes], dict[str, Any]]:
-        """The formats' files and their manifest entries, in the order the recipe's formats are made."""
-        from edgepack.pipeline import bundle
-
-        wanted = self.recipe.bundle.formats
-        extra: dict[str, str | bytes] = {}
-        formats: dict[str, Any] = {}
-        if "android" in wanted:
-            files, formats["android"] = bundle.android(self.inputs, shipped, self.tflite_path)
-            extra.update(files)
-        if "c-array" in wanted:
-            micro = self.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
-            files, formats["c-array"] = bundle.c_array(self.inputs, micro, self._micro_arena())
-            extra.update(files)
-        if "ethos-u" in wanted:
-            device = bundle.ethos_u_profile(self.recipe, self.devices())
-            files, formats["ethos-u"] = bundle.ethos_u(self.inputs, device, self.shipped_path())
-            extra.update(files)
-        return extra, formats
 
     def _build_inputs(self, shipped: Shipped) -> Any:
         """What the manifest's build section is made of (`bundle.manifest.BuildInputs`), asked for in the order
@@ -377,7 +354,7 @@ class Pipeline:
             tune_report=self.tune_report(),
             granularity=self.granularity_report(),
             compression=self.compression_report(),
-            measured_arena=self._arena,  # after the compression report, which may measure it
+            measured_arena=self.measured_arena,  # after the compression report, which may measure it
             fits=self.result.fits,
         )
 
@@ -471,99 +448,44 @@ class Pipeline:
             return None
         return self.searched.report
 
-    def shipped(self) -> Shipped:
-        """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven (made
-        once per converted file)."""
-        from edgepack.pipeline.ship import ship, ship_compressed
-
-        with self.clock.timed("ship"):
-            source = self.tflite_path
-            if self._shipped is None or self._shipped[0] != source:
-                if self._compresses:  # compression = "lut": the compressed bytes, for TFLM alone
-                    made = ship_compressed(self._compressed_model())
-                else:
-                    made = ship(self.inputs, source, self.input_names)
-                self._shipped = (source, made)
-            return self._shipped[1]
-
-    def tensor_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The shipped model's input and output tensors in the file's order, each with the Keras input or
-        output it is (`keras_index`), as the manifest lists them."""
-        from edgepack.pipeline.ship import tensor_layout
-
-        _, inputs, outputs = tensor_layout(self.inputs, self.litert_path(), self.input_names)
-        return inputs, outputs
-
     @property
-    def _compresses(self) -> bool:
-        """Whether the shipped model is LUT-compressed (`pipeline.compress.applies`)."""
-        from edgepack.pipeline.compress import applies
+    def shipment(self) -> Shipment:
+        """What ships from the converted model (made once per converted file: `pipeline/shipment.py`)."""
+        converted = self.tflite_path
+        if self._shipment is None or self._shipment.converted != converted:
+            self._shipment = Shipment(self.inputs, converted, self.input_names, lambda: self.result.validation)
+        return self._shipment
 
-        return applies(self.recipe, self.plan)
-
-    def litert_path(self) -> Path:
-        """The shipped model as LiteRT runs it (the parity reference, the tensor records): the shipped file, or
-        the converted one when the shipped one is LUT-compressed (the same tensors and weight values)."""
-        return self.tflite_path if self._compresses else self.shipped_path()
-
-    def micro_path(self) -> Path:
-        """The model a microcontroller holds (the c-array's bytes, the boards' flash, TFLM's arena): the
-        converted model without metadata, or the shipped LUT-compressed one."""
-        return self.shipped_path() if self._compresses else self.tflite_path
-
-    def compression_report(self) -> dict[str, Any] | None:
-        """`compression = "lut"` as plain data: what was compressed, the sizes, TFLM's arena (None without it)."""
-        from edgepack.pipeline.compress import compression_report
-
-        if not self._compresses:
-            return None
-        compressed = self._compressed_model()
-        measured = self._micro_arena()
-        plain = self._plain_arena()[0] if measured[0] is not None else None
-        return compression_report(compressed, measured, plain)
-
-    def _compressed_model(self) -> Compressed:
-        """The converted model, LUT-compressed (made once per converted file)."""
-        from edgepack.pipeline.compress import compress_model
-
-        source = self.tflite_path
-        if self._compressed is None or self._compressed[0] != source:
-            self._compressed = (source, compress_model(source, self.reporter))
-        return self._compressed[1]
-
-    def _plain_arena(self) -> tuple[int | None, str]:
-        """TFLM's arena for the converted (uncompressed) model, measured once per run (a failure too)."""
-        from edgepack.pipeline.compress import uncompressed_arena
-
-        if self._uncompressed_arena is None:
-            self._uncompressed_arena = uncompressed_arena(self.tflite_path, self.reporter)
-        return self._uncompressed_arena
-
-    def _micro_arena(self) -> tuple[Arena | None, str]:
-        """TFLM's arena of the microcontroller model (`micro_path`), or None and why; once per run, taken from a
-        tflm validation when there was one (the c-array, the fits and the compression report share it)."""
-        from edgepack.pipeline.fits import measured_arena, validated_arena
-
-        if self._arena is None:
-            self._arena = validated_arena(self.result.validation) or measured_arena(self.micro_path(), self.reporter)
-        return self._arena
-
-    def _fits(self) -> list[Any]:
-        """Each board of `budgets.fits` against the microcontroller model and its arena."""
-        from edgepack.pipeline.fits import boards, fits
-
-        found = boards(self.recipe)
-        if not found:
-            return []
-        arena = self._micro_arena()
-        return fits(self.recipe, found, arena, self.micro_path().read_bytes())
+    def shipped(self) -> Shipped:
+        """The model that ships (a `bundle.shipped.Shipped`), with its TFLite metadata embedded and proven."""
+        return self.shipment.shipped()
 
     def shipped_path(self) -> Path:
         """The shipped model as a file (what every device validates), beside the stages."""
-        from edgepack.pipeline.ship import shipped_file
+        return self.shipment.shipped_path()
 
-        shipped = self.shipped()  # timed as the run's `ship`
-        return shipped_file(self.root, shipped, self.tflite_path, self._compresses)
+    def litert_path(self) -> Path:
+        """The shipped model as LiteRT runs it (the LUT-compressed one's: the converted file)."""
+        return self.shipment.litert_path()
+
+    def micro_path(self) -> Path:
+        """The model a microcontroller holds (the converted model without metadata, or the LUT-compressed one)."""
+        return self.shipment.micro_path()
+
+    def tensor_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The shipped model's input and output tensors in the file's order, as the manifest lists them."""
+        return self.shipment.tensor_records()
+
+    def compression_report(self) -> dict[str, Any] | None:
+        """`compression = "lut"` as plain data: what was compressed, the sizes, TFLM's arena (None without it)."""
+        return self.shipment.compression_report()
+
+    @property
+    def _compresses(self) -> bool:
+        """Whether the shipped model is LUT-compressed (known before any data: `pipeline.compress.applies`)."""
+        from edgepack.pipeline.compress import applies
+
+        return applies(self.recipe, self.plan)
 
     def devices(self, names: list[str] | None = None) -> list[Any]:
         """The recipe's device profiles (or those `names`), loaded and checked against its budgets."""

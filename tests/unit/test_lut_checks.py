@@ -101,8 +101,10 @@ def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(
 ) -> None:
     from edgepack.devices.toolchains import tflm_arena
     from edgepack.errors import StageError
-    from edgepack.pipeline import Pipeline
     from edgepack.pipeline.compress import uncompressed_arena
+    from edgepack.pipeline.plan import Plan
+    from edgepack.pipeline.shipment import Shipment
+    from edgepack.progress import NullReporter
 
     calls = []
 
@@ -114,10 +116,11 @@ def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(
     assert uncompressed_arena(Path("m.tflite"), None) == (None, "TFLM lacks an op")  # type: ignore[arg-type]
     path = tmp_path / "lut.toml"
     path.write_text(GOOD)
-    monkeypatch.setattr(Pipeline, "tflite_path", Path("m.tflite"))  # no conversion: the runner's memo alone
-    pipeline = Pipeline(load_recipe(str(path)), tmp_path / "w")
-    assert [pipeline._plain_arena() for _ in range(4)] == [(None, "TFLM lacks an op")] * 4
-    assert len(calls) == 2  # one for the function, one for the run (it keeps the failure)
+    loaded = load_recipe(str(path))
+    inputs: Any = SimpleNamespace(recipe=loaded.recipe, plan=Plan(), reporter=NullReporter())
+    shipment = Shipment(inputs, Path("m.tflite"), lambda: None, dict)  # no conversion: the shipment's memo alone
+    assert [shipment.plain_arena() for _ in range(4)] == [(None, "TFLM lacks an op")] * 4
+    assert len(calls) == 2  # one for the function, one for the shipment (it keeps the failure)
 
 
 def test_switching_compression_keeps_the_convert_stage_id() -> None:
