@@ -36,15 +36,19 @@ def pipeline(
     model: str | Path | None = None,
     use_cache: bool = True,
     reporter: Reporter | None = None,
+    bundled: bool = False,
 ) -> Pipeline:
     """The recipe's `Pipeline` (default recipe: digits). With `model`, a `.tflite` converted elsewhere
-    stands in for the convert stage (as `validate --model`), judged against the recipe's model."""
+    stands in for the convert stage, judged against the recipe's model: measured as it is (as `validate
+    --model`), or with `bundled` shipped like a model made here (as `bundle --model`: metadata, checks)."""
     from edgepack.pipeline import Pipeline
     from edgepack.pipeline.plan import Plan
     from edgepack.recipe import load_recipe
 
     loaded = load_recipe(None if recipe is None else str(recipe))
-    plan = None if model is None else Plan.measure_given(Path(model))
+    plan = None
+    if model is not None:
+        plan = (Plan.bundle_given if bundled else Plan.measure_given)(Path(model))
     return Pipeline(loaded, Path(workdir), reporter, use_cache=use_cache, plan=plan)
 
 
@@ -118,5 +122,5 @@ def bundle(
     **options: Any,
 ) -> list[Path]:
     """The bundle (gating first): the paths written."""
-    p = pipeline(recipe, workdir, **options)
+    p = pipeline(recipe, workdir, bundled=True, **options)
     return p.bundle(None if out is None else Path(out), zip, None if sign_key is None else Path(sign_key))

@@ -6,7 +6,7 @@ lossless on the weight values, and LiteRT cannot run the compressed file. Every 
 compressed model (TFLM only, the recipe's rules), the parity reference comes from the uncompressed one,
 the c-array embeds the compressed bytes and the boards of `budgets.fits` take them as flash.
 
-The compression takes well under a second, so the runner makes it once per run in memory, not cached as a
+The compression takes well under a second, so a `Shipment` makes it once per converted file in memory, not cached as a
 stage. The arena TFLM needs grows by the decoded tensors (TFLM decodes into the arena unless the application
 gives the interpreter separate memory for it): the uncompressed model's arena is measured too, so the
 record states what the figure includes.

@@ -7,13 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack.bundle.manifest import MODEL_FILE
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
 from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
+
+if TYPE_CHECKING:
+    from edgepack.pipeline.plan import Plan
+    from edgepack.recipe.schema import Recipe
 
 QUANT_ERROR_FILE = "quant_error.json"
 FALLBACK_FILE = "fallback.json"
@@ -98,17 +103,26 @@ def stage_config(settings: Any) -> dict[str, Any]:
     return dict(settings.model_dump(mode="json", exclude={"compression"}))
 
 
-def given_stage(p: RunInputs, input_names: Callable[[], list[str] | None]) -> StageOutput[ConvertRecord]:
-    """The plan's given `.tflite` as the convert stage's output (read and checked, nothing converted);
-    `input_names` gives the Keras model's input names (which tell several inputs apart)."""
+@dataclass(frozen=True)
+class GivenFile:
+    """The plan's given `.tflite`, read and checked on its own (before any data is loaded)."""
+
+    path: Path
+    data: bytes
+    model: Any  # analyze.flatbuffer's Model
+    mode: str  # what its compute is: int8, int16x8, dynamic, float16, float32
+
+
+def read_given(recipe: Recipe, plan: Plan) -> GivenFile:
+    """Read the plan's given file: a `.tflite` (not LUT-compressed already; full-integer int8 when the recipe
+    compresses what it ships), else a `ModelError` naming the file. Needs no data: a bad file is said first."""
     from edgepack.analyze.flatbuffer import read_model_file
     from edgepack.analyze.graph import analyze
-    from edgepack.analyze.weights import gzip_size
 
-    path = p.plan.given
+    path = plan.given
     assert path is not None
     data, model = read_model_file(path)
-    check_not_compressed(p, path, data)
+    check_not_compressed(recipe, path, data)
     compute = analyze(model).compute
     mode = {
         "integer": "int8",
@@ -116,7 +130,19 @@ def given_stage(p: RunInputs, input_names: Callable[[], list[str] | None]) -> St
         "dynamic range": "dynamic",
         "float16 weights": "float16",
     }.get(compute, "float32")
-    check_compressible(p, path, mode, compute)
+    check_compressible(recipe, plan, path, mode, compute)
+    return GivenFile(path, data, model, mode)
+
+
+def given_stage(
+    p: RunInputs, given: GivenFile, input_names: Callable[[], list[str] | None]
+) -> StageOutput[ConvertRecord]:
+    """The plan's `given` file as the convert stage's output (nothing converted); bundled like a model made
+    here, it must fit the recipe's data and task. `input_names` gives the Keras model's input names (which
+    tell several inputs apart)."""
+    from edgepack.analyze.weights import gzip_size
+
+    path, data, model, mode = given.path, given.data, given.model, given.mode
     if not p.plan.as_given:  # bundled like a model made here: it must fit the recipe's data and task
         check_given_fits(p, path, model, input_names)
     dtypes = [model.tensors[i].dtype for i in model.inputs]
@@ -136,7 +162,7 @@ def given_stage(p: RunInputs, input_names: Callable[[], list[str] | None]) -> St
     return StageOutput("convert", "given-" + record.sha256[:16], path.parent, record)
 
 
-def check_not_compressed(p: RunInputs, path: Path, data: bytes) -> None:
+def check_not_compressed(recipe: Recipe, path: Path, data: bytes) -> None:
     """A given model must not be LUT-compressed already: LiteRT, which judges and measures it, cannot run
     TFLM's TFLM_DECODE op (exit 2, naming the file to give instead)."""
     from edgepack.convert.lut import DECODE_OP, is_compressed
@@ -146,23 +172,23 @@ def check_not_compressed(p: RunInputs, path: Path, data: bytes) -> None:
         raise ModelError(
             f"{path}: it is LUT-compressed already (TFLite Micro's {DECODE_OP} custom op), which LiteRT cannot "
             "run, so it cannot be evaluated, validated or bundled here",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             hint='give the uncompressed int8 .tflite, with [convert] compression = "lut" in the recipe: the '
             "bundle ships it compressed",
             code="model-compressed",
         )
 
 
-def check_compressible(p: RunInputs, path: Path, mode: str, compute: str) -> None:
+def check_compressible(recipe: Recipe, plan: Plan, path: Path, mode: str, compute: str) -> None:
     """With `compression = "lut"`, a model given to `bundle --model` must be full-integer int8 (exit 2)."""
     from edgepack.errors import ModelError
     from edgepack.pipeline.compress import applies
 
-    if applies(p.recipe, p.plan) and mode != "int8":
+    if applies(recipe, plan) and mode != "int8":
         raise ModelError(
             f"{path}: its compute is {compute}, not full-integer int8: convert.compression = 'lut' compresses "
             "int8 weights for TFLite Micro's int8 kernels",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             hint="give a full-integer int8 .tflite (int8 weights and activations), or remove convert.compression",
             code="model-not-int8",
         )

@@ -1,7 +1,7 @@
-"""The run's microcontroller figures: TFLM's measured arena of the microcontroller model (the converted one,
-or the shipped LUT-compressed one; the runner keeps it once a run, shared by the c-array and the board fits,
-taken from a tflm validation when there was one) and how each board of `budgets.fits` holds that model (the
-bytes the c-array embeds)."""
+"""The run's microcontroller figures: TFLM's arena of the microcontroller model (the converted one, or the
+shipped LUT-compressed one), taken from a tflm validation when there was one, else measured (a `Shipment`
+keeps it, shared by the c-array, the board fits and the compression report), and how each board of
+`budgets.fits` holds that model (the bytes the c-array embeds)."""
 
 from __future__ import annotations
 

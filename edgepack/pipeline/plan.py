@@ -46,8 +46,3 @@ class Plan:
     def as_given(self) -> bool:
         """Whether the model is measured exactly as given: no metadata, no compression, nothing trained."""
         return self.kind == "measure-given"
-
-    @property
-    def first_stage(self) -> str:
-        """The stage the run starts from."""
-        return "train" if self.given is None else "given"

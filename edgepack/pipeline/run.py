@@ -1,10 +1,12 @@
-"""The pipeline of one recipe: its data, its model source, its task, and the stages in order.
+"""The runner of one recipe's stages, in order:
 
 recipe -> data -> train -> optimize -> convert -> evaluate -> validate -> gate -> bundle
 
-`Pipeline` holds what the stages share (the data, the stage cache, models in memory, the search and
-the shipped model once made) and runs each stage through its own function in this package; a
-stage asks for the stages before it, which come from the cache when their inputs are unchanged.
+`Pipeline` follows its `Plan` (a recipe's model made here, or a given `.tflite` read as the convert
+stage), makes the `RunInputs` every stage reads, calls each stage function of this package with the
+records of the stages before it, and memoizes what a run makes once (models in memory, the tune, the
+search, the `Shipment` of the converted model); a stage comes from the cache when its inputs are
+unchanged. No stage module imports this one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
 
 if TYPE_CHECKING:
+    from edgepack.bundle.manifest import BuildInputs
     from edgepack.bundle.shipped import Shipped
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.search import SearchResult
@@ -81,12 +84,6 @@ class Pipeline:
         self._shipment: Shipment | None = None  # what ships from the converted model (made with it)
         self._gated = False
         self._devices: list[Any] | None = None
-
-    @property
-    def measured_as_given(self) -> bool:
-        """True for a model given to `validate --model`: measured as it is (no metadata, no compression, nothing
-        trained), unlike one given to `bundle --model`."""
-        return self.plan.as_given
 
     @property
     def measured_arena(self) -> tuple[Arena | None, str] | None:
@@ -158,13 +155,15 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------------------
     def train(self) -> StageOutput[TrainRecord]:
         """Get (and, for a built model, train) the float reference model; its test metrics."""
-        from edgepack.pipeline.train import train_stage
+        from edgepack.pipeline.train import check_kept_keras3, train_stage
 
         if "train" not in self.cache.done:
             stage, model = train_stage(self.inputs)
             if model is not None:
                 self.models[stage.name] = model
-        return self.cache.done["train"]
+        stage = self.cache.done["train"]
+        check_kept_keras3(self.recipe, stage)  # every time: a caller that caught it must not go on past it
+        return stage
 
     def optimize(self) -> StageOutput[OptimizeRecord]:
         """Run the `[[optimize]]` stages in order on the trained model; export the result (with
@@ -207,8 +206,11 @@ class Pipeline:
         if "convert" in self.cache.done:
             return self.cache.done["convert"]
         if not self.plan.converts:
-            with self.clock.timed("convert"):  # reading and checking the given file
-                return self.cache.adopt("convert", given_stage(self.inputs, self.input_names))
+            from edgepack.pipeline.convert import read_given
+
+            with self.clock.timed("convert"):  # reading and checking the given file (a bad one before any data)
+                given = read_given(self.recipe, self.plan)
+                return self.cache.adopt("convert", given_stage(self.inputs, given, self.input_names))
         if self.recipe.convert.int4_possible:
             from edgepack.convert.int4 import check_int4
 
@@ -232,13 +234,14 @@ class Pipeline:
         """`[convert.search]`: every candidate judged and timed once per run (latency is never cached); its pick
         becomes the run's convert stage (and, among an "auto" value's tries, its optimize stage). Its own
         seconds (judging and timing) are the run's `search`; each conversion is its `convert-MODE` stage's."""
-        from edgepack.pipeline.search import Source, search, tried_sources
+        from edgepack.pipeline.search import Source, check_search_device, search, tried_sources
         from edgepack.pipeline.tune import auto_stage, picked_by_search
 
         settings = self.recipe.convert.search
         assert settings is not None
         with self.clock.timed("search"):
             device = self.devices([settings.device or self.recipe.validation.devices[0]])[0]
+            check_search_device(self.recipe, device)  # a recipe mistake: said before anything trains
             auto = auto_stage(self.recipe) is not None
             sources = tried_sources(self.tuned) if auto else [Source(self.optimize())]
             found = search(self.inputs, device, sources, self.train())
@@ -327,7 +330,7 @@ class Pipeline:
             )
             return self.result.bundle
 
-    def _build_inputs(self, shipped: Shipped) -> Any:
+    def _build_inputs(self, shipped: Shipped) -> BuildInputs:
         """What the manifest's build section is made of (`bundle.manifest.BuildInputs`), asked for in the order
         the stages decide one another."""
         from edgepack.bundle.manifest import BuildInputs
@@ -425,7 +428,7 @@ class Pipeline:
     def input_names(self) -> list[str] | None:
         """The Keras model's input names, which map a `.tflite`'s inputs through its signature; None for
         a model given to `validate --model` (nothing is trained: inputs are told apart by shape)."""
-        if self.measured_as_given:
+        if self.plan.as_given:
             return None
         return list(self.optimize().record.inputs)
 
@@ -434,13 +437,6 @@ class Pipeline:
         """The converted model file (or the one the source gives)."""
         converted = self.convert()
         return converted.dir / converted.record.model_file
-
-    def float_figure(self) -> float | None:
-        """The headline figure of the model the conversion starts from (after the optimize stages):
-        what the search and fallback criteria compare with."""
-        from edgepack.pipeline.evaluate import optimized_metrics
-
-        return optimized_metrics(self.train(), self.optimize()).get(self.task.metric)
 
     def search_report(self) -> dict[str, Any] | None:
         """The search's figures as plain data (None without `[convert.search]`)."""
@@ -467,10 +463,6 @@ class Pipeline:
     def litert_path(self) -> Path:
         """The shipped model as LiteRT runs it (the LUT-compressed one's: the converted file)."""
         return self.shipment.litert_path()
-
-    def micro_path(self) -> Path:
-        """The model a microcontroller holds (the converted model without metadata, or the LUT-compressed one)."""
-        return self.shipment.micro_path()
 
     def tensor_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The shipped model's input and output tensors in the file's order, as the manifest lists them."""

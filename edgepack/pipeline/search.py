@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from edgepack.pipeline.cache import StageOutput
     from edgepack.pipeline.inputs import RunInputs
     from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
+    from edgepack.pipeline.tune import Tuned
     from edgepack.recipe.convert import ConvertSettings
+    from edgepack.recipe.schema import Recipe
 
 KEYS = {"size": "size_bytes", "latency": "latency_p50_ms", "arena": "arena_bytes"}
 """The candidate's figure each `minimize` value picks by."""
@@ -52,24 +54,29 @@ class SearchResult:
     report: dict[str, Any]  # manifest, measurements.json, the summary and report.html
 
 
-def tried_sources(tuned: Any) -> list[Source]:
+def tried_sources(tuned: Tuned) -> list[Source]:
     """The sources of an "auto" optimize value's search: each try that held the budgets (else its pick)."""
     held = tuned.held or {tuned.report["chosen"]: tuned.stage}
     knob = tuned.knob
     return [Source(stage, knob.field, knob.word, value, value in tuned.held) for value, stage in held.items()]
 
 
-def search(p: RunInputs, device: Any, sources: list[Source], trained: StageOutput[TrainRecord]) -> SearchResult:
-    """Every candidate from every source on `device` (measured once per run: latency is never cached)."""
-    settings = p.recipe.convert.search
-    assert settings is not None
+def check_search_device(recipe: Recipe, device: Any) -> None:
+    """The search times candidates on `device`: an emulated one's latency is the emulator's (exit 2)."""
     if device.emulated:
         raise BadInputError(
             f"convert.search measures latency on '{device.name}', an emulated device",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             code="search-emulated",
             hint="set convert.search.device to a real device (local, ssh or adb)",
         )
+
+
+def search(p: RunInputs, device: Any, sources: list[Source], trained: StageOutput[TrainRecord]) -> SearchResult:
+    """Every candidate from every source on `device` (measured once per run: latency is never cached; the
+    runner has checked the device with `check_search_device`)."""
+    settings = p.recipe.convert.search
+    assert settings is not None
     from edgepack.pipeline.evaluate import judge
 
     search = settings

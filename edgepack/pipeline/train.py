@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
 from edgepack.pipeline.records import TrainRecord
+
+if TYPE_CHECKING:
+    from edgepack.recipe.schema import Recipe
 
 
 def train_stage(p: RunInputs) -> tuple[StageOutput[TrainRecord], Any]:
@@ -48,14 +51,20 @@ def train_stage(p: RunInputs) -> tuple[StageOutput[TrainRecord], Any]:
         return TrainRecord(model_file, loaded.keras, count_params(loaded.model), test_metrics, loaded.source, fit)
 
     stage = p.cache.run("train", stage_id, TrainRecord, body)
-    if stage.record.keras == 3 and r.optimize:  # kept in Keras 3 by an earlier run without optimize stages
+    check_kept_keras3(r, stage)
+    return stage, (made[0] if made else None)
+
+
+def check_kept_keras3(recipe: Recipe, stage: StageOutput[TrainRecord]) -> None:
+    """A Keras 3 model the train stage kept as it is (an earlier run without optimize stages) cannot go
+    through the recipe's `[[optimize]]` stages, which need tf_keras (exit 2)."""
+    if stage.record.keras == 3 and recipe.optimize:
         from edgepack.errors import ModelError
 
         raise ModelError(
             stage.record.source.get("bridge", {}).get("why", "the Keras 3 model cannot be bridged"),
-            context=f"recipe '{r.name}': the train stage kept the Keras 3 model",
+            context=f"recipe '{recipe.name}': the train stage kept the Keras 3 model",
             code="keras3-unbridgeable",
             hint="the [[optimize]] stages (TFMOT) need a tf_keras model: replace the layer, or remove "
             "the [[optimize]] stages to convert the Keras 3 model directly",
         )
-    return stage, (made[0] if made else None)

@@ -153,4 +153,4 @@ def test_only_a_model_given_to_validate_is_measured_as_given_and_left_uncompress
     if given:
         plan = (Plan.bundle_given if bundled else Plan.measure_given)(tmp_path / "m.tflite")
     pipeline = Pipeline(loaded, tmp_path / "w", plan=plan)
-    assert pipeline.measured_as_given is as_given and applies(pipeline.recipe, pipeline.plan) is not as_given
+    assert pipeline.plan.as_given is as_given and applies(pipeline.recipe, pipeline.plan) is not as_given
