@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgepack import tasks
 from edgepack.errors import BundleError
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ def build_manifest(built: BuildInputs, formats: Formats | None = None) -> dict[s
     trained, optimized, conversion, evaluated = built.trained, built.optimized, built.converted, built.evaluated
     converted_digest, converted_size = file_digest(built.converted_file)
     norm = data.normalization
-    classifier = evaluated.task == "classification"
+    classifier = tasks.get(evaluated.task).class_scores
     accuracy = m.Accuracy(
         float=evaluated.float, optimized=evaluated.optimized, tflite=evaluated.tflite, drop=evaluated.drop
     )

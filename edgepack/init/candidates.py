@@ -109,7 +109,7 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
 
     spec, task = recipe.recipe.dataset, recipe.recipe.task
     impl = tasks.get(task.kind)
-    if task.kind == "fidelity" or model.loaded is None:
+    if not impl.trainable or model.loaded is None:  # fidelity: nothing to judge by but the float model
         return not_checked("no labels or targets to judge the float model by")
     try:
         # the identity, with integer arrays read as the recipe reads them: readings become floats to scale

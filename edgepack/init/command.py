@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgepack import tasks
 from edgepack.fsutil import TMP_MARK
 from edgepack.init.data import plan_data
 from edgepack.init.measure import Measured, budgets_from, measure
@@ -131,7 +132,7 @@ def _checked(starter: Starter) -> Starter:
     from edgepack.init.candidates import check_normalization, not_checked
     from edgepack.recipe.load import parse_recipe
 
-    if starter.plan.fit.kind == "fidelity":
+    if not tasks.get(starter.plan.fit.kind).trainable:
         check = not_checked("no labels or targets (a fidelity task) to judge the float model by")
     else:  # the recipe's relative paths go through its folder, which must exist to be walked through
         starter.target.parent.mkdir(parents=True, exist_ok=True)

@@ -71,9 +71,7 @@ def android(inputs: RunInputs, shipped: Shipped, converted: Path) -> tuple[Files
     from edgepack.litert import model_tensors
 
     data = inputs.data
-    files = android_files(
-        inputs.recipe.name, shipped, data.labels, model_tensors(converted), inputs.task.kind, data.image
-    )
+    files = android_files(inputs.recipe.name, shipped, data.labels, model_tensors(converted), inputs.task, data.image)
     return dict(files), AndroidFormat(files=sorted(files), metadata=shipped.record["embedded"])
 
 

@@ -90,7 +90,7 @@ def tensor_layout(
     position_in = {d["index"]: i for i, d in enumerate(ordered_in)}
     position_out = {d["index"]: i for i, d in enumerate(ordered_out)}
     layout = Layout(
-        [position_in[d["index"]] for d in details_in], [position_out[d["index"]] for d in details_out], task.kind
+        [position_in[d["index"]] for d in details_in], [position_out[d["index"]] for d in details_out], task
     )
     for record, index in zip(records_in, layout.inputs):
         record["keras_index"] = index
