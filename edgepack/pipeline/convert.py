@@ -13,7 +13,7 @@ from typing import Any
 from edgepack.bundle.manifest import MODEL_FILE
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
-from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
+from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 QUANT_ERROR_FILE = "quant_error.json"
 FALLBACK_FILE = "fallback.json"

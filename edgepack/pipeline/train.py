@@ -7,7 +7,7 @@ from typing import Any
 
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
-from edgepack.pipeline.records import TrainRecord
+from edgepack.records import TrainRecord
 
 
 def train_stage(p: RunInputs) -> tuple[StageOutput[TrainRecord], Any]:
