@@ -2,7 +2,7 @@
 
     import edgepack
     result = edgepack.run("recipes/digits.toml", workdir="build")
-    result.passed, result.stages["evaluate"].record.tflite, result.validation["host"]["latency_ms"]["p90"]
+    result.passed, result.stages["evaluate"].record.tflite, result.validation["host"].latency_ms["p90"]
 
     from edgepack import api
     converted = api.convert("recipes/digits.toml", workdir="build")  # a StageOutput[ConvertRecord]
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edgepack.gate.budgets import BudgetResult
     from edgepack.pipeline import Pipeline, RunResult, StageOutput
-    from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
     from edgepack.progress import Reporter
+    from edgepack.records import ConvertRecord, DeviceRun, EvaluateRecord, OptimizeRecord, TrainRecord
 
 DEFAULT_WORKDIR = "build"
 
@@ -102,8 +102,9 @@ def validate(
     *,
     devices: list[str] | None = None,
     **options: Any,
-) -> dict[str, dict[str, Any]]:
-    """The shipped model on each device (default: the recipe's): one record per device."""
+) -> dict[str, DeviceRun]:
+    """The shipped model on each device (default: the recipe's): one record per device (`DeviceRun.to_dict()`:
+    its JSON form)."""
     return pipeline(recipe, workdir, **options).validate(devices)
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from edgepack.bundle.shipped import Shipped
     from edgepack.datasets import Dataset
     from edgepack.recipe import LoadedRecipe
+    from edgepack.records import DeviceRun
 
 SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2: measurements.json split out
 READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read
@@ -140,7 +141,7 @@ class BuildInputs:
     data: Dataset
     fingerprints: dict[str, str]  # sha256 of the train, calibration and test data
     shipped: Shipped
-    trained: Any  # pipeline.records.TrainRecord
+    trained: Any  # records.TrainRecord
     optimized: Any  # ... OptimizeRecord
     converted: Any  # ... ConvertRecord
     evaluated: Any  # ... EvaluateRecord
@@ -269,7 +270,7 @@ def memory_record(flatbuffer: bytes, measured: tuple[Any, str] | None = None) ->
 
 
 def run_measurements(
-    gate: list[Any], shipped: Shipped, validation: dict[str, dict[str, Any]], search: dict[str, Any] | None
+    gate: list[Any], shipped: Shipped, validation: dict[str, DeviceRun], search: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The run section (`measurements.json`): what this run measured (the devices' `validation`, the `search`'s
     figures, the `gate`'s budget results), where and when. It changes from run to run (latencies, the host, the
@@ -278,6 +279,7 @@ def run_measurements(
     import platform
 
     from edgepack.bundle.measurements_model import Budget, Gate, MeasurementsV3
+    from edgepack.records import device_dicts
 
     return MeasurementsV3(
         schema_version=SCHEMA_VERSION,
@@ -291,7 +293,7 @@ def run_measurements(
             "python": platform.python_version(),
         },
         edgepack=toolchain_versions()["edgepack"],
-        validation=validation,
+        validation=device_dicts(validation),
         search=search,
         gate=Gate(passed=all(r.passed for r in gate), results=[Budget.model_validate(r.to_dict()) for r in gate]),
     ).dump()

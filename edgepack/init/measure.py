@@ -74,7 +74,8 @@ def measure(draft: Path, workdir: Path | None, reporter: Reporter, quiet_native:
 
 
 def _figures(evaluated: Any, validation: dict[str, Any], size: int) -> Measured:
-    latency = validation.get("host", {}).get("latency_ms", {})
+    host = validation.get("host")  # records.DeviceRun
+    latency = (host.latency_ms if host is not None else None) or {}
     metrics = evaluated.metrics
     metric = evaluated.metric
     ref, got = metrics.get("float", {}).get(metric), metrics.get("tflite", {}).get(metric)

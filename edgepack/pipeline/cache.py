@@ -22,10 +22,10 @@ from typing import Any, Generic, TypeVar
 from edgepack.bundle.manifest import toolchain_versions
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.native import captured_native_logs
-from edgepack.pipeline.records import Record
 from edgepack.pipeline.timing import StageClock
 from edgepack.progress import Reporter
 from edgepack.recipe.load import canonical_json
+from edgepack.records import Record
 
 STAGE_FILE = "stage.json"
 R = TypeVar("R", bound=Record)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from edgepack.bundle.manifest import MODEL_FILE
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
-from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
+from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
     from edgepack.pipeline.plan import Plan

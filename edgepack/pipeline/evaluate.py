@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
-from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
+from edgepack.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
     from edgepack.evaluate.judge import Judge

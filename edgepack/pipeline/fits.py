@@ -15,18 +15,19 @@ if TYPE_CHECKING:
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.progress import Reporter
     from edgepack.recipe.schema import Recipe
+    from edgepack.records import DeviceRun
 
 
-def validated_arena(validation: dict[str, dict[str, Any]]) -> tuple[Arena, str] | None:
+def validated_arena(validation: dict[str, DeviceRun]) -> tuple[Arena, str] | None:
     """The arena a tflm device measured for the shipped model in this run's validation (the same graph as the
     microcontroller model: metadata takes no arena), or None."""
     from edgepack.devices.toolchains.tflm_arena import Arena
 
-    validated = next((r for r in validation.values() if r.get("kind") == "tflm" and r.get("arena")), None)
-    if validated is None:
+    validated = next((r for r in validation.values() if r.kind == "tflm" and r.arena), None)
+    if validated is None or validated.arena is None:
         return None
-    found = validated["arena"]
-    runtime = f"{validated['runtime']['name']} {validated['runtime']['version']}"
+    found, ran = validated.arena, validated.runtime or {}
+    runtime = f"{ran.get('name')} {ran.get('version')}"
     return Arena(found["bytes"], found.get("non_persistent"), found.get("persistent"), runtime), ""
 
 

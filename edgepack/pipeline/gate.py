@@ -9,14 +9,14 @@ from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, con
 
 if TYPE_CHECKING:
     from edgepack.bundle.figures import BundleFigures
-    from edgepack.pipeline.records import EvaluateRecord
     from edgepack.recipe.schema import Budgets
+    from edgepack.records import DeviceRun, EvaluateRecord
 
 
 def gate(
     budgets: Budgets,
     evaluated: EvaluateRecord,
-    validation: dict[str, dict[str, Any]],
+    validation: dict[str, DeviceRun],
     size_bytes: int,
     fits: dict[str, dict[str, Any]],
     search_report: dict[str, Any] | None,

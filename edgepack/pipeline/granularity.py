@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from edgepack.evaluate.judge import Judge
     from edgepack.pipeline.cache import StageOutput
     from edgepack.pipeline.inputs import RunInputs
-    from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
+    from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 CHOICES = ("per-channel", "per-tensor")
 

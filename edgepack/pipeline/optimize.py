@@ -12,7 +12,7 @@ import numpy as np
 from edgepack.fsutil import path_digest
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
-from edgepack.pipeline.records import OptimizeRecord, TrainRecord
+from edgepack.records import OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
     from edgepack.recipe.optimize import OptimizeStage

@@ -23,10 +23,10 @@ from edgepack.models.origins import ModelSource, recipe_source
 from edgepack.pipeline.cache import StageCache, StageOutput
 from edgepack.pipeline.inputs import RunInputs
 from edgepack.pipeline.plan import Plan
-from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
 from edgepack.pipeline.shipment import Shipment
 from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
+from edgepack.records import ConvertRecord, DeviceRun, EvaluateRecord, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
     from edgepack.bundle.manifest import BuildInputs
@@ -41,7 +41,7 @@ class RunResult:
     """Everything `edgepack run` reports."""
 
     stages: dict[str, StageOutput[Any]] = field(default_factory=dict)
-    validation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    validation: dict[str, DeviceRun] = field(default_factory=dict)
     gate: list[BudgetResult] = field(default_factory=list)
     bundle: list[Path] = field(default_factory=list)
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> how the model fits it (budgets.fits)
@@ -265,7 +265,7 @@ class Pipeline:
         converted = self.convert()  # first: a search over "auto" optimize tries decides which try is the run's
         return evaluate_stage(self.inputs, self.train(), self.optimize(), converted)
 
-    def validate(self, devices: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    def validate(self, devices: list[str] | None = None) -> dict[str, DeviceRun]:
         """Latency, memory and output parity of the shipped model on each device (never cached); the records
         join the run's result (one per device validated)."""
         from edgepack.pipeline.validate import validate

@@ -14,10 +14,10 @@ from edgepack.errors import BadInputError
 if TYPE_CHECKING:
     from edgepack.pipeline.cache import StageOutput
     from edgepack.pipeline.inputs import RunInputs
-    from edgepack.pipeline.records import ConvertRecord, OptimizeRecord, TrainRecord
     from edgepack.pipeline.tune import Tuned
     from edgepack.recipe.convert import ConvertSettings
     from edgepack.recipe.schema import Recipe
+    from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 KEYS = {"size": "size_bytes", "latency": "latency_p50_ms", "arena": "arena_bytes"}
 """The candidate's figure each `minimize` value picks by."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgepack.pipeline.cache import StageOutput
 from edgepack.pipeline.inputs import RunInputs
-from edgepack.pipeline.records import TrainRecord
+from edgepack.records import TrainRecord
 
 if TYPE_CHECKING:
     from edgepack.recipe.schema import Recipe

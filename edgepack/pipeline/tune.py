@@ -16,8 +16,8 @@ from edgepack.recipe.optimize import Knob, auto_stages
 if TYPE_CHECKING:
     from edgepack.pipeline.cache import StageOutput
     from edgepack.pipeline.inputs import RunInputs
-    from edgepack.pipeline.records import OptimizeRecord, TrainRecord
     from edgepack.recipe.schema import Recipe
+    from edgepack.records import OptimizeRecord, TrainRecord
 
 
 def auto_stage(recipe: Recipe) -> tuple[int, Knob] | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgepack.records import RUN_FIELDS, DeviceRun
+
 if TYPE_CHECKING:
     from edgepack.devices.profiles import Device
     from edgepack.pipeline.inputs import RunInputs
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 def validate(
     inputs: RunInputs, devices: list[Device], samples: Path | None, shipped: Path, litert: Path
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, DeviceRun]:
     """Run the `shipped` model file on each of `devices` with the `samples` (`validation_inputs`); one record
     per device, in their order. `litert` is the shipped model as LiteRT runs it (the parity reference)."""
     from edgepack.devices.base import RunRequest
@@ -46,35 +48,32 @@ def validate(
 
     records = run_all(devices, measure)  # different machines at once, one machine's devices in turn
     reference: list[dict[str, Any]] | None = None
-    validation: dict[str, dict[str, Any]] = {}
+    validation: dict[str, DeviceRun] = {}
     for device in devices:
         record = records[device.name]
         outputs = record.pop("outputs")
         tolerance = record.pop("tolerance", None)  # a device that states how far its outputs may be (tflm)
         why = record.pop("parity_why", None)  # a device with no outputs says why (ethos-u: nothing executes)
         if outputs is None:  # a benchmark binary: timings only; an Ethos-U estimate: nothing runs
-            record["parity"] = {"ok": None, "why": why or "not checked: the benchmark binary reports no outputs"}
-            record["outputs_sha256"] = None
+            check: dict[str, Any] = {"ok": None, "why": why or "not checked: the benchmark binary reports no outputs"}
         elif reference is None and isinstance(device, LocalDevice) and not device.cpus and not device.memory_limit:
             reference = outputs
-            record["parity"] = {
-                "ok": True,
-                "identical": True,
-                "max_abs_diff": 0.0,
-                "reference": True,
-                "outputs": len(outputs),
-            }
+            check = {"ok": True, "identical": True, "max_abs_diff": 0.0, "reference": True, "outputs": len(outputs)}
         else:
             reference = reference or reference_outputs(recipe.seed, litert, samples)
-            record["parity"] = parity(reference, outputs, tolerance)
-            if not record["parity"]["ok"]:
-                reporter.note(f"validate {device.name}: outputs differ from the host's: {record['parity']['why']}")
-        if outputs is not None:
-            record["outputs_sha256"] = [o["sha256"] for o in outputs]
-        validation[device.name] = {
-            "device": device.name,
-            "kind": device.kind,
-            "emulated": device.emulated,
-            **record,
-        }
+            check = parity(reference, outputs, tolerance)
+            if not check["ok"]:
+                reporter.note(f"validate {device.name}: outputs differ from the host's: {check['why']}")
+        order = tuple(record)  # the driver's keys, in its order (the record's dict keeps it)
+        known = {name: record.pop(name, None) for name in RUN_FIELDS}
+        validation[device.name] = DeviceRun(
+            device=device.name,
+            kind=device.kind,
+            emulated=device.emulated,
+            **known,
+            parity=check,
+            outputs_sha256=None if outputs is None else [o["sha256"] for o in outputs],
+            extra=record,
+            keys=("device", "kind", "emulated", *order, "parity", "outputs_sha256"),
+        )
     return validation

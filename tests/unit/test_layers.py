@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "edgepack"
 # Lowest first. A unit is a top-level module (`errors`) or a package (`pipeline`). A unit may import
 # units of a lower layer and itself, nothing of its own layer or above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "table", "units")),
+    ("foundation", ("errors", "table", "units", "records")),
     ("services", ("fsutil", "resources", "native", "progress")),
     ("readers", ("analyze", "litert")),
     ("tasks", ("tasks",)),
