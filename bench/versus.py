@@ -9,6 +9,10 @@ accuracy as a sanity check. It is printed and written to `bench/results/versus.m
 
     python bench/versus.py --ref 3cac50a            # 3 repeats each
     python bench/versus.py --ref main~5 --repeats 1
+    python bench/versus.py --ref 3cac50a --suite    # the test suite instead, once each (minutes)
+
+With `--suite`, each side runs its own test suite (`python -m pytest -q -p no:cacheprovider`, from its own
+tree, its own tests) and the table gives the wall seconds and the tests passed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,36 @@ def timed_run(tree: Path, workdir: Path) -> tuple[float, dict[str, Any]]:
     if done.returncode not in (0, 3):  # 3: a budget exceeded, the run itself completed
         raise SystemExit(f"{tree}: exit {done.returncode}\n{done.stderr[-3000:]}")
     return seconds, json.loads(done.stdout)
+
+
+def timed_suite(tree: Path) -> tuple[float, str]:
+    """The tree's own test suite, run from the tree: wall seconds and pytest's last line."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    last = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: the suite failed: {last}\n{done.stdout[-3000:]}")
+    return seconds, last
+
+
+def suite_table(ref: str, trees: dict[str, Path]) -> str:
+    """Each side's suite, once, the earlier commit first."""
+    lines = ["| | wall s | pytest |", "|---|---:|---|"]
+    seconds = {}
+    for side, tree in trees.items():
+        seconds[side], last = timed_suite(tree)
+        lines.append(f"| {side} | {seconds[side]:.1f} | {last} |")
+        print(f"{side}: {seconds[side]:.1f} s ({last})", file=sys.stderr)
+    before, after = seconds.values()
+    return "\n".join([*lines, "", f"this tree / before: **{after / before:.3f}**"])
 
 
 def worktree(ref: str, into: Path) -> Path:
@@ -75,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", required=True, help="the earlier commit (any git revision)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--suite", action="store_true", help="time each side's test suite instead")
     args = parser.parse_args()
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref], capture_output=True, text=True)
     ref = rev.stdout.strip() or args.ref
@@ -85,6 +120,11 @@ def main() -> None:
         before = worktree(args.ref, Path(scratch) / "before")
         trees = {sides[0]: before, sides[1]: ROOT}
         try:
+            if args.suite:
+                text = f"# Test suite: this tree against {ref}\n\n{suite_table(ref, trees)}\n"
+                print(text)
+                (RESULTS.parent / "versus-suite.md").write_text(text, encoding="utf-8")
+                return
             for repeat in range(args.repeats):
                 for side in sides if repeat % 2 == 0 else sides[::-1]:
                     seconds, doc = timed_run(trees[side], Path(tempfile.mkdtemp(dir=scratch)))

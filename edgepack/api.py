@@ -2,7 +2,7 @@
 
     import edgepack
     result = edgepack.run("recipes/digits.toml", workdir="build")
-    result.passed, result.stages["evaluate"].record.tflite, result.validation["host"]["latency_ms"]["p90"]
+    result.passed, result.stages["evaluate"].record.tflite, result.validation["host"].latency_ms["p90"]
 
     from edgepack import api
     converted = api.convert("recipes/digits.toml", workdir="build")  # a StageOutput[ConvertRecord]
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edgepack.gate.budgets import BudgetResult
     from edgepack.pipeline import Pipeline, RunResult, StageOutput
-    from edgepack.pipeline.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
     from edgepack.progress import Reporter
+    from edgepack.records import ConvertRecord, DeviceRun, EvaluateRecord, OptimizeRecord, TrainRecord
 
 DEFAULT_WORKDIR = "build"
 
@@ -36,18 +36,20 @@ def pipeline(
     model: str | Path | None = None,
     use_cache: bool = True,
     reporter: Reporter | None = None,
+    bundled: bool = False,
 ) -> Pipeline:
     """The recipe's `Pipeline` (default recipe: digits). With `model`, a `.tflite` converted elsewhere
-    stands in for the convert stage (as `validate --model`), judged against the recipe's model."""
-    from edgepack.models.origins import GivenTflite, recipe_source
+    stands in for the convert stage, judged against the recipe's model: measured as it is (as `validate
+    --model`), or with `bundled` shipped like a model made here (as `bundle --model`: metadata, checks)."""
     from edgepack.pipeline import Pipeline
+    from edgepack.pipeline.plan import Plan
     from edgepack.recipe import load_recipe
 
     loaded = load_recipe(None if recipe is None else str(recipe))
-    source = None
+    plan = None
     if model is not None:
-        source = GivenTflite(Path(model), recipe_source(loaded.recipe.model, loaded.base_dir))
-    return Pipeline(loaded, Path(workdir), reporter, use_cache=use_cache, source=source)
+        plan = (Plan.bundle_given if bundled else Plan.measure_given)(Path(model))
+    return Pipeline(loaded, Path(workdir), reporter, use_cache=use_cache, plan=plan)
 
 
 def run(
@@ -100,8 +102,9 @@ def validate(
     *,
     devices: list[str] | None = None,
     **options: Any,
-) -> dict[str, dict[str, Any]]:
-    """The shipped model on each device (default: the recipe's): one record per device."""
+) -> dict[str, DeviceRun]:
+    """The shipped model on each device (default: the recipe's): one record per device (`DeviceRun.to_dict()`:
+    its JSON form)."""
     return pipeline(recipe, workdir, **options).validate(devices)
 
 
@@ -120,5 +123,5 @@ def bundle(
     **options: Any,
 ) -> list[Path]:
     """The bundle (gating first): the paths written."""
-    p = pipeline(recipe, workdir, **options)
+    p = pipeline(recipe, workdir, bundled=True, **options)
     return p.bundle(None if out is None else Path(out), zip, None if sign_key is None else Path(sign_key))

@@ -528,3 +528,25 @@ def reach_any(hosts: list[tuple[str, int]], deadline_s: float, tried: list[str])
         tried.append(f"{host}:{port} ({error})")
     tried += [f"{host}:{port} (no answer within {deadline_s:g} s)" for host, port in hosts if (host, port) in waiting]
     return False
+
+
+@pytest.fixture
+def no_data(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Loading the dataset fails the test: what a test checks with it must be said before any data."""
+    loaded: list[str] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        loaded.append("data")
+        raise AssertionError("the dataset was loaded")
+
+    monkeypatch.setattr("edgepack.pipeline.run.load_dataset", refuse)
+    return loaded
+
+
+def in_recipe_file(tmp_path: Path, text: str) -> Any:
+    """`text` written as tmp_path/r.toml and loaded."""
+    from edgepack.recipe import load_recipe
+
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    return load_recipe(str(path))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgepack.bundle.shipped import dequantize_text, quantize_text
+from edgepack.bundle.shipped import CLASSIFICATION, dequantize_text, quantize_text
+from edgepack.tasks import Task
 
 
 def android_files(
@@ -18,7 +19,7 @@ def android_files(
     shipped: Any,
     labels: list[str],
     tensors: dict[str, list[dict[str, Any]]],
-    task: str = "classification",
+    task: Task = CLASSIFICATION,
     image: bool = True,
 ) -> dict[str, str | bytes]:
     """Relative path -> content of the android format's files (labels.txt for a classifier only)."""
@@ -27,12 +28,12 @@ def android_files(
         f"android/assets/{model}": shipped.data,
         "android/README.md": usage_note(model, shipped, labels, tensors, task, image),
     }
-    if labels and task == "classification":
+    if labels and task.class_scores:
         files["android/assets/labels.txt"] = "".join(f"{label}\n" for label in labels)
     return files
 
 
-def _io_lines(labels: list[str], tensors: dict[str, list[dict[str, Any]]], task: str, image: bool) -> list[str]:
+def _io_lines(labels: list[str], tensors: dict[str, list[dict[str, Any]]], task: Task, image: bool) -> list[str]:
     lines = []
     for inp in tensors["inputs"]:
         what = "each pixel" if image else "each value"
@@ -42,14 +43,7 @@ def _io_lines(labels: list[str], tensors: dict[str, list[dict[str, Any]]], task:
         )
     for out in tensors["outputs"]:
         shape = "x".join(str(d) for d in out["shape"])
-        if task == "classification":
-            meaning = f"one score per line of `labels.txt` ({len(labels)} classes)"
-        else:
-            meaning = {
-                "regression": "the predicted targets",
-                "anomaly": "the reconstruction or anomaly score (the metadata says which)",
-            }.get(task, "the model's output")
-        what = "score" if task == "classification" else "value"
+        meaning, what = task.output_meaning(len(labels)), task.output_value
         lines.append(
             f"- output `{out['name']}`: {shape}, {out['dtype']}: {meaning}"
             + (f"; `{dequantize_text(out, what)}`" if out["scale"] is not None else "")
@@ -62,7 +56,7 @@ def usage_note(
     shipped: Any,
     labels: list[str],
     tensors: dict[str, list[dict[str, Any]]],
-    task: str = "classification",
+    task: Task = CLASSIFICATION,
     image: bool = True,
 ) -> str:
     """The usage note, with the model's input shape, type, normalization and quantization filled in."""
@@ -78,7 +72,7 @@ def usage_note(
         f"({meta.get('why')}), so the Task Library cannot read it; use the Interpreter.",
     ]
     if meta.get("embedded"):
-        packed = ", and `labels.txt` packed in" if task == "classification" and labels else ""
+        packed = ", and `labels.txt` packed in" if task.class_scores and labels else ""
         lines[-1] += (
             f" (input and output descriptions, the normalization{packed}), which the "
             "Task Library and Android Studio's ML Model Binding read."
@@ -117,12 +111,12 @@ def usage_note(
         "```",
         "",
     ]
-    if task != "classification" or not image:
+    if not task.class_scores or not image:
         lines += [
             "## Task Library",
             "",
             "The Task Library's ready-made tasks are for image and text classifiers and the like; "
-            f"this {task} model takes the Interpreter above.",
+            f"this {task.kind} model takes the Interpreter above.",
         ]
     elif inp["dtype"] in ("uint8", "float32"):
         lines += [

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgepack import tasks
 from edgepack.errors import BundleError
 
 if TYPE_CHECKING:
     from edgepack.bundle.formats_model import Formats
+    from edgepack.bundle.shipped import Shipped
+    from edgepack.datasets import Dataset
+    from edgepack.recipe import LoadedRecipe
+    from edgepack.records import DeviceRun
 
 SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2: measurements.json split out
 READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read
@@ -125,27 +131,48 @@ def _checked(data: Any, path: Path) -> dict[str, Any]:
     return data
 
 
-def build_manifest(pipeline: Any, shipped: Any, formats: Formats | None = None) -> dict[str, Any]:
-    """The build section of a finished pipeline's bundle (`manifest.json`, but the artifacts, which the writer
-    lists as written): what the artifacts are and how they were made. Nothing in it depends on when or where
-    the run happened, so the same recipe, data, seed and toolchain give the same bytes. Measurements live in
+@dataclass(frozen=True)
+class BuildInputs:
+    """What the build section is made of: the recipe as loaded, its data and fingerprints, the shipped model, the
+    records of the stages (the pipeline's train, optimize, convert and evaluate records), the converted file,
+    the shipped model's tensor records, the stages' ids and the run's reports (each None or empty without it)."""
+
+    loaded: LoadedRecipe
+    data: Dataset
+    fingerprints: dict[str, str]  # sha256 of the train, calibration and test data
+    shipped: Shipped
+    trained: Any  # records.TrainRecord
+    optimized: Any  # ... OptimizeRecord
+    converted: Any  # ... ConvertRecord
+    evaluated: Any  # ... EvaluateRecord
+    converted_file: Path  # the converted model (its digest and size)
+    inputs: list[dict[str, Any]]  # the shipped model's tensors in the file's order, each with its `keras_index`
+    outputs: list[dict[str, Any]]
+    stages: dict[str, str]  # stage name -> id
+    tune_report: dict[str, dict[str, Any]]  # "auto" optimize value: `sparsity_search` / `rank_search`
+    granularity: dict[str, Any] | None  # dense_granularity = "auto": both candidates, the pick
+    compression: dict[str, Any] | None  # compression = "lut": the tensors, sizes, TFLM's arena
+    measured_arena: tuple[Any, str] | None  # TFLM's arena of the microcontroller model, when this run measured it
+    fits: dict[str, dict[str, Any]]  # board -> how the model fits it
+
+
+def build_manifest(built: BuildInputs, formats: Formats | None = None) -> dict[str, Any]:
+    """The build section of a finished run's bundle (`manifest.json`, but the artifacts, which the writer lists
+    as written): what the artifacts are and how they were made. Nothing in it depends on when or where the run
+    happened, so the same recipe, data, seed and toolchain give the same bytes. Measurements live in
     `measurements.json`."""
     from edgepack.bundle import manifest_model as m
     from edgepack.bundle.record_model import only
 
-    recipe, loaded, data = pipeline.recipe, pipeline.loaded, pipeline.data
-    converted = pipeline.convert()  # first: a search over "auto" optimize tries decides the run's optimize stage
-    trained, optimized = pipeline.train(), pipeline.optimize()
-    evaluated = pipeline.evaluate().record
-    converted_digest, converted_size = file_digest(pipeline.tflite_path)
+    loaded, data, shipped = built.loaded, built.data, built.shipped
+    recipe = loaded.recipe
+    trained, optimized, conversion, evaluated = built.trained, built.optimized, built.converted, built.evaluated
+    converted_digest, converted_size = file_digest(built.converted_file)
     norm = data.normalization
-    inputs, outputs = pipeline.tensor_records()
-    conversion = converted.record
-    classifier = evaluated.task == "classification"
+    classifier = tasks.get(evaluated.task).class_scores
     accuracy = m.Accuracy(
         float=evaluated.float, optimized=evaluated.optimized, tflite=evaluated.tflite, drop=evaluated.drop
     )
-    fits = pipeline.result.fits
     build = m.Build(
         schema_version=SCHEMA_VERSION,
         name=recipe.name,
@@ -164,9 +191,9 @@ def build_manifest(pipeline: Any, shipped: Any, formats: Formats | None = None) 
             weights=sorted({k["dtype"] for k in conversion.weights.values()}),  # the kernels' dtypes (int4, int8...)
             metadata=m.Metadata.model_validate(shipped.record),
         ),
-        source=m.Source.model_validate(trained.record.source),
-        inputs=[m.Tensor.model_validate(t) for t in inputs],  # in the file's order; keras_index: the Keras one
-        outputs=[m.Tensor.model_validate(t) for t in outputs],
+        source=m.Source.model_validate(trained.source),
+        inputs=[m.Tensor.model_validate(t) for t in built.inputs],  # in the file's order; keras_index: the Keras one
+        outputs=[m.Tensor.model_validate(t) for t in built.outputs],
         labels=list(data.labels),
         labels_file=LABELS_FILE if data.labels and classifier else None,
         normalization=m.Normalization(
@@ -183,23 +210,21 @@ def build_manifest(pipeline: Any, shipped: Any, formats: Formats | None = None) 
         ),
         toolchain=toolchain_versions(BUNDLE_TOOLCHAIN),
         data=m.Data(
-            train=m.Split(
-                fingerprint=pipeline.fingerprints["train"], samples=data.train_samples, left_out=data.left_out
-            ),
+            train=m.Split(fingerprint=built.fingerprints["train"], samples=data.train_samples, left_out=data.left_out),
             calibration=conversion.calibration,
-            test=m.Split(fingerprint=pipeline.fingerprints["test"], samples=data.test_samples),
+            test=m.Split(fingerprint=built.fingerprints["test"], samples=data.test_samples),
         ),
-        stages={name: out.id for name, out in pipeline.result.stages.items()},
+        stages=dict(built.stages),
         optimization=m.Optimization(
-            params_float=trained.record.params,
-            stages=optimized.record.stages,
+            params_float=trained.params,
+            stages=optimized.stages,
             tflite_weights=conversion.weights,
-            **pipeline.tune_report(),  # final_sparsity / rank = "auto": `sparsity_search` / `rank_search`
+            **built.tune_report,  # final_sparsity / rank = "auto": `sparsity_search` / `rank_search`
         ),
         quantization_error=conversion.quant_error,
         fallback=conversion.fallback,
-        dense_granularity=pipeline.granularity_report(),  # dense_granularity = "auto": both candidates, the pick
-        compression=pipeline.compression_report(),  # compression = "lut": the tensors, sizes, TFLM's arena
+        dense_granularity=built.granularity,
+        compression=built.compression,
         metrics=m.Metrics(
             task=evaluated.task,
             metric=evaluated.metric,
@@ -212,8 +237,8 @@ def build_manifest(pipeline: Any, shipped: Any, formats: Formats | None = None) 
             test_samples=evaluated.test_samples,
             size_bytes=len(shipped.data),
         ),
-        memory=m.Memory.model_validate(memory_record(shipped.data, pipeline.measured_arena)),
-        **only(fits=fits or None),
+        memory=m.Memory.model_validate(memory_record(shipped.data, built.measured_arena)),
+        **only(fits=built.fits or None),
         **only(formats=formats),
     )
     return build.dump()
@@ -244,13 +269,17 @@ def memory_record(flatbuffer: bytes, measured: tuple[Any, str] | None = None) ->
     return record
 
 
-def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, Any]:
-    """The run section (`measurements.json`): what this run measured, where and when. It changes from
-    run to run (latencies, the host, the time), so it is kept out of the manifest and the zip."""
+def run_measurements(
+    gate: list[Any], shipped: Shipped, validation: dict[str, DeviceRun], search: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The run section (`measurements.json`): what this run measured (the devices' `validation`, the `search`'s
+    figures, the `gate`'s budget results), where and when. It changes from run to run (latencies, the host, the
+    time), so it is kept out of the manifest and the zip."""
     import datetime
     import platform
 
     from edgepack.bundle.measurements_model import Budget, Gate, MeasurementsV3
+    from edgepack.records import device_dicts
 
     return MeasurementsV3(
         schema_version=SCHEMA_VERSION,
@@ -264,7 +293,7 @@ def run_measurements(pipeline: Any, gate: list[Any], shipped: Any) -> dict[str, 
             "python": platform.python_version(),
         },
         edgepack=toolchain_versions()["edgepack"],
-        validation=pipeline.result.validation,
-        search=pipeline.search_report(),
+        validation=device_dicts(validation),
+        search=search,
         gate=Gate(passed=all(r.passed for r in gate), results=[Budget.model_validate(r.to_dict()) for r in gate]),
     ).dump()

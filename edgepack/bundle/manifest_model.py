@@ -325,3 +325,8 @@ class ManifestV2(ManifestV3):
 
 
 MANIFEST_MODELS: dict[int, type[ManifestV3]] = {2: ManifestV2, 3: ManifestV3}
+
+
+def with_artifacts(build: dict[str, Any], artifacts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole manifest: the build section (`Build.dump()`) with the files the writer wrote, listed last."""
+    return {**build, "artifacts": artifacts}

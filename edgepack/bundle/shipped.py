@@ -21,10 +21,13 @@ import numpy as np
 
 from edgepack.bundle.metadata import AssociatedFile, ModelMeta, TensorMeta, embed, metadata_bytes, read_metadata
 from edgepack.errors import BundleError, StageError
+from edgepack.tasks import Task
+from edgepack.tasks.classification import Classification
 
 PROOF_SAMPLES = 8  # raw test images checked against the training pipeline's inputs
 SAME_OUTPUT_SAMPLES = 32  # test samples both models must agree on
 COLOR_SPACES = {1: "grayscale", 3: "rgb"}
+CLASSIFICATION = Classification()  # the task a layout or a usage note is for, unless told
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Layout:
 
     inputs: list[int]
     outputs: list[int]
-    task: str = "classification"
+    task: Task = CLASSIFICATION
 
 
 def describe(
@@ -122,25 +125,25 @@ def _input_meta(bundle: Any, data: Any, tensor: dict[str, Any], index: int, coun
 
 
 def _output_meta(
-    bundle: Any, data: Any, tensor: dict[str, Any], index: int, task: str, labels_file: str | None, count: int
+    bundle: Any, data: Any, tensor: dict[str, Any], index: int, task: Task, labels_file: str | None, count: int
 ) -> TensorMeta:
     custom = bundle.output_description if count == 1 else None
     shape = "x".join(str(int(d)) for d in tensor["shape"][1:]) or "1"
     quantized = tensor["scale"] is not None
     quant = f" ({tensor['dtype']}: {dequantize_text(tensor, 'value')})" if quantized else ""
-    if task == "classification" and index == 0 and labels_file:
+    if task.metadata_kind == "class_scores" and index == 0 and labels_file:
         scores = f" ({tensor['dtype']}: {dequantize_text(tensor)})" if quantized else ""
         text = f"Scores for the {len(data.labels)} classes, in the order of {labels_file}{scores}."
         return TensorMeta(
             "scores", custom or text, files=[AssociatedFile(labels_file, "Class names, one per line, in output order.")]
         )
-    if task == "regression":
+    if task.metadata_kind == "targets":
         key = data.target_keys[index] if index < len(data.target_keys) else f"output {index}"
         return TensorMeta(
             f"prediction_{index}" if count > 1 else "prediction",
             custom or f"Predicted targets ({shape} values per sample, the units of '{key}'){quant}.",
         )
-    if task == "anomaly":
+    if task.metadata_kind == "anomaly":
         if tensor["shape"][1:] == list(data.train_inputs[0].shape[1:]):
             text = (
                 "Reconstruction of the (normalized) input; the anomaly score is the mean squared difference "

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MEASUREMENTS, MODEL_FILE, REPORT
-from edgepack.bundle.manifest_model import Artifact
+from edgepack.bundle.manifest_model import Artifact, with_artifacts
 from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -51,7 +51,7 @@ def write_bundle(
                 target.write_bytes(content)
             else:
                 target.write_text(content, encoding="utf-8")
-        manifest = {**manifest, "artifacts": artifacts(tmp)}  # what was written, as written
+        manifest = with_artifacts(manifest, artifacts(tmp))  # what was written, as written
         manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode("utf-8")
         (tmp / MANIFEST).write_bytes(manifest_bytes)
         if sign_key is not None:

@@ -1,6 +1,6 @@
 """`edgepack init MODEL`: a commented starter recipe for your own saved model and data.
 
-The logic is `edgepack.starter`; this module parses the options and shows the result
+The logic is `edgepack.init`; this module parses the options and shows the result
 (TensorFlow and numpy are imported inside the command only, so `edgepack --help` stays fast).
 """
 
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
 
         Exit 2 when the model or data cannot be read, the data cannot serve --task, or the file exists.
         """
-        from edgepack.starter import write_starter
+        from edgepack.init import write_starter
 
         result = write_starter(
             model,
@@ -100,8 +100,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _report(result: Any) -> None:
-    from edgepack.cli.starter_tables import candidates_table, measured_table
-    from edgepack.starter.render import IO_WHY
+    from edgepack.cli.init_tables import candidates_table, measured_table
+    from edgepack.init.render import IO_WHY
 
     if output.result(result.to_dict()):
         return

@@ -14,6 +14,7 @@ import typer
 from edgepack.cli import output
 from edgepack.cli.boundary import boundary
 from edgepack.errors import EXIT_BUDGET, BudgetExceeded
+from edgepack.records import DeviceRun, device_dicts
 from edgepack.summary.figures import arena_text, latency_figures
 from edgepack.summary.gate import budget_table, failures
 from edgepack.summary.mcu import ethos_u_table, memory_table
@@ -55,16 +56,16 @@ def _pipeline(
     recipe: str | None, workdir: Path, no_cache: bool, given: Path | None = None, bundled: bool = False
 ) -> Any:
     """The recipe's pipeline; with `given`, a .tflite converted elsewhere is its model (bundled: with metadata)."""
-    from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
+    from edgepack.pipeline.plan import Plan
     from edgepack.recipe import load_recipe
 
     loaded = load_recipe(recipe)
-    source = None
+    plan = None
     if given is not None:
-        source = GivenTflite(given, recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled)
+        plan = Plan.bundle_given(given) if bundled else Plan.measure_given(given)
     pipeline = Pipeline(
-        loaded, workdir, output.reporter(), use_cache=not no_cache, quiet_native=not output.state.debug, source=source
+        loaded, workdir, output.reporter(), use_cache=not no_cache, quiet_native=not output.state.debug, plan=plan
     )
     if given is not None:
         pipeline.convert()  # a file that is not a model (or, to bundle, does not fit the recipe) is said now
@@ -141,7 +142,7 @@ def register(app: typer.Typer) -> None:
         """Measure latency, memory and output parity of the .tflite on the recipe's devices."""
         pipeline = _pipeline(recipe, workdir, no_cache, given=model)
         validation = pipeline.validate(devices=device or None)
-        if not output.result(validation):  # the lines and Vela's table are built for people only
+        if not output.result(device_dicts(validation)):  # the lines and Vela's table are built for people only
             output.show(*_validation_lines(validation), ethos_u_table(validation))
 
     @app.command()
@@ -174,23 +175,24 @@ def register(app: typer.Typer) -> None:
         output.result({"bundle": [str(p) for p in written]}, *(f"wrote {path}" for path in written))
 
 
-def _validation_lines(validation: dict[str, Any]) -> list[list[Piece]]:
+def _validation_lines(validation: dict[str, DeviceRun]) -> list[list[Piece]]:
     """A line per device that ran the model: its latency (or TFLM's arena), runs, runtime, memory (Vela's
     estimates are a table)."""
     lines = []
     for name, rec in validation.items():
-        if rec.get("estimate"):  # ethos-u: Vela's estimate, in its table
+        if rec.estimate:  # ethos-u: Vela's estimate, in its table
             continue
-        lat = rec["latency_ms"]
-        runtime = f"{rec['runtime']['name']} {rec['runtime']['version']}"
+        lat, ran = rec.latency_ms, rec.runtime or {}
+        runtime = f"{ran.get('name')} {ran.get('version')}"
         if lat is None:  # tflm: the arena, not a latency
-            lines.append(
-                [f"{name}: TFLM arena {arena_text(rec['arena'])} ({runtime}), outputs ", *parity_text(rec["parity"])]
-            )
+            if rec.arena:
+                lines.append(
+                    [f"{name}: TFLM arena {arena_text(rec.arena)} ({runtime}), outputs ", *parity_text(rec.parity)]
+                )
             continue
         figures = ", ".join(f"{key} {value:.3f} ms" for key, value in latency_figures(lat).items())
-        memory = f", peak RSS {rec['peak_rss_kb'] / 1024:.1f} MiB" if rec.get("peak_rss_kb") is not None else ""
-        lines.append([f"{name}: {figures} ({lat['runs']} runs, {rec['threads']} thread(s), {runtime}){memory}"])
+        memory = f", peak RSS {rec.peak_rss_kb / 1024:.1f} MiB" if rec.peak_rss_kb is not None else ""
+        lines.append([f"{name}: {figures} ({lat['runs']} runs, {rec.threads} thread(s), {runtime}){memory}"])
     return lines
 
 
@@ -211,7 +213,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
         "recipe": pipeline.recipe.name,
         "recipe_sha256": pipeline.loaded.sha256,
         "stages": {name: s.to_dict() for name, s in stages.items()},
-        "validation": result.validation,
+        "validation": device_dicts(result.validation),
         "search": pipeline.search_report(),
         "dense_granularity": pipeline.granularity_report(),
         "compression": pipeline.compression_report(),

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from edgepack.convert.compat import mlir_quantize_granularity, set_granularity
+from edgepack.evaluate.judge import Judge
 from edgepack.models.tf import load
 from edgepack.recipe.convert import ConvertSettings
-from edgepack.tasks.judge import Judge
 
 CALIBRATED_MODES = {"int8", "int16x8"}
 
@@ -178,7 +178,7 @@ def selective(
     from tensorflow.lite.python import convert as lite_convert
 
     from edgepack.analyze.weights import match_layer
-    from edgepack.tasks.judge import allowed_drop, meets
+    from edgepack.evaluate.judge import allowed_drop, meets
 
     tf = load().tf
     debug = _debugger(saved_model, settings, calibration, samples, input_names)

@@ -38,7 +38,7 @@ def main(request_path: str) -> int:
     try:
         if selective:  # keep_float / fallback: int8 with some ops in float
             from edgepack.convert.tflite import selective as convert_selective
-            from edgepack.tasks.judge import Judge
+            from edgepack.evaluate.judge import Judge
 
             progress(_count(calibration))
             judge = Judge.load(Path(selective["judge"]))

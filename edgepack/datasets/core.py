@@ -154,13 +154,13 @@ def load_dataset(
                 context="dataset.test_fraction",
                 hint="add normal samples or lower dataset.test_fraction",
             )
-    if settings.kind == "anomaly":
+    if impl.anomaly_labels:  # judged on normal and anomalous test samples alike
         check_both_kinds(take(y, test), raw.where)
     image = images[0]
     pixel_range = spec.pixel_range or ((0.0, 255.0) if raws[0].dtype == np.uint8 else None)
     return Dataset(
         tuple(x[train] for x in prepared),
-        None if settings.kind == "anomaly" else take(y, train),
+        None if impl.anomaly_labels else take(y, train),  # an anomaly model trains on normal samples alone
         tuple(x[test] for x in prepared),
         take(y, test),
         targets.labels,

@@ -14,6 +14,7 @@ from edgepack.bundle.figures import BundleFigures, read_figures
 from edgepack.errors import BadInputError, BundleError
 from edgepack.gate.budgets import ESTIMATED, BudgetResult, Measurements, _at_most, gated_latency
 from edgepack.recipe.schema import Budgets
+from edgepack.records import device_runs
 
 
 def baseline_path(budgets: Budgets, base_dir: Path, override: Path | None = None) -> Path | None:
@@ -91,7 +92,7 @@ def baseline_results(
 
 def _latency(limit: float, measured: Measurements, baseline: BundleFigures) -> list[BudgetResult]:
     """Per real device both bundles measured: the p90 (or its stand-in) over the baseline's, less 1."""
-    old, old_basis = gated_latency((baseline.run or {}).get("validation") or {})
+    old, old_basis = gated_latency(device_runs((baseline.run or {}).get("validation")))
     estimated = {
         d for basis in (old_basis, measured.latency_basis) for d, why in basis.items() if why.startswith(ESTIMATED)
     }

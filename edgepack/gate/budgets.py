@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from edgepack.records import DeviceRun, device_runs
+
 if TYPE_CHECKING:  # the recipe schema (pydantic) is not imported for `--help`
     from edgepack.recipe.schema import Budgets
 
@@ -49,7 +51,7 @@ class Measurements:
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> devices.boards.Fit.to_dict()
 
 
-def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, float], dict[str, str]]:
+def gated_latency(validation: dict[str, DeviceRun]) -> tuple[dict[str, float], dict[str, str]]:
     """Per real device, the latency a p90 budget is checked against, and what it is when not the p90.
 
     Emulated devices are left out (the emulator's latency is not a board's). A benchmark binary
@@ -58,7 +60,7 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
     """
     latency, basis = {}, {}
     for device, rec in validation.items():
-        estimate = rec.get("estimate")
+        estimate = rec.estimate
         if estimate is not None:
             latency[device] = float(estimate["inference_ms"])
             basis[device] = (
@@ -67,8 +69,8 @@ def gated_latency(validation: dict[str, dict[str, Any]]) -> tuple[dict[str, floa
                 "nothing was run"
             )
             continue
-        figures = rec["latency_ms"]
-        if rec.get("emulated"):
+        figures = rec.latency_ms
+        if rec.emulated or figures is None:
             continue
         if figures.get("p90") is not None:
             latency[device] = figures["p90"]
@@ -85,7 +87,7 @@ def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | N
     accuracy only), latencies from its measurements.json (`run`; without it, no latency was measured)."""
     metrics = manifest.get("metrics", {})
     accuracy = metrics.get("accuracy") or {}
-    latency, basis = gated_latency((run or {}).get("validation", {}))
+    latency, basis = gated_latency(device_runs((run or {}).get("validation")))
     return Measurements(
         size_bytes=int(manifest["model"]["size_bytes"]),
         accuracy_float=accuracy.get("float"),
@@ -316,7 +318,7 @@ def conversion_results(
     (in the convert stage, or a bundle's manifest and measurements). Both judge against the float
     model the conversion started from (after the optimize stages). `tflite_accuracy` serves the
     records of 0.2 bundles, which kept only accuracies."""
-    from edgepack.tasks.judge import search_goal
+    from edgepack.evaluate.judge import search_goal
 
     results = []
     if search:

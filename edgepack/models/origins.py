@@ -3,7 +3,6 @@
 - `BuilderSource`: `module:function(input_shape, size, **args)` returns a tf_keras or Keras 3 model;
 - `SavedSource`: a saved file or directory, tf_keras (Keras 2) or Keras 3 (`.keras`, `.h5`), or a
   SavedModel directory;
-- `GivenTflite`: a `.tflite` converted elsewhere (`--model`), judged against the recipe's model.
 
 A Keras 3 model is rebuilt in tf_keras (`models.keras3.bridge`) and the rebuild proven on the test
 inputs, so the optimize stages (TFMOT, tf_keras only) work on it. A model the bridge cannot rebuild
@@ -14,7 +13,7 @@ stages: it is trained (if built), evaluated and converted from Keras 3 directly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,10 +47,6 @@ class ModelSource(Protocol):
     def imports(self) -> tuple[str, ...]:
         """Modules that register the model's custom layers (Keras 3)."""
 
-    @property
-    def converted(self) -> Path | None:
-        """A given .tflite (then nothing is converted)."""
-
     def stage_config(self) -> dict[str, Any]:
         """What identifies the model in the train stage's id (settings and file digests)."""
 
@@ -68,7 +63,6 @@ class BuilderSource:
     base_dir: Path
     kind: str = "builder"
     trains: bool = True
-    converted: Path | None = None
     field: str = "model"  # where the recipe names it, for messages: `model`, `optimize[N].student`
 
     @property
@@ -95,7 +89,6 @@ class SavedSource:
     base_dir: Path
     kind: str = "saved"
     trains: bool = False
-    converted: Path | None = None
     field: str = "model.path"  # where the recipe names it, for messages
 
     @property
@@ -137,32 +130,6 @@ class SavedSource:
             loaded = LoadedModel(load_model(self.path, where=where), 2, {**origin, "saved_by": "tf_keras"})
         check_fits(loaded.model, data, task, where)
         return loaded
-
-
-@dataclass(frozen=True)
-class GivenTflite:
-    """A `.tflite` converted elsewhere: evaluated, validated and bundled with the recipe's data and
-    devices; `reference` (the recipe's model) is the float model it is judged against. `bundled`:
-    `bundle --model` (metadata embedded), not `validate --model` (measured as it is)."""
-
-    path: Path
-    reference: ModelSource
-    bundled: bool = False
-    kind: str = "tflite"
-    trains: bool = False
-    imports: tuple[str, ...] = field(default=())
-    converted: Path | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "converted", self.path)
-        object.__setattr__(self, "imports", self.reference.imports)
-        object.__setattr__(self, "trains", self.reference.trains)
-
-    def stage_config(self) -> dict[str, Any]:
-        return self.reference.stage_config()
-
-    def load(self, data: Any, task: Any, optimizable: bool) -> LoadedModel:
-        return self.reference.load(data, task, optimizable)
 
 
 def recipe_source(spec: BuilderModel | SavedModel, base_dir: Path, field: str = "model") -> ModelSource:

@@ -22,10 +22,10 @@ from typing import Any, Generic, TypeVar
 from edgepack.bundle.manifest import toolchain_versions
 from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
 from edgepack.native import captured_native_logs
-from edgepack.pipeline.records import Record
 from edgepack.pipeline.timing import StageClock
 from edgepack.progress import Reporter
 from edgepack.recipe.load import canonical_json
+from edgepack.records import Record
 
 STAGE_FILE = "stage.json"
 R = TypeVar("R", bound=Record)
@@ -69,6 +69,11 @@ class StageCache:
             "edgepack_code": code_fingerprint(),
         }
         return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+    def adopt(self, name: str, stage: StageOutput[R]) -> StageOutput[R]:
+        """Make `stage` this run's stage `name` (a choice's pick: `convert-dense-per-tensor` as `convert`)."""
+        self.done[name] = stage
+        return stage
 
     def run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
         """The stage from the cache when its id matches, else `body(tmp_dir)` written atomically."""

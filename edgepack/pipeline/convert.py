@@ -6,26 +6,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgepack.bundle.manifest import MODEL_FILE
 from edgepack.pipeline.cache import StageOutput
-from edgepack.pipeline.records import ConvertRecord, OptimizeRecord
+from edgepack.pipeline.inputs import RunInputs
+from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
-    from edgepack.pipeline.run import Pipeline
+    from edgepack.pipeline.plan import Plan
+    from edgepack.recipe.schema import Recipe
 
 QUANT_ERROR_FILE = "quant_error.json"
 FALLBACK_FILE = "fallback.json"
 
 
 def convert_stage(
-    p: Pipeline, settings: Any, name: str = "convert", optimized: StageOutput[OptimizeRecord] | None = None
+    p: RunInputs,
+    settings: Any,
+    optimized: StageOutput[OptimizeRecord],
+    trained: StageOutput[TrainRecord],
+    name: str = "convert",
 ) -> StageOutput[ConvertRecord]:
-    """Convert `optimized` (default: the run's optimize stage) in `settings`' mode (the recipe's, or a
-    search candidate's) as stage `name`."""
-    optimized = optimized or p.optimize()
+    """Convert `optimized` (the run's optimize stage, or a try of an "auto" value) in `settings`' mode (the
+    recipe's, or a search candidate's) as stage `name`; `trained` gives the float figure a fallback's
+    criterion compares with."""
     calibration_seed = p.recipe.seed if settings.calibration_seed is None else settings.calibration_seed
     inputs = {"optimize": optimized.id, "calibration": p.fingerprints["calibration"]}
     if settings.fallback:  # the fallback judges attempts on the test split
@@ -43,7 +51,7 @@ def convert_stage(
         selective = None
         if settings.keep_float or settings.fallback:
             selective = {
-                "judge": judge(p, optimized),
+                "judge": judge(p, optimized, trained),
                 "layers": optimized.record.layers,
                 "report_out": out / FALLBACK_FILE,
             }
@@ -95,18 +103,26 @@ def stage_config(settings: Any) -> dict[str, Any]:
     return dict(settings.model_dump(mode="json", exclude={"compression"}))
 
 
-def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
-    """A `.tflite` converted elsewhere as the convert stage's output (read and checked, nothing converted)."""
-    if "convert" in p.cache.done:
-        return p.cache.done["convert"]
+@dataclass(frozen=True)
+class GivenFile:
+    """The plan's given `.tflite`, read and checked on its own (before any data is loaded)."""
+
+    path: Path
+    data: bytes
+    model: Any  # analyze.flatbuffer's Model
+    mode: str  # what its compute is: int8, int16x8, dynamic, float16, float32
+
+
+def read_given(recipe: Recipe, plan: Plan) -> GivenFile:
+    """Read the plan's given file: a `.tflite` (not LUT-compressed already; full-integer int8 when the recipe
+    compresses what it ships), else a `ModelError` naming the file. Needs no data: a bad file is said first."""
     from edgepack.analyze.flatbuffer import read_model_file
     from edgepack.analyze.graph import analyze
-    from edgepack.analyze.weights import gzip_size
 
-    path = p.source.converted
+    path = plan.given
     assert path is not None
     data, model = read_model_file(path)
-    check_not_compressed(p, path, data)
+    check_not_compressed(recipe, path, data)
     compute = analyze(model).compute
     mode = {
         "integer": "int8",
@@ -114,9 +130,21 @@ def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
         "dynamic range": "dynamic",
         "float16 weights": "float16",
     }.get(compute, "float32")
-    check_compressible(p, path, mode, compute)
-    if getattr(p.source, "bundled", False):
-        check_given_fits(p, path, model)
+    check_compressible(recipe, plan, path, mode, compute)
+    return GivenFile(path, data, model, mode)
+
+
+def given_stage(
+    p: RunInputs, given: GivenFile, input_names: Callable[[], list[str] | None]
+) -> StageOutput[ConvertRecord]:
+    """The plan's `given` file as the convert stage's output (nothing converted); bundled like a model made
+    here, it must fit the recipe's data and task. `input_names` gives the Keras model's input names (which
+    tell several inputs apart)."""
+    from edgepack.analyze.weights import gzip_size
+
+    path, data, model, mode = given.path, given.data, given.model, given.mode
+    if not p.plan.as_given:  # bundled like a model made here: it must fit the recipe's data and task
+        check_given_fits(p, path, model, input_names)
     dtypes = [model.tensors[i].dtype for i in model.inputs]
     record = ConvertRecord(
         model_file=path.name,
@@ -131,12 +159,10 @@ def given_stage(p: Pipeline) -> StageOutput[ConvertRecord]:
         fallback=None,
         given=str(path.resolve()),
     )
-    stage = StageOutput("convert", "given-" + record.sha256[:16], path.parent, record)
-    p.cache.done["convert"] = stage
-    return stage
+    return StageOutput("convert", "given-" + record.sha256[:16], path.parent, record)
 
 
-def check_not_compressed(p: Pipeline, path: Path, data: bytes) -> None:
+def check_not_compressed(recipe: Recipe, path: Path, data: bytes) -> None:
     """A given model must not be LUT-compressed already: LiteRT, which judges and measures it, cannot run
     TFLM's TFLM_DECODE op (exit 2, naming the file to give instead)."""
     from edgepack.convert.lut import DECODE_OP, is_compressed
@@ -146,29 +172,29 @@ def check_not_compressed(p: Pipeline, path: Path, data: bytes) -> None:
         raise ModelError(
             f"{path}: it is LUT-compressed already (TFLite Micro's {DECODE_OP} custom op), which LiteRT cannot "
             "run, so it cannot be evaluated, validated or bundled here",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             hint='give the uncompressed int8 .tflite, with [convert] compression = "lut" in the recipe: the '
             "bundle ships it compressed",
             code="model-compressed",
         )
 
 
-def check_compressible(p: Pipeline, path: Path, mode: str, compute: str) -> None:
+def check_compressible(recipe: Recipe, plan: Plan, path: Path, mode: str, compute: str) -> None:
     """With `compression = "lut"`, a model given to `bundle --model` must be full-integer int8 (exit 2)."""
     from edgepack.errors import ModelError
     from edgepack.pipeline.compress import applies
 
-    if applies(p) and mode != "int8":
+    if applies(recipe, plan) and mode != "int8":
         raise ModelError(
             f"{path}: its compute is {compute}, not full-integer int8: convert.compression = 'lut' compresses "
             "int8 weights for TFLite Micro's int8 kernels",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             hint="give a full-integer int8 .tflite (int8 weights and activations), or remove convert.compression",
             code="model-not-int8",
         )
 
 
-def check_given_fits(p: Pipeline, path: Path, model: Any) -> None:
+def check_given_fits(p: RunInputs, path: Path, model: Any, input_names: Callable[[], list[str] | None]) -> None:
     """A given model must take the recipe's samples and give outputs its task can judge, its tensors
     mapped to the Keras model's through its signature (exit 2 if not)."""
     from edgepack.errors import BadInputError, ModelError
@@ -187,7 +213,7 @@ def check_given_fits(p: Pipeline, path: Path, model: Any) -> None:
             code="model-mismatch",
         )
     try:  # several inputs are told apart by the recipe model's input names (it is trained first, then)
-        names = p.input_names() if len(inputs) > 1 else None
+        names = input_names() if len(inputs) > 1 else None
         ordered_in, ordered_out = io_order(interpreter(path), names, shapes)
     except BadInputError as exc:
         raise ModelError(
@@ -205,7 +231,7 @@ def check_given_fits(p: Pipeline, path: Path, model: Any) -> None:
         )
 
 
-def error_report_skipped(p: Pipeline, settings: Any = None) -> str | None:
+def error_report_skipped(p: RunInputs, settings: Any = None) -> str | None:
     """Why the per-layer quantization error is not measured for this conversion, or None."""
     settings = settings or p.recipe.convert
     if not settings.error_report:

@@ -8,17 +8,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgepack.pipeline.cache import StageOutput
-from edgepack.pipeline.records import EvaluateRecord, OptimizeRecord
+from edgepack.pipeline.inputs import RunInputs
+from edgepack.records import ConvertRecord, EvaluateRecord, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
-    from edgepack.pipeline.run import Pipeline
-    from edgepack.tasks.judge import Judge
+    from edgepack.evaluate.judge import Judge
 
 
-def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
-    """Judge the `.tflite` on the test split against the float model."""
-    converted = p.convert()  # first: a search over "auto" optimize tries decides which try is the run's
-    trained, optimized = p.train(), p.optimize()
+def evaluate_stage(
+    p: RunInputs,
+    trained: StageOutput[TrainRecord],
+    optimized: StageOutput[OptimizeRecord],
+    converted: StageOutput[ConvertRecord],
+) -> StageOutput[EvaluateRecord]:
+    """Judge the converted `.tflite` on the test split against the float model."""
+    tflite = converted.dir / converted.record.model_file
     stage_id = p.cache.stage_id(
         "evaluate",
         {"task": p.task.kind},
@@ -30,10 +34,10 @@ def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
 
         from edgepack.litert import interpreter, output_order
 
-        names = [d["name"] for d in output_order(interpreter(p.tflite_path))]  # fidelity names each output's tensor
-        referee = dataclasses.replace(judge(p), output_names=names)
-        verdict = referee.judge(p.tflite_path, p.reporter, f"evaluate {converted.record.mode} .tflite")
-        float_metrics, opt_metrics = trained.record.test_metrics, optimized_metrics(p)
+        names = [d["name"] for d in output_order(interpreter(tflite))]  # fidelity names each output's tensor
+        referee = dataclasses.replace(judge(p, optimized, trained), output_names=names)
+        verdict = referee.judge(tflite, p.reporter, f"evaluate {converted.record.mode} .tflite")
+        float_metrics, opt_metrics = trained.record.test_metrics, optimized_metrics(trained, optimized)
         metric = p.task.metric
         float_value = float_metrics.get(metric)
         drop = None
@@ -56,22 +60,18 @@ def evaluate_stage(p: Pipeline) -> StageOutput[EvaluateRecord]:
     return p.cache.run("evaluate", stage_id, EvaluateRecord, body)
 
 
-def optimized_metrics(p: Pipeline) -> dict[str, float]:
+def optimized_metrics(trained: StageOutput[TrainRecord], optimized: StageOutput[OptimizeRecord]) -> dict[str, float]:
     """The test metrics of the model the conversion starts from: after the last optimize stage, else the trained one."""
-    stages = p.optimize().record.stages
-    return dict(stages[-1]["test_metrics"]) if stages else dict(p.train().record.test_metrics)
+    stages = optimized.record.stages
+    return dict(stages[-1]["test_metrics"]) if stages else dict(trained.record.test_metrics)
 
 
-def judge(p: Pipeline, optimized: StageOutput[OptimizeRecord] | None = None) -> Judge:
-    """The judge of this recipe's `.tflite` models: its test split, and the optimized Keras model's outputs
-    on it (the fidelity reference) and headline figure (what criteria compare with). `optimized`: one try
-    of an "auto" optimize value instead of the run's optimize stage (the search judges each)."""
+def judge(p: RunInputs, optimized: StageOutput[OptimizeRecord], trained: StageOutput[TrainRecord]) -> Judge:
+    """The judge of `.tflite` models converted from `optimized` (the run's optimize stage, or one try of an
+    "auto" optimize value): the test split, the optimized Keras model's outputs on it (the fidelity
+    reference) and its headline figure (what criteria compare with)."""
+    from edgepack.evaluate.judge import Judge
     from edgepack.pipeline.optimize import test_outputs
-    from edgepack.tasks.judge import Judge
 
-    if optimized is None:
-        optimized, figure = p.optimize(), p.float_figure()
-    else:
-        stages = optimized.record.stages
-        figure = (stages[-1]["test_metrics"] if stages else p.train().record.test_metrics).get(p.task.metric)
+    figure = optimized_metrics(trained, optimized).get(p.task.metric)
     return Judge(p.task.kind, p.data.test_split(), test_outputs(optimized), figure, list(optimized.record.inputs), None)

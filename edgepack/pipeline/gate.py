@@ -3,25 +3,34 @@ metrics, fidelity, the boards the model must fit), and the conversion criteria (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, conversion_results, gated_latency
-from edgepack.pipeline.fits import fit_records
 
 if TYPE_CHECKING:
-    from edgepack.pipeline.run import Pipeline
+    from edgepack.bundle.figures import BundleFigures
+    from edgepack.recipe.schema import Budgets
+    from edgepack.records import DeviceRun, EvaluateRecord
 
 
-def gate(p: Pipeline) -> list[BudgetResult]:
-    """Check every budget; the result is kept in the run's result (and measurements.json)."""
-    evaluated = p.evaluate().record
-    validation = p.result.validation or p.validate()
+def gate(
+    budgets: Budgets,
+    evaluated: EvaluateRecord,
+    validation: dict[str, DeviceRun],
+    size_bytes: int,
+    fits: dict[str, dict[str, Any]],
+    search_report: dict[str, Any] | None,
+    fallback: dict[str, Any] | None,
+    baseline: BundleFigures | None,
+    metric: str,
+) -> list[BudgetResult]:
+    """Every budget against the figures: the evaluate record, the devices' `validation`, the shipped model's
+    size, the boards' `fits`; the search's and the fallback's criteria; `baseline` (the `[budgets] baseline`
+    bundle's figures, or None) compared in the task's `metric`."""
     latency, basis = gated_latency(validation)
-    with p.clock.timed("fits"):  # the boards' fits: a TFLM arena when validation did not measure one
-        p.result.fits = fit_records(p)
     accuracy = evaluated.metrics
     measured = Measurements(
-        size_bytes=len(p.shipped().data),
+        size_bytes=size_bytes,
         accuracy_float=accuracy["float"].get("accuracy"),
         accuracy_tflite=accuracy["tflite"].get("accuracy"),
         latency_p90_ms=latency,
@@ -29,13 +38,12 @@ def gate(p: Pipeline) -> list[BudgetResult]:
         metrics_float=accuracy["float"],
         metrics_tflite=accuracy["tflite"],
         fidelity=evaluated.fidelity,
-        fits=p.result.fits,
+        fits=fits,
     )
-    p.result.gate = check_budgets(p.recipe.budgets, measured)
-    p.result.gate += conversion_results(p.search_report(), p.convert().record.fallback)
-    if p.baseline is not None:
+    results = check_budgets(budgets, measured)
+    results += conversion_results(search_report, fallback)
+    if baseline is not None:
         from edgepack.gate.baseline import baseline_results
 
-        p.result.gate += baseline_results(p.recipe.budgets, measured, p.task.metric, p.baseline)
-    p.gated = True
-    return p.result.gate
+        results += baseline_results(budgets, measured, metric, baseline)
+    return results

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edgepack.evaluate.judge import Judge
     from edgepack.pipeline.cache import StageOutput
-    from edgepack.pipeline.records import ConvertRecord
-    from edgepack.pipeline.run import Pipeline
-    from edgepack.tasks.judge import Judge
+    from edgepack.pipeline.inputs import RunInputs
+    from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 CHOICES = ("per-channel", "per-tensor")
 
@@ -20,21 +20,25 @@ def stage_name(granularity: str) -> str:
     return f"convert-dense-{granularity}"
 
 
-def dense_choice(p: Pipeline) -> tuple[StageOutput[ConvertRecord], dict[str, Any]]:
-    """The chosen candidate's stage (it becomes `convert`) and the choice as plain data: each
-    candidate's size and figures, the budgets it was held to, which was kept and why."""
+def dense_choice(
+    p: RunInputs, optimized: StageOutput[OptimizeRecord], trained: StageOutput[TrainRecord]
+) -> tuple[StageOutput[ConvertRecord], dict[str, Any]]:
+    """The chosen candidate's stage (the runner makes it the run's `convert`) and the choice as plain data:
+    each candidate's size and figures, the budgets it was held to, which was kept and why."""
     from edgepack.pipeline.convert import convert_stage
     from edgepack.pipeline.evaluate import judge
 
     settings = p.recipe.convert
-    stages = {g: convert_stage(p, settings.model_copy(update={"dense_granularity": g}), stage_name(g)) for g in CHOICES}
+    stages = {
+        g: convert_stage(p, settings.model_copy(update={"dense_granularity": g}), optimized, trained, stage_name(g))
+        for g in CHOICES
+    }
     with p.clock.timed("granularity"):
-        referee = judge(p)
-        candidates = {g: _judged(p, referee, g, stage) for g, stage in stages.items()}
+        referee = judge(p, optimized, trained)
+        candidates = {g: _judged(p, referee, g, stage, trained) for g, stage in stages.items()}
     chosen, why = _pick(candidates["per-channel"], candidates["per-tensor"])
     for granularity, candidate in candidates.items():
         candidate["chosen"] = granularity == chosen
-    p.cache.done["convert"] = stages[chosen]
     report = {
         "setting": "auto",
         "chosen": chosen,
@@ -45,14 +49,20 @@ def dense_choice(p: Pipeline) -> tuple[StageOutput[ConvertRecord], dict[str, Any
     return stages[chosen], report
 
 
-def _judged(p: Pipeline, referee: Judge, granularity: str, stage: StageOutput[ConvertRecord]) -> dict[str, Any]:
+def _judged(
+    p: RunInputs,
+    referee: Judge,
+    granularity: str,
+    stage: StageOutput[ConvertRecord],
+    trained: StageOutput[TrainRecord],
+) -> dict[str, Any]:
     """One candidate: its size, the task's metrics and fidelity on the test split, the quality budgets."""
     from edgepack.gate.budgets import candidate_budgets
 
     path = stage.dir / stage.record.model_file
     verdict = referee.judge(path, p.reporter, f"dense {granularity}")
-    trained = p.train().record.test_metrics
-    holds, budgets = candidate_budgets(p.recipe.budgets, trained, verdict.metrics, verdict.fidelity)
+    metrics = trained.record.test_metrics
+    holds, budgets = candidate_budgets(p.recipe.budgets, metrics, verdict.metrics, verdict.fidelity)
     return {
         "dense_granularity": granularity,
         "stage": stage.name,

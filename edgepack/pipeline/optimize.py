@@ -3,7 +3,7 @@ SavedModel export and the final model's outputs on the test split (the fidelity 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,30 +11,35 @@ import numpy as np
 
 from edgepack.fsutil import path_digest
 from edgepack.pipeline.cache import StageOutput
-from edgepack.pipeline.records import OptimizeRecord
+from edgepack.pipeline.inputs import RunInputs
+from edgepack.records import OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
-    from edgepack.pipeline.run import Pipeline
     from edgepack.recipe.optimize import OptimizeStage
+    from edgepack.recipe.schema import Recipe
 
 SAVED_MODEL_DIR = "saved_model"
 TEST_OUTPUTS_FILE = "test_outputs.npz"
 
 
 def optimize_stage(
-    p: Pipeline, stages: Sequence[OptimizeStage] | None = None, name: str = "optimize"
+    p: RunInputs,
+    trained: StageOutput[TrainRecord],
+    trained_model: Callable[[], Any],
+    stages: Sequence[OptimizeStage] | None = None,
+    name: str = "optimize",
 ) -> StageOutput[OptimizeRecord]:
     """Optimize a fresh copy of the trained model (seeded with seed + 1) and export it, as stage `name`.
 
-    `stages` is the recipe's `[[optimize]]` list, or one try of a search (a value in place of `auto`)."""
-    trained = p.train()
+    `trained_model` gives the train stage's Keras model (asked only when the stage is not cached); `stages`
+    is the recipe's `[[optimize]]` list, or one try of a search (a value in place of `auto`)."""
     r = p.recipe
     stages = list(r.optimize if stages is None else stages)
     config: dict[str, Any] = {
         "stages": [s.model_dump(mode="json") for s in stages],
         "seed": r.seed,
         "strategy": r.strategy,
-        "files": _files(p),
+        "files": _files(r, p.base_dir),
     }
     if not r.convert.per_channel:  # QAT trains for the converter's weight granularity
         config["per_channel"] = False
@@ -46,7 +51,7 @@ def optimize_stage(
         from edgepack.optimize.loop import predict
         from edgepack.optimize.stages import optimize
 
-        model = p.model(trained)
+        model = trained_model()
         records: list[dict[str, Any]] = []
         if stages:
             with p.clock.timed("import"):  # tfmot (after TensorFlow): timed apart from the optimization
@@ -72,14 +77,14 @@ def test_outputs(stage: StageOutput[OptimizeRecord]) -> list[np.ndarray]:
         return [data[f"output_{i}"] for i in range(len(data.files))]
 
 
-def _files(p: Pipeline) -> dict[str, str]:
+def _files(recipe: Recipe, base_dir: Path) -> dict[str, str]:
     """Digests of the files the optimize stages read (a distillation teacher, a saved student)."""
     files = {}
-    for index, stage in enumerate(p.recipe.optimize):
+    for index, stage in enumerate(recipe.optimize):
         if stage.kind != "distill":
             continue
         if stage.teacher_path:
-            files[f"{index}.teacher"] = path_digest(p.loaded.base_dir / stage.teacher_path)
+            files[f"{index}.teacher"] = path_digest(base_dir / stage.teacher_path)
         if stage.student.kind == "saved":
-            files[f"{index}.student"] = path_digest(p.loaded.base_dir / stage.student.path)
+            files[f"{index}.student"] = path_digest(base_dir / stage.student.path)
     return files

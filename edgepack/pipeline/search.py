@@ -13,22 +13,14 @@ from edgepack.errors import BadInputError
 
 if TYPE_CHECKING:
     from edgepack.pipeline.cache import StageOutput
-    from edgepack.pipeline.records import OptimizeRecord
-    from edgepack.pipeline.run import Pipeline
+    from edgepack.pipeline.inputs import RunInputs
+    from edgepack.pipeline.tune import Tuned
     from edgepack.recipe.convert import ConvertSettings
+    from edgepack.recipe.schema import Recipe
+    from edgepack.records import ConvertRecord, OptimizeRecord, TrainRecord
 
 KEYS = {"size": "size_bytes", "latency": "latency_p50_ms", "arena": "arena_bytes"}
 """The candidate's figure each `minimize` value picks by."""
-
-
-def mode_search(p: Pipeline) -> dict[str, Any]:
-    """Measured once per run (latency is never cached); the chosen candidate's stage becomes `convert`.
-    Its own seconds (judging and timing the candidates) are the run's `search`; each conversion is its
-    `convert-MODE` stage's."""
-    if p.search_result is None:
-        with p.clock.timed("search"):
-            p.search_result = _search(p)
-    return p.search_result
 
 
 @dataclass(frozen=True)
@@ -39,6 +31,7 @@ class Source:
     field: str | None = None  # the "auto" value's field (final_sparsity, rank), its word, this try's value
     word: str | None = None
     value: float | None = None
+    held: bool = True  # a try that held the recipe's budgets (the run's own optimize stage always does)
 
     @property
     def suffix(self) -> str:
@@ -51,45 +44,49 @@ class Source:
         return "" if self.word is None else f"-{self.word}-{self.value:g}"
 
 
-def _sources(p: Pipeline) -> list[Source]:
-    """The run's optimize stage; with an "auto" optimize value, each try that held the budgets (else its pick)."""
-    from edgepack.pipeline.tune import auto_stage
+@dataclass(frozen=True)
+class SearchResult:
+    """What the search found: the pick's conversion (the run's convert stage), the model it was converted
+    from (a try of an "auto" value: the run's optimize stage) and the search as plain data."""
 
-    if auto_stage(p.recipe) is None:
-        return [Source(p.optimize())]
-    tuned = p.tuned
+    stage: StageOutput[ConvertRecord]
+    source: Source
+    report: dict[str, Any]  # manifest, measurements.json, the summary and report.html
+
+
+def tried_sources(tuned: Tuned) -> list[Source]:
+    """The sources of an "auto" optimize value's search: each try that held the budgets (else its pick)."""
     held = tuned.held or {tuned.report["chosen"]: tuned.stage}
-    return [Source(stage, tuned.knob.field, tuned.knob.word, value) for value, stage in held.items()]
+    knob = tuned.knob
+    return [Source(stage, knob.field, knob.word, value, value in tuned.held) for value, stage in held.items()]
 
 
-def _search(p: Pipeline) -> dict[str, Any]:
-    search = p.recipe.convert.search
-    assert search is not None
-    device = p.devices([search.device or p.recipe.validation.devices[0]])[0]
+def check_search_device(recipe: Recipe, device: Any) -> None:
+    """The search times candidates on `device`: an emulated one's latency is the emulator's (exit 2)."""
     if device.emulated:
         raise BadInputError(
             f"convert.search measures latency on '{device.name}', an emulated device",
-            context=f"recipe '{p.recipe.name}'",
+            context=f"recipe '{recipe.name}'",
             code="search-emulated",
             hint="set convert.search.device to a real device (local, ssh or adb)",
         )
-    sources = _sources(p)
+
+
+def search(p: RunInputs, device: Any, sources: list[Source], trained: StageOutput[TrainRecord]) -> SearchResult:
+    """Every candidate from every source on `device` (measured once per run: latency is never cached; the
+    runner has checked the device with `check_search_device`)."""
+    settings = p.recipe.convert.search
+    assert settings is not None
     from edgepack.pipeline.evaluate import judge
 
+    search = settings
     candidates = []
     for source in sources:  # one judge per source: its Keras model's outputs on the test split, read once
-        referee = judge(p, source.stage)
-        candidates += [_measured(p, device, source, referee, c) for c in search_candidates(p.recipe.convert)]
+        referee = judge(p, source.stage, trained)
+        candidates += [_measured(p, device, source, referee, c, trained) for c in search_candidates(p.recipe.convert)]
     chosen = pick(candidates, search.minimize, search.min_sqnr_db is not None)
-    p.cache.done["convert"] = chosen["_stage"]
-    if chosen["optimize"] is not None:  # the search over both: its try becomes the run's optimize stage
-        from edgepack.pipeline.tune import picked_by_search
-
-        p.cache.done["optimize"] = chosen["_source"].stage
-        picked_by_search(p.tuned, chosen["optimize"]["value"])
     meeting = [c for c in candidates if c["meets"]]
     result = {
-        "stage": chosen["_stage"],
         "minimize": search.minimize,
         "device": device.name,
         "metric": p.task.metric,
@@ -98,43 +95,49 @@ def _search(p: Pipeline) -> dict[str, Any]:
         "allowed_drop": chosen["allowed_drop"],
         "met": chosen["meets"],
         "chosen": chosen["mode"],
-        "why": _why(search.minimize, candidates, meeting, bool(p.tuned.held) if sources[0].field else True),
+        "why": _why(search.minimize, candidates, meeting, any(s.held for s in sources)),
         "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates],
     }
     if not chosen["meets"]:
-        from edgepack.tasks.judge import criterion_text
+        from edgepack.evaluate.judge import criterion_text
 
         wanted = criterion_text({**search.describe(), "allowed_drop": chosen["allowed_drop"]}, p.task.metric)
         p.reporter.note(f"search: no candidate meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
-    return result
+    return SearchResult(chosen["_stage"], chosen["_source"], result)
 
 
-def _measured(p: Pipeline, device: Any, source: Source, referee: Any, candidate: Candidate) -> dict[str, Any]:
+def _measured(
+    p: RunInputs,
+    device: Any,
+    source: Source,
+    referee: Any,
+    candidate: Candidate,
+    trained: StageOutput[TrainRecord],
+) -> dict[str, Any]:
     """One candidate converted from `source` (its own cached stage), judged by `referee`, timed, its arena read."""
     from edgepack.analyze.flatbuffer import read_model
     from edgepack.analyze.graph import activation_peak
     from edgepack.devices.base import RunRequest
     from edgepack.devices.drivers import run_device
+    from edgepack.evaluate.judge import allowed_drop, meets
     from edgepack.gate.budgets import candidate_budgets
     from edgepack.pipeline.convert import convert_stage
     from edgepack.tasks import worsening
-    from edgepack.tasks.judge import allowed_drop, meets
 
     search = p.recipe.convert.search
     assert search is not None
     validate = p.recipe.validation
     label = candidate.label + source.suffix
     settings = candidate_settings(p.recipe.convert, candidate)
-    stage = convert_stage(p, settings, candidate.stage + source.stage_suffix, source.stage)
+    stage = convert_stage(p, settings, source.stage, trained, candidate.stage + source.stage_suffix)
     path = stage.dir / stage.record.model_file
     allowed = allowed_drop(search, referee.reference_value)
     verdict = referee.judge(path, p.reporter, f"search {label}")
     request = RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed)
     record = run_device(device, request, p.reporter, f"search {label} on {device.name}")
-    held = source.field is None or source.value in p.tuned.held
-    trained = p.train().record.test_metrics
-    holds, budgets = candidate_budgets(p.recipe.budgets, trained, verdict.metrics, verdict.fidelity)
-    reference = trained.get(p.task.metric)
+    metrics = trained.record.test_metrics
+    holds, budgets = candidate_budgets(p.recipe.budgets, metrics, verdict.metrics, verdict.fidelity)
+    reference = metrics.get(p.task.metric)
     from_float = None if reference is None or verdict.value is None else worsening(p.task, reference, verdict.value)
     return {
         "mode": label,
@@ -152,7 +155,7 @@ def _measured(p: Pipeline, device: Any, source: Source, referee: Any, candidate:
         "worst_sqnr_db": verdict.worst_sqnr_db,
         "budgets": budgets,
         "latency_p50_ms": _p50_or_mean(record["latency_ms"]),
-        "meets": held and holds and meets(search, allowed, verdict),
+        "meets": source.held and holds and meets(search, allowed, verdict),
         "stage": stage.name,
         "_stage": stage,
         "_source": source,
@@ -203,7 +206,7 @@ def pick(candidates: list[dict[str, Any]], minimize: str, by_sqnr: bool) -> dict
 
 def _why(minimize: str, candidates: list[dict[str, Any]], meeting: list[dict[str, Any]], tries_held: bool) -> str:
     """Why the pick: the objective among those that meet the criterion and budgets, or the best when none does."""
-    from edgepack.tasks.judge import GOALS
+    from edgepack.evaluate.judge import GOALS
 
     if not tries_held:
         return (

@@ -7,7 +7,7 @@ value that breaks one (or after `max_tries`) and keeps the last that held."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +15,9 @@ from edgepack.recipe.optimize import Knob, auto_stages
 
 if TYPE_CHECKING:
     from edgepack.pipeline.cache import StageOutput
-    from edgepack.pipeline.records import OptimizeRecord
-    from edgepack.pipeline.run import Pipeline
+    from edgepack.pipeline.inputs import RunInputs
     from edgepack.recipe.schema import Recipe
+    from edgepack.records import OptimizeRecord, TrainRecord
 
 
 def auto_stage(recipe: Recipe) -> tuple[int, Knob] | None:
@@ -38,8 +38,9 @@ class Tuned:
     knob: Knob
 
 
-def tuned(p: Pipeline) -> Tuned:
-    """Fine-tune each value of the grid towards the smaller model until one breaks a budget."""
+def tuned(p: RunInputs, trained: StageOutput[TrainRecord], trained_model: Callable[[], Any]) -> Tuned:
+    """Fine-tune each value of the grid towards the smaller model until one breaks a budget; the kept try's
+    stage is the one the runner makes the run's `optimize`."""
     found = auto_stage(p.recipe)
     assert found is not None
     index, knob = found
@@ -51,15 +52,15 @@ def tuned(p: Pipeline) -> Tuned:
     started = time.perf_counter()
     for value in grid[:limit]:
         tried = time.perf_counter()
-        stages[value] = _fine_tuned(p, index, knob, value)
-        tries.append({**_judged(p, stages[value]), knob.field: value, "seconds": time.perf_counter() - tried})
+        stages[value] = _fine_tuned(p, trained, trained_model, index, knob, value)
+        judged = _judged(p, stages[value], trained)
+        tries.append({**judged, knob.field: value, "seconds": time.perf_counter() - tried})
         if not tries[-1]["holds"]:
             break
     held = [t for t in tries if t["holds"]]
     chosen = held[-1] if held else tries[0]
     for t in tries:
         t["chosen"] = t is chosen
-    p.cache.done["optimize"] = stages[chosen[knob.field]]
     report = {
         "stage": index,
         "field": knob.field,
@@ -91,23 +92,30 @@ def picked_by_search(tuned: Tuned, value: float) -> None:
         t["chosen"] = t[field] == value
 
 
-def _fine_tuned(p: Pipeline, index: int, knob: Knob, value: float) -> StageOutput[OptimizeRecord]:
+def _fine_tuned(
+    p: RunInputs,
+    trained: StageOutput[TrainRecord],
+    trained_model: Callable[[], Any],
+    index: int,
+    knob: Knob,
+    value: float,
+) -> StageOutput[OptimizeRecord]:
     """The `[[optimize]]` list with `value` in place of "auto", as its own stage."""
     from edgepack.pipeline.optimize import optimize_stage
 
     stages = list(p.recipe.optimize)
     update = {knob.field: value, knob.grid_field: None, "max_tries": None}
     stages[index] = stages[index].model_copy(update=update)
-    return optimize_stage(p, stages, knob.stage_name(value))
+    return optimize_stage(p, trained, trained_model, stages, knob.stage_name(value))
 
 
-def _judged(p: Pipeline, stage: StageOutput[OptimizeRecord]) -> dict[str, Any]:
+def _judged(p: RunInputs, stage: StageOutput[OptimizeRecord], trained: StageOutput[TrainRecord]) -> dict[str, Any]:
     """A try's fine-tuned model against the recipe's metric budgets (the trained float model as reference)."""
     from edgepack.gate.budgets import candidate_budgets
 
     tuned = stage.record.stages[-1]["test_metrics"]
     # no fidelity: that is the .tflite's against this model, not made for a try
-    holds, budgets = candidate_budgets(p.recipe.budgets, p.train().record.test_metrics, tuned, None)
+    holds, budgets = candidate_budgets(p.recipe.budgets, trained.record.test_metrics, tuned, None)
     return {
         "stage_name": stage.name,
         "cached": stage.cached,

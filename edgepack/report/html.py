@@ -270,9 +270,10 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
 
 def _ethos_u(run: dict[str, Any]) -> str:
     """Vela's estimate per Ethos-U device, and its per-layer figures (nothing was run: an estimate)."""
+    from edgepack.records import device_runs
     from edgepack.summary.mcu import ethos_u_table
 
-    validation = run.get("validation") or {}
+    validation = device_runs(run.get("validation"))  # measurements.json's dicts, read as the records
     table = ethos_u_table(validation)
     if table is None:
         return ""
@@ -282,7 +283,7 @@ def _ethos_u(run: dict[str, Any]) -> str:
         table_html(table, "ethos-u"),
     ]
     for device, rec in validation.items():
-        layers = (rec.get("estimate") or {}).get("layers") or []
+        layers = (rec.estimate or {}).get("layers") or []
         if not layers:
             continue
         body = "".join(

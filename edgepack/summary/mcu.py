@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgepack.records import DeviceRun
 from edgepack.summary.figures import arena_text
 from edgepack.table import Column, Piece, Span, Table
 from edgepack.units import kib
@@ -14,10 +15,10 @@ __all__ = ["arena_text", "ethos_u_table", "fit_table", "kib", "memory_table"]
 MEMORY_COLUMNS = [Column("what"), Column("bytes", "right"), Column("detail")]
 
 
-def ethos_u_table(validation: dict[str, dict[str, Any]]) -> Table | None:
+def ethos_u_table(validation: dict[str, DeviceRun]) -> Table | None:
     """Vela's estimate per Ethos-U device (a column each): inference time at the clock, operators on the NPU
     and the CPU (those named), SRAM, flash, MACs."""
-    estimates = {name: rec["estimate"] for name, rec in validation.items() if rec.get("estimate")}
+    estimates = {name: rec.estimate for name, rec in validation.items() if rec.estimate}
     if not estimates:
         return None
     table = Table.of(

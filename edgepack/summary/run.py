@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from edgepack.records import DeviceRun
 from edgepack.summary.figures import METRIC_NAMES, arena_text, drop_text, figure, latency_figures, size
 from edgepack.table import Column, Piece, Span, Table
 
@@ -13,7 +14,7 @@ from edgepack.table import Column, Piece, Span, Table
 def results_table(
     evaluate: Any,
     convert: Any,
-    validation: dict[str, dict[str, Any]],
+    validation: dict[str, DeviceRun],
     shipped_bytes: int | None = None,
     compression: dict[str, Any] | None = None,
 ) -> Table:
@@ -66,26 +67,26 @@ def _calibration(cal: dict[str, Any]) -> list[Piece]:
     return pieces
 
 
-def _device_rows(table: Table, name: str, rec: dict[str, Any]) -> None:
+def _device_rows(table: Table, name: str, rec: DeviceRun) -> None:
     """A device's rows of the results: latency, arena, Vela's estimate, memory, output parity."""
-    lat = rec["latency_ms"]
-    where = f"{name} (emulated)" if rec.get("emulated") else name
+    lat = rec.latency_ms
+    where = f"{name} (emulated)" if rec.emulated else name
     if lat is not None:
         shown = latency_figures(lat)
         table.add_row(f"latency on {where} {' / '.join(shown)}", " / ".join(f"{v:.3f}" for v in shown.values()) + " ms")
-    if rec.get("arena"):
-        table.add_row(f"TFLM arena on {name} (measured)", arena_text(rec["arena"]))
-    if rec.get("estimate"):
-        est = rec["estimate"]
+    if rec.arena:
+        table.add_row(f"TFLM arena on {name} (measured)", arena_text(rec.arena))
+    if rec.estimate:
+        est = rec.estimate
         table.add_row(
             f"inference on {name} (estimated by Vela, {est['clock_mhz']:g} MHz)",
             f"{est['inference_ms']:.3f} ms, {est['npu_ops']} NPU / {est['cpu_ops']} CPU ops",
         )
-    if rec.get("peak_rss_kb") is not None:
-        table.add_row(f"peak RSS on {name}", f"{rec['peak_rss_kb'] / 1024:.1f} MiB")
-    elif rec.get("memory_delta_kb") is not None:
-        table.add_row(f"memory growth on {name} (benchmark_model)", f"{rec['memory_delta_kb'] / 1024:.1f} MiB")
-    check = rec.get("parity", {})
+    if rec.peak_rss_kb is not None:
+        table.add_row(f"peak RSS on {name}", f"{rec.peak_rss_kb / 1024:.1f} MiB")
+    elif rec.extra.get("memory_delta_kb") is not None:
+        table.add_row(f"memory growth on {name} (benchmark_model)", f"{rec.extra['memory_delta_kb'] / 1024:.1f} MiB")
+    check = rec.parity
     if check and not check.get("reference"):
         table.add_row(f"outputs on {name} vs host", parity_text(check))
 
@@ -175,7 +176,7 @@ def quant_error_table(convert: Any, top: int = 5) -> Table:
 
 def fallback_table(convert: Any) -> Table:
     """The ops kept in float, and what it bought (the task's metric) and cost (size, host latency)."""
-    from edgepack.tasks.judge import criterion_text
+    from edgepack.evaluate.judge import criterion_text
 
     report = convert.fallback
     criterion, metric = report["criterion"], report["metric"]

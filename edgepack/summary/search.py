@@ -14,7 +14,7 @@ PICK = Span("<-", "strong")
 def search_table(search: dict[str, Any]) -> Table:
     """Every candidate: size, latency, arena, the task's metric; which meet the criterion, the Pareto front
     (over all four), the pick and why."""
-    from edgepack.tasks.judge import criterion_text, search_goal
+    from edgepack.evaluate.judge import criterion_text, search_goal
 
     metric = search.get("metric", "accuracy")
     verdict = Span("met", "good") if search["met"] else Span("no candidate meets it: the best is kept", "bad")

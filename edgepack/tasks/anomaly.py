@@ -32,6 +32,18 @@ class Anomaly:
     class_scores = False
     fraction_metric = True
     several_targets = False
+    output_value = "value"
+    metadata_kind = "anomaly"
+    y_text: str | None = None
+    anomaly_labels = True
+    data_hint = (
+        "store one 0 (normal) / 1 (anomalous) label per sample, for a model whose output is shaped like "
+        "its input (an autoencoder) or is one score"
+    )
+    budget_examples: tuple[str, ...] = ("max_auc_drop = 0.01",)
+
+    def output_meaning(self, classes: int) -> str:
+        return "the reconstruction or anomaly score (the metadata says which)"
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         key = getattr(spec, "anomaly_key", None)

@@ -73,6 +73,15 @@ class Task(Protocol):
     class_scores: bool  # its output is one score per class: labels, class coverage, the label file
     fraction_metric: bool  # the headline metric is a fraction (accuracy, AUC): a drop above 1 is a mistake
     several_targets: bool  # `dataset.y_key` may name several arrays
+    output_value: str  # what one output element is called in a dequantization formula ("score", "value")
+    metadata_kind: str  # how the shipped metadata describes the outputs: class_scores, targets, anomaly, raw
+    y_text: str | None  # what `dataset.y_key` holds for this task, for a starter recipe (None: it reads no y_key)
+    anomaly_labels: bool  # its labels are 0/1 anomaly labels (`dataset.anomaly_key`)
+    data_hint: str  # how data for this task is stored, for a refusal's hint
+    budget_examples: tuple[str, ...]  # [budgets] lines a starter recipe suggests
+
+    def output_meaning(self, classes: int) -> str:
+        """What an output of the model means, for a usage note (`classes`: the labels' count)."""
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         """Pick and check the targets in `raw` (a `DatasetError` naming the file and key when they do not fit)."""

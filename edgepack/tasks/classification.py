@@ -33,6 +33,15 @@ class Classification:
     class_scores = True
     fraction_metric = True
     several_targets = True
+    output_value = "score"
+    metadata_kind = "class_scores"
+    y_text: str | None = "class indices"
+    anomaly_labels = False
+    data_hint = "store integer class indices 0..K-1, one per sample (K: the model's output size)"
+    budget_examples: tuple[str, ...] = ("max_accuracy_drop = 0.01", "min_accuracy = 0.9")
+
+    def output_meaning(self, classes: int) -> str:
+        return f"one score per line of `labels.txt` ({classes} classes)"
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         if raw.classes is not None:

@@ -21,6 +21,15 @@ class Fidelity:
     class_scores = False
     fraction_metric = False
     several_targets = False
+    output_value = "value"
+    metadata_kind = "raw"
+    y_text: str | None = None
+    anomaly_labels = False
+    data_hint = "a fidelity task needs only the inputs"
+    budget_examples: tuple[str, ...] = ("min_sqnr_db = 30.0",)
+
+    def output_meaning(self, classes: int) -> str:
+        return "the model's output"
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         return Targets(None, [])

@@ -34,6 +34,17 @@ class Regression:
     class_scores = False
     fraction_metric = False
     several_targets = True
+    output_value = "value"
+    metadata_kind = "targets"
+    y_text: str | None = "float targets, one array per output"
+    anomaly_labels = False
+    data_hint = (
+        "store float targets shaped (samples, *output shape), one array per model output (e.g. y.astype('float32'))"
+    )
+    budget_examples: tuple[str, ...] = ("max_rmse_increase = 0.05",)
+
+    def output_meaning(self, classes: int) -> str:
+        return "the predicted targets"
 
     def targets(self, raw: RawData, spec: Any, settings: Any) -> Targets:
         keys = as_list(getattr(spec, "y_key", None))

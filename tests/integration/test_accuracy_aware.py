@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import invoke
 
-from edgepack.tasks.judge import GOALS
+from edgepack.evaluate.judge import GOALS
 
 PTQ = """
 name = "ptq"

@@ -18,7 +18,7 @@ def work(default_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
 def test_run_returns_the_typed_result_of_the_whole_run(work: Path, default_run: dict[str, Any]) -> None:
     import edgepack
     from edgepack.pipeline import RunResult
-    from edgepack.pipeline.records import EvaluateRecord
+    from edgepack.records import EvaluateRecord
 
     result = edgepack.run(REPO / "recipes" / "digits.toml", workdir=work)
     assert isinstance(result, RunResult) and result.passed is True
@@ -27,20 +27,20 @@ def test_run_returns_the_typed_result_of_the_whole_run(work: Path, default_run: 
     evaluated = result.stages["evaluate"].record
     assert isinstance(evaluated, EvaluateRecord)
     assert evaluated.tflite == default_run["manifest"]["metrics"]["accuracy"]["tflite"]
-    assert result.validation["host"]["latency_ms"]["p90"] > 0
+    assert result.validation["host"].latency_ms["p90"] > 0
     assert [r.name for r in result.gate] == [r["name"] for r in default_run["report"]["gate"]["results"]]
     assert result.bundle[0] == work / "digits" / "bundle" and (result.bundle[0] / "manifest.json").is_file()
 
 
 def test_single_stages_come_from_the_api_module(work: Path) -> None:
     from edgepack import api
-    from edgepack.pipeline.records import ConvertRecord
+    from edgepack.records import ConvertRecord
 
     converted = api.convert("digits", workdir=work)
     assert isinstance(converted.record, ConvertRecord) and converted.cached and converted.record.mode == "int8"
     assert (converted.dir / converted.record.model_file).is_file()
     records = api.validate("digits", workdir=work, devices=["host"])
-    assert list(records) == ["host"] and records["host"]["parity"]["ok"] is True
+    assert list(records) == ["host"] and records["host"].parity_ok is True
 
 
 def test_an_exceeded_budget_is_a_result_and_a_bad_recipe_an_exception(work: Path, tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def run(name: str, model: Path, inputs: Path | None = None, runs: int = 20, **ch
 def test_one_model_on_host_pinned_host_ssh_and_adb_gives_the_hosts_outputs(
     model: Path, profiles: Path, tmp_path: Path
 ) -> None:
-    from edgepack.devices.parity import parity
+    from edgepack.validate.parity import parity
 
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, input_0=np.random.default_rng(3).integers(-128, 128, (1, 8, 8, 1), dtype=np.int8))

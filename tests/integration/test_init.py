@@ -169,7 +169,7 @@ def test_keras3_regression_starter_json_and_a_run_that_reuses_the_measurement(
     assert budgets["max_size"] == report["budgets"]["max_size"]
     kb = -(-measured["size_bytes"] // 1000)
     assert budgets["max_size"] == f"{-(-kb * 11 // 10)} KB"
-    from edgepack.starter import LATENCY_FLOOR_MS, ceil_sig
+    from edgepack.init import LATENCY_FLOOR_MS, ceil_sig
 
     assert budgets["latency_p90_ms"]["host"] == max(LATENCY_FLOOR_MS, ceil_sig(2 * measured["latency_ms"]["p90"]))
     assert measured["worst_sqnr_db"] is not None  # int8 is never bit-identical to float here

@@ -38,7 +38,7 @@ def run(name: str, model: Path, inputs: Path | None = None, runs: int = 20, **ch
 
 
 def test_parity_flags_a_different_int8_output() -> None:
-    from edgepack.devices.parity import parity
+    from edgepack.validate.parity import parity
 
     out = {"shape": [1, 2], "dtype": "int8", "values": [1, 2], "sha256": "a"}
     assert parity([out], [{**out, "values": [1, 3], "sha256": "b"}])["ok"] is False
@@ -182,7 +182,7 @@ def test_a_wheel_with_entries_outside_its_folder_is_refused(tmp_path: Path) -> N
 
 def test_different_machines_run_at_once_and_one_machines_devices_in_turn() -> None:
     from edgepack.devices.profiles import AdbDevice, LocalDevice, SshDevice
-    from edgepack.devices.schedule import THIS_MACHINE, machine, run_all
+    from edgepack.validate.schedule import THIS_MACHINE, machine, run_all
 
     devices = [
         LocalDevice(name="host", kind="local"),

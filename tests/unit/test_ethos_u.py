@@ -11,6 +11,7 @@ from conftest import REPO, invoke
 def test_one_latency_figure_for_every_device_leaves_estimates_out() -> None:
     from edgepack.gate.budgets import Measurements, check_budgets, gated_latency
     from edgepack.recipe.schema import Budgets
+    from edgepack.records import device_runs
 
     estimate = {
         "inference_ms": 0.5,
@@ -20,11 +21,13 @@ def test_one_latency_figure_for_every_device_leaves_estimates_out() -> None:
         "memory_mode": "Shared_Sram",
     }
     latency, basis = gated_latency(
-        {
-            "host": {"emulated": False, "latency_ms": {"p90": 1.0}},
-            "npu": {"emulated": True, "latency_ms": None, "estimate": estimate},
-            "tflm": {"emulated": True, "latency_ms": None},
-        }
+        device_runs(
+            {
+                "host": {"emulated": False, "latency_ms": {"p90": 1.0}},
+                "npu": {"emulated": True, "latency_ms": None, "estimate": estimate},
+                "tflm": {"emulated": True, "latency_ms": None},
+            }
+        )
     )
     assert latency == {"host": 1.0, "npu": 0.5} and set(basis) == {"npu"}
     scalar = check_budgets(Budgets(latency_p90_ms=0.1), Measurements(1, 1.0, 1.0, latency, basis))

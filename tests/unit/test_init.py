@@ -15,7 +15,7 @@ import pytest
 
 def test_write_new_never_replaces_a_file(tmp_path: Path) -> None:
     from edgepack.errors import BadInputError
-    from edgepack.starter import write_new
+    from edgepack.init import write_new
 
     target = tmp_path / "r.toml"
     write_new(target, "a = 1\n")
@@ -25,7 +25,7 @@ def test_write_new_never_replaces_a_file(tmp_path: Path) -> None:
 
 
 def test_normalization_guesses() -> None:
-    from edgepack.starter import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
+    from edgepack.init import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
 
     model = ModelInfo(
         Path("m.keras"), "keras", 3, "3", [Tensor("x", (4,), "float32")], [Tensor("y", (1,), "float32")], 5, None, None
@@ -50,7 +50,7 @@ def test_normalization_guesses() -> None:
 
 
 def test_guesses_and_roundings() -> None:
-    from edgepack.starter import Measured, budgets_from, ceil_sig, recipe_name
+    from edgepack.init import Measured, budgets_from, ceil_sig, recipe_name
 
     assert (ceil_sig(0.0146), ceil_sig(0.014), ceil_sig(123.0), ceil_sig(9.99)) == (0.015, 0.014, 130.0, 10.0)
     assert (recipe_name("My Model"), recipe_name("__x"), recipe_name("???")) == ("my-model", "x", "model")
@@ -100,13 +100,13 @@ def test_init_help_imports_no_tensorflow() -> None:
         "try:\n    app()\nexcept SystemExit as exc:\n    assert exc.code == 0"
     )
     assert "--no-measure" in shown
-    assert not {"tensorflow", "tf_keras", "keras", "edgepack.starter"} & modules
+    assert not {"tensorflow", "tf_keras", "keras", "edgepack.init"} & modules
     _, modules = _modules_after("import edgepack.cli.init")  # the command module itself: nothing heavy at all
     assert not {"tensorflow", "numpy", "pydantic"} & modules
 
 
 def test_images_or_tensors_from_rank_channels_sides_and_values() -> None:
-    from edgepack.starter.layout import choose_layout
+    from edgepack.init.layout import choose_layout
 
     digits = choose_layout((10, 8, 8), 0, 255, (8, 8, 1))  # (N, H, W): an image read adds the channel
     assert (digits.layout, digits.image) == ("auto", True) and "images: 8x8" in digits.why
@@ -122,7 +122,7 @@ def test_images_or_tensors_from_rank_channels_sides_and_values() -> None:
 
 
 def test_chance_levels_and_the_choice_among_candidates() -> None:
-    from edgepack.starter.candidates import Candidate, NormCheck, _choose, chance_of
+    from edgepack.init.candidates import Candidate, NormCheck, _choose, chance_of
 
     ten = chance_of("classification", np.arange(100) % 10, 10)
     assert ten is not None and (ten.level, ten.limit) == (0.1, 0.2)  # within 2x of 1/classes
@@ -168,16 +168,16 @@ def test_the_normalization_modules_import_without_a_cycle() -> None:
     """The guess and the measured candidates share their statistics through `starter.stats`: neither
     module imports the other when it runs (the check's record is a type only)."""
     guess, measured = (
-        _runtime_imports("edgepack.starter.normalization"),
-        _runtime_imports("edgepack.starter.candidates"),
+        _runtime_imports("edgepack.init.normalization"),
+        _runtime_imports("edgepack.init.candidates"),
     )
-    assert "edgepack.starter.stats" in guess and "edgepack.starter.candidates" not in guess
-    assert "edgepack.starter.stats" in measured and "edgepack.starter.normalization" not in measured
+    assert "edgepack.init.stats" in guess and "edgepack.init.candidates" not in guess
+    assert "edgepack.init.stats" in measured and "edgepack.init.normalization" not in measured
 
 
 def test_statistics_come_from_a_bounded_seeded_sample_and_say_so() -> None:
-    from edgepack.starter import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
-    from edgepack.starter.stats import STATS_ROWS, sample_rows
+    from edgepack.init import DataPlan, Fit, ModelInfo, Tensor, guess_normalization
+    from edgepack.init.stats import STATS_ROWS, sample_rows
 
     x = np.arange(10_000 * 3, dtype=np.float32).reshape(10_000, 3)
     (sample,), where = sample_rows([x], 0)

@@ -96,10 +96,15 @@ def test_a_user_profile_whose_name_starts_like_a_shipped_one_is_not_refused_by_n
     assert load_recipe(str(path)).recipe.validation.devices == [name]  # its kind is checked before training
 
 
-def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edgepack.devices.toolchains import tflm_arena
     from edgepack.errors import StageError
-    from edgepack.pipeline.compress import _uncompressed_arena
+    from edgepack.pipeline.compress import uncompressed_arena
+    from edgepack.pipeline.plan import Plan
+    from edgepack.pipeline.shipment import Shipment
+    from edgepack.progress import NullReporter
 
     calls = []
 
@@ -108,9 +113,14 @@ def test_a_failed_measurement_of_the_uncompressed_arena_is_remembered(monkeypatc
         raise StageError("TFLM lacks an op", code="tflm-failed")
 
     monkeypatch.setattr(tflm_arena, "measure_arena", fails)
-    pipeline: Any = SimpleNamespace(uncompressed_arena=None, tflite_path=Path("m.tflite"), reporter=None)
-    assert [_uncompressed_arena(pipeline) for _ in range(4)] == [None] * 4
-    assert len(calls) == 1 and pipeline.uncompressed_arena == (None, "TFLM lacks an op")
+    assert uncompressed_arena(Path("m.tflite"), None) == (None, "TFLM lacks an op")  # type: ignore[arg-type]
+    path = tmp_path / "lut.toml"
+    path.write_text(GOOD)
+    loaded = load_recipe(str(path))
+    inputs: Any = SimpleNamespace(recipe=loaded.recipe, plan=Plan(), reporter=NullReporter())
+    shipment = Shipment(inputs, Path("m.tflite"), lambda: None, dict)  # no conversion: the shipment's memo alone
+    assert [shipment.plain_arena() for _ in range(4)] == [(None, "TFLM lacks an op")] * 4
+    assert len(calls) == 2  # one for the function, one for the shipment (it keeps the failure)
 
 
 def test_switching_compression_keeps_the_convert_stage_id() -> None:
@@ -119,12 +129,10 @@ def test_switching_compression_keeps_the_convert_stage_id() -> None:
 
     configs: list[Any] = []
     cache = SimpleNamespace(stage_id=lambda name, config, inputs: configs.append(config) or "id", run=lambda *a: a[1])
-    pipeline: Any = SimpleNamespace(
-        recipe=SimpleNamespace(seed=0), optimize=lambda: SimpleNamespace(id="opt"), fingerprints={"calibration": "c"},
-        cache=cache,
-    )  # fmt: skip
+    inputs: Any = SimpleNamespace(recipe=SimpleNamespace(seed=0), fingerprints={"calibration": "c"}, cache=cache)
+    optimized: Any = SimpleNamespace(id="opt")
     for compression in ("none", "lut"):
-        convert_stage(pipeline, ConvertSettings(mode="int8", compression=compression))
+        convert_stage(inputs, ConvertSettings(mode="int8", compression=compression), optimized, optimized)
     assert configs[0] == configs[1] and "compression" not in configs[0] and configs[0]["mode"] == "int8"
 
 
@@ -134,17 +142,15 @@ def test_switching_compression_keeps_the_convert_stage_id() -> None:
 def test_only_a_model_given_to_validate_is_measured_as_given_and_left_uncompressed(
     tmp_path: Path, given: bool, bundled: bool, as_given: bool
 ) -> None:
-    from edgepack.models.origins import GivenTflite, recipe_source
     from edgepack.pipeline import Pipeline
     from edgepack.pipeline.compress import applies
+    from edgepack.pipeline.plan import Plan
 
     path = tmp_path / "lut.toml"
     path.write_text(GOOD)
     loaded = load_recipe(str(path))
-    source = None
+    plan = None
     if given:
-        source = GivenTflite(
-            tmp_path / "m.tflite", recipe_source(loaded.recipe.model, loaded.base_dir), bundled=bundled
-        )
-    pipeline = Pipeline(loaded, tmp_path / "w", source=source)
-    assert pipeline.measured_as_given is as_given and applies(pipeline) is not as_given
+        plan = (Plan.bundle_given if bundled else Plan.measure_given)(tmp_path / "m.tflite")
+    pipeline = Pipeline(loaded, tmp_path / "w", plan=plan)
+    assert pipeline.plan.as_given is as_given and applies(pipeline.recipe, pipeline.plan) is not as_given

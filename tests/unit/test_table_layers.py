@@ -29,7 +29,7 @@ def _under(names: set[str], prefixes: tuple[str, ...]) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "summary").glob("*.py")), ids=lambda p: p.name)
 def test_the_table_builders_import_no_renderer_and_no_layer_above_them(path: Path) -> None:
-    banned = ("rich", "edgepack.cli", "edgepack.pipeline", "edgepack.report", "edgepack.api", "edgepack.starter")
+    banned = ("rich", "edgepack.cli", "edgepack.pipeline", "edgepack.report", "edgepack.api", "edgepack.init")
     assert not _under(_imports(path), banned)
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 300  # split by concern, none too long
 

@@ -53,8 +53,8 @@ def test_regression_errors_over_every_output_value() -> None:
 
 
 def test_a_judge_survives_the_trip_to_the_conversion_worker(tmp_path: Path) -> None:
+    from edgepack.evaluate.judge import Judge
     from edgepack.tasks.base import Split
-    from edgepack.tasks.judge import Judge
 
     judge = Judge(
         "regression",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from conftest import REPO, invoke
 
-from edgepack.devices.parity import parity
+from edgepack.validate.parity import parity
 
 
 def test_budgeting_latency_on_tflm_is_a_recipe_error(tmp_path: Path) -> None:

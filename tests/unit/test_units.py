@@ -122,9 +122,10 @@ def test_latency_budget_on_an_unmeasured_device_fails() -> None:
 
 def test_the_gated_latency_is_the_p90_or_an_upper_bound_of_it_and_never_emulated() -> None:
     from edgepack.gate.budgets import gated_latency
+    from edgepack.records import DeviceRun
 
-    def rec(emulated: bool = False, **figures: float | None) -> dict:
-        return {"emulated": emulated, "latency_ms": {"p90": None, **figures}}
+    def rec(emulated: bool = False, **figures: float | None) -> DeviceRun:
+        return DeviceRun("d", "local", emulated, {"p90": None, **figures})
 
     latency, basis = gated_latency(
         {

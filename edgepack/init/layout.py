@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgepack.starter.model import Shape
+from edgepack.init.model import Shape
 from edgepack.tasks.base import shape_text
 
 MIN_SIDE = 8  # the smallest image side edgepack takes for a picture (the 8x8 digits)

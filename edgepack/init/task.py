@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgepack import tasks
 from edgepack.errors import BadInputError, DatasetError, ModelError
-from edgepack.starter.model import ModelInfo, Shape, autoencoder, one_score, same_shape
+from edgepack.init.model import ModelInfo, Shape, autoencoder, one_score, same_shape
 from edgepack.tasks.base import shape_text
 
 if TYPE_CHECKING:
-    from edgepack.starter.arrays import Array
+    from edgepack.init.arrays import Array
 
-TASK_KINDS = ("classification", "regression", "anomaly", "fidelity")
+TASK_KINDS = tuple(tasks.TASKS)
 
 
 @dataclass(frozen=True)
@@ -49,21 +50,32 @@ def check_task(task: str | None) -> None:
 
 def model_problem(task: str, model: ModelInfo) -> str | None:
     """Why the model's outputs cannot serve `task`, whatever the data (None: they can)."""
-    ins, outs = model.inputs, model.outputs
-    if task == "classification":
-        if len(outs) != 1:
-            return f"a classifier has one output of class scores; the model has {len(outs)}"
-        if not outs[0].shape or outs[0].shape[-1] is None or outs[0].shape[-1] < 2:
-            return f"the model's output {outs[0].text} is not one score per class"
-    if task == "anomaly":
-        if len(ins) != 1 or len(outs) != 1:
-            return f"an anomaly model has one input and one output; this one has {len(ins)} and {len(outs)}"
-        if not autoencoder(model) and not one_score(model):
-            return (
-                f"the model's output {outs[0].text} is neither shaped like its input "
-                f"({shape_text(ins[0].shape)}, an autoencoder) nor one score"
-            )
+    problem = _MODEL_PROBLEMS.get(task)
+    return problem(model) if problem else None
+
+
+def _classifier_problem(model: ModelInfo) -> str | None:
+    outs = model.outputs
+    if len(outs) != 1:
+        return f"a classifier has one output of class scores; the model has {len(outs)}"
+    if not outs[0].shape or outs[0].shape[-1] is None or outs[0].shape[-1] < 2:
+        return f"the model's output {outs[0].text} is not one score per class"
     return None
+
+
+def _anomaly_problem(model: ModelInfo) -> str | None:
+    ins, outs = model.inputs, model.outputs
+    if len(ins) != 1 or len(outs) != 1:
+        return f"an anomaly model has one input and one output; this one has {len(ins)} and {len(outs)}"
+    if not autoencoder(model) and not one_score(model):
+        return (
+            f"the model's output {outs[0].text} is neither shaped like its input "
+            f"({shape_text(ins[0].shape)}, an autoencoder) nor one score"
+        )
+    return None
+
+
+_MODEL_PROBLEMS = {"classification": _classifier_problem, "anomaly": _anomaly_problem}  # the others take any outputs
 
 
 def unfit(task: str, where: Path | str, problem: str, context: str, model_side: bool) -> BadInputError:
@@ -72,7 +84,7 @@ def unfit(task: str, where: Path | str, problem: str, context: str, model_side: 
     return kind(
         f"{where}: {what} cannot serve --task {task}: {problem}",
         context=context,
-        hint=_TASK_HINTS[task],
+        hint=tasks.get(task).data_hint,
         code="task-unfit",
     )
 
@@ -92,22 +104,12 @@ def fit_arrays(task: str | None, path: Path, arrays: list[Array], rest: list[Arr
         if isinstance(found, str):
             raise unfit(task, path, found, listing, model_side=False)
         return found
-    for kind in ("anomaly", "classification", "regression", "fidelity"):
+    for kind, fitter in FITTERS.items():  # in the order a guess tries them
         if model_problem(kind, model) is None:
-            found = FITTERS[kind](rest, model, False)
+            found = fitter(rest, model, False)
             if not isinstance(found, str):
                 return found
     return _fit_fidelity(rest, model, False)
-
-
-_TASK_HINTS = {
-    "classification": "store integer class indices 0..K-1, one per sample (K: the model's output size)",
-    "regression": "store float targets shaped (samples, *output shape), one array per model output "
-    "(e.g. y.astype('float32'))",
-    "anomaly": "store one 0 (normal) / 1 (anomalous) label per sample, for a model whose output is shaped like "
-    "its input (an autoencoder) or is one score",
-    "fidelity": "a fidelity task needs only the inputs",
-}
 
 
 def _named_first(arrays: list[Array], words: Sequence[str]) -> list[Array]:
@@ -203,7 +205,7 @@ def _fit_fidelity(rest: list[Array], model: ModelInfo, explicit: bool) -> Fit:
     return Fit("fidelity", why + ": the int8 model is judged against the float model alone")
 
 
-FITTERS = {
+FITTERS = {  # in the order a guess tries them: fidelity, which needs only the inputs, last
     "anomaly": _fit_anomaly,
     "classification": _fit_classification,
     "regression": _fit_regression,
@@ -224,46 +226,72 @@ def fit_placeholder(model: ModelInfo, task: str | None) -> Fit:
             if autoencoder(model)
             else "regression"
         )
-        why = {
-            "classification": "no --data: the default, for a model with one output of class scores",
-            "anomaly": "no --data: the model's output is shaped like its input (an autoencoder)",
-            "regression": "no --data: the model's outputs are not class scores",
-        }[kind]
-    y_key: str | list[str] | None = {"classification": "y", "regression": "y"}.get(kind)
-    if kind == "regression" and len(model.outputs) > 1:
+        why = _PLACEHOLDER_WHY[kind]
+    chosen = tasks.get(kind)
+    y_key: str | list[str] | None = "y" if chosen.y_text is not None else None
+    if chosen.several_targets and len(model.outputs) > 1:
         y_key = [t.name for t in model.outputs]
-    classes = int(model.outputs[0].shape[-1] or 0) if kind == "classification" else None
-    return Fit(kind, why, y_key=y_key, anomaly_key="anomaly" if kind == "anomaly" else None, classes=classes)
+    classes = int(model.outputs[0].shape[-1] or 0) if chosen.class_scores else None
+    return Fit(kind, why, y_key=y_key, anomaly_key="anomaly" if chosen.anomaly_labels else None, classes=classes)
+
+
+_PLACEHOLDER_WHY = {  # the guess without data, and why
+    "classification": "no --data: the default, for a model with one output of class scores",
+    "anomaly": "no --data: the model's output is shaped like its input (an autoencoder)",
+    "regression": "no --data: the model's outputs are not class scores",
+}
 
 
 def fit_folder(root: Path, classes: list[str], model: ModelInfo, task: str | None) -> Fit:
     """The task a folder of class sub-folders serves: `task` (refused when it cannot), else a guess."""
-    outputs = ", ".join(t.text for t in model.outputs)
     check_model_serves(task, model, root, f"MODEL {model.path}")
-    if (
-        task in (None, "classification")
-        and model_problem("classification", model) is None
-        and model.outputs[0].shape[-1] == len(classes)
-    ):
+    if task is None:
+        return _folder_classes(classes, model) or _folder_fidelity(root, classes, model, None)
+    return FOLDER_FITTERS[task](root, classes, model, task)
+
+
+def _folder_classes(classes: list[str], model: ModelInfo) -> Fit | None:
+    """The classification a folder serves when the model has one score per class folder (None: it has not)."""
+    if model_problem("classification", model) is None and model.outputs[0].shape[-1] == len(classes):
         return Fit(
             "classification",
             f"{len(classes)} class folders and a {len(classes)}-way output",
             classes=len(classes),
             data_classes=len(classes),
         )
-    if task == "classification":
-        raise unfit(
-            task,
-            root,
-            f"{len(classes)} class folders ({', '.join(classes)}) but the model's output is {outputs}",
-            "--data",
-            model_side=False,
-        )
-    if task == "regression":
-        raise unfit(task, root, "a folder of images holds classes, not float targets", "--data", model_side=False)
-    if task == "anomaly":
-        return Fit(
-            "anomaly", f"--task anomaly: class '{classes[0]}' taken as the normal one", normal_classes=[classes[0]]
-        )
+    return None
+
+
+def _folder_classification(root: Path, classes: list[str], model: ModelInfo, task: str | None) -> Fit:
+    if found := _folder_classes(classes, model):
+        return found
+    outputs = ", ".join(t.text for t in model.outputs)
+    raise unfit(
+        "classification",
+        root,
+        f"{len(classes)} class folders ({', '.join(classes)}) but the model's output is {outputs}",
+        "--data",
+        model_side=False,
+    )
+
+
+def _folder_regression(root: Path, classes: list[str], model: ModelInfo, task: str | None) -> Fit:
+    raise unfit("regression", root, "a folder of images holds classes, not float targets", "--data", model_side=False)
+
+
+def _folder_anomaly(root: Path, classes: list[str], model: ModelInfo, task: str | None) -> Fit:
+    return Fit("anomaly", f"--task anomaly: class '{classes[0]}' taken as the normal one", normal_classes=[classes[0]])
+
+
+def _folder_fidelity(root: Path, classes: list[str], model: ModelInfo, task: str | None) -> Fit:
+    outputs = ", ".join(t.text for t in model.outputs)
     why = "--task fidelity" if task else f"{len(classes)} class folders but the model's output is {outputs}"
     return Fit("fidelity", why + ": the int8 model is judged against the float model alone")
+
+
+FOLDER_FITTERS = {
+    "classification": _folder_classification,
+    "regression": _folder_regression,
+    "anomaly": _folder_anomaly,
+    "fidelity": _folder_fidelity,
+}

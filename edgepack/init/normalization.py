@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgepack.starter.data import SEED, DataPlan
-from edgepack.starter.model import ModelInfo
-from edgepack.starter.stats import feature_stats, sample_rows
+from edgepack.init.data import SEED, DataPlan
+from edgepack.init.model import ModelInfo
+from edgepack.init.stats import feature_stats, sample_rows
 
 if TYPE_CHECKING:  # the check's record only: candidates does not import this module, nor this one it
-    from edgepack.starter.candidates import NormCheck
+    from edgepack.init.candidates import NormCheck
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The tables of `edgepack init`: the normalization candidates measured on the float model, and the first
-measurement with the budgets set from it (the records are `edgepack.starter`'s; only the CLI shows them)."""
+measurement with the budgets set from it (the records are `edgepack.init`'s; only the CLI shows them)."""
 
 from __future__ import annotations
 

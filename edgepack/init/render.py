@@ -12,13 +12,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from edgepack.starter.candidates import NormCheck
-from edgepack.starter.data import SEED, TEST_FRACTION, DataPlan, arrays_by_key
-from edgepack.starter.measure import Budget, Measured
-from edgepack.starter.model import ModelInfo
-from edgepack.starter.normalization import NormGuess
-from edgepack.starter.task import Fit
-from edgepack.starter.tomlvalue import toml_value
+from edgepack import tasks
+from edgepack.init.candidates import NormCheck
+from edgepack.init.data import SEED, TEST_FRACTION, DataPlan, arrays_by_key
+from edgepack.init.measure import Budget, Measured
+from edgepack.init.model import ModelInfo
+from edgepack.init.normalization import NormGuess
+from edgepack.init.task import Fit
+from edgepack.init.tomlvalue import toml_value
 from edgepack.tasks.base import shape_text
 
 MAX_CALIBRATION = 256
@@ -179,6 +180,7 @@ def _dataset_section(s: Starter) -> list[str]:
 
 def _npz_lines(s: Starter) -> list[str]:
     plan, fit = s.plan, s.plan.fit
+    task = tasks.get(fit.kind)
     by_key = arrays_by_key(plan.arrays)
     if plan.kind == "none":
         lines = _line(
@@ -202,14 +204,14 @@ def _npz_lines(s: Starter) -> list[str]:
     if fit.y_key is not None:
         shapes = ", ".join(f"{by_key[k].dtype} {by_key[k].shape}" for k in _keys(fit.y_key) if k in by_key)
         also = f"; also possible: {', '.join(map(repr, fit.others))}" if fit.others else ""
-        what = "class indices" if fit.kind == "classification" else "float targets, one array per output"
+        what = task.y_text or ""
         lines += _line(f"y_key = {toml_value(fit.y_key)}", f"{what}{': ' + shapes if shapes else ''}{also}")
-    elif fit.kind in ("anomaly", "fidelity"):
+    elif task.y_text is None:
         lines.append(f"# (no y_key: a {fit.kind} task reads no class labels or targets)")
     if fit.anomaly_key is not None:
         also = f"; also 0/1: {', '.join(map(repr, fit.others))}" if fit.others else ""
         lines += _line(f"anomaly_key = {toml_value(fit.anomaly_key)}", f"0 normal, 1 anomalous, one per sample{also}")
-    if fit.kind == "classification" and fit.classes:
+    if task.class_scores and fit.classes:
         lines += _labels_lines(fit)
     return lines
 
@@ -285,7 +287,7 @@ def _model_section(s: Starter) -> list[str]:
 
 
 def _optimize_section(s: Starter) -> list[str]:
-    if s.plan.fit.kind == "fidelity":
+    if not tasks.get(s.plan.fit.kind).trainable:
         return ["# No [[optimize]] stages: a fidelity task has no targets to fine-tune on."]
     if s.model.bridge_problem:
         return _comment(
@@ -342,7 +344,7 @@ def _budgets_section(s: Starter) -> list[str]:
             "[budgets]",
             '# max_size = "64 KB"',
             "# latency_p90_ms = { host = 5.0 }",
-            *[f"# {line}" for line in _task_examples(s.plan.fit.kind)],
+            *[f"# {line}" for line in tasks.get(s.plan.fit.kind).budget_examples],
         ]
         return lines
     lines += ["# Set from a first measurement of this recipe, with room to spare.", "[budgets]"]
@@ -350,12 +352,3 @@ def _budgets_section(s: Starter) -> list[str]:
         text = f"{'# ' if budget.unset else ''}{budget.key} = {budget.toml}"
         lines.append(f"{text}{' ' * max(COMMENT_COLUMN - len(text), 2)}# {budget.comment}")
     return lines
-
-
-def _task_examples(kind: str) -> list[str]:
-    return {
-        "classification": ["max_accuracy_drop = 0.01", "min_accuracy = 0.9"],
-        "regression": ["max_rmse_increase = 0.05"],
-        "anomaly": ["max_auc_drop = 0.01"],
-        "fidelity": ["min_sqnr_db = 30.0"],
-    }[kind]

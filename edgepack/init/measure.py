@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.errors import EdgepackError
+from edgepack.init.tomlvalue import toml_value
 from edgepack.progress import Reporter
-from edgepack.starter.tomlvalue import toml_value
 
 # The smallest latency budget written: a p90 of a few microseconds varies 2-3x from run to run (the
 # timer, the scheduler, the caches), so twice such a figure would fail the next run by chance.
@@ -74,7 +74,8 @@ def measure(draft: Path, workdir: Path | None, reporter: Reporter, quiet_native:
 
 
 def _figures(evaluated: Any, validation: dict[str, Any], size: int) -> Measured:
-    latency = validation.get("host", {}).get("latency_ms", {})
+    host = validation.get("host")  # records.DeviceRun
+    latency = (host.latency_ms if host is not None else None) or {}
     metrics = evaluated.metrics
     metric = evaluated.metric
     ref, got = metrics.get("float", {}).get(metric), metrics.get("tflite", {}).get(metric)
@@ -169,30 +170,43 @@ def budgets_from(measured: Measured, device: str = "host") -> list[Budget]:
 
 def _task_budget(measured: Measured, when: str) -> list[Budget]:
     """The task's budget: the measured worsening plus a margin, never below a floor (a fraction or a ratio)."""
-    worse, ref, got = measured.worsening, measured.float_value or 0.0, measured.tflite_value or 0.0
-    if worse is None:
+    budget = _TASK_BUDGETS.get(measured.task)
+    if measured.worsening is None or budget is None:
         return []
-    if measured.task == "classification":
-        limit = min(1.0, max(0.01, ceil_to(worse + 0.005, 0.0001)))
-        said = f"{100 * worse:+.2f} points ({100 * ref:.2f} % float, {100 * got:.2f} % int8)"
-        return [Budget("max_accuracy_drop", toml_value(limit), limit, f"measured {said} {when}")]
-    if measured.task == "regression":
-        wanted = max(0.05, ceil_to(worse + 0.02, 0.0001))
-        limit = min(10.0, wanted)
-        said = f"{100 * worse:+.2f} % (RMSE {ref:.4g} float, {got:.4g} int8)"
-        if wanted > limit:
-            return [
-                Budget(
-                    "max_rmse_increase",
-                    toml_value(limit),
-                    limit,
-                    f"not set: measured {said}, beyond the budget's range (at most 10, i.e. 1000 % worse)",
-                    unset=True,
-                )
-            ]
-        return [Budget("max_rmse_increase", toml_value(limit), limit, f"measured {said} {when}")]
-    if measured.task == "anomaly":
-        limit = min(1.0, max(0.01, ceil_to(worse + 0.005, 0.0001)))
-        said = f"{worse:+.4f} (AUC {ref:.4f} float, {got:.4f} int8)"
-        return [Budget("max_auc_drop", toml_value(limit), limit, f"measured {said} {when}")]
-    return []
+    return budget(measured, measured.worsening, measured.float_value or 0.0, measured.tflite_value or 0.0, when)
+
+
+def _accuracy_budget(measured: Measured, worse: float, ref: float, got: float, when: str) -> list[Budget]:
+    limit = min(1.0, max(0.01, ceil_to(worse + 0.005, 0.0001)))
+    said = f"{100 * worse:+.2f} points ({100 * ref:.2f} % float, {100 * got:.2f} % int8)"
+    return [Budget("max_accuracy_drop", toml_value(limit), limit, f"measured {said} {when}")]
+
+
+def _rmse_budget(measured: Measured, worse: float, ref: float, got: float, when: str) -> list[Budget]:
+    wanted = max(0.05, ceil_to(worse + 0.02, 0.0001))
+    limit = min(10.0, wanted)
+    said = f"{100 * worse:+.2f} % (RMSE {ref:.4g} float, {got:.4g} int8)"
+    if wanted > limit:
+        return [
+            Budget(
+                "max_rmse_increase",
+                toml_value(limit),
+                limit,
+                f"not set: measured {said}, beyond the budget's range (at most 10, i.e. 1000 % worse)",
+                unset=True,
+            )
+        ]
+    return [Budget("max_rmse_increase", toml_value(limit), limit, f"measured {said} {when}")]
+
+
+def _auc_budget(measured: Measured, worse: float, ref: float, got: float, when: str) -> list[Budget]:
+    limit = min(1.0, max(0.01, ceil_to(worse + 0.005, 0.0001)))
+    said = f"{worse:+.4f} (AUC {ref:.4f} float, {got:.4f} int8)"
+    return [Budget("max_auc_drop", toml_value(limit), limit, f"measured {said} {when}")]
+
+
+_TASK_BUDGETS = {  # fidelity has none of these: its min_sqnr_db comes from the measured SQNR, as any task's
+    "classification": _accuracy_budget,
+    "regression": _rmse_budget,
+    "anomaly": _auc_budget,
+}

@@ -12,15 +12,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgepack import tasks
 from edgepack.fsutil import TMP_MARK
+from edgepack.init.data import plan_data
+from edgepack.init.measure import Measured, budgets_from, measure
+from edgepack.init.model import inspect_model
+from edgepack.init.normalization import guess_normalization, measured_normalization
+from edgepack.init.render import IO_WHY, Starter, render
+from edgepack.init.task import check_task
+from edgepack.init.write import exists_error, write_new
 from edgepack.progress import NullReporter, Reporter
-from edgepack.starter.data import plan_data
-from edgepack.starter.measure import Measured, budgets_from, measure
-from edgepack.starter.model import inspect_model
-from edgepack.starter.normalization import guess_normalization, measured_normalization
-from edgepack.starter.render import IO_WHY, Starter, render
-from edgepack.starter.task import check_task
-from edgepack.starter.write import exists_error, write_new
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -128,10 +129,10 @@ CHANCE_WHY = "the float model scores near chance, so budgets from this run would
 
 def _checked(starter: Starter) -> Starter:
     """The starter with its normalization measured on the data (or with the reason it could not be)."""
+    from edgepack.init.candidates import check_normalization, not_checked
     from edgepack.recipe.load import parse_recipe
-    from edgepack.starter.candidates import check_normalization, not_checked
 
-    if starter.plan.fit.kind == "fidelity":
+    if not tasks.get(starter.plan.fit.kind).trainable:
         check = not_checked("no labels or targets (a fidelity task) to judge the float model by")
     else:  # the recipe's relative paths go through its folder, which must exist to be walked through
         starter.target.parent.mkdir(parents=True, exist_ok=True)

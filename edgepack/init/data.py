@@ -1,6 +1,6 @@
 """The data `edgepack init` reads: an `.npz` of arrays (which array feeds each model input, with
 which layout) or a folder of class sub-folders of images; without data, the keys a `data.npz`
-should hold. The task the arrays serve is `edgepack.starter.task`'s.
+should hold. The task the arrays serve is `edgepack.init.task`'s.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from edgepack.errors import DatasetError, ModelError
-from edgepack.starter.arrays import Array
-from edgepack.starter.model import ModelInfo, Shape, Tensor, same_shape
-from edgepack.starter.task import Fit, check_task, fit_arrays, fit_folder, fit_placeholder
+from edgepack.init.arrays import Array
+from edgepack.init.model import ModelInfo, Shape, Tensor, same_shape
+from edgepack.init.task import Fit, check_task, fit_arrays, fit_folder, fit_placeholder
 from edgepack.tasks.base import shape_text
 
 TEST_FRACTION = 0.25
@@ -186,8 +186,8 @@ def input_layout(array: Array, want: Shape) -> str | None:
 
 def _pick_inputs(path: Path, arrays: list[Array], model: ModelInfo) -> tuple[list[str], list[str], str, str]:
     """One array per model input, in the model's input order (the others that fit are named), and the layout
-    that reads them, with its reason (`edgepack.starter.layout`)."""
-    from edgepack.starter.layout import choose_layout
+    that reads them, with its reason (`edgepack.init.layout`)."""
+    from edgepack.init.layout import choose_layout
 
     chosen: list[str] = []
     notes: list[str] = []

@@ -17,16 +17,16 @@ budgets), `render` (the commented TOML text, with `tomlvalue`), `write` (never o
 is loaded, and the pipeline run, inside the functions that need them.
 """
 
-from edgepack.starter.candidates import Candidate, NormCheck, chance_of, check_normalization
-from edgepack.starter.command import NAME_RE, StarterResult, recipe_name, write_starter
-from edgepack.starter.data import SEED, TEST_FRACTION, Array, DataPlan, describe_array, plan_data, read_npz
-from edgepack.starter.layout import LayoutChoice, choose_layout
-from edgepack.starter.measure import LATENCY_FLOOR_MS, Budget, Measured, budgets_from, ceil_sig, ceil_to, measure
-from edgepack.starter.model import ModelInfo, Shape, Tensor, first_normalizer, inspect_model
-from edgepack.starter.normalization import NormGuess, guess_normalization
-from edgepack.starter.render import Starter, render
-from edgepack.starter.task import TASK_KINDS, Fit, check_task, model_problem
-from edgepack.starter.write import exists_error, write_new
+from edgepack.init.candidates import Candidate, NormCheck, chance_of, check_normalization
+from edgepack.init.command import NAME_RE, StarterResult, recipe_name, write_starter
+from edgepack.init.data import SEED, TEST_FRACTION, Array, DataPlan, describe_array, plan_data, read_npz
+from edgepack.init.layout import LayoutChoice, choose_layout
+from edgepack.init.measure import LATENCY_FLOOR_MS, Budget, Measured, budgets_from, ceil_sig, ceil_to, measure
+from edgepack.init.model import ModelInfo, Shape, Tensor, first_normalizer, inspect_model
+from edgepack.init.normalization import NormGuess, guess_normalization
+from edgepack.init.render import Starter, render
+from edgepack.init.task import TASK_KINDS, Fit, check_task, model_problem
+from edgepack.init.write import exists_error, write_new
 from edgepack.tasks.base import Chance
 
 __all__ = [

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgepack import tasks
 from edgepack.errors import DatasetError, EdgepackError
-from edgepack.starter.model import ModelInfo
-from edgepack.starter.stats import feature_stats, sample_rows, sig
+from edgepack.init.model import ModelInfo
+from edgepack.init.stats import feature_stats, sample_rows, sig
 from edgepack.tasks.base import Chance
 
 MAX_SAMPLES = 256  # test samples the candidates are judged on: enough to tell right from wrong, and fast
@@ -109,7 +109,7 @@ def check_normalization(recipe: Any, model: ModelInfo, classes: int | None) -> N
 
     spec, task = recipe.recipe.dataset, recipe.recipe.task
     impl = tasks.get(task.kind)
-    if task.kind == "fidelity" or model.loaded is None:
+    if not impl.trainable or model.loaded is None:  # fidelity: nothing to judge by but the float model
         return not_checked("no labels or targets to judge the float model by")
     try:
         # the identity, with integer arrays read as the recipe reads them: readings become floats to scale
