@@ -22,12 +22,12 @@ import numpy as np
 from edgepack.bundle.metadata import AssociatedFile, ModelMeta, TensorMeta, embed, metadata_bytes, read_metadata
 from edgepack.errors import BundleError, StageError
 from edgepack.tasks import Task
-from edgepack.tasks.classification import Classification
+from edgepack.tasks import get as task_of
 
 PROOF_SAMPLES = 8  # raw test images checked against the training pipeline's inputs
 SAME_OUTPUT_SAMPLES = 32  # test samples both models must agree on
 COLOR_SPACES = {1: "grayscale", 3: "rgb"}
-CLASSIFICATION = Classification()  # the task a layout or a usage note is for, unless told
+CLASSIFICATION = task_of("classification")  # the task a layout or a usage note is for, unless told
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,14 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import EdgepackError
 from edgepack.init.tomlvalue import toml_value
 from edgepack.progress import Reporter
+
+if TYPE_CHECKING:
+    from edgepack.records import DeviceRun
 
 # The smallest latency budget written: a p90 of a few microseconds varies 2-3x from run to run (the
 # timer, the scheduler, the caches), so twice such a figure would fail the next run by chance.
@@ -73,7 +76,7 @@ def measure(draft: Path, workdir: Path | None, reporter: Reporter, quiet_native:
     return _figures(evaluated, validation, size)
 
 
-def _figures(evaluated: Any, validation: dict[str, Any], size: int) -> Measured:
+def _figures(evaluated: Any, validation: dict[str, DeviceRun], size: int) -> Measured:
     host = validation.get("host")  # records.DeviceRun
     latency = (host.latency_ms if host is not None else None) or {}
     metrics = evaluated.metrics

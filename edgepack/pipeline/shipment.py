@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from edgepack.devices.boards import Fit
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.inputs import RunInputs
+    from edgepack.records import DeviceRun
 
 
 class Shipment:
@@ -29,7 +30,7 @@ class Shipment:
         inputs: RunInputs,
         converted: Path,
         input_names: Callable[[], list[str] | None],
-        validation: Callable[[], dict[str, Any]],
+        validation: Callable[[], dict[str, DeviceRun]],
     ) -> None:
         self.inputs = inputs
         self.converted = converted

@@ -64,6 +64,8 @@ def validate(
             check = parity(reference, outputs, tolerance)
             if not check["ok"]:
                 reporter.note(f"validate {device.name}: outputs differ from the host's: {check['why']}")
+        for own in ("device", "kind", "emulated", "parity", "outputs_sha256"):  # the validation's, not a driver's
+            record.pop(own, None)
         order = tuple(record)  # the driver's keys, in its order (the record's dict keeps it)
         known = {name: record.pop(name, None) for name in RUN_FIELDS}
         validation[device.name] = DeviceRun(

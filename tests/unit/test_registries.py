@@ -48,3 +48,10 @@ def test_an_unknown_dataset_source_lists_the_known_ones() -> None:
         source("csv")
     assert raised.value.hint == "sources: digits, npz, folder"
     assert raised.value.code == "dataset-invalid"
+
+
+def test_init_has_a_fitter_for_every_task_kind() -> None:
+    from edgepack import tasks
+    from edgepack.init.task import FITTERS, FOLDER_FITTERS, TASK_KINDS
+
+    assert set(FITTERS) == set(FOLDER_FITTERS) == set(TASK_KINDS) == set(tasks.TASKS)
