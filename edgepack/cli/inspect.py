@@ -1,4 +1,5 @@
-"""`edgepack inspect MODEL.tflite`: what any `.tflite` holds and computes, without TensorFlow."""
+"""`edgepack inspect MODEL`: what any `.tflite` holds and computes (without TensorFlow), or what a saved Keras
+model is (as `edgepack init` reads it)."""
 
 from __future__ import annotations
 
@@ -18,68 +19,47 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @boundary
     def inspect(
-        model: Path = typer.Argument(..., help="A .tflite file (edgepack's or anyone's)."),
+        model: Path = typer.Argument(
+            ..., help="A .tflite file (edgepack's or anyone's), or a saved Keras model (.keras, .h5, a SavedModel)."
+        ),
         ops: bool = typer.Option(True, "--ops/--no-ops", help="List every operator (default) or only the totals."),
         runtime: bool = typer.Option(
             True, "--runtime/--no-runtime", help="Load it in LiteRT to count XNNPACK partitions (a child process)."
         ),
+        imports: list[str] = typer.Option(
+            [],
+            "--import",
+            show_default=False,
+            help="A Keras model: a module registering its custom Keras 3 layers (repeatable).",
+        ),
     ) -> None:
-        """Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops."""
-        report = inspect_model(model, runtime)
-        output.result(report, *_tables(report, ops))
+        """Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops.
+
+        A saved Keras model instead: what `edgepack init` reads (inputs, outputs, parameters, who saved it,
+        whether tf_keras can rebuild it for [[optimize]] stages, a normalizing first layer)."""
+        from edgepack.inspect import inspect_model, is_tflite
+
+        report = inspect_model(model, runtime, tuple(imports))
+        output.result(report, *(_tables(report, ops) if is_tflite(model) else _keras_tables(report)))
 
 
-def inspect_model(path: Path, runtime: bool = True) -> dict[str, Any]:
-    """The inspection report of the `.tflite` at `path` as plain data; a bad file is a `ModelError`."""
-    from edgepack.analyze.flatbuffer import read_model_file
-    from edgepack.analyze.graph import analyze, tensor_bytes
-
-    data, model = read_model_file(path)
-    graph = analyze(model)
-
-    def tensor(index: int) -> dict[str, Any]:
-        t = model.tensors[index]
-        quant = None
-        if t.quantized:
-            quant = (
-                {"scale": t.scales[0], "zero_point": t.zero_points[0] if t.zero_points else 0}
-                if len(t.scales) == 1
-                else {"scales": len(t.scales), "axis": t.quantized_dimension}
-            )
-        return {
-            "index": index,
-            "name": t.name,
-            "shape": list(t.shape),
-            "dtype": t.dtype,
-            "quantization": quant,
-            "bytes": tensor_bytes(t),
-        }
-
-    peak_op = graph.activation_peak_op
-    report: dict[str, Any] = {
-        "model": str(path),
-        "size_bytes": len(data),
-        "inputs": [tensor(i) for i in model.inputs],
-        "outputs": [tensor(i) for i in model.outputs],
-        "ops": len(graph.ops),
-        "histogram": graph.histogram,
-        "macs": graph.total_macs,
-        "params": graph.total_params,
-        "weight_bytes": graph.weight_bytes,
-        "activation_memory": {
-            "peak_bytes": graph.activation_peak_bytes,
-            "at_op": peak_op,
-            "at": graph.ops[peak_op].op if peak_op is not None else None,
-        },
-        "compute": graph.compute,
-        "float_ops": [{"index": i, "op": graph.ops[i].op} for i in graph.float_ops],
-        "operators": [op.to_dict(model.tensors) for op in graph.ops],
-    }
-    if runtime:
-        from edgepack.litert import xnnpack_partitions
-
-        report["xnnpack"] = xnnpack_partitions(path)
-    return report
+def _keras_tables(report: dict[str, Any]) -> list[Table]:
+    """A saved Keras model's report as people read it: what it is, and its inputs and outputs."""
+    summary = Table.of(report["model"], ["what", Column("value", "right")], show_header=False)
+    summary.add_row("format", report["format"])
+    summary.add_row("saved by", report["saved_by"])
+    summary.add_row("parameters", f"{report['params']:,}")
+    rebuild = report["tf_keras_rebuild"]
+    if rebuild is not None:
+        summary.add_row(
+            "tf_keras rebuild (for [[optimize]])", "possible" if rebuild["possible"] else Span(rebuild["why"], "warn")
+        )
+    summary.add_row("first layer normalizes the input", report["normalizer"] or "no")
+    io = Table.of("inputs and outputs", ["", "name", "shape", "dtype"])
+    for kind in ("inputs", "outputs"):
+        for t in report[kind]:
+            io.add_row(kind[:-1], t["name"], "x".join("?" if d is None else str(d) for d in t["shape"]), t["dtype"])
+    return [summary, io]
 
 
 def _tables(report: dict[str, Any], ops: bool) -> list[Table]:

@@ -22,7 +22,7 @@ from edgepack.init.command import NAME_RE, StarterResult, recipe_name, write_sta
 from edgepack.init.data import SEED, TEST_FRACTION, Array, DataPlan, describe_array, plan_data, read_npz
 from edgepack.init.layout import LayoutChoice, choose_layout
 from edgepack.init.measure import LATENCY_FLOOR_MS, Budget, Measured, budgets_from, ceil_sig, ceil_to, measure
-from edgepack.init.model import ModelInfo, Shape, Tensor, first_normalizer, inspect_model
+from edgepack.init.model import ModelInfo, Shape, Tensor, first_normalizer, read_model
 from edgepack.init.normalization import NormGuess, guess_normalization
 from edgepack.init.render import Starter, render
 from edgepack.init.task import TASK_KINDS, Fit, check_task, model_problem
@@ -61,7 +61,7 @@ __all__ = [
     "exists_error",
     "first_normalizer",
     "guess_normalization",
-    "inspect_model",
+    "read_model",
     "measure",
     "model_problem",
     "plan_data",

@@ -16,7 +16,7 @@ from edgepack import tasks
 from edgepack.fsutil import TMP_MARK
 from edgepack.init.data import plan_data
 from edgepack.init.measure import Measured, budgets_from, measure
-from edgepack.init.model import inspect_model
+from edgepack.init.model import read_model
 from edgepack.init.normalization import guess_normalization, measured_normalization
 from edgepack.init.render import IO_WHY, Starter, render
 from edgepack.init.task import check_task
@@ -105,7 +105,7 @@ def write_starter(
     if os.path.lexists(target):
         raise exists_error(target)
     check_task(task)
-    info = inspect_model(model, imports)
+    info = read_model(model, imports)
     plan = plan_data(data, info, task)
     why = "no --data" if data is None else ("--no-measure" if not measure_it else "")
     starter = Starter(recipe, target, info, plan, guess_normalization(plan, info), None, why or "measuring")

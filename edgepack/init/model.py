@@ -64,7 +64,7 @@ class ModelInfo:
         return f"{ins} -> {outs}; {self.params:,} parameters; saved by {self.saved_by} ({self.container})"
 
 
-def inspect_model(path: Path, imports: tuple[str, ...] = ()) -> ModelInfo:
+def read_model(path: Path, imports: tuple[str, ...] = ()) -> ModelInfo:
     """Load the saved model the way the pipeline does and read its tensors, size and first layer
     (`imports`: modules registering a Keras 3 model's custom layers, found beside the model or installed)."""
     from edgepack.models.keras3 import saved_format

@@ -499,3 +499,17 @@ def test_integer_sensor_readings_are_measured_and_normalized_for_a_float_model(t
     norm = recipe["normalization"]
     raw = data.raw_tests[0].astype(np.float32)
     assert data.x_test == pytest.approx((raw - norm["mean"]) / norm["std"], abs=1e-4)
+
+
+def test_inspect_reads_a_saved_keras_model_as_init_does(files: dict[str, Path]) -> None:
+    """One `inspect_model` for every model file: a Keras 3 file gives what `init` reads of it."""
+    mlp = json.loads(invoke("--json", "inspect", str(files["mlp"])).stdout)
+    assert mlp["format"] == "keras" and mlp["saved_by"].startswith("Keras 3")
+    assert mlp["inputs"][0]["shape"] == [10] and mlp["outputs"][0]["shape"] == [1]
+    assert mlp["params"] >= 10 * 8 + 8 + 8 + 1  # the two Dense layers (and whatever Normalization keeps)
+    assert mlp["tf_keras_rebuild"] == {"possible": True, "why": None} and mlp["normalizer"]
+    hard = invoke("inspect", str(files["hard"]))
+    assert hard.exit_code == 0, hard.output
+    assert "tf_keras rebuild" in hard.stdout and "hard_silu" in hard.stdout
+    cnn = json.loads(invoke("--json", "inspect", str(files["cnn"])).stdout)  # tf_keras: nothing to rebuild
+    assert cnn["format"] == "h5" and cnn["tf_keras_rebuild"] is None and cnn["inputs"][0]["shape"] == [8, 8, 1]

@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("report",)),
     ("pipeline", ("pipeline",)),
     ("front ends", ("init", "api")),
+    ("inspection", ("inspect",)),
     ("cli", ("cli",)),
 ]
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
