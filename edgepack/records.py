@@ -105,6 +105,58 @@ DEVICE_FIELDS = ("device", "kind", "emulated", *RUN_FIELDS, "parity", "outputs_s
 
 
 @dataclass(frozen=True)
+class Fit(Record):
+    """One board against one model: flash and RAM needed, the board's figures, the headroom of each."""
+
+    board: str  # the profile's name
+    board_name: str
+    core: str
+    clock_mhz: float
+    flash_bytes: int
+    model_bytes: int
+    runtime_flash_bytes: int
+    ram_bytes: int
+    arena_bytes: int | None  # None: TFLM could not measure it (see `arena_why`)
+    io_bytes: int
+    runtime_ram_bytes: int
+    arena_runtime: str | None = None
+    arena_why: str = ""
+
+    @property
+    def flash_need(self) -> int:
+        return self.model_bytes + self.runtime_flash_bytes
+
+    @property
+    def ram_need(self) -> int | None:
+        return None if self.arena_bytes is None else self.arena_bytes + self.io_bytes + self.runtime_ram_bytes
+
+    @property
+    def flash_headroom(self) -> int:
+        return self.flash_bytes - self.flash_need
+
+    @property
+    def ram_headroom(self) -> int | None:
+        need = self.ram_need
+        return None if need is None else self.ram_bytes - need
+
+    @property
+    def fits(self) -> bool:
+        return self.flash_headroom >= 0 and self.ram_headroom is not None and self.ram_headroom >= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the manifest and `--json`: the inputs, the needs and the headroom (which `from_dict`
+        drops: they are computed)."""
+        return {
+            **asdict(self),
+            "flash_need": self.flash_need,
+            "flash_headroom": self.flash_headroom,
+            "ram_need": self.ram_need,
+            "ram_headroom": self.ram_headroom,
+            "fits": self.fits,
+        }
+
+
+@dataclass(frozen=True)
 class DeviceRun:
     """One device's validation record: what every driver reports (latency, memory, the runtime) with the output
     parity against the host's, and `extra` for the keys of one kind or one driver (the runner's python, numpy,
@@ -140,6 +192,19 @@ class DeviceRun:
         """Vela's estimate (ethos-u devices: nothing runs), or None."""
         return self.extra.get("estimate")
 
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated (0.3 gave each device's record as a dict): `run["latency_ms"]` reads the field, with a
+        warning; use the attribute (`run.latency_ms`) or `to_dict()`."""
+        import warnings
+
+        warnings.warn(
+            f"DeviceRun[{key!r}] is deprecated: validation records are DeviceRun objects; use the attribute "
+            "or .to_dict()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.to_dict()[key]
+
     @property
     def parity_ok(self) -> bool | None:
         """True: the outputs match the host's; False: they differ; None: not checked."""
@@ -174,6 +239,11 @@ class DeviceRun:
             extra={key: value for key, value in data.items() if key not in DEVICE_FIELDS},
             keys=tuple(data),
         )
+
+
+def board_fits(fits: dict[str, dict[str, Any]] | None) -> dict[str, Fit]:
+    """A manifest's (or `--json`'s) `fits` back as records, by board."""
+    return {board: Fit.from_dict(fit) for board, fit in (fits or {}).items()}
 
 
 def device_runs(validation: dict[str, dict[str, Any]] | None) -> dict[str, DeviceRun]:

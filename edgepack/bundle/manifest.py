@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from edgepack.bundle.shipped import Shipped
     from edgepack.datasets import Dataset
     from edgepack.recipe import LoadedRecipe
-    from edgepack.records import DeviceRun
+    from edgepack.records import ConvertRecord, DeviceRun, EvaluateRecord, Fit, OptimizeRecord, TrainRecord
 
 SCHEMA_VERSION = 3  # 3: task, model source, the task's metrics and fidelity; 2: measurements.json split out
 READABLE_VERSIONS = (2, 3)  # what `verify` and `gate` read
@@ -141,10 +141,10 @@ class BuildInputs:
     data: Dataset
     fingerprints: dict[str, str]  # sha256 of the train, calibration and test data
     shipped: Shipped
-    trained: Any  # records.TrainRecord
-    optimized: Any  # ... OptimizeRecord
-    converted: Any  # ... ConvertRecord
-    evaluated: Any  # ... EvaluateRecord
+    trained: TrainRecord
+    optimized: OptimizeRecord
+    converted: ConvertRecord
+    evaluated: EvaluateRecord
     converted_file: Path  # the converted model (its digest and size)
     inputs: list[dict[str, Any]]  # the shipped model's tensors in the file's order, each with its `keras_index`
     outputs: list[dict[str, Any]]
@@ -153,7 +153,7 @@ class BuildInputs:
     granularity: dict[str, Any] | None  # dense_granularity = "auto": both candidates, the pick
     compression: dict[str, Any] | None  # compression = "lut": the tensors, sizes, TFLM's arena
     measured_arena: tuple[Any, str] | None  # TFLM's arena of the microcontroller model, when this run measured it
-    fits: dict[str, dict[str, Any]]  # board -> how the model fits it
+    fits: dict[str, Fit]  # board -> how the model fits it
 
 
 def build_manifest(built: BuildInputs, formats: Formats | None = None) -> dict[str, Any]:
@@ -238,7 +238,7 @@ def build_manifest(built: BuildInputs, formats: Formats | None = None) -> dict[s
             size_bytes=len(shipped.data),
         ),
         memory=m.Memory.model_validate(memory_record(shipped.data, built.measured_arena)),
-        **only(fits=built.fits or None),
+        **only(fits={board: fit.to_dict() for board, fit in built.fits.items()} or None),
         **only(formats=formats),
     )
     return build.dump()

@@ -105,16 +105,22 @@ def _fit(board: Any, model: Path) -> None:
     flash, basis = _flash_bytes(model, data)
     fit = model_fits([board.name], data, arena, flash_bytes=flash)[board.name]
     if output.state.json:
-        output.emit_json({"device": board.name, "kind": "mcu", "model": str(model), "flash_basis": basis, **fit})
-        if not fit["fits"]:
+        output.emit_json(
+            {"device": board.name, "kind": "mcu", "model": str(model), "flash_basis": basis, **fit.to_dict()}
+        )
+        if not fit.fits:
             raise typer.Exit(EXIT_BUDGET)  # the JSON document already says what is short
         return
     output.print_table(fit_table(fit, f"{model} ({basis})"))
-    if not fit["fits"]:
-        short = [what for what in ("flash", "ram") if fit[f"{what}_headroom"] < 0]
+    if not fit.fits:
+        short = {"flash": fit.flash_headroom, "ram": fit.ram_headroom}
         raise BudgetExceeded(
-            f"{model.name} does not fit {fit['board_name']}: "
-            + " and ".join(f"{what} short by {-fit[f'{what}_headroom']:,} B" for what in short),
+            f"{model.name} does not fit {fit.board_name}: "
+            + " and ".join(
+                f"{what} short by {-room:,} B" if room is not None else f"{what} not measured"
+                for what, room in short.items()
+                if room is None or room < 0
+            ),
             context=f"device '{board.name}'",
             code="does-not-fit",
             hint="shrink the model (int8, pruning, a smaller input) or pick a larger board; "

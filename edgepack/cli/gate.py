@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,6 +14,9 @@ from edgepack.cli.group import typer_app
 from edgepack.cli.stages import JUNIT, MARKDOWN, baseline_table, finish_gate, write_markdown
 from edgepack.summary.gate import budget_table
 from edgepack.table import Span, Table
+
+if TYPE_CHECKING:
+    from edgepack.records import Fit
 
 BASELINE = typer.Option(
     None,
@@ -206,15 +209,16 @@ def schema(
     typer.echo(json.dumps(measurements_schema() if measurements else manifest_schema(), indent=2))
 
 
-def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, dict[str, Any]]:
+def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, Fit]:
     """Each board fitted again, to its profile as it is now, from the bundle's model (flash: the converted
     model's size the manifest records, the c-array's bytes) and the arena the manifest records (else measured
     now). Where that cannot be done here (the board's profile is not in ./devices, the bundle is only its
     manifest, no tflite-micro to measure an arena the manifest lacks) the fit the manifest records stands."""
     from edgepack.devices.profiles import known_devices
     from edgepack.errors import BundleError, DeviceUnreachable
+    from edgepack.records import board_fits
 
-    recorded = dict(manifest.get("fits") or {})
+    recorded = board_fits(manifest.get("fits"))
     known = set(known_devices())
     here = [board for board in boards if board in known or board not in recorded]  # unknown, unrecorded: refused
     fits = {board: recorded[board] for board in boards if board not in here}
@@ -228,7 +232,7 @@ def _fits(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str
     return fits
 
 
-def _refit(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, dict[str, Any]]:
+def _refit(bundle: Path, manifest: dict[str, Any], boards: list[str]) -> dict[str, Fit]:
     import hashlib
 
     from edgepack.bundle.manifest import MODEL_FILE

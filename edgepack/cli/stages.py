@@ -220,7 +220,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
         **pipeline.tune_report(),
         "gate": {"passed": result.passed, "results": [r.to_dict() for r in result.gate]},
         "memory": memory,
-        "fits": result.fits,
+        "fits": {board: fit.to_dict() for board, fit in result.fits.items()},
         "bundle": [str(p) for p in result.bundle],
         "seconds": {name: round(s, 3) for name, s in result.seconds.items()},
     }

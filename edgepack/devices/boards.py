@@ -8,65 +8,15 @@ allowance (stack, heap, the application's data). A board is not a run target: no
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from edgepack.devices.profiles import EthosUDevice, McuDevice
 from edgepack.devices.toolchains.tflm_arena import Arena, measure_arena, require_tflm
 from edgepack.errors import BadInputError
 from edgepack.progress import Reporter
+from edgepack.records import Fit
 
-
-@dataclass(frozen=True)
-class Fit:
-    """One board against one model: flash and RAM needed, the board's figures, the headroom of each."""
-
-    board: str  # the profile's name
-    board_name: str
-    core: str
-    clock_mhz: float
-    flash_bytes: int
-    model_bytes: int
-    runtime_flash_bytes: int
-    ram_bytes: int
-    arena_bytes: int | None  # None: TFLM could not measure it (see `arena_why`)
-    io_bytes: int
-    runtime_ram_bytes: int
-    arena_runtime: str | None = None
-    arena_why: str = ""
-
-    @property
-    def flash_need(self) -> int:
-        return self.model_bytes + self.runtime_flash_bytes
-
-    @property
-    def ram_need(self) -> int | None:
-        return None if self.arena_bytes is None else self.arena_bytes + self.io_bytes + self.runtime_ram_bytes
-
-    @property
-    def flash_headroom(self) -> int:
-        return self.flash_bytes - self.flash_need
-
-    @property
-    def ram_headroom(self) -> int | None:
-        need = self.ram_need
-        return None if need is None else self.ram_bytes - need
-
-    @property
-    def fits(self) -> bool:
-        return self.flash_headroom >= 0 and self.ram_headroom is not None and self.ram_headroom >= 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the manifest and `--json`: the inputs, the needs and the headroom."""
-        return {
-            **asdict(self),
-            "flash_need": self.flash_need,
-            "flash_headroom": self.flash_headroom,
-            "ram_need": self.ram_need,
-            "ram_headroom": self.ram_headroom,
-            "fits": self.fits,
-        }
+__all__ = ["Fit", "board_fit", "io_bytes", "load_boards", "model_fits"]
 
 
 def io_bytes(flatbuffer: bytes) -> int:
@@ -130,7 +80,7 @@ def model_fits(
     arena: Arena | None = None,
     reporter: Reporter | None = None,
     flash_bytes: int | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Fit]:
     """The fit of `model` (a .tflite's bytes; `flash_bytes` of it go to flash, default all) on each board
     `names`, by board; the arena is measured with TFLM when not given (a model TFLM cannot run leaves the
     RAM side unmeasured; no tflite-micro at all is exit 4)."""
@@ -151,4 +101,4 @@ def model_fits(
                 why = exc.message
     io = io_bytes(model)
     size = len(model) if flash_bytes is None else flash_bytes
-    return {board.name: board_fit(board, size, io, arena, why).to_dict() for board in boards}
+    return {board.name: board_fit(board, size, io, arena, why) for board in boards}

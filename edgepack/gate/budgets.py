@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from edgepack.records import DeviceRun, device_runs
+from edgepack.records import DeviceRun, Fit, board_fits, device_runs
 
 if TYPE_CHECKING:  # the recipe schema (pydantic) is not imported for `--help`
     from edgepack.recipe.schema import Budgets
@@ -48,7 +48,7 @@ class Measurements:
     metrics_float: dict[str, float] = field(default_factory=dict)  # the task's metrics of the float model
     metrics_tflite: dict[str, float] = field(default_factory=dict)  # ... and of the .tflite
     fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
-    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> devices.boards.Fit.to_dict()
+    fits: dict[str, Fit] = field(default_factory=dict)  # board -> how the model fits it
 
 
 def gated_latency(validation: dict[str, DeviceRun]) -> tuple[dict[str, float], dict[str, str]]:
@@ -97,7 +97,7 @@ def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | N
         metrics_float=dict(metrics.get("float") or {}),
         metrics_tflite=dict(metrics.get("tflite") or {}),
         fidelity=metrics.get("fidelity"),
-        fits=dict(manifest.get("fits") or {}),
+        fits=board_fits(manifest.get("fits")),
     )
 
 
@@ -172,43 +172,44 @@ def _fits(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
                 for what in ("flash", "ram")
             ]
             continue
-        name = fit["board_name"]
+        name = fit.board_name
         results.append(
             BudgetResult(
                 f"fits.{board}.flash",
-                fit["flash_bytes"],
-                fit["flash_need"],
+                fit.flash_bytes,
+                fit.flash_need,
                 "bytes",
-                fit["flash_headroom"] >= 0,
-                fit["flash_headroom"],
-                f"{name}: the model ({fit['model_bytes']:,} B) + the firmware allowance "
-                f"({fit['runtime_flash_bytes']:,} B) in {fit['flash_bytes']:,} B of flash",
+                fit.flash_headroom >= 0,
+                fit.flash_headroom,
+                f"{name}: the model ({fit.model_bytes:,} B) + the firmware allowance "
+                f"({fit.runtime_flash_bytes:,} B) in {fit.flash_bytes:,} B of flash",
             )
         )
-        if fit["ram_need"] is None:
+        room = fit.ram_headroom
+        if room is None:  # the arena was not measured
             results.append(
                 BudgetResult(
                     f"fits.{board}.ram",
-                    fit["ram_bytes"],
+                    fit.ram_bytes,
                     None,
                     "bytes",
                     False,
                     None,
-                    f"{name}: the arena was not measured: {fit['arena_why']}",
+                    f"{name}: the arena was not measured: {fit.arena_why}",
                 )
             )
             continue
         results.append(
             BudgetResult(
                 f"fits.{board}.ram",
-                fit["ram_bytes"],
-                fit["ram_need"],
+                fit.ram_bytes,
+                fit.ram_need,
                 "bytes",
-                fit["ram_headroom"] >= 0,
-                fit["ram_headroom"],
-                f"{name}: the arena ({fit['arena_bytes']:,} B, measured by {fit['arena_runtime']}) "
-                f"+ input/output buffers ({fit['io_bytes']:,} B) + the RAM allowance "
-                f"({fit['runtime_ram_bytes']:,} B) in {fit['ram_bytes']:,} B of RAM",
+                room >= 0,
+                room,
+                f"{name}: the arena ({fit.arena_bytes:,} B, measured by {fit.arena_runtime}) "
+                f"+ input/output buffers ({fit.io_bytes:,} B) + the RAM allowance "
+                f"({fit.runtime_ram_bytes:,} B) in {fit.ram_bytes:,} B of RAM",
             )
         )
     return results

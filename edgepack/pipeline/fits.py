@@ -5,17 +5,16 @@ keeps it, shared by the c-array, the board fits and the compression report), and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from edgepack.devices.boards import Fit
     from edgepack.devices.profiles import McuDevice
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.progress import Reporter
     from edgepack.recipe.schema import Recipe
-    from edgepack.records import DeviceRun
+    from edgepack.records import DeviceRun, Fit
 
 
 def validated_arena(validation: dict[str, DeviceRun]) -> tuple[Arena, str] | None:
@@ -64,6 +63,6 @@ def fits(recipe: Recipe, boards: list[McuDevice], arena: tuple[Arena | None, str
     return [board_fit(board, len(micro), io, measured, why) for board in boards]
 
 
-def fit_records(fits: list[Fit]) -> dict[str, dict[str, Any]]:
-    """The fits as plain data, by board."""
-    return {fit.board: fit.to_dict() for fit in fits}
+def fit_records(fits: list[Fit]) -> dict[str, Fit]:
+    """The fits by board."""
+    return {fit.board: fit for fit in fits}

@@ -10,7 +10,7 @@ from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, con
 if TYPE_CHECKING:
     from edgepack.bundle.figures import BundleFigures
     from edgepack.recipe.schema import Budgets
-    from edgepack.records import DeviceRun, EvaluateRecord
+    from edgepack.records import DeviceRun, EvaluateRecord, Fit
 
 
 def gate(
@@ -18,7 +18,7 @@ def gate(
     evaluated: EvaluateRecord,
     validation: dict[str, DeviceRun],
     size_bytes: int,
-    fits: dict[str, dict[str, Any]],
+    fits: dict[str, Fit],
     search_report: dict[str, Any] | None,
     fallback: dict[str, Any] | None,
     baseline: BundleFigures | None,

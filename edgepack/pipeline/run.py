@@ -26,7 +26,7 @@ from edgepack.pipeline.plan import Plan
 from edgepack.pipeline.shipment import Shipment
 from edgepack.progress import NullReporter, Reporter
 from edgepack.recipe import LoadedRecipe
-from edgepack.records import ConvertRecord, DeviceRun, EvaluateRecord, OptimizeRecord, TrainRecord
+from edgepack.records import ConvertRecord, DeviceRun, EvaluateRecord, Fit, OptimizeRecord, TrainRecord
 
 if TYPE_CHECKING:
     from edgepack.bundle.manifest import BuildInputs
@@ -44,7 +44,7 @@ class RunResult:
     validation: dict[str, DeviceRun] = field(default_factory=dict)
     gate: list[BudgetResult] = field(default_factory=list)
     bundle: list[Path] = field(default_factory=list)
-    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # board -> how the model fits it (budgets.fits)
+    fits: dict[str, Fit] = field(default_factory=dict)  # board -> how the model fits it (budgets.fits)
     seconds: dict[str, float] = field(default_factory=dict)  # each stage's own wall seconds (pipeline/timing.py)
 
     @property

@@ -15,10 +15,9 @@ from edgepack.pipeline.compress import applies
 if TYPE_CHECKING:
     from edgepack.bundle.shipped import Shipped
     from edgepack.convert.lut import Compressed
-    from edgepack.devices.boards import Fit
     from edgepack.devices.toolchains.tflm_arena import Arena
     from edgepack.pipeline.inputs import RunInputs
-    from edgepack.records import DeviceRun
+    from edgepack.records import DeviceRun, Fit
 
 
 class Shipment:

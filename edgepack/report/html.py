@@ -257,9 +257,10 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
         )
     boards = ""
     if manifest.get("memory"):  # the largest tensors at the peak, the arena, each board's flash and RAM
+        from edgepack.records import board_fits
         from edgepack.summary.mcu import memory_table
 
-        boards = table_html(memory_table(manifest["memory"], manifest.get("fits") or {}), "memory-detail")
+        boards = table_html(memory_table(manifest["memory"], board_fits(manifest.get("fits"))), "memory-detail")
     return (
         "<h2>Activation memory</h2>\n"
         + _plot(plots.activation_memory(live, names, at), "plot-memory", "activation memory across ops")

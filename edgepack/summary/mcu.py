@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgepack.records import DeviceRun
+from edgepack.records import DeviceRun, Fit
 from edgepack.summary.figures import arena_text
 from edgepack.table import Column, Piece, Span, Table
 from edgepack.units import kib
@@ -44,7 +44,7 @@ def ethos_u_table(validation: dict[str, DeviceRun]) -> Table | None:
     return table
 
 
-def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Table:
+def memory_table(memory: dict[str, Any], fits: dict[str, Fit]) -> Table:
     """Where activation memory peaks (the op, its layer, the largest tensors live there), the arena TFLM
     measured, and each board of `budgets.fits` with the headroom of its flash and RAM."""
     table = Table.of("memory", MEMORY_COLUMNS)
@@ -83,9 +83,9 @@ def memory_table(memory: dict[str, Any], fits: dict[str, dict[str, Any]]) -> Tab
     return table
 
 
-def fit_table(fit: dict[str, Any], model: str) -> Table:
+def fit_table(fit: Fit, model: str) -> Table:
     """One board against one model: flash and RAM, what each holds, the headroom."""
-    table = Table.of(f"{model} on {fit['board_name']} ({fit['core']}, {fit['clock_mhz']:g} MHz)", MEMORY_COLUMNS)
+    table = Table.of(f"{model} on {fit.board_name} ({fit.core}, {fit.clock_mhz:g} MHz)", MEMORY_COLUMNS)
     for row in _fit_rows(fit):
         table.add_row(*row)
     return table
@@ -97,29 +97,29 @@ def _headroom(value: int | None) -> Span:
     return Span(f"{value:+,} headroom", "good") if value >= 0 else Span(f"{value:+,} short", "fail")
 
 
-def _fit_rows(fit: dict[str, Any]) -> list[tuple[str, str, list[Piece]]]:
-    board = fit["board"]
+def _fit_rows(fit: Fit) -> list[tuple[str, str, list[Piece]]]:
+    board = fit.board
     rows: list[tuple[str, str, list[Piece]]] = [
         (
             f"{board} flash",
-            f"{fit['flash_need']:,} of {fit['flash_bytes']:,}",
+            f"{fit.flash_need:,} of {fit.flash_bytes:,}",
             [
-                _headroom(fit["flash_headroom"]),
-                f": model {fit['model_bytes']:,} + firmware allowance {fit['runtime_flash_bytes']:,}",
+                _headroom(fit.flash_headroom),
+                f": model {fit.model_bytes:,} + firmware allowance {fit.runtime_flash_bytes:,}",
             ],
         )
     ]
-    if fit["ram_need"] is None:
-        rows.append((f"{board} RAM", f"? of {fit['ram_bytes']:,}", [_headroom(None), f": {fit['arena_why']}"]))
+    if fit.ram_need is None:
+        rows.append((f"{board} RAM", f"? of {fit.ram_bytes:,}", [_headroom(None), f": {fit.arena_why}"]))
     else:
         rows.append(
             (
                 f"{board} RAM",
-                f"{fit['ram_need']:,} of {fit['ram_bytes']:,}",
+                f"{fit.ram_need:,} of {fit.ram_bytes:,}",
                 [
-                    _headroom(fit["ram_headroom"]),
-                    f": arena {fit['arena_bytes']:,} + I/O buffers {fit['io_bytes']:,} + RAM allowance "
-                    f"{fit['runtime_ram_bytes']:,}",
+                    _headroom(fit.ram_headroom),
+                    f": arena {fit.arena_bytes:,} + I/O buffers {fit.io_bytes:,} + RAM allowance "
+                    f"{fit.runtime_ram_bytes:,}",
                 ],
             )
         )
