@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edgepack.records import DeviceRun, device_dicts, device_runs
 
 HOST = {
@@ -58,3 +60,24 @@ def test_a_record_made_in_code_has_every_field_and_an_older_one_reads() -> None:
     assert list(made.to_dict())[:3] == ["device", "kind", "emulated"] and made.to_dict()["arena"] == {"bytes": 8}
     old = DeviceRun.from_dict({"device": "host", "kind": "local", "latency_ms": {"p90": 1.0}, "runtime": None})
     assert old.emulated is False and old.parity == {} and "init_ms" not in old.to_dict()
+
+
+def test_the_0_3_dict_access_still_reads_with_a_warning() -> None:
+    run = DeviceRun.from_dict(HOST)
+    with pytest.warns(DeprecationWarning, match=r"DeviceRun\['latency_ms'\] is deprecated"):
+        assert run["latency_ms"] == {"p50": 0.01, "p90": 0.02, "runs": 200}
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError):
+        run["no_such_key"]
+
+
+def test_the_0_3_records_module_still_imports_with_a_warning() -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop("edgepack.pipeline.records", None)
+    with pytest.warns(DeprecationWarning, match="moved to edgepack.records"):
+        old = importlib.import_module("edgepack.pipeline.records")
+    from edgepack import records
+
+    assert old.TrainRecord is records.TrainRecord
+    assert old.EvaluateRecord is records.EvaluateRecord
