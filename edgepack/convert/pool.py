@@ -30,20 +30,6 @@ from typing import IO, Any
 from edgepack.errors import StageError
 
 
-def die_with_parent(parent: int) -> None:
-    """In the worker: ask the kernel to kill it when its parent dies (Linux), and leave at once if the
-    parent is already gone. Called by the worker itself, so no code runs between fork and exec."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError, TypeError):
-        pass  # not Linux: the worker still exits at the end of its stdin
-    if os.getppid() != parent:
-        os._exit(0)
-
-
 class _Spawner:
     """Starts child processes from one daemon thread that lives as long as the process, for callers
     that are not the main thread (their thread may end before the child should)."""

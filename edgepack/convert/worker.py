@@ -97,9 +97,24 @@ def _count(calibration: Any) -> int:
     return len(calibration[0]) if isinstance(calibration, list) else len(calibration)
 
 
+def die_with_parent(parent: int) -> None:
+    """In the worker: ask the kernel to kill it when its parent dies (Linux), and leave at once if the
+    parent is already gone. Called by the worker itself, so no code runs between fork and exec."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass  # not Linux: the worker still exits at the end of its stdin
+    import os
+
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def serve(parent: int) -> int:
     """Import the converter now, then answer one request per stdin line until its end (or its parent's)."""
-    from edgepack.convert.pool import die_with_parent
     from edgepack.models.tf import load
 
     die_with_parent(parent)

@@ -2,7 +2,9 @@
 no modules import each other in a cycle, and only the output modules import rich.
 
 An import counts wherever it is written: at module level, inside a function (a lazy import is still a
-dependency) or under `TYPE_CHECKING`. docs/ARCHITECTURE.md lists the modules in this order.
+dependency) or under `TYPE_CHECKING`, and so does a string naming an edgepack module (a registry's
+`"edgepack.devices.drivers.tflm"` for `importlib`, an f-string's `"edgepack.cli."` prefix, a
+`python -m` target). Duck typing is not seen: a module handed an object it never imports. docs/ARCHITECTURE.md lists the modules in this order.
 """
 
 from __future__ import annotations
@@ -61,7 +63,18 @@ def imported(module: str, path: Path) -> set[str]:
                 target = node.module or ""
             for alias in node.names:  # `from edgepack import errors` imports the module edgepack.errors
                 names.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in MODULES else target)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.update(named_module(node.value))
+        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            names.update(named_module(str(node.values[0].value).rstrip(".")))  # f"edgepack.cli.{name}"
     return names
+
+
+def named_module(text: str) -> set[str]:
+    """The module a string names for `importlib` or a registry (`"edgepack.devices.drivers.tflm"`,
+    `"edgepack.x:attr"`): a dependency too, though no import statement shows it."""
+    name = text.partition(":")[0]
+    return {name} if name.startswith("edgepack.") and name in MODULES else set()
 
 
 def resolve(name: str) -> str | None:
@@ -104,6 +117,23 @@ def test_no_import_goes_up_a_layer() -> None:
     assert sum(map(len, EDGES.values())) > 100, "the import walk found almost nothing"
     found = upward(EDGES)
     assert not found, "imports up (or across) the layers:\n" + "\n".join(found)
+
+
+def test_strings_naming_modules_are_dependencies(tmp_path: Path) -> None:
+    source = tmp_path / "registry.py"
+    source.write_text(
+        "import importlib\n"
+        'KINDS = {"tflm": "edgepack.devices.drivers.tflm", "run": "edgepack.pipeline.run:Pipeline"}\n'
+        'def load(name):\n    return importlib.import_module(f"edgepack.cli.{name}")\n'
+        'HELP = "edgepack.nothing.here and plain words"\n'
+    )
+    assert imported("edgepack.devices.registry", source) == {
+        "importlib",
+        "edgepack.devices.drivers.tflm",
+        "edgepack.pipeline.run",
+        "edgepack.cli",
+    }
+    assert "edgepack.devices.drivers.tflm" in EDGES["edgepack.devices.drivers"]  # the driver registry
 
 
 def test_upward_flags_up_and_across_but_not_down() -> None:
