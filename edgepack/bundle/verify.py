@@ -6,6 +6,7 @@ compared with the ones the manifest declares, and the manifest's own model hash 
 Works on a bundle directory or its `.zip` (read in memory, refusing unsafe entries). With a public
 key, the Ed25519 signature `manifest.sig` is checked against the exact bytes of manifest.json, so an
 edited manifest field (and, through the hashes it lists, any changed file) fails the check.
+With a device (`verify_golden`), the bundle's golden vectors run there and are compared with golden.npz.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepack.bundle.manifest import MANIFEST, MEASUREMENTS, REPORT, manifest_from, read_manifest
 from edgepack.bundle.signing import SIGNATURE
 from edgepack.errors import BundleError
+
+if TYPE_CHECKING:
+    from edgepack.progress import Reporter
 
 
 def bundle_files(bundle: Path) -> dict[str, bytes]:
@@ -132,3 +136,27 @@ def signature_report(files: dict[str, bytes], public_key: Path | None) -> tuple[
     manifest = files.get(MANIFEST, b"")
     problems = check_signature(manifest, files.get(SIGNATURE), public_key)
     return {"checked": True, "ok": not problems, "key_sha256": public_key_sha256(public_key)}, problems
+
+
+def verify_golden(bundle: Path, device: str, reporter: Reporter | None = None) -> dict[str, Any]:
+    """The bundle's golden vectors (golden.npz) run on device profile `device` with its model file, every output
+    compared with host LiteRT's within its tolerance (`validate.golden`): `ok` and, on a mismatch, `why` naming
+    the output, the sample, the element, the expected and the got value. A bundle without golden.npz (an older
+    edgepack's, or a model that takes no test samples) is a `BundleError`."""
+    from edgepack.devices.profiles import load_device
+    from edgepack.progress import NullReporter
+    from edgepack.validate.golden import GOLDEN_FILE, read_golden, run_golden
+
+    files = bundle_files(bundle)
+    manifest = read_manifest(bundle) if bundle.is_dir() else manifest_from(files, bundle)
+    model_file = (manifest.get("model") or {}).get("file", "model.tflite")
+    if GOLDEN_FILE not in files:
+        raise BundleError(
+            f"{bundle}: no {GOLDEN_FILE} to run on {device}",
+            hint="re-create the bundle with this edgepack (`edgepack bundle`)",
+            code="bundle-no-golden",
+        )
+    if model_file not in files:
+        raise BundleError(f"{bundle}: the model {model_file} is missing", code="bundle-modified")
+    profile = load_device(device)
+    return run_golden(profile, files[model_file], read_golden(files[GOLDEN_FILE]), reporter or NullReporter())

@@ -144,21 +144,51 @@ def register(app: typer.Typer) -> None:
             "public key (KEY.pub from `edgepack keygen KEY`, or an ssh-ed25519 "
             "line); an unsigned bundle, another key or an edited manifest fails.",
         ),
+        on: str = typer.Option(
+            None,
+            "--on",
+            metavar="DEVICE",
+            help="Also run the bundle's golden vectors (golden.npz) on this device profile "
+            "(host, tflm, rpi4-emulated, an ssh or adb board) and compare every output with "
+            "the golden outputs within their tolerance; a mismatch names the output and element.",
+        ),
     ) -> None:
-        """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed."""
+        """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed.
+        With --on DEVICE, the golden vectors run there too."""
         from edgepack.bundle.verify import verify as verify_bundle
+        from edgepack.bundle.verify import verify_golden
         from edgepack.errors import EXIT_BAD_INPUT, BundleError
 
         report = verify_bundle(bundle, public_key=key)
         signature = report["signature"]
+        if on is not None and report["ok"]:  # a bundle that does not verify is not run
+            report["golden"] = verify_golden(bundle, on, output.reporter())
+            if report["golden"]["ok"] is False:
+                report["ok"] = False
+                report["problems"].append(f"golden on {on}: {report['golden']['why']}")
         output.result(report, _verify_table(bundle, report))
         if not report["ok"] and output.state.json:
             raise typer.Exit(EXIT_BAD_INPUT)  # the report says what changed: one JSON document
+        if not report["ok"] and "golden" in report:
+            raise BundleError(
+                f"{bundle}: the golden vectors differ on {on}: {report['golden']['why']}",
+                code="golden-mismatch",
+                hint="the model is not the one the golden outputs were made with, or this device computes it "
+                "differently: re-create the bundle, or check the device's runtime",
+            )
         if not report["ok"]:
             raise BundleError(
                 f"{bundle} does not verify: " + "; ".join(report["problems"]),
                 code="bundle-modified",
                 hint=_verify_hint(signature),
+            )
+        golden = report.get("golden")
+        if golden is not None:
+            checked = f"{golden['samples']} golden samples" if golden["ok"] else f"no golden check ({golden['why']})"
+            output.message(
+                f"{bundle}: {checked} on {on}: every output within its tolerance"
+                if golden["ok"]
+                else f"{bundle}: {checked}"
             )
         if signature["checked"]:
             output.message(
@@ -177,6 +207,11 @@ def _verify_table(bundle: Path, report: dict[str, Any]) -> Table:
     signature = report["signature"]
     if signature["checked"]:
         table.add_row("manifest.sig", "signed" if signature["ok"] else Span("not verified", "bad"))
+    golden = report.get("golden")
+    if golden is not None:
+        ok = golden["ok"]
+        status: str | Span = "ok" if ok else Span("differs", "bad") if ok is False else Span("not compared", "warn")
+        table.add_row(f"golden on {golden['device']}", status)
     return table
 
 

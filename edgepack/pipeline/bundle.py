@@ -64,6 +64,18 @@ def formats(inputs: RunInputs, shipment: Shipment, devices: Callable[[], list[An
     return extra, entries
 
 
+def golden(inputs: RunInputs, litert: Path, input_names: Callable[[], list[str] | None]) -> Files:
+    """golden.npz (`validate.golden`): the first test samples with host LiteRT's outputs of the shipped model
+    (`litert`: the file LiteRT runs) and each output's tolerance; none when the model does not take the samples."""
+    from edgepack.validate.golden import GOLDEN_FILE, GOLDEN_SAMPLES, golden_arrays, npz_bytes
+    from edgepack.validate.samples import ordered_samples
+
+    samples = ordered_samples(inputs.data.test_inputs, inputs.reporter, litert, input_names, GOLDEN_SAMPLES)
+    if samples is None:
+        return {}
+    return {GOLDEN_FILE: npz_bytes(golden_arrays(litert, samples))}
+
+
 def android(inputs: RunInputs, shipped: Shipped, converted: Path) -> tuple[Files, AndroidFormat]:
     """The android format's files and its manifest entry (the tensors read from the `converted` file)."""
     from edgepack.bundle.android import android_files

@@ -312,7 +312,7 @@ class Pipeline:
         from edgepack.bundle.manifest import build_manifest, run_measurements
         from edgepack.native import captured_native_logs
         from edgepack.pipeline.bundle import formats as bundle_formats
-        from edgepack.pipeline.bundle import write
+        from edgepack.pipeline.bundle import golden, write
 
         with self.clock.timed("bundle"):
             if not self._gated:
@@ -321,6 +321,7 @@ class Pipeline:
             self.reporter.stage("bundle", "writing")
             shipped = self.shipped()
             extra, formats = bundle_formats(self.inputs, self.shipment, self.devices)
+            extra.update(golden(self.inputs, self.litert_path(), self.input_names))
             with captured_native_logs(self.quiet_native):
                 manifest = build_manifest(self._build_inputs(shipped), Formats.model_validate(formats))
             measurements = run_measurements(gate, shipped, self.result.validation, self.search_report())

@@ -25,6 +25,27 @@ def validation_inputs(
     is asked only for a model of several inputs."""
     import numpy as np
 
+    samples = ordered_samples(test_inputs, reporter, converted, input_names, 1)
+    if samples is None:
+        return None
+    path = folder / "inputs.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **samples)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def ordered_samples(
+    test_inputs: Sequence[Any],
+    reporter: Reporter,
+    converted: Path,
+    input_names: Callable[[], list[str] | None],
+    count: int,
+) -> dict[str, Any] | None:
+    """The first `count` invokes' worth of test samples of each input (`input_0`, `input_1`... in the `converted`
+    model's tensor order, each in its tensor's type, `count` x the tensor's batch rows); None when the model's
+    inputs do not take the recipe's samples."""
     from edgepack.errors import BadInputError
     from edgepack.litert import input_order, interpreter, to_input
 
@@ -38,16 +59,11 @@ def validation_inputs(
         return None
     if len(ordered) != len(arrays) or any(tuple(d["shape"][1:]) != tuple(x.shape[1:]) for d, x in zip(ordered, arrays)):
         return None
-    path = folder / "inputs.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
     by_index = {d["index"]: x for d, x in zip(ordered, arrays)}
-    samples = {
-        f"input_{i}": to_input(by_index[d["index"]][: max(1, int(d["shape"][0]))], d) for i, d in enumerate(details)
+    return {
+        f"input_{i}": to_input(by_index[d["index"]][: count * max(1, int(d["shape"][0]))], d)
+        for i, d in enumerate(details)
     }
-    buffer = io.BytesIO()
-    np.savez(buffer, **samples)  # type: ignore[arg-type]  # numpy stub: **samples may bind allow_pickle: bool
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
 
 
 def reference_outputs(seed: int, litert: Path, samples: Path | None) -> list[dict[str, Any]]:

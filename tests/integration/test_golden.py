@@ -1,0 +1,105 @@
+"""Golden vectors: the bundle's golden.npz (deterministic, listed and hashed) and `verify BUNDLE --on DEVICE`,
+which runs them on a device and names the output and element that differ."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import invoke, tiny_recipe
+
+from edgepack.validate.golden import GOLDEN_FILE, GOLDEN_SAMPLES, npz_bytes, read_golden
+
+
+@pytest.fixture()
+def bundle(tiny_run: dict[str, Any], tmp_path: Path) -> Path:
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_run["work"] / "tiny" / "bundle", copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The tiny recipe's model trained with another seed: another version of the same model (same tensors)."""
+    folder = tmp_path_factory.mktemp("seed1")
+    out = folder / "bundle"
+    result = invoke(
+        "--json", "run", str(tiny_recipe(folder, seed=1)), "--workdir", str(folder / "work"), "--out", str(out)
+    )
+    assert result.exit_code in (0, 3), result.output
+    return (out / "model.tflite").read_bytes()
+
+
+def test_the_bundle_carries_golden_vectors_listed_and_hashed(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    listed = {a["path"]: a for a in manifest["artifacts"]}
+    data = (bundle / GOLDEN_FILE).read_bytes()
+    assert listed[GOLDEN_FILE]["sha256"] == hashlib.sha256(data).hexdigest()
+    golden = read_golden(data)
+    assert int(golden["invokes"]) == GOLDEN_SAMPLES and golden["input_0"].shape[0] == GOLDEN_SAMPLES
+    assert golden["output_0"].shape[0] == GOLDEN_SAMPLES
+    assert golden["atol"].shape == golden["rtol"].shape == (1,)
+    assert golden["atol"][0] > 0  # a quantized output: a quantization step, not an exact match
+    assert npz_bytes(golden) == data  # written deterministically: the same arrays give the same bytes
+
+
+def test_golden_npz_is_deterministic() -> None:
+    arrays = {"input_0": np.arange(6, dtype=np.int8).reshape(2, 3), "atol": np.asarray([1.0])}
+    first = npz_bytes(arrays)
+    assert first == npz_bytes(dict(reversed(list(arrays.items()))))
+    assert read_golden(first)["input_0"].tolist() == arrays["input_0"].tolist()
+
+
+@pytest.mark.parametrize("device", ["host", "tflm"])
+def test_verify_on_a_device_passes_on_a_fresh_bundle(bundle: Path, device: str) -> None:
+    result = invoke("--json", "verify", str(bundle), "--on", device)
+    assert result.exit_code == 0, result.output
+    golden = json.loads(result.stdout)["golden"]
+    assert golden["ok"] and golden["samples"] == GOLDEN_SAMPLES and golden["device"] == device
+    assert len(golden["outputs"]) == GOLDEN_SAMPLES and all(r["ok"] for r in golden["outputs"])
+
+
+def swap_model(bundle: Path, model: bytes) -> None:
+    """Put `model` in the bundle as if it had been written so: the manifest's hashes rewritten too (the hash
+    check passes; the golden vectors are what tells)."""
+    (bundle / "model.tflite").write_bytes(model)
+    sha = hashlib.sha256(model).hexdigest()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["model"]["sha256"] = sha
+    for entry in manifest["artifacts"]:
+        if entry["path"] == "model.tflite":
+            entry.update(sha256=sha, size_bytes=len(model))
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (bundle / "manifest.sig").unlink(missing_ok=True)
+    run = json.loads((bundle / "measurements.json").read_text())
+    run["model_sha256"] = sha
+    (bundle / "measurements.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("device", ["host", "tflm"])
+def test_a_swapped_model_fails_naming_output_and_element(bundle: Path, other_model: bytes, device: str) -> None:
+    swap_model(bundle, other_model)
+    assert invoke("verify", str(bundle)).exit_code == 0  # the hashes agree: only the golden check can tell
+    result = invoke("verify", str(bundle), "--on", device)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "golden vectors differ" in message and "output 0 (" in message and "element " in message, message
+    assert "expected " in message and "got " in message and "Traceback" not in result.output
+    report = json.loads(invoke("--json", "verify", str(bundle), "--on", device).stdout)
+    bad = next(r for r in report["golden"]["outputs"] if not r["ok"])
+    assert bad["output"] == 0 and isinstance(bad["index"], int) and bad["expected"] != bad["got"]
+
+
+def test_a_bundle_without_golden_vectors_says_so(bundle: Path) -> None:
+    (bundle / GOLDEN_FILE).unlink()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["path"] != GOLDEN_FILE]
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (bundle / "manifest.sig").unlink(missing_ok=True)
+    result = invoke("verify", str(bundle), "--on", "host")
+    assert result.exit_code == 2 and "no golden.npz" in result.stderr, result.output
