@@ -154,6 +154,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Re-hash every artifact and check the model against its declared tensors; exit 2 naming what changed.
+
         With --on DEVICE, the golden vectors run there too."""
         from edgepack.bundle.verify import verify as verify_bundle
         from edgepack.bundle.verify import verify_golden
