@@ -11,6 +11,7 @@ a newer field set reads as a cache miss, never as a wrong record.
 from __future__ import annotations
 
 import builtins
+from collections.abc import ItemsView, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -109,9 +110,9 @@ class Fit(Record):
     """One board against one model: flash and RAM needed, the board's figures, the headroom of each."""
 
     board: str  # the profile's name
-    board_name: str
-    core: str
-    clock_mhz: float
+    board_name: str | None  # None: a manifest that did not record it (the schema makes it optional)
+    core: str | None
+    clock_mhz: float | None
     flash_bytes: int
     model_bytes: int
     runtime_flash_bytes: int
@@ -121,6 +122,14 @@ class Fit(Record):
     runtime_ram_bytes: int
     arena_runtime: str | None = None
     arena_why: str = ""
+
+    @property
+    def title(self) -> str:
+        """The board as a heading: its name, core and clock (what the profile gave)."""
+        detail = ", ".join(
+            [*([self.core] if self.core else []), *([f"{self.clock_mhz:g} MHz"] if self.clock_mhz else [])]
+        )
+        return f"{self.board_name or self.board}" + (f" ({detail})" if detail else "")
 
     @property
     def flash_need(self) -> int:
@@ -192,18 +201,32 @@ class DeviceRun:
         """Vela's estimate (ethos-u devices: nothing runs), or None."""
         return self.extra.get("estimate")
 
-    def __getitem__(self, key: str) -> Any:
-        """Deprecated (0.3 gave each device's record as a dict): `run["latency_ms"]` reads the field, with a
-        warning; use the attribute (`run.latency_ms`) or `to_dict()`."""
+    # 0.3 gave each device's record as a dict. Its reads still work, each with a DeprecationWarning: use the
+    # attributes (`run.latency_ms`) or `to_dict()`.
+    def _as_dict(self, what: str) -> dict[str, Any]:
         import warnings
 
         warnings.warn(
-            f"DeviceRun[{key!r}] is deprecated: validation records are DeviceRun objects; use the attribute "
-            "or .to_dict()",
+            f"DeviceRun{what} is deprecated: validation records are DeviceRun objects; use the attribute or .to_dict()",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-        return self.to_dict()[key]
+        return self.to_dict()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._as_dict(f"[{key!r}]")[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._as_dict(f": {key!r} in")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._as_dict(" iterated"))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._as_dict(f".get({key!r})").get(key, default)
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._as_dict(".items()").items()
 
     @property
     def parity_ok(self) -> bool | None:
@@ -243,7 +266,11 @@ class DeviceRun:
 
 def board_fits(fits: dict[str, dict[str, Any]] | None) -> dict[str, Fit]:
     """A manifest's (or `--json`'s) `fits` back as records, by board."""
-    return {board: Fit.from_dict(fit) for board, fit in (fits or {}).items()}
+    optional = {"board_name": None, "core": None, "clock_mhz": None}  # optional in the published schema
+    return {
+        board: Fit.from_dict({**optional, **fit, "arena_why": fit.get("arena_why") or ""})
+        for board, fit in (fits or {}).items()
+    }
 
 
 def device_runs(validation: dict[str, dict[str, Any]] | None) -> dict[str, DeviceRun]:

@@ -143,7 +143,9 @@ def verify_golden(bundle: Path, device: str, reporter: Reporter | None = None) -
     compared with host LiteRT's within its tolerance (`validate.golden`): `ok` and, on a mismatch, `why` naming
     the output, the sample, the element, the expected and the got value. A bundle without golden.npz (an older
     edgepack's, or a model that takes no test samples) is a `BundleError`."""
+    from edgepack.devices.drivers import driver_for
     from edgepack.devices.profiles import load_device
+    from edgepack.errors import BadInputError
     from edgepack.progress import NullReporter
     from edgepack.validate.golden import GOLDEN_FILE, read_golden, run_golden
 
@@ -159,4 +161,19 @@ def verify_golden(bundle: Path, device: str, reporter: Reporter | None = None) -
     if model_file not in files:
         raise BundleError(f"{bundle}: the model {model_file} is missing", code="bundle-modified")
     profile = load_device(device)
+    driver = driver_for(profile.kind)
+    if driver.estimates or driver.is_board:
+        raise BadInputError(
+            f"device '{device}' ({profile.kind}) runs nothing, so it gives no outputs to compare with golden.npz",
+            context=f"verify --on {device}",
+            code="golden-not-comparable",
+            hint="run the golden vectors on a device that executes the model: host, tflm, a qemu, ssh or adb profile",
+        )
+    if manifest.get("compression") and not driver.runs_compressed:
+        raise BadInputError(
+            f"{bundle}: its model is LUT-compressed, which only TFLM runs; device '{device}' ({profile.kind}) cannot",
+            context=f"verify --on {device}",
+            code="golden-not-comparable",
+            hint="verify it on a tflm profile: `edgepack verify BUNDLE --on tflm`",
+        )
     return run_golden(profile, files[model_file], read_golden(files[GOLDEN_FILE]), reporter or NullReporter())

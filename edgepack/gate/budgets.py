@@ -172,7 +172,7 @@ def _fits(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
                 for what in ("flash", "ram")
             ]
             continue
-        name = fit.board_name
+        name = fit.board_name or board
         results.append(
             BudgetResult(
                 f"fits.{board}.flash",

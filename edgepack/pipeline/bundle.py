@@ -73,7 +73,8 @@ def golden(inputs: RunInputs, litert: Path, input_names: Callable[[], list[str] 
     samples = ordered_samples(inputs.data.test_inputs, inputs.reporter, litert, input_names, GOLDEN_SAMPLES)
     if samples is None:
         return {}
-    return {GOLDEN_FILE: npz_bytes(golden_arrays(litert, samples))}
+    arrays = golden_arrays(litert, samples)
+    return {GOLDEN_FILE: npz_bytes(arrays)} if arrays else {}
 
 
 def android(inputs: RunInputs, shipped: Shipped, converted: Path) -> tuple[Files, AndroidFormat]:

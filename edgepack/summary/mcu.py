@@ -85,7 +85,7 @@ def memory_table(memory: dict[str, Any], fits: dict[str, Fit]) -> Table:
 
 def fit_table(fit: Fit, model: str) -> Table:
     """One board against one model: flash and RAM, what each holds, the headroom."""
-    table = Table.of(f"{model} on {fit.board_name} ({fit.core}, {fit.clock_mhz:g} MHz)", MEMORY_COLUMNS)
+    table = Table.of(f"{model} on {fit.title}", MEMORY_COLUMNS)
     for row in _fit_rows(fit):
         table.add_row(*row)
     return table

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepack.errors import BadInputError
 from edgepack.progress import Reporter
 
 GOLDEN_FILE = "golden.npz"
@@ -59,19 +60,21 @@ def golden_arrays(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
 
     interp = interpreter(model)
     details = interp.get_input_details()
-    batch = max(1, int(details[0]["shape"][0]))
-    count = len(inputs["input_0"]) // batch
+    batches = [max(1, int(d["shape"][0])) for d in details]  # each input's own batch
+    count = min(len(inputs[f"input_{i}"]) // b for i, b in enumerate(batches))
+    if count == 0:
+        return {}  # fewer test samples than one batch: no golden vectors
     outputs: list[list[np.ndarray]] = [[] for _ in interp.get_output_details()]
     for k in range(count):
-        for i, d in enumerate(details):
-            interp.set_tensor(d["index"], inputs[f"input_{i}"][k * batch : (k + 1) * batch])
+        for i, (d, b) in enumerate(zip(details, batches)):
+            interp.set_tensor(d["index"], inputs[f"input_{i}"][k * b : (k + 1) * b])
         interp.invoke()
         for j, d in enumerate(interp.get_output_details()):
             outputs[j].append(np.array(interp.get_tensor(d["index"])))
     atol, rtol = golden_tolerances(model)
     names = [str(d["name"]) for d in interp.get_output_details()]
     return {
-        **inputs,
+        **{f"input_{i}": inputs[f"input_{i}"][: count * b] for i, b in enumerate(batches)},
         **{f"output_{j}": np.concatenate(o) for j, o in enumerate(outputs)},
         "atol": np.asarray(atol, dtype=np.float64),
         "rtol": np.asarray(rtol, dtype=np.float64),
@@ -123,11 +126,13 @@ def compare(golden: dict[str, np.ndarray], sample: int, outputs: list[dict[str, 
             continue
         atol, rtol = float(golden["atol"][j]), float(golden["rtol"][j])
         diff = np.abs(got - expected)
-        beyond = np.flatnonzero(diff > atol + rtol * np.abs(expected))
-        row.update(ok=not beyond.size, max_abs_diff=float(diff.max()) if diff.size else 0.0, atol=atol, rtol=rtol)
+        beyond = np.flatnonzero(~(diff <= atol + rtol * np.abs(expected)))  # a NaN or inf is beyond too
+        finite = bool(np.isfinite(diff).all())
+        largest = (float(diff.max()) if diff.size else 0.0) if finite else None  # None: a NaN/inf (JSON has none)
+        row.update(ok=not beyond.size, max_abs_diff=largest, atol=atol, rtol=rtol)
         if beyond.size:
             k = int(beyond[0])
-            row.update(index=k, expected=float(expected[k]), got=float(got[k]))
+            row.update(index=k, expected=_number(expected[k]), got=_number(got[k]))
         rows.append(row)
     return rows
 
@@ -150,8 +155,13 @@ def run_golden(device: Any, model: bytes, golden: dict[str, np.ndarray], reporte
             path.write_bytes(npz_bytes({n: golden[n][k * per[n] : (k + 1) * per[n]] for n in inputs}))
             req = RunRequest(folder / "model.tflite", path, 1, 0, 1, 0, work_dir=folder)
             record = run_device(device, req, reporter, f"verify golden {k + 1}/{samples} on {device.name}")
-            if record.get("outputs") is None:
-                return {"ok": None, "device": device.name, "why": f"{device.name} gives no outputs to compare"}
+            if record.get("outputs") is None:  # a benchmark binary: timings only
+                raise BadInputError(
+                    f"device '{device.name}' ran the golden vectors but returned no outputs to compare",
+                    context=f"verify --on {device.name}",
+                    code="golden-not-comparable",
+                    hint="use a profile whose runner returns outputs (the Python LiteRT runner, not benchmark_model)",
+                )
             rows += compare(golden, k, record["outputs"])
     bad = next((r for r in rows if not r["ok"]), None)
     result: dict[str, Any] = {"ok": bad is None, "device": device.name, "samples": samples, "outputs": rows}
@@ -166,6 +176,15 @@ def mismatch_line(row: dict[str, Any]) -> str:
     if "index" not in row:
         return f"{where}: {row.get('why', 'differs')}"
     return (
-        f"{where}, element {row['index']}: expected {row['expected']:g}, got {row['got']:g} "
+        f"{where}, element {row['index']}: expected {_text(row['expected'])}, got {_text(row['got'])} "
         f"(tolerance atol {row['atol']:g} + rtol {row['rtol']:g})"
     )
+
+
+def _number(value: float) -> float | str:
+    """A value for the report: a float, or "nan" / "inf" / "-inf" (JSON has no such numbers)."""
+    return float(value) if np.isfinite(value) else str(float(value))
+
+
+def _text(value: float | str) -> str:
+    return f"{value:g}" if isinstance(value, float) else value

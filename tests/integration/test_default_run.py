@@ -153,7 +153,12 @@ def test_run_exits_3_on_an_exceeded_accuracy_budget_and_still_writes_the_bundle(
     import zipfile
 
     with zipfile.ZipFile(out.with_name("bundle.zip")) as archive:
-        assert archive.namelist() == ["labels.txt", "manifest.json", "model.tflite"]  # no measurements.json
+        assert archive.namelist() == [
+            "golden.npz",
+            "labels.txt",
+            "manifest.json",
+            "model.tflite",
+        ]  # no measurements.json
         assert archive.read("model.tflite") == (out / "model.tflite").read_bytes()
 
 

@@ -103,3 +103,10 @@ def test_a_bundle_without_golden_vectors_says_so(bundle: Path) -> None:
     (bundle / "manifest.sig").unlink(missing_ok=True)
     result = invoke("verify", str(bundle), "--on", "host")
     assert result.exit_code == 2 and "no golden.npz" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("device", ["ethos-u55-128", "nano33-ble-sense"])
+def test_a_device_that_runs_nothing_is_refused_not_passed(bundle: Path, device: str) -> None:
+    result = invoke("verify", str(bundle), "--on", device)
+    assert result.exit_code == 2, result.output
+    assert f"device '{device}'" in result.stderr and "no outputs to compare" in result.stderr, result.stderr

@@ -68,6 +68,14 @@ def test_the_0_3_dict_access_still_reads_with_a_warning() -> None:
         assert run["latency_ms"] == {"p50": 0.01, "p90": 0.02, "runs": 200}
     with pytest.warns(DeprecationWarning), pytest.raises(KeyError):
         run["no_such_key"]
+    with pytest.warns(DeprecationWarning):
+        assert "peak_rss_kb" in run and "arena" not in run
+    with pytest.warns(DeprecationWarning):
+        assert run.get("threads") == 1 and run.get("arena", "none") == "none"
+    with pytest.warns(DeprecationWarning):
+        assert list(run) == list(HOST)
+    with pytest.warns(DeprecationWarning):
+        assert dict(run.items()) == HOST
 
 
 def test_the_0_3_records_module_still_imports_with_a_warning() -> None:

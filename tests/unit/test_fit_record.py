@@ -49,3 +49,17 @@ def test_an_unmeasured_arena_fails_the_ram_budget_saying_why() -> None:
     )
     ram = {r.name: r for r in check_budgets(Budgets(fits=["nano33"]), measured)}["fits.nano33.ram"]
     assert not ram.passed and ram.measured is None and "op CUMSUM" in ram.detail
+
+
+def test_a_manifest_fit_without_the_schemas_optional_fields_reads() -> None:
+    data = FIT.to_dict()
+    for optional in ("board_name", "core", "clock_mhz", "arena_why"):
+        data.pop(optional)
+    fit = board_fits({"nano33": data})["nano33"]
+    assert fit.board_name is None and fit.arena_why == "" and fit.title == "nano33"
+    assert FIT.title == "Arduino Nano 33 BLE (cortex-m4, 64 MHz)"
+    measured = Measurements(
+        size_bytes=300_000, accuracy_float=None, accuracy_tflite=None, latency_p90_ms={}, fits={"nano33": fit}
+    )
+    flash = {r.name: r for r in check_budgets(Budgets(fits=["nano33"]), measured)}["fits.nano33.flash"]
+    assert flash.passed and flash.detail.startswith("nano33: the model (300,000 B)")
