@@ -3,10 +3,9 @@ device's outputs may be from them; run again on a device (`edgepack verify BUNDL
 
 `golden.npz` holds `input_I` (GOLDEN_SAMPLES invokes' worth, stacked on the batch axis, in the tensor's type),
 `output_J` (each invoke's output J, stacked), `atol` and `rtol` (one per output), `output_names` and
-`invokes` (how many samples). The
-tolerance rule, from the output's quantization step: a quantized integer output may differ by GOLDEN_STEPS
-(4 LSB, in its integer units: TFLM's reference kernels differ by up to 3); a float output dequantized from an int8 tensor by GOLDEN_STEPS x that
-tensor's scale (plus float rounding); a float model's outputs within rtol 1e-4 / atol 1e-5 (another CPU's
+`invokes` (how many samples). The tolerance rule, from the output's quantization step: a quantized integer
+output may differ by GOLDEN_STEPS (4 LSB, in its integer units: TFLM's reference kernels differ by up to 3);
+a float output dequantized from an int8 tensor by GOLDEN_STEPS x that tensor's scale (plus float rounding); a float model's outputs within rtol 1e-4 / atol 1e-5 (another CPU's
 kernels round differently); a plain integer output exactly. A value is within when |got - expected| <=
 atol + rtol x |expected|. The zip is written with fixed entry dates, so the same model gives the same bytes.
 """
@@ -42,7 +41,7 @@ def golden_tolerances(model: Path) -> tuple[list[float], list[float]]:
     for index, steps in zip(info.outputs, output_tolerances(model, GOLDEN_STEPS)):
         dtype = info.tensors[index].dtype
         if dtype.startswith(("int", "uint")):
-            atol.append(steps)  # 1 LSB for a quantized output, 0 (exact) for a plain integer one
+            atol.append(steps)  # GOLDEN_STEPS LSB for a quantized output, 0 (exact) for a plain integer one
             rtol.append(0.0)
         elif steps:  # float I/O of an int8 model: the step of the tensor it is dequantized from
             atol.append(steps * (1 + 1e-6) + 1e-7)

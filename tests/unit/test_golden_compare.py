@@ -48,3 +48,4 @@ def test_the_npz_round_trips_and_its_bytes_do_not_depend_on_order() -> None:
     assert data == npz_bytes(dict(reversed(list(GOLDEN.items()))))
     back = read_golden(data)
     assert set(back) == set(GOLDEN) and np.array_equal(back["output_1"], GOLDEN["output_1"])
+    assert back["output_1"].dtype == np.int8 and str(back["output_names"][1]) == "code"
