@@ -42,6 +42,18 @@ class RunRequest:
     threads: int
     seed: int = 0
     work_dir: Path | None = None  # where a driver that writes files (ethos-u: Vela's output) keeps them
+    grid: tuple[tuple[int, int], ...] = ()  # the throughput cells (threads, batch) to time besides; () none
+
+    @property
+    def invokes(self) -> int:
+        """How many invokes the runner makes: warmup and runs, once more per grid cell besides the run's own."""
+        extra = [cell for cell in self.grid if cell != (self.threads, 1)]
+        return (self.warmup + self.runs) * (1 + len(extra))
+
+    @property
+    def what(self) -> str:
+        """The run in a few words, for a progress bar: its runs, and the grid's cells."""
+        return f"{self.runs} runs" + (f" + a throughput grid of {len(self.grid)} cells" if self.grid else "")
 
 
 def runner_args(
@@ -68,6 +80,8 @@ def runner_args(
     ]
     if inputs:
         args += ["--inputs", inputs]
+    if req.grid:
+        args += ["--grid", ",".join(f"{threads}x{batch}" for threads, batch in req.grid)]
     if cpus:
         args += ["--cpus", ",".join(str(c) for c in cpus)]
     if memory_limit:

@@ -49,9 +49,9 @@ def run_adb(device: AdbDevice, req: RunRequest, reporter: Reporter, label: str) 
     if req.inputs:
         files["inputs.npz"] = req.inputs
     args = runner_args(req, "model.tflite", "inputs.npz" if req.inputs else None, device.runtime)
-    with reporter.task(f"{label}: {req.runs} runs", req.warmup + req.runs) as task:
+    with reporter.task(f"{label}: {req.what}", req.invokes) as task:
         stdout = _run_runner(device, serial, files, args, device.run_timeout_s, label)
-        task.advance(req.warmup + req.runs)
+        task.advance(req.invokes)
     return parse_result(stdout, label)
 
 
@@ -272,6 +272,11 @@ class AdbDriver(RunnerDriver[AdbDevice]):
 
     def where(self, device: AdbDevice) -> str:
         return device.serial or "(the one attached)"
+
+    def throughput_why(self, device: AdbDevice) -> str | None:
+        if device.benchmark:
+            return "the profile runs benchmark_model, which times one setting; remove `benchmark` to run the grid"
+        return None
 
 
 DRIVER: Driver[AdbDevice] = AdbDriver()  # checked against the protocol

@@ -2,8 +2,9 @@
 
 A driver runs the model on its kind of device (`run`), probes the device (`check`), says where the device
 is (`where`) and what `edgepack devices check` shows of its probe (`check_rows`); `is_board` and `estimates`
-say what the kind's records are (a board is fitted, never run; an estimate is a compiler's, nothing executes)
-and `runs_compressed` whether it runs a LUT-compressed model.
+say what the kind's records are (a board is fitted, never run; an estimate is a compiler's, nothing executes),
+`runs_compressed` whether it runs a LUT-compressed model and `throughput_why` why a device does not time
+the throughput grid (None: it does, in the LiteRT runner).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Driver(Protocol[DeviceT_contra]):
         """The error for a probe that found no runtime on device `name`."""
         ...
 
+    def throughput_why(self, device: DeviceT_contra) -> str | None:
+        """Why `device` does not time `[validate]`'s throughput grid (threads x batch), or None when it does."""
+        ...
+
 
 class RunnerDriver(Generic[DeviceT]):
     """The defaults of a device the LiteRT runner runs on (local, ssh, adb, qemu-arm64), for the others to
@@ -82,6 +87,9 @@ class RunnerDriver(Generic[DeviceT]):
     def detail_rows(self, device: DeviceT, probe: dict[str, Any]) -> list[Row]:
         """The rows after the runtime: Python and numpy, then the CPU the runner ran on."""
         return [python_row(probe), cpu_row(probe)]
+
+    def throughput_why(self, device: DeviceT) -> str | None:
+        return None  # the LiteRT runner times every cell
 
     def no_runtime(self, name: str) -> EdgepackError:
         return DeviceUnreachable(

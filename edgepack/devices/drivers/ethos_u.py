@@ -109,6 +109,9 @@ class EthosUDriver(RunnerDriver[EthosUDevice]):
     def run(self, device: EthosUDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
         return run_ethos_u(device, req, reporter, label)
 
+    def throughput_why(self, device: EthosUDevice) -> str | None:
+        return "nothing runs on an ethos-u profile (Vela's estimate), and LiteRT's threads and batch do not apply"
+
     def check(self, device: EthosUDevice, reporter: Reporter) -> dict[str, Any]:
         return check_ethos_u(device)
 

@@ -38,7 +38,7 @@ def run_local(
         device.memory_limit_bytes,
     )
     cmd = [sys.executable, str(RUNNER), *args, "--progress"]
-    with reporter.task(f"{label}: {req.runs} runs", req.warmup + req.runs) as task:
+    with reporter.task(f"{label}: {req.what}", req.invokes) as task:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             stdout, stderr = collect(proc, None, timeout_s, task)

@@ -54,6 +54,9 @@ class McuDriver(RunnerDriver[McuDevice]):
     def run(self, device: McuDevice, req: Any, reporter: Reporter, label: str) -> dict[str, Any]:
         return run_mcu(device, req, reporter, label)
 
+    def throughput_why(self, device: McuDevice) -> str | None:
+        return "a board is fitted, never run"
+
     def check(self, device: McuDevice, reporter: Reporter) -> dict[str, Any]:
         return check_mcu(device)
 

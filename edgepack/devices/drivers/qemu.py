@@ -68,7 +68,7 @@ def run_qemu(device: QemuDevice, req: RunRequest, reporter: Reporter, label: str
     board = view(rootfs, device.cpu)
     args = runner_args(req, str(req.model.resolve()), str(req.inputs.resolve()) if req.inputs else None, device.runtime)
     cmd, env = command(device, board, [*args, "--progress"])
-    with reporter.task(f"{label}: {req.runs} runs (emulated {device.cpu})", req.warmup + req.runs) as task:
+    with reporter.task(f"{label}: {req.what} (emulated {device.cpu})", req.invokes) as task:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             stdout, stderr = collect(proc, None, device.run_timeout_s, task)

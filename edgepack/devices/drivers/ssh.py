@@ -81,7 +81,7 @@ def run_ssh(device: SshDevice, req: RunRequest, reporter: Reporter, label: str) 
     if req.inputs:
         files["inputs.npz"] = req.inputs
     args = runner_args(req, "model.tflite", "inputs.npz" if req.inputs else None, device.runtime)
-    with reporter.task(f"{label}: {req.runs} runs", req.warmup + req.runs) as task:
+    with reporter.task(f"{label}: {req.what}", req.invokes) as task:
         stdout, _ = _call(device, files, [*args, "--progress"], device.run_timeout_s, label, task)
     return parse_result(stdout, label)
 

@@ -149,6 +149,9 @@ class TflmDriver(RunnerDriver[TflmDevice]):
     def run(self, device: TflmDevice, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
         return run_tflm(device, req, reporter, label)
 
+    def throughput_why(self, device: TflmDevice) -> str | None:
+        return "TFLM runs one invoke at a time on one thread (reference kernels on this host), not LiteRT"
+
     def check(self, device: TflmDevice, reporter: Reporter) -> dict[str, Any]:
         return check_tflm(device)
 

@@ -4,7 +4,10 @@
 It is copied to the device as is, so it imports nothing from edgepack and never TensorFlow.
 It loads a `.tflite` model, feeds the inputs it is given (an `.npz`, one array per input, in
 input order) or seeded random inputs in each input's range, warms up, times N invokes and prints
-one JSON object on stdout. With `--progress`, it writes `progress DONE TOTAL` lines on stderr.
+one JSON object on stdout. With `--progress`, it writes `progress DONE TOTAL` lines on stderr. With
+`--grid 1x1,2x8,...` (threads x batch), it also times each cell of the throughput grid: a fresh interpreter
+with that many threads, every input resized to the batch and filled with copies of the sample, each copy's
+outputs checked equal to the batch-1 outputs (a graph that fixes its batch is named, not timed wrong).
 """
 
 import argparse
@@ -215,18 +218,18 @@ def run(args):
     arrays = make_inputs(inputs, args.seed, given)
     for detail, array in zip(inputs, arrays):
         interpreter.set_tensor(detail["index"], array)
-    total = args.warmup + args.runs
-    times = []
-    for i in range(total):
-        t0 = time.perf_counter()
-        interpreter.invoke()
-        elapsed = (time.perf_counter() - t0) * 1000.0
-        if i >= args.warmup:
-            times.append(elapsed)
-        if args.progress and ((i + 1) % max(1, total // 50) == 0 or i + 1 == total):
-            sys.stderr.write(f"progress {i + 1} {total}\n")
-            sys.stderr.flush()
+    extra = [cell for cell in args.grid if cell != (args.threads, 1)]  # the (threads, 1) cell is the run's own
+    progress = Progress(args.progress, (args.warmup + args.runs) * (1 + len(extra)))
+    times = timed_invokes(interpreter, args.warmup, args.runs, progress)
     outputs = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+    throughput = None
+    if args.grid:
+        own = throughput_cell(args.threads, 1, times)
+        cells = [
+            own if cell == (args.threads, 1) else grid_cell(interpreter_class, args, cell, arrays, outputs, progress)
+            for cell in args.grid
+        ]
+        throughput = {"cells": cells, "why": None}
     return {
         "latency_ms": percentile_summary(times),
         "init_ms": init_ms,
@@ -249,7 +252,128 @@ def run(args):
             }
             for o in outputs
         ],
+        **({"throughput": throughput} if throughput is not None else {}),
     }
+
+
+class Progress:
+    """`progress DONE TOTAL` lines on stderr (about 50 of them), when asked for."""
+
+    def __init__(self, enabled, total):
+        self.enabled, self.total, self.done = enabled, total, 0
+
+    def step(self):
+        self.done += 1
+        if self.enabled and (self.done % max(1, self.total // 50) == 0 or self.done == self.total):
+            sys.stderr.write(f"progress {self.done} {self.total}\n")
+            sys.stderr.flush()
+
+
+def timed_invokes(interpreter, warmup, runs, progress):
+    """`warmup` untimed invokes, then `runs` timed ones: their latencies (ms)."""
+    times = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        if i >= warmup:
+            times.append(elapsed)
+        progress.step()
+    return times
+
+
+def throughput_cell(threads, batch, times):
+    """One measured cell: the latency of an invoke (the whole batch), per inference, and inferences per second."""
+    summary = percentile_summary(times)
+    return {
+        "threads": threads,
+        "batch": batch,
+        "latency_ms": summary,
+        "per_inference_ms": summary["mean"] / batch,
+        "ips": batch * 1000.0 / summary["mean"] if summary["mean"] > 0 else None,
+        "error": None,
+    }
+
+
+def grid_cell(interpreter_class, args, cell, arrays, reference, progress):
+    """The cell `(threads, batch)` timed on a fresh interpreter, or why it cannot run (its invokes counted
+    either way, so progress reaches its total)."""
+    threads, batch = cell
+    skipped = args.warmup + args.runs
+    try:
+        interpreter = interpreter_class(model_path=args.model, num_threads=threads)
+        details = interpreter.get_input_details()
+        if batch != 1:
+            flat = [d["name"] for d in details if len(d["shape"]) == 0 or d["shape"][0] != 1]
+            if flat:
+                raise CellError(f"input {flat[0]} has no batch axis of 1 to repeat")
+            for d in details:
+                interpreter.resize_tensor_input(d["index"], [batch, *d["shape"][1:]], strict=False)
+        interpreter.allocate_tensors()
+        for detail, array in zip(interpreter.get_input_details(), arrays):
+            interpreter.set_tensor(detail["index"], np.repeat(array, batch, axis=0))
+        skipped = 0
+        times = timed_invokes(interpreter, args.warmup, args.runs, progress)
+        got = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+        problem = batch_problem(got, reference, batch)
+        if problem:
+            raise CellError(problem)
+    except (CellError, ValueError, RuntimeError, MemoryError) as exc:
+        for _ in range(skipped):
+            progress.step()
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, CellError):
+            why = f"LiteRT cannot run batch {batch} with {threads} thread(s): {why}"
+        return {
+            "threads": threads,
+            "batch": batch,
+            "latency_ms": None,
+            "per_inference_ms": None,
+            "ips": None,
+            "error": why,
+        }
+    return throughput_cell(threads, batch, times)
+
+
+class CellError(Exception):
+    """A grid cell that cannot be measured (its message says why)."""
+
+
+def batch_problem(got, reference, batch):
+    """Why the outputs of `batch` copies of the sample are not each the batch-1 outputs `reference`, or None.
+
+    Integer outputs may differ by one step (another thread split's rounding), float ones by 1e-3 relative."""
+    if len(got) != len(reference):
+        return f"the model gives {len(got)} outputs at batch {batch}, {len(reference)} at batch 1"
+    for index, (out, ref) in enumerate(zip(got, reference)):
+        batched = batch == 1 or (ref.shape[:1] == (1,) and out.shape[1:] == ref.shape[1:])
+        if not batched or out.shape[:1] != ((batch,) if batch != 1 else ref.shape[:1]):
+            return (
+                f"output {index} is shaped {list(out.shape)} at batch {batch} (batch 1: {list(ref.shape)}): "
+                "the graph does not keep the batch axis"
+            )
+        expected = np.repeat(ref, batch, axis=0) if batch != 1 else ref
+        if np.issubdtype(ref.dtype, np.integer):
+            worst = int(np.max(np.abs(out.astype(np.int64) - expected.astype(np.int64)), initial=0))
+            ok = worst <= 1
+        else:
+            scale = float(np.max(np.abs(ref), initial=0.0))
+            ok = bool(np.allclose(out, expected, rtol=1e-3, atol=1e-5 + 1e-3 * scale, equal_nan=False))
+        if not ok:
+            return (
+                f"at batch {batch}, output {index} of the copies of the sample is not the batch-1 output "
+                "(the graph mixes the batch axis, e.g. a reshape or a reduction across it)"
+            )
+    return None
+
+
+def parse_grid(text):
+    """`--grid 1x1,2x1,1x8` as [(threads, batch), ...]."""
+    cells = []
+    for part in text.split(","):
+        threads, _, batch = part.partition("x")
+        cells.append((int(threads), int(batch)))
+    return cells
 
 
 def main(argv=None):
@@ -270,9 +394,12 @@ def main(argv=None):
         help="pin to these CPUs, e.g. 0 or 0,1",
     )
     parser.add_argument("--memory-limit", type=int, default=None, help="address-space cap in bytes")
+    parser.add_argument("--grid", type=parse_grid, default=[], help="throughput cells THREADSxBATCH, e.g. 1x1,4x8")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--runs and --threads must be >= 1, --warmup >= 0")
+    if any(threads < 1 or batch < 1 for threads, batch in args.grid):
+        parser.error("--grid cells must have threads >= 1 and batch >= 1")
     if not args.probe and not args.model:
         parser.error("give a model, or --probe")
     if args.probe:
