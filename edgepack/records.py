@@ -101,6 +101,41 @@ class EvaluateRecord(Record):
     test_samples: int
 
 
+@dataclass(frozen=True)
+class ThroughputCell(Record):
+    """One cell of the throughput grid: `threads` interpreter threads, `batch` samples per invoke."""
+
+    threads: int
+    batch: int
+    latency_ms: dict[str, Any] | None  # per invoke (the whole batch): the runner's p50 ... runs; None: not run
+    per_inference_ms: builtins.float | None  # the mean invoke over the batch
+    ips: builtins.float | None  # inferences per second: batch x 1000 / the mean invoke
+    error: str | None = None  # why the cell was not timed (a graph that fixes its batch, a load failure)
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A device's throughput grid (`[validate] threads` x `batch`), or why the device does not time it."""
+
+    cells: tuple[ThroughputCell, ...]
+    why: str | None = None  # the device times no grid: why (a benchmark binary, TFLM, an estimate)
+
+    @property
+    def best(self) -> ThroughputCell | None:
+        """The cell with the most inferences per second (a tie: fewer threads, then the smaller batch)."""
+        timed = [cell for cell in self.cells if cell.ips is not None]
+        return max(timed, key=lambda c: (c.ips, -c.threads, -c.batch), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for measurements.json and `--json`."""
+        return {"cells": [cell.to_dict() for cell in self.cells], "why": self.why}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Throughput:
+        """The grid from its JSON form."""
+        return cls(tuple(ThroughputCell.from_dict(cell) for cell in data.get("cells") or ()), data.get("why"))
+
+
 RUN_FIELDS = ("latency_ms", "init_ms", "warmup", "threads", "peak_rss_kb", "runtime")  # what every driver reports
 DEVICE_FIELDS = ("device", "kind", "emulated", *RUN_FIELDS, "parity", "outputs_sha256")
 
@@ -188,6 +223,7 @@ class DeviceRun:
     runtime: dict[str, Any] | None = None  # name, version
     parity: dict[str, Any] = field(default_factory=dict)  # ok (None: not checked), why, identical, max_abs_diff...
     outputs_sha256: list[str] | None = None
+    throughput: Throughput | None = None  # the throughput grid, when the recipe asked for one
     extra: dict[str, Any] = field(default_factory=dict)
     keys: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the dict's key order, as it came
 
@@ -236,11 +272,15 @@ class DeviceRun:
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, exactly the dict the validate stage made."""
         flat = {name: getattr(self, name) for name in DEVICE_FIELDS}
+        if self.throughput is not None:  # only where a grid was asked for: older records keep their keys
+            flat["throughput"] = self.throughput.to_dict()
         flat.update(self.extra)
         if not self.keys:
             return flat
         return {key: flat[key] for key in self.keys if key in flat} | {
-            key: value for key, value in flat.items() if key not in self.keys and key in self.extra
+            key: value
+            for key, value in flat.items()
+            if key not in self.keys and (key in self.extra or key == "throughput")
         }
 
     @classmethod
@@ -259,7 +299,8 @@ class DeviceRun:
             runtime=get("runtime"),
             parity=get("parity") or {},
             outputs_sha256=get("outputs_sha256"),
-            extra={key: value for key, value in data.items() if key not in DEVICE_FIELDS},
+            throughput=Throughput.from_dict(data["throughput"]) if data.get("throughput") else None,
+            extra={key: value for key, value in data.items() if key not in (*DEVICE_FIELDS, "throughput")},
             keys=tuple(data),
         )
 

@@ -104,6 +104,24 @@ class Parity(Record):
     outputs: Opt[Any] = None
 
 
+class ThroughputCell(Record):
+    """One cell of the throughput grid (records.ThroughputCell)."""
+
+    threads: Count
+    batch: Count
+    latency_ms: Latency | None
+    per_inference_ms: Num | None
+    ips: Num | None
+    error: str | None = None
+
+
+class Throughput(Record):
+    """The device's throughput grid (`[validate] threads` x `batch`), or why it times none."""
+
+    cells: list[ThroughputCell]
+    why: str | None = None
+
+
 class DeviceRecord(Record):
     """One device's validation: latency, the runtime, the parity with LiteRT on this host."""
 
@@ -125,6 +143,7 @@ class DeviceRecord(Record):
     machine: str | None = None
     parity: Parity
     outputs_sha256: list[Sha256] | None = None
+    throughput: Opt[Throughput] = None
     estimate: Opt[Estimate] = None
 
 

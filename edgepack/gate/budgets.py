@@ -1,11 +1,11 @@
-"""Check the recipe's `[budgets]` against measured size, latency, the task's metrics and fidelity."""
+"""Check the recipe's `[budgets]` against measured size, latency, throughput, the task's metrics and fidelity."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from edgepack.records import DeviceRun, Fit, board_fits, device_runs
+from edgepack.records import DeviceRun, Fit, Throughput, board_fits, device_runs
 
 if TYPE_CHECKING:  # the recipe schema (pydantic) is not imported for `--help`
     from edgepack.recipe.schema import Budgets
@@ -49,6 +49,16 @@ class Measurements:
     metrics_tflite: dict[str, float] = field(default_factory=dict)  # ... and of the .tflite
     fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
     fits: dict[str, Fit] = field(default_factory=dict)  # board -> how the model fits it
+    throughput: dict[str, Throughput] = field(default_factory=dict)  # real device -> its throughput grid
+
+
+def gated_throughput(validation: dict[str, DeviceRun]) -> dict[str, Throughput]:
+    """The throughput grids of the real devices that timed one (an emulator's figures are not a board's)."""
+    return {
+        device: rec.throughput
+        for device, rec in validation.items()
+        if rec.throughput is not None and not rec.emulated and rec.throughput.why is None
+    }
 
 
 def gated_latency(validation: dict[str, DeviceRun]) -> tuple[dict[str, float], dict[str, str]]:
@@ -87,7 +97,8 @@ def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | N
     accuracy only), latencies from its measurements.json (`run`; without it, no latency was measured)."""
     metrics = manifest.get("metrics", {})
     accuracy = metrics.get("accuracy") or {}
-    latency, basis = gated_latency(device_runs((run or {}).get("validation")))
+    runs = device_runs((run or {}).get("validation"))
+    latency, basis = gated_latency(runs)
     return Measurements(
         size_bytes=int(manifest["model"]["size_bytes"]),
         accuracy_float=accuracy.get("float"),
@@ -98,6 +109,7 @@ def measurements_from_manifest(manifest: dict[str, Any], run: dict[str, Any] | N
         metrics_tflite=dict(metrics.get("tflite") or {}),
         fidelity=metrics.get("fidelity"),
         fits=board_fits(manifest.get("fits")),
+        throughput=gated_throughput(runs),
     )
 
 
@@ -107,6 +119,7 @@ def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
     if budgets.max_size_bytes is not None:
         results.append(_at_most("max_size", budgets.max_size_bytes, measured.size_bytes, "bytes"))
     results.extend(_latency(budgets, measured))
+    results.extend(_throughput(budgets, measured))
     if budgets.max_accuracy_drop is not None:
         drop = None
         if measured.accuracy_float is not None and measured.accuracy_tflite is not None:
@@ -297,6 +310,30 @@ def _latency(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
             ),
         )
         results.append(replace(result, estimated=basis.startswith(ESTIMATED)))
+    return results
+
+
+def _throughput(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
+    limit = budgets.min_throughput_ips
+    if limit is None:
+        return []
+    per_device = limit if isinstance(limit, dict) else {d: limit for d in sorted(measured.throughput)}
+    if not per_device:
+        return [_at_least("min_throughput_ips", float(limit), None, "inferences/s", "no real device timed one")]  # type: ignore[arg-type]
+    results = []
+    for device, value in sorted(per_device.items()):
+        grid = measured.throughput.get(device)
+        best = grid.best if grid is not None else None
+        if best is None:
+            why = "it timed no grid" if grid is None else "no cell of its grid ran"
+            results.append(_at_least(f"min_throughput_ips.{device}", value, None, "inferences/s", f"'{device}': {why}"))
+            continue
+        assert grid is not None
+        detail = (
+            f"the best of {len(grid.cells)} cell(s) on '{device}': {best.threads} thread(s), batch {best.batch}"
+            f" ({best.per_inference_ms:.4g} ms per inference)"
+        )
+        results.append(_at_least(f"min_throughput_ips.{device}", value, best.ips, "inferences/s", detail))
     return results
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgepack.gate.budgets import BudgetResult, Measurements, check_budgets, conversion_results, gated_latency
+from edgepack.gate.budgets import (
+    BudgetResult,
+    Measurements,
+    check_budgets,
+    conversion_results,
+    gated_latency,
+    gated_throughput,
+)
 
 if TYPE_CHECKING:
     from edgepack.bundle.figures import BundleFigures
@@ -39,6 +46,7 @@ def gate(
         metrics_tflite=accuracy["tflite"],
         fidelity=evaluated.fidelity,
         fits=fits,
+        throughput=gated_throughput(validation),
     )
     results = check_budgets(budgets, measured)
     results += conversion_results(search_report, fallback)

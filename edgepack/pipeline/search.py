@@ -133,7 +133,9 @@ def _measured(
     path = stage.dir / stage.record.model_file
     allowed = allowed_drop(search, referee.reference_value)
     verdict = referee.judge(path, p.reporter, f"search {label}")
-    request = RunRequest(path, None, validate.runs, validate.warmup, device.threads or validate.threads, p.recipe.seed)
+    request = RunRequest(
+        path, None, validate.runs, validate.warmup, device.threads or validate.latency_threads, p.recipe.seed
+    )
     record = run_device(device, request, p.reporter, f"search {label} on {device.name}")
     metrics = trained.record.test_metrics
     holds, budgets = candidate_budgets(p.recipe.budgets, metrics, verdict.metrics, verdict.fidelity)

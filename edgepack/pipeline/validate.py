@@ -3,7 +3,8 @@
 Every device gets the same inputs (the first test sample, each input in its tensor's type, in the
 model's tensor order); every output is compared with the host's: integer outputs must be identical,
 float ones equal within a tolerance. The first plain local device is the reference; without one, a
-one-invoke run on this machine is. Devices on different machines run at the same time.
+one-invoke run on this machine is. Devices on different machines run at the same time. With a throughput grid
+(`[validate] threads` x `batch`), each device that runs LiteRT times every cell; the others say why not.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgepack.records import RUN_FIELDS, DeviceRun
+from edgepack.records import RUN_FIELDS, DeviceRun, Throughput
 
 if TYPE_CHECKING:
     from edgepack.devices.profiles import Device
@@ -24,7 +25,7 @@ def validate(
     """Run the `shipped` model file on each of `devices` with the `samples` (`validation_inputs`); one record
     per device, in their order. `litert` is the shipped model as LiteRT runs it (the parity reference)."""
     from edgepack.devices.base import RunRequest
-    from edgepack.devices.drivers import run_device
+    from edgepack.devices.drivers import driver_for, run_device
     from edgepack.devices.profiles import LocalDevice
     from edgepack.validate.parity import parity
     from edgepack.validate.samples import reference_outputs
@@ -32,6 +33,8 @@ def validate(
 
     recipe, reporter = inputs.recipe, inputs.reporter
     settings = recipe.validation
+    grid = recipe.throughput_grid
+    no_grid = {d.name: driver_for(d.kind).throughput_why(d) for d in devices} if grid else {}
 
     def measure(device: Device) -> dict[str, Any]:
         reporter.stage("validate", f"on {device.name}")
@@ -40,9 +43,10 @@ def validate(
             samples,
             settings.runs,
             settings.warmup,
-            device.threads or settings.threads,
+            device.threads or settings.latency_threads,
             recipe.seed,
             work_dir=inputs.root / "validate",
+            grid=grid if grid and no_grid[device.name] is None else (),
         )
         return run_device(device, req, reporter, f"validate {device.name}")
 
@@ -66,6 +70,14 @@ def validate(
                 reporter.note(f"validate {device.name}: outputs differ from the host's: {check['why']}")
         for own in ("device", "kind", "emulated", "parity", "outputs_sha256"):  # the validation's, not a driver's
             record.pop(own, None)
+        grid_record = record.pop("throughput", None)
+        throughput = None
+        if grid:
+            why = no_grid[device.name]
+            if why is None and grid_record:
+                throughput = Throughput.from_dict(grid_record)
+            else:
+                throughput = Throughput((), why or "the device's runner gave no throughput grid")
         order = tuple(record)  # the driver's keys, in its order (the record's dict keeps it)
         known = {name: record.pop(name, None) for name in RUN_FIELDS}
         validation[device.name] = DeviceRun(
@@ -75,7 +87,8 @@ def validate(
             **known,
             parity=check,
             outputs_sha256=None if outputs is None else [o["sha256"] for o in outputs],
+            throughput=throughput,
             extra=record,
-            keys=("device", "kind", "emulated", *order, "parity", "outputs_sha256"),
+            keys=("device", "kind", "emulated", *order, "parity", "outputs_sha256", "throughput"),
         )
     return validation

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from edgepack.recipe.base import Optimizer, Size, Strict, parse_size
 from edgepack.recipe.convert import ConvertSettings
@@ -152,7 +152,35 @@ class ValidateSettings(Strict):
     )
     warmup: int = Field(20, ge=0, le=100_000)
     runs: int = Field(200, ge=1, le=1_000_000)
-    threads: int = Field(1, ge=1, le=256)
+    # interpreter threads; a list (and a batch list, or a batch over 1) times the throughput grid of every
+    # threads x batch cell on each device that runs LiteRT, the first thread count being the latency run's
+    threads: Annotated[int, Field(ge=1, le=256)] | list[Annotated[int, Field(ge=1, le=256)]] = 1
+    batch: Annotated[int, Field(ge=1, le=4096)] | list[Annotated[int, Field(ge=1, le=4096)]] = 1
+
+    @field_validator("threads", "batch")
+    @classmethod
+    def _grid_values(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("give at least one value, or a single number")
+            twice = sorted({v for v in value if value.count(v) > 1})
+            if twice:
+                raise ValueError(f"{twice} given more than once")
+        return value
+
+    @property
+    def latency_threads(self) -> int:
+        """The threads of the latency run (the first of a list)."""
+        return self.threads if isinstance(self.threads, int) else self.threads[0]
+
+    @property
+    def grid(self) -> tuple[tuple[int, int], ...]:
+        """The throughput grid's cells (threads, batch), threads varying fastest; () when none was asked for."""
+        threads = [self.threads] if isinstance(self.threads, int) else self.threads
+        batches = [self.batch] if isinstance(self.batch, int) else self.batch
+        if isinstance(self.threads, int) and isinstance(self.batch, int) and self.batch == 1:
+            return ()
+        return tuple((t, b) for b in batches for t in threads)
 
 
 class Budgets(Strict):
@@ -160,6 +188,9 @@ class Budgets(Strict):
 
     max_size: Size | None = None
     latency_p90_ms: float | dict[str, float] | None = None
+    # the best cell of the throughput grid, in inferences per second (per device, or one figure for every
+    # real device that times it); without a grid, the latency run (batch 1) is the one cell
+    min_throughput_ips: float | dict[str, float] | None = None
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
     max_rmse: float | None = Field(None, gt=0.0)  # regression: the .tflite's RMSE, in the targets' units
@@ -187,12 +218,13 @@ class Budgets(Strict):
             raise ValueError(f"board(s) {twice} named more than once")
         return value
 
-    @field_validator("latency_p90_ms")
+    @field_validator("latency_p90_ms", "min_throughput_ips")
     @classmethod
-    def _latency_positive(cls, value: float | dict[str, float] | None) -> object:
+    def _per_device_positive(cls, value: float | dict[str, float] | None, info: ValidationInfo) -> object:
         values = value.values() if isinstance(value, dict) else [value]
         if any(v is not None and v <= 0 for v in values):
-            raise ValueError("latency budgets must be > 0 ms")
+            what = "latency budgets must be > 0 ms" if info.field_name == "latency_p90_ms" else "must be > 0"
+            raise ValueError(what)
         return value
 
     @property
@@ -325,7 +357,7 @@ def _check_task(recipe: Recipe) -> None:
     if wrong:
         raise ValueError(
             f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
-            f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'fits'])}"
+            f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'min_throughput_ips', 'fits'])}"
         )
     problem = tasks.get(kind).recipe_problem(recipe)
     if problem:
@@ -432,15 +464,23 @@ class Recipe(Strict):
             )
         _check_int4_runtime(self)
         _check_lut_runtime(self)
-        budget = self.budgets.latency_p90_ms
-        if isinstance(budget, dict):
-            unknown = sorted(set(budget) - set(self.validation.devices))
+        for name in ("latency_p90_ms", "min_throughput_ips"):
+            budget = getattr(self.budgets, name)
+            unknown = sorted(set(budget) - set(self.validation.devices)) if isinstance(budget, dict) else []
             if unknown:
                 raise ValueError(
-                    f"budgets.latency_p90_ms names device(s) {unknown} that are not in "
-                    f"validate.devices {self.validation.devices}"
+                    f"budgets.{name} names device(s) {unknown} that are not in validate.devices {self.validation.devices}"
                 )
         return self
+
+    @property
+    def throughput_grid(self) -> tuple[tuple[int, int], ...]:
+        """The cells each LiteRT device times: `[validate]`'s grid; with none, the latency run's one cell when a
+        throughput budget needs it; else ()."""
+        grid = self.validation.grid
+        if not grid and self.budgets.min_throughput_ips is not None:
+            return ((self.validation.latency_threads, 1),)
+        return grid
 
     def resolved(self) -> dict[str, object]:
         """The recipe with every default filled in, as TOML/JSON-ready data."""

@@ -1,6 +1,6 @@
 """Which devices a run validates on: the recipe's (or those named) loaded and checked against the recipe
-before any stage runs: boards refused as run targets, an emulated device's latency never budgeted, a
-LUT-compressed model on TFLM devices only."""
+before any stage runs: boards refused as run targets, an emulated device's latency or throughput never
+budgeted (nor the throughput of a device that times no grid), a LUT-compressed model on TFLM devices only."""
 
 from __future__ import annotations
 
@@ -43,7 +43,36 @@ def load_devices(recipe: Recipe, names: list[str] | None, compressed: bool) -> l
             hint="budget a real device (kind local, ssh or adb), or an ethos-u profile's estimate, instead",
             code="budget-emulated",
         )
+    _check_throughput_budget(recipe, devices)
     return devices
+
+
+def _check_throughput_budget(recipe: Recipe, devices: list[Any]) -> None:
+    """`budgets.min_throughput_ips` names only real devices that time the grid."""
+    from edgepack.devices.drivers import driver_for
+
+    budget = recipe.budgets.min_throughput_ips
+    if not isinstance(budget, dict):
+        return
+    named = [d for d in devices if d.name in budget]
+    untimed = [(d.name, why) for d in named if (why := driver_for(d.kind).throughput_why(d)) is not None]
+    if untimed:
+        name, why = untimed[0]
+        raise BadInputError(
+            f"budgets.min_throughput_ips names '{name}', which times no throughput grid: {why}",
+            context=f"recipe '{recipe.name}'",
+            hint="budget the throughput of a device that runs LiteRT (kind local, ssh or adb with the runner)",
+            code="budget-no-throughput",
+        )
+    emulated = sorted(d.name for d in named if d.emulated)
+    if emulated:
+        raise BadInputError(
+            f"budgets.min_throughput_ips names {', '.join(emulated)}: an emulated device's throughput is the "
+            "emulator's, not a board's, and is never checked",
+            context=f"recipe '{recipe.name}'",
+            hint="budget a real device (kind local, ssh or adb) instead",
+            code="budget-emulated",
+        )
 
 
 def _runnable(devices: list[Any], where: str) -> list[Any]:
