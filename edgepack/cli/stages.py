@@ -27,6 +27,7 @@ from edgepack.summary.run import (
     weights_table,
 )
 from edgepack.summary.search import compression_table, granularity_table, search_table, tune_table
+from edgepack.summary.throughput import throughput_tables
 from edgepack.table import Piece, Span, Table
 
 RECIPE = typer.Argument(
@@ -143,7 +144,7 @@ def register(app: typer.Typer) -> None:
         pipeline = _pipeline(recipe, workdir, no_cache, given=model)
         validation = pipeline.validate(devices=device or None)
         if not output.result(device_dicts(validation)):  # the lines and Vela's table are built for people only
-            output.show(*_validation_lines(validation), ethos_u_table(validation))
+            output.show(*_validation_lines(validation), *throughput_tables(validation), ethos_u_table(validation))
 
     @app.command()
     @boundary
@@ -228,6 +229,7 @@ def _report_run(pipeline: Any, result: Any) -> None:
         return  # the tables are built for people only
     output.show(
         *_run_tables(pipeline, result),
+        *throughput_tables(result.validation),
         ethos_u_table(result.validation),
         memory_table(memory, result.fits),
         budget_table(result.gate),

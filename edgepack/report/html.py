@@ -42,6 +42,7 @@ def render_report(
         _budgets(run),
         _stages(manifest, metric),
         _latency(run),
+        _throughput(run),
         _quant_error(manifest),
         _memory(manifest, model),
         _ethos_u(run),
@@ -266,6 +267,22 @@ def _memory(manifest: dict[str, Any], model: bytes | None) -> str:
         + _plot(plots.activation_memory(live, names, at), "plot-memory", "activation memory across ops")
         + _figures("memory", rows)
         + boards
+    )
+
+
+def _throughput(run: dict[str, Any]) -> str:
+    """The throughput grid per device (threads x batch), the best cell named; the devices that time none."""
+    from edgepack.records import device_runs
+    from edgepack.summary.throughput import throughput_tables
+
+    tables = throughput_tables(device_runs(run.get("validation")))
+    if not tables:
+        return ""
+    from edgepack.table import plain
+
+    return "<h2>Throughput</h2>\n" + "".join(
+        f"<h3>{escape(plain(table.title))}</h3>\n" + table_html(table, f"throughput-{index}")
+        for index, table in enumerate(tables)
     )
 
 

@@ -47,6 +47,8 @@ def budget_value(value: float | None, unit: str, signed: bool = False) -> str:
         return f"{100 * value:+.2f} pts" if signed else f"{100 * value:.2f} %"
     if unit == "bytes":
         return f"{value:+,.0f} B" if signed else f"{value:,.0f} B"
+    if unit == "inferences/s":
+        return f"{value:+,.0f}/s" if signed else f"{value:,.0f}/s"
     if unit == "ratio":
         return f"{100 * value:+.2f} %" if signed else f"{100 * value:.2f} %"
     if not unit:
