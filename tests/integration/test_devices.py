@@ -280,3 +280,16 @@ def test_a_phone_without_python_is_measured_with_a_benchmark_binary(
     (profiles / "phone-bench.toml").write_text('kind = "adb"\nbenchmark = "no/such/benchmark_model"\n')
     result = invoke("devices", "check", "phone-bench")
     assert result.exit_code == 2 and "phone-bench.toml: benchmark" in result.stderr, result.output
+
+
+def test_the_throughput_grid_runs_over_ssh_and_adb_like_on_host(model: Path, profiles: Path) -> None:
+    from edgepack.devices.drivers import run_device
+
+    grid = ((1, 1), (2, 1), (1, 4))
+    for name in ("ssh-test", "phone"):
+        req = RunRequest(model, None, 5, 1, 1, grid=grid)
+        record = run_device(load(name), req, NullReporter(), f"validate {name}")
+        cells = record["throughput"]["cells"]
+        assert [(c["threads"], c["batch"]) for c in cells] == list(grid), name
+        assert [c["error"] for c in cells] == [None, None, None] and min(c["ips"] for c in cells) > 0, name
+        assert cells[0]["latency_ms"] == record["latency_ms"], name  # the latency run is its own cell
