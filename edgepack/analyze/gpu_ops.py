@@ -10,11 +10,12 @@ source of truth:
   `kEnhancedBroadcast`), the four custom ops it knows, and "Not supported op NAME" for every other builtin.
   That file checks no op versions, so neither does this.
 - per tensor, the delegate's `GetOpsToReplace`/`IsAllAllowedTensors` (tensorflow/lite/delegates/gpu/common/
-  model_builder.cc): no tensor of 5 or more dimensions, and runtime (non-constant) tensors of float32 or
-  float16 only, with int8 and uint8 while quantized ops are allowed (the delegate's default: it runs an int8
-  model by dequantizing, QUANTIZE and DEQUANTIZE included), bool out of comparisons, and the types CAST,
-  ONE_HOT and SELECT_V2 take. The message is the delegate's: "OP is supported, but tensor type/shape isn't
-  compatible.", with the tensor named after it.
+  model_builder.cc): runtime (non-constant) tensors of float32 or float16 only, with int8 and uint8 while
+  quantized ops are allowed (the delegate's default: it runs an int8 model by dequantizing, QUANTIZE and
+  DEQUANTIZE included); that much is in the copy read (commit 9a5c3017, 2021). The later delegate also refuses
+  any tensor of 5 or more dimensions and lets bool out of comparisons and the types CAST, ONE_HOT and SELECT_V2
+  take; its message, "OP is supported, but tensor type/shape isn't compatible.", is quoted from its logs, the
+  tensor named after it.
 
 A reason is the source's own words (its `absl::Status` message). The delegate then runs, by default, only the
 largest partition of the ops it accepts (`max_delegated_partitions` 1): `accepted` counts the ops it can take.
