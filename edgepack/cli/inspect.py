@@ -35,6 +35,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inputs, outputs, op histogram, per-op MACs and parameters, peak activation memory, float ops.
 
+        Of a .tflite also: the ops TFLite's GPU delegate would leave to the CPU, with its reasons, and the share
+        of ops and MACs it takes (its own rules, read offline: no GPU needed).
+
         A saved Keras model instead: what `edgepack init` reads (inputs, outputs, parameters, who saved it,
         whether tf_keras can rebuild it for [[optimize]] stages, a normalizing first layer)."""
         from edgepack.inspect import inspect_model, is_tflite
@@ -89,6 +92,8 @@ def _tables(report: dict[str, Any], ops: bool) -> list[Table]:
             "XNNPACK partitions (this machine)",
             str(xnn["partitions"]) if xnn["partitions"] is not None else Span(str(xnn["error"]), "warn"),
         )
+    gpu = report["gpu_delegate"]
+    summary.add_row("GPU delegate", gpu["summary"] if gpu["compatible"] else Span(gpu["summary"], "warn"))
     tables = [summary]
 
     io = Table.of("inputs and outputs", ["", "name", "shape", "dtype", "quantization"])
@@ -107,6 +112,17 @@ def _tables(report: dict[str, Any], ops: bool) -> list[Table]:
         share = per_op[name] / report["macs"] if report["macs"] else 0.0
         histogram.add_row(name, str(count), _count(per_op[name]), f"{100 * share:.1f} %")
     tables.append(histogram)
+
+    if gpu["refused"]:
+        refused = Table.of(
+            "GPU delegate: ops it leaves to the CPU",
+            [Column("#", "right"), "op", "layer", Column("MACs", "right"), "why (the delegate's words)"],
+        )
+        for r in gpu["refused"]:
+            refused.add_row(
+                str(r["index"]), r["op"], r["layer"] or "", _count(r["macs"]) if r["macs"] else "", r["reason"]
+            )
+        tables.append(refused)
 
     if ops:
         headers = ("#", "op", "inputs", "outputs", "params", "MACs", "options")

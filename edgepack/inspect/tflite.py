@@ -1,5 +1,5 @@
 """What a `.tflite` holds and computes, read without TensorFlow: its tensors, op histogram, per-op MACs and
-parameters, peak activation memory, float ops, and (in a child process) how LiteRT's XNNPACK partitions it."""
+parameters, peak activation memory, float ops, which ops the GPU delegate takes, and (in a child process) how LiteRT's XNNPACK partitions it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 def tflite_report(path: Path, runtime: bool = True) -> dict[str, Any]:
     """The inspection report of the `.tflite` at `path` as plain data; a bad file is a `ModelError`."""
     from edgepack.analyze.flatbuffer import read_model_file
+    from edgepack.analyze.gpu_ops import gpu_compatibility
     from edgepack.analyze.graph import analyze, tensor_bytes
 
     data, model = read_model_file(path)
@@ -51,6 +52,7 @@ def tflite_report(path: Path, runtime: bool = True) -> dict[str, Any]:
         },
         "compute": graph.compute,
         "float_ops": [{"index": i, "op": graph.ops[i].op} for i in graph.float_ops],
+        "gpu_delegate": gpu_compatibility(model).to_dict(),
         "operators": [op.to_dict(model.tensors) for op in graph.ops],
     }
     if runtime:
