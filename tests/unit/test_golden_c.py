@@ -1,5 +1,6 @@
-"""golden.npz as C (`bundle/golden_c.py`): the arrays read back equal to the vectors, and the plain-C comparison,
-compiled with the host C compiler, passes the expected outputs and names the output and element of one beyond."""
+"""golden.npz as C (`bundle/golden_c.py`) and for Android (`bundle/android_test.py`): the arrays read back equal
+to the vectors; the plain-C comparison, compiled with the host C compiler, passes the expected outputs and names
+the output and element of one beyond; the Java test compiles against stubs of the APIs it calls."""
 
 from __future__ import annotations
 
