@@ -21,13 +21,25 @@ def android_files(
     tensors: dict[str, list[dict[str, Any]]],
     task: Task = CLASSIFICATION,
     image: bool = True,
+    golden: dict[str, Any] | None = None,
 ) -> dict[str, str | bytes]:
-    """Relative path -> content of the android format's files (labels.txt for a classifier only)."""
+    """Relative path -> content of the android format's files (labels.txt for a classifier only; with `golden`,
+    golden.npz's arrays, the instrumentation test that runs them: `bundle.android_test`)."""
+    from edgepack.bundle.android_test import TEST, android_test_files
+
     model = f"{name}.tflite"
-    files: dict[str, str | bytes] = {
-        f"android/assets/{model}": shipped.data,
-        "android/README.md": usage_note(model, shipped, labels, tensors, task, image),
-    }
+    note = usage_note(model, shipped, labels, tensors, task, image)
+    files: dict[str, str | bytes] = {f"android/assets/{model}": shipped.data}
+    if golden:
+        files.update(android_test_files(model, golden))
+        note += (
+            "\n## Golden vectors\n\n"
+            f"`androidTest/` holds an instrumentation test (`{TEST.removeprefix('android/')}`, JUnit4 and\n"
+            "androidx.test) that runs the bundle's golden vectors (`androidTest/assets/golden/`, golden.npz's arrays)\n"
+            f"with the LiteRT Interpreter on `{model}` from the app's assets and fails naming the invoke, output and\n"
+            "element beyond the tolerance. Copy it into `src/androidTest/` and run `./gradlew connectedAndroidTest`.\n"
+        )
+    files["android/README.md"] = note
     if labels and task.class_scores:
         files["android/assets/labels.txt"] = "".join(f"{label}\n" for label in labels)
     return files

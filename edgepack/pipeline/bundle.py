@@ -50,12 +50,15 @@ def formats(inputs: RunInputs, shipment: Shipment, devices: Callable[[], list[An
     wanted = inputs.recipe.bundle.formats
     extra: Files = {}
     entries: dict[str, Any] = {}
+    vectors: dict[str, Any] = {}  # golden.npz's arrays, for the formats that carry them
+    if "android" in wanted or "c-array" in wanted:
+        vectors = golden_vectors(inputs, shipment.litert_path(), shipment.input_names)
     if "android" in wanted:
-        files, entries["android"] = android(inputs, shipment.shipped(), shipment.converted)
+        files, entries["android"] = android(inputs, shipment.shipped(), shipment.converted, vectors)
         extra.update(files)
     if "c-array" in wanted:
         micro = shipment.micro_path().read_bytes()  # without metadata; LUT-compressed with compression = "lut"
-        files, entries["c-array"] = c_array(inputs, micro, shipment.micro_arena())
+        files, entries["c-array"] = c_array(inputs, micro, shipment.micro_arena(), vectors)
         extra.update(files)
     if "ethos-u" in wanted:
         device = ethos_u_profile(inputs.recipe, devices())
@@ -67,36 +70,64 @@ def formats(inputs: RunInputs, shipment: Shipment, devices: Callable[[], list[An
 def golden(inputs: RunInputs, litert: Path, input_names: Callable[[], list[str] | None]) -> Files:
     """golden.npz (`validate.golden`): the first test samples with host LiteRT's outputs of the shipped model
     (`litert`: the file LiteRT runs) and each output's tolerance; none when the model does not take the samples."""
-    from edgepack.validate.golden import GOLDEN_FILE, GOLDEN_SAMPLES, golden_arrays, npz_bytes
-    from edgepack.validate.samples import ordered_samples
+    from edgepack.validate.golden import GOLDEN_FILE, npz_bytes
 
-    samples = ordered_samples(inputs.data.test_inputs, inputs.reporter, litert, input_names, GOLDEN_SAMPLES)
-    if samples is None:
-        return {}
-    arrays = golden_arrays(litert, samples)
+    arrays = golden_vectors(inputs, litert, input_names)
     return {GOLDEN_FILE: npz_bytes(arrays)} if arrays else {}
 
 
-def android(inputs: RunInputs, shipped: Shipped, converted: Path) -> tuple[Files, AndroidFormat]:
-    """The android format's files and its manifest entry (the tensors read from the `converted` file)."""
+def golden_vectors(inputs: RunInputs, litert: Path, input_names: Callable[[], list[str] | None]) -> dict[str, Any]:
+    """golden.npz's arrays (`golden`), the same for the same model (the c-array and android formats carry them
+    too); empty when the model does not take the samples."""
+    from edgepack.validate.golden import GOLDEN_SAMPLES, golden_arrays
+    from edgepack.validate.samples import ordered_samples
+
+    samples = ordered_samples(inputs.data.test_inputs, inputs.reporter, litert, input_names, GOLDEN_SAMPLES)
+    return {} if samples is None else golden_arrays(litert, samples)
+
+
+def android(
+    inputs: RunInputs, shipped: Shipped, converted: Path, golden: dict[str, Any] | None = None
+) -> tuple[Files, AndroidFormat]:
+    """The android format's files and its manifest entry (the tensors read from the `converted` file), with the
+    `golden` vectors (golden.npz's arrays) and the instrumentation test that runs them when given."""
     from edgepack.bundle.android import android_files
+    from edgepack.bundle.android_test import unsupported_arrays
     from edgepack.bundle.formats_model import AndroidFormat
     from edgepack.litert import model_tensors
 
     data = inputs.data
-    files = android_files(inputs.recipe.name, shipped, data.labels, model_tensors(converted), inputs.task, data.image)
+    if golden and unsupported_arrays(golden):
+        inputs.reporter.note(
+            f"bundle android: no golden-vector test: it does not read {', '.join(unsupported_arrays(golden))}"
+        )
+        golden = None
+    tensors = model_tensors(converted)
+    files = android_files(inputs.recipe.name, shipped, data.labels, tensors, inputs.task, data.image, golden)
     return dict(files), AndroidFormat(files=sorted(files), metadata=shipped.record["embedded"])
 
 
-def c_array(inputs: RunInputs, micro: bytes, arena: tuple[Arena | None, str]) -> tuple[Files, CArrayFormat]:
+def c_array(
+    inputs: RunInputs, micro: bytes, arena: tuple[Arena | None, str], golden: dict[str, Any] | None = None
+) -> tuple[Files, CArrayFormat]:
     """The c-array format's files and its manifest entry: the microcontroller model `micro` (the converted one
-    without metadata, TFLM ignores it; LUT-compressed with compression = "lut") and TFLM's measured `arena`."""
+    without metadata, TFLM ignores it; LUT-compressed with compression = "lut"), TFLM's measured `arena`, and
+    the `golden` vectors (golden.npz's arrays) as C with `model_selftest()` (`bundle.golden_c`) when given."""
     from edgepack.bundle.c_array import c_sources
     from edgepack.bundle.formats_model import CArrayArena, CArrayFormat
+    from edgepack.bundle.golden_c import golden_c_files, unsupported_outputs
 
     measured, why = with_margin(inputs.recipe, arena)
     sources = c_sources(micro, measured=measured)
     files: Files = {"c/model_data.h": sources.header, "c/model_data.cc": sources.source}
+    if golden:
+        unread = unsupported_outputs(golden)
+        if unread:
+            inputs.reporter.note(
+                f"bundle c-array: no C golden vectors: the comparison does not read {', '.join(unread)}"
+            )
+        else:
+            files.update(golden_c_files(golden))
     if sources.unsupported_ops:
         inputs.reporter.note(
             f"bundle c-array: TFLite Micro has no resolver method for "

@@ -102,3 +102,39 @@ def test_a_device_that_runs_nothing_is_refused_not_passed(bundle: Path, device: 
     result = invoke("verify", str(bundle), "--on", device)
     assert result.exit_code == 2, result.output
     assert f"device '{device}'" in result.stderr and "no outputs to compare" in result.stderr, result.stderr
+
+
+def test_the_c_array_and_android_formats_carry_the_golden_vectors(tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    """A bundle with both formats: model_golden.c's arrays and the Android test's assets read back equal to the
+    bundle's own golden.npz, all listed in the manifest (the C comparison and the Java test are compiled and
+    exercised in tests/unit/test_golden_c.py and test_c_array.py)."""
+    from edgepack.bundle.android_test import ASSETS, TEST
+    from edgepack.bundle.golden_c import c_double, read_c_arrays
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run["work"], work, ignore=shutil.ignore_patterns("*.lock"))
+    recipe = tiny_recipe(tmp_path, extra='\n[bundle]\nformats = ["android", "c-array"]\n')
+    result = invoke("--json", "bundle", str(recipe), "--workdir", str(work))
+    assert result.exit_code == 0, result.output
+    bundle = work / "tiny" / "bundle"
+    golden = read_golden((bundle / GOLDEN_FILE).read_bytes())
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    listed = {a["path"] for a in manifest["artifacts"]}
+    c_files = manifest["formats"]["c-array"]["files"]
+    assert {"c/model_golden.c", "c/model_golden.h", "c/model_selftest.cc"} <= set(c_files) <= listed
+    arrays = read_c_arrays((bundle / "c" / "model_golden.c").read_text())
+    assert bytes(int(v, 16) for v in arrays["model_golden_input_0"]) == golden["input_0"].tobytes()
+    expected = [c_double(v) for v in arrays["model_golden_output_0"]]
+    assert len(expected) == golden["output_0"].size and expected == golden["output_0"].astype(float).ravel().tolist()
+    assert [c_double(v) for v in arrays["model_golden_atol"]] == golden["atol"].tolist()
+    android = manifest["formats"]["android"]["files"]
+    assert {TEST, f"{ASSETS}/golden.json", f"{ASSETS}/input_0.bin", f"{ASSETS}/output_0.bin"} <= set(android)
+    assert set(android) <= listed
+    described = json.loads((bundle / ASSETS / "golden.json").read_text())
+    assert described["invokes"] == int(golden["invokes"]) and len(described["outputs"]) == 1
+    assert described["outputs"][0]["atol"] == float(golden["atol"][0])
+    for name in ("input_0", "output_0"):
+        assert (bundle / ASSETS / f"{name}.bin").read_bytes() == golden[name].tobytes()
+    assert 'MODEL = "tiny.tflite";' in (bundle / TEST).read_text()
+    assert (bundle / "android" / "assets" / "tiny.tflite").is_file()
+    assert invoke("verify", str(bundle)).exit_code == 0
