@@ -70,7 +70,7 @@ def read_figures(bundle: Path, measurements: Path | None = None) -> BundleFigure
             hint="give the measurements.json written with this bundle",
         )
     try:
-        return figures_of(str(bundle), manifest, run, _model_bytes(bundle, manifest))
+        return figures_of(str(bundle), manifest, run, bundle_model(bundle, manifest))
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(
             f"{bundle}: the manifest lacks or garbles a figure: {exc!r}",
@@ -156,7 +156,7 @@ def _graph(model: bytes | None) -> dict[str, Any]:
     }
 
 
-def _model_bytes(bundle: Path, manifest: dict[str, Any]) -> bytes | None:
+def bundle_model(bundle: Path, manifest: dict[str, Any]) -> bytes | None:
     """The bundle's model file, when it is there and is the one its manifest names (by sha256)."""
     name = (manifest.get("model") or {}).get("file") or MODEL_FILE
     if bundle.is_file() and bundle.suffix.lower() == ".zip":

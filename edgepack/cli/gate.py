@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         from edgepack.errors import BundleError
         from edgepack.gate import check_budgets, measurements_from_manifest
         from edgepack.gate.baseline import baseline_path, baseline_results, load_baseline
-        from edgepack.gate.budgets import conversion_results
+        from edgepack.gate.budgets import conversion_results, gpu_figures, needs_gpu
         from edgepack.recipe import load_recipe
         from edgepack.recipe.schema import Budgets
 
@@ -100,6 +100,11 @@ def register(app: typer.Typer) -> None:
             measured = measurements_from_manifest(manifest, run)
             if budgets.fits:  # fitted now, to the board profiles as they are (the bundle's own or another recipe's)
                 measured = replace(measured, fits=_fits(bundle, manifest, budgets.fits))
+            if needs_gpu(budgets):  # the GPU delegate's verdict, from the bundle's model file (offline)
+                from edgepack.bundle.figures import bundle_model
+
+                model = bundle_model(bundle, manifest)
+                measured = replace(measured, gpu=None if model is None else gpu_figures(model))
             results = check_budgets(budgets, measured)
             results += conversion_results(
                 (run or {}).get("search"),

@@ -50,6 +50,20 @@ class Measurements:
     fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
     fits: dict[str, Fit] = field(default_factory=dict)  # board -> how the model fits it
     throughput: dict[str, Throughput] = field(default_factory=dict)  # real device -> its throughput grid
+    gpu: dict[str, Any] | None = None  # the GPU delegate's verdict on the shipped model (`gpu_figures`)
+
+
+def gpu_figures(model: bytes) -> dict[str, Any]:
+    """The GPU delegate's verdict on a `.tflite` (analyze/gpu_ops.py, offline), as plain data."""
+    from edgepack.analyze.flatbuffer import read_model
+    from edgepack.analyze.gpu_ops import gpu_compatibility
+
+    return gpu_compatibility(read_model(model)).to_dict()
+
+
+def needs_gpu(budgets: Budgets) -> bool:
+    """Whether a budget needs the GPU delegate's verdict."""
+    return budgets.gpu_compatible is not None or budgets.min_gpu_macs_share is not None
 
 
 def gated_throughput(validation: dict[str, DeviceRun]) -> dict[str, Throughput]:
@@ -120,6 +134,7 @@ def check_budgets(budgets: Budgets, measured: Measurements) -> list[BudgetResult
         results.append(_at_most("max_size", budgets.max_size_bytes, measured.size_bytes, "bytes"))
     results.extend(_latency(budgets, measured))
     results.extend(_throughput(budgets, measured))
+    results.extend(_gpu(budgets, measured.gpu))
     if budgets.max_accuracy_drop is not None:
         drop = None
         if measured.accuracy_float is not None and measured.accuracy_tflite is not None:
@@ -334,6 +349,34 @@ def _throughput(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
             f" ({best.per_inference_ms:.4g} ms per inference)"
         )
         results.append(_at_least(f"min_throughput_ips.{device}", value, best.ips, "inferences/s", detail))
+    return results
+
+
+def _gpu(budgets: Budgets, gpu: dict[str, Any] | None) -> list[BudgetResult]:
+    results = []
+    if budgets.gpu_compatible:
+        refused = None if gpu is None else gpu["refused"]
+        detail = "the GPU delegate's verdict was not computed"
+        if gpu is not None and refused is not None:
+            detail = (
+                "; ".join(
+                    f"op {r['index']} {r['op']}" + (f" ({r['layer']})" if r.get("layer") else "") + f": {r['reason']}"
+                    for r in refused
+                )
+                or f"every op on the GPU ({gpu['summary']})"
+            )
+        results.append(_at_most("gpu_compatible", 0, None if refused is None else len(refused), "ops refused", detail))
+    if budgets.min_gpu_macs_share is not None:
+        share = None if gpu is None else gpu["gpu_mac_share"]
+        results.append(
+            _at_least(
+                "min_gpu_macs_share",
+                budgets.min_gpu_macs_share,
+                share,
+                "fraction",
+                gpu["summary"] if gpu is not None else "the GPU delegate's verdict was not computed",
+            )
+        )
     return results
 
 

@@ -56,7 +56,8 @@ def describe(result: BudgetResult) -> str:
         f"{result.name}: measured {_fmt(result.measured)} {result.unit}, limit {_fmt(result.limit)} "
         f"{result.unit}, {word} {_fmt(abs(margin))} {result.unit}"
     )
-    return f"{line} ({result.detail})" if result.name.startswith("fits.") else line  # names the board
+    named = result.name.startswith(("fits.", "gpu_", "min_gpu"))  # the board; the ops the GPU delegate refuses
+    return f"{line} ({result.detail})" if named else line
 
 
 def _fmt(value: float) -> str:

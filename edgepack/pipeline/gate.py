@@ -12,6 +12,8 @@ from edgepack.gate.budgets import (
     conversion_results,
     gated_latency,
     gated_throughput,
+    gpu_figures,
+    needs_gpu,
 )
 
 if TYPE_CHECKING:
@@ -30,10 +32,12 @@ def gate(
     fallback: dict[str, Any] | None,
     baseline: BundleFigures | None,
     metric: str,
+    shipped: bytes | None = None,
 ) -> list[BudgetResult]:
     """Every budget against the figures: the evaluate record, the devices' `validation`, the shipped model's
     size, the boards' `fits`; the search's and the fallback's criteria; `baseline` (the `[budgets] baseline`
-    bundle's figures, or None) compared in the task's `metric`."""
+    bundle's figures, or None) compared in the task's `metric`; `shipped` (the model's bytes) for the GPU
+    delegate's verdict."""
     latency, basis = gated_latency(validation)
     accuracy = evaluated.metrics
     measured = Measurements(
@@ -47,6 +51,7 @@ def gate(
         fidelity=evaluated.fidelity,
         fits=fits,
         throughput=gated_throughput(validation),
+        gpu=gpu_figures(shipped) if shipped is not None and needs_gpu(budgets) else None,
     )
     results = check_budgets(budgets, measured)
     results += conversion_results(search_report, fallback)

@@ -301,6 +301,7 @@ class Pipeline:
                 self.convert().record.fallback,
                 self.baseline,
                 self.task.metric,
+                self.shipped().data,
             )
             self._gated = True
             return self.result.gate

@@ -191,6 +191,10 @@ class Budgets(Strict):
     # the best cell of the throughput grid, in inferences per second (per device, or one figure for every
     # real device that times it); without a grid, the latency run (batch 1) is the one cell
     min_throughput_ips: float | dict[str, float] | None = None
+    # the shipped model on TFLite's GPU delegate (offline, analyze/gpu_ops.py): every op taken, and the share of
+    # MACs in the ops it takes
+    gpu_compatible: Literal[True] | None = None
+    min_gpu_macs_share: float | None = Field(None, ge=0.0, le=1.0)
     max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
     max_rmse: float | None = Field(None, gt=0.0)  # regression: the .tflite's RMSE, in the targets' units
@@ -357,7 +361,7 @@ def _check_task(recipe: Recipe) -> None:
     if wrong:
         raise ValueError(
             f"budgets.{wrong[0]} does not apply to task.kind = '{kind}'; its budgets are "
-            f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'min_throughput_ips', 'fits'])}"
+            f"{', '.join([*sorted(allowed), 'min_sqnr_db', 'max_size', 'latency_p90_ms', 'min_throughput_ips', 'gpu_compatible', 'min_gpu_macs_share', 'fits'])}"
         )
     problem = tasks.get(kind).recipe_problem(recipe)
     if problem:
