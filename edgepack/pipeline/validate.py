@@ -33,20 +33,22 @@ def validate(
 
     recipe, reporter = inputs.recipe, inputs.reporter
     settings = recipe.validation
-    grid = recipe.throughput_grid
+    grid = recipe.times_throughput
     no_grid = {d.name: driver_for(d.kind).throughput_why(d) for d in devices} if grid else {}
 
     def measure(device: Device) -> dict[str, Any]:
         reporter.stage("validate", f"on {device.name}")
+        threads = device.threads or settings.latency_threads  # a profile's own threads set its latency run's
+        cells = settings.grid or ((threads, 1),)  # no lists: the latency run is the budget's one cell
         req = RunRequest(
             shipped,
             samples,
             settings.runs,
             settings.warmup,
-            device.threads or settings.latency_threads,
+            threads,
             recipe.seed,
             work_dir=inputs.root / "validate",
-            grid=grid if grid and no_grid[device.name] is None else (),
+            grid=cells if grid and no_grid[device.name] is None else (),
         )
         return run_device(device, req, reporter, f"validate {device.name}")
 

@@ -154,6 +154,7 @@ class ValidateSettings(Strict):
     runs: int = Field(200, ge=1, le=1_000_000)
     # interpreter threads; a list (and a batch list, or a batch over 1) times the throughput grid of every
     # threads x batch cell on each device that runs LiteRT, the first thread count being the latency run's
+    # (a device profile's own `threads` sets its latency run's instead; its grid is still these cells)
     threads: Annotated[int, Field(ge=1, le=256)] | list[Annotated[int, Field(ge=1, le=256)]] = 1
     batch: Annotated[int, Field(ge=1, le=4096)] | list[Annotated[int, Field(ge=1, le=4096)]] = 1
 
@@ -478,13 +479,10 @@ class Recipe(Strict):
         return self
 
     @property
-    def throughput_grid(self) -> tuple[tuple[int, int], ...]:
-        """The cells each LiteRT device times: `[validate]`'s grid; with none, the latency run's one cell when a
-        throughput budget needs it; else ()."""
-        grid = self.validation.grid
-        if not grid and self.budgets.min_throughput_ips is not None:
-            return ((self.validation.latency_threads, 1),)
-        return grid
+    def times_throughput(self) -> bool:
+        """Whether each LiteRT device times a throughput grid: `[validate]` asks for one, or a throughput budget
+        needs a figure (then the latency run, at the device's threads and batch 1, is the one cell)."""
+        return bool(self.validation.grid) or self.budgets.min_throughput_ips is not None
 
     def resolved(self) -> dict[str, object]:
         """The recipe with every default filled in, as TOML/JSON-ready data."""

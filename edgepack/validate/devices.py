@@ -52,7 +52,19 @@ def _check_throughput_budget(recipe: Recipe, devices: list[Any]) -> None:
     from edgepack.devices.drivers import driver_for
 
     budget = recipe.budgets.min_throughput_ips
-    if not isinstance(budget, dict):
+    if budget is None:
+        return
+    if not isinstance(budget, dict):  # one figure for every real device that times the grid: at least one must
+        if not any(not d.emulated and driver_for(d.kind).throughput_why(d) is None for d in devices):
+            raise BadInputError(
+                f"budgets.min_throughput_ips = {budget:g} covers every real device that times a throughput grid, "
+                f"and none of validation.devices ({', '.join(d.name for d in devices)}) does: the budget could "
+                "never be checked",
+                context=f"recipe '{recipe.name}'",
+                hint="validate on a real device that runs LiteRT (kind local, ssh or adb with the runner), "
+                "or drop the budget",
+                code="budget-no-throughput",
+            )
         return
     named = [d for d in devices if d.name in budget]
     untimed = [(d.name, why) for d in named if (why := driver_for(d.kind).throughput_why(d)) is not None]

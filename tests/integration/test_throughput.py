@@ -90,11 +90,37 @@ def test_a_budget_just_above_the_best_fails_and_just_below_passes(grid_bundle: d
     assert f"{best['threads']} thread(s), batch {best['batch']}" in result["detail"]
 
 
-def test_a_throughput_budget_on_a_device_without_a_grid_is_a_recipe_error(tmp_path: Path) -> None:
-    recipe = _grid_recipe(tmp_path, "min_throughput_ips = { tflm = 10.0 }", devices='["host", "tflm"]')
+@pytest.mark.parametrize(
+    ("budget", "devices", "said"),
+    [
+        ("{ tflm = 10.0 }", '["host", "tflm"]', "'tflm'"),
+        ("10.0", '["tflm", "rpi4-emulated"]', "none of validation.devices (tflm, rpi4-emulated)"),
+    ],
+    ids=["named-device", "one-figure"],
+)
+def test_a_throughput_budget_on_a_device_without_a_grid_is_a_recipe_error(
+    tmp_path: Path, budget: str, devices: str, said: str
+) -> None:
+    recipe = _grid_recipe(tmp_path, f"min_throughput_ips = {budget}", devices=devices)
     result = invoke("run", str(recipe), "--workdir", str(tmp_path / "w"))
-    assert result.exit_code == 2 and "budget-no-throughput" in result.stderr and "'tflm'" in result.stderr
+    assert result.exit_code == 2 and "budget-no-throughput" in result.stderr and said in result.stderr
     assert not (tmp_path / "w" / "digits" / "train").exists()  # said before anything trains
+
+
+def test_a_budget_without_lists_times_the_devices_own_latency_setting(
+    default_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no lists, a throughput budget's one cell is the latency run: at the device profile's threads."""
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "host2.toml").write_text('kind = "local"\ndescription = "host, 2 threads"\nthreads = 2\n')
+    monkeypatch.chdir(tmp_path)  # ./devices is searched first
+    recipe = _grid_recipe(tmp_path, "min_throughput_ips = 1.0", devices='["host2"]')
+    recipe.write_text(recipe.read_text().replace(f"threads = {THREADS}\nbatch = {BATCHES}", "threads = 1"))
+    result = invoke("--json", "run", str(recipe), "--workdir", str(work_copy(default_run, tmp_path)))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    run = json.loads(result.stdout)["validation"]["host2"]
+    assert run["threads"] == 2
+    assert [(c["threads"], c["batch"]) for c in run["throughput"]["cells"]] == [(2, 1)]
 
 
 def runner_record(model: Path, grid: str) -> dict[str, Any]:

@@ -35,9 +35,9 @@ def test_threads_and_batch_lists_make_the_grid(tmp_path: Path) -> None:
     validation = in_recipe_file(tmp_path, grid).recipe.validation
     assert validation.grid == ((2, 1), (1, 1), (2, 4), (1, 4)) and validation.latency_threads == 2
     plain_recipe = in_recipe_file(tmp_path, DIGITS).recipe
-    assert plain_recipe.validation.grid == () and plain_recipe.throughput_grid == ()
+    assert plain_recipe.validation.grid == () and not plain_recipe.times_throughput
     budget_only = in_recipe_file(tmp_path, DIGITS.replace("min_accuracy = 0.95", "min_throughput_ips = 10.0")).recipe
-    assert budget_only.throughput_grid == ((1, 1),)  # the latency run's cell, so the budget has a figure
+    assert budget_only.validation.grid == () and budget_only.times_throughput  # the latency run is its one cell
 
 
 @pytest.mark.parametrize(
