@@ -155,3 +155,40 @@ def test_a_graph_that_fixes_or_mixes_its_batch_is_named_per_cell(tmp_path: Path)
     dense = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3)])
     cells = runner_record(fast_tflite(dense, tmp_path / "dense.tflite", int8=True), "1x8")["throughput"]["cells"]
     assert cells[0]["error"] is None and cells[0]["batch"] == 8 and np.isfinite(cells[0]["ips"])
+
+
+def test_a_cell_that_fails_mid_timing_is_named_and_progress_reaches_its_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any exception in a cell (here a KeyError on the 2-thread interpreter's third invoke, a runtime's own bug)
+    is that cell's error: the other cells and the latency run's record stand, and progress counts the invokes
+    the cell never made."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgepack.models.tf import load
+
+    class FailsOnTwoThreads(Interpreter):  # type: ignore[misc]
+        def __init__(self, model_path: str, num_threads: int) -> None:
+            super().__init__(model_path=model_path, num_threads=num_threads)
+            self.threads, self.invokes = num_threads, 0
+
+        def invoke(self) -> None:
+            self.invokes += 1
+            if self.threads == 2 and self.invokes == 3:
+                raise KeyError("tensor 7")
+            super().invoke()
+
+    monkeypatch.setattr(runner, "import_runtime", lambda preference: (FailsOnTwoThreads, "ai-edge-litert", "x"))
+    tf_keras = load().keras
+    dense = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3)])
+    model = fast_tflite(dense, tmp_path / "dense.tflite", int8=True)
+    runner.main([str(model), "--runs", "5", "--warmup", "1", "--grid", "1x1,2x1,1x4", "--progress"])
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["latency_ms"]["runs"] == 5
+    one, two, four = record["throughput"]["cells"]
+    assert one["error"] is None and four["error"] is None and four["ips"] > 0
+    assert two["ips"] is None and "KeyError" not in captured.err
+    assert two["error"] == "LiteRT cannot run batch 1 with 2 thread(s): 'tensor 7'"
+    last = [line for line in captured.err.splitlines() if line.startswith("progress ")][-1]
+    assert last == "progress 18 18"  # 3 x (1 warmup + 5 runs), the failed cell's 4 unmade invokes counted

@@ -299,7 +299,7 @@ def grid_cell(interpreter_class, args, cell, arrays, reference, progress):
     """The cell `(threads, batch)` timed on a fresh interpreter, or why it cannot run (its invokes counted
     either way, so progress reaches its total)."""
     threads, batch = cell
-    skipped = args.warmup + args.runs
+    done = progress.done + args.warmup + args.runs  # where progress stands after this cell, however it ends
     try:
         interpreter = interpreter_class(model_path=args.model, num_threads=threads)
         details = interpreter.get_input_details()
@@ -312,14 +312,13 @@ def grid_cell(interpreter_class, args, cell, arrays, reference, progress):
         interpreter.allocate_tensors()
         for detail, array in zip(interpreter.get_input_details(), arrays):
             interpreter.set_tensor(detail["index"], np.repeat(array, batch, axis=0))
-        skipped = 0
         times = timed_invokes(interpreter, args.warmup, args.runs, progress)
         got = [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
         problem = batch_problem(got, reference, batch)
         if problem:
             raise CellError(problem)
-    except (CellError, ValueError, RuntimeError, MemoryError) as exc:
-        for _ in range(skipped):
+    except Exception as exc:  # any failure is this cell's: the others and the latency run's record still count
+        while progress.done < done:  # the invokes it never made
             progress.step()
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, CellError):
