@@ -272,8 +272,10 @@ class DeviceRun:
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, exactly the dict the validate stage made."""
         flat = {name: getattr(self, name) for name in DEVICE_FIELDS}
-        if self.throughput is not None:  # only where a grid was asked for: older records keep their keys
-            flat["throughput"] = self.throughput.to_dict()
+        # the grid only where one was asked for (older records keep their keys), or where the dict had the key
+        grid = self.throughput is not None or "throughput" in self.keys
+        if grid:
+            flat["throughput"] = None if self.throughput is None else self.throughput.to_dict()
         flat.update(self.extra)
         if not self.keys:
             return flat

@@ -91,6 +91,6 @@ def validate(
             outputs_sha256=None if outputs is None else [o["sha256"] for o in outputs],
             throughput=throughput,
             extra=record,
-            keys=("device", "kind", "emulated", *order, "parity", "outputs_sha256", "throughput"),
+            keys=("device", "kind", "emulated", *order, "parity", "outputs_sha256", *(("throughput",) * grid)),
         )
     return validation

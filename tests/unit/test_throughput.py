@@ -78,6 +78,8 @@ def test_the_best_cell_and_the_json_round_trip() -> None:
     assert data["throughput"]["cells"][2]["error"] == "LiteRT cannot run batch 8"
     assert DeviceRun.from_dict(data) == run and DeviceRun.from_dict(data).to_dict() == data
     assert "throughput" not in _run("host", None).to_dict()  # a record without a grid keeps its keys
+    null = _run("host", None).to_dict() | {"throughput": None}  # a hand-edited or another writer's record
+    assert DeviceRun.from_dict(null).throughput is None and DeviceRun.from_dict(null).to_dict() == null
 
 
 def _measured(validation: dict[str, DeviceRun]) -> Measurements:
