@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from edgepack.records import DeviceRun, Fit, Throughput, board_fits, device_runs
 
 if TYPE_CHECKING:  # the recipe schema (pydantic) is not imported for `--help`
+    from edgepack.analyze.gpu_ops import GpuCompatibility
     from edgepack.recipe.schema import Budgets
 
 ESTIMATED = "estimated by Vela"  # how the basis of a latency that is an Ethos-U estimate begins
@@ -50,15 +51,15 @@ class Measurements:
     fidelity: dict[str, Any] | None = None  # the .tflite's outputs against the float model's (SQNR per output)
     fits: dict[str, Fit] = field(default_factory=dict)  # board -> how the model fits it
     throughput: dict[str, Throughput] = field(default_factory=dict)  # real device -> its throughput grid
-    gpu: dict[str, Any] | None = None  # the GPU delegate's verdict on the shipped model (`gpu_figures`)
+    gpu: GpuCompatibility | None = None  # the GPU delegate's verdict on the shipped model (`gpu_figures`)
 
 
-def gpu_figures(model: bytes) -> dict[str, Any]:
-    """The GPU delegate's verdict on a `.tflite` (analyze/gpu_ops.py, offline), as plain data."""
+def gpu_figures(model: bytes) -> GpuCompatibility:
+    """The GPU delegate's verdict on a `.tflite` (analyze/gpu_ops.py, offline)."""
     from edgepack.analyze.flatbuffer import read_model
     from edgepack.analyze.gpu_ops import gpu_compatibility
 
-    return gpu_compatibility(read_model(model)).to_dict()
+    return gpu_compatibility(read_model(model))
 
 
 def needs_gpu(budgets: Budgets) -> bool:
@@ -352,31 +353,24 @@ def _throughput(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
     return results
 
 
-def _gpu(budgets: Budgets, gpu: dict[str, Any] | None) -> list[BudgetResult]:
+def _gpu(budgets: Budgets, gpu: GpuCompatibility | None) -> list[BudgetResult]:
     results = []
+    missing = "the GPU delegate's verdict was not computed"
     if budgets.gpu_compatible:
-        refused = None if gpu is None else gpu["refused"]
-        detail = "the GPU delegate's verdict was not computed"
-        if gpu is not None and refused is not None:
+        detail = missing
+        if gpu is not None:
             detail = (
                 "; ".join(
-                    f"op {r['index']} {r['op']}" + (f" ({r['layer']})" if r.get("layer") else "") + f": {r['reason']}"
-                    for r in refused
+                    f"op {r.index} {r.op}" + (f" ({r.layer})" if r.layer else "") + f": {r.reason}" for r in gpu.refused
                 )
-                or f"every op on the GPU ({gpu['summary']})"
+                or f"every op on the GPU ({gpu.summary()})"
             )
-        results.append(_at_most("gpu_compatible", 0, None if refused is None else len(refused), "ops refused", detail))
+        refused = None if gpu is None else len(gpu.refused)
+        results.append(_at_most("gpu_compatible", 0, refused, "ops refused", detail))
     if budgets.min_gpu_macs_share is not None:
-        share = None if gpu is None else gpu["gpu_mac_share"]
-        results.append(
-            _at_least(
-                "min_gpu_macs_share",
-                budgets.min_gpu_macs_share,
-                share,
-                "fraction",
-                gpu["summary"] if gpu is not None else "the GPU delegate's verdict was not computed",
-            )
-        )
+        share = None if gpu is None else gpu.mac_share
+        detail = missing if gpu is None else gpu.summary()
+        results.append(_at_least("min_gpu_macs_share", budgets.min_gpu_macs_share, share, "fraction", detail))
     return results
 
 

@@ -179,3 +179,24 @@ def test_a_graph_without_macs_has_no_mac_share() -> None:
     result = judge([Node(0, "RELU", None, op("RELU", [act(1, 4)], [act(1, 4)]), 0)])
     assert result.compatible and result.mac_share is None
     assert result.summary() == "1 of 1 ops, no MACs on the GPU"
+
+
+def test_the_gpu_budgets_read_the_verdict_and_fail_when_it_is_missing() -> None:
+    from edgepack.gate.budgets import Measurements, check_budgets
+    from edgepack.recipe.schema import Budgets
+
+    nodes = [
+        Node(0, "CONV_2D", "model/conv1", conv(), 1000),
+        Node(1, "CONV_3D", None, op("CONV_3D", [act(1, 2, 8, 8, 4)], [act(1, 2, 8, 8, 4)]), 3000),
+    ]
+    budgets = Budgets(gpu_compatible=True, min_gpu_macs_share=0.2)
+    plain = Measurements(size_bytes=1, accuracy_float=None, accuracy_tflite=None, latency_p90_ms={})
+    results = {r.name: r for r in check_budgets(budgets, Measurements(**{**plain.__dict__, "gpu": judge(nodes)}))}
+    assert not results["gpu_compatible"].passed and results["gpu_compatible"].measured == 1
+    assert results["gpu_compatible"].detail == "op 1 CONV_3D: Not supported op CONV_3D"  # no layer, no "()"
+    assert results["min_gpu_macs_share"].passed and results["min_gpu_macs_share"].measured == pytest.approx(0.25)
+    assert results["min_gpu_macs_share"].detail == "1 of 2 ops, 25.0 % of MACs on the GPU"
+    missing = {r.name: r for r in check_budgets(budgets, plain)}  # no verdict: both fail, saying so
+    for name in ("gpu_compatible", "min_gpu_macs_share"):
+        assert not missing[name].passed and missing[name].measured is None
+        assert missing[name].detail == "the GPU delegate's verdict was not computed"
