@@ -11,6 +11,7 @@ a newer field set reads as a cache miss, never as a wrong record.
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import ItemsView, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
@@ -123,7 +124,7 @@ class Throughput:
     @property
     def best(self) -> ThroughputCell | None:
         """The cell with the most inferences per second (a tie: fewer threads, then the smaller batch)."""
-        timed = [cell for cell in self.cells if cell.ips is not None]
+        timed = [cell for cell in self.cells if cell.ips is not None and math.isfinite(cell.ips)]
         return max(timed, key=lambda c: (c.ips, -c.threads, -c.batch), default=None)
 
     def to_dict(self) -> dict[str, Any]:

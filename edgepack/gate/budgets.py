@@ -341,7 +341,13 @@ def _throughput(budgets: Budgets, measured: Measurements) -> list[BudgetResult]:
         grid = measured.throughput.get(device)
         best = grid.best if grid is not None else None
         if best is None:
-            why = "it timed no grid" if grid is None else "no cell of its grid ran"
+            why = (
+                "it timed no grid"
+                if grid is None
+                else "no cell of its grid ran"
+                if grid.cells
+                else "its runner gave no grid"
+            )
             results.append(_at_least(f"min_throughput_ips.{device}", value, None, "inferences/s", f"'{device}': {why}"))
             continue
         assert grid is not None

@@ -76,10 +76,10 @@ def validate(
         throughput = None
         if grid:
             why = no_grid[device.name]
-            if why is None and grid_record:
-                throughput = Throughput.from_dict(grid_record)
-            else:
-                throughput = Throughput((), why or "the device's runner gave no throughput grid")
+            if why is not None:
+                throughput = Throughput((), why)
+            else:  # asked for: what the runner gave, and an empty grid (unmeasured, so the budget fails) if none
+                throughput = Throughput.from_dict(grid_record) if grid_record else Throughput(())
         order = tuple(record)  # the driver's keys, in its order (the record's dict keeps it)
         known = {name: record.pop(name, None) for name in RUN_FIELDS}
         validation[device.name] = DeviceRun(

@@ -24,8 +24,8 @@ def throughput_tables(validation: dict[str, DeviceRun]) -> list[Table]:
         grid = rec.throughput
         if grid is None:
             continue
-        if grid.why is not None:
-            untimed.add_row(name, grid.why)
+        if grid.why is not None or not grid.cells:
+            untimed.add_row(name, grid.why or "a grid was asked for and its runner gave none (an older runner?)")
             continue
         tables.append(grid_table(name, grid, rec.emulated))
     if untimed.rows:
@@ -50,7 +50,7 @@ def grid_table(device: str, grid: Throughput, emulated: bool) -> Table:
         table.add_row(
             str(cell.threads),
             str(cell.batch),
-            f"{cell.latency_ms['mean']:.3f} ms",
+            f"{mean:.3f} ms" if isinstance(mean := cell.latency_ms.get("mean"), int | float) else "-",
             f"{cell.per_inference_ms:.4f} ms",
             Span(f"{cell.ips:,.0f}", "best") if is_best else f"{cell.ips:,.0f}",
             Span("best", "best") if is_best else "",

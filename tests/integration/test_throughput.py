@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO, fast_tflite, invoke, work_copy
 
 from edgepack.devices.runners import runner
+from edgepack.records import Throughput
 
 THREADS, BATCHES = [1, 2, 4], [1, 8]
 
@@ -57,7 +58,8 @@ def test_host_times_every_cell_and_names_the_best(grid_bundle: dict[str, Any]) -
         assert c["latency_ms"]["runs"] == 20 and c["ips"] > 0
         assert c["per_inference_ms"] == pytest.approx(c["latency_ms"]["mean"] / c["batch"])
         assert c["ips"] == pytest.approx(c["batch"] * 1000.0 / c["latency_ms"]["mean"])
-    best = max(cells, key=lambda c: c["ips"])
+    best = Throughput.from_dict(host).best  # the code's pick (ties: fewer threads, then the smaller batch) ...
+    assert best is not None and best.ips == max(c["ips"] for c in cells)  # ... is a cell with the most
     measurements = json.loads((grid_bundle["bundle"] / "measurements.json").read_text())
     assert measurements["validation"]["host"]["throughput"] == host  # the bundle records the grid as run
     assert measurements["validation"]["tflm"]["throughput"] == {
@@ -67,27 +69,27 @@ def test_host_times_every_cell_and_names_the_best(grid_bundle: dict[str, Any]) -
     result = invoke("report", str(grid_bundle["bundle"]))
     assert result.exit_code == 0, result.stderr
     page = (grid_bundle["bundle"] / "report.html").read_text()
-    assert f"best {best['threads']} thread(s), batch {best['batch']}" in page and "throughput grid not timed" in page
+    assert f"best {best.threads} thread(s), batch {best.batch}" in page and "throughput grid not timed" in page
 
 
 def test_a_budget_just_above_the_best_fails_and_just_below_passes(grid_bundle: dict[str, Any]) -> None:
-    cells = grid_bundle["report"]["validation"]["host"]["throughput"]["cells"]
-    best = max(cells, key=lambda c: c["ips"])
+    best = Throughput.from_dict(grid_bundle["report"]["validation"]["host"]["throughput"]).best
+    assert best is not None
     folder = grid_bundle["folder"]
-    above = _grid_recipe(folder / "above", f"min_throughput_ips = {{ host = {best['ips'] * 1.001!r} }}")
+    above = _grid_recipe(folder / "above", f"min_throughput_ips = {{ host = {best.ips * 1.001!r} }}")
     junit = folder / "above.xml"
     failed = invoke("gate", str(grid_bundle["bundle"]), "--recipe", str(above), "--junit", str(junit))
     assert failed.exit_code == 3, failed.stdout + failed.stderr
     assert "min_throughput_ips.host" in failed.stderr
     xml = junit.read_text()
     case = xml[xml.index('name="min_throughput_ips.host"') :].split("</testcase>")[0]
-    assert "<failure" in case and f"measured {best['ips']:.6g} inferences/s" in case
-    below = _grid_recipe(folder / "below", f"min_throughput_ips = {{ host = {best['ips'] * 0.999!r} }}")
+    assert "<failure" in case and f"measured {best.ips:.6g} inferences/s" in case
+    below = _grid_recipe(folder / "below", f"min_throughput_ips = {{ host = {best.ips * 0.999!r} }}")
     passed = invoke("--json", "gate", str(grid_bundle["bundle"]), "--recipe", str(below))
     assert passed.exit_code == 0, passed.stdout + passed.stderr
     (result,) = [r for r in json.loads(passed.stdout)["results"] if r["name"] == "min_throughput_ips.host"]
-    assert result["passed"] and result["measured"] == pytest.approx(best["ips"])
-    assert f"{best['threads']} thread(s), batch {best['batch']}" in result["detail"]
+    assert result["passed"] and result["measured"] == pytest.approx(best.ips)
+    assert f"{best.threads} thread(s), batch {best.batch}" in result["detail"]
 
 
 @pytest.mark.parametrize(

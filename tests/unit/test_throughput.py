@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, in_recipe_file, invoke
 
 from edgepack.devices.base import RunRequest, runner_args
+from edgepack.devices.runners import runner
 from edgepack.errors import BadInputError
 from edgepack.gate.budgets import Measurements, check_budgets
 from edgepack.records import DeviceRun, Throughput, ThroughputCell
@@ -134,3 +135,37 @@ def test_the_request_counts_the_grid_invokes_and_passes_it_to_the_runner() -> No
     args = runner_args(req, "m.tflite", None)
     assert args[args.index("--grid") + 1] == "1x1,2x1,1x8"
     assert "--grid" not in runner_args(RunRequest(Path("m.tflite"), None, 10, 2, 1), "m.tflite", None)
+
+
+def test_a_grid_asked_for_and_not_returned_fails_a_one_figure_budget(tmp_path: Path) -> None:
+    """A real device whose runner gave no grid (an older runner over ssh) is unmeasured, not left out."""
+    validation = {
+        "host": _run("host", Throughput((_cell(1, 1, 0.02),))),
+        "host-1core": _run("host-1core", Throughput(())),  # asked for, none came back: no why
+    }
+    results = {r.name: r for r in check_budgets(_budgets(tmp_path, "10.0"), _measured(validation))}
+    assert results["min_throughput_ips.host"].passed
+    lost = results["min_throughput_ips.host-1core"]
+    assert not lost.passed and lost.measured is None and "its runner gave no grid" in lost.detail
+    host, untimed = throughput_tables(validation)  # and the tables say so, with no empty grid
+    assert "throughput on host" in plain(host.title)
+    assert [plain(c) for c in untimed.rows[0]][0] == "host-1core" and "gave none" in plain(untimed.rows[0][1])
+
+
+def test_a_nan_rate_is_never_the_best_whatever_its_place() -> None:
+    nan = ThroughputCell(1, 1, {"mean": 0.01}, 0.01, float("nan"))
+    good = _cell(2, 1, 0.5)  # 2,000/s
+    assert Throughput((nan, good)).best == good and Throughput((good, nan)).best == good
+
+
+def test_a_foreign_cell_without_a_mean_shows_a_dash() -> None:
+    cell = ThroughputCell(1, 1, {"p50": 0.01}, 0.01, 100_000.0)  # a hand-edited measurements.json
+    (table,) = throughput_tables({"host": _run("host", Throughput((cell,)))})
+    assert [plain(c) for c in table.rows[0]][2:5] == ["-", "0.0100 ms", "100,000"]
+
+
+def test_a_cell_the_timer_could_not_resolve_says_so() -> None:
+    cell = runner.throughput_cell(1, 8, [0.0, 0.0, 0.0])
+    assert cell["ips"] is None and cell["per_inference_ms"] is None
+    assert cell["error"].startswith("the timer resolved no time per invoke")
+    assert runner.throughput_cell(1, 8, [2.0, 2.0])["ips"] == pytest.approx(4000.0)

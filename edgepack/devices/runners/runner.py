@@ -285,12 +285,21 @@ def timed_invokes(interpreter, warmup, runs, progress):
 def throughput_cell(threads, batch, times):
     """One measured cell: the latency of an invoke (the whole batch), per inference, and inferences per second."""
     summary = percentile_summary(times)
+    if not summary["mean"] > 0:  # a clock too coarse for the invoke: no rate to give, and it says so
+        return {
+            "threads": threads,
+            "batch": batch,
+            "latency_ms": summary,
+            "per_inference_ms": None,
+            "ips": None,
+            "error": "the timer resolved no time per invoke (raise runs, or batch)",
+        }
     return {
         "threads": threads,
         "batch": batch,
         "latency_ms": summary,
         "per_inference_ms": summary["mean"] / batch,
-        "ips": batch * 1000.0 / summary["mean"] if summary["mean"] > 0 else None,
+        "ips": batch * 1000.0 / summary["mean"],
         "error": None,
     }
 
