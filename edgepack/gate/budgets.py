@@ -374,7 +374,7 @@ def _gpu(budgets: Budgets, gpu: GpuCompatibility | None) -> list[BudgetResult]:
         refused = None if gpu is None else len(gpu.refused)
         results.append(_at_most("gpu_compatible", 0, refused, "ops refused", detail))
     if budgets.min_gpu_macs_share is not None:
-        share = None if gpu is None else gpu.mac_share
+        share = None if gpu is None else 1.0 if gpu.mac_share is None else gpu.mac_share  # no MACs: none leave
         detail = missing if gpu is None else gpu.summary()
         results.append(_at_least("min_gpu_macs_share", budgets.min_gpu_macs_share, share, "fraction", detail))
     return results

@@ -200,3 +200,13 @@ def test_the_gpu_budgets_read_the_verdict_and_fail_when_it_is_missing() -> None:
     for name in ("gpu_compatible", "min_gpu_macs_share"):
         assert not missing[name].passed and missing[name].measured is None
         assert missing[name].detail == "the GPU delegate's verdict was not computed"
+
+
+def test_a_graph_without_macs_keeps_every_mac_on_the_gpu() -> None:
+    from edgepack.gate.budgets import Measurements, check_budgets
+    from edgepack.recipe.schema import Budgets
+
+    verdict = judge([Node(0, "RELU", None, op("RELU", [act(1, 4)], [act(1, 4)]), 0)])
+    measured = Measurements(1, None, None, {}, gpu=verdict)
+    (result,) = check_budgets(Budgets(min_gpu_macs_share=1.0), measured)
+    assert result.passed and result.measured == 1.0 and result.detail == "1 of 1 ops, no MACs on the GPU"
