@@ -6,6 +6,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TMP_MARK = ".tmp-"
@@ -52,14 +54,41 @@ def replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def clean_stale_temps(folder: Path) -> None:
-    """Remove temporary entries an interrupted run left in `folder`."""
-    if folder.is_dir():
-        for entry in folder.glob(f"*{TMP_MARK}*"):
+def clean_stale_temps(folder: Path, name: str | None = None) -> None:
+    """Remove the temporary entries an interrupted run left in `folder`; only `name`'s when given (a caller
+    holding `name`'s lock knows no live writer has one: `convert` does not own `convert-dense.tmp-...`)."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name.startswith(f"{name}{TMP_MARK}") if name is not None else TMP_MARK in entry.name:
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+
+
+@contextmanager
+def locked(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """An exclusive lock on the file `path` across processes, and across machines that share its folder
+    (on NFS, Linux turns `flock` into a POSIX lock the server keeps). `waiting()` is called once, before
+    blocking, when another holder has it. Where there is no `fcntl` (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - POSIX everywhere edgepack is tested
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def path_digest(path: Path) -> str:

@@ -9,7 +9,6 @@ x86 one).
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -21,8 +20,6 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from typing import Any
 from edgepack.devices.base import tail
 from edgepack.devices.profiles import ARM_CORES, DEBIAN_PYTHON, QemuDevice, profile_path
 from edgepack.errors import BadInputError, DeviceUnreachable
+from edgepack.fsutil import locked
 from edgepack.progress import Reporter
 
 PACKAGES = ("python3", "python3-numpy", "libstdc++6")
@@ -117,7 +115,7 @@ def ensure_image(device: QemuDevice, reporter: Reporter) -> tuple[Path, dict[str
     record_path = root / "build.json"
     if not record_path.is_file():
         root.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(root.parent / f".{key}.lock"):
+        with locked(root.parent / f".{key}.lock"):
             if not record_path.is_file():
                 _build(device, root, reporter)
     return root / "rootfs", json.loads(record_path.read_text())
@@ -129,7 +127,7 @@ def view(rootfs: Path, cpu: str) -> Path:
     if (target / "proc" / "cpuinfo").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(rootfs.parent / f".view-{cpu}.lock"):
+    with locked(rootfs.parent / f".view-{cpu}.lock"):
         if (target / "proc" / "cpuinfo").is_file():
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{cpu}-", dir=target.parent))
@@ -373,14 +371,3 @@ def _hardlink_tree(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
     shutil.copytree(source, target, symlinks=True, copy_function=link)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` across processes (two validates building the same image)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
