@@ -6,6 +6,11 @@ upgraded or edited edgepack never reuses a stale stage. Its outputs live in `WOR
 file holds the same id (and a record that reads back), the stage is a cache hit. Each stage
 directory is written to a temporary directory and renamed into place, so an interrupted run never
 leaves a half-written stage.
+
+The cache may be shared by processes and machines (a work folder on NFS): a stage is looked up and
+built under its lock (`WORKDIR/RECIPE/.locks/STAGE.lock`), so of two processes that need the same
+uncached stage one builds it and the other waits, then reads it from the cache. Only the lock's holder
+writes a stage's temporary directory, so it removes those a killed writer left, and no one else's.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from edgepack.bundle.manifest import toolchain_versions
-from edgepack.fsutil import clean_stale_temps, replace_dir, temp_dir_beside
+from edgepack.fsutil import clean_stale_temps, locked, replace_dir, temp_dir_beside
 from edgepack.native import captured_native_logs
 from edgepack.pipeline.timing import StageClock
 from edgepack.progress import Reporter
@@ -28,6 +33,7 @@ from edgepack.recipe.load import canonical_json
 from edgepack.records import Record
 
 STAGE_FILE = "stage.json"
+LOCKS = ".locks"  # a recipe's stage locks, beside its stages
 R = TypeVar("R", bound=Record)
 
 
@@ -57,7 +63,6 @@ class StageCache:
         self.done: dict[str, StageOutput[Any]] = {}
         self.clock = StageClock()  # each stage's own wall seconds (pipeline/timing.py)
         root.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(root)
 
     def stage_id(self, name: str, config: Any, inputs: dict[str, str]) -> str:
         """The content hash of a stage: its settings, its inputs' ids, the toolchain and edgepack's code."""
@@ -85,6 +90,14 @@ class StageCache:
         return out
 
     def _run(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
+        def waiting() -> None:
+            self.reporter.stage(name, "waiting: another process is building it")
+
+        with locked(self.root / LOCKS / f"{name}.lock", waiting):
+            clean_stale_temps(self.root, name)  # a killed writer's: only the lock's holder writes them
+            return self._build(name, stage_id, kind, body)
+
+    def _build(self, name: str, stage_id: str, kind: type[R], body: Callable[[Path], R]) -> StageOutput[R]:
         target = self.root / name
         cached = self._load(target, stage_id, kind)
         if cached is not None:
