@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "train": ("stages", None, "Build and train the recipe's model (the float reference)."),
     "optimize": ("stages", None, "Apply the recipe's optimize stages (pruning, QAT) to the trained model."),
     "convert": ("stages", None, "Convert the optimized model to .tflite in the recipe's mode."),
+    "search": (
+        "search",
+        None,
+        "Run the recipe's [convert.search] as an Optuna study several workers and machines share.",
+    ),
     "evaluate": ("stages", None, "Accuracy of the float, optimized and .tflite models on the test split."),
     "validate": ("stages", None, "Measure latency, memory and output parity of the .tflite on the recipe's devices."),
     "bundle": ("stages", None, "Write the bundle: the model with its metadata, labels, formats and manifests."),

@@ -7,6 +7,7 @@ as failing), and the Pareto front over size, latency, arena and the metric."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgepack.errors import BadInputError
@@ -74,16 +75,34 @@ def check_search_device(recipe: Recipe, device: Any) -> None:
 
 def search(p: RunInputs, device: Any, sources: list[Source], trained: StageOutput[TrainRecord]) -> SearchResult:
     """Every candidate from every source on `device` (measured once per run: latency is never cached; the
-    runner has checked the device with `check_search_device`)."""
+    runner has checked the device with `check_search_device`). With `search.storage`, the candidates are the
+    trials of an Optuna study every worker sharing the storage works through (pipeline/study.py), and the
+    pick is made from the study's records, the same in every worker."""
     settings = p.recipe.convert.search
     assert settings is not None
     from edgepack.pipeline.evaluate import judge
 
     search = settings
-    candidates = []
-    for source in sources:  # one judge per source: its Keras model's outputs on the test split, read once
-        referee = judge(p, source.stage, trained)
-        candidates += [_measured(p, device, source, referee, c, trained) for c in search_candidates(p.recipe.convert)]
+    tasks = {c.label + s.suffix: (s, c) for s in sources for c in search_candidates(p.recipe.convert)}
+    referees: dict[int, Any] = {}  # one judge per source (its Keras model's outputs on the test split), made once
+
+    def run_one(label: str) -> dict[str, Any]:
+        source, candidate = tasks[label]
+        key = sources.index(source)
+        if key not in referees:
+            referees[key] = judge(p, source.stage, trained)
+        return _measured(p, device, source, referees[key], candidate, trained)
+
+    study = None
+    if search.storage is None:
+        candidates = [run_one(label) for label in tasks]
+    else:
+        from edgepack.pipeline.study import run_study
+
+        url = storage_url(search.storage, p.loaded.base_dir)
+        name = study_name(p, device, sources, list(tasks))
+        study = run_study(url, name, list(tasks), lambda label: _public(run_one(label)), KEYS[search.minimize])
+        candidates = [dict(study.records[label]) for label in tasks]
     chosen = pick(candidates, search.minimize, search.min_sqnr_db is not None)
     meeting = [c for c in candidates if c["meets"]]
     result = {
@@ -96,14 +115,62 @@ def search(p: RunInputs, device: Any, sources: list[Source], trained: StageOutpu
         "met": chosen["meets"],
         "chosen": chosen["mode"],
         "why": _why(search.minimize, candidates, meeting, any(s.held for s in sources)),
-        "candidates": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates],
+        "candidates": [_public(c) for c in candidates],
+        **({"study": study.to_dict()} if study is not None else {}),
     }
     if not chosen["meets"]:
         from edgepack.evaluate.judge import criterion_text
 
         wanted = criterion_text({**search.describe(), "allowed_drop": chosen["allowed_drop"]}, p.task.metric)
         p.reporter.note(f"search: no candidate meets the criterion ({wanted}); keeping the best, {chosen['mode']}")
-    return SearchResult(chosen["_stage"], chosen["_source"], result)
+    source, candidate = tasks[chosen["mode"]]
+    stage = chosen.get("_stage") or _converted(p, source, candidate, trained)  # from a study: the cached stage
+    return SearchResult(stage, source, result)
+
+
+def _public(candidate: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's record as plain data (its stage and source objects left out)."""
+    return {k: v for k, v in candidate.items() if not k.startswith("_")}
+
+
+def storage_url(url: str, base: Path) -> str:
+    """`url`, a relative journal path made absolute against `base` (the recipe's folder)."""
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:")).expanduser()
+        return f"journal:{path if path.is_absolute() else (base / path).resolve()}"
+    return url
+
+
+def study_name(p: RunInputs, device: Any, sources: list[Source], labels: list[str]) -> str:
+    """The study of this search: the recipe's name and a hash of what decides its trials' records (the
+    search settings bar the storage, the conversion, budgets and validate settings, the candidates, their
+    sources' stages, the device), so a changed recipe starts a new study in the same storage."""
+    import hashlib
+
+    from edgepack.recipe.load import canonical_json
+
+    search = p.recipe.convert.search
+    assert search is not None
+    payload = {
+        "search": search.model_dump(mode="json", exclude={"storage"}),
+        "convert": p.recipe.convert.model_dump(mode="json", exclude={"search"}),
+        "budgets": p.recipe.budgets.model_dump(mode="json"),
+        "validate": p.recipe.validation.model_dump(mode="json"),
+        "candidates": labels,
+        "sources": [s.stage.id for s in sources],
+        "device": device.name,
+    }
+    return f"{p.recipe.name}-search-{hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:12]}"
+
+
+def _converted(
+    p: RunInputs, source: Source, candidate: Candidate, trained: StageOutput[TrainRecord]
+) -> StageOutput[ConvertRecord]:
+    """The candidate converted from `source`: its own cached stage."""
+    from edgepack.pipeline.convert import convert_stage
+
+    settings = candidate_settings(p.recipe.convert, candidate)
+    return convert_stage(p, settings, source.stage, trained, candidate.stage + source.stage_suffix)
 
 
 def _measured(
@@ -121,7 +188,6 @@ def _measured(
     from edgepack.devices.drivers import run_device
     from edgepack.evaluate.judge import allowed_drop, meets
     from edgepack.gate.budgets import candidate_budgets
-    from edgepack.pipeline.convert import convert_stage
     from edgepack.tasks import worsening
 
     search = p.recipe.convert.search
@@ -129,7 +195,7 @@ def _measured(
     validate = p.recipe.validation
     label = candidate.label + source.suffix
     settings = candidate_settings(p.recipe.convert, candidate)
-    stage = convert_stage(p, settings, source.stage, trained, candidate.stage + source.stage_suffix)
+    stage = _converted(p, source, candidate, trained)
     path = stage.dir / stage.record.model_file
     allowed = allowed_drop(search, referee.reference_value)
     verdict = referee.judge(path, p.reporter, f"search {label}")

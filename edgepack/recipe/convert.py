@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgepack.recipe.base import Strict
 
@@ -60,6 +60,15 @@ OBJECTIVE_WORDS = {"smallest": "size", "fastest": "latency"}
 """`objective`, as 0.3 recipes wrote it, in the words of `minimize`."""
 
 
+def storage_form(value: str) -> str:
+    """A study storage as given: "journal:PATH" or a database URL (a ValueError saying what to give)."""
+    if value == "journal:":
+        raise ValueError('"journal:" needs a path: "journal:search.journal"')
+    if not value.startswith("journal:") and "://" not in value:
+        raise ValueError(f'{value!r}: give "journal:PATH" (a file) or a database URL such as sqlite:///search.db')
+    return value
+
+
 class SearchSettings(_Criterion):
     """Convert to several modes, measure each, keep the one that minimizes `minimize` among those that
     meet the criterion (the task's metric of the .tflite against its Keras model's, on the test split).
@@ -75,6 +84,15 @@ class SearchSettings(_Criterion):
     minimize: Literal["size", "latency", "arena"] = "size"
     max_ops: int = Field(8, ge=1, le=1000)  # for int8-fallback
     device: str | None = Field(None, min_length=1)
+    # an Optuna study's storage the candidates are the trials of, shared by every worker (`edgepack search
+    # --workers N`, and the same command on machines that reach it): "journal:PATH" (relative: to the
+    # recipe's folder) or a database URL (sqlite:///search.db, postgresql://...); None: one process, no study
+    storage: str | None = Field(None, min_length=1)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_form(cls, value: str | None) -> str | None:
+        return None if value is None else storage_form(value)
 
     @model_validator(mode="before")
     @classmethod
