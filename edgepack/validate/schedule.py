@@ -1,10 +1,7 @@
 """Which devices may run at the same time: different machines yes, the same machine never.
 
-Two runs on one machine would time each other: every device whose runner uses this machine's
-CPUs (local, qemu-arm64, an ssh board at localhost, an Android emulator) is one machine; each
-other ssh host and each adb serial is its own, and a profile without a serial (the one phone
-attached) may be any of them. Machines run concurrently, the devices of one machine one after another,
-in the recipe's order.
+Two runs on one machine would time each other (which devices share a machine: devices/machines.py).
+Machines run concurrently, the devices of one machine one after another, in the recipe's order.
 """
 
 from __future__ import annotations
@@ -13,26 +10,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from edgepack.devices.profiles import AdbDevice, Device, SshDevice
+from edgepack.devices.machines import ADB_ANY, THIS_MACHINE, machine
+from edgepack.devices.profiles import Device
+
+__all__ = ["ADB_ANY", "THIS_MACHINE", "machine", "run_all"]
 
 T = TypeVar("T")
-THIS_MACHINE = "this machine"
-ADB_ANY = "adb (the one attached)"
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
-
-
-def machine(device: Device) -> str:
-    """The machine `device` runs on, as a key: runs on the same key never overlap."""
-    if isinstance(device, SshDevice):
-        host = device.host.lower()
-        return THIS_MACHINE if host in _LOOPBACK or host.startswith("127.") else f"ssh {host}"
-    if isinstance(device, AdbDevice):
-        serial = (device.serial or "").lower()
-        host = serial.rsplit(":", 1)[0] if ":" in serial else ""
-        if serial.startswith("emulator-") or host in _LOOPBACK or host.startswith("127."):
-            return THIS_MACHINE  # an Android emulator runs on this machine's CPUs
-        return f"adb {serial}" if serial else ADB_ANY
-    return THIS_MACHINE
 
 
 def run_all(devices: list[Device], work: Callable[[Device], T]) -> dict[str, T]:

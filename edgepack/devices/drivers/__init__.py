@@ -41,8 +41,16 @@ def driver_for(kind: str) -> Driver[Any]:
 
 
 def run_device(device: Device, req: RunRequest, reporter: Reporter, label: str) -> dict[str, Any]:
-    """The runner's record from `device` (latency, memory, runtime, CPU, outputs)."""
-    return driver_for(device.kind).run(device, req, reporter, label)
+    """The runner's record from `device` (latency, memory, runtime, CPU, outputs), run while holding the lock
+    of its machine: another edgepack process on this computer running on the same machine makes it wait."""
+    from edgepack.devices.machines import machine_lock
+
+    def waiting(key: str) -> None:
+        reporter.note(f"{label}: waiting for {key}: another edgepack process is running on it")
+
+    driver = driver_for(device.kind)
+    with machine_lock(device, waiting):
+        return driver.run(device, req, reporter, label)
 
 
 def check_device(device: Device, reporter: Reporter | None = None) -> dict[str, Any]:
