@@ -12,7 +12,7 @@ from typing import Any
 
 from edgepack.bundle.manifest import LABELS_FILE, MANIFEST, MEASUREMENTS, MODEL_FILE, REPORT
 from edgepack.bundle.manifest_model import Artifact, with_artifacts
-from edgepack.fsutil import atomic_write_bytes, replace_dir, temp_dir_beside
+from edgepack.fsutil import atomic_write_bytes, clean_stale_temps, locked, replace_dir, temp_dir_beside
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 NOT_ARTIFACTS = (MANIFEST, MEASUREMENTS, "manifest.sig", REPORT)  # the manifest cannot list itself nor what follows it
@@ -39,6 +39,24 @@ def write_bundle(
     directory beside `out` and renamed into place, so an interrupted run leaves the previous bundle
     (or none), never a partial one.
     """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with locked(out.parent / f".{out.name}.lock"):  # one writer of `out` at a time; it owns out's temporaries
+        clean_stale_temps(out.parent, out.name)  # a killed writer's (out.tmp-..., out.zip.tmp-...)
+        clean_stale_temps(out.parent, f"{out.name}.zip")
+        return _write(out, model, labels, manifest, extra, sign_key, measurements, report, make_zip)
+
+
+def _write(
+    out: Path,
+    model: bytes,
+    labels: list[str],
+    manifest: dict[str, Any],
+    extra: dict[str, str | bytes] | None,
+    sign_key: Path | None,
+    measurements: dict[str, Any] | None,
+    report: str | None,
+    make_zip: bool,
+) -> list[Path]:
     tmp = temp_dir_beside(out)
     try:
         (tmp / MODEL_FILE).write_bytes(model)

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
 
         Each candidate is one trial, run by one worker; every worker ends with the same pick, read from the
         study. Run the same command on another machine that reaches the storage and the work folder to join
-        it; a worker killed mid-trial leaves it failed, and the next worker runs it again.
+        it. A worker stopped mid-trial marks it failed (killed outright: the next worker started on its
+        machine does), and the candidate is run again.
         """
         from dataclasses import replace
 
@@ -54,6 +55,13 @@ def register(app: typer.Typer) -> None:
         from edgepack.pipeline.study import open_storage
         from edgepack.recipe import load_recipe
 
+        if no_cache and workers > 1:  # each worker would rebuild the stages the others are reading
+            raise BadInputError(
+                "--no-cache with --workers over 1: every worker would rebuild the stages the others read",
+                context="--no-cache",
+                hint="run `edgepack convert RECIPE --no-cache` first (or clear the work folder), then search",
+                code="search-no-cache",
+            )
         loaded = load_recipe(recipe)
         settings = loaded.recipe.convert.search
         if settings is None:
@@ -80,7 +88,7 @@ def register(app: typer.Typer) -> None:
             open_storage(url)  # a storage that cannot be opened is said before anything trains
         ref = str(loaded.path) if loaded.path is not None else (recipe or "digits")
         args = ["--json", "search", ref, "--workdir", str(workdir.resolve()), "--workers", "1"]
-        args += (["--storage", url] if url else []) + (["--no-cache"] if no_cache else [])
+        args += ["--storage", url] if url else []
         children = [_spawn(args) for _ in range(workers - 1)]  # url is set when there are any
         try:
             pipeline = Pipeline(

@@ -23,6 +23,7 @@ from typing import Any
 from edgepack.errors import BadInputError
 
 IDLE_S = 0.2  # how often an idle worker looks at the study again, while other workers finish their trials
+ORPHAN_S = 60.0  # a running trial with no worker named this long after its claim: its claimer died at once
 LABEL, RECORD, WORKER, ERROR = "candidate", "record", "worker", "error"
 
 
@@ -71,6 +72,7 @@ def run_study(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
+    _stop_on_sigterm()
     study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
     ran: list[str] = []
     while True:
@@ -82,28 +84,50 @@ def run_study(
         if trial_id is None:
             time.sleep(IDLE_S)  # the rest are running elsewhere
             continue
+        storage.set_trial_user_attr(trial_id, WORKER, worker_id())  # first: a dead claimer can be told
         label = _label(storage, trial_id)
         if label is None or _covered(study, storage, trial_id, label):
             _drop(storage, trial_id, label)
             continue
-        storage.set_trial_user_attr(trial_id, WORKER, worker_id())
         try:
             record = run_one(label)
+            storage.set_trial_user_attr(trial_id, RECORD, record)  # a record that does not store fails the trial
+            value = record.get(objective)
+            storage.set_trial_state_values(
+                trial_id, optuna.trial.TrialState.COMPLETE, [float("inf") if value is None else float(value)]
+            )
         except BaseException as exc:
-            storage.set_trial_user_attr(trial_id, ERROR, f"{type(exc).__name__}: {exc}"[:500])
-            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+            _fail(storage, trial_id, f"{type(exc).__name__}: {exc}"[:500])
             raise
-        storage.set_trial_user_attr(trial_id, RECORD, record)
-        value = record.get(objective)
-        storage.set_trial_state_values(
-            trial_id, optuna.trial.TrialState.COMPLETE, [float("inf") if value is None else float(value)]
-        )
         ran.append(label)
+    while (extra := _claim(study, storage)) is not None:  # what is still waiting duplicates a complete trial
+        _drop(storage, extra, _label(storage, extra))
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     return StudyResult(name, url, {label: done[label] for label in labels}, tuple(ran), states)
+
+
+def _fail(storage: Any, trial_id: int, why: str) -> None:
+    """Mark the trial failed, saying why, best effort: the error that failed it is the one to surface."""
+    from optuna.trial import TrialState
+
+    try:
+        storage.set_trial_user_attr(trial_id, ERROR, why)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except Exception:  # noqa: BLE001 - the storage failing too must not hide the trial's own error
+        pass
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a parent stopping its workers, a CI job cancelled) as SystemExit, so the trial is marked failed."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def worker_id() -> dict[str, Any]:
@@ -161,17 +185,12 @@ def _label(storage: Any, trial_id: int) -> str | None:
 
 
 def _covered(study: Any, storage: Any, trial_id: int, label: str) -> bool:
-    """Whether another trial already covers `label`: complete, or running since before this one (a tie: the
-    lower number); two workers' enqueues of one label are run once."""
+    """Whether another trial covers `label`: complete, or running. Two workers that claimed duplicates of one
+    label at once may both drop theirs (never both run it): the label is enqueued again, by whoever looks."""
     from optuna.trial import TrialState
 
-    mine = storage.get_trial(trial_id)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if trial._trial_id == trial_id or trial.user_attrs.get(LABEL) != label:
-            continue
-        if trial.state == TrialState.COMPLETE:
-            return True
-        if (trial.datetime_start, trial.number) < (mine.datetime_start, mine.number):
+        if trial._trial_id != trial_id and trial.user_attrs.get(LABEL) == label:
             return True
     return False
 
@@ -185,22 +204,31 @@ def _drop(storage: Any, trial_id: int, label: str | None) -> None:
 
 
 def _reap_dead_workers(study: Any, storage: Any) -> None:
-    """Mark failed the running trials of this machine's workers whose process is gone (killed mid-trial)."""
+    """Mark failed the running trials whose worker is gone: this machine's whose process has ended, and any
+    with no worker named `ORPHAN_S` after its claim (its claimer died between the claim and naming itself)."""
+    from datetime import UTC, datetime
+
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     me = worker_id()
+    now = datetime.now(tz=UTC)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER)
-        if not isinstance(worker, dict) or (worker.get("host"), worker.get("boot")) != (me["host"], me["boot"]):
+        if not isinstance(worker, dict):
+            started = trial.datetime_start
+            if started is None or (now - started.astimezone(UTC)).total_seconds() < ORPHAN_S:
+                continue
+            why = f"no worker named itself {ORPHAN_S:g} s after its claim"
+        elif (worker.get("host"), worker.get("boot")) != (me["host"], me["boot"]) or _alive(int(worker.get("pid", 0))):
             continue
-        if _alive(int(worker.get("pid", 0))):
-            continue
-        storage.set_trial_user_attr(trial._trial_id, ERROR, f"its worker (pid {worker.get('pid')}) died")
-        try:
+        else:
+            why = f"its worker (pid {worker.get('pid')}) died"
+        try:  # another worker may have marked it first: then it is finished, and both calls are refused
+            storage.set_trial_user_attr(trial._trial_id, ERROR, why)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
-            continue  # another worker marked it first
+            continue
 
 
 def _alive(pid: int) -> bool:

@@ -130,9 +130,10 @@ def test_killing_run_during_conversion_leaves_no_partial_bundle(optimized: Path,
     assert sorted(p.name for p in good.iterdir()) == ["manifest.json"]
     assert not (root / "convert").exists(), "a half-done conversion must not look like a finished stage"
     assert (root / "optimize" / "stage.json").is_file()
-    # The next run clears what the killed one left behind.
+    # The next run to take the stage's lock clears what the killed one left behind (under the lock: no live
+    # writer's temporaries are touched), and converts.
     from edgepack.pipeline import Pipeline
     from edgepack.recipe import load_recipe
 
-    Pipeline(load_recipe(str(recipe)), work)
-    assert not list(root.glob(f"*{TMP_MARK}*"))
+    Pipeline(load_recipe(str(recipe)), work).convert()
+    assert not list(root.glob(f"*{TMP_MARK}*")) and (root / "convert" / "stage.json").is_file()
