@@ -109,19 +109,28 @@ def register(app: typer.Typer) -> None:
 
 
 def _spawn(args: list[str]) -> tuple[subprocess.Popen[bytes], Any]:
-    """A worker process, its stderr kept in a file (read if it fails)."""
+    """A worker process (`--json`: its result, or its error, on stdout), its output kept in a file."""
     log = tempfile.TemporaryFile()
-    return subprocess.Popen([*CHILD, *args], stdout=subprocess.DEVNULL, stderr=log), log
+    return subprocess.Popen([*CHILD, *args], stdout=log, stderr=subprocess.STDOUT), log
 
 
 def _wait(children: list[tuple[subprocess.Popen[bytes], Any]]) -> list[str]:
-    """Wait for every worker; what each failed one said last."""
+    """Wait for every worker; what each failed one said: its error's code and message, else its last line."""
+    import json
+
     failed = []
     for proc, log in children:
         if proc.wait() != 0:
             log.seek(0)
-            said = log.read().decode(errors="replace").strip().splitlines()
-            failed.append(f"exit {proc.returncode}: {said[-1] if said else 'no message'}")
+            text = log.read().decode(errors="replace")
+            start = text.rfind('{\n  "error"')
+            try:
+                error = json.loads(text[start:]) if start >= 0 else None
+                said = f"{error['error']}: {error['message']}" if isinstance(error, dict) else None
+            except (ValueError, KeyError):
+                said = None
+            lines = text.strip().splitlines()
+            failed.append(f"exit {proc.returncode}: {said or (lines[-1] if lines else 'no message')}")
         log.close()
     return failed
 
